@@ -1,0 +1,87 @@
+using System.Runtime.InteropServices;
+
+namespace Recurrent.Kernels.Cpu;
+
+/// <summary>Status codes returned by every export of the native library.</summary>
+public enum NativeStatus
+{
+    /// <summary>Success.</summary>
+    Ok = 0,
+    /// <summary>An argument was out of range; the message names it.</summary>
+    InvalidArgument = 1,
+    /// <summary>The native side could not allocate memory.</summary>
+    OutOfMemory = 2,
+    /// <summary>Any other native failure.</summary>
+    Internal = 3,
+}
+
+/// <summary>CPU features the native kernels can use, as detected at run time.</summary>
+[Flags]
+public enum CpuFeatures : uint
+{
+    /// <summary>No vector extension beyond baseline x86-64.</summary>
+    None = 0,
+    /// <summary>AVX2 with FMA3.</summary>
+    Avx2Fma = 1,
+    /// <summary>AVX-512 Foundation.</summary>
+    Avx512F = 2,
+}
+
+/// <summary>The instruction-set level the native kernels run with.</summary>
+public enum NativeIsa
+{
+    /// <summary>The widest level the CPU supports.</summary>
+    Auto = 0,
+    /// <summary>Portable C++ without explicit vector intrinsics.</summary>
+    Portable = 1,
+    /// <summary>AVX2 + FMA kernels.</summary>
+    Avx2 = 2,
+    /// <summary>AVX-512 kernels.</summary>
+    Avx512 = 3,
+}
+
+/// <summary>A failure reported by the native library, carrying its message.</summary>
+public sealed class NativeException(NativeStatus status, string operation, string message)
+    : Exception($"{operation} failed ({status}): {message}")
+{
+    /// <summary>The status the native call returned.</summary>
+    public NativeStatus Status { get; } = status;
+}
+
+/// <summary>Managed entry points of the native CPU library (librecurrent_native).</summary>
+public static partial class NativeLibrary
+{
+    internal const string Name = "recurrent_native";
+
+    /// <summary>The native library's ABI version.</summary>
+    public static int Version => Interop.rc_version();
+
+    /// <summary>Features of this CPU that the native kernels detect.</summary>
+    public static CpuFeatures CpuFeatures => (CpuFeatures)Interop.rc_cpu_features();
+
+    /// <summary>
+    /// The instruction-set level in use. Setting a level above what the CPU supports runs the widest
+    /// supported one; tests set narrower levels to exercise the AVX2 and portable paths.
+    /// </summary>
+    public static NativeIsa Isa
+    {
+        get => (NativeIsa)Interop.rc_active_isa();
+        set => Check(Interop.rc_set_isa((int)value), nameof(Isa));
+    }
+
+    /// <summary>Throws <see cref="NativeException"/> with the thread's native message when a call failed.</summary>
+    internal static void Check(int status, string operation)
+    {
+        if (status != 0)
+            throw new NativeException((NativeStatus)status, operation, Marshal.PtrToStringUTF8(Interop.rc_last_error()) ?? "(no message)");
+    }
+
+    internal static partial class Interop
+    {
+        [LibraryImport(Name)] internal static partial int rc_version();
+        [LibraryImport(Name)] internal static partial uint rc_cpu_features();
+        [LibraryImport(Name)] internal static partial nint rc_last_error();
+        [LibraryImport(Name)] internal static partial int rc_set_isa(int isa);
+        [LibraryImport(Name)] internal static partial int rc_active_isa();
+    }
+}

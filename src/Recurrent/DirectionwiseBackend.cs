@@ -1,0 +1,214 @@
+namespace Recurrent;
+
+/// <summary>One layer and direction of a forward pass, as <see cref="DirectionwiseBackend"/> hands it to a backend.</summary>
+public readonly ref struct DirectionForward
+{
+    /// <summary>The cell.</summary>
+    public required CellKind Cell { get; init; }
+    /// <summary>T, N, I (this layer's input features) and H.</summary>
+    public required int Steps { get; init; }
+    /// <summary>N.</summary>
+    public required int Batch { get; init; }
+    /// <summary>I of this layer: the stack's input size for layer 0, D·H above.</summary>
+    public required int InputSize { get; init; }
+    /// <summary>H.</summary>
+    public required int HiddenSize { get; init; }
+    /// <summary>Whether this direction runs from t = T−1 down to 0.</summary>
+    public required bool Reverse { get; init; }
+    /// <summary>[G·H, I].</summary>
+    public required ReadOnlySpan<float> WeightIH { get; init; }
+    /// <summary>[G·H, H].</summary>
+    public required ReadOnlySpan<float> WeightHH { get; init; }
+    /// <summary>[G·H].</summary>
+    public required ReadOnlySpan<float> BiasIH { get; init; }
+    /// <summary>[G·H].</summary>
+    public required ReadOnlySpan<float> BiasHH { get; init; }
+    /// <summary>Input [T, N, I].</summary>
+    public required ReadOnlySpan<float> X { get; init; }
+    /// <summary>Initial hidden state [N, H].</summary>
+    public required ReadOnlySpan<float> H0 { get; init; }
+    /// <summary>Initial cell state [N, H] (LSTM), else empty.</summary>
+    public required ReadOnlySpan<float> C0 { get; init; }
+    /// <summary>Output [T, N, H], overwritten.</summary>
+    public required Span<float> Y { get; init; }
+    /// <summary>Final hidden state [N, H], overwritten.</summary>
+    public required Span<float> HN { get; init; }
+    /// <summary>Final cell state [N, H] (LSTM), else empty; overwritten.</summary>
+    public required Span<float> CN { get; init; }
+}
+
+/// <summary>One layer and direction of a backward pass.</summary>
+public readonly ref struct DirectionBackward
+{
+    /// <summary>The cell.</summary>
+    public required CellKind Cell { get; init; }
+    /// <summary>T.</summary>
+    public required int Steps { get; init; }
+    /// <summary>N.</summary>
+    public required int Batch { get; init; }
+    /// <summary>I of this layer.</summary>
+    public required int InputSize { get; init; }
+    /// <summary>H.</summary>
+    public required int HiddenSize { get; init; }
+    /// <summary>Whether this direction ran from t = T−1 down to 0.</summary>
+    public required bool Reverse { get; init; }
+    /// <summary>[G·H, I].</summary>
+    public required ReadOnlySpan<float> WeightIH { get; init; }
+    /// <summary>[G·H, H].</summary>
+    public required ReadOnlySpan<float> WeightHH { get; init; }
+    /// <summary>The forward pass's input [T, N, I].</summary>
+    public required ReadOnlySpan<float> X { get; init; }
+    /// <summary>Gradient of the output [T, N, H].</summary>
+    public required ReadOnlySpan<float> DY { get; init; }
+    /// <summary>Gradient of the final hidden state [N, H].</summary>
+    public required ReadOnlySpan<float> DHN { get; init; }
+    /// <summary>Gradient of the final cell state [N, H] (LSTM), else empty.</summary>
+    public required ReadOnlySpan<float> DCN { get; init; }
+    /// <summary>Gradient of the input [T, N, I], overwritten.</summary>
+    public required Span<float> DX { get; init; }
+    /// <summary>Gradient of h0 [N, H], overwritten.</summary>
+    public required Span<float> DH0 { get; init; }
+    /// <summary>Gradient of c0 [N, H] (LSTM), else empty; overwritten.</summary>
+    public required Span<float> DC0 { get; init; }
+    /// <summary>[G·H, I], accumulated into.</summary>
+    public required Span<float> DWeightIH { get; init; }
+    /// <summary>[G·H, H], accumulated into.</summary>
+    public required Span<float> DWeightHH { get; init; }
+    /// <summary>[G·H], accumulated into.</summary>
+    public required Span<float> DBiasIH { get; init; }
+    /// <summary>[G·H], accumulated into.</summary>
+    public required Span<float> DBiasHH { get; init; }
+}
+
+/// <summary>
+/// A backend that computes one layer and direction at a time. This class stacks them: it feeds each
+/// layer the previous layer's output, places the reverse direction in the upper H features, and on the
+/// way back sums the directions' input gradients. It is the one stacking of every fast backend.
+/// </summary>
+public abstract class DirectionwiseBackend : IRnnBackend
+{
+    /// <inheritdoc />
+    public abstract string Name { get; }
+
+    /// <summary>Runs one layer and direction; returns what its backward needs when <paramref name="keepForBackward"/>.</summary>
+    protected abstract IDisposable? ForwardDirection(in DirectionForward call, bool keepForBackward);
+
+    /// <summary>Back-propagates one layer and direction through the pass that returned <paramref name="saved"/>.</summary>
+    protected abstract void BackwardDirection(in DirectionBackward call, IDisposable saved);
+
+    private sealed class StackTape(int layers, int dirs) : IRnnTape
+    {
+        public float[][] LayerInputs { get; } = new float[layers][];
+        public IDisposable[,] Saved { get; } = new IDisposable[layers, dirs];
+
+        public void Dispose()
+        {
+            foreach (var saved in Saved) saved?.Dispose();
+        }
+    }
+
+    /// <inheritdoc />
+    public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward)
+    {
+        var config = parameters.Config;
+        int steps = x.Shape[0], batch = x.Shape[1], hidden = config.HiddenSize, dirs = config.Directions, nh = batch * hidden;
+        var tape = keepForBackward ? new StackTape(config.NumLayers, dirs) : null;
+        try
+        {
+            float[] layerInput = x.Data;
+            var directionOutput = dirs == 1 ? null : new float[steps * nh];
+            for (int layer = 0; layer < config.NumLayers; layer++)
+            {
+                bool last = layer == config.NumLayers - 1;
+                // The last layer writes straight into y; the layers below need a buffer of their own
+                // (kept by the tape when training, as the next layer's weight gradient needs it).
+                float[] layerOutput = last ? y.Data : new float[steps * batch * config.OutputSize];
+                if (tape is not null) tape.LayerInputs[layer] = layerInput;
+                for (int dir = 0; dir < dirs; dir++)
+                {
+                    int state = (layer * dirs + dir) * nh;
+                    var call = new DirectionForward
+                    {
+                        Cell = config.Cell, Steps = steps, Batch = batch, InputSize = config.LayerInputSize(layer), HiddenSize = hidden,
+                        Reverse = dir == 1,
+                        WeightIH = parameters[layer, dir, ParameterKind.WeightIH].Value.Data,
+                        WeightHH = parameters[layer, dir, ParameterKind.WeightHH].Value.Data,
+                        BiasIH = parameters[layer, dir, ParameterKind.BiasIH].Value.Data,
+                        BiasHH = parameters[layer, dir, ParameterKind.BiasHH].Value.Data,
+                        X = layerInput,
+                        H0 = h0.Data.AsSpan(state, nh),
+                        C0 = c0 is null ? default : c0.Data.AsSpan(state, nh),
+                        Y = directionOutput ?? layerOutput,
+                        HN = hN.Data.AsSpan(state, nh),
+                        CN = cN is null ? default : cN.Data.AsSpan(state, nh),
+                    };
+                    var saved = ForwardDirection(call, keepForBackward);
+                    if (tape is not null) tape.Saved[layer, dir] = saved ?? throw new InvalidOperationException($"{Name}: forward kept nothing for backward.");
+                    if (directionOutput is not null) Interleave(directionOutput, layerOutput, steps * batch, hidden, dirs, dir);
+                }
+                layerInput = layerOutput;
+            }
+            return tape;
+        }
+        catch
+        {
+            tape?.Dispose();
+            throw;
+        }
+    }
+
+    /// <inheritdoc />
+    public void Backward(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0)
+    {
+        if (tape is not StackTape stack)
+            throw new ArgumentException($"tape: expected a tape made by the {Name} backend.", nameof(tape));
+        var config = parameters.Config;
+        int steps = dy.Shape[0], batch = dy.Shape[1], hidden = config.HiddenSize, dirs = config.Directions, nh = batch * hidden;
+        float[] dLayerOutput = dy.Data;
+        var dyDirection = dirs == 1 ? null : new float[steps * nh];
+        for (int layer = config.NumLayers - 1; layer >= 0; layer--)
+        {
+            int inputSize = config.LayerInputSize(layer);
+            float[] dLayerInput = layer == 0 ? dx.Data : new float[steps * batch * inputSize];
+            float[]? dxDirection = dirs == 1 ? null : new float[dLayerInput.Length];
+            for (int dir = 0; dir < dirs; dir++)
+            {
+                int state = (layer * dirs + dir) * nh;
+                if (dyDirection is not null) Deinterleave(dLayerOutput, dyDirection, steps * batch, hidden, dirs, dir);
+                var call = new DirectionBackward
+                {
+                    Cell = config.Cell, Steps = steps, Batch = batch, InputSize = inputSize, HiddenSize = hidden, Reverse = dir == 1,
+                    WeightIH = parameters[layer, dir, ParameterKind.WeightIH].Value.Data,
+                    WeightHH = parameters[layer, dir, ParameterKind.WeightHH].Value.Data,
+                    X = stack.LayerInputs[layer],
+                    DY = dyDirection ?? dLayerOutput,
+                    DHN = dhN.Data.AsSpan(state, nh),
+                    DCN = dcN is null ? default : dcN.Data.AsSpan(state, nh),
+                    DX = dir == 0 ? dLayerInput : dxDirection,
+                    DH0 = dh0.Data.AsSpan(state, nh),
+                    DC0 = dc0 is null ? default : dc0.Data.AsSpan(state, nh),
+                    DWeightIH = parameters[layer, dir, ParameterKind.WeightIH].Grad.Data,
+                    DWeightHH = parameters[layer, dir, ParameterKind.WeightHH].Grad.Data,
+                    DBiasIH = parameters[layer, dir, ParameterKind.BiasIH].Grad.Data,
+                    DBiasHH = parameters[layer, dir, ParameterKind.BiasHH].Grad.Data,
+                };
+                BackwardDirection(call, stack.Saved[layer, dir]);
+            }
+            if (dxDirection is not null)
+                for (int i = 0; i < dLayerInput.Length; i++) dLayerInput[i] += dxDirection[i];
+            dLayerOutput = dLayerInput;
+        }
+    }
+
+    private static void Interleave(float[] source, float[] destination, int rows, int hidden, int dirs, int dir)
+    {
+        for (int r = 0; r < rows; r++)
+            Array.Copy(source, r * hidden, destination, (r * dirs + dir) * hidden, hidden);
+    }
+
+    private static void Deinterleave(float[] source, float[] destination, int rows, int hidden, int dirs, int dir)
+    {
+        for (int r = 0; r < rows; r++)
+            Array.Copy(source, (r * dirs + dir) * hidden, destination, r * hidden, hidden);
+    }
+}

@@ -1,0 +1,47 @@
+namespace Recurrent;
+
+/// <summary>
+/// What a backend keeps from a forward pass for the backward pass. Opaque to callers; owned by the
+/// <see cref="RnnForwardResult"/> that holds it.
+/// </summary>
+public interface IRnnTape : IDisposable
+{
+}
+
+/// <summary>
+/// A compute backend for whole recurrent stacks: the reference, the native CPU library, ILGPU.
+/// Layers validate every shape before calling, so a backend may rely on them.
+/// </summary>
+public interface IRnnBackend
+{
+    /// <summary>A short name for reports, such as <c>reference</c> or <c>native-cpu</c>.</summary>
+    string Name { get; }
+
+    /// <summary>
+    /// Runs the stack over a sequence.
+    /// </summary>
+    /// <param name="parameters">Weights in PyTorch's layout; read only.</param>
+    /// <param name="x">Input [T, N, I].</param>
+    /// <param name="h0">Initial hidden state [L·D, N, H].</param>
+    /// <param name="c0">Initial cell state [L·D, N, H] for LSTM, else null.</param>
+    /// <param name="y">Output [T, N, D·H], overwritten: forward direction in the first H features, reverse in the last H.</param>
+    /// <param name="hN">Final hidden state [L·D, N, H], overwritten.</param>
+    /// <param name="cN">Final cell state [L·D, N, H] for LSTM, else null; overwritten.</param>
+    /// <param name="keepForBackward">Whether to return a tape; without it nothing is kept per step.</param>
+    /// <returns>The tape for <see cref="Backward"/> when <paramref name="keepForBackward"/>, else null.</returns>
+    IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward);
+
+    /// <summary>
+    /// Back-propagates through the sequence of the forward pass that made <paramref name="tape"/>,
+    /// adding every parameter's gradient into <see cref="Parameter.Grad"/>.
+    /// </summary>
+    /// <param name="parameters">The weights of the forward pass; their gradients are accumulated.</param>
+    /// <param name="tape">What <see cref="Forward"/> kept.</param>
+    /// <param name="dy">Gradient of the output [T, N, D·H].</param>
+    /// <param name="dhN">Gradient of the final hidden state [L·D, N, H].</param>
+    /// <param name="dcN">Gradient of the final cell state [L·D, N, H] for LSTM, else null.</param>
+    /// <param name="dx">Gradient of the input [T, N, I], overwritten.</param>
+    /// <param name="dh0">Gradient of the initial hidden state [L·D, N, H], overwritten.</param>
+    /// <param name="dc0">Gradient of the initial cell state for LSTM, else null; overwritten.</param>
+    void Backward(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0);
+}

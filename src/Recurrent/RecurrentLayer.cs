@@ -1,0 +1,199 @@
+namespace Recurrent;
+
+/// <summary>The result of <see cref="RecurrentLayer.Forward"/>: outputs, final states and, when asked for, what backward needs.</summary>
+public sealed class RnnForwardResult : IDisposable
+{
+    internal RnnForwardResult(RecurrentLayer layer, Tensor output, Tensor hidden, Tensor? cell, IRnnTape? tape)
+    {
+        (Layer, Output, HiddenState, CellState, Tape) = (layer, output, hidden, cell, tape);
+    }
+
+    /// <summary>y [T, N, D·H]: the last layer's hidden state at every step, forward direction first.</summary>
+    public Tensor Output { get; }
+    /// <summary>hN [L·D, N, H].</summary>
+    public Tensor HiddenState { get; }
+    /// <summary>cN [L·D, N, H] for LSTM, else null.</summary>
+    public Tensor? CellState { get; }
+    /// <summary>Whether <see cref="RecurrentLayer.Backward"/> can run from this result.</summary>
+    public bool CanBackward => Tape is not null;
+
+    internal RecurrentLayer Layer { get; }
+    internal IRnnTape? Tape { get; private set; }
+
+    /// <summary>Frees what the forward pass kept for backward.</summary>
+    public void Dispose()
+    {
+        Tape?.Dispose();
+        Tape = null;
+    }
+}
+
+/// <summary>Gradients of a backward pass with respect to the inputs of the forward pass.</summary>
+/// <param name="Input">dx [T, N, I].</param>
+/// <param name="InitialHidden">dh0 [L·D, N, H].</param>
+/// <param name="InitialCell">dc0 [L·D, N, H] for LSTM, else null.</param>
+public sealed record RnnInputGradients(Tensor Input, Tensor InitialHidden, Tensor? InitialCell);
+
+/// <summary>
+/// A stack of recurrent layers with PyTorch's parameters, shapes and semantics (sequence first).
+/// Compute runs on the <see cref="IRnnBackend"/> chosen at construction.
+/// </summary>
+public abstract class RecurrentLayer
+{
+    /// <summary>Creates the layer with parameters initialised as PyTorch does (uniform in ±1/√H).</summary>
+    /// <param name="config">Cell and sizes.</param>
+    /// <param name="backend">Where compute runs; the reference when null.</param>
+    /// <param name="seed">Seed of the initialisation; a fixed default so runs repeat.</param>
+    protected RecurrentLayer(RnnConfig config, IRnnBackend? backend, int seed)
+    {
+        Config = config ?? throw new ArgumentNullException(nameof(config));
+        Backend = backend ?? ReferenceBackend.Instance;
+        Parameters = new RnnParameters(config);
+        Parameters.Reset(seed);
+    }
+
+    /// <summary>Cell and sizes.</summary>
+    public RnnConfig Config { get; }
+    /// <summary>Where compute runs.</summary>
+    public IRnnBackend Backend { get; }
+    /// <summary>Parameters and their gradients, named as PyTorch names them.</summary>
+    public RnnParameters Parameters { get; }
+
+    /// <summary>Runs the stack over a sequence.</summary>
+    /// <param name="x">Input [T, N, I], T ≥ 1, N ≥ 1.</param>
+    /// <param name="h0">Initial hidden state [L·D, N, H]; zeros when null.</param>
+    /// <param name="c0">Initial cell state [L·D, N, H] (LSTM only); zeros when null.</param>
+    /// <param name="keepForBackward">Keep what <see cref="Backward"/> needs. Without it, inference keeps O(N·H) per layer and nothing per step.</param>
+    /// <exception cref="ArgumentException">A shape does not match; the message names the argument, the expected and the actual shape.</exception>
+    public RnnForwardResult Forward(Tensor x, Tensor? h0 = null, Tensor? c0 = null, bool keepForBackward = false)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        if (x.Rank != 3 || x.Shape[0] < 1 || x.Shape[1] < 1 || x.Shape[2] != Config.InputSize)
+            throw new ArgumentException($"x: expected shape [T, N, {Config.InputSize}] with T ≥ 1 and N ≥ 1, got {Tensor.FormatShape(x.Shape)}.", nameof(x));
+        int steps = x.Shape[0], batch = x.Shape[1];
+        int[] state = Config.StateShape(batch);
+        if (h0 is not null) Tensor.RequireShape(h0, nameof(h0), state);
+        if (c0 is not null)
+        {
+            if (!Config.Cell.HasCellState()) throw new ArgumentException($"c0: a {Config.Cell} layer has no cell state; pass null.", nameof(c0));
+            Tensor.RequireShape(c0, nameof(c0), state);
+        }
+        bool hasCell = Config.Cell.HasCellState();
+        var y = new Tensor(steps, batch, Config.OutputSize);
+        var hN = new Tensor(state);
+        var cN = hasCell ? new Tensor(state) : null;
+        var tape = Backend.Forward(Parameters, x, h0 ?? new Tensor(state), hasCell ? c0 ?? new Tensor(state) : null, y, hN, cN, keepForBackward);
+        return new RnnForwardResult(this, y, hN, cN, tape);
+    }
+
+    /// <summary>
+    /// Back-propagates through the forward pass <paramref name="forward"/> (run with keepForBackward), adding
+    /// every parameter's gradient into its <see cref="Parameter.Grad"/> as PyTorch's autograd does.
+    /// Works whatever mode the layer is in; the weights must be those the forward pass used.
+    /// </summary>
+    /// <param name="forward">The forward pass to differentiate.</param>
+    /// <param name="dy">Gradient of the output [T, N, D·H]; zeros when null.</param>
+    /// <param name="dhN">Gradient of the final hidden state [L·D, N, H]; zeros when null.</param>
+    /// <param name="dcN">Gradient of the final cell state (LSTM only); zeros when null.</param>
+    /// <returns>dx, dh0 and (LSTM) dc0.</returns>
+    /// <exception cref="InvalidOperationException">The forward pass kept nothing for backward, or was disposed.</exception>
+    /// <exception cref="ArgumentException">A shape does not match, or the result came from another layer.</exception>
+    public RnnInputGradients Backward(RnnForwardResult forward, Tensor? dy, Tensor? dhN = null, Tensor? dcN = null)
+    {
+        ArgumentNullException.ThrowIfNull(forward);
+        if (!ReferenceEquals(forward.Layer, this))
+            throw new ArgumentException("forward: the result comes from another layer.", nameof(forward));
+        var tape = forward.Tape ?? throw new InvalidOperationException(
+            "forward: this forward pass kept nothing for backward (run Forward with keepForBackward: true), or it was disposed.");
+        int steps = forward.Output.Shape[0], batch = forward.Output.Shape[1];
+        int[] state = Config.StateShape(batch);
+        if (dy is not null) Tensor.RequireShape(dy, nameof(dy), steps, batch, Config.OutputSize);
+        if (dhN is not null) Tensor.RequireShape(dhN, nameof(dhN), state);
+        if (dcN is not null)
+        {
+            if (!Config.Cell.HasCellState()) throw new ArgumentException($"dcN: a {Config.Cell} layer has no cell state; pass null.", nameof(dcN));
+            Tensor.RequireShape(dcN, nameof(dcN), state);
+        }
+        bool hasCell = Config.Cell.HasCellState();
+        var dx = new Tensor(steps, batch, Config.InputSize);
+        var dh0 = new Tensor(state);
+        var dc0 = hasCell ? new Tensor(state) : null;
+        Backend.Backward(Parameters, tape, dy ?? new Tensor(steps, batch, Config.OutputSize), dhN ?? new Tensor(state),
+            hasCell ? dcN ?? new Tensor(state) : null, dx, dh0, dc0);
+        return new RnnInputGradients(dx, dh0, dc0);
+    }
+
+    /// <summary>Sets every parameter gradient to zero.</summary>
+    public void ZeroGrad() => Parameters.ZeroGrad();
+
+    /// <summary>Saves the parameters as a safetensors file under PyTorch's names (atomically: temporary file, then rename).</summary>
+    public void Save(string path) =>
+        SafeTensors.Write(path, Parameters.All.Select(p => KeyValuePair.Create(p.Name, p.Value)),
+            new Dictionary<string, string> { ["format"] = "pt", ["recurrent.cell"] = Config.Cell.ToString() });
+
+    /// <summary>
+    /// Loads parameters from a safetensors file, such as one written by PyTorch's <c>save_file(rnn.state_dict(), path)</c>.
+    /// Nothing is changed unless the whole file is valid.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A tensor is missing, extra or misshaped, the dtype is not F32, or the file is malformed; the message names the file and the tensor.</exception>
+    public void Load(string path)
+    {
+        var tensors = SafeTensors.Read(path);
+        foreach (var p in Parameters.All)
+        {
+            if (!tensors.TryGetValue(p.Name, out var t))
+                throw new InvalidDataException($"{path}: tensor '{p.Name}' is missing; a {Config.Cell} layer with this configuration needs {string.Join(", ", Parameters.All.Select(q => q.Name))}.");
+            if (!t.HasShape([.. p.Value.Shape]))
+                throw new InvalidDataException($"{path}: tensor '{p.Name}' has shape {Tensor.FormatShape(t.Shape)}; expected {Tensor.FormatShape(p.Value.Shape)}.");
+            int bad = Tensor.IndexOfNonFinite(t.Data);
+            if (bad >= 0) throw new InvalidDataException($"{path}: tensor '{p.Name}' element {bad} is {t.Data[bad]}; expected finite values.");
+        }
+        foreach (var name in tensors.Keys)
+            if (!Parameters.All.Any(p => p.Name == name))
+                throw new InvalidDataException($"{path}: tensor '{name}' is not a parameter of this layer; expected only {string.Join(", ", Parameters.All.Select(q => q.Name))}.");
+        foreach (var p in Parameters.All) tensors[p.Name].Data.CopyTo(p.Value.Data, 0);
+    }
+}
+
+/// <summary>Activation of an Elman RNN.</summary>
+public enum RnnActivation
+{
+    /// <summary>tanh, PyTorch's default.</summary>
+    Tanh,
+    /// <summary>relu.</summary>
+    Relu,
+}
+
+/// <summary>Which GRU: both forms are common and they are not interchangeable.</summary>
+public enum GruVariant
+{
+    /// <summary>PyTorch and cuDNN: r multiplies (W_hn h + b_hn). Use for weights from PyTorch or ONNX (linear_before_reset=1).</summary>
+    ResetAfter,
+    /// <summary>Deep Learning book and Cho et al. v3 (Keras reset_after=False): r multiplies h before W_hn.</summary>
+    ResetBefore,
+}
+
+/// <summary>A multi-layer, optionally bidirectional LSTM, as PyTorch's <c>nn.LSTM</c> (gate order i, f, g, o).</summary>
+public sealed class Lstm(int inputSize, int hiddenSize, int numLayers = 1, bool bidirectional = false, IRnnBackend? backend = null, int seed = 0)
+    : RecurrentLayer(new RnnConfig(CellKind.Lstm, inputSize, hiddenSize, numLayers, bidirectional), backend, seed);
+
+/// <summary>
+/// A multi-layer, optionally bidirectional GRU (gate order r, z, n). The variant has no default on purpose:
+/// <see cref="GruVariant.ResetAfter"/> is PyTorch's <c>nn.GRU</c>.
+/// </summary>
+public sealed class Gru(int inputSize, int hiddenSize, GruVariant variant, int numLayers = 1, bool bidirectional = false, IRnnBackend? backend = null, int seed = 0)
+    : RecurrentLayer(new RnnConfig(variant switch
+    {
+        GruVariant.ResetAfter => CellKind.GruResetAfter,
+        GruVariant.ResetBefore => CellKind.GruResetBefore,
+        _ => throw new ArgumentOutOfRangeException(nameof(variant), variant, "expected ResetAfter or ResetBefore"),
+    }, inputSize, hiddenSize, numLayers, bidirectional), backend, seed);
+
+/// <summary>A multi-layer, optionally bidirectional Elman RNN, as PyTorch's <c>nn.RNN</c>.</summary>
+public sealed class ElmanRnn(int inputSize, int hiddenSize, RnnActivation activation = RnnActivation.Tanh, int numLayers = 1, bool bidirectional = false, IRnnBackend? backend = null, int seed = 0)
+    : RecurrentLayer(new RnnConfig(activation switch
+    {
+        RnnActivation.Tanh => CellKind.RnnTanh,
+        RnnActivation.Relu => CellKind.RnnRelu,
+        _ => throw new ArgumentOutOfRangeException(nameof(activation), activation, "expected Tanh or Relu"),
+    }, inputSize, hiddenSize, numLayers, bidirectional), backend, seed);

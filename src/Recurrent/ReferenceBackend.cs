@@ -1,0 +1,56 @@
+using Recurrent.Reference;
+
+namespace Recurrent;
+
+/// <summary>
+/// The reference as a backend: widens to double, runs <see cref="ReferenceRnn"/>, narrows the results.
+/// Slow by design; the ground truth behind the same interface as the fast backends.
+/// </summary>
+public sealed class ReferenceBackend : IRnnBackend
+{
+    /// <summary>The shared instance (the backend holds no state).</summary>
+    public static ReferenceBackend Instance { get; } = new();
+
+    /// <inheritdoc />
+    public string Name => "reference";
+
+    private sealed class Tape(ReferenceForward forward) : IRnnTape
+    {
+        public ReferenceForward Forward { get; } = forward;
+        public void Dispose() { }
+    }
+
+    /// <inheritdoc />
+    public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward)
+    {
+        var forward = ReferenceRnn.Forward(ReferenceWeights.From(parameters), Widen(x), x.Shape[0], x.Shape[1], Widen(h0), c0 is null ? null : Widen(c0));
+        Narrow(forward.Output, y);
+        Narrow(forward.HiddenN, hN);
+        if (cN is not null) Narrow(forward.CellN!, cN);
+        return keepForBackward ? new Tape(forward) : null;
+    }
+
+    /// <inheritdoc />
+    public void Backward(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0)
+    {
+        if (tape is not Tape reference)
+            throw new ArgumentException("tape: expected a tape made by the reference backend.", nameof(tape));
+        var grads = ReferenceRnn.Backward(reference.Forward, Widen(dy), Widen(dhN), dcN is null ? null : Widen(dcN));
+        Narrow(grads.Input, dx);
+        Narrow(grads.HiddenZero, dh0);
+        if (dc0 is not null) Narrow(grads.CellZero!, dc0);
+        for (int i = 0; i < grads.Weights.Values.Length; i++)
+        {
+            var source = grads.Weights.Values[i];
+            var destination = parameters.All[i].Grad.Data;
+            for (int k = 0; k < source.Length; k++) destination[k] += (float)source[k];
+        }
+    }
+
+    private static double[] Widen(Tensor t) => Array.ConvertAll(t.Data, v => (double)v);
+
+    private static void Narrow(double[] source, Tensor destination)
+    {
+        for (int i = 0; i < source.Length; i++) destination.Data[i] = (float)source[i];
+    }
+}

@@ -1,0 +1,90 @@
+namespace Recurrent;
+
+/// <summary>Which parameter of a layer and direction: PyTorch's four per (layer, direction).</summary>
+public enum ParameterKind
+{
+    /// <summary><c>weight_ih_l{k}</c>: [G·H, I_k], I_0 = input size, I_k = D·H above.</summary>
+    WeightIH,
+    /// <summary><c>weight_hh_l{k}</c>: [G·H, H].</summary>
+    WeightHH,
+    /// <summary><c>bias_ih_l{k}</c>: [G·H].</summary>
+    BiasIH,
+    /// <summary><c>bias_hh_l{k}</c>: [G·H].</summary>
+    BiasHH,
+}
+
+/// <summary>
+/// The shape of a recurrent stack: cell, input size I, hidden size H, layers L and directions D (1 or 2).
+/// Letters used throughout: T steps, N batch, G gate blocks (<see cref="CellKindExtensions.GateCount"/>).
+/// </summary>
+public sealed record RnnConfig
+{
+    /// <summary>Creates a configuration, checking every size.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A size is not positive.</exception>
+    public RnnConfig(CellKind cell, int inputSize, int hiddenSize, int numLayers = 1, bool bidirectional = false)
+    {
+        _ = cell.GateCount();
+        ArgumentOutOfRangeException.ThrowIfLessThan(inputSize, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(hiddenSize, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(numLayers, 1);
+        (Cell, InputSize, HiddenSize, NumLayers, Bidirectional) = (cell, inputSize, hiddenSize, numLayers, bidirectional);
+    }
+
+    /// <summary>The cell.</summary>
+    public CellKind Cell { get; }
+    /// <summary>I: features per step of the input.</summary>
+    public int InputSize { get; }
+    /// <summary>H: features of the hidden state.</summary>
+    public int HiddenSize { get; }
+    /// <summary>L: stacked layers.</summary>
+    public int NumLayers { get; }
+    /// <summary>Whether each layer also runs over the reversed sequence.</summary>
+    public bool Bidirectional { get; }
+
+    /// <summary>D: 2 when bidirectional, else 1.</summary>
+    public int Directions => Bidirectional ? 2 : 1;
+    /// <summary>G: gate blocks of the cell.</summary>
+    public int GateCount => Cell.GateCount();
+    /// <summary>Features per step of the output: D·H.</summary>
+    public int OutputSize => Directions * HiddenSize;
+
+    /// <summary>Input features of layer <paramref name="layer"/>: I for the first, D·H above.</summary>
+    public int LayerInputSize(int layer) => layer == 0 ? InputSize : OutputSize;
+
+    /// <summary>PyTorch's name of a parameter, such as <c>weight_hh_l1_reverse</c>.</summary>
+    public static string ParameterName(ParameterKind kind, int layer, int direction)
+    {
+        string stem = kind switch
+        {
+            ParameterKind.WeightIH => "weight_ih",
+            ParameterKind.WeightHH => "weight_hh",
+            ParameterKind.BiasIH => "bias_ih",
+            ParameterKind.BiasHH => "bias_hh",
+            _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+        };
+        return direction == 0 ? $"{stem}_l{layer}" : $"{stem}_l{layer}_reverse";
+    }
+
+    /// <summary>The shape of a parameter.</summary>
+    public int[] ParameterShape(ParameterKind kind, int layer) => kind switch
+    {
+        ParameterKind.WeightIH => [GateCount * HiddenSize, LayerInputSize(layer)],
+        ParameterKind.WeightHH => [GateCount * HiddenSize, HiddenSize],
+        _ => [GateCount * HiddenSize],
+    };
+
+    /// <summary>
+    /// Every parameter in PyTorch's <c>named_parameters()</c> order: for each layer, the forward
+    /// direction's four then the reverse direction's four.
+    /// </summary>
+    public IEnumerable<(string Name, int Layer, int Direction, ParameterKind Kind, int[] Shape)> Parameters()
+    {
+        for (int layer = 0; layer < NumLayers; layer++)
+            for (int direction = 0; direction < Directions; direction++)
+                foreach (ParameterKind kind in Enum.GetValues<ParameterKind>())
+                    yield return (ParameterName(kind, layer, direction), layer, direction, kind, ParameterShape(kind, layer));
+    }
+
+    /// <summary>Shape of h0, hN (and c0, cN): [L·D, N, H].</summary>
+    public int[] StateShape(int batch) => [NumLayers * Directions, batch, HiddenSize];
+}
