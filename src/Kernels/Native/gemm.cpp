@@ -125,17 +125,36 @@ void scale_c(int64_t m, int64_t n, float beta, float* c, int64_t ldc) {
   }
 }
 
-// C[m, n] = alpha * op(A)[m, k] * Bpanels[k, n] + beta * C, with B already packed
-// (panel stride k * kPanelWidth). k > 0.
-void multiply_packed(const MacroKernel& kernel, bool trans_a, int64_t m, int64_t n, int64_t k, float alpha,
-                     const float* a, int64_t lda, const float* b_panels, float beta, float* c, int64_t ldc) {
+// Where the right-hand side of a product comes from: panels packed earlier (pack_b), or
+// op(B) itself with a buffer to pack it into during the product.
+struct RightHandSide {
+  float* panels;        // packed panels, panel stride k * kPanelWidth
+  bool packed;          // panels already hold op(B); otherwise pack from b below
+  bool trans_b;
+  const float* b;
+  int64_t ldb;
+  int64_t col0;         // first column of op(B) this product covers
+};
+
+void pack_b_parallel(bool trans_b, const float* b, int64_t ldb, int64_t k, int64_t col0, int64_t cols, float* out) {
+  int64_t panels = ceil_div(cols, kPanelWidth);
+  if (k * cols < kParallelMinMacs / 4) {
+    pack_b_panels(trans_b, b, ldb, k, col0, cols, 0, panels, out);
+    return;
+  }
+  parallel_for(panels, [&](int64_t begin, int64_t end) { pack_b_panels(trans_b, b, ldb, k, col0, cols, begin, end, out); });
+}
+
+// C[m, n] = alpha * op(A)[m, k] * op(B)[k, n] + beta * C. k > 0.
+void multiply(const MacroKernel& kernel, bool trans_a, int64_t m, int64_t n, int64_t k, float alpha,
+              const float* a, int64_t lda, const RightHandSide& rhs, float beta, float* c, int64_t ldc) {
   const int64_t panel_stride = k * kPanelWidth;
   const int64_t mc_max = mc_block(kernel), kc_max = std::min(k, kKc);
 
   // Rows [i_begin, i_end) of C, columns [j_begin, j_end) with j_begin a panel boundary.
   auto block = [&](int64_t i_begin, int64_t i_end, int64_t j_begin, int64_t j_end) {
     float* packed_a = t_packed_a.reserve(mc_max * kc_max);
-    const float* b_first = b_panels + (j_begin / kPanelWidth) * panel_stride;
+    const float* b_first = rhs.panels + (j_begin / kPanelWidth) * panel_stride;
     for (int64_t ic = i_begin; ic < i_end; ic += mc_max) {
       int64_t mc = std::min(mc_max, i_end - ic);
       for (int64_t pc = 0; pc < k; pc += kc_max) {
@@ -146,13 +165,22 @@ void multiply_packed(const MacroKernel& kernel, bool trans_a, int64_t m, int64_t
       }
     }
   };
+  // Columns [j_begin, j_end) whole: a thread that owns them packs their panels itself,
+  // which needs no barrier between packing and multiplying.
+  auto column_block = [&](int64_t j_begin, int64_t j_end) {
+    if (!rhs.packed)
+      pack_b_panels(rhs.trans_b, rhs.b, rhs.ldb, k, rhs.col0, j_end, j_begin / kPanelWidth, ceil_div(j_end, kPanelWidth),
+                    rhs.panels);
+    block(0, m, j_begin, j_end);
+  };
 
   const int threads = num_threads();
   const int64_t row_panels = ceil_div(m, kernel.mr), col_panels = ceil_div(n, kPanelWidth);
   if (threads <= 1 || m * n * k < kParallelMinMacs || in_parallel_region()) {
-    block(0, m, 0, n);
+    column_block(0, n);
   } else if (row_panels >= 4 * threads || col_panels < threads) {
-    // Many rows: split them, every thread reads all of packed B.
+    // Many rows: split them; every thread reads all of packed B.
+    if (!rhs.packed) pack_b_parallel(rhs.trans_b, rhs.b, rhs.ldb, k, rhs.col0, n, rhs.panels);
     parallel_for(row_panels, [&](int64_t begin, int64_t end) {
       block(begin * kernel.mr, std::min(end * kernel.mr, m), 0, n);
     });
@@ -160,7 +188,7 @@ void multiply_packed(const MacroKernel& kernel, bool trans_a, int64_t m, int64_t
     // Few rows (one time step of a batch): split the columns; each thread packs the
     // small A itself, which costs far less than a barrier would.
     parallel_for(col_panels, [&](int64_t begin, int64_t end) {
-      block(0, m, begin * kPanelWidth, std::min(end * kPanelWidth, n));
+      column_block(begin * kPanelWidth, std::min(end * kPanelWidth, n));
     });
   }
 }
@@ -177,15 +205,6 @@ class PanelPackedB final : public PackedB {
   AlignedBuffer storage_;
 };
 
-void pack_b_parallel(bool trans_b, const float* b, int64_t ldb, int64_t k, int64_t col0, int64_t cols, float* out) {
-  int64_t panels = ceil_div(cols, kPanelWidth);
-  if (k * cols < kParallelMinMacs / 4) {
-    pack_b_panels(trans_b, b, ldb, k, col0, cols, 0, panels, out);
-    return;
-  }
-  parallel_for(panels, [&](int64_t begin, int64_t end) { pack_b_panels(trans_b, b, ldb, k, col0, cols, begin, end, out); });
-}
-
 }  // namespace
 
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
@@ -201,9 +220,8 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
   int64_t block_cols = std::max(kPanelWidth, (kMaxPackedFloats / k) / kPanelWidth * kPanelWidth);
   for (int64_t jc = 0; jc < n; jc += block_cols) {
     int64_t cols = std::min(block_cols, n - jc);
-    float* packed_b = t_packed_b.reserve(ceil_div(cols, kPanelWidth) * k * kPanelWidth);
-    pack_b_parallel(trans_b, b, ldb, k, jc, cols, packed_b);
-    multiply_packed(kernel, trans_a, m, cols, k, alpha, a, lda, packed_b, beta, c + jc, ldc);
+    RightHandSide rhs{t_packed_b.reserve(ceil_div(cols, kPanelWidth) * k * kPanelWidth), false, trans_b, b, ldb, jc};
+    multiply(kernel, trans_a, m, cols, k, alpha, a, lda, rhs, beta, c + jc, ldc);
   }
 }
 
@@ -222,7 +240,8 @@ void sgemm_packed(bool trans_a, int64_t m, float alpha, const float* a, int64_t 
     return;
   }
   const auto& packed = static_cast<const PanelPackedB&>(b);
-  multiply_packed(select_kernel(), trans_a, m, n, k, alpha, a, lda, packed.panels(), beta, c, ldc);
+  RightHandSide rhs{packed.panels(), true, false, nullptr, 0, 0};
+  multiply(select_kernel(), trans_a, m, n, k, alpha, a, lda, rhs, beta, c, ldc);
 }
 
 }  // namespace rc

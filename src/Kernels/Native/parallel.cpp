@@ -37,8 +37,10 @@ int default_thread_count() {
   return hardware > 0 ? static_cast<int>(hardware) : 1;
 }
 
-// A fork-join pool: the dispatching thread runs chunk 0 itself and workers 1..size-1
-// run the others. One job at a time; the dispatcher holds `owner` for its duration.
+// A fork-join pool. A job is cut into at most `size` chunks that the dispatching thread
+// and the workers claim from one atomic word, so a worker the OS has not scheduled yet
+// (the machine is shared) does not hold the job up: the dispatcher runs its chunk too.
+// One job at a time; the dispatcher holds `owner_` for its duration.
 class Pool {
  public:
   explicit Pool(int size) : size_(size) {}
@@ -60,13 +62,15 @@ class Pool {
 
     body_ = &body;
     count_ = count;
-    parts_ = static_cast<int>(std::min<int64_t>(size, count));
+    int parts = static_cast<int>(std::min<int64_t>(size, count));
     error_ = nullptr;
-    pending_.store(size - 1, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
+    uint32_t job = ++job_;
+    claims_.store(pack_claim(job, parts, 0), std::memory_order_release);
     publish();
 
-    run_chunk(0);
-    for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; spins++) {
+    run_claims(job);
+    for (int spins = 0; done_.load(std::memory_order_acquire) != parts; spins++) {
       if (spins < kSpinIterations) RC_CPU_RELAX();
       else std::this_thread::yield();
     }
@@ -76,9 +80,28 @@ class Pool {
   }
 
  private:
-  void run_chunk(int part) {
-    if (part >= parts_) return;
-    int64_t begin = count_ * part / parts_, end = count_ * (part + 1) / parts_;
+  // claims_ holds the job number (high 32 bits), its chunk count and the next unclaimed chunk.
+  static uint64_t pack_claim(uint32_t job, int parts, int next) {
+    return (uint64_t{job} << 32) | (static_cast<uint64_t>(parts) << 16) | static_cast<uint64_t>(next);
+  }
+
+  // Claims and runs chunks of `job` until none is left. A claim succeeds only while the
+  // job is current, and the job cannot finish before its claimed chunks are done, so
+  // the job's fields are stable while a chunk runs.
+  void run_claims(uint32_t job) {
+    uint64_t claim = claims_.load(std::memory_order_acquire);
+    for (;;) {
+      int parts = static_cast<int>((claim >> 16) & 0xFFFF), next = static_cast<int>(claim & 0xFFFF);
+      if ((claim >> 32) != job || next >= parts) return;
+      if (!claims_.compare_exchange_weak(claim, claim + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+      run_chunk(next, parts);
+      done_.fetch_add(1, std::memory_order_release);
+      claim = claims_.load(std::memory_order_acquire);
+    }
+  }
+
+  void run_chunk(int part, int parts) {
+    int64_t begin = count_ * part / parts, end = count_ * (part + 1) / parts;
     if (begin >= end) return;
     t_in_region = true;
     try {
@@ -90,9 +113,9 @@ class Pool {
     t_in_region = false;
   }
 
-  // Makes the job written above visible and wakes sleeping workers. The generation
-  // increment and the sleeper count are both sequentially consistent, so a worker that
-  // is about to sleep either sees the new generation or is counted and notified.
+  // Makes the job visible and wakes sleeping workers. The generation increment and the
+  // sleeper count are both sequentially consistent, so a worker that is about to sleep
+  // either sees the new generation or is counted and notified.
   void publish() {
     generation_.fetch_add(1, std::memory_order_seq_cst);
     if (sleepers_.load(std::memory_order_seq_cst) > 0) {
@@ -101,7 +124,7 @@ class Pool {
     }
   }
 
-  void worker_loop(int part, uint64_t seen) {
+  void worker_loop(uint64_t seen) {
     for (;;) {
       uint64_t generation = seen;
       for (int spins = 0; spins < kSpinIterations; spins++) {
@@ -117,45 +140,40 @@ class Pool {
         generation = generation_.load(std::memory_order_acquire);
       }
       seen = generation;
-      if (stopping_) {
-        pending_.fetch_sub(1, std::memory_order_release);
-        return;
-      }
-      run_chunk(part);
-      pending_.fetch_sub(1, std::memory_order_release);
+      if (stopping_.load(std::memory_order_acquire)) return;
+      run_claims(static_cast<uint32_t>(claims_.load(std::memory_order_acquire) >> 32));
     }
   }
 
   void start_workers(int count) {
     stop_workers();
     uint64_t generation = generation_.load(std::memory_order_relaxed);
-    for (int part = 1; part <= count; part++)
-      workers_.emplace_back([this, part, generation] { worker_loop(part, generation); });
+    for (int i = 0; i < count; i++) workers_.emplace_back([this, generation] { worker_loop(generation); });
   }
 
   void stop_workers() {
     if (workers_.empty()) return;
-    stopping_ = true;
-    pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+    stopping_.store(true, std::memory_order_release);
     publish();
     for (auto& worker : workers_) worker.join();
     workers_.clear();
-    stopping_ = false;
+    stopping_.store(false, std::memory_order_relaxed);
   }
 
   std::atomic<int> size_;
   std::mutex owner_;
   std::vector<std::thread> workers_;
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<uint64_t> claims_{0};
+  std::atomic<int> done_{0};
   std::atomic<int> sleepers_{0};
+  std::atomic<bool> stopping_{false};
   std::mutex sleep_mutex_;
   std::condition_variable wake_;
-  bool stopping_ = false;
+  uint32_t job_ = 0;
 
   const std::function<void(int64_t, int64_t)>* body_ = nullptr;
   int64_t count_ = 0;
-  int parts_ = 0;
   std::mutex error_mutex_;
   std::exception_ptr error_;
 };
