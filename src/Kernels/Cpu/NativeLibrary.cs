@@ -69,6 +69,17 @@ public static partial class NativeLibrary
         set => Check(Interop.rc_set_isa((int)value), nameof(Isa));
     }
 
+    /// <summary>
+    /// Threads the native kernels use, the calling thread included (a persistent pool; default: the CPUs this process
+    /// may run on). Setting 0 or less restores the default.
+    /// </summary>
+    /// <exception cref="NativeException">The count is above 1024.</exception>
+    public static int ThreadCount
+    {
+        get => Interop.rc_get_num_threads();
+        set => Check(Interop.rc_set_num_threads(value), nameof(ThreadCount));
+    }
+
     /// <summary>Throws <see cref="NativeException"/> with the thread's native message when a call failed.</summary>
     internal static void Check(int status, string operation)
     {
@@ -83,5 +94,7 @@ public static partial class NativeLibrary
         [LibraryImport(Name)] internal static partial nint rc_last_error();
         [LibraryImport(Name)] internal static partial int rc_set_isa(int isa);
         [LibraryImport(Name)] internal static partial int rc_active_isa();
+        [LibraryImport(Name)] internal static partial int rc_set_num_threads(int count);
+        [LibraryImport(Name)] internal static partial int rc_get_num_threads();
     }
 }
