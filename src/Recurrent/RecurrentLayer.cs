@@ -36,18 +36,20 @@ public sealed record RnnInputGradients(Tensor Input, Tensor InitialHidden, Tenso
 
 /// <summary>
 /// A stack of recurrent layers with PyTorch's parameters, shapes and semantics (sequence first).
-/// Compute runs on the <see cref="IRnnBackend"/> chosen at construction.
+/// Compute runs on the <see cref="IRnnBackend"/> chosen at construction: by default the native CPU library
+/// (<see cref="NativeCpuBackend"/>), optionally the reference (<see cref="ReferenceBackend.Instance"/>) or another backend.
 /// </summary>
 public abstract class RecurrentLayer
 {
     /// <summary>Creates the layer with parameters initialised as PyTorch does (uniform in ±1/√H).</summary>
     /// <param name="config">Cell and sizes.</param>
-    /// <param name="backend">Where compute runs; the reference when null.</param>
+    /// <param name="backend">Where compute runs; when null, the native CPU library with fused kernels
+    /// (<see cref="NativeCpuBackend"/>). Pass <see cref="ReferenceBackend.Instance"/> for the double-precision reference.</param>
     /// <param name="seed">Seed of the initialisation; a fixed default so runs repeat.</param>
     protected RecurrentLayer(RnnConfig config, IRnnBackend? backend, int seed)
     {
         Config = config ?? throw new ArgumentNullException(nameof(config));
-        Backend = backend ?? ReferenceBackend.Instance;
+        Backend = backend ?? NativeCpuBackend.Default;
         Parameters = new RnnParameters(config);
         Parameters.Reset(seed);
     }

@@ -51,3 +51,42 @@ RC_EXPORT rc_status rc_sgemm_packed(int32_t trans_a, int64_t m, float alpha, con
 // the CPUs this process may run on.
 RC_EXPORT rc_status rc_set_num_threads(int32_t count);
 RC_EXPORT int32_t rc_get_num_threads(void);
+
+// ---- Recurrent layers (rnn_sequence.cpp) ----------------------------------------------------------
+// One layer and one direction over a whole sequence. Letters: T steps, N batch, I input features,
+// H hidden features, G gate blocks (Elman 1, GRU 3, LSTM 4). All buffers are row-major float32,
+// owned by the caller, and must not overlap unless stated. Gate order is PyTorch's (CellKind.cs).
+//
+// cell: 0 Elman tanh, 1 Elman relu, 2 LSTM (i, f, g, o), 3 GRU reset-after (PyTorch/cuDNN), 4 GRU reset-before.
+// fused: nonzero runs the fused pointwise kernels; zero runs each elementwise operation as its own
+// pass over whole buffers (the unfused baseline). The tape remembers the choice for backward.
+
+// What a training forward pass keeps for backward: per step and layer-direction, in bytes,
+// LSTM 24·N·H, GRU reset-after 20·N·H, GRU reset-before 16·N·H, Elman 4·N·H, plus h0 (and c0) once.
+// Owned by the caller from rc_rnn_forward until rc_rnn_tape_free.
+typedef struct rc_rnn_tape rc_rnn_tape;
+
+// Forward over x [T, N, I] from h0 (and c0 for LSTM) [N, H]; reverse != 0 walks t from T-1 to 0.
+// weight_ih [G·H, I], weight_hh [G·H, H], bias_ih and bias_hh [G·H]: read only.
+// y [T, N, H], h_n and c_n [N, H]: overwritten (c0, c_n may be null unless LSTM).
+// keep_for_backward != 0: *tape receives a new tape; else *tape (if tape is not null) is set to null and
+// nothing per step outlives the call.
+RC_EXPORT rc_status rc_rnn_forward(int32_t cell, int32_t fused, int64_t steps, int64_t batch, int64_t input_size,
+                                   int64_t hidden_size, int32_t reverse, const float* weight_ih, const float* weight_hh,
+                                   const float* bias_ih, const float* bias_hh, const float* x, const float* h0,
+                                   const float* c0, float* y, float* h_n, float* c_n, int32_t keep_for_backward,
+                                   rc_rnn_tape** tape);
+
+// Backward through the forward pass that made tape (which stays valid: backward may run again).
+// weight_ih, weight_hh and x [T, N, I] must be those of that forward pass. dy [T, N, H], dh_n and dc_n
+// [N, H] (dc_n LSTM only) are read. dx [T, N, I], dh0 and dc0 [N, H] are overwritten; dweight_ih,
+// dweight_hh, dbias_ih and dbias_hh (shaped as the weights) are accumulated into (+=).
+RC_EXPORT rc_status rc_rnn_backward(rc_rnn_tape* tape, const float* weight_ih, const float* weight_hh, const float* x,
+                                    const float* dy, const float* dh_n, const float* dc_n, float* dx, float* dh0,
+                                    float* dc0, float* dweight_ih, float* dweight_hh, float* dbias_ih, float* dbias_hh);
+
+// Bytes the tape holds (0 for null).
+RC_EXPORT int64_t rc_rnn_tape_bytes(const rc_rnn_tape* tape);
+
+// Frees a tape; null is ignored.
+RC_EXPORT void rc_rnn_tape_free(rc_rnn_tape* tape);

@@ -1,0 +1,205 @@
+using System.Runtime.InteropServices;
+
+namespace Recurrent.Kernels.Cpu;
+
+/// <summary>
+/// What a training forward pass of <see cref="NativeRnn.Forward"/> kept for its backward pass: native memory
+/// released by <see cref="SafeHandle.Dispose()"/> (or the finalizer). A disposed tape cannot be used again;
+/// a call in flight keeps it alive until it returns.
+/// </summary>
+/// <remarks>
+/// Bytes per time step of one layer and direction: LSTM 24·N·H (gates i, f, g, o; h; c), GRU reset-after
+/// 20·N·H (gates r, z, n; h; W_hn h + b_hn), GRU reset-before 16·N·H (gates; h), Elman 4·N·H (h); plus h0
+/// (and c0) once. The input x is not kept: <see cref="NativeRnn.Backward"/> takes it again.
+/// </remarks>
+public sealed class NativeRnnTape : SafeHandle
+{
+    /// <summary>An empty handle; the native library fills it (marshalling needs a public constructor).</summary>
+    public NativeRnnTape() : base(IntPtr.Zero, ownsHandle: true) { }
+
+    /// <inheritdoc />
+    public override bool IsInvalid => handle == IntPtr.Zero;
+
+    /// <summary>The cell of the forward pass.</summary>
+    public CellKind Cell { get; internal set; }
+    /// <summary>T of the forward pass.</summary>
+    public int Steps { get; internal set; }
+    /// <summary>N of the forward pass.</summary>
+    public int Batch { get; internal set; }
+    /// <summary>I of the forward pass.</summary>
+    public int InputSize { get; internal set; }
+    /// <summary>H of the forward pass.</summary>
+    public int HiddenSize { get; internal set; }
+
+    /// <summary>Bytes of native memory the tape holds.</summary>
+    /// <exception cref="ObjectDisposedException">The tape was disposed.</exception>
+    public long Bytes
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(IsClosed, this);
+            return NativeRnn.rc_rnn_tape_bytes(this);
+        }
+    }
+
+    /// <inheritdoc />
+    protected override bool ReleaseHandle()
+    {
+        NativeRnn.rc_rnn_tape_free(handle);
+        return true;
+    }
+}
+
+/// <summary>
+/// One layer and one direction of a recurrent network over a whole sequence, computed by the native library:
+/// the input projection of all T steps as one matrix product, per step the recurrent product and the
+/// pointwise kernel, and in backward the weight gradients as single products over all T·N rows.
+/// Letters: T steps, N batch, I input features, H hidden features, G gate blocks (<see cref="CellKindExtensions.GateCount"/>).
+/// </summary>
+public static partial class NativeRnn
+{
+    /// <summary>Runs one direction over a sequence.</summary>
+    /// <param name="cell">The cell; gate order as <see cref="CellKind"/> defines.</param>
+    /// <param name="fused">True for the fused pointwise kernels; false runs each elementwise operation as its own pass (the baseline).</param>
+    /// <param name="steps">T ≥ 1.</param>
+    /// <param name="batch">N ≥ 1.</param>
+    /// <param name="inputSize">I ≥ 1.</param>
+    /// <param name="hiddenSize">H ≥ 1.</param>
+    /// <param name="reverse">Whether to walk t from T−1 down to 0.</param>
+    /// <param name="weightIH">[G·H, I].</param>
+    /// <param name="weightHH">[G·H, H].</param>
+    /// <param name="biasIH">[G·H].</param>
+    /// <param name="biasHH">[G·H].</param>
+    /// <param name="x">Input [T, N, I].</param>
+    /// <param name="h0">Initial hidden state [N, H].</param>
+    /// <param name="c0">Initial cell state [N, H] for LSTM; ignored (may be empty) otherwise.</param>
+    /// <param name="y">Output [T, N, H], overwritten. Must not overlap the inputs.</param>
+    /// <param name="hN">Final hidden state [N, H], overwritten.</param>
+    /// <param name="cN">Final cell state [N, H] for LSTM, overwritten; ignored otherwise.</param>
+    /// <param name="keepForBackward">Whether to return a tape for <see cref="Backward"/>.</param>
+    /// <returns>The tape when <paramref name="keepForBackward"/>, else null.</returns>
+    /// <exception cref="ArgumentException">A size is below 1 or a buffer is too short; the message names it.</exception>
+    /// <exception cref="NativeException">The native library failed (out of memory, for one).</exception>
+    public static unsafe NativeRnnTape? Forward(CellKind cell, bool fused, int steps, int batch, int inputSize, int hiddenSize, bool reverse,
+        ReadOnlySpan<float> weightIH, ReadOnlySpan<float> weightHH, ReadOnlySpan<float> biasIH, ReadOnlySpan<float> biasHH,
+        ReadOnlySpan<float> x, ReadOnlySpan<float> h0, ReadOnlySpan<float> c0,
+        Span<float> y, Span<float> hN, Span<float> cN, bool keepForBackward)
+    {
+        CheckSizes(steps, batch, inputSize, hiddenSize);
+        int gh = cell.GateCount() * hiddenSize;
+        long nh = (long)batch * hiddenSize;
+        bool hasCell = cell.HasCellState();
+        Require(weightIH, nameof(weightIH), (long)gh * inputSize, $"[{gh}, {inputSize}]");
+        Require(weightHH, nameof(weightHH), (long)gh * hiddenSize, $"[{gh}, {hiddenSize}]");
+        Require(biasIH, nameof(biasIH), gh, $"[{gh}]");
+        Require(biasHH, nameof(biasHH), gh, $"[{gh}]");
+        Require(x, nameof(x), (long)steps * batch * inputSize, $"[{steps}, {batch}, {inputSize}]");
+        Require(h0, nameof(h0), nh, $"[{batch}, {hiddenSize}]");
+        Require(y, nameof(y), steps * nh, $"[{steps}, {batch}, {hiddenSize}]");
+        Require(hN, nameof(hN), nh, $"[{batch}, {hiddenSize}]");
+        if (hasCell)
+        {
+            Require(c0, nameof(c0), nh, $"[{batch}, {hiddenSize}]");
+            Require(cN, nameof(cN), nh, $"[{batch}, {hiddenSize}]");
+        }
+        NativeRnnTape tape;
+        int status;
+        fixed (float* pwi = weightIH, pwh = weightHH, pbi = biasIH, pbh = biasHH, px = x, ph0 = h0, pc0 = c0, py = y, phn = hN, pcn = cN)
+            status = rc_rnn_forward((int)cell, fused ? 1 : 0, steps, batch, inputSize, hiddenSize, reverse ? 1 : 0,
+                pwi, pwh, pbi, pbh, px, ph0, hasCell ? pc0 : null, py, phn, hasCell ? pcn : null, keepForBackward ? 1 : 0, out tape);
+        if (status != 0)
+        {
+            tape.Dispose();
+            NativeLibrary.Check(status, nameof(rc_rnn_forward));
+        }
+        if (keepForBackward)
+        {
+            (tape.Cell, tape.Steps, tape.Batch, tape.InputSize, tape.HiddenSize) = (cell, steps, batch, inputSize, hiddenSize);
+            return tape;
+        }
+        tape.Dispose();
+        return null;
+    }
+
+    /// <summary>
+    /// Back-propagates through the forward pass that made <paramref name="tape"/>; the tape stays valid, so
+    /// backward may run again (its parameter gradients then add up again).
+    /// </summary>
+    /// <param name="tape">From <see cref="Forward"/> with keepForBackward; not disposed. Its sizes (T, N, I, H) shape every buffer below.</param>
+    /// <param name="weightIH">[G·H, I], as in the forward pass.</param>
+    /// <param name="weightHH">[G·H, H], as in the forward pass.</param>
+    /// <param name="x">The forward pass's input [T, N, I].</param>
+    /// <param name="dy">Gradient of the output [T, N, H].</param>
+    /// <param name="dhN">Gradient of the final hidden state [N, H].</param>
+    /// <param name="dcN">Gradient of the final cell state [N, H] for LSTM; ignored otherwise.</param>
+    /// <param name="dx">Gradient of x [T, N, I], overwritten.</param>
+    /// <param name="dh0">Gradient of h0 [N, H], overwritten.</param>
+    /// <param name="dc0">Gradient of c0 [N, H] for LSTM, overwritten; ignored otherwise.</param>
+    /// <param name="dWeightIH">[G·H, I], accumulated into.</param>
+    /// <param name="dWeightHH">[G·H, H], accumulated into.</param>
+    /// <param name="dBiasIH">[G·H], accumulated into.</param>
+    /// <param name="dBiasHH">[G·H], accumulated into.</param>
+    /// <exception cref="ObjectDisposedException">The tape was disposed.</exception>
+    /// <exception cref="ArgumentException">The tape is invalid or a buffer is too short; the message names it.</exception>
+    public static unsafe void Backward(NativeRnnTape tape, ReadOnlySpan<float> weightIH, ReadOnlySpan<float> weightHH, ReadOnlySpan<float> x,
+        ReadOnlySpan<float> dy, ReadOnlySpan<float> dhN, ReadOnlySpan<float> dcN,
+        Span<float> dx, Span<float> dh0, Span<float> dc0,
+        Span<float> dWeightIH, Span<float> dWeightHH, Span<float> dBiasIH, Span<float> dBiasHH)
+    {
+        ArgumentNullException.ThrowIfNull(tape);
+        ObjectDisposedException.ThrowIf(tape.IsClosed, tape);
+        if (tape.IsInvalid) throw new ArgumentException("tape: expected a tape from a forward pass run with keepForBackward.", nameof(tape));
+        var (cell, steps, batch, inputSize, hiddenSize) = (tape.Cell, tape.Steps, tape.Batch, tape.InputSize, tape.HiddenSize);
+        int gh = cell.GateCount() * hiddenSize;
+        long nh = (long)batch * hiddenSize;
+        bool hasCell = cell.HasCellState();
+        Require(weightIH, nameof(weightIH), (long)gh * inputSize, $"[{gh}, {inputSize}]");
+        Require(weightHH, nameof(weightHH), (long)gh * hiddenSize, $"[{gh}, {hiddenSize}]");
+        Require(x, nameof(x), (long)steps * batch * inputSize, $"[{steps}, {batch}, {inputSize}]");
+        Require(dy, nameof(dy), steps * nh, $"[{steps}, {batch}, {hiddenSize}]");
+        Require(dhN, nameof(dhN), nh, $"[{batch}, {hiddenSize}]");
+        Require(dx, nameof(dx), (long)steps * batch * inputSize, $"[{steps}, {batch}, {inputSize}]");
+        Require(dh0, nameof(dh0), nh, $"[{batch}, {hiddenSize}]");
+        Require(dWeightIH, nameof(dWeightIH), (long)gh * inputSize, $"[{gh}, {inputSize}]");
+        Require(dWeightHH, nameof(dWeightHH), (long)gh * hiddenSize, $"[{gh}, {hiddenSize}]");
+        Require(dBiasIH, nameof(dBiasIH), gh, $"[{gh}]");
+        Require(dBiasHH, nameof(dBiasHH), gh, $"[{gh}]");
+        if (hasCell)
+        {
+            Require(dcN, nameof(dcN), nh, $"[{batch}, {hiddenSize}]");
+            Require(dc0, nameof(dc0), nh, $"[{batch}, {hiddenSize}]");
+        }
+        fixed (float* pwi = weightIH, pwh = weightHH, px = x, pdy = dy, pdhn = dhN, pdcn = dcN, pdx = dx, pdh0 = dh0, pdc0 = dc0,
+               pdwi = dWeightIH, pdwh = dWeightHH, pdbi = dBiasIH, pdbh = dBiasHH)
+            NativeLibrary.Check(rc_rnn_backward(tape, pwi, pwh, px, pdy, pdhn, hasCell ? pdcn : null, pdx, pdh0, hasCell ? pdc0 : null,
+                pdwi, pdwh, pdbi, pdbh), nameof(rc_rnn_backward));
+    }
+
+    private static void CheckSizes(int steps, int batch, int inputSize, int hiddenSize)
+    {
+        if (steps < 1 || batch < 1 || inputSize < 1 || hiddenSize < 1)
+            throw new ArgumentException($"steps, batch, inputSize, hiddenSize: expected ≥ 1, got {steps}, {batch}, {inputSize}, {hiddenSize}.");
+    }
+
+    private static void Require(ReadOnlySpan<float> buffer, string name, long needed, string shape)
+    {
+        if (buffer.Length < needed)
+            throw new ArgumentException($"{name}: expected {shape} ({needed} elements), got {buffer.Length} elements.", name);
+    }
+
+    [LibraryImport(NativeLibrary.Name)]
+    private static unsafe partial int rc_rnn_forward(int cell, int fused, long steps, long batch, long inputSize, long hiddenSize, int reverse,
+        float* weightIH, float* weightHH, float* biasIH, float* biasHH, float* x, float* h0, float* c0,
+        float* y, float* hN, float* cN, int keepForBackward, out NativeRnnTape tape);
+
+    [LibraryImport(NativeLibrary.Name)]
+    private static unsafe partial int rc_rnn_backward(NativeRnnTape tape, float* weightIH, float* weightHH, float* x,
+        float* dy, float* dhN, float* dcN, float* dx, float* dh0, float* dc0,
+        float* dWeightIH, float* dWeightHH, float* dBiasIH, float* dBiasHH);
+
+    [LibraryImport(NativeLibrary.Name)]
+    internal static partial long rc_rnn_tape_bytes(NativeRnnTape tape);
+
+    [LibraryImport(NativeLibrary.Name)]
+    internal static partial void rc_rnn_tape_free(nint tape);
+}

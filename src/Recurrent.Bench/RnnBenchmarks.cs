@@ -1,0 +1,165 @@
+using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Columns;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Reports;
+using BenchmarkDotNet.Running;
+
+namespace Recurrent.Bench;
+
+/// <summary>
+/// The native CPU backend on LSTM and both GRUs: inference, training forward (keeping the tape) and forward +
+/// backward, fused pointwise kernels against the unfused baseline (one pass per elementwise operation), at the
+/// standard shape T=100, N=64, I=H=512 and the small shape T=50, N=16, I=H=128. Calls the backend directly with
+/// outputs allocated in setup, so the measured region holds the layer's compute and its per-call workspaces only.
+/// </summary>
+[Config(typeof(RnnBenchmarkConfig))]
+[GroupBenchmarksBy(BenchmarkLogicalGroupRule.ByCategory)]
+[CategoriesColumn]
+public class RnnBenchmarks
+{
+    /// <summary>The cell.</summary>
+    [Params(CellKind.Lstm, CellKind.GruResetAfter, CellKind.GruResetBefore)]
+    public CellKind Cell { get; set; }
+
+    /// <summary>T_N_I_H: the standard and the small shape.</summary>
+    [Params("T100_N64_I512_H512", "T50_N16_I128_H128")]
+    public string Shape { get; set; } = "";
+
+    private static readonly NativeCpuBackend Fused = new(fused: true), Unfused = new(fused: false);
+    private RnnParameters _parameters = null!;
+    private Tensor _x = null!, _h0 = null!, _y = null!, _hN = null!, _dy = null!, _dhN = null!, _dx = null!, _dh0 = null!;
+    private Tensor? _c0, _cN, _dcN, _dc0;
+
+    /// <summary>Parses <see cref="Shape"/>.</summary>
+    public static (int Steps, int Batch, int Input, int Hidden) ParseShape(string shape)
+    {
+        var parts = shape.Split('_').Select(p => int.Parse(p[1..])).ToArray();
+        return (parts[0], parts[1], parts[2], parts[3]);
+    }
+
+    /// <summary>Allocates parameters, inputs, outputs and gradients once.</summary>
+    [GlobalSetup]
+    public void Setup()
+    {
+        var (steps, batch, input, hidden) = ParseShape(Shape);
+        var config = new RnnConfig(Cell, input, hidden);
+        _parameters = new RnnParameters(config);
+        _parameters.Reset(1);
+        var random = new Random(2);
+        Tensor Random(params int[] shape)
+        {
+            var t = new Tensor(shape);
+            for (int i = 0; i < t.Length; i++) t.Data[i] = (float)(random.NextDouble() * 2 - 1);
+            return t;
+        }
+        int[] state = config.StateShape(batch);
+        bool hasCell = Cell.HasCellState();
+        _x = Random(steps, batch, input);
+        _h0 = Random(state);
+        _c0 = hasCell ? Random(state) : null;
+        _y = new Tensor(steps, batch, hidden);
+        _hN = new Tensor(state);
+        _cN = hasCell ? new Tensor(state) : null;
+        _dy = Random(steps, batch, hidden);
+        _dhN = Random(state);
+        _dcN = hasCell ? Random(state) : null;
+        _dx = new Tensor(steps, batch, input);
+        _dh0 = new Tensor(state);
+        _dc0 = hasCell ? new Tensor(state) : null;
+    }
+
+    private void Inference(NativeCpuBackend backend) =>
+        backend.Forward(_parameters, _x, _h0, _c0, _y, _hN, _cN, keepForBackward: false);
+
+    private void TrainingForward(NativeCpuBackend backend)
+    {
+        using var tape = backend.Forward(_parameters, _x, _h0, _c0, _y, _hN, _cN, keepForBackward: true)!;
+    }
+
+    private void ForwardBackward(NativeCpuBackend backend)
+    {
+        using var tape = backend.Forward(_parameters, _x, _h0, _c0, _y, _hN, _cN, keepForBackward: true)!;
+        backend.Backward(_parameters, tape, _dy, _dhN, _dcN, _dx, _dh0, _dc0);
+    }
+
+    /// <summary>Inference, unfused pointwise work.</summary>
+    [Benchmark(Baseline = true), BenchmarkCategory(RnnBenchmarkConfig.Inference)]
+    public void InferenceUnfused() => Inference(Unfused);
+
+    /// <summary>Inference, fused kernels.</summary>
+    [Benchmark, BenchmarkCategory(RnnBenchmarkConfig.Inference)]
+    public void InferenceFused() => Inference(Fused);
+
+    /// <summary>Training forward (keeps the tape, then frees it), unfused.</summary>
+    [Benchmark(Baseline = true), BenchmarkCategory(RnnBenchmarkConfig.TrainingForward)]
+    public void TrainingForwardUnfused() => TrainingForward(Unfused);
+
+    /// <summary>Training forward, fused.</summary>
+    [Benchmark, BenchmarkCategory(RnnBenchmarkConfig.TrainingForward)]
+    public void TrainingForwardFused() => TrainingForward(Fused);
+
+    /// <summary>Forward and backward through time, unfused.</summary>
+    [Benchmark(Baseline = true), BenchmarkCategory(RnnBenchmarkConfig.ForwardBackward)]
+    public void ForwardBackwardUnfused() => ForwardBackward(Unfused);
+
+    /// <summary>Forward and backward through time, fused.</summary>
+    [Benchmark, BenchmarkCategory(RnnBenchmarkConfig.ForwardBackward)]
+    public void ForwardBackwardFused() => ForwardBackward(Fused);
+}
+
+/// <summary>Adds the GFLOP/s of the matrix products and their fraction of the machine's FMA peak.</summary>
+public sealed class RnnBenchmarkConfig : ManualConfig
+{
+    internal const string Inference = "inference", TrainingForward = "training-forward", ForwardBackward = "forward-backward";
+
+    /// <summary>
+    /// Peak single-precision FMA throughput of the project's machine on 2 cores with AVX-512, GFLOP/s
+    /// (measured, /work/shared/PEERS.md: ≈ 208–225 per core).
+    /// </summary>
+    public const double PeakGflops = 445;
+
+    /// <summary>Creates the configuration.</summary>
+    public RnnBenchmarkConfig()
+    {
+        AddColumn(new GflopsColumn(fractionOfPeak: false), new GflopsColumn(fractionOfPeak: true));
+    }
+
+    /// <summary>
+    /// Matrix-product FLOPs of one call: forward 2·T·N·G·H·(I+H), backward about twice that (dx, dh and the
+    /// weight gradients), as oneDNN and the peers' table count them.
+    /// </summary>
+    public static double Flops(CellKind cell, string shape, string category)
+    {
+        var (steps, batch, input, hidden) = RnnBenchmarks.ParseShape(shape);
+        double forward = 2.0 * steps * batch * cell.GateCount() * hidden * (input + hidden);
+        return category == ForwardBackward ? 3 * forward : forward;
+    }
+
+    private sealed class GflopsColumn(bool fractionOfPeak) : IColumn
+    {
+        public string Id => fractionOfPeak ? "PeakFraction" : "Gflops";
+        public string ColumnName => fractionOfPeak ? "of peak" : "GFLOP/s";
+        public bool AlwaysShow => true;
+        public ColumnCategory Category => ColumnCategory.Custom;
+        public int PriorityInCategory => fractionOfPeak ? 1 : 0;
+        public bool IsNumeric => true;
+        public UnitType UnitType => UnitType.Dimensionless;
+        public string Legend => fractionOfPeak
+            ? $"GFLOP/s as a fraction of the {PeakGflops} GFLOP/s FMA peak of 2 Zen 5 cores"
+            : "Matrix-product GFLOP/s (forward 2·T·N·G·H·(I+H), forward+backward 3×)";
+        public bool IsAvailable(Summary summary) => true;
+        public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
+        public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, SummaryStyle.Default);
+
+        public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style)
+        {
+            var report = summary[benchmarkCase];
+            if (report?.ResultStatistics is not { } stats) return "-";
+            var cell = (CellKind)benchmarkCase.Parameters["Cell"];
+            var shape = (string)benchmarkCase.Parameters["Shape"];
+            string category = benchmarkCase.Descriptor.Categories.FirstOrDefault() ?? Inference;
+            double gflops = Flops(cell, shape, category) / stats.Mean;  // FLOPs per ns = GFLOP/s
+            return fractionOfPeak ? (gflops / PeakGflops).ToString("P1") : gflops.ToString("F1");
+        }
+    }
+}

@@ -1,0 +1,47 @@
+using Recurrent.Kernels.Cpu;
+
+namespace Recurrent;
+
+/// <summary>
+/// The native C++ CPU library as a backend: per layer and direction, the input projection of all T steps as one
+/// matrix product, per step the recurrent product (W_hh packed once per call) and one fused pointwise kernel
+/// (AVX-512, AVX2 or portable, chosen at run time; see <see cref="NativeLibrary.Isa"/>), and in backward the
+/// weight gradients as single products over all T·N rows. The default backend of <see cref="RecurrentLayer"/>.
+/// </summary>
+/// <remarks>
+/// Training memory per time step of each layer and direction, besides the layer inputs that
+/// <see cref="DirectionwiseBackend"/> keeps: LSTM 24·N·H bytes, GRU reset-after 20·N·H, GRU reset-before 16·N·H,
+/// Elman 4·N·H. Inference keeps O(N·H) between steps and frees its per-call workspace (the [T·N, G·H] input
+/// projection) on return. The native memory of a training pass is freed when its <see cref="RnnForwardResult"/>
+/// is disposed (or finalized).
+/// </remarks>
+/// <param name="fused">
+/// True (the default) for the fused pointwise kernels; false runs every elementwise operation of a cell (bias add,
+/// each activation, each product and sum of the state update) as its own pass over whole buffers, as a framework
+/// without fusion does: the baseline that shows what fusion is worth.
+/// </param>
+public sealed class NativeCpuBackend(bool fused = true) : DirectionwiseBackend
+{
+    /// <summary>The fused instance layers use when given no backend.</summary>
+    internal static NativeCpuBackend Default { get; } = new();
+
+    /// <summary>Whether the pointwise work runs fused (one pass per step) or as one pass per operation.</summary>
+    public bool Fused { get; } = fused;
+
+    /// <inheritdoc />
+    public override string Name => Fused ? "native-cpu" : "native-cpu-unfused";
+
+    /// <inheritdoc />
+    protected override IDisposable? ForwardDirection(in DirectionForward call, bool keepForBackward) =>
+        NativeRnn.Forward(call.Cell, Fused, call.Steps, call.Batch, call.InputSize, call.HiddenSize, call.Reverse,
+            call.WeightIH, call.WeightHH, call.BiasIH, call.BiasHH, call.X, call.H0, call.C0, call.Y, call.HN, call.CN, keepForBackward);
+
+    /// <inheritdoc />
+    protected override void BackwardDirection(in DirectionBackward call, IDisposable saved)
+    {
+        if (saved is not NativeRnnTape tape)
+            throw new ArgumentException($"saved: expected what the {Name} backend's forward pass kept, got {saved?.GetType().Name ?? "null"}.", nameof(saved));
+        NativeRnn.Backward(tape, call.WeightIH, call.WeightHH, call.X, call.DY, call.DHN, call.DCN, call.DX, call.DH0, call.DC0,
+            call.DWeightIH, call.DWeightHH, call.DBiasIH, call.DBiasHH);
+    }
+}
