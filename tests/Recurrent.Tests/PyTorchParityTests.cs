@@ -202,6 +202,8 @@ public class PyTorchParityTests
             var wrong = RunReference(testCase, data, weights);
             bool anyRejected = ResultNames(testCase).Any(name =>
                 wrong[name].Zip(data[name].Data, (a, e) => !testCase.Tolerance.Accepts(a, e)).Any(rejected => rejected));
+            double largest = ResultNames(testCase).Max(name => wrong[name].Zip(data[name].Data, (a, e) => Math.Abs(a - e)).Max());
+            TestContext.Out.WriteLine($"{testCase.Name}: with {what} the largest error is {largest:g3}");
             Assert.That(anyRejected, $"{testCase.Name}: with {what} the results still pass; the comparison cannot catch that error");
         }
     }

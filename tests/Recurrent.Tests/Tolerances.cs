@@ -24,8 +24,8 @@ internal static class Tolerances
     /// sides compute the same function in double; PyTorch's results are stored rounded to float32 (unit roundoff
     /// 2⁻²⁴ ≈ 6e-8), and the layer API rounds its double results to float32 too, so the two differ by at most one
     /// float32 ulp, ≤ 2⁻²³·|value| ≈ 1.2e-7·|value|. Relative 2.5e-7 is that bound with a factor two of margin; the
-    /// absolute 1e-12 covers the double rounding of sums that cancel to nearly zero. A wrong gate order, bias or
-    /// stacking errs by 1e-2 and more.
+    /// absolute 1e-12 covers the double rounding of sums that cancel to nearly zero. A wrong gate order or
+    /// cell form errs by 0.26 and more in these cases.
     /// </summary>
     public static readonly Tolerance PyTorchFloat64 = new(Absolute: 1e-12, Relative: 2.5e-7);
 
@@ -34,7 +34,8 @@ internal static class Tolerances
     /// both directions). PyTorch's own float32 rounding dominates: sums of ≤ 26 products per gate and 6 steps of
     /// recurrence per layer. The largest error measured is 2.5e-7 absolute (PyTorchParityTests'
     /// Float32Case_LargestErrorIsWellInsideTheTolerance prints it); this bound, as in <see cref="Float32"/> but over
-    /// fewer steps, leaves a margin of about 80 and is still far below the errors of a wrong gate order (about 1e-1).
+    /// fewer steps, leaves a margin of about 80 and stays far below the errors of a wrong gate order or cell form
+    /// (0.26 to 2.8 in these cases, printed by Comparison_FailsForAWrongGateOrderOrCell).
     /// </summary>
     public static readonly Tolerance PyTorchFloat32 = new(Absolute: 2e-5, Relative: 2e-4);
 }
