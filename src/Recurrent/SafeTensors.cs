@@ -24,9 +24,14 @@ public static class SafeTensors
     /// tensors tile the body exactly, without overlaps, holes or trailing bytes.
     /// </remarks>
     /// <exception cref="InvalidDataException">The file is malformed; the message names the file and the tensor.</exception>
-    public static IReadOnlyDictionary<string, Tensor> Read(string path)
+    public static IReadOnlyDictionary<string, Tensor> Read(string path) => Read(path, out _);
+
+    /// <summary>As <see cref="Read(string)"/>, also returning the <c>__metadata__</c> strings (empty when absent).</summary>
+    internal static IReadOnlyDictionary<string, Tensor> Read(string path, out IReadOnlyDictionary<string, string> metadata)
     {
         ArgumentNullException.ThrowIfNull(path);
+        var strings = new Dictionary<string, string>(StringComparer.Ordinal);
+        metadata = strings;
         using var stream = File.OpenRead(path);
         long fileLength = stream.Length;
         if (fileLength < 8) throw Bad(path, null, $"the file has {fileLength} bytes, fewer than the 8-byte header length");
@@ -55,7 +60,7 @@ public static class SafeTensors
             foreach (var property in header.RootElement.EnumerateObject())
             {
                 if (!names.Add(property.Name)) throw Bad(path, property.Name, "it appears twice in the header");
-                if (property.Name == MetadataKey) CheckMetadata(path, property.Value);
+                if (property.Name == MetadataKey) ReadMetadata(path, property.Value, strings);
                 else entries.Add(ParseEntry(path, property.Name, property.Value, dataLength));
             }
         }
@@ -93,11 +98,14 @@ public static class SafeTensors
         return result;
     }
 
-    private static void CheckMetadata(string path, JsonElement metadata)
+    private static void ReadMetadata(string path, JsonElement metadata, Dictionary<string, string> strings)
     {
         if (metadata.ValueKind != JsonValueKind.Object) throw Bad(path, MetadataKey, "it is not an object of strings");
         foreach (var item in metadata.EnumerateObject())
+        {
             if (item.Value.ValueKind != JsonValueKind.String) throw Bad(path, MetadataKey, $"its value '{item.Name}' is not a string");
+            if (!strings.TryAdd(item.Name, item.Value.GetString()!)) throw Bad(path, MetadataKey, $"its key '{item.Name}' appears twice");
+        }
     }
 
     private static (string, int[], long, long) ParseEntry(string path, string name, JsonElement entry, long dataLength)

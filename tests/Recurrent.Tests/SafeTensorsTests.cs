@@ -172,6 +172,7 @@ public class SafeTensorsTests
         yield return Case("trailing bytes", "{" + ValidA + "}", 12, null);
         yield return Case("repeated name", "{" + ValidA + "," + Entry("a", "F32", "[2]", 8, 16) + "}", 16, "a");
         yield return Case("metadata not strings", "{\"__metadata__\":{\"k\":1}," + ValidA + "}", 8, "__metadata__");
+        yield return Case("metadata key repeated", "{\"__metadata__\":{\"k\":\"a\",\"k\":\"b\"}," + ValidA + "}", 8, "__metadata__");
         yield return Case("metadata not an object", "{\"__metadata__\":[]," + ValidA + "}", 8, "__metadata__");
     }
 
