@@ -63,7 +63,7 @@ def save_file(tensors, path, metadata=None):
         header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(blob)]}
         offset += len(blob)
         blobs.append(blob)
-    header_bytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    header_bytes = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     header_bytes += b" " * ((8 - len(header_bytes) % 8) % 8)
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(header_bytes)))
@@ -94,7 +94,7 @@ def load_file(path):
         return dict(pairs)
 
     header = json.loads(text, object_pairs_hook=no_duplicates)
-    metadata = header.pop("__metadata__", None)
+    metadata = header.pop("__metadata__", None)   # null is read as no metadata, as serde reads an Option
     if metadata is not None and not all(isinstance(v, str) for v in metadata.values()):
         raise ValueError(f"{path}: __metadata__ values must be strings")
     body = buffer[8 + n:]
@@ -300,6 +300,8 @@ def main():
         check_file(args.check_file, args.expect)
         return
     torch.use_deterministic_algorithms(True)
+    # float32 sums split across threads round differently with the thread count; one thread makes the files repeat.
+    torch.set_num_threads(1)
     check_hand_written_gru()
     os.makedirs(DATA_DIR, exist_ok=True)
     for index, name in enumerate(CASES):

@@ -100,6 +100,7 @@ public static class SafeTensors
 
     private static void ReadMetadata(string path, JsonElement metadata, Dictionary<string, string> strings)
     {
+        if (metadata.ValueKind == JsonValueKind.Null) return;   // the reference implementation reads null as no metadata
         if (metadata.ValueKind != JsonValueKind.Object) throw Bad(path, MetadataKey, "it is not an object of strings");
         foreach (var item in metadata.EnumerateObject())
         {
@@ -198,9 +199,12 @@ public static class SafeTensors
         string fileName = Path.GetFileName(fullPath);
         string temporary = Path.Combine(Path.GetDirectoryName(fullPath)!,
             $".{fileName[..Math.Min(fileName.Length, 100)]}.{Guid.NewGuid().ToString("N")[..12]}.tmp");
+        // Created before the try: if this fails there is nothing of ours to remove (and a file that happened to
+        // have the name is not ours to delete).
+        var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write);
         try
         {
-            using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write))
+            using (stream)
             {
                 Span<byte> length = stackalloc byte[8];
                 BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
@@ -217,7 +221,7 @@ public static class SafeTensors
         }
         catch
         {
-            // A failure here (say, the folder does not exist) must not hide the one being reported.
+            // A failure to clean up must not hide the failure being reported.
             try { File.Delete(temporary); } catch (IOException) { } catch (UnauthorizedAccessException) { }
             throw;
         }

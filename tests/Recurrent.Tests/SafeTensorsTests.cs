@@ -126,6 +126,13 @@ public class SafeTensorsTests
     }
 
     [Test]
+    public void Read_NullMetadata_IsNoMetadata()
+    {
+        string path = WriteRaw(_folder, "{\"__metadata__\":null," + ValidA + "}", 8);
+        Assert.That(SafeTensors.Read(path).Keys, Is.EqualTo(new[] { "a" }));
+    }
+
+    [Test]
     public void Write_RefusesRepeatedOrReservedNames()
     {
         string path = Path.Combine(_folder, "t.safetensors");
