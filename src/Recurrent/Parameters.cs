@@ -50,8 +50,20 @@ public sealed class RnnParameters
         : throw new KeyNotFoundException($"no parameter named '{name}'; expected one of {string.Join(", ", _byName.Keys)}.");
 
     /// <summary>The parameter of a layer, direction and kind.</summary>
-    public Parameter this[int layer, int direction, ParameterKind kind] =>
-        _parameters[(layer * Config.Directions + direction) * 4 + (int)kind];
+    /// <exception cref="ArgumentOutOfRangeException">The layer, direction or kind does not exist in this stack.</exception>
+    public Parameter this[int layer, int direction, ParameterKind kind]
+    {
+        get
+        {
+            // Unchecked, direction 1 of a one-way stack would silently be the next layer's parameter.
+            ArgumentOutOfRangeException.ThrowIfNegative(layer);
+            ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(layer, Config.NumLayers);
+            ArgumentOutOfRangeException.ThrowIfNegative(direction);
+            ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(direction, Config.Directions);
+            if (!Enum.IsDefined(kind)) throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown parameter kind");
+            return _parameters[(layer * Config.Directions + direction) * 4 + (int)kind];
+        }
+    }
 
     /// <summary>Sets every gradient to zero.</summary>
     public void ZeroGrad()

@@ -128,19 +128,31 @@ public abstract class RecurrentLayer
     /// <summary>Sets every parameter gradient to zero.</summary>
     public void ZeroGrad() => Parameters.ZeroGrad();
 
-    /// <summary>Saves the parameters as a safetensors file under PyTorch's names (atomically: temporary file, then rename).</summary>
+    // Save records the cell here; Load refuses a file saved from another cell of the same shapes (GRU reset-after
+    // and reset-before, RNN tanh and relu), whose weights would load silently and compute something else.
+    private const string CellMetadataKey = "recurrent.cell";
+
+    /// <summary>
+    /// Saves the parameters as a safetensors file under PyTorch's names (atomically: temporary file, then rename),
+    /// recording the cell in the metadata. PyTorch loads it with <c>load_state_dict(load_file(path))</c>.
+    /// </summary>
+    /// <exception cref="IOException">The file cannot be written; an existing file is left as it was.</exception>
     public void Save(string path) =>
         SafeTensors.Write(path, Parameters.All.Select(p => KeyValuePair.Create(p.Name, p.Value)),
-            new Dictionary<string, string> { ["format"] = "pt", ["recurrent.cell"] = Config.Cell.ToString() });
+            new Dictionary<string, string> { ["format"] = "pt", [CellMetadataKey] = Config.Cell.ToString() });
 
     /// <summary>
     /// Loads parameters from a safetensors file, such as one written by PyTorch's <c>save_file(rnn.state_dict(), path)</c>.
     /// Nothing is changed unless the whole file is valid.
     /// </summary>
-    /// <exception cref="InvalidDataException">A tensor is missing, extra or misshaped, the dtype is not F32, or the file is malformed; the message names the file and the tensor.</exception>
+    /// <exception cref="InvalidDataException">A tensor is missing, extra, misshaped or not finite, the dtype is not F32, the file was
+    /// saved from another cell, or the file is malformed; the message names the file and the tensor.</exception>
+    /// <exception cref="IOException">The file cannot be read.</exception>
     public void Load(string path)
     {
-        var tensors = SafeTensors.Read(path);
+        var tensors = SafeTensors.Read(path, out var metadata);
+        if (metadata.TryGetValue(CellMetadataKey, out var savedCell) && savedCell != Config.Cell.ToString())
+            throw new InvalidDataException($"{path}: metadata '{CellMetadataKey}' says the file was saved from a {savedCell} layer; this layer is {Config.Cell}.");
         foreach (var p in Parameters.All)
         {
             if (!tensors.TryGetValue(p.Name, out var t))

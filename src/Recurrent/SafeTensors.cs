@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
+using System.Text.Unicode;
 
 namespace Recurrent;
 
@@ -12,44 +13,73 @@ namespace Recurrent;
 public static class SafeTensors
 {
     // A header larger than this is not a parameter file; refusing it keeps a corrupt length from allocating gigabytes.
-    private const long MaxHeaderBytes = 100 * 1024 * 1024;
+    private const long MaxHeaderBytes = 100_000_000;   // the reference implementation's limit
+
+    private const string MetadataKey = "__metadata__";
 
     /// <summary>Reads every tensor of a file, in the order of their data.</summary>
+    /// <remarks>
+    /// The checks are the reference implementation's (huggingface/safetensors): the header is UTF-8 JSON, an object
+    /// of at most 10⁸ bytes without repeated names; every tensor is F32 with data_offsets matching its shape; the
+    /// tensors tile the body exactly, without overlaps, holes or trailing bytes.
+    /// </remarks>
     /// <exception cref="InvalidDataException">The file is malformed; the message names the file and the tensor.</exception>
-    public static IReadOnlyDictionary<string, Tensor> Read(string path)
+    public static IReadOnlyDictionary<string, Tensor> Read(string path) => Read(path, out _);
+
+    /// <summary>As <see cref="Read(string)"/>, also returning the <c>__metadata__</c> strings (empty when absent).</summary>
+    internal static IReadOnlyDictionary<string, Tensor> Read(string path, out IReadOnlyDictionary<string, string> metadata)
     {
         ArgumentNullException.ThrowIfNull(path);
+        var strings = new Dictionary<string, string>(StringComparer.Ordinal);
+        metadata = strings;
         using var stream = File.OpenRead(path);
         long fileLength = stream.Length;
         if (fileLength < 8) throw Bad(path, null, $"the file has {fileLength} bytes, fewer than the 8-byte header length");
         Span<byte> lengthBytes = stackalloc byte[8];
         stream.ReadExactly(lengthBytes);
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes);
-        if (headerLength > (ulong)Math.Min(MaxHeaderBytes, fileLength - 8))
+        if (headerLength > (ulong)(fileLength - 8))
             throw Bad(path, null, $"the header length {headerLength} runs past the end of the {fileLength}-byte file");
+        if (headerLength > MaxHeaderBytes)
+            throw Bad(path, null, $"the header length {headerLength} exceeds the format's limit of {MaxHeaderBytes} bytes");
         var headerBytes = new byte[headerLength];
         stream.ReadExactly(headerBytes);
         long dataLength = fileLength - 8 - (long)headerLength;
 
+        // System.Text.Json decodes names lazily and would throw InvalidOperationException on invalid UTF-8 there.
+        if (!Utf8.IsValid(headerBytes)) throw Bad(path, null, "the header is not valid UTF-8");
         JsonDocument header;
         try { header = JsonDocument.Parse(headerBytes); }
         catch (JsonException e) { throw Bad(path, null, $"the header is not valid JSON ({e.Message})"); }
 
         var entries = new List<(string Name, int[] Shape, long Begin, long End)>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
         using (header)
         {
             if (header.RootElement.ValueKind != JsonValueKind.Object) throw Bad(path, null, "the header is not a JSON object");
             foreach (var property in header.RootElement.EnumerateObject())
             {
-                if (property.Name == "__metadata__") continue;
-                entries.Add(ParseEntry(path, property.Name, property.Value, dataLength));
+                if (!names.Add(property.Name)) throw Bad(path, property.Name, "it appears twice in the header");
+                if (property.Name == MetadataKey) ReadMetadata(path, property.Value, strings);
+                else entries.Add(ParseEntry(path, property.Name, property.Value, dataLength));
             }
         }
 
-        entries.Sort((a, b) => a.Begin.CompareTo(b.Begin));
-        for (int i = 1; i < entries.Count; i++)
-            if (entries[i].Begin < entries[i - 1].End)
-                throw Bad(path, entries[i].Name, $"its data [{entries[i].Begin}, {entries[i].End}) overlaps tensor '{entries[i - 1].Name}' [{entries[i - 1].Begin}, {entries[i - 1].End})");
+        // As the reference implementation requires: the tensors tile the body from its first byte to its last,
+        // without overlaps or holes, so no byte of the file is unaccounted for.
+        entries.Sort((a, b) => a.Begin != b.Begin ? a.Begin.CompareTo(b.Begin) : a.End.CompareTo(b.End));
+        long expectedBegin = 0;
+        string? previous = null;
+        foreach (var (name, _, begin, end) in entries)
+        {
+            if (begin < expectedBegin)
+                throw Bad(path, name, $"its data [{begin}, {end}) overlaps tensor '{previous}', which ends at {expectedBegin}");
+            if (begin > expectedBegin)
+                throw Bad(path, name, $"its data starts at {begin}, leaving the bytes [{expectedBegin}, {begin}) of the body unused");
+            (expectedBegin, previous) = (end, name);
+        }
+        if (expectedBegin != dataLength)
+            throw Bad(path, previous, $"the body has {dataLength} bytes but the tensors end at {expectedBegin} (trailing bytes)");
 
         long dataStart = 8 + (long)headerLength;
         var result = new Dictionary<string, Tensor>();
@@ -66,6 +96,17 @@ public static class SafeTensors
             result.Add(name, tensor);
         }
         return result;
+    }
+
+    private static void ReadMetadata(string path, JsonElement metadata, Dictionary<string, string> strings)
+    {
+        if (metadata.ValueKind == JsonValueKind.Null) return;   // the reference implementation reads null as no metadata
+        if (metadata.ValueKind != JsonValueKind.Object) throw Bad(path, MetadataKey, "it is not an object of strings");
+        foreach (var item in metadata.EnumerateObject())
+        {
+            if (item.Value.ValueKind != JsonValueKind.String) throw Bad(path, MetadataKey, $"its value '{item.Name}' is not a string");
+            if (!strings.TryAdd(item.Name, item.Value.GetString()!)) throw Bad(path, MetadataKey, $"its key '{item.Name}' appears twice");
+        }
     }
 
     private static (string, int[], long, long) ParseEntry(string path, string name, JsonElement entry, long dataLength)
@@ -98,13 +139,26 @@ public static class SafeTensors
 
     /// <summary>
     /// Writes tensors as a safetensors file. The file is written beside the target under a temporary name and
-    /// renamed over it, so an interrupted save never leaves a half-written file.
+    /// renamed over it, so an interrupted save never leaves a half-written file, and a failed one leaves the old
+    /// file as it was and no temporary file behind.
     /// </summary>
+    /// <param name="path">The target; replaced if it exists.</param>
+    /// <param name="tensors">Name and tensor, written in this order; names must be distinct and not <c>__metadata__</c>.</param>
+    /// <param name="metadata">Free-form strings stored under <c>__metadata__</c>.</param>
+    /// <exception cref="ArgumentException">A name is null, reserved or repeated.</exception>
+    /// <exception cref="IOException">The file cannot be written (the folder is missing, the target is a folder, the disk is full).</exception>
     public static void Write(string path, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(tensors);
         var list = tensors.ToList();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (name, tensor) in list)
+        {
+            ArgumentNullException.ThrowIfNull(tensor, nameof(tensors));
+            if (name is null || name == MetadataKey || !seen.Add(name))
+                throw new ArgumentException($"tensors: the name '{name}' is null, reserved or given twice.", nameof(tensors));
+        }
         var headerJson = new StringBuilder();
         using (var buffer = new MemoryStream())
         {
@@ -141,10 +195,16 @@ public static class SafeTensors
         byte[] header = Encoding.UTF8.GetBytes(headerJson.ToString());
 
         string fullPath = Path.GetFullPath(path);
-        string temporary = Path.Combine(Path.GetDirectoryName(fullPath)!, $".{Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp");
+        // Same folder, so the rename is atomic; the name is cut so that a long target name still leaves a valid one.
+        string fileName = Path.GetFileName(fullPath);
+        string temporary = Path.Combine(Path.GetDirectoryName(fullPath)!,
+            $".{fileName[..Math.Min(fileName.Length, 100)]}.{Guid.NewGuid().ToString("N")[..12]}.tmp");
+        // Created before the try: if this fails there is nothing of ours to remove (and a file that happened to
+        // have the name is not ours to delete).
+        var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write);
         try
         {
-            using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write))
+            using (stream)
             {
                 Span<byte> length = stackalloc byte[8];
                 BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
@@ -161,7 +221,8 @@ public static class SafeTensors
         }
         catch
         {
-            File.Delete(temporary);
+            // A failure to clean up must not hide the failure being reported.
+            try { File.Delete(temporary); } catch (IOException) { } catch (UnauthorizedAccessException) { }
             throw;
         }
     }

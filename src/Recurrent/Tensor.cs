@@ -74,6 +74,7 @@ public sealed class Tensor
     /// <summary>Throws <see cref="ArgumentException"/> naming the argument if any element is NaN or infinite.</summary>
     public static void RequireFinite(Tensor tensor, string argumentName)
     {
+        ArgumentNullException.ThrowIfNull(tensor, argumentName);
         int bad = IndexOfNonFinite(tensor.Data);
         if (bad >= 0)
             throw new ArgumentException($"{argumentName}: element {bad} is {tensor.Data[bad]}; expected finite values.", argumentName);

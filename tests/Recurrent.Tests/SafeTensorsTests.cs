@@ -1,0 +1,296 @@
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Text;
+using NUnit.Framework;
+
+namespace Recurrent.Tests;
+
+/// <summary>
+/// The safetensors reader and writer: files from PyTorch load, files written here load in PyTorch
+/// (scripts/make_reference_data.py --check-file), round trips are exact, and every malformed file is an
+/// <see cref="InvalidDataException"/> naming the file and the tensor.
+/// </summary>
+[TestFixture]
+public class SafeTensorsTests
+{
+    private string _folder = "";
+
+    [SetUp]
+    public void CreateFolder() => _folder = Directory.CreateTempSubdirectory("recurrent-safetensors-").FullName;
+
+    [TearDown]
+    public void DeleteFolder() => Directory.Delete(_folder, recursive: true);
+
+    /// <summary>A file of an 8-byte header length (the true one unless given), the header bytes and the body.</summary>
+    internal static string WriteRaw(string folder, byte[] header, byte[] body, ulong? headerLength = null, string name = "raw.safetensors")
+    {
+        string path = Path.Combine(folder, name);
+        var bytes = new byte[8 + header.Length + body.Length];
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes, headerLength ?? (ulong)header.Length);
+        header.CopyTo(bytes, 8);
+        body.CopyTo(bytes, 8 + header.Length);
+        File.WriteAllBytes(path, bytes);
+        return path;
+    }
+
+    internal static string WriteRaw(string folder, string header, int bodyBytes, ulong? headerLength = null) =>
+        WriteRaw(folder, Encoding.UTF8.GetBytes(header), new byte[bodyBytes], headerLength);
+
+    private static string Entry(string name, string dtype, string shape, long begin, long end) =>
+        $"\"{name}\":{{\"dtype\":\"{dtype}\",\"shape\":{shape},\"data_offsets\":[{begin},{end}]}}";
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Interoperability with PyTorch
+    // ---------------------------------------------------------------------------------------------------------
+
+    [Test]
+    public void Read_LoadsAStateDictWrittenFromPyTorch()
+    {
+        var config = new RnnConfig(CellKind.Lstm, 5, 3, 2, bidirectional: true);
+        var tensors = SafeTensors.Read(PyTorchData.PathOf("lstm_l2_bi_f64.params.safetensors"));
+        Assert.That(tensors.Keys, Is.EquivalentTo(config.Parameters().Select(p => p.Name)));
+        foreach (var p in config.Parameters())
+            Assert.That(tensors[p.Name].Shape, Is.EqualTo(p.Shape), p.Name);
+        // PyTorch initialises uniformly in ±1/√H: the values read are of that range and not all equal.
+        var all = tensors.Values.SelectMany(t => t.Data).ToArray();
+        Assert.That(all.Max(Math.Abs), Is.LessThanOrEqualTo(1 / MathF.Sqrt(3)));
+        Assert.That(all.Distinct().Count(), Is.GreaterThan(all.Length / 2));
+    }
+
+    /// <summary>
+    /// The files in Data/recurrent are what Save writes today, and scripts/make_reference_data.py --check-file
+    /// loads them into nn.LSTM / nn.GRU with load_state_dict(strict=True) and finds them equal to PyTorch's originals.
+    /// Set RECURRENT_UPDATE_FIXTURES=1 to rewrite them after a deliberate change of the writer, then run the script's
+    /// check again.
+    /// </summary>
+    [TestCase("lstm_l2_bi_f64")]
+    [TestCase("gru_l2_bi_f64")]
+    public void Save_WritesTheCommittedFileThatPyTorchLoads(string caseName)
+    {
+        var testCase = PyTorchData.Cases.Single(c => c.Name == caseName);
+        var layer = testCase.LoadLayer();
+        string written = Path.Combine(_folder, "saved.safetensors");
+        layer.Save(written);
+        string committedName = $"{caseName}.saved.safetensors";
+        if (Environment.GetEnvironmentVariable("RECURRENT_UPDATE_FIXTURES") == "1")
+            File.Copy(written, Path.Combine(SourceDataFolder(), "recurrent", committedName), overwrite: true);
+        string committed = Path.Combine(TestContext.CurrentContext.TestDirectory, "Data", "recurrent", committedName);
+        Assert.That(File.ReadAllBytes(written), Is.EqualTo(File.ReadAllBytes(committed)),
+            $"Save no longer writes {committed}, the file checked with PyTorch; see this test's summary.");
+    }
+
+    private static string SourceDataFolder([CallerFilePath] string thisFile = "") => Path.Combine(Path.GetDirectoryName(thisFile)!, "Data");
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Round trips
+    // ---------------------------------------------------------------------------------------------------------
+
+    [Test]
+    public void SaveThenLoad_RoundTripsEveryParameterBitForBit()
+    {
+        var saved = new Gru(3, 5, GruVariant.ResetBefore, numLayers: 2, bidirectional: true, seed: 11);
+        // Values whose bits a sloppy writer would lose: −0, the smallest subnormal, the largest float.
+        var first = saved.Parameters.All[0].Value.Data;
+        (first[0], first[1], first[2], first[3]) = (-0f, float.Epsilon, float.MaxValue, -float.MaxValue);
+        string path = Path.Combine(_folder, "gru.safetensors");
+        saved.Save(path);
+
+        var loaded = new Gru(3, 5, GruVariant.ResetBefore, numLayers: 2, bidirectional: true, seed: 12);
+        loaded.Load(path);
+        for (int i = 0; i < saved.Parameters.All.Count; i++)
+            Assert.That(Bits(loaded.Parameters.All[i].Value.Data), Is.EqualTo(Bits(saved.Parameters.All[i].Value.Data)), saved.Parameters.All[i].Name);
+        Assert.That(Directory.GetFiles(_folder), Is.EqualTo(new[] { path }), "only the target remains");
+    }
+
+    [Test]
+    public void WriteThenRead_RoundTripsScalarEmptyAndThreeDimensionalTensors()
+    {
+        var random = new Random(5);
+        var tensors = new Dictionary<string, Tensor>
+        {
+            ["scalar"] = new(new[] { 3.5f }),
+            ["empty"] = new(0, 3),
+            ["cube"] = new(TestData.UniformSingle(random, 24), 2, 3, 4),
+            ["ünïcode name"] = new(new[] { 1f, 2f }, 2),
+        };
+        string path = Path.Combine(_folder, "t.safetensors");
+        SafeTensors.Write(path, tensors, new Dictionary<string, string> { ["note"] = "\"quoted\" \\ text" });
+        var read = SafeTensors.Read(path);
+        Assert.That(read.Keys, Is.EquivalentTo(tensors.Keys));
+        foreach (var (name, tensor) in tensors)
+        {
+            Assert.That(read[name].Shape, Is.EqualTo(tensor.Shape), name);
+            Assert.That(Bits(read[name].Data), Is.EqualTo(Bits(tensor.Data)), name);
+        }
+        Assert.That(BinaryPrimitives.ReadUInt64LittleEndian(File.ReadAllBytes(path)) % 8, Is.Zero, "the header is padded to a multiple of 8 bytes");
+    }
+
+    [Test]
+    public void Read_NullMetadata_IsNoMetadata()
+    {
+        string path = WriteRaw(_folder, "{\"__metadata__\":null," + ValidA + "}", 8);
+        Assert.That(SafeTensors.Read(path).Keys, Is.EqualTo(new[] { "a" }));
+    }
+
+    [Test]
+    public void Write_RefusesRepeatedOrReservedNames()
+    {
+        string path = Path.Combine(_folder, "t.safetensors");
+        var pairs = new[] { KeyValuePair.Create("a", new Tensor(1)), KeyValuePair.Create("a", new Tensor(2)) };
+        Assert.That(() => SafeTensors.Write(path, pairs), Throws.ArgumentException.With.Message.Contains("'a'"));
+        Assert.That(() => SafeTensors.Write(path, [KeyValuePair.Create("__metadata__", new Tensor(1))]), Throws.ArgumentException);
+        Assert.That(Directory.GetFiles(_folder), Is.Empty);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Malformed files
+    // ---------------------------------------------------------------------------------------------------------
+
+    private static readonly string ValidA = Entry("a", "F32", "[2]", 0, 8);
+
+    /// <summary>(what, header, body bytes, name the message must carry or null).</summary>
+    private static IEnumerable<TestCaseData> MalformedHeaders()
+    {
+        TestCaseData Case(string what, string header, int body, string? tensor) =>
+            new TestCaseData(header, body, tensor).SetArgDisplayNames(what);
+        yield return Case("invalid JSON", "{\"a\":", 0, null);
+        yield return Case("JSON array", "[1,2]", 0, null);
+        yield return Case("JSON string", "\"text\"", 0, null);
+        yield return Case("JSON number", "42", 0, null);
+        yield return Case("JSON null", "null", 0, null);
+        yield return Case("nested too deep", "{\"a\":" + new string('[', 5000) + new string(']', 5000) + "}", 0, null);
+        yield return Case("dtype F16", "{" + Entry("w", "F16", "[2]", 0, 4) + "}", 4, "w");
+        yield return Case("dtype F64", "{" + Entry("w", "F64", "[2]", 0, 16) + "}", 16, "w");
+        yield return Case("entry not an object", "{\"w\":3}", 0, "w");
+        yield return Case("no dtype", "{\"w\":{\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "w");
+        yield return Case("no shape", "{\"w\":{\"dtype\":\"F32\",\"data_offsets\":[0,8]}}", 8, "w");
+        yield return Case("no offsets", "{\"w\":{\"dtype\":\"F32\",\"shape\":[2]}}", 8, "w");
+        yield return Case("three offsets", "{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8,16]}}", 16, "w");
+        yield return Case("negative dimension", "{" + Entry("w", "F32", "[-2]", 0, 8) + "}", 8, "w");
+        yield return Case("fractional dimension", "{" + Entry("w", "F32", "[1.5]", 0, 8) + "}", 8, "w");
+        yield return Case("dimension as text", "{" + Entry("w", "F32", "[\"2\"]", 0, 8) + "}", 8, "w");
+        yield return Case("too many elements", "{" + Entry("w", "F32", "[100000,100000,100000]", 0, 8) + "}", 8, "w");
+        yield return Case("size differs from shape", "{" + Entry("w", "F32", "[3]", 0, 8) + "}", 8, "w");
+        yield return Case("offsets reversed", "{" + Entry("w", "F32", "[2]", 8, 0) + "}", 8, "w");
+        yield return Case("offsets negative", "{" + Entry("w", "F32", "[2]", -8, 0) + "}", 8, "w");
+        yield return Case("offsets overlap", "{" + ValidA + "," + Entry("b", "F32", "[2]", 4, 12) + "}", 12, "b");
+        yield return Case("offsets past the end", "{" + ValidA + "," + Entry("b", "F32", "[2]", 8, 16) + "}", 12, "b");
+        yield return Case("hole in the body", "{" + ValidA + "," + Entry("b", "F32", "[2]", 12, 20) + "}", 20, "b");
+        yield return Case("trailing bytes", "{" + ValidA + "}", 12, null);
+        yield return Case("repeated name", "{" + ValidA + "," + Entry("a", "F32", "[2]", 8, 16) + "}", 16, "a");
+        yield return Case("metadata not strings", "{\"__metadata__\":{\"k\":1}," + ValidA + "}", 8, "__metadata__");
+        yield return Case("metadata key repeated", "{\"__metadata__\":{\"k\":\"a\",\"k\":\"b\"}," + ValidA + "}", 8, "__metadata__");
+        yield return Case("metadata not an object", "{\"__metadata__\":[]," + ValidA + "}", 8, "__metadata__");
+    }
+
+    [TestCaseSource(nameof(MalformedHeaders))]
+    public void Read_MalformedHeader_ThrowsInvalidDataNamingFileAndTensor(string header, int bodyBytes, string? tensor)
+    {
+        string path = WriteRaw(_folder, header, bodyBytes);
+        var error = Assert.Throws<InvalidDataException>(() => SafeTensors.Read(path))!;
+        Assert.That(error.Message, Does.Contain(path));
+        if (tensor is not null) Assert.That(error.Message, Does.Contain($"'{tensor}'"));
+    }
+
+    [Test]
+    public void Read_HeaderThatIsNotUtf8_ThrowsInvalidData()
+    {
+        byte[] header = [.. "{\"a"u8, 0xFF, .. "\":{}}"u8];
+        string path = WriteRaw(_folder, header, []);
+        Assert.That(() => SafeTensors.Read(path), Throws.TypeOf<InvalidDataException>().With.Message.Contains("UTF-8"));
+    }
+
+    [TestCase(0)]
+    [TestCase(5)]
+    public void Read_FileShorterThanTheHeaderLength_ThrowsInvalidData(int length)
+    {
+        string path = Path.Combine(_folder, "short.safetensors");
+        File.WriteAllBytes(path, new byte[length]);
+        Assert.That(() => SafeTensors.Read(path), Throws.TypeOf<InvalidDataException>().With.Message.Contains(path));
+    }
+
+    [TestCase(1000ul)]
+    [TestCase(ulong.MaxValue)]
+    [TestCase(1ul << 63)]
+    public void Read_HeaderLengthLargerThanTheFile_ThrowsInvalidData(ulong headerLength)
+    {
+        string path = WriteRaw(_folder, "{" + ValidA + "}", 8, headerLength);
+        Assert.That(() => SafeTensors.Read(path), Throws.TypeOf<InvalidDataException>().With.Message.Contains("header length"));
+    }
+
+    [TestCase(1)]
+    [TestCase(4)]
+    [TestCase(13)]
+    public void Read_TruncatedBody_ThrowsInvalidDataNamingTheCutTensor(int bytesCut)
+    {
+        string path = Path.Combine(_folder, "t.safetensors");
+        SafeTensors.Write(path, [KeyValuePair.Create("first", new Tensor(3)), KeyValuePair.Create("second", new Tensor(4))]);
+        var bytes = File.ReadAllBytes(path);
+        File.WriteAllBytes(path, bytes[..^bytesCut]);
+        var error = Assert.Throws<InvalidDataException>(() => SafeTensors.Read(path))!;
+        Assert.That(error.Message, Does.Contain(path).And.Contain("'second'").And.Contain("past the end"));
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Saving is atomic
+    // ---------------------------------------------------------------------------------------------------------
+
+    [Test]
+    public void Save_OverAnExistingFile_ReplacesItAndLeavesNoTemporaryFile()
+    {
+        string path = Path.Combine(_folder, "m.safetensors");
+        new Lstm(2, 3, seed: 1).Save(path);
+        var second = new Lstm(2, 3, seed: 2);
+        second.Save(path);
+        var loaded = new Lstm(2, 3, seed: 3);
+        loaded.Load(path);
+        Assert.That(loaded.Parameters.All[0].Value.Data, Is.EqualTo(second.Parameters.All[0].Value.Data));
+        Assert.That(Directory.GetFileSystemEntries(_folder), Is.EqualTo(new[] { path }));
+    }
+
+    [Test]
+    public void Save_WhenTheTargetIsAFolder_FailsAndLeavesTheFolderAndNoTemporaryFile()
+    {
+        string target = Directory.CreateDirectory(Path.Combine(_folder, "target")).FullName;
+        string inside = Path.Combine(target, "keep.txt");
+        File.WriteAllText(inside, "old");
+        Assert.That(() => new Lstm(2, 3).Save(target), Throws.InstanceOf<IOException>().Or.InstanceOf<UnauthorizedAccessException>());
+        Assert.That(File.ReadAllText(inside), Is.EqualTo("old"));
+        Assert.That(Directory.GetFileSystemEntries(_folder), Is.EqualTo(new[] { target }), "no temporary file is left behind");
+    }
+
+    [Test]
+    public void Save_IntoAMissingFolder_ThrowsDirectoryNotFoundAndCreatesNothing()
+    {
+        string target = Path.Combine(_folder, "missing", "m.safetensors");
+        Assert.That(() => new Lstm(2, 3).Save(target), Throws.InstanceOf<DirectoryNotFoundException>());
+        Assert.That(Directory.GetFileSystemEntries(_folder), Is.Empty);
+    }
+
+    [Test]
+    public void Write_FailingOverAnExistingFile_LeavesItIntact()
+    {
+        string path = Path.Combine(_folder, "m.safetensors");
+        new Lstm(2, 3, seed: 1).Save(path);
+        var before = File.ReadAllBytes(path);
+        var repeated = new[] { KeyValuePair.Create("x", new Tensor(1)), KeyValuePair.Create("x", new Tensor(1)) };
+        Assert.That(() => SafeTensors.Write(path, repeated), Throws.ArgumentException);
+        Assert.That(File.ReadAllBytes(path), Is.EqualTo(before));
+        Assert.That(Directory.GetFileSystemEntries(_folder), Is.EqualTo(new[] { path }));
+    }
+
+    [Test]
+    public void Save_ToAFileNameNearTheSystemLimit_Succeeds()
+    {
+        // The temporary name is derived from the target's; it must stay within the 255-byte limit of file names.
+        string path = Path.Combine(_folder, new string('m', 240) + ".safetensors");
+        var saved = new ElmanRnn(2, 3, seed: 4);
+        saved.Save(path);
+        var loaded = new ElmanRnn(2, 3, seed: 5);
+        loaded.Load(path);
+        Assert.That(loaded.Parameters.All[1].Value.Data, Is.EqualTo(saved.Parameters.All[1].Value.Data));
+        Assert.That(Directory.GetFileSystemEntries(_folder), Is.EqualTo(new[] { path }));
+    }
+
+    private static int[] Bits(float[] values) => Array.ConvertAll(values, BitConverter.SingleToInt32Bits);
+}
