@@ -246,6 +246,26 @@ def check_hand_written_gru():
     assert all(torch.allclose(a, b, rtol=0, atol=1e-12) for a, b in zip(g1, g2))
 
 
+def check_writer(folder):
+    """save_file must give the reference implementation's bytes (SafeTensorsTests checks the C# writer the same way)."""
+    values = torch.arange(6, dtype=torch.float32)
+    cases = [({"attn.0": values.reshape(1, 2, 3)}, None,
+              '{"attn.0":{"dtype":"F32","shape":[1,2,3],"data_offsets":[0,24]}}'),
+             ({"attn0": values.reshape(1, 1, 2, 3)}, None,
+              '{"attn0":{"dtype":"F32","shape":[1,1,2,3],"data_offsets":[0,24]}}       '),
+             ({}, None, "{}      "),
+             ({}, {"framework": "pt"}, '{"__metadata__":{"framework":"pt"}}     ')]
+    path = os.path.join(folder, ".writer-check.safetensors")
+    try:
+        for tensors, metadata, header in cases:
+            save_file(tensors, path, metadata)
+            body = values.numpy().astype("<f4").tobytes() if tensors else b""
+            with open(path, "rb") as f:
+                assert f.read() == struct.pack("<Q", len(header)) + header.encode() + body, header
+    finally:
+        os.remove(path)
+
+
 def write_named_parameters():
     listing = {}
     for cell, module in (("LSTM", torch.nn.LSTM(5, 3, 2, bidirectional=True)),
@@ -304,6 +324,7 @@ def main():
     torch.set_num_threads(1)
     check_hand_written_gru()
     os.makedirs(DATA_DIR, exist_ok=True)
+    check_writer(DATA_DIR)
     for index, name in enumerate(CASES):
         run_case(name, seed=1000 + 10 * index)
     write_named_parameters()
