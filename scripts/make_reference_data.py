@@ -28,8 +28,10 @@ direction and state handling of the hand-written code are PyTorch's.
 safetensors: Debian has no python3-safetensors (apt-cache policy python3-safetensors shows no candidate) and PyPI
 is not reachable here, so this script writes and reads the format itself with struct and json, byte for byte as
 the safetensors library's serializer does (tensors sorted by dtype then name, compact JSON with __metadata__ first,
-header padded with spaces to a multiple of 8), and reads with that library's validation rules (header at most 1e8
-bytes, contiguous offsets from 0 covering the whole body, size = shape x dtype).
+header padded with spaces to a multiple of 8; check_writer compares with that library's bytes for its own test
+inputs), and reads with that library's validation rules (header at most 1e8 bytes, UTF-8 starting with '{', no
+repeated names, contiguous offsets from 0 covering the whole body, size = shape x dtype). With the real library
+installed, safetensors.torch.save_file / load_file would replace save_file / load_file here unchanged.
 """
 
 import argparse
