@@ -64,7 +64,11 @@ public class SafeTensorsTests
     /// check again.
     /// </summary>
     [TestCase("lstm_l2_bi_f64")]
+    [TestCase("lstm_l1_t1_f64")]
     [TestCase("gru_l2_bi_f64")]
+    [TestCase("gru_reset_before_l1_n1_f64")]
+    [TestCase("rnn_relu_l2_bi_f64")]
+    [TestCase("rnn_tanh_l1_t1_f64")]
     public void Save_WritesTheCommittedFileThatPyTorchLoads(string caseName)
     {
         var testCase = PyTorchData.Cases.Single(c => c.Name == caseName);
