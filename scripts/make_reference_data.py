@@ -28,8 +28,10 @@ direction and state handling of the hand-written code are PyTorch's.
 safetensors: Debian has no python3-safetensors (apt-cache policy python3-safetensors shows no candidate) and PyPI
 is not reachable here, so this script writes and reads the format itself with struct and json, byte for byte as
 the safetensors library's serializer does (tensors sorted by dtype then name, compact JSON with __metadata__ first,
-header padded with spaces to a multiple of 8), and reads with that library's validation rules (header at most 1e8
-bytes, contiguous offsets from 0 covering the whole body, size = shape x dtype).
+header padded with spaces to a multiple of 8; check_writer compares with that library's bytes for its own test
+inputs), and reads with that library's validation rules (header at most 1e8 bytes, UTF-8 starting with '{', no
+repeated names, contiguous offsets from 0 covering the whole body, size = shape x dtype). With the real library
+installed, safetensors.torch.save_file / load_file would replace save_file / load_file here unchanged.
 """
 
 import argparse
@@ -246,6 +248,26 @@ def check_hand_written_gru():
     assert all(torch.allclose(a, b, rtol=0, atol=1e-12) for a, b in zip(g1, g2))
 
 
+def check_writer(folder):
+    """save_file must give the reference implementation's bytes (SafeTensorsTests checks the C# writer the same way)."""
+    values = torch.arange(6, dtype=torch.float32)
+    cases = [({"attn.0": values.reshape(1, 2, 3)}, None,
+              '{"attn.0":{"dtype":"F32","shape":[1,2,3],"data_offsets":[0,24]}}'),
+             ({"attn0": values.reshape(1, 1, 2, 3)}, None,
+              '{"attn0":{"dtype":"F32","shape":[1,1,2,3],"data_offsets":[0,24]}}       '),
+             ({}, None, "{}      "),
+             ({}, {"framework": "pt"}, '{"__metadata__":{"framework":"pt"}}     ')]
+    path = os.path.join(folder, ".writer-check.safetensors")
+    try:
+        for tensors, metadata, header in cases:
+            save_file(tensors, path, metadata)
+            body = values.numpy().astype("<f4").tobytes() if tensors else b""
+            with open(path, "rb") as f:
+                assert f.read() == struct.pack("<Q", len(header)) + header.encode() + body, header
+    finally:
+        os.remove(path)
+
+
 def write_named_parameters():
     listing = {}
     for cell, module in (("LSTM", torch.nn.LSTM(5, 3, 2, bidirectional=True)),
@@ -304,6 +326,7 @@ def main():
     torch.set_num_threads(1)
     check_hand_written_gru()
     os.makedirs(DATA_DIR, exist_ok=True)
+    check_writer(DATA_DIR)
     for index, name in enumerate(CASES):
         run_case(name, seed=1000 + 10 * index)
     write_named_parameters()

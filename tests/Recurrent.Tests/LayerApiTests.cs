@@ -117,6 +117,37 @@ public class LayerApiTests
         Assert.That(() => layer.Backward(null!, null), Throws.ArgumentNullException);
     }
 
+    [TestCase(CellKind.Lstm)]
+    [TestCase(CellKind.GruResetBefore)]
+    public void ForwardAndBackward_LeaveTheirInputsUnchanged(CellKind cell)
+    {
+        var layer = Create(cell);
+        var random = new Random(8);
+        Tensor Random(params int[] shape) => new(TestData.UniformSingle(random, shape.Aggregate(1, (a, b) => a * b)), shape);
+        var inputs = new Dictionary<string, Tensor?>
+        {
+            ["x"] = Random(Steps, Batch, Input), ["h0"] = Random(4, Batch, Hidden), ["c0"] = cell.HasCellState() ? Random(4, Batch, Hidden) : null,
+            ["dy"] = Random(Steps, Batch, 2 * Hidden), ["dhN"] = Random(4, Batch, Hidden), ["dcN"] = cell.HasCellState() ? Random(4, Batch, Hidden) : null,
+        };
+        var copies = inputs.ToDictionary(p => p.Key, p => p.Value?.Clone());
+        using var forward = layer.Forward(inputs["x"]!, inputs["h0"], inputs["c0"], keepForBackward: true);
+        layer.Backward(forward, inputs["dy"], inputs["dhN"], inputs["dcN"]);
+        foreach (var (name, tensor) in inputs)
+            if (tensor is not null) Assert.That(tensor.Data, Is.EqualTo(copies[name]!.Data), name);
+    }
+
+    [Test]
+    public void Backward_WithoutAnyGradient_GivesZeros()
+    {
+        var layer = Create(CellKind.Lstm);
+        using var forward = layer.Forward(X(), keepForBackward: true);
+        var grads = layer.Backward(forward, null);
+        Assert.That(grads.Input.Data.Concat(grads.InitialHidden.Data).Concat(grads.InitialCell!.Data).All(g => g == 0));
+        Assert.That(layer.Parameters.All.All(p => p.Grad.Data.All(g => g == 0)));
+        Assert.That(grads.Input.Shape, Is.EqualTo(new[] { Steps, Batch, Input }));
+        Assert.That(grads.InitialCell.Shape, Is.EqualTo(new[] { 4, Batch, Hidden }));
+    }
+
     // ---------------------------------------------------------------------------------------------------------
     // Construction
     // ---------------------------------------------------------------------------------------------------------

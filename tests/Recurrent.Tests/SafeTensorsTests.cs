@@ -64,7 +64,11 @@ public class SafeTensorsTests
     /// check again.
     /// </summary>
     [TestCase("lstm_l2_bi_f64")]
+    [TestCase("lstm_l1_t1_f64")]
     [TestCase("gru_l2_bi_f64")]
+    [TestCase("gru_reset_before_l1_n1_f64")]
+    [TestCase("rnn_relu_l2_bi_f64")]
+    [TestCase("rnn_tanh_l1_t1_f64")]
     public void Save_WritesTheCommittedFileThatPyTorchLoads(string caseName)
     {
         var testCase = PyTorchData.Cases.Single(c => c.Name == caseName);
@@ -123,6 +127,30 @@ public class SafeTensorsTests
             Assert.That(Bits(read[name].Data), Is.EqualTo(Bits(tensor.Data)), name);
         }
         Assert.That(BinaryPrimitives.ReadUInt64LittleEndian(File.ReadAllBytes(path)) % 8, Is.Zero, "the header is padded to a multiple of 8 bytes");
+    }
+
+    /// <summary>
+    /// Byte for byte what the reference implementation (huggingface/safetensors) serialises for the same input:
+    /// compact JSON, <c>__metadata__</c> first, the header padded with spaces to a multiple of 8 bytes.
+    /// (scripts/make_reference_data.py's writer gives the same bytes for these inputs.)
+    /// </summary>
+    [TestCase("attn.0", new[] { 1, 2, 3 }, false, "{\"attn.0\":{\"dtype\":\"F32\",\"shape\":[1,2,3],\"data_offsets\":[0,24]}}")]
+    [TestCase("attn0", new[] { 1, 1, 2, 3 }, false, "{\"attn0\":{\"dtype\":\"F32\",\"shape\":[1,1,2,3],\"data_offsets\":[0,24]}}       ")]
+    [TestCase(null, null, false, "{}      ")]
+    [TestCase(null, null, true, "{\"__metadata__\":{\"framework\":\"pt\"}}     ")]
+    public void Write_ProducesTheReferenceImplementationsBytes(string? name, int[]? shape, bool withMetadata, string expectedHeader)
+    {
+        var tensors = name is null ? [] : new[] { KeyValuePair.Create(name, new Tensor([0f, 1, 2, 3, 4, 5], shape!)) };
+        string path = Path.Combine(_folder, "t.safetensors");
+        SafeTensors.Write(path, tensors, withMetadata ? new Dictionary<string, string> { ["framework"] = "pt" } : null);
+
+        var header = Encoding.UTF8.GetBytes(expectedHeader);
+        var expected = new byte[8 + header.Length + (name is null ? 0 : 24)];
+        BinaryPrimitives.WriteUInt64LittleEndian(expected, (ulong)header.Length);
+        header.CopyTo(expected, 8);
+        if (name is not null)
+            for (int i = 0; i < 6; i++) BinaryPrimitives.WriteSingleLittleEndian(expected.AsSpan(8 + header.Length + 4 * i), i);
+        Assert.That(File.ReadAllBytes(path), Is.EqualTo(expected));
     }
 
     [Test]
