@@ -148,6 +148,13 @@ public class PyTorchParityTests
     public void LayerApi_OnReferenceBackend_MatchesPyTorch_ValuesAndEveryGradient(PyTorchCase testCase) =>
         AssertLayerMatchesPyTorch(testCase, ReferenceBackend.Instance);
 
+    [TestCaseSource(nameof(Cases))]
+    public void LayerApi_OnNativeBackend_MatchesPyTorch_ValuesAndEveryGradient(PyTorchCase testCase)
+    {
+        AssertLayerMatchesPyTorch(testCase, new NativeCpuBackend(fused: true), Tolerances.Float32);
+        AssertLayerMatchesPyTorch(testCase, new NativeCpuBackend(fused: false), Tolerances.Float32);
+    }
+
     /// <summary>
     /// Loads the case's PyTorch parameters into a layer on <paramref name="backend"/>, runs forward and backward
     /// from the case's x, h0, c0, dy, dhN, dcN, and compares outputs and every gradient with PyTorch's. Fast backends
