@@ -21,8 +21,8 @@ namespace {
 using gemm::kPanelWidth;
 using gemm::MacroKernel;
 
-constexpr int64_t kKc = 256;
-constexpr int64_t kMcTarget = 168;
+constexpr int64_t kKc = 512;
+constexpr int64_t kMcTarget = 336;
 constexpr int64_t kMaxPackedFloats = int64_t{1} << 22;  // 16 MiB of packed B per block
 // Below this many multiply-adds a product runs on the calling thread: waking the
 // workers costs more than it saves.
@@ -72,23 +72,53 @@ MacroKernel select_kernel() {
 
 int64_t mc_block(const MacroKernel& kernel) { return std::max<int64_t>(1, kMcTarget / kernel.mr) * kernel.mr; }
 
-// Packs op(A)[rows, cols] (rows from row0, cols from col0) into mr-row panels at out.
+constexpr int64_t kPrefetchRows = 8;
+
+// Packs op(A)[rows, cols] (rows from row0, cols from col0) into Mr-row panels at out.
+// Mr is a compile-time constant so the per-column copies unroll.
+template <int64_t Mr>
+void pack_a_panels(bool trans_a, const float* a, int64_t lda, int64_t row0, int64_t rows, int64_t col0, int64_t cols,
+                   float* out) {
+  const int64_t full_rows = rows / Mr * Mr;
+  if (trans_a) {
+    // op(A) column p is a contiguous row of A: read each once, in order, and scatter
+    // it across the panels (reading panel by panel instead strides through A by lda
+    // and misses the TLB on every column).
+    for (int64_t p = 0; p < cols; p++) {
+      const float* src = a + (col0 + p) * lda + row0;
+      // Rows of A lda apart defeat the hardware prefetcher; the weight-gradient product
+      // reads A from memory exactly here, so fetch a few rows ahead.
+      if (p + kPrefetchRows < cols)
+        for (int64_t x = 0; x < rows; x += 16) __builtin_prefetch(src + kPrefetchRows * lda + x);
+      float* dst = out + p * Mr;
+      int64_t i = 0;
+      for (; i < full_rows; i += Mr, dst += Mr * cols)
+        for (int64_t r = 0; r < Mr; r++) dst[r] = src[i + r];
+      for (int64_t r = 0; i + r < rows; r++) dst[r] = src[i + r];
+    }
+    return;
+  }
+  int64_t i = 0;
+  for (; i < full_rows; i += Mr) {
+    const float* src = a + (row0 + i) * lda + col0;
+    float* dst = out + i * cols;
+    for (int64_t p = 0; p < cols; p++)
+      for (int64_t r = 0; r < Mr; r++) dst[p * Mr + r] = src[r * lda + p];
+  }
+  for (int64_t r = 0; i + r < rows; r++) {
+    const float* src = a + (row0 + i + r) * lda + col0;
+    float* dst = out + i * cols;
+    for (int64_t p = 0; p < cols; p++) dst[p * Mr + r] = src[p];
+  }
+}
+
 void pack_a(bool trans_a, const float* a, int64_t lda, int64_t row0, int64_t rows, int64_t col0, int64_t cols,
             int64_t mr, float* out) {
-  for (int64_t ip = 0; ip < rows; ip += mr) {
-    int64_t panel_rows = std::min(mr, rows - ip);
-    float* dst = out + ip * cols;
-    if (!trans_a) {
-      for (int64_t r = 0; r < panel_rows; r++) {
-        const float* src = a + (row0 + ip + r) * lda + col0;
-        for (int64_t p = 0; p < cols; p++) dst[p * mr + r] = src[p];
-      }
-    } else {
-      for (int64_t p = 0; p < cols; p++) {
-        const float* src = a + (col0 + p) * lda + row0 + ip;
-        for (int64_t r = 0; r < panel_rows; r++) dst[p * mr + r] = src[r];
-      }
-    }
+  switch (mr) {
+    case gemm::kAvx512Mr: return pack_a_panels<gemm::kAvx512Mr>(trans_a, a, lda, row0, rows, col0, cols, out);
+    case gemm::kAvx2Mr: return pack_a_panels<gemm::kAvx2Mr>(trans_a, a, lda, row0, rows, col0, cols, out);
+    case gemm::kPortableMr: return pack_a_panels<gemm::kPortableMr>(trans_a, a, lda, row0, rows, col0, cols, out);
+    default: throw std::logic_error("pack_a: no packing for " + std::to_string(mr) + "-row panels");
   }
 }
 

@@ -11,7 +11,7 @@
 namespace rc::gemm {
 namespace {
 
-constexpr int64_t kMr = 6;
+constexpr int64_t kMr = kAvx2Mr;
 constexpr int64_t kNr = 16;
 
 template <int Rows>

@@ -12,7 +12,7 @@
 namespace rc::gemm {
 namespace {
 
-constexpr int64_t kMr = 14;
+constexpr int64_t kMr = kAvx512Mr;
 
 template <int Rows>
 RC_TARGET_AVX512 void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta,

@@ -15,6 +15,11 @@ namespace rc::gemm {
 
 constexpr int64_t kPanelWidth = 32;
 
+// Rows of the micro-kernels' register blocks (packed A panel heights).
+constexpr int64_t kAvx512Mr = 14;
+constexpr int64_t kAvx2Mr = 6;
+constexpr int64_t kPortableMr = 4;
+
 // C[mc, nc] = alpha * Apacked[mc, kc] * Bpanels[kc, nc] + beta * C; with beta == 0, C is
 // not read. b points at row 0 (of this kc block) of the first panel.
 using MacroKernelFn = void (*)(int64_t mc, int64_t nc, int64_t kc, const float* a_packed, const float* b,

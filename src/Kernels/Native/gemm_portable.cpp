@@ -8,7 +8,7 @@
 namespace rc::gemm {
 namespace {
 
-constexpr int64_t kMr = 4;
+constexpr int64_t kMr = kPortableMr;
 constexpr int64_t kNr = 16;
 
 template <int Rows>
