@@ -19,6 +19,13 @@ internal static class Tolerances
     public static readonly Tolerance Float32 = new(Absolute: 1e-4, Relative: 1e-3);
 
     /// <summary>
+    /// The native vector exp, sigmoid and tanh against double precision. exp is Cephes' polynomial (≈ 1e-7 relative);
+    /// tanh = (1 − e)/(1 + e) amplifies it by at most e/(1 − e) ≈ 1.6 above |x| = 0.25, its Taylor series below;
+    /// 2e-6 relative leaves a wide margin. The absolute floor only covers sigmoid far below zero (≈ 1e-38 against 1e-44).
+    /// </summary>
+    public static readonly Tolerance Activation = new(Absolute: 1e-30, Relative: 2e-6);
+
+    /// <summary>
     /// The reference (double) against PyTorch's float32 results stored as text with 9 significant digits:
     /// PyTorch's own float32 rounding dominates, as in <see cref="Float32"/> but over fewer steps.
     /// </summary>

@@ -491,3 +491,17 @@ RC_EXPORT rc_status rc_rnn_backward(rc_rnn_tape* tape, const float* weight_ih, c
 RC_EXPORT int64_t rc_rnn_tape_bytes(const rc_rnn_tape* tape) { return tape ? tape->tape.bytes() : 0; }
 
 RC_EXPORT void rc_rnn_tape_free(rc_rnn_tape* tape) { delete tape; }
+
+RC_EXPORT rc_status rc_rnn_elementwise(int32_t op, int64_t count, const float* a, const float* b, float* out) {
+  return rc::guard([&] {
+    if (op < 0 || op > 8) throw std::invalid_argument("rc_rnn_elementwise: op: expected 0..8, got " + std::to_string(op));
+    if (count < 0) throw std::invalid_argument("rc_rnn_elementwise: count: expected ≥ 0, got " + std::to_string(count));
+    if (count == 0) return;
+    require(a && out && (op > 2 || b), "rc_rnn_elementwise: a required buffer is null");
+    const rc::rnn::ElementwiseOps& e = rc::rnn::kernels().elementwise;
+    rc::rnn::ElementwiseOps::Binary binary[] = {e.add, e.sub, e.mul};
+    rc::rnn::ElementwiseOps::Unary unary[] = {e.sigmoid, e.tanh, e.relu, e.one_minus, e.relu_mask, e.copy};
+    if (op <= 2) binary[op](1, count, a, count, b, count, out, count);
+    else unary[op - 3](1, count, a, count, out, count);
+  });
+}
