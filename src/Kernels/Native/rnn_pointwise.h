@@ -92,6 +92,8 @@ struct ElementwiseOps {
   Unary sigmoid, tanh, relu, one_minus, relu_mask, copy;
   // out[r, c] += bias[c]
   void (*add_bias)(int64_t rows, int64_t cols, const float* bias, float* out, int64_t ldo);
+  // out[c] += Σ_r a[r, c]: the bias gradients (used by both the fused and the unfused path)
+  void (*add_column_sums)(int64_t rows, int64_t cols, const float* a, int64_t lda, float* out);
 };
 
 struct Kernels {

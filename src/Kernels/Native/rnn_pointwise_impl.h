@@ -421,6 +421,24 @@ void add_bias(int64_t rows, int64_t cols, const float* bias, float* out, int64_t
     });
 }
 
+template <class V>
+void add_column_sums(int64_t rows, int64_t cols, const float* a, int64_t lda, float* out) {
+  constexpr int64_t kChunk = 256;  // columns at a time: the partial sums stay in registers and L1
+  float sums[kChunk];
+  for (int64_t c0 = 0; c0 < cols; c0 += kChunk) {
+    const int64_t width = cols - c0 < kChunk ? cols - c0 : kChunk;
+    for (int64_t c = 0; c < width; c++) sums[c] = 0.0f;
+    for (int64_t r = 0; r < rows; r++) {
+      const float* row = a + r * lda + c0;
+      columns<V>(width, [&](auto lane_type, int64_t j) {
+        RC_LANE;
+        U::store(sums + j, U::load(sums + j) + U::load(row + j));
+      });
+    }
+    for (int64_t c = 0; c < width; c++) out[c0 + c] += sums[c];
+  }
+}
+
 #undef RC_LANE
 
 template <class V>
@@ -455,6 +473,7 @@ Kernels make_kernels() {
   e.relu_mask = unary<V, ReluMaskOp>;
   e.copy = unary<V, CopyOp>;
   e.add_bias = add_bias<V>;
+  e.add_column_sums = add_column_sums<V>;
   return k;
 }
 

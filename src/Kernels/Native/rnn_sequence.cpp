@@ -1,14 +1,31 @@
 #include "rnn_sequence.h"
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
+#include <sys/mman.h>
 #include "gemm.h"
 #include "parallel.h"
 #include "rc_common.h"
 
 namespace rc::rnn {
+
+void Buffer::Free::operator()(float* p) const { std::free(p); }
+
+Buffer Buffer::allocate(int64_t count) {
+  constexpr size_t kHugePage = size_t(2) << 20;
+  size_t bytes = sizeof(float) * static_cast<size_t>(std::max<int64_t>(count, 1));
+  bool huge = bytes >= 2 * kHugePage;
+  size_t alignment = huge ? kHugePage : 64;
+  bytes = (bytes + alignment - 1) / alignment * alignment;
+  void* p = std::aligned_alloc(alignment, bytes);
+  if (!p) throw std::bad_alloc();
+  if (huge) madvise(p, bytes, MADV_HUGEPAGE);  // advice only: without THP it stays 4 KiB pages
+  return Buffer{std::unique_ptr<float[], Free>(static_cast<float*>(p)), count};
+}
+
 namespace {
 
 // Below this many elements a pointwise pass runs on the calling thread: waking workers costs more.
@@ -72,21 +89,13 @@ class Passes {
   int64_t rows_;
 };
 
-// out[c] += Σ_r a[r, c]: the bias gradients, one reduction over all T·N rows.
-void add_column_sums(int64_t rows, int64_t cols, const float* a, int64_t lda, float* out) {
-  constexpr int64_t kChunk = 256;  // columns per task: the partial sums stay in L1
-  int64_t chunks = (cols + kChunk - 1) / kChunk;
-  parallel_for(chunks, [&](int64_t begin, int64_t end) {
-    float sums[kChunk];
-    for (int64_t chunk = begin; chunk < end; chunk++) {
-      int64_t c0 = chunk * kChunk, width = std::min(kChunk, cols - c0);
-      std::fill(sums, sums + width, 0.0f);
-      for (int64_t r = 0; r < rows; r++) {
-        const float* row = a + r * lda + c0;
-        for (int64_t c = 0; c < width; c++) sums[c] += row[c];
-      }
-      for (int64_t c = 0; c < width; c++) out[c0 + c] += sums[c];
-    }
+// out[c] += Σ_r a[r, c] over all T·N rows; the columns are split among the workers.
+void add_column_sums(const ElementwiseOps& ops, int64_t rows, int64_t cols, const float* a, int64_t lda, float* out) {
+  constexpr int64_t kColumnsPerTask = 256;
+  int64_t tasks = (cols + kColumnsPerTask - 1) / kColumnsPerTask;
+  parallel_for(tasks, [&](int64_t begin, int64_t end) {
+    int64_t c0 = begin * kColumnsPerTask, c1 = std::min(cols, end * kColumnsPerTask);
+    ops.add_column_sums(rows, c1 - c0, a + c0, lda, out + c0);
   });
 }
 
@@ -431,8 +440,15 @@ void backward(const Tape& tape, const float* weight_ih, const float* weight_hh, 
   } else {
     sgemm(true, false, GH, H, TN, 1.0f, dg_rec, GH, h_prevs, H, 1.0f, dweight_hh, H);
   }
-  add_column_sums(TN, GH, dgates.get(), GH, dbias_ih);
-  add_column_sums(TN, GH, dg_rec, GH, dbias_hh);
+  if (after) {
+    add_column_sums(k.elementwise, TN, GH, dgates.get(), GH, dbias_ih);
+    add_column_sums(k.elementwise, TN, GH, dg_rec, GH, dbias_hh);
+  } else {
+    // Both biases see the same gradient: one reduction, added to both.
+    std::vector<float> sums(GH, 0.0f);
+    add_column_sums(k.elementwise, TN, GH, dgates.get(), GH, sums.data());
+    for (int64_t j = 0; j < GH; j++) dbias_ih[j] += sums[j], dbias_hh[j] += sums[j];
+  }
   sgemm(false, false, TN, I, GH, 1.0f, dgates.get(), GH, weight_ih, I, 0.0f, dx, I);
 }
 
