@@ -99,10 +99,6 @@ void add_column_sums(const ElementwiseOps& ops, int64_t rows, int64_t cols, cons
   });
 }
 
-void fill_rows(int64_t rows, int64_t cols, const float* row, float* out) {
-  for (int64_t r = 0; r < rows; r++) std::memcpy(out + r * cols, row, sizeof(float) * cols);
-}
-
 // Slot of the state a step at time t starts from / writes, in Tape::states ordering.
 inline int64_t prev_slot(bool reverse, int64_t t) { return reverse ? t + 1 : t; }
 inline int64_t new_slot(bool reverse, int64_t t) { return reverse ? t : t + 1; }
@@ -139,18 +135,16 @@ void forward(Cell cell, bool fused, int64_t T, int64_t N, int64_t I, int64_t H, 
     projection = projection_workspace.get();
   }
   Passes passes(k.elementwise, N);
-  if (fused) {
-    // Both biases folded into the product's initial value, except b_hn of GRU reset-after, which r multiplies.
-    std::vector<float> bias(GH);
-    for (int64_t j = 0; j < GH; j++) bias[j] = w.bias_ih[j] + w.bias_hh[j];
-    if (cell == Cell::GruResetAfter)
-      for (int64_t j = 2 * H; j < GH; j++) bias[j] = w.bias_ih[j];
-    fill_rows(TN, GH, bias.data(), projection);
-    sgemm(false, true, TN, GH, I, 1.0f, x, I, w.weight_ih, I, 1.0f, projection, GH);
-  } else {
-    sgemm(false, true, TN, GH, I, 1.0f, x, I, w.weight_ih, I, 0.0f, projection, GH);
-    Passes(k.elementwise, TN).add_bias(GH, w.bias_ih, {projection, GH});
-  }
+  // The fused kernels add both biases as they read each gate (one vector, L1-resident), so the
+  // product overwrites the projection and no pass over it is spent on the bias. b_hn of GRU
+  // reset-after stays apart: r multiplies it. The unfused baseline adds b_ih here and b_hh per step,
+  // each as a pass of its own.
+  std::vector<float> bias(GH);
+  for (int64_t j = 0; j < GH; j++) bias[j] = w.bias_ih[j] + w.bias_hh[j];
+  if (cell == Cell::GruResetAfter)
+    for (int64_t j = 2 * H; j < GH; j++) bias[j] = w.bias_ih[j];
+  sgemm(false, true, TN, GH, I, 1.0f, x, I, w.weight_ih, I, 0.0f, projection, GH);
+  if (!fused) Passes(k.elementwise, TN).add_bias(GH, w.bias_ih, {projection, GH});
 
   // W_hh^T packed once for all steps. GRU reset-before needs its rows r, z (applied to h) apart from
   // rows n (applied to r ⊙ h, known only after r).
@@ -189,6 +183,7 @@ void forward(Cell cell, bool fused, int64_t T, int64_t N, int64_t I, int64_t H, 
     StepForward step{};
     step.hidden = H;
     step.gates = gates;
+    step.bias = bias.data();
     step.recurrent = recurrent.get();
     step.recurrent_ld = split_n ? 2 * H : GH;
     step.bias_hn = w.bias_hh + 2 * H;
