@@ -19,6 +19,13 @@ internal static class Tolerances
     public static readonly Tolerance Float32 = new(Absolute: 1e-4, Relative: 1e-3);
 
     /// <summary>
+    /// The native vector exp, sigmoid and tanh against double precision. exp is Cephes' polynomial (≈ 1e-7 relative);
+    /// tanh = (1 − e)/(1 + e) amplifies it by at most e/(1 − e) ≈ 1.6 above |x| = 0.25, its Taylor series below;
+    /// 2e-6 relative leaves a wide margin. The absolute floor only covers sigmoid far below zero (≈ 1e-38 against 1e-44).
+    /// </summary>
+    public static readonly Tolerance Activation = new(Absolute: 1e-30, Relative: 2e-6);
+
+    /// <summary>
     /// The reference (and the layer API on the reference backend) against PyTorch computing in float64
     /// (Data/pytorch/*_f64, made by scripts/make_reference_data.py). Inputs and parameters are float32 values, so both
     /// sides compute the same function in double; PyTorch's results are stored rounded to float32 (unit roundoff

@@ -1,6 +1,15 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
+[assembly: InternalsVisibleTo("Recurrent.Tests")]
+
 namespace Recurrent.Kernels.Cpu;
+
+/// <summary>The elementwise operations of the native pointwise kernels, numbered as rc_rnn_elementwise takes them.</summary>
+internal enum NativeElementwise
+{
+    Add = 0, Sub = 1, Mul = 2, Sigmoid = 3, Tanh = 4, Relu = 5, OneMinus = 6, ReluMask = 7, Copy = 8,
+}
 
 /// <summary>
 /// What a training forward pass of <see cref="NativeRnn.Forward"/> kept for its backward pass: native memory
@@ -175,6 +184,19 @@ public static partial class NativeRnn
                 pdwi, pdwh, pdbi, pdbh), nameof(rc_rnn_backward));
     }
 
+    /// <summary>
+    /// Runs one elementwise operation of the pointwise kernels on the instruction set in use: destination = a op b for
+    /// Add, Sub, Mul, else f(a). For tests of the vector approximations of exp, sigmoid and tanh.
+    /// </summary>
+    internal static unsafe void Elementwise(NativeElementwise op, ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> destination)
+    {
+        bool binary = op <= NativeElementwise.Mul;
+        if (destination.Length != a.Length || (binary && b.Length != a.Length))
+            throw new ArgumentException($"destination, b: expected {a.Length} elements (the length of a), got {destination.Length} and {b.Length}.");
+        fixed (float* pa = a, pb = b, pd = destination)
+            NativeLibrary.Check(rc_rnn_elementwise((int)op, a.Length, pa, binary ? pb : null, pd), nameof(rc_rnn_elementwise));
+    }
+
     private static void CheckSizes(int steps, int batch, int inputSize, int hiddenSize)
     {
         if (steps < 1 || batch < 1 || inputSize < 1 || hiddenSize < 1)
@@ -196,6 +218,9 @@ public static partial class NativeRnn
     private static unsafe partial int rc_rnn_backward(NativeRnnTape tape, float* weightIH, float* weightHH, float* x,
         float* dy, float* dhN, float* dcN, float* dx, float* dh0, float* dc0,
         float* dWeightIH, float* dWeightHH, float* dBiasIH, float* dBiasHH);
+
+    [LibraryImport(NativeLibrary.Name)]
+    private static unsafe partial int rc_rnn_elementwise(int op, long count, float* a, float* b, float* destination);
 
     [LibraryImport(NativeLibrary.Name)]
     internal static partial long rc_rnn_tape_bytes(NativeRnnTape tape);

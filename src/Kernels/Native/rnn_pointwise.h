@@ -30,8 +30,9 @@ inline int64_t gate_count(Cell cell) {
 // reads is listed at the kernel; the rest may be null.
 struct StepForward {
   int64_t hidden;           // H
-  float* gates;             // [N, G·H]: in, the input projection with the folded biases; out, the activated gates
+  float* gates;             // [N, G·H]: in, the input projection W_ih x (no bias); out, the activated gates
                             // (always for GRU reset-before's first phase, else only when training)
+  const float* bias;        // [G·H] b_ih + b_hh, except the n block of GRU reset-after: b_in alone
   const float* recurrent;   // [N, recurrent_ld]: the recurrent product of this step (no bias unless stated)
   int64_t recurrent_ld;
   const float* bias_hn;     // [H] GRU reset-after: b_hn, which r multiplies and so cannot be folded
@@ -67,10 +68,10 @@ using BackwardKernel = void (*)(const StepBackward&, int64_t row_begin, int64_t 
 
 // Fused kernels; index [0] inference, [1] training where the two differ.
 struct FusedKernels {
-  ForwardKernel elman_tanh_forward[2];     // gates = x-projection + biases, recurrent [N,H]; writes h_out (+h_copy)
+  ForwardKernel elman_tanh_forward[2];     // reads gates, bias, recurrent [N,H]; writes h_out (+h_copy)
   ForwardKernel elman_relu_forward[2];
-  ForwardKernel lstm_forward[2];           // reads gates, recurrent, c_prev; writes c_out, h_out (+gates, h_copy)
-  ForwardKernel gru_after_forward[2];      // reads gates (n block: b_in only), recurrent, bias_hn, h_prev; writes h_out
+  ForwardKernel lstm_forward[2];           // reads gates, bias, recurrent, c_prev; writes c_out, h_out (+gates, h_copy)
+  ForwardKernel gru_after_forward[2];      // reads gates, bias, recurrent, bias_hn, h_prev; writes h_out
                                            // (+gates, h_copy, hn_out)
   ForwardKernel gru_before_gates;          // phase 1: recurrent [N, 2H] (rows r, z); writes activated r, z into gates, rh_out
   ForwardKernel gru_before_forward[2];     // phase 2: recurrent [N, H] = W_hn (r ⊙ h); writes h_out (+n into gates, h_copy)
@@ -92,6 +93,8 @@ struct ElementwiseOps {
   Unary sigmoid, tanh, relu, one_minus, relu_mask, copy;
   // out[r, c] += bias[c]
   void (*add_bias)(int64_t rows, int64_t cols, const float* bias, float* out, int64_t ldo);
+  // out[c] += Σ_r a[r, c]: the bias gradients (used by both the fused and the unfused path)
+  void (*add_column_sums)(int64_t rows, int64_t cols, const float* a, int64_t lda, float* out);
 };
 
 struct Kernels {

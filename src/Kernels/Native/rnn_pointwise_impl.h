@@ -153,7 +153,7 @@ void elman_forward(const StepForward& s, int64_t row_begin, int64_t row_end) {
     float* h_copy = Train ? s.h_copy + n * H : nullptr;
     columns<V>(H, [&](auto lane_type, int64_t j) {
       RC_LANE;
-      R a = U::load(g + j) + U::load(rec + j);
+      R a = U::load(g + j) + U::load(s.bias + j) + U::load(rec + j);
       R out;
       if constexpr (Relu) out = vmax(a, splat<R>(0.0f));
       else out = vtanh(a);
@@ -175,10 +175,11 @@ void lstm_forward(const StepForward& s, int64_t row_begin, int64_t row_end) {
     float* h_copy = Train ? s.h_copy + n * H : nullptr;
     columns<V>(H, [&](auto lane_type, int64_t j) {
       RC_LANE;
-      R i = vsigmoid(U::load(g + j) + U::load(rec + j));
-      R f = vsigmoid(U::load(g + H + j) + U::load(rec + H + j));
-      R cand = vtanh(U::load(g + 2 * H + j) + U::load(rec + 2 * H + j));
-      R o = vsigmoid(U::load(g + 3 * H + j) + U::load(rec + 3 * H + j));
+      const float* b = s.bias;
+      R i = vsigmoid(U::load(g + j) + U::load(b + j) + U::load(rec + j));
+      R f = vsigmoid(U::load(g + H + j) + U::load(b + H + j) + U::load(rec + H + j));
+      R cand = vtanh(U::load(g + 2 * H + j) + U::load(b + 2 * H + j) + U::load(rec + 2 * H + j));
+      R o = vsigmoid(U::load(g + 3 * H + j) + U::load(b + 3 * H + j) + U::load(rec + 3 * H + j));
       R c = f * U::load(c_prev + j) + i * cand;
       R out = o * vtanh(c);
       U::store(c_out + j, c);
@@ -206,10 +207,11 @@ void gru_after_forward(const StepForward& s, int64_t row_begin, int64_t row_end)
     float* hn_out = Train ? s.hn_out + n * H : nullptr;
     columns<V>(H, [&](auto lane_type, int64_t j) {
       RC_LANE;
-      R r = vsigmoid(U::load(g + j) + U::load(rec + j));
-      R z = vsigmoid(U::load(g + H + j) + U::load(rec + H + j));
+      const float* b = s.bias;
+      R r = vsigmoid(U::load(g + j) + U::load(b + j) + U::load(rec + j));
+      R z = vsigmoid(U::load(g + H + j) + U::load(b + H + j) + U::load(rec + H + j));
       R hn = U::load(rec + 2 * H + j) + U::load(s.bias_hn + j);
-      R cand = vtanh(U::load(g + 2 * H + j) + r * hn);
+      R cand = vtanh(U::load(g + 2 * H + j) + U::load(b + 2 * H + j) + r * hn);
       R hp = U::load(h_prev + j);
       R out = cand + z * (hp - cand);  // (1 − z)·n + z·h
       U::store(h + j, out);
@@ -234,8 +236,9 @@ void gru_before_gates(const StepForward& s, int64_t row_begin, int64_t row_end) 
     float* rh = s.rh_out + n * H;
     columns<V>(H, [&](auto lane_type, int64_t j) {
       RC_LANE;
-      R r = vsigmoid(U::load(g + j) + U::load(rec + j));
-      R z = vsigmoid(U::load(g + H + j) + U::load(rec + H + j));
+      const float* b = s.bias;
+      R r = vsigmoid(U::load(g + j) + U::load(b + j) + U::load(rec + j));
+      R z = vsigmoid(U::load(g + H + j) + U::load(b + H + j) + U::load(rec + H + j));
       U::store(g + j, r);
       U::store(g + H + j, z);
       U::store(rh + j, r * U::load(h_prev + j));
@@ -255,7 +258,7 @@ void gru_before_forward(const StepForward& s, int64_t row_begin, int64_t row_end
     columns<V>(H, [&](auto lane_type, int64_t j) {
       RC_LANE;
       R z = U::load(g + H + j);
-      R cand = vtanh(U::load(g + 2 * H + j) + U::load(rec + j));
+      R cand = vtanh(U::load(g + 2 * H + j) + U::load(s.bias + 2 * H + j) + U::load(rec + j));
       R hp = U::load(h_prev + j);
       R out = cand + z * (hp - cand);
       U::store(h + j, out);
@@ -421,6 +424,24 @@ void add_bias(int64_t rows, int64_t cols, const float* bias, float* out, int64_t
     });
 }
 
+template <class V>
+void add_column_sums(int64_t rows, int64_t cols, const float* a, int64_t lda, float* out) {
+  constexpr int64_t kChunk = 256;  // columns at a time: the partial sums stay in registers and L1
+  float sums[kChunk];
+  for (int64_t c0 = 0; c0 < cols; c0 += kChunk) {
+    const int64_t width = cols - c0 < kChunk ? cols - c0 : kChunk;
+    for (int64_t c = 0; c < width; c++) sums[c] = 0.0f;
+    for (int64_t r = 0; r < rows; r++) {
+      const float* row = a + r * lda + c0;
+      columns<V>(width, [&](auto lane_type, int64_t j) {
+        RC_LANE;
+        U::store(sums + j, U::load(sums + j) + U::load(row + j));
+      });
+    }
+    for (int64_t c = 0; c < width; c++) out[c0 + c] += sums[c];
+  }
+}
+
 #undef RC_LANE
 
 template <class V>
@@ -455,6 +476,7 @@ Kernels make_kernels() {
   e.relu_mask = unary<V, ReluMaskOp>;
   e.copy = unary<V, CopyOp>;
   e.add_bias = add_bias<V>;
+  e.add_column_sums = add_column_sums<V>;
   return k;
 }
 

@@ -1,14 +1,31 @@
 #include "rnn_sequence.h"
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
+#include <sys/mman.h>
 #include "gemm.h"
 #include "parallel.h"
 #include "rc_common.h"
 
 namespace rc::rnn {
+
+void Buffer::Free::operator()(float* p) const { std::free(p); }
+
+Buffer Buffer::allocate(int64_t count) {
+  constexpr size_t kHugePage = size_t(2) << 20;
+  size_t bytes = sizeof(float) * static_cast<size_t>(std::max<int64_t>(count, 1));
+  bool huge = bytes >= 2 * kHugePage;
+  size_t alignment = huge ? kHugePage : 64;
+  bytes = (bytes + alignment - 1) / alignment * alignment;
+  void* p = std::aligned_alloc(alignment, bytes);
+  if (!p) throw std::bad_alloc();
+  if (huge) madvise(p, bytes, MADV_HUGEPAGE);  // advice only: without THP it stays 4 KiB pages
+  return Buffer{std::unique_ptr<float[], Free>(static_cast<float*>(p)), count};
+}
+
 namespace {
 
 // Below this many elements a pointwise pass runs on the calling thread: waking workers costs more.
@@ -72,26 +89,14 @@ class Passes {
   int64_t rows_;
 };
 
-// out[c] += Σ_r a[r, c]: the bias gradients, one reduction over all T·N rows.
-void add_column_sums(int64_t rows, int64_t cols, const float* a, int64_t lda, float* out) {
-  constexpr int64_t kChunk = 256;  // columns per task: the partial sums stay in L1
-  int64_t chunks = (cols + kChunk - 1) / kChunk;
-  parallel_for(chunks, [&](int64_t begin, int64_t end) {
-    float sums[kChunk];
-    for (int64_t chunk = begin; chunk < end; chunk++) {
-      int64_t c0 = chunk * kChunk, width = std::min(kChunk, cols - c0);
-      std::fill(sums, sums + width, 0.0f);
-      for (int64_t r = 0; r < rows; r++) {
-        const float* row = a + r * lda + c0;
-        for (int64_t c = 0; c < width; c++) sums[c] += row[c];
-      }
-      for (int64_t c = 0; c < width; c++) out[c0 + c] += sums[c];
-    }
+// out[c] += Σ_r a[r, c] over all T·N rows; the columns are split among the workers.
+void add_column_sums(const ElementwiseOps& ops, int64_t rows, int64_t cols, const float* a, int64_t lda, float* out) {
+  constexpr int64_t kColumnsPerTask = 256;
+  int64_t tasks = (cols + kColumnsPerTask - 1) / kColumnsPerTask;
+  parallel_for(tasks, [&](int64_t begin, int64_t end) {
+    int64_t c0 = begin * kColumnsPerTask, c1 = std::min(cols, end * kColumnsPerTask);
+    ops.add_column_sums(rows, c1 - c0, a + c0, lda, out + c0);
   });
-}
-
-void fill_rows(int64_t rows, int64_t cols, const float* row, float* out) {
-  for (int64_t r = 0; r < rows; r++) std::memcpy(out + r * cols, row, sizeof(float) * cols);
 }
 
 // Slot of the state a step at time t starts from / writes, in Tape::states ordering.
@@ -130,18 +135,16 @@ void forward(Cell cell, bool fused, int64_t T, int64_t N, int64_t I, int64_t H, 
     projection = projection_workspace.get();
   }
   Passes passes(k.elementwise, N);
-  if (fused) {
-    // Both biases folded into the product's initial value, except b_hn of GRU reset-after, which r multiplies.
-    std::vector<float> bias(GH);
-    for (int64_t j = 0; j < GH; j++) bias[j] = w.bias_ih[j] + w.bias_hh[j];
-    if (cell == Cell::GruResetAfter)
-      for (int64_t j = 2 * H; j < GH; j++) bias[j] = w.bias_ih[j];
-    fill_rows(TN, GH, bias.data(), projection);
-    sgemm(false, true, TN, GH, I, 1.0f, x, I, w.weight_ih, I, 1.0f, projection, GH);
-  } else {
-    sgemm(false, true, TN, GH, I, 1.0f, x, I, w.weight_ih, I, 0.0f, projection, GH);
-    Passes(k.elementwise, TN).add_bias(GH, w.bias_ih, {projection, GH});
-  }
+  // The fused kernels add both biases as they read each gate (one vector, L1-resident), so the
+  // product overwrites the projection and no pass over it is spent on the bias. b_hn of GRU
+  // reset-after stays apart: r multiplies it. The unfused baseline adds b_ih here and b_hh per step,
+  // each as a pass of its own.
+  std::vector<float> bias(GH);
+  for (int64_t j = 0; j < GH; j++) bias[j] = w.bias_ih[j] + w.bias_hh[j];
+  if (cell == Cell::GruResetAfter)
+    for (int64_t j = 2 * H; j < GH; j++) bias[j] = w.bias_ih[j];
+  sgemm(false, true, TN, GH, I, 1.0f, x, I, w.weight_ih, I, 0.0f, projection, GH);
+  if (!fused) Passes(k.elementwise, TN).add_bias(GH, w.bias_ih, {projection, GH});
 
   // W_hh^T packed once for all steps. GRU reset-before needs its rows r, z (applied to h) apart from
   // rows n (applied to r ⊙ h, known only after r).
@@ -180,6 +183,7 @@ void forward(Cell cell, bool fused, int64_t T, int64_t N, int64_t I, int64_t H, 
     StepForward step{};
     step.hidden = H;
     step.gates = gates;
+    step.bias = bias.data();
     step.recurrent = recurrent.get();
     step.recurrent_ld = split_n ? 2 * H : GH;
     step.bias_hn = w.bias_hh + 2 * H;
@@ -431,8 +435,15 @@ void backward(const Tape& tape, const float* weight_ih, const float* weight_hh, 
   } else {
     sgemm(true, false, GH, H, TN, 1.0f, dg_rec, GH, h_prevs, H, 1.0f, dweight_hh, H);
   }
-  add_column_sums(TN, GH, dgates.get(), GH, dbias_ih);
-  add_column_sums(TN, GH, dg_rec, GH, dbias_hh);
+  if (after) {
+    add_column_sums(k.elementwise, TN, GH, dgates.get(), GH, dbias_ih);
+    add_column_sums(k.elementwise, TN, GH, dg_rec, GH, dbias_hh);
+  } else {
+    // Both biases see the same gradient: one reduction, added to both.
+    std::vector<float> sums(GH, 0.0f);
+    add_column_sums(k.elementwise, TN, GH, dgates.get(), GH, sums.data());
+    for (int64_t j = 0; j < GH; j++) dbias_ih[j] += sums[j], dbias_hh[j] += sums[j];
+  }
   sgemm(false, false, TN, I, GH, 1.0f, dgates.get(), GH, weight_ih, I, 0.0f, dx, I);
 }
 
@@ -491,3 +502,17 @@ RC_EXPORT rc_status rc_rnn_backward(rc_rnn_tape* tape, const float* weight_ih, c
 RC_EXPORT int64_t rc_rnn_tape_bytes(const rc_rnn_tape* tape) { return tape ? tape->tape.bytes() : 0; }
 
 RC_EXPORT void rc_rnn_tape_free(rc_rnn_tape* tape) { delete tape; }
+
+RC_EXPORT rc_status rc_rnn_elementwise(int32_t op, int64_t count, const float* a, const float* b, float* out) {
+  return rc::guard([&] {
+    if (op < 0 || op > 8) throw std::invalid_argument("rc_rnn_elementwise: op: expected 0..8, got " + std::to_string(op));
+    if (count < 0) throw std::invalid_argument("rc_rnn_elementwise: count: expected ≥ 0, got " + std::to_string(count));
+    if (count == 0) return;
+    require(a && out && (op > 2 || b), "rc_rnn_elementwise: a required buffer is null");
+    const rc::rnn::ElementwiseOps& e = rc::rnn::kernels().elementwise;
+    rc::rnn::ElementwiseOps::Binary binary[] = {e.add, e.sub, e.mul};
+    rc::rnn::ElementwiseOps::Unary unary[] = {e.sigmoid, e.tanh, e.relu, e.one_minus, e.relu_mask, e.copy};
+    if (op <= 2) binary[op](1, count, a, count, b, count, out, count);
+    else unary[op - 3](1, count, a, count, out, count);
+  });
+}

@@ -1,0 +1,73 @@
+using NUnit.Framework;
+using Recurrent.Kernels.Cpu;
+
+namespace Recurrent.Tests;
+
+/// <summary>
+/// The elementwise operations the native pointwise kernels are built from, on every instruction-set path, against
+/// double precision: every length 0..70 (all remainders of 8- and 16-wide vectors) and the special values.
+/// </summary>
+[TestFixture]
+public class NativeElementwiseTests
+{
+    private static readonly float[] SpecialValues =
+        [0f, -0f, 1e-8f, -1e-8f, 0.2499f, 0.25f, -0.25f, 0.2501f, 1f, -1f, 9.5f, -9.5f, 20f, -20f, 87f, -87f, 88.7f, -88.7f, 100f, -100f, 1e30f, -1e30f];
+
+    private static IEnumerable<TestCaseData> Cases() =>
+        from isa in new[] { NativeIsa.Auto, NativeIsa.Avx2, NativeIsa.Portable }
+        from op in Enum.GetValues<NativeElementwise>()
+        select new TestCaseData(isa, (int)op).SetArgDisplayNames(isa.ToString(), op.ToString());
+
+    [TestCaseSource(nameof(Cases))]
+    public void Operation_MatchesDoublePrecision_AtEveryLengthAndSpecialValue(NativeIsa isa, int operation)
+    {
+        var op = (NativeElementwise)operation;  // the enum is internal to the library
+        var random = new Random(11 + (int)op);
+        try
+        {
+            NativeLibrary.Isa = isa;
+            for (int length = 0; length <= 70; length++)
+                Check(op, TestData.UniformSingle(random, length, bound: 10), TestData.UniformSingle(random, length, bound: 10), $"length {length}");
+            Check(op, SpecialValues, SpecialValues.Reverse().ToArray(), "special values");
+        }
+        finally
+        {
+            NativeLibrary.Isa = NativeIsa.Auto;
+        }
+    }
+
+    [Test]
+    public void Tanh_KeepsItsRelativeAccuracy_NearZero()
+    {
+        var x = Enumerable.Range(0, 64).Select(i => MathF.Pow(2, -i * 0.5f) * (i % 2 == 0 ? 1 : -1)).ToArray();
+        var output = new float[x.Length];
+        NativeRnn.Elementwise(NativeElementwise.Tanh, x, default, output);
+        Assertions.AllClose(output, x.Select(v => Math.Tanh(v)).ToArray(), Tolerances.Activation, "tanh near 0");
+    }
+
+    private static void Check(NativeElementwise op, float[] a, float[] b, string what)
+    {
+        var output = new float[a.Length];
+        NativeRnn.Elementwise(op, a, b, output);
+        var expected = new double[a.Length];
+        for (int i = 0; i < a.Length; i++)
+        {
+            double x = a[i], y = b[i];
+            expected[i] = op switch
+            {
+                NativeElementwise.Add => (float)(x + y),
+                NativeElementwise.Sub => (float)(x - y),
+                NativeElementwise.Mul => (float)(x * y),
+                NativeElementwise.Sigmoid => 1 / (1 + Math.Exp(-x)),
+                NativeElementwise.Tanh => Math.Tanh(x),
+                NativeElementwise.Relu => Math.Max(x, 0),
+                NativeElementwise.OneMinus => (float)(1 - x),
+                NativeElementwise.ReluMask => x > 0 ? 1 : 0,
+                NativeElementwise.Copy => x,
+                _ => throw new ArgumentOutOfRangeException(nameof(op)),
+            };
+        }
+        bool exact = op is not (NativeElementwise.Sigmoid or NativeElementwise.Tanh);
+        Assertions.AllClose(output, expected, exact ? new Tolerance(0, 0) : Tolerances.Activation, $"{op} {what}");
+    }
+}
