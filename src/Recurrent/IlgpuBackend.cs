@@ -21,10 +21,11 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     /// <summary>Opens the accelerator and prepares its kernels (each is compiled on first use, then cached).</summary>
     /// <param name="device">Which accelerator; <see cref="IlgpuDevice.Auto"/> takes CUDA when present, else ILGPU's CPU accelerator.</param>
     /// <param name="fused">One kernel per step's pointwise part (true) or one per elementwise operation (false, the baseline).</param>
+    /// <param name="gemm">The matrix product; the default takes cuBLAS on CUDA where it loads (see <see cref="IlgpuGemm"/>).</param>
     /// <exception cref="IlgpuDeviceException">CUDA or OpenCL was asked for and is not usable here.</exception>
-    public IlgpuBackend(IlgpuDevice device = IlgpuDevice.Auto, bool fused = true)
+    public IlgpuBackend(IlgpuDevice device = IlgpuDevice.Auto, bool fused = true, GemmProvider gemm = GemmProvider.Auto)
     {
-        _gpu = IlgpuAccelerator.Create(device);
+        _gpu = IlgpuAccelerator.Create(device, gemm);
         _fused = fused;
         _steps = fused ? new FusedCellSteps(_gpu.Kernels) : new UnfusedCellSteps(_gpu);
     }

@@ -26,14 +26,17 @@ public abstract class IlgpuKernelTests(IlgpuDevice device)
     {
         // M<K and M>K, sizes not multiples of any tile (4 on the CPU accelerator, 16 on GPUs), K = 0 and 1.
         int[][] sizes = [[1, 1, 1], [3, 5, 7], [7, 3, 17], [17, 33, 2], [2, 9, 65], [5, 4, 0]];
-        foreach (var s in sizes)
-            foreach (bool ta in new[] { false, true })
-                foreach (bool tb in new[] { false, true })
-                    yield return new TestCaseData(s[0], s[1], s[2], ta, tb).SetArgDisplayNames($"M{s[0]}_N{s[1]}_K{s[2]}_{(ta ? "T" : "N")}{(tb ? "T" : "N")}");
+        foreach (var provider in new[] { GemmProvider.Tiled, GemmProvider.Simple, GemmProvider.Auto })
+            foreach (var s in sizes)
+                foreach (bool ta in new[] { false, true })
+                    foreach (bool tb in new[] { false, true })
+                        yield return new TestCaseData(provider, s[0], s[1], s[2], ta, tb)
+                            .SetArgDisplayNames(provider.ToString(), $"M{s[0]}_N{s[1]}_K{s[2]}_{(ta ? "T" : "N")}{(tb ? "T" : "N")}");
     }
 
+    /// <summary>Every provider; Auto is cuBLAS on a CUDA fixture.</summary>
     [TestCaseSource(nameof(GemmShapes))]
-    public void Sgemm_MatchesNaiveProduct(int m, int n, int k, bool transA, bool transB)
+    public void Sgemm_MatchesNaiveProduct(GemmProvider provider, int m, int n, int k, bool transA, bool transB)
     {
         var random = new Random(m * 1000 + n * 10 + k);
         int lda = (transA ? m : k) + 1, ldb = (transB ? k : n) + 2, ldc = n + 3;
@@ -54,17 +57,19 @@ public abstract class IlgpuKernelTests(IlgpuDevice device)
         using var da = Gpu.Accelerator.Allocate1D(a);
         using var db = Gpu.Accelerator.Allocate1D(b);
         using var dc = Gpu.Accelerator.Allocate1D(c);
-        Gpu.Gemm.Sgemm(transA, transB, m, n, k, alpha, da.View, lda, db.View, ldb, beta, dc.View, ldc);
+        using var gemm = new IlgpuGemm(Gpu.Accelerator, Gpu.Kernels, provider);
+        gemm.Sgemm(transA, transB, m, n, k, alpha, da.View, lda, db.View, ldb, beta, dc.View, ldc);
         Assertions.AllClose(dc.GetAsArray1D(), expected, Tolerances.Float32, "C");
     }
 
     [Test]
-    public void Sgemm_WithZeroBeta_IgnoresNaNInC()
+    public void Sgemm_WithZeroBeta_IgnoresNaNInC([Values(GemmProvider.Tiled, GemmProvider.Simple, GemmProvider.Auto)] GemmProvider provider)
     {
+        using var gemm = new IlgpuGemm(Gpu.Accelerator, Gpu.Kernels, provider);
         using var a = Gpu.Accelerator.Allocate1D(new float[] { 1, 2 });
         using var b = Gpu.Accelerator.Allocate1D(new float[] { 3, 4 });
         using var c = Gpu.Accelerator.Allocate1D(new[] { float.NaN });
-        Gpu.Gemm.Sgemm(false, false, 1, 1, 2, 1, a.View, 2, b.View, 1, 0, c.View, 1);
+        gemm.Sgemm(false, false, 1, 1, 2, 1, a.View, 2, b.View, 1, 0, c.View, 1);
         Assert.That(c.GetAsArray1D()[0], Is.EqualTo(11f));
     }
 

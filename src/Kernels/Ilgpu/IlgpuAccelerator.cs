@@ -13,13 +13,13 @@ namespace Recurrent.Kernels.Ilgpu;
 /// </summary>
 public sealed class IlgpuAccelerator : IDisposable
 {
-    private IlgpuAccelerator(Context context, Accelerator accelerator, IlgpuDevice kind)
+    private IlgpuAccelerator(Context context, Accelerator accelerator, IlgpuDevice kind, GemmProvider gemm)
     {
         Context = context;
         Accelerator = accelerator;
         Kind = kind;
         Kernels = new IlgpuKernels(accelerator);
-        Gemm = new IlgpuGemm(accelerator, Kernels);
+        Gemm = new IlgpuGemm(accelerator, Kernels, gemm);
     }
 
     /// <summary>The ILGPU context (ILGPU.Algorithms enabled).</summary>
@@ -40,43 +40,45 @@ public sealed class IlgpuAccelerator : IDisposable
     /// Opens <paramref name="device"/>. <see cref="IlgpuDevice.Auto"/> takes the first CUDA GPU whose driver loads, else
     /// ILGPU's CPU accelerator.
     /// </summary>
+    /// <param name="device">Which accelerator.</param>
+    /// <param name="gemm">The matrix product to use on it (<see cref="IlgpuGemm"/>).</param>
     /// <exception cref="IlgpuDeviceException">CUDA or OpenCL was asked for and no usable device exists.</exception>
-    public static IlgpuAccelerator Create(IlgpuDevice device = IlgpuDevice.Auto)
+    public static IlgpuAccelerator Create(IlgpuDevice device = IlgpuDevice.Auto, GemmProvider gemm = GemmProvider.Auto)
     {
         switch (device)
         {
             case IlgpuDevice.Cpu:
-                return Open(b => b.CPU(), c => c.CreateCPUAccelerator(0), IlgpuDevice.Cpu);
+                return Open(b => b.CPU(), c => c.CreateCPUAccelerator(0), IlgpuDevice.Cpu, gemm);
             case IlgpuDevice.Cuda:
                 return Open(b => b.Cuda(), c => c.GetCudaDevices().Count > 0 ? c.CreateCudaAccelerator(0)
                     : throw new IlgpuDeviceException("CUDA was requested, but ILGPU found no CUDA device (no NVIDIA GPU, or libcuda did not load)."),
-                    IlgpuDevice.Cuda);
+                    IlgpuDevice.Cuda, gemm);
             case IlgpuDevice.OpenCL:
                 return Open(b => b.OpenCL(), c => c.GetCLDevices().Count > 0 ? c.CreateCLAccelerator(0)
                     : throw new IlgpuDeviceException("OpenCL was requested, but ILGPU found no OpenCL device it supports (it needs the generic address space of OpenCL 2.0 or 3.0 with that feature; PoCL 3.1 lacks it)."),
-                    IlgpuDevice.OpenCL);
+                    IlgpuDevice.OpenCL, gemm);
             case IlgpuDevice.Auto:
                 try
                 {
-                    return Create(IlgpuDevice.Cuda);
+                    return Create(IlgpuDevice.Cuda, gemm);
                 }
                 catch (IlgpuDeviceException)
                 {
-                    return Create(IlgpuDevice.Cpu);
+                    return Create(IlgpuDevice.Cpu, gemm);
                 }
             default:
                 throw new ArgumentOutOfRangeException(nameof(device), device, "expected Auto, Cpu, Cuda or OpenCL.");
         }
     }
 
-    private static IlgpuAccelerator Open(Func<Context.Builder, Context.Builder> devices, Func<Context, Accelerator> create, IlgpuDevice kind)
+    private static IlgpuAccelerator Open(Func<Context.Builder, Context.Builder> devices, Func<Context, Accelerator> create, IlgpuDevice kind, GemmProvider gemm)
     {
         Context? context = null;
         try
         {
             context = Context.Create(builder => devices(builder).EnableAlgorithms());
             var accelerator = create(context);
-            return new IlgpuAccelerator(context, accelerator, kind);
+            return new IlgpuAccelerator(context, accelerator, kind, gemm);
         }
         catch (IlgpuDeviceException)
         {

@@ -23,6 +23,7 @@ public sealed class IlgpuKernels(Accelerator accelerator)
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape>? _gruBeforeBackwardGates;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape>? _gruBeforeBackwardReset;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>? _tiledSgemm;
+    private Action<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>? _simpleSgemm;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ColumnSumShape>? _columnSums;
 
     /// <summary><see cref="CellKernels.LstmForward"/>.</summary>
@@ -82,6 +83,10 @@ public sealed class IlgpuKernels(Accelerator accelerator)
     /// <summary><see cref="GemmKernels.TiledSgemm"/>; launch it through <see cref="IlgpuGemm"/>.</summary>
     public Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape> TiledSgemm =>
         _tiledSgemm ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(GemmKernels.TiledSgemm);
+
+    /// <summary><see cref="GemmKernels.SimpleSgemm"/>; launch it through <see cref="IlgpuGemm"/>.</summary>
+    public Action<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape> SimpleSgemm =>
+        _simpleSgemm ??= _accelerator.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>(GemmKernels.SimpleSgemm);
 
     /// <summary><see cref="ReductionKernels.ColumnSums"/>.</summary>
     public Action<KernelConfig, ArrayView<float>, ArrayView<float>, ColumnSumShape> ColumnSumsKernel =>
