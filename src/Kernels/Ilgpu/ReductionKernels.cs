@@ -1,0 +1,38 @@
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Algorithms.ScanReduceOperations;
+using ILGPU.Runtime;
+
+namespace Recurrent.Kernels.Ilgpu;
+
+/// <summary>Sizes of a column sum: a [Rows, Cols] matrix with row stride Ld.</summary>
+public readonly struct ColumnSumShape(int rows, int cols, int ld, bool accumulate)
+{
+    /// <summary>Rows summed.</summary>
+    public readonly int Rows = rows;
+    /// <summary>Columns, one sum each.</summary>
+    public readonly int Cols = cols;
+    /// <summary>Row stride of the matrix.</summary>
+    public readonly int Ld = ld;
+    /// <summary>1 to add into the destination, 0 to overwrite it.</summary>
+    public readonly int Accumulate = accumulate ? 1 : 0;
+}
+
+/// <summary>Reductions: bias gradients are column sums of the gate gradients [T·N, G·H].</summary>
+public static class ReductionKernels
+{
+    /// <summary>
+    /// sums[j] (+)= Σ_r matrix[r·Ld + j]. One group per column (grid = Cols); its threads stride over the rows
+    /// and ILGPU.Algorithms' group reduction adds their partial sums, so no atomics and a fixed summation order.
+    /// </summary>
+    public static void ColumnSums(ArrayView<float> matrix, ArrayView<float> sums, ColumnSumShape s)
+    {
+        int col = Grid.IdxX;
+        float partial = 0;
+        for (int r = Group.IdxX; r < s.Rows; r += Group.DimX)
+            partial += matrix[r * s.Ld + col];
+        float total = GroupExtensions.Reduce<float, AddFloat>(partial);
+        if (Group.IsFirstThread)
+            sums[col] = s.Accumulate != 0 ? sums[col] + total : total;
+    }
+}

@@ -1,0 +1,166 @@
+using System.Diagnostics;
+using System.Globalization;
+using Recurrent.Kernels.Ilgpu;
+
+namespace Recurrent.Bench;
+
+/// <summary>
+/// The GPU machine's check: opens an ILGPU accelerator, checks the backend against the reference (every cell, fused and
+/// unfused, outputs, states and every gradient), then times LSTM and GRU forward and forward+backward, fused against
+/// unfused. Used by <c>scripts/gpu-check.sh</c> through its small check program and wireable as <c>Recurrent.Bench gpu-check</c>.
+/// Arguments: <c>--device cuda|cpu|auto</c> (default cuda), <c>--shapes standard,small|tiny</c>, <c>--reps N</c>,
+/// <c>--csv PATH</c> (timings as <c>impl,cell,shape,pass,ms</c> for the script's joint table). Returns 0 when every
+/// parity check passes.
+/// </summary>
+public static class IlgpuGpuCheck
+{
+    /// <summary>A timed shape: T, N, I = H.</summary>
+    private sealed record BenchShape(string Name, int Steps, int Batch, int Size);
+
+    private static readonly BenchShape[] Standard = [new("standard", 100, 64, 512), new("small", 50, 16, 128)];
+    private static readonly BenchShape[] Tiny = [new("tiny", 5, 2, 8)];
+
+    /// <summary>Runs the check; see the class summary for the arguments.</summary>
+    /// <param name="args">The command-line arguments after <c>gpu-check</c>.</param>
+    /// <param name="absoluteTolerance">The test suite's <c>Tolerances.Float32.Absolute</c> (the check program compiles that file in).</param>
+    /// <param name="relativeTolerance">The test suite's <c>Tolerances.Float32.Relative</c>.</param>
+    public static int Run(string[] args, double absoluteTolerance, double relativeTolerance)
+    {
+        string Option(string name, string fallback)
+        {
+            int i = Array.IndexOf(args, name);
+            return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+        }
+        var device = Option("--device", "cuda") switch
+        {
+            "cpu" => IlgpuDevice.Cpu,
+            "auto" => IlgpuDevice.Auto,
+            "opencl" => IlgpuDevice.OpenCL,
+            _ => IlgpuDevice.Cuda,
+        };
+        var shapes = Option("--shapes", "standard,small") == "tiny" ? Tiny : Standard;
+        int reps = int.Parse(Option("--reps", "20"), CultureInfo.InvariantCulture);
+        string? csvPath = Option("--csv", "") is { Length: > 0 } p ? p : null;
+
+        using var fused = new IlgpuBackend(device, fused: true);
+        using var unfused = new IlgpuBackend(device, fused: false);
+        Console.WriteLine($"device: {fused.DeviceName} ({fused.Name}); GEMM: {fused.GemmDescription}{(fused.CuBlasFailure is null ? "" : $" (cuBLAS not used: {fused.CuBlasFailure})")}");
+
+        int failures = 0;
+        Console.WriteLine($"parity against the reference (|a − e| ≤ {absoluteTolerance:g3} + {relativeTolerance:g3}·|e|), worst |a − e| − tolerance per case (≤ 0 passes):");
+        foreach (var cell in Enum.GetValues<CellKind>())
+            foreach (var (steps, batch, input, hidden, layers, bidirectional) in new[] { (1, 1, 1, 1, 1, false), (5, 3, 7, 33, 2, true) })
+                foreach (var backend in new[] { fused, unfused })
+                {
+                    var (worst, what) = Parity(backend, new RnnConfig(cell, input, hidden, layers, bidirectional), steps, batch, absoluteTolerance, relativeTolerance);
+                    bool ok = worst <= 0;
+                    if (!ok) failures++;
+                    Console.WriteLine($"  {(ok ? "ok  " : "FAIL")} {backend.Name,-22} {cell,-15} T{steps} N{batch} I{input} H{hidden} L{layers}{(bidirectional ? " bi" : "")}  worst {worst:E2} ({what})");
+                }
+
+        var rows = new List<string>();
+        Console.WriteLine();
+        Console.WriteLine($"timings: median of {reps} runs, ms, device work synchronized; each call includes its one host↔device copy of inputs and results");
+        Console.WriteLine($"{"impl",-22} {"cell",-15} {"shape",-9} {"pass",-9} {"ms",10}");
+        foreach (var shape in shapes)
+            foreach (var cell in new[] { CellKind.Lstm, CellKind.GruResetAfter, CellKind.GruResetBefore })
+                foreach (var backend in new[] { fused, unfused })
+                    foreach (bool training in new[] { false, true })
+                    {
+                        double ms = Time(backend, cell, shape, training, reps);
+                        string pass = training ? "fwd+bwd" : "forward";
+                        Console.WriteLine($"{backend.Name,-22} {cell,-15} {shape.Name,-9} {pass,-9} {ms,10:F3}");
+                        rows.Add(string.Create(CultureInfo.InvariantCulture, $"{backend.Name},{cell},{shape.Name},{pass},{ms:F4}"));
+                    }
+        if (csvPath is not null) File.WriteAllLines(csvPath, rows);
+        Console.WriteLine(failures == 0 ? "parity: all passed" : $"parity: {failures} FAILED");
+        return failures == 0 ? 0 : 1;
+    }
+
+    /// <summary>Forward and backward on <paramref name="backend"/> and the reference; the worst excess over the tolerance.</summary>
+    private static (double Worst, string What) Parity(IlgpuBackend backend, RnnConfig config, int steps, int batch, double absolute, double relative)
+    {
+        var parameters = new RnnParameters(config);
+        parameters.Reset(11);
+        var random = new Random(3);
+        float[] Values(int count) => Enumerable.Range(0, count).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+        var state = config.StateShape(batch);
+        int stateLength = state.Aggregate(1, (a, b) => a * b);
+        bool lstm = config.Cell.HasCellState();
+        var x = new Tensor(Values(steps * batch * config.InputSize), steps, batch, config.InputSize);
+        var h0 = new Tensor(Values(stateLength), state);
+        var c0 = lstm ? new Tensor(Values(stateLength), state) : null;
+        var dy = new Tensor(Values(steps * batch * config.OutputSize), steps, batch, config.OutputSize);
+        var dhN = new Tensor(Values(stateLength), state);
+        var dcN = lstm ? new Tensor(Values(stateLength), state) : null;
+        var expected = ForwardBackward(ReferenceBackend.Instance, parameters, x, h0, c0, dy, dhN, dcN);
+        var actual = ForwardBackward(backend, parameters, x, h0, c0, dy, dhN, dcN);
+        double worst = double.NegativeInfinity;
+        string what = "";
+        foreach (var (name, e) in expected)
+        {
+            var a = actual[name];
+            for (int i = 0; i < e.Length; i++)
+            {
+                double excess = Math.Abs(a[i] - e[i]) - (absolute + relative * Math.Abs(e[i]));
+                if (double.IsNaN(a[i])) excess = double.PositiveInfinity;
+                if (excess > worst) (worst, what) = (excess, $"{name}[{i}]");
+            }
+        }
+        return (worst, what);
+    }
+
+    private static Dictionary<string, float[]> ForwardBackward(IRnnBackend backend, RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor dy, Tensor dhN, Tensor? dcN)
+    {
+        var config = parameters.Config;
+        int steps = x.Shape[0], batch = x.Shape[1];
+        var state = config.StateShape(batch);
+        var y = new Tensor(steps, batch, config.OutputSize);
+        var hN = new Tensor(state);
+        var cN = c0 is null ? null : new Tensor(state);
+        parameters.ZeroGrad();
+        using var tape = backend.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward: true)!;
+        var dx = new Tensor(steps, batch, config.InputSize);
+        var dh0 = new Tensor(state);
+        var dc0 = c0 is null ? null : new Tensor(state);
+        backend.Backward(parameters, tape, dy, dhN, dcN, dx, dh0, dc0);
+        var results = new Dictionary<string, float[]> { ["y"] = y.Data, ["hN"] = hN.Data, ["dx"] = dx.Data, ["dh0"] = dh0.Data };
+        if (cN is not null) results["cN"] = cN.Data;
+        if (dc0 is not null) results["dc0"] = dc0.Data;
+        foreach (var p in parameters.All) results[p.Name] = (float[])p.Grad.Data.Clone();
+        return results;
+    }
+
+    /// <summary>Median milliseconds of one forward (or forward and backward) call after warm-up.</summary>
+    private static double Time(IlgpuBackend backend, CellKind cell, BenchShape shape, bool training, int reps)
+    {
+        var config = new RnnConfig(cell, shape.Size, shape.Size);
+        var parameters = new RnnParameters(config);
+        parameters.Reset(1);
+        var random = new Random(2);
+        int steps = shape.Steps, batch = shape.Batch, h = shape.Size;
+        var state = config.StateShape(batch);
+        var x = new Tensor(Enumerable.Range(0, steps * batch * h).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), steps, batch, h);
+        Tensor h0 = new(state), hN = new(state), dhN = new(state), dh0 = new(state);
+        Tensor? c0 = cell.HasCellState() ? new(state) : null, cN = c0 is null ? null : new(state);
+        Tensor? dcN = c0 is null ? null : new(state), dc0 = c0 is null ? null : new(state);
+        Tensor y = new(steps, batch, h), dx = new(steps, batch, h);
+        var dy = new Tensor(Enumerable.Range(0, steps * batch * h).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), steps, batch, h);
+        void Once()
+        {
+            using var tape = backend.Forward(parameters, x, h0, c0, y, hN, cN, training);
+            if (tape is not null) backend.Backward(parameters, tape, dy, dhN, dcN, dx, dh0, dc0);
+            backend.Synchronize();
+        }
+        for (int i = 0; i < 3; i++) Once();   // kernel compilation and cuBLAS set-up stay out of the timings
+        var times = new double[reps];
+        for (int i = 0; i < reps; i++)
+        {
+            var watch = Stopwatch.StartNew();
+            Once();
+            times[i] = watch.Elapsed.TotalMilliseconds;
+        }
+        Array.Sort(times);
+        return times[reps / 2];
+    }
+}

@@ -1,0 +1,397 @@
+using ILGPU;
+using ILGPU.Runtime;
+using Recurrent.Kernels.Ilgpu;
+
+namespace Recurrent;
+
+/// <summary>
+/// Runs whole recurrent stacks on an ILGPU accelerator (CUDA, OpenCL, or ILGPU's CPU simulator). Each
+/// <see cref="Forward"/> and <see cref="Backward"/> copies its inputs to the device once, keeps every parameter and
+/// activation there for all layers, directions and steps, and copies the results back once. Per layer and direction
+/// the input product W_ih x is one matrix product over all T steps; each step then runs the recurrent product and the
+/// cell's pointwise part, fused (one kernel) or unfused (one kernel per elementwise operation). Matrix products run on
+/// cuBLAS where it loads, else on a tiled shared-memory kernel. Not thread-safe: one call at a time per instance.
+/// </summary>
+public sealed class IlgpuBackend : IRnnBackend, IDisposable
+{
+    private readonly IlgpuAccelerator _gpu;
+    private readonly ICellSteps _steps;
+    private readonly bool _fused;
+
+    /// <summary>Opens the accelerator and prepares its kernels (each is compiled on first use, then cached).</summary>
+    /// <param name="device">Which accelerator; <see cref="IlgpuDevice.Auto"/> takes CUDA when present, else ILGPU's CPU accelerator.</param>
+    /// <param name="fused">One kernel per step's pointwise part (true) or one per elementwise operation (false, the baseline).</param>
+    /// <param name="gemm">The matrix product; the default takes cuBLAS on CUDA where it loads (see <see cref="IlgpuGemm"/>).</param>
+    /// <exception cref="IlgpuDeviceException">CUDA or OpenCL was asked for and is not usable here.</exception>
+    public IlgpuBackend(IlgpuDevice device = IlgpuDevice.Auto, bool fused = true, GemmProvider gemm = GemmProvider.Auto)
+    {
+        _gpu = IlgpuAccelerator.Create(device, gemm);
+        _fused = fused;
+        _steps = fused ? new FusedCellSteps(_gpu.Kernels) : new UnfusedCellSteps(_gpu);
+    }
+
+    /// <summary><c>ilgpu-cuda</c>, <c>ilgpu-cpu</c> or <c>ilgpu-opencl</c>, with <c>-unfused</c> for the unfused kernels.</summary>
+    public string Name => $"ilgpu-{_gpu.ShortName}{(_fused ? "" : "-unfused")}";
+
+    /// <summary>The accelerator this backend runs on.</summary>
+    public IlgpuDevice Device => _gpu.Kind;
+
+    /// <summary>The accelerator's name as its driver reports it.</summary>
+    public string DeviceName => _gpu.Accelerator.Name;
+
+    /// <summary>The matrix product in use, such as <c>cuBLAS V12</c> or <c>tiled 4x4 kernel</c>.</summary>
+    public string GemmDescription => _gpu.Gemm.Description;
+
+    /// <summary>Why cuBLAS is not in use on a CUDA accelerator, or null.</summary>
+    public string? CuBlasFailure => _gpu.Gemm.CuBlasFailure;
+
+    /// <summary>Waits until the device has finished all enqueued work (for timing).</summary>
+    public void Synchronize() => _gpu.Synchronize("synchronize");
+
+    private sealed class DirectionSaved : IDisposable
+    {
+        public MemoryBuffer1D<float, Stride1D.Dense>? Gates;   // [T, N, G·H]
+        public MemoryBuffer1D<float, Stride1D.Dense>? Cells;   // LSTM: [T, N, H], c_t
+        public MemoryBuffer1D<float, Stride1D.Dense>? Extra;   // GRU: [T, N, H], hn (reset-after) or r ⊙ h (reset-before)
+
+        public void Dispose()
+        {
+            Gates?.Dispose();
+            Cells?.Dispose();
+            Extra?.Dispose();
+        }
+    }
+
+    /// <summary>The device buffers a forward pass leaves for its backward pass.</summary>
+    private sealed class Tape(IlgpuBackend owner, int layers, int dirs) : IRnnTape
+    {
+        public IlgpuBackend Owner { get; } = owner;
+        public required int Steps { get; init; }
+        public required int Batch { get; init; }
+        public required MemoryBuffer1D<float, Stride1D.Dense> Weights { get; init; }
+        public required long[] Offsets { get; init; }
+        public required MemoryBuffer1D<float, Stride1D.Dense> H0 { get; init; }
+        public MemoryBuffer1D<float, Stride1D.Dense>? C0 { get; init; }
+        /// <summary>Layer l's input: x for l = 0, the output [T, N, D·H] of layer l − 1 above; the last entry is y.</summary>
+        public MemoryBuffer1D<float, Stride1D.Dense>[] LayerBuffers { get; } = new MemoryBuffer1D<float, Stride1D.Dense>[layers + 1];
+        public DirectionSaved[,] Saved { get; } = new DirectionSaved[layers, dirs];
+
+        public void Dispose()
+        {
+            Weights.Dispose();
+            H0.Dispose();
+            C0?.Dispose();
+            foreach (var b in LayerBuffers) b?.Dispose();
+            foreach (var s in Saved) s?.Dispose();
+        }
+    }
+
+    private static ArrayView<float> At(MemoryBuffer1D<float, Stride1D.Dense> buffer, long offset) =>
+        buffer.View.SubView(offset, buffer.Length - offset);
+
+    private MemoryBuffer1D<float, Stride1D.Dense> Upload(float[] data, string what)
+    {
+        var buffer = _gpu.Allocate(data.Length, what);
+        if (data.Length > 0) buffer.View.SubView(0, data.Length).CopyFromCPU(data);
+        return buffer;
+    }
+
+    private static void Download(MemoryBuffer1D<float, Stride1D.Dense> buffer, float[] destination)
+    {
+        if (destination.Length > 0) buffer.View.SubView(0, destination.Length).CopyToCPU(destination);
+    }
+
+    private (MemoryBuffer1D<float, Stride1D.Dense> Buffer, long[] Offsets) UploadParameters(RnnParameters parameters)
+    {
+        var all = parameters.All;
+        var offsets = new long[all.Count];
+        long total = 0;
+        for (int i = 0; i < all.Count; i++)
+        {
+            offsets[i] = total;
+            total += all[i].Value.Length;
+        }
+        var buffer = _gpu.Allocate(total, "parameters");
+        for (int i = 0; i < all.Count; i++)
+            buffer.View.SubView(offsets[i], all[i].Value.Length).CopyFromCPU(all[i].Value.Data);
+        return (buffer, offsets);
+    }
+
+    private static int Index(RnnConfig config, int layer, int dir, ParameterKind kind) => (layer * config.Directions + dir) * 4 + (int)kind;
+
+    private string Describe(RnnConfig config, int steps, int batch) =>
+        $"{config.Cell} T={steps} N={batch} I={config.InputSize} H={config.HiddenSize} L={config.NumLayers} D={config.Directions}";
+
+    private Exception Wrap(Exception e, string operation, RnnConfig config, int steps, int batch) =>
+        e is ArgumentException or IlgpuOperationException ? e
+            : new IlgpuOperationException($"{Name}: {operation} of {Describe(config, steps, batch)} failed on {_gpu.Accelerator.Name}: {e.GetBaseException().Message}", e);
+
+    /// <inheritdoc />
+    public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward)
+    {
+        var config = parameters.Config;
+        int steps = x.Shape[0], batch = x.Shape[1];
+        var (weights, offsets) = UploadParameters(parameters);
+        var tape = new Tape(this, config.NumLayers, config.Directions)
+        {
+            Steps = steps, Batch = batch, Weights = weights, Offsets = offsets,
+            H0 = Upload(h0.Data, "h0"), C0 = c0 is null ? null : Upload(c0.Data, "c0"),
+        };
+        try
+        {
+            tape.LayerBuffers[0] = Upload(x.Data, "x [T, N, I]");
+            using var hNBuffer = _gpu.Allocate(hN.Length, "hN");
+            using var cNBuffer = cN is null ? null : _gpu.Allocate(cN.Length, "cN");
+            RunForward(config, tape, hNBuffer, cNBuffer, keepForBackward);
+            Download(tape.LayerBuffers[config.NumLayers], y.Data);
+            Download(hNBuffer, hN.Data);
+            if (cN is not null) Download(cNBuffer!, cN.Data);
+            _gpu.Synchronize("forward");
+            if (keepForBackward) return tape;
+            tape.Dispose();
+            return null;
+        }
+        catch (Exception e)
+        {
+            tape.Dispose();
+            throw Wrap(e, "forward", config, steps, batch);
+        }
+    }
+
+    private void RunForward(RnnConfig config, Tape tape, MemoryBuffer1D<float, Stride1D.Dense> hN, MemoryBuffer1D<float, Stride1D.Dense>? cN, bool training)
+    {
+        var cell = config.Cell;
+        int steps = tape.Steps, batch = tape.Batch, h = config.HiddenSize, dirs = config.Directions, dh = dirs * h;
+        int gh = config.GateCount * h, nh = batch * h, ngh = batch * gh;
+        bool lstm = cell.HasCellState(), gru = cell.IsGru(), resetBefore = cell == CellKind.GruResetBefore;
+        var gemm = _gpu.Gemm;
+        using var inputProducts = _gpu.Allocate((long)steps * ngh, "input products W_ih x [T, N, G·H]");
+        using var recurrentProduct = _gpu.Allocate(ngh, "recurrent product [N, G·H]");
+        // Without a tape a step's gates, cell state and GRU extra are scratch, reused every step.
+        using var gateScratch = training ? null : _gpu.Allocate(ngh, "gates [N, G·H]");
+        using var cellScratch = training || !lstm ? null : _gpu.Allocate(nh, "cell state [N, H]");
+        using var extraScratch = training || !gru ? null : _gpu.Allocate(nh, "GRU step buffer [N, H]");
+        var weights = tape.Weights;
+        for (int layer = 0; layer < config.NumLayers; layer++)
+        {
+            int inputSize = config.LayerInputSize(layer);
+            var input = tape.LayerBuffers[layer];
+            var output = tape.LayerBuffers[layer + 1] = _gpu.Allocate((long)steps * batch * dh, $"layer {layer} output [T, N, D·H]");
+            for (int dir = 0; dir < dirs; dir++)
+            {
+                var saved = new DirectionSaved();
+                if (training)
+                {
+                    tape.Saved[layer, dir] = saved;
+                    saved.Gates = _gpu.Allocate((long)steps * ngh, "saved gates [T, N, G·H]");
+                    if (lstm) saved.Cells = _gpu.Allocate((long)steps * nh, "saved cell states [T, N, H]");
+                    if (gru) saved.Extra = _gpu.Allocate((long)steps * nh, "saved GRU step values [T, N, H]");
+                }
+                var wih = At(weights, tape.Offsets[Index(config, layer, dir, ParameterKind.WeightIH)]);
+                var whh = At(weights, tape.Offsets[Index(config, layer, dir, ParameterKind.WeightHH)]);
+                var bih = At(weights, tape.Offsets[Index(config, layer, dir, ParameterKind.BiasIH)]);
+                var bhh = At(weights, tape.Offsets[Index(config, layer, dir, ParameterKind.BiasHH)]);
+                int state = (layer * dirs + dir) * nh;
+                // All T input products at once: [T·N, I] · W_ihᵀ.
+                gemm.Sgemm(false, true, steps * batch, gh, inputSize, 1, input.View, inputSize, wih, inputSize, 0, inputProducts.View, gh);
+                bool reverse = dir == 1;
+                for (int s = 0; s < steps; s++)
+                {
+                    int t = reverse ? steps - 1 - s : s, tPrev = reverse ? t + 1 : t - 1;
+                    var hPrev = s == 0 ? At(tape.H0, state) : At(output, ((long)tPrev * batch) * dh + dir * h);
+                    int hPrevStride = s == 0 ? h : dh;
+                    ArrayView<float> cPrev = default, cOut = default;
+                    if (lstm)
+                    {
+                        cPrev = s == 0 ? At(tape.C0!, state) : training ? At(saved.Cells!, (long)tPrev * nh) : cellScratch!.View;
+                        cOut = training ? At(saved.Cells!, (long)t * nh) : cellScratch!.View;
+                    }
+                    var step = new ForwardStep
+                    {
+                        Batch = batch, Hidden = h,
+                        InputProduct = At(inputProducts, (long)t * ngh), RecurrentProduct = recurrentProduct.View,
+                        BiasIH = bih, BiasHH = bhh,
+                        HPrev = hPrev, HPrevStride = hPrevStride,
+                        HOut = At(output, ((long)t * batch) * dh + dir * h), HOutStride = dh,
+                        CPrev = cPrev, COut = cOut,
+                        Gates = training ? At(saved.Gates!, (long)t * ngh) : gateScratch!.View,
+                        Extra = gru ? training ? At(saved.Extra!, (long)t * nh) : extraScratch!.View : default,
+                    };
+                    if (!resetBefore)
+                    {
+                        gemm.Sgemm(false, true, batch, gh, h, 1, hPrev, hPrevStride, whh, h, 0, recurrentProduct.View, gh);
+                        _steps.Forward(cell, step);
+                    }
+                    else
+                    {
+                        // r and z see W_hh h; the candidate's block sees W_hn (r ⊙ h), known only after r.
+                        gemm.Sgemm(false, true, batch, 2 * h, h, 1, hPrev, hPrevStride, whh, h, 0, recurrentProduct.View, gh);
+                        _steps.Forward(cell, step);
+                        gemm.Sgemm(false, true, batch, h, h, 1, step.Extra, h, At(weights, tape.Offsets[Index(config, layer, dir, ParameterKind.WeightHH)] + 2L * h * h), h,
+                            0, At(recurrentProduct, 2 * h), gh);
+                        _steps.ForwardCandidate(step);
+                    }
+                    if (s == steps - 1)
+                    {
+                        CopyRows(step.HOut, dh, At(hN, state), h, batch, h);
+                        if (lstm) CopyRows(cOut, h, At(cN!, state), h, batch, h);
+                    }
+                }
+                if (!training) saved.Dispose();
+            }
+        }
+    }
+
+    /// <summary>destination rows = source rows, [rows, cols] blocks with their own strides.</summary>
+    private void CopyRows(ArrayView<float> source, int sourceStride, ArrayView<float> destination, int destinationStride, int rows, int cols) =>
+        _gpu.Kernels.Unary<UnaryOps.Copy>()(new Index2D(cols, rows), source, new Block(0, sourceStride), destination, new Block(0, destinationStride));
+
+    /// <inheritdoc />
+    public void Backward(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0)
+    {
+        if (tape is not Tape ours || ours.Owner != this)
+            throw new ArgumentException($"tape: expected a tape made by this {Name} backend's forward pass.", nameof(tape));
+        var config = parameters.Config;
+        try
+        {
+            using var dyBuffer = Upload(dy.Data, "dy [T, N, D·H]");
+            using var dhNBuffer = Upload(dhN.Data, "dhN");
+            using var dcNBuffer = dcN is null ? null : Upload(dcN.Data, "dcN");
+            using var grads = _gpu.Allocate(ours.Weights.Length, "parameter gradients");
+            grads.MemSetToZero();
+            using var dh0Buffer = _gpu.Allocate(dh0.Length, "dh0");
+            using var dc0Buffer = dc0 is null ? null : _gpu.Allocate(dc0.Length, "dc0");
+            var dxBuffer = RunBackward(config, ours, dyBuffer, dhNBuffer, dcNBuffer, grads, dh0Buffer, dc0Buffer);
+            try
+            {
+                Download(dxBuffer, dx.Data);
+            }
+            finally
+            {
+                dxBuffer.Dispose();
+            }
+            Download(dh0Buffer, dh0.Data);
+            if (dc0 is not null) Download(dc0Buffer!, dc0.Data);
+            var hostGrads = new float[ours.Weights.Length];
+            Download(grads, hostGrads);
+            _gpu.Synchronize("backward");
+            var all = parameters.All;
+            for (int i = 0; i < all.Count; i++)
+            {
+                var destination = all[i].Grad.Data;
+                long offset = ours.Offsets[i];
+                for (int k = 0; k < destination.Length; k++) destination[k] += hostGrads[offset + k];
+            }
+        }
+        catch (Exception e)
+        {
+            throw Wrap(e, "backward", config, ours.Steps, ours.Batch);
+        }
+    }
+
+    /// <summary>Back-propagates through every layer and direction on the device; returns dx [T, N, I] (the caller disposes it).</summary>
+    private MemoryBuffer1D<float, Stride1D.Dense> RunBackward(RnnConfig config, Tape tape, MemoryBuffer1D<float, Stride1D.Dense> dy,
+        MemoryBuffer1D<float, Stride1D.Dense> dhN, MemoryBuffer1D<float, Stride1D.Dense>? dcN, MemoryBuffer1D<float, Stride1D.Dense> grads,
+        MemoryBuffer1D<float, Stride1D.Dense> dh0, MemoryBuffer1D<float, Stride1D.Dense>? dc0)
+    {
+        var cell = config.Cell;
+        int steps = tape.Steps, batch = tape.Batch, h = config.HiddenSize, dirs = config.Directions, dhStride = dirs * h;
+        int gh = config.GateCount * h, nh = batch * h, ngh = batch * gh, rows = steps * batch;
+        bool lstm = cell.HasCellState(), gru = cell.IsGru(), resetBefore = cell == CellKind.GruResetBefore;
+        var gemm = _gpu.Gemm;
+        using var dInput = _gpu.Allocate((long)steps * ngh, "input-sum gradients [T, N, G·H]");
+        using var dRecurBuffer = gru ? _gpu.Allocate((long)steps * ngh, "recurrent-sum gradients [T, N, G·H]") : null;
+        var dRecur = dRecurBuffer ?? dInput;
+        using var dh = _gpu.Allocate(nh, "dh [N, H]");
+        using var dc = lstm ? _gpu.Allocate(nh, "dc [N, H]") : null;
+        using var dResetHidden = resetBefore ? _gpu.Allocate(nh, "d(r ⊙ h) [N, H]") : null;
+        var weights = tape.Weights;
+        MemoryBuffer1D<float, Stride1D.Dense> dOutput = dy;
+        MemoryBuffer1D<float, Stride1D.Dense>? ownedOutput = null;
+        for (int layer = config.NumLayers - 1; layer >= 0; layer--)
+        {
+            int inputSize = config.LayerInputSize(layer);
+            var input = tape.LayerBuffers[layer];
+            var output = tape.LayerBuffers[layer + 1];
+            var dLayerInput = _gpu.Allocate((long)rows * inputSize, $"layer {layer} input gradient [T, N, I]");
+            for (int dir = 0; dir < dirs; dir++)
+            {
+                var saved = tape.Saved[layer, dir];
+                long wihOffset = tape.Offsets[Index(config, layer, dir, ParameterKind.WeightIH)];
+                long whhOffset = tape.Offsets[Index(config, layer, dir, ParameterKind.WeightHH)];
+                var wih = At(weights, wihOffset);
+                var whh = At(weights, whhOffset);
+                int state = (layer * dirs + dir) * nh;
+                CopyRows(At(dhN, state), h, dh.View, h, batch, h);
+                if (lstm) CopyRows(At(dcN!, state), h, dc!.View, h, batch, h);
+                bool reverse = dir == 1;
+                for (int s = steps - 1; s >= 0; s--)
+                {
+                    int t = reverse ? steps - 1 - s : s, tPrev = reverse ? t + 1 : t - 1;
+                    var hPrev = s == 0 ? At(tape.H0, state) : At(output, ((long)tPrev * batch) * dhStride + dir * h);
+                    int hPrevStride = s == 0 ? h : dhStride;
+                    var step = new BackwardStep
+                    {
+                        Batch = batch, Hidden = h,
+                        Dy = At(dOutput, ((long)t * batch) * dhStride + dir * h), DyStride = dhStride,
+                        Dh = dh.View, Dc = lstm ? dc!.View : default,
+                        Gates = At(saved.Gates!, (long)t * ngh),
+                        CNew = lstm ? At(saved.Cells!, (long)t * nh) : default,
+                        CPrev = lstm ? s == 0 ? At(tape.C0!, state) : At(saved.Cells!, (long)tPrev * nh) : default,
+                        Extra = cell == CellKind.GruResetAfter ? At(saved.Extra!, (long)t * nh) : resetBefore ? dResetHidden!.View : default,
+                        HPrev = hPrev, HPrevStride = hPrevStride,
+                        DInput = At(dInput, (long)t * ngh), DRecur = At(dRecur, (long)t * ngh),
+                    };
+                    _steps.Backward(cell, step);
+                    if (!resetBefore)
+                    {
+                        // dh_{t−1} = dRecur · W_hh (GRU: plus the direct part the step kernel left in dh).
+                        gemm.Sgemm(false, false, batch, h, gh, 1, step.DRecur, gh, whh, h, gru ? 1 : 0, dh.View, h);
+                    }
+                    else
+                    {
+                        gemm.Sgemm(false, false, batch, h, h, 1, At(dRecur, (long)t * ngh + 2 * h), gh, At(weights, whhOffset + 2L * h * h), h, 0, dResetHidden!.View, h);
+                        _steps.BackwardReset(step);
+                        gemm.Sgemm(false, false, batch, h, 2 * h, 1, step.DRecur, gh, whh, h, 1, dh.View, h);
+                    }
+                }
+                CopyRows(dh.View, h, At(dh0, state), h, batch, h);
+                if (lstm) CopyRows(dc!.View, h, At(dc0!, state), h, batch, h);
+
+                // Parameter gradients: one product over all T·N rows each.
+                var dWih = At(grads, wihOffset);
+                var dWhh = At(grads, whhOffset);
+                gemm.Sgemm(true, false, gh, inputSize, rows, 1, dInput.View, gh, input.View, inputSize, 1, dWih, inputSize);
+                // Rows of W_hh that act on h (all but reset-before's n block) pair step t's gradient with h_{t−1}:
+                // the layer output one step earlier in the direction's order, or h0 at its first step.
+                int hRows = resetBefore ? 2 * h : gh;
+                if (steps > 1)
+                {
+                    long firstWithPrevious = reverse ? 0 : batch;       // the rows of steps whose h_{t−1} is an output
+                    long previousOutput = reverse ? batch : 0;
+                    gemm.Sgemm(true, false, hRows, h, (steps - 1) * batch, 1, At(dRecur, firstWithPrevious * gh), gh,
+                        At(output, previousOutput * dhStride + dir * h), dhStride, 1, dWhh, h);
+                }
+                int firstStep = reverse ? steps - 1 : 0;
+                gemm.Sgemm(true, false, hRows, h, batch, 1, At(dRecur, (long)firstStep * ngh), gh, At(tape.H0, state), h, 1, dWhh, h);
+                if (resetBefore)
+                    gemm.Sgemm(true, false, h, h, rows, 1, At(dRecur, 2 * h), gh, saved.Extra!.View, h, 1, At(grads, whhOffset + 2L * h * h), h);
+                _gpu.Kernels.ColumnSums(dInput.View, rows, gh, gh, At(grads, tape.Offsets[Index(config, layer, dir, ParameterKind.BiasIH)]), accumulate: true);
+                _gpu.Kernels.ColumnSums(dRecur.View, rows, gh, gh, At(grads, tape.Offsets[Index(config, layer, dir, ParameterKind.BiasHH)]), accumulate: true);
+                // The layer input's gradient: both directions' dInput · W_ih, summed.
+                gemm.Sgemm(false, false, rows, inputSize, gh, 1, dInput.View, gh, wih, inputSize, dir == 0 ? 0 : 1, dLayerInput.View, inputSize);
+            }
+            ownedOutput?.Dispose();
+            ownedOutput = dLayerInput;
+            dOutput = dLayerInput;
+        }
+        return ownedOutput!;
+    }
+
+    /// <summary>Frees the device. Tapes of this backend must not be used afterwards.</summary>
+    public void Dispose()
+    {
+        (_steps as IDisposable)?.Dispose();
+        _gpu.Dispose();
+    }
+}
