@@ -49,7 +49,7 @@ internal sealed class OutputRecurrentEngine<T> where T : unmanaged, IFloatingPoi
     private T TrainParallel(ReadOnlySpan<T> x, int steps, int batch, int[]? ids, ReadOnlySpan<T> values)
     {
         int rows = steps * batch, hidden = HiddenSize, outputs = OutputSize;
-        int[]? fedBack = Discrete ? TeacherTokens(ids!, steps, batch) : null;
+        int[]? fedBack = Discrete ? TeacherForcing.FedBackTokens(ids!, steps, batch, StartToken) : null;
         var h = new T[rows * hidden];
         HiddenForward(x, fedBack, values, 0, rows, batch, h);
         var o = new T[rows * outputs];
@@ -66,7 +66,7 @@ internal sealed class OutputRecurrentEngine<T> where T : unmanaged, IFloatingPoi
     private T TrainStepByStep(ReadOnlySpan<T> x, int steps, int batch, int[]? ids, ReadOnlySpan<T> values)
     {
         int hidden = HiddenSize, outputs = OutputSize;
-        int[]? fedBack = Discrete ? TeacherTokens(ids!, steps, batch) : null;
+        int[]? fedBack = Discrete ? TeacherForcing.FedBackTokens(ids!, steps, batch, StartToken) : null;
         T scale = T.One / T.CreateChecked(steps * batch), loss = T.Zero;
         // As autograd runs a loop written over t: every step's activations kept, then backward from the last step.
         var h = new T[steps][];
@@ -95,7 +95,7 @@ internal sealed class OutputRecurrentEngine<T> where T : unmanaged, IFloatingPoi
     {
         int rows = steps * batch;
         var h = new T[rows * HiddenSize];
-        HiddenForward(x, Discrete ? TeacherTokens(ids!, steps, batch) : null, values, 0, rows, batch, h);
+        HiddenForward(x, Discrete ? TeacherForcing.FedBackTokens(ids!, steps, batch, StartToken) : null, values, 0, rows, batch, h);
         OutputForward(h, rows, outputs);
     }
 
@@ -118,7 +118,7 @@ internal sealed class OutputRecurrentEngine<T> where T : unmanaged, IFloatingPoi
             if (!Discrete) continue;
             for (int n = 0; n < batch; n++)
             {
-                int token = ArgMax(o.Slice(n * width, width));
+                int token = TeacherForcing.ArgMax<T>(o.Slice(n * width, width));
                 tokens![t * batch + n] = token;
                 if (t + 1 < steps) fedBack[(t + 1) * batch + n] = token;
             }
@@ -138,14 +138,6 @@ internal sealed class OutputRecurrentEngine<T> where T : unmanaged, IFloatingPoi
         foreach (var g in Grads) Array.Clear(g);
     }
 
-    /// <summary>The token fed back at each of the T·N rows under teacher forcing: the start token, then y_{t−1}.</summary>
-    private int[] TeacherTokens(int[] ids, int steps, int batch)
-    {
-        var fedBack = new int[steps * batch];
-        fedBack.AsSpan(0, batch).Fill(StartToken);
-        ids.AsSpan(0, (steps - 1) * batch).CopyTo(fedBack.AsSpan(batch));
-        return fedBack;
-    }
 
     /// <summary>
     /// h = act(b + o′·W + x·U) for rows [firstRow, firstRow + rows) of the T·N rows. The fed-back value of row r is
@@ -204,11 +196,4 @@ internal sealed class OutputRecurrentEngine<T> where T : unmanaged, IFloatingPoi
         }
     }
 
-    private static int ArgMax(ReadOnlySpan<T> row)
-    {
-        int best = 0;
-        for (int i = 1; i < row.Length; i++)
-            if (row[i] > row[best]) best = i;
-        return best;
-    }
 }
