@@ -7,7 +7,7 @@ namespace Recurrent.Sequence;
 /// h_t = act(b + o′_{t−1}·W + x_t·U), o_t = c + h_t·V, where o′_{t−1} is the fed-back value (the target y_{t−1} under
 /// teacher forcing, the model's own output when free running, the start value at t = 0). Weights are stored
 /// [in, out] (U [I, H], W [O, H], V [H, O]) so that a one-hot fed-back token selects a row of W.
-/// Callers validate every argument; nothing here checks shapes.
+/// Callers validate every argument; nothing here checks shapes. Not for concurrent use: it keeps workspaces between calls.
 /// </summary>
 internal sealed class OutputRecurrentEngine<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
@@ -36,6 +36,8 @@ internal sealed class OutputRecurrentEngine<T> where T : unmanaged, IFloatingPoi
 
     private bool Discrete => Loss == SequenceLoss.SoftmaxCrossEntropy;
 
+    private T[] _hidden = [], _output = [], _hiddenGradient = [];
+
     /// <summary>
     /// One teacher-forced training step: returns the mean loss over the T·N predictions and adds its gradients into
     /// <see cref="Grads"/>. <paramref name="x"/> [T, N, I] (empty when I = 0); targets are <paramref name="ids"/> [T, N]
@@ -50,14 +52,14 @@ internal sealed class OutputRecurrentEngine<T> where T : unmanaged, IFloatingPoi
     {
         int rows = steps * batch, hidden = HiddenSize, outputs = OutputSize;
         int[]? fedBack = Discrete ? TeacherForcing.FedBackTokens(ids!, steps, batch, StartToken) : null;
-        var h = new T[rows * hidden];
+        var h = Workspace(ref _hidden, rows * hidden);
         HiddenForward(x, fedBack, values, 0, rows, batch, h);
-        var o = new T[rows * outputs];
+        var o = Workspace(ref _output, rows * outputs);
         OutputForward(h, rows, o);
 
         T scale = T.One / T.CreateChecked(rows);
         T loss = Discrete ? Ops.SoftmaxCrossEntropy(o, outputs, ids, scale) : Ops.SquaredError(o, values, scale);
-        var dh = new T[rows * hidden];
+        var dh = Workspace(ref _hiddenGradient, rows * hidden);
         OutputBackward(h, o, rows, dh);
         HiddenBackward(x, fedBack, values, 0, rows, batch, h, dh);
         return loss * scale;
@@ -65,29 +67,39 @@ internal sealed class OutputRecurrentEngine<T> where T : unmanaged, IFloatingPoi
 
     private T TrainStepByStep(ReadOnlySpan<T> x, int steps, int batch, int[]? ids, ReadOnlySpan<T> values)
     {
-        int hidden = HiddenSize, outputs = OutputSize;
+        int hidden = HiddenSize, outputs = OutputSize, nh = batch * hidden, no = batch * outputs;
         int[]? fedBack = Discrete ? TeacherForcing.FedBackTokens(ids!, steps, batch, StartToken) : null;
         T scale = T.One / T.CreateChecked(steps * batch), loss = T.Zero;
         // As autograd runs a loop written over t: every step's activations kept, then backward from the last step.
-        var h = new T[steps][];
-        var dOutput = new T[steps][];
+        // The buffers are the parallel schedule's, used one step-sized slice at a time.
+        var h = Workspace(ref _hidden, steps * nh);
+        var dOutput = Workspace(ref _output, steps * no);
         for (int t = 0; t < steps; t++)
         {
-            h[t] = new T[batch * hidden];
-            HiddenForward(x, fedBack, values, t * batch, batch, batch, h[t]);
-            dOutput[t] = new T[batch * outputs];
-            OutputForward(h[t], batch, dOutput[t]);
+            HiddenForward(x, fedBack, values, t * batch, batch, batch, h.Slice(t * nh, nh));
+            OutputForward(h.Slice(t * nh, nh), batch, dOutput.Slice(t * no, no));
             loss += Discrete
-                ? Ops.SoftmaxCrossEntropy(dOutput[t], outputs, ids.AsSpan(t * batch, batch), scale)
-                : Ops.SquaredError(dOutput[t], values.Slice(t * batch * outputs, batch * outputs), scale);
+                ? Ops.SoftmaxCrossEntropy(dOutput.Slice(t * no, no), outputs, ids.AsSpan(t * batch, batch), scale)
+                : Ops.SquaredError(dOutput.Slice(t * no, no), values.Slice(t * no, no), scale);
         }
+        var dh = Workspace(ref _hiddenGradient, nh);
         for (int t = steps - 1; t >= 0; t--)
         {
-            var dh = new T[batch * hidden];
-            OutputBackward(h[t], dOutput[t], batch, dh);
-            HiddenBackward(x, fedBack, values, t * batch, batch, batch, h[t], dh);
+            OutputBackward(h.Slice(t * nh, nh), dOutput.Slice(t * no, no), batch, dh);
+            HiddenBackward(x, fedBack, values, t * batch, batch, batch, h.Slice(t * nh, nh), dh);
         }
         return loss * scale;
+    }
+
+    /// <summary>
+    /// A buffer of <paramref name="length"/> elements, kept between calls: a training step at T = 100, N = 64, H = 512
+    /// needs tens of MB, and fresh large arrays cost page faults and full collections on every step. Contents are stale;
+    /// every user overwrites before reading.
+    /// </summary>
+    private static Span<T> Workspace(ref T[] buffer, int length)
+    {
+        if (buffer.Length < length) buffer = new T[length];
+        return buffer.AsSpan(0, length);
     }
 
     /// <summary>The outputs o [T, N, O] (logits or values) under teacher forcing, computed over all T·N rows at once.</summary>
