@@ -1,0 +1,104 @@
+using BenchmarkDotNet.Attributes;
+using Recurrent.Sequence;
+
+namespace Recurrent.Bench;
+
+/// <summary>The two shapes of the teacher-forcing benchmarks (vocabulary or output width O = 256 in both).</summary>
+public enum TeacherForcingShape
+{
+    /// <summary>T = 100, N = 64, I = H = 512: the project's standard shape.</summary>
+    T100_N64_H512,
+    /// <summary>T = 50, N = 16, I = H = 128: the small shape.</summary>
+    T50_N16_H128,
+}
+
+/// <summary>Sizes of a <see cref="TeacherForcingShape"/>.</summary>
+internal static class TeacherForcingShapes
+{
+    public const int OutputSize = 256;
+
+    public static (int Steps, int Batch, int Hidden) Sizes(this TeacherForcingShape shape) => shape switch
+    {
+        TeacherForcingShape.T100_N64_H512 => (100, 64, 512),
+        TeacherForcingShape.T50_N16_H128 => (50, 16, 128),
+        _ => throw new ArgumentOutOfRangeException(nameof(shape), shape, "unknown shape"),
+    };
+
+    public static SequenceTargets RandomTargets(SequenceLoss loss, int steps, int batch, Random random) =>
+        loss == SequenceLoss.SoftmaxCrossEntropy
+            ? SequenceTargets.Tokens(Enumerable.Range(0, steps * batch).Select(_ => random.Next(OutputSize)).ToArray(), steps, batch)
+            : SequenceTargets.Real(new Tensor(Enumerable.Range(0, steps * batch * OutputSize).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), steps, batch, OutputSize));
+}
+
+/// <summary>
+/// One teacher-forced training step (forward, loss, backward) of the output-to-hidden recurrent network
+/// (<see cref="OutputRecurrentNetwork"/>, I = H, O = 256): parallel over all T·N rows against the step-by-step baseline
+/// (Ratio column). GEMM work per step ≈ 2·T·N·(2·I·H + 3·H·O) FLOP (forward x·U and h·V; backward dV, dh, dU; the fed-back
+/// token is a row gather, a real-valued fed-back vector adds 2·(T−1)·N·O·H twice).
+/// </summary>
+public class OutputRecurrentTeacherForcingBenchmarks
+{
+    private OutputRecurrentNetwork _network = null!;
+    private Tensor _input = null!;
+    private SequenceTargets _targets = null!;
+
+    /// <summary>T, N, H.</summary>
+    [Params(TeacherForcingShape.T100_N64_H512, TeacherForcingShape.T50_N16_H128)]
+    public TeacherForcingShape Shape { get; set; }
+
+    /// <summary>Discrete (vocabulary 256, cross-entropy) or real-valued (256 features, squared error) outputs.</summary>
+    [Params(SequenceLoss.SoftmaxCrossEntropy, SequenceLoss.SquaredError)]
+    public SequenceLoss Loss { get; set; }
+
+    /// <summary>Builds the network and random data outside the measured region.</summary>
+    [GlobalSetup]
+    public void Setup()
+    {
+        var (steps, batch, hidden) = Shape.Sizes();
+        var random = new Random(1);
+        _network = new OutputRecurrentNetwork(hidden, hidden, TeacherForcingShapes.OutputSize, Loss, seed: 1);
+        _input = new Tensor(Enumerable.Range(0, steps * batch * hidden).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), steps, batch, hidden);
+        _targets = TeacherForcingShapes.RandomTargets(Loss, steps, batch, random);
+    }
+
+    /// <summary>The baseline: per-step products over N rows, per-step output layer and loss, backward from t = T−1.</summary>
+    [Benchmark(Baseline = true)]
+    public float StepByStep() => _network.Train(_input, _targets, TrainingSchedule.StepByStep);
+
+    /// <summary>Every product once over all T·N rows, fused pointwise passes, no loop over time.</summary>
+    [Benchmark]
+    public float ParallelOverTime() => _network.Train(_input, _targets, TrainingSchedule.ParallelOverTime);
+}
+
+/// <summary>
+/// One teacher-forced training step of an LSTM language model (<see cref="RecurrentSequenceModel"/>: embedding, one LSTM
+/// layer with I = H, output layer, softmax cross-entropy over a vocabulary of 256): the stack run once over the whole
+/// sequence with the embedding, output layer and loss over all T·N rows, against the step-by-step baseline that calls
+/// the stack with T = 1 per step, chained through h and c. The stack runs on the layer's default backend.
+/// </summary>
+public class LstmLanguageModelTeacherForcingBenchmarks
+{
+    private RecurrentSequenceModel _model = null!;
+    private SequenceTargets _targets = null!;
+
+    /// <summary>T, N, H.</summary>
+    [Params(TeacherForcingShape.T100_N64_H512, TeacherForcingShape.T50_N16_H128)]
+    public TeacherForcingShape Shape { get; set; }
+
+    /// <summary>Builds the model and random tokens outside the measured region.</summary>
+    [GlobalSetup]
+    public void Setup()
+    {
+        var (steps, batch, hidden) = Shape.Sizes();
+        _model = new RecurrentSequenceModel(new Lstm(hidden, hidden, seed: 1), TeacherForcingShapes.OutputSize, SequenceLoss.SoftmaxCrossEntropy, startToken: 0, seed: 1);
+        _targets = TeacherForcingShapes.RandomTargets(SequenceLoss.SoftmaxCrossEntropy, steps, batch, new Random(1));
+    }
+
+    /// <summary>The baseline: the stack called once per step (T = 1), output layer and loss per step, backward step by step through h and c.</summary>
+    [Benchmark(Baseline = true)]
+    public float StepByStep() => _model.Train(_targets, TrainingSchedule.StepByStep);
+
+    /// <summary>The stack over the whole sequence; embedding, output layer and loss over all T·N rows.</summary>
+    [Benchmark]
+    public float ParallelOverTime() => _model.Train(_targets, TrainingSchedule.ParallelOverTime);
+}

@@ -1,0 +1,151 @@
+namespace Recurrent.Sequence;
+
+/// <summary>
+/// A recurrent network whose only recurrence runs from the output to the hidden layer (Goodfellow, Bengio and Courville,
+/// <i>Deep Learning</i>, §10.2.1 and fig. 10.4):
+/// <code>
+/// h_t = act(b + o′_{t−1}·W + x_t·U)      [N, H]
+/// o_t = c + h_t·V                        [N, O]
+/// </code>
+/// Under teacher forcing o′_{t−1} is the target y_{t−1} (a one-hot token or a real vector), so no step depends on another
+/// and <see cref="Train"/> runs the whole sequence as a few matrix products over all T·N rows
+/// (<see cref="TrainingSchedule.ParallelOverTime"/>). At t = 0 the fed-back value is the start value: zeros, or the
+/// one-hot <see cref="StartToken"/>. <see cref="Generate"/> runs free: it feeds back the model's own output, one step at a time.
+/// Weights are stored [in, out] (U [I, H], W [O, H], V [H, O]) so that a fed-back token is a row gather of W.
+/// Products run on the native library's GEMM (<see cref="Kernels.Cpu.NativeGemm"/>), in float32.
+/// </summary>
+public sealed class OutputRecurrentNetwork
+{
+    private readonly OutputRecurrentEngine<float> _engine;
+
+    /// <summary>Creates the network with weights uniform in ±1/√H (PyTorch's recurrent initialisation), seeded so runs repeat.</summary>
+    /// <param name="inputSize">I ≥ 0: features of the external input x_t; 0 for a network driven by its outputs alone (then pass x = null).</param>
+    /// <param name="hiddenSize">H ≥ 1.</param>
+    /// <param name="outputSize">O ≥ 1: the vocabulary size for <see cref="SequenceLoss.SoftmaxCrossEntropy"/>, else the features of o_t.</param>
+    /// <param name="loss">Discrete (softmax cross-entropy) or real-valued (squared error) outputs.</param>
+    /// <param name="activation">The hidden layer's activation.</param>
+    /// <param name="startToken">The token fed back at t = 0 (discrete outputs only), in [0, O); null feeds zeros.</param>
+    /// <param name="seed">Seed of the initialisation.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A size is out of range, the start token is outside the vocabulary, or an enum value is unknown.</exception>
+    /// <exception cref="ArgumentException">A start token was given for real-valued outputs.</exception>
+    public OutputRecurrentNetwork(int inputSize, int hiddenSize, int outputSize, SequenceLoss loss,
+        RnnActivation activation = RnnActivation.Tanh, int? startToken = null, int seed = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(inputSize);
+        ArgumentOutOfRangeException.ThrowIfLessThan(hiddenSize, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(outputSize, 1);
+        if (!Enum.IsDefined(loss)) throw new ArgumentOutOfRangeException(nameof(loss), loss, "expected SoftmaxCrossEntropy or SquaredError");
+        if (!Enum.IsDefined(activation)) throw new ArgumentOutOfRangeException(nameof(activation), activation, "expected Tanh or Relu");
+        if (startToken is not null)
+        {
+            if (loss != SequenceLoss.SoftmaxCrossEntropy)
+                throw new ArgumentException("startToken: only discrete outputs have a start token; real-valued outputs start from zeros. Pass null.", nameof(startToken));
+            if ((uint)startToken.Value >= (uint)outputSize)
+                throw new ArgumentOutOfRangeException(nameof(startToken), startToken, $"expected a token in [0, {outputSize}).");
+        }
+        _engine = new OutputRecurrentEngine<float>(inputSize, hiddenSize, outputSize, loss, activation, startToken ?? -1, CpuMatrixOps.Instance);
+        int[][] shapes = [[inputSize, hiddenSize], [outputSize, hiddenSize], [hiddenSize], [hiddenSize, outputSize], [outputSize]];
+        string[] names = ["input_weight", "feedback_weight", "hidden_bias", "output_weight", "output_bias"];
+        Parameters = names.Select((name, p) => new SequenceParameter(name, _engine.Values[p], _engine.Grads[p], shapes[p])).ToArray();
+        var random = new Random(seed);
+        float bound = 1f / MathF.Sqrt(hiddenSize);
+        foreach (var values in _engine.Values)
+            for (int i = 0; i < values.Length; i++) values[i] = (float)((random.NextDouble() * 2 - 1) * bound);
+    }
+
+    /// <summary>I: features of x_t (0 when the network has no external input).</summary>
+    public int InputSize => _engine.InputSize;
+    /// <summary>H.</summary>
+    public int HiddenSize => _engine.HiddenSize;
+    /// <summary>O: vocabulary size or output features.</summary>
+    public int OutputSize => _engine.OutputSize;
+    /// <summary>The loss and kind of output.</summary>
+    public SequenceLoss Loss => _engine.Loss;
+    /// <summary>The hidden layer's activation.</summary>
+    public RnnActivation Activation => _engine.Activation;
+    /// <summary>The token fed back at t = 0, or null when the start value is zeros.</summary>
+    public int? StartToken => _engine.StartToken < 0 ? null : _engine.StartToken;
+
+    /// <summary>
+    /// input_weight U [I, H], feedback_weight W [O, H], hidden_bias b [H], output_weight V [H, O], output_bias c [O], with
+    /// their gradients.
+    /// </summary>
+    public IReadOnlyList<SequenceParameter> Parameters { get; }
+
+    internal OutputRecurrentEngine<float> Engine => _engine;
+
+    /// <summary>
+    /// One teacher-forced training step: returns the loss (mean over the T·N predictions) and adds its gradient into every
+    /// parameter's <see cref="SequenceParameter.Grad"/>. Both schedules compute the same loss and gradients.
+    /// </summary>
+    /// <param name="x">External input [T, N, I]; null when I = 0.</param>
+    /// <param name="targets">y: token ids [T, N] or values [T, N, O], matching <see cref="Loss"/>; y_{t−1} is also fed back at step t.</param>
+    /// <param name="schedule">Parallel over time (the default) or the step-by-step baseline.</param>
+    /// <exception cref="ArgumentException">x and the targets disagree in T or N, a shape does not match, a value is not finite, or the targets are of the other kind.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A token id is outside [0, O).</exception>
+    public float Train(Tensor? x, SequenceTargets targets, TrainingSchedule schedule = TrainingSchedule.ParallelOverTime)
+    {
+        if (!Enum.IsDefined(schedule)) throw new ArgumentOutOfRangeException(nameof(schedule), schedule, "expected ParallelOverTime or StepByStep");
+        Validate(x, targets);
+        return _engine.Train(schedule, x?.Data ?? [], targets.Steps, targets.Batch, targets.TokenIds, targets.Values?.Data ?? []);
+    }
+
+    /// <summary>The outputs o [T, N, O] (logits or values) under teacher forcing, as <see cref="Train"/> computes them.</summary>
+    /// <param name="x">External input [T, N, I]; null when I = 0.</param>
+    /// <param name="targets">y [T, N] or [T, N, O]; y_{t−1} is fed back at step t.</param>
+    /// <exception cref="ArgumentException">As <see cref="Train"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A token id is outside [0, O).</exception>
+    public Tensor TeacherForcedOutputs(Tensor? x, SequenceTargets targets)
+    {
+        Validate(x, targets);
+        var outputs = new Tensor(targets.Steps, targets.Batch, OutputSize);
+        _engine.TeacherForcedOutputs(x?.Data ?? [], targets.Steps, targets.Batch, targets.TokenIds, targets.Values?.Data ?? [], outputs.Data);
+        return outputs;
+    }
+
+    /// <summary>
+    /// Free-running generation, one step at a time: step t feeds back the model's own output of step t − 1 (its argmax
+    /// token for discrete outputs, its values otherwise), the start value at t = 0. It sees no targets.
+    /// </summary>
+    /// <param name="x">External input [T, N, I], or null when I = 0.</param>
+    /// <param name="steps">T ≥ 1; must match x.</param>
+    /// <param name="batch">N ≥ 1; must match x.</param>
+    /// <exception cref="ArgumentException">A size is below 1 or x does not have shape [T, N, I].</exception>
+    public GeneratedSequence Generate(Tensor? x, int steps, int batch)
+    {
+        if (steps < 1 || batch < 1)
+            throw new ArgumentException($"steps, batch: expected T ≥ 1 and N ≥ 1, got T = {steps}, N = {batch} (an empty sequence).", steps < 1 ? nameof(steps) : nameof(batch));
+        ValidateInput(x, steps, batch);
+        var outputs = new Tensor(steps, batch, OutputSize);
+        var tokens = Loss == SequenceLoss.SoftmaxCrossEntropy ? new int[steps * batch] : null;
+        _engine.Generate(x?.Data ?? [], steps, batch, outputs.Data, tokens);
+        return new GeneratedSequence(outputs, tokens);
+    }
+
+    /// <summary>Plain gradient descent: every parameter −= learningRate · gradient.</summary>
+    public void SgdStep(float learningRate) => _engine.SgdStep(learningRate);
+
+    /// <summary>Sets every gradient to zero.</summary>
+    public void ZeroGrad() => _engine.ZeroGrad();
+
+    private void Validate(Tensor? x, SequenceTargets targets)
+    {
+        ArgumentNullException.ThrowIfNull(targets);
+        targets.Validate(Loss, OutputSize, nameof(targets));
+        ValidateInput(x, targets.Steps, targets.Batch);
+    }
+
+    private void ValidateInput(Tensor? x, int steps, int batch)
+    {
+        if (InputSize == 0)
+        {
+            if (x is not null)
+                throw new ArgumentException($"x: this network has no external input (I = 0); pass null, got {Tensor.FormatShape(x.Shape)}.", nameof(x));
+            return;
+        }
+        if (x is null)
+            throw new ArgumentException($"x: expected shape [{steps}, {batch}, {InputSize}] (T and N of the targets), got null.", nameof(x));
+        Tensor.RequireShape(x, nameof(x), steps, batch, InputSize);
+        Tensor.RequireFinite(x, nameof(x));
+    }
+}

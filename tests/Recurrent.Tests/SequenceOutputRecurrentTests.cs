@@ -1,0 +1,269 @@
+using NUnit.Framework;
+using Recurrent.Sequence;
+
+namespace Recurrent.Tests;
+
+/// <summary>
+/// The output-recurrent network (Deep Learning book fig. 10.4): the parallel training step against the step-by-step one,
+/// against the double reference and finite differences; teacher forcing and free running feed what they claim to.
+/// </summary>
+[TestFixture]
+public class SequenceOutputRecurrentTests
+{
+    /// <summary>T, N, I, H, O: T = 1, N = 1, I = 0 (no external input), I ≠ H, sizes off the vector width.</summary>
+    public sealed record Shape(int Steps, int Batch, int Input, int Hidden, int Output)
+    {
+        public override string ToString() => $"T{Steps}_N{Batch}_I{Input}_H{Hidden}_O{Output}";
+    }
+
+    private static readonly Shape[] Shapes = [new(1, 1, 1, 1, 2), new(3, 2, 3, 5, 4), new(5, 3, 0, 17, 7), new(4, 1, 2, 33, 3), new(2, 5, 17, 3, 65)];
+
+    private static IEnumerable<TestCaseData> Cases(string name) =>
+        from loss in Enum.GetValues<SequenceLoss>()
+        from activation in Enum.GetValues<RnnActivation>()
+        from shape in Shapes
+        from start in loss == SequenceLoss.SoftmaxCrossEntropy ? new int?[] { null, 1 } : [null]
+        select new TestCaseData(loss, activation, shape, start).SetName($"{name}_{loss}_{activation}_{shape}{(start is null ? "" : "_start" + start)}");
+
+    private static IEnumerable<TestCaseData> StepByStepCases() => Cases("Train_StepByStepMatchesParallel");
+    private static IEnumerable<TestCaseData> ReferenceCases() => Cases("Train_MatchesDoubleReference");
+    private static IEnumerable<TestCaseData> GradientCases() => Cases("Gradients_MatchFiniteDifferences");
+
+    internal static OutputRecurrentNetwork Network(SequenceLoss loss, RnnActivation activation, Shape shape, int? start, int seed = 7) =>
+        new(shape.Input, shape.Hidden, shape.Output, loss, activation, start is null ? null : Math.Min(start.Value, shape.Output - 1), seed);
+
+    internal static SequenceTargets RandomTargets(SequenceLoss loss, Shape shape, Random random) =>
+        loss == SequenceLoss.SoftmaxCrossEntropy
+            ? SequenceTargets.Tokens(Enumerable.Range(0, shape.Steps * shape.Batch).Select(_ => random.Next(shape.Output)).ToArray(), shape.Steps, shape.Batch)
+            : SequenceTargets.Real(new Tensor(TestData.UniformSingle(random, shape.Steps * shape.Batch * shape.Output), shape.Steps, shape.Batch, shape.Output));
+
+    private static Tensor? RandomInput(Shape shape, Random random) =>
+        shape.Input == 0 ? null : new Tensor(TestData.UniformSingle(random, shape.Steps * shape.Batch * shape.Input), shape.Steps, shape.Batch, shape.Input);
+
+    [TestCaseSource(nameof(StepByStepCases))]
+    public void Train_StepByStepMatchesParallel(SequenceLoss loss, RnnActivation activation, Shape shape, int? start)
+    {
+        var random = new Random(shape.GetHashCode());
+        var network = Network(loss, activation, shape, start);
+        var x = RandomInput(shape, random);
+        var targets = RandomTargets(loss, shape, random);
+
+        float parallelLoss = network.Train(x, targets, TrainingSchedule.ParallelOverTime);
+        var parallelGrads = network.Parameters.Select(p => Array.ConvertAll(p.Grad.Data, v => (double)v)).ToArray();
+        network.ZeroGrad();
+        float stepLoss = network.Train(x, targets, TrainingSchedule.StepByStep);
+
+        Assertions.AllClose([stepLoss], [parallelLoss], Tolerances.Float32, "loss");
+        for (int p = 0; p < parallelGrads.Length; p++)
+            Assertions.AllClose(network.Parameters[p].Grad.Data, parallelGrads[p], Tolerances.Float32, network.Parameters[p].Name);
+    }
+
+    [TestCaseSource(nameof(ReferenceCases))]
+    public void Train_MatchesDoubleReference(SequenceLoss loss, RnnActivation activation, Shape shape, int? start)
+    {
+        var random = new Random(shape.GetHashCode() + 1);
+        var network = Network(loss, activation, shape, start);
+        var x = RandomInput(shape, random);
+        var targets = RandomTargets(loss, shape, random);
+        var reference = Widen(network);
+
+        float actual = network.Train(x, targets);
+        double expected = reference.Train(TrainingSchedule.ParallelOverTime, Widen(x), shape.Steps, shape.Batch, targets.TokenIds, Widen(targets.Values));
+
+        Assertions.AllClose([actual], [expected], Tolerances.Float32, "loss");
+        for (int p = 0; p < reference.Grads.Length; p++)
+            Assertions.AllClose(network.Parameters[p].Grad.Data, reference.Grads[p], Tolerances.Float32, network.Parameters[p].Name);
+    }
+
+    [TestCaseSource(nameof(GradientCases))]
+    public void Gradients_MatchFiniteDifferences(SequenceLoss loss, RnnActivation activation, Shape shape, int? start)
+    {
+        var random = new Random(shape.GetHashCode() + 2);
+        var reference = Widen(Network(loss, activation, shape, start));
+        // Relu has a kink at 0, but a random pre-activation lies within the step (1e-6) of it with negligible probability.
+        var x = Widen(RandomInput(shape, random));
+        var targets = RandomTargets(loss, shape, random);
+        var values = Widen(targets.Values);
+
+        reference.Train(TrainingSchedule.ParallelOverTime, x, shape.Steps, shape.Batch, targets.TokenIds, values);
+        double Loss()
+        {
+            var probe = new OutputRecurrentEngine<double>(reference.InputSize, reference.HiddenSize, reference.OutputSize, reference.Loss,
+                reference.Activation, reference.StartToken, ManagedMatrixOps<double>.Instance);
+            for (int p = 0; p < probe.Values.Length; p++) reference.Values[p].CopyTo(probe.Values[p], 0);
+            return probe.Train(TrainingSchedule.ParallelOverTime, x, shape.Steps, shape.Batch, targets.TokenIds, values);
+        }
+        string[] names = ["input_weight", "feedback_weight", "hidden_bias", "output_weight", "output_bias"];
+        for (int p = 0; p < reference.Values.Length; p++)
+            FiniteDifferences.Check(reference.Values[p], reference.Grads[p], Loss, names[p]);
+    }
+
+    [TestCase(SequenceLoss.SoftmaxCrossEntropy)]
+    [TestCase(SequenceLoss.SquaredError)]
+    public void TeacherForcing_FeedsPreviousTargetIntoNextStepOnly(SequenceLoss loss)
+    {
+        var shape = new Shape(6, 3, 2, 9, 5);
+        var random = new Random(11);
+        var network = Network(loss, RnnActivation.Tanh, shape, null);
+        var x = RandomInput(shape, random);
+        var targets = RandomTargets(loss, shape, random);
+        var before = network.TeacherForcedOutputs(x, targets);
+        const int changedStep = 2;
+        // Change y_2 of sequence 1 only: the output of step 3 (which is fed y_2) must change, no other step may.
+        var changed = loss == SequenceLoss.SoftmaxCrossEntropy
+            ? SequenceTargets.Tokens(Changed(targets.TokenIds!, changedStep * shape.Batch + 1, id => (id + 1) % shape.Output), shape.Steps, shape.Batch)
+            : SequenceTargets.Real(new Tensor(Changed(targets.Values!.Data, (changedStep * shape.Batch + 1) * shape.Output, v => v + 1), shape.Steps, shape.Batch, shape.Output));
+        var after = network.TeacherForcedOutputs(x, changed);
+        for (int t = 0; t < shape.Steps; t++)
+            for (int n = 0; n < shape.Batch; n++)
+            {
+                bool differs = Enumerable.Range(0, shape.Output).Any(o => before[t, n, o] != after[t, n, o]);
+                Assert.That(differs, Is.EqualTo(t == changedStep + 1 && n == 1), $"step {t}, sequence {n}");
+            }
+    }
+
+    [TestCase(SequenceLoss.SoftmaxCrossEntropy, null)]
+    [TestCase(SequenceLoss.SoftmaxCrossEntropy, 3)]
+    [TestCase(SequenceLoss.SquaredError, null)]
+    public void Generate_FeedsBackItsOwnOutputs(SequenceLoss loss, int? start)
+    {
+        var shape = new Shape(7, 4, 3, 12, 6);
+        var random = new Random(5);
+        // Large weights make the argmax change from step to step, so a generator that fed anything else would diverge.
+        var network = Network(loss, RnnActivation.Tanh, shape, start, seed: 3);
+        foreach (var p in network.Parameters)
+            for (int i = 0; i < p.Value.Length; i++) p.Value.Data[i] *= 4;
+        var x = RandomInput(shape, random);
+        var generated = network.Generate(x, shape.Steps, shape.Batch);
+
+        // Teacher forcing with the generated sequence as the targets feeds exactly what free running fed back.
+        var own = loss == SequenceLoss.SoftmaxCrossEntropy ? SequenceTargets.Tokens(generated.Tokens!, shape.Steps, shape.Batch) : SequenceTargets.Real(generated.Outputs);
+        Assertions.AllClose(generated.Outputs.Data, Widen(network.TeacherForcedOutputs(x, own).Data), Tolerances.Float32, "generated vs teacher-forced on own outputs");
+        if (generated.Tokens is not null)
+            for (int i = 0; i < generated.Tokens.Length; i++)
+                Assert.That(generated.Tokens[i], Is.EqualTo(ArgMax(generated.Outputs.Data.AsSpan(i * shape.Output, shape.Output))), $"token {i}");
+
+        // And with other targets the teacher-forced outputs differ from step 1 on: generation did not use them.
+        var other = RandomTargets(loss, shape, new Random(99));
+        var forced = network.TeacherForcedOutputs(x, other);
+        int rowLength = shape.Batch * shape.Output;
+        Assert.That(forced.Data.AsSpan(0, rowLength).SequenceEqual(generated.Outputs.Data.AsSpan(0, rowLength)), Is.True, "step 0 sees only the start value");
+        Assert.That(forced.Data.AsSpan(rowLength).SequenceEqual(generated.Outputs.Data.AsSpan(rowLength)), Is.False, "later steps");
+    }
+
+    [Test]
+    public void Generate_StepDependsOnlyOnEarlierInputs()
+    {
+        var shape = new Shape(6, 2, 3, 8, 5);
+        var random = new Random(8);
+        var network = Network(SequenceLoss.SoftmaxCrossEntropy, RnnActivation.Tanh, shape, 0);
+        var x = RandomInput(shape, random)!;
+        var before = network.Generate(x, shape.Steps, shape.Batch);
+        const int changedStep = 3;
+        for (int i = changedStep * shape.Batch * shape.Input; i < x.Length; i++) x.Data[i] += 1;
+        var after = network.Generate(x, shape.Steps, shape.Batch);
+        int prefix = changedStep * shape.Batch * shape.Output;
+        Assert.That(after.Outputs.Data.AsSpan(0, prefix).SequenceEqual(before.Outputs.Data.AsSpan(0, prefix)), Is.True, "steps before the change");
+        Assert.That(after.Outputs.Data.AsSpan(prefix).SequenceEqual(before.Outputs.Data.AsSpan(prefix)), Is.False, "steps from the change on");
+    }
+
+    [Test]
+    public void Train_RejectsInputOfOtherLengthThanTargets_BeforeAnyWork()
+    {
+        var network = new OutputRecurrentNetwork(3, 4, 5, SequenceLoss.SoftmaxCrossEntropy);
+        var targets = SequenceTargets.Tokens([1, 2, 3, 4, 0, 1], 3, 2);
+        var e = Assert.Throws<ArgumentException>(() => network.Train(new Tensor(4, 2, 3), targets))!;
+        Assert.That(e.ParamName, Is.EqualTo("x"));
+        Assert.That(e.Message, Does.Contain("[3, 2, 3]").And.Contain("[4, 2, 3]"));
+        AssertNoGradient(network);
+    }
+
+    [Test]
+    public void Train_RejectsTokenOutsideVocabulary_BeforeAnyWork()
+    {
+        var network = new OutputRecurrentNetwork(0, 4, 5, SequenceLoss.SoftmaxCrossEntropy);
+        foreach (int bad in new[] { 5, -1 })
+        {
+            var e = Assert.Throws<ArgumentOutOfRangeException>(() => network.Train(null, SequenceTargets.Tokens([1, 2, 3, 4, 0, bad], 3, 2)))!;
+            Assert.That(e.ParamName, Is.EqualTo("targets"));
+            Assert.That(e.Message, Does.Contain("[0, 5)").And.Contain(bad.ToString()));
+        }
+        AssertNoGradient(network);
+    }
+
+    [Test]
+    public void Targets_RejectEmptySequenceAndWrongLength()
+    {
+        Assert.That(Assert.Throws<ArgumentException>(() => SequenceTargets.Tokens([], 0, 2))!.ParamName, Is.EqualTo("ids"));
+        Assert.That(Assert.Throws<ArgumentException>(() => SequenceTargets.Tokens([1, 2, 3], 2, 2))!.ParamName, Is.EqualTo("ids"));
+        Assert.That(Assert.Throws<ArgumentException>(() => SequenceTargets.Real(new Tensor(0, 2, 3)))!.ParamName, Is.EqualTo("values"));
+        var network = new OutputRecurrentNetwork(0, 4, 5, SequenceLoss.SoftmaxCrossEntropy);
+        Assert.That(Assert.Throws<ArgumentException>(() => network.Generate(null, 0, 2))!.ParamName, Is.EqualTo("steps"));
+    }
+
+    [Test]
+    public void Train_RejectsTargetsOfOtherKindOrWidth()
+    {
+        var discrete = new OutputRecurrentNetwork(0, 4, 5, SequenceLoss.SoftmaxCrossEntropy);
+        Assert.That(Assert.Throws<ArgumentException>(() => discrete.Train(null, SequenceTargets.Real(new Tensor(2, 1, 5))))!.ParamName, Is.EqualTo("targets"));
+        var real = new OutputRecurrentNetwork(0, 4, 5, SequenceLoss.SquaredError);
+        var e = Assert.Throws<ArgumentException>(() => real.Train(null, SequenceTargets.Real(new Tensor(2, 1, 4))))!;
+        Assert.That(e.ParamName, Is.EqualTo("targets"));
+        Assert.That(e.Message, Does.Contain("[2, 1, 5]"));
+        Assert.That(Assert.Throws<ArgumentException>(() => new OutputRecurrentNetwork(0, 4, 5, SequenceLoss.SquaredError, startToken: 0))!.ParamName, Is.EqualTo("startToken"));
+    }
+
+    private static void AssertNoGradient(OutputRecurrentNetwork network)
+    {
+        foreach (var p in network.Parameters)
+            Assert.That(p.Grad.Data.All(g => g == 0), Is.True, $"{p.Name} was touched");
+    }
+
+    internal static OutputRecurrentEngine<double> Widen(OutputRecurrentNetwork network)
+    {
+        var engine = new OutputRecurrentEngine<double>(network.InputSize, network.HiddenSize, network.OutputSize, network.Loss, network.Activation,
+            network.StartToken ?? -1, ManagedMatrixOps<double>.Instance);
+        for (int p = 0; p < engine.Values.Length; p++) Widen(network.Parameters[p].Value.Data).CopyTo(engine.Values[p], 0);
+        return engine;
+    }
+
+    internal static double[] Widen(Tensor? t) => t is null ? [] : Widen(t.Data);
+    internal static double[] Widen(float[] values) => Array.ConvertAll(values, v => (double)v);
+
+    private static T[] Changed<T>(T[] values, int index, Func<T, T> change)
+    {
+        var copy = (T[])values.Clone();
+        copy[index] = change(copy[index]);
+        return copy;
+    }
+
+    private static int ArgMax(ReadOnlySpan<float> row)
+    {
+        int best = 0;
+        for (int i = 1; i < row.Length; i++)
+            if (row[i] > row[best]) best = i;
+        return best;
+    }
+}
+
+/// <summary>Central finite differences in double against an analytic gradient.</summary>
+internal static class FiniteDifferences
+{
+    private const double Step = 1e-6;
+
+    public static void Check(double[] variable, double[] analytic, Func<double> loss, string name)
+    {
+        var numeric = new double[variable.Length];
+        for (int i = 0; i < variable.Length; i++)
+        {
+            double saved = variable[i];
+            variable[i] = saved + Step;
+            double plus = loss();
+            variable[i] = saved - Step;
+            double minus = loss();
+            variable[i] = saved;
+            numeric[i] = (plus - minus) / (2 * Step);
+        }
+        Assertions.AllClose(analytic, numeric, Tolerances.FiniteDifference, name);
+    }
+}

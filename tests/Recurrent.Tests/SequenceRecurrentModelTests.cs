@@ -1,0 +1,202 @@
+using NUnit.Framework;
+using Recurrent.Reference;
+using Recurrent.Sequence;
+
+namespace Recurrent.Tests;
+
+/// <summary>
+/// The hidden-recurrent sequence model (language model): the parallel training step against the step-by-step one and
+/// against finite differences of an independent double-precision composition (embedding, <see cref="ReferenceRnn"/>,
+/// output layer, loss); teacher forcing and free running feed what they claim to.
+/// </summary>
+[TestFixture]
+public class SequenceRecurrentModelTests
+{
+    /// <summary>T, N, I, H, O, L.</summary>
+    public sealed record Shape(int Steps, int Batch, int Input, int Hidden, int Output, int Layers)
+    {
+        public override string ToString() => $"T{Steps}_N{Batch}_I{Input}_H{Hidden}_O{Output}_L{Layers}";
+    }
+
+    private static readonly Shape[] Shapes = [new(1, 1, 1, 1, 2, 1), new(3, 2, 3, 5, 4, 2), new(4, 3, 2, 17, 7, 1)];
+
+    private static IEnumerable<TestCaseData> Cases(string name) =>
+        from cell in TestData.AllCells
+        from loss in Enum.GetValues<SequenceLoss>()
+        from shape in Shapes
+        select new TestCaseData(cell, loss, shape).SetName($"{name}_{cell}_{loss}_{shape}");
+
+    private static IEnumerable<TestCaseData> StepByStepCases() => Cases("Train_StepByStepMatchesParallel");
+    private static IEnumerable<TestCaseData> GradientCases() => Cases("Gradients_MatchFiniteDifferencesOfDoubleComposition");
+
+    internal static RecurrentLayer Layer(CellKind cell, int input, int hidden, int layers = 1, int seed = 5) => cell switch
+    {
+        CellKind.Lstm => new Lstm(input, hidden, layers, seed: seed),
+        CellKind.GruResetAfter => new Gru(input, hidden, GruVariant.ResetAfter, layers, seed: seed),
+        CellKind.GruResetBefore => new Gru(input, hidden, GruVariant.ResetBefore, layers, seed: seed),
+        CellKind.RnnRelu => new ElmanRnn(input, hidden, RnnActivation.Relu, layers, seed: seed),
+        _ => new ElmanRnn(input, hidden, RnnActivation.Tanh, layers, seed: seed),
+    };
+
+    private static RecurrentSequenceModel Model(CellKind cell, SequenceLoss loss, Shape shape, int seed = 5) =>
+        new(Layer(cell, shape.Input, shape.Hidden, shape.Layers, seed), shape.Output, loss,
+            loss == SequenceLoss.SoftmaxCrossEntropy ? shape.Output - 1 : null, seed);
+
+    private static SequenceTargets RandomTargets(SequenceLoss loss, Shape shape, Random random) =>
+        SequenceOutputRecurrentTests.RandomTargets(loss, new SequenceOutputRecurrentTests.Shape(shape.Steps, shape.Batch, 0, shape.Hidden, shape.Output), random);
+
+    private static IEnumerable<(string Name, float[] Value, float[] Grad)> AllParameters(RecurrentSequenceModel model) =>
+        model.Parameters.Select(p => (p.Name, p.Value.Data, p.Grad.Data))
+            .Concat(model.Recurrent.Parameters.All.Select(p => (p.Name, p.Value.Data, p.Grad.Data)));
+
+    [TestCaseSource(nameof(StepByStepCases))]
+    public void Train_StepByStepMatchesParallel(CellKind cell, SequenceLoss loss, Shape shape)
+    {
+        var model = Model(cell, loss, shape);
+        var targets = RandomTargets(loss, shape, new Random(shape.GetHashCode()));
+
+        float parallelLoss = model.Train(targets, TrainingSchedule.ParallelOverTime);
+        var parallelGrads = AllParameters(model).Select(p => SequenceOutputRecurrentTests.Widen(p.Grad)).ToArray();
+        model.ZeroGrad();
+        float stepLoss = model.Train(targets, TrainingSchedule.StepByStep);
+
+        Assertions.AllClose([stepLoss], [parallelLoss], Tolerances.Float32, "loss");
+        foreach (var (p, expected) in AllParameters(model).Zip(parallelGrads))
+            Assertions.AllClose(p.Grad, expected, Tolerances.Float32, p.Name);
+    }
+
+    [TestCaseSource(nameof(GradientCases))]
+    public void Gradients_MatchFiniteDifferencesOfDoubleComposition(CellKind cell, SequenceLoss loss, Shape shape)
+    {
+        var model = Model(cell, loss, shape);
+        var targets = RandomTargets(loss, shape, new Random(shape.GetHashCode() + 1));
+        float actual = model.Train(targets);
+
+        var head = model.Parameters.Select(p => SequenceOutputRecurrentTests.Widen(p.Value.Data)).ToArray();
+        var weights = ReferenceWeights.From(model.Recurrent.Parameters);
+        double Loss() => ReferenceLoss(model, head, weights, targets);
+        Assertions.AllClose([actual], [Loss()], Tolerances.Float32, "loss");
+
+        // The double composition's central differences are accurate to ≈1e-9, so the float gradients must meet them within Float32.
+        var all = head.Zip(model.Parameters, (value, p) => (value, p.Grad.Data, p.Name))
+            .Concat(weights.Values.Zip(model.Recurrent.Parameters.All, (value, p) => (value, p.Grad.Data, p.Name)));
+        foreach (var (value, grad, name) in all)
+            Assertions.AllClose(grad, Numeric(value, Loss), Tolerances.Float32, name);
+    }
+
+    [TestCase(CellKind.Lstm, SequenceLoss.SoftmaxCrossEntropy)]
+    [TestCase(CellKind.GruResetAfter, SequenceLoss.SquaredError)]
+    public void TeacherForcing_FeedsPreviousTarget_NoEarlierStepSeesIt(CellKind cell, SequenceLoss loss)
+    {
+        var shape = new Shape(6, 3, 4, 9, 5, 1);
+        var model = Model(cell, loss, shape);
+        var targets = RandomTargets(loss, shape, new Random(3));
+        var before = model.TeacherForcedOutputs(targets);
+        const int changedStep = 2;
+        var changed = loss == SequenceLoss.SoftmaxCrossEntropy
+            ? SequenceTargets.Tokens(targets.TokenIds!.Select((id, i) => i == changedStep * shape.Batch + 1 ? (id + 1) % shape.Output : id).ToArray(), shape.Steps, shape.Batch)
+            : SequenceTargets.Real(new Tensor(targets.Values!.Data.Select((v, i) => i / shape.Output == changedStep * shape.Batch + 1 ? v + 1 : v).ToArray(), shape.Steps, shape.Batch, shape.Output));
+        var after = model.TeacherForcedOutputs(changed);
+        for (int t = 0; t < shape.Steps; t++)
+            for (int n = 0; n < shape.Batch; n++)
+            {
+                bool differs = Enumerable.Range(0, shape.Output).Any(o => before[t, n, o] != after[t, n, o]);
+                // y_2 enters at step 3 and then lives on in the hidden state of its own sequence only.
+                Assert.That(differs, Is.EqualTo(t > changedStep && n == 1), $"step {t}, sequence {n}");
+            }
+    }
+
+    [TestCase(CellKind.Lstm, SequenceLoss.SoftmaxCrossEntropy)]
+    [TestCase(CellKind.GruResetBefore, SequenceLoss.SoftmaxCrossEntropy)]
+    [TestCase(CellKind.RnnTanh, SequenceLoss.SquaredError)]
+    public void Generate_FeedsBackItsOwnOutputs(CellKind cell, SequenceLoss loss)
+    {
+        var shape = new Shape(7, 4, 3, 12, 6, 2);
+        var model = Model(cell, loss, shape, seed: 9);
+        foreach (var p in model.Parameters)
+            for (int i = 0; i < p.Value.Length; i++) p.Value.Data[i] *= 4;
+        var generated = model.Generate(shape.Steps, shape.Batch);
+
+        var own = loss == SequenceLoss.SoftmaxCrossEntropy ? SequenceTargets.Tokens(generated.Tokens!, shape.Steps, shape.Batch) : SequenceTargets.Real(generated.Outputs);
+        Assertions.AllClose(generated.Outputs.Data, SequenceOutputRecurrentTests.Widen(model.TeacherForcedOutputs(own).Data), Tolerances.Float32,
+            "generated vs teacher-forced on own outputs");
+        var other = model.TeacherForcedOutputs(RandomTargets(loss, shape, new Random(99)));
+        int rowLength = shape.Batch * shape.Output;
+        Assert.That(other.Data.AsSpan(rowLength).SequenceEqual(generated.Outputs.Data.AsSpan(rowLength)), Is.False, "later steps");
+    }
+
+    [Test]
+    public void Constructor_RejectsBidirectionalStack()
+    {
+        var e = Assert.Throws<ArgumentException>(() => new RecurrentSequenceModel(new Lstm(3, 4, bidirectional: true), 5, SequenceLoss.SoftmaxCrossEntropy))!;
+        Assert.That(e.ParamName, Is.EqualTo("recurrent"));
+    }
+
+    [Test]
+    public void Train_RejectsBadTargets_BeforeAnyWork()
+    {
+        var model = new RecurrentSequenceModel(new Gru(3, 4, GruVariant.ResetAfter), 5, SequenceLoss.SoftmaxCrossEntropy);
+        var outside = Assert.Throws<ArgumentOutOfRangeException>(() => model.Train(SequenceTargets.Tokens([0, 1, 2, 7], 2, 2)))!;
+        Assert.That(outside.ParamName, Is.EqualTo("targets"));
+        Assert.That(outside.Message, Does.Contain("[0, 5)").And.Contain("7"));
+        Assert.That(Assert.Throws<ArgumentException>(() => model.Train(SequenceTargets.Real(new Tensor(2, 2, 5))))!.ParamName, Is.EqualTo("targets"));
+        Assert.That(Assert.Throws<ArgumentException>(() => model.Generate(3, 0))!.ParamName, Is.EqualTo("batch"));
+        var real = new RecurrentSequenceModel(new Gru(3, 4, GruVariant.ResetAfter), 5, SequenceLoss.SquaredError);
+        var misshaped = Assert.Throws<ArgumentException>(() => real.Train(SequenceTargets.Real(new Tensor(2, 2, 6))))!;
+        Assert.That(misshaped.Message, Does.Contain("[2, 2, 5]").And.Contain("[2, 2, 6]"));
+        foreach (var (name, _, grad) in AllParameters(model).Concat(AllParameters(real)))
+            Assert.That(grad.All(g => g == 0), Is.True, $"{name} was touched");
+    }
+
+    /// <summary>The model's loss recomputed in double from its definition: embedding, the reference stack, output layer, loss.</summary>
+    private static double ReferenceLoss(RecurrentSequenceModel model, double[][] head, ReferenceWeights weights, SequenceTargets targets)
+    {
+        int steps = targets.Steps, batch = targets.Batch, rows = steps * batch;
+        int input = model.Recurrent.Config.InputSize, hidden = model.Recurrent.Config.HiddenSize, width = model.OutputSize;
+        double[] embedding = head[0], outputWeight = head[1], outputBias = head[2];
+        var x = new double[rows * input];
+        for (int r = 0; r < rows; r++)
+            for (int i = 0; i < input; i++)
+            {
+                if (r < batch)
+                    x[r * input + i] = model.StartToken is int start ? embedding[start * input + i] : 0;
+                else if (targets.TokenIds is not null)
+                    x[r * input + i] = embedding[targets.TokenIds[r - batch] * input + i];
+                else
+                    for (int o = 0; o < width; o++) x[r * input + i] += targets.Values!.Data[(r - batch) * width + o] * embedding[o * input + i];
+            }
+        var y = ReferenceRnn.Forward(weights, x, steps, batch).Output;
+        double loss = 0;
+        var logits = new double[width];
+        for (int r = 0; r < rows; r++)
+        {
+            for (int o = 0; o < width; o++)
+            {
+                logits[o] = outputBias[o];
+                for (int h = 0; h < hidden; h++) logits[o] += y[r * hidden + h] * outputWeight[h * width + o];
+            }
+            if (targets.TokenIds is not null)
+                loss += Math.Log(logits.Sum(v => Math.Exp(v))) - logits[targets.TokenIds[r]];
+            else
+                for (int o = 0; o < width; o++) loss += 0.5 * Math.Pow(logits[o] - targets.Values!.Data[r * width + o], 2);
+        }
+        return loss / rows;
+    }
+
+    private static double[] Numeric(double[] variable, Func<double> loss)
+    {
+        const double step = 1e-6;
+        var numeric = new double[variable.Length];
+        for (int i = 0; i < variable.Length; i++)
+        {
+            double saved = variable[i];
+            variable[i] = saved + step;
+            double plus = loss();
+            variable[i] = saved - step;
+            double minus = loss();
+            variable[i] = saved;
+            numeric[i] = (plus - minus) / (2 * step);
+        }
+        return numeric;
+    }
+}
