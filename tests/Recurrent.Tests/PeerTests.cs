@@ -53,6 +53,38 @@ public class PeerTests
             Assertions.AllClose(gradients.All[p].Grad.Data, expected.Weights.Values[p], Tolerances.Float32, gradients.All[p].Name);
     }
 
+    private static IEnumerable<TestCaseData> OnnxRuntimeCases() =>
+        from cell in TestData.AllCells
+        from shape in Shapes
+        select new TestCaseData(cell, shape).SetName($"OnnxRuntime_MatchesReference_{cell}_{shape}");
+
+    [TestCaseSource(nameof(OnnxRuntimeCases))]
+    public void OnnxRuntime_Inference_MatchesReference(CellKind cell, TestData.Shape shape)
+    {
+        Assert.That(OnnxRuntimePeer.TryCreate(out var created, out var unavailable), Is.True, unavailable?.Reason);
+        using var peer = created!;
+        Assert.That(peer.Supports(cell), Is.True, $"ONNX Runtime computes {cell}");
+        var (parameters, x, forward) = Setup(cell, shape);
+        using var run = peer.Prepare(parameters, x, training: false);
+        run.Run();
+        Assertions.AllClose(run.Output.Data, forward.Output, Tolerances.Float32, "y");
+    }
+
+    [Test]
+    public void OnnxRuntime_ReportsVersionAndRefusesTrainingAndStacks()
+    {
+        Assert.That(OnnxRuntimePeer.TryCreate(out var created, out var unavailable), Is.True, unavailable?.Reason);
+        using var peer = created!;
+        Assert.That(peer.Name, Does.Match(@"^ONNX Runtime \d+\.\d+\.\d+$"));
+        Assert.That(peer.SupportsTraining, Is.False);
+        var single = new RnnParameters(new RnnConfig(CellKind.GruResetAfter, 3, 4));
+        Assert.Throws<NotSupportedException>(() => peer.Prepare(single, new Tensor(2, 1, 3), training: true));
+        var stacked = new RnnParameters(new RnnConfig(CellKind.Lstm, 3, 4, numLayers: 2));
+        Assert.Throws<NotSupportedException>(() => peer.Prepare(stacked, new Tensor(2, 1, 3), training: false));
+        var e = Assert.Throws<ArgumentException>(() => peer.Prepare(single, new Tensor(2, 1, 5), training: false));
+        Assert.That(e!.ParamName, Is.EqualTo("x"));
+    }
+
     [Test]
     public void OneDnn_ReportsVersionAndRefusesStacks()
     {
@@ -83,7 +115,7 @@ public class PeerTests
         try
         {
             var names = available.Select(p => p.Name.Split(' ')[0]).Concat(unavailable.Select(u => u.Name.Split(' ')[0])).ToList();
-            Assert.That(names, Is.EquivalentTo(new[] { "oneDNN" }));
+            Assert.That(names, Is.EquivalentTo(new[] { "oneDNN", "ONNX" }));
             foreach (var u in unavailable)
                 Assert.That(u.Reason, Is.Not.Empty, u.Name);
         }

@@ -13,6 +13,8 @@ public static class PeerCatalog
         var unavailable = new List<UnavailablePeer>();
         if (OneDnnPeer.TryCreate(out var oneDnn, out var oneDnnAbsent)) available.Add(oneDnn!);
         else unavailable.Add(oneDnnAbsent!);
+        if (OnnxRuntimePeer.TryCreate(out var onnxRuntime, out var onnxRuntimeAbsent)) available.Add(onnxRuntime!);
+        else unavailable.Add(onnxRuntimeAbsent!);
         return (available, unavailable);
     }
 }
