@@ -12,7 +12,10 @@ public interface IPeer : IDisposable
     /// <summary>Whether <see cref="Prepare"/> accepts training (forward + backward) runs.</summary>
     bool SupportsTraining { get; }
 
-    /// <summary>Whether the peer computes <paramref name="cell"/> at all (e.g. no peer has the reset-before GRU).</summary>
+    /// <summary>
+    /// Whether the peer computes <paramref name="cell"/> at all. oneDNN and ONNX Runtime both compute every
+    /// <see cref="CellKind"/> (the reset-before GRU as oneDNN's vanilla_gru and ONNX's GRU with linear_before_reset = 0).
+    /// </summary>
     bool Supports(CellKind cell);
 
     /// <summary>
