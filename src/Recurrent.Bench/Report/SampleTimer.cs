@@ -1,0 +1,52 @@
+using System.Diagnostics;
+
+namespace Recurrent.Bench.Report;
+
+/// <summary>Raw samples of one configuration: milliseconds per iteration, one value per sample.</summary>
+internal sealed record Samples(double[] MillisecondsPerIteration, int IterationsPerSample, int WarmupIterations);
+
+/// <summary>Time-boxed sampling: warm-up, calibration, then samples until the target count or the time box.</summary>
+internal static class SampleTimer
+{
+    /// <summary>Fewest samples kept even when the time box is spent: a median and quartiles need a few.</summary>
+    public const int MinSamples = 3;
+
+    /// <summary>
+    /// A sample runs enough iterations to last at least this long, so timer resolution and call overhead stay far below
+    /// the spread we report.
+    /// </summary>
+    private static readonly TimeSpan MinSampleTime = TimeSpan.FromMilliseconds(2);
+
+    /// <summary>
+    /// Times <paramref name="run"/>, which must already have run once (the agreement check is the first warm-up).
+    /// Warm-up continues for about a tenth of <paramref name="timeBox"/> (at least one iteration) so tiered JIT and
+    /// caches settle, then samples are taken until <paramref name="targetSamples"/> or the time box, keeping at least
+    /// <see cref="MinSamples"/>.
+    /// </summary>
+    public static Samples Measure(Action run, TimeSpan timeBox, int targetSamples)
+    {
+        var total = Stopwatch.StartNew();
+        var watch = Stopwatch.StartNew();
+        run();
+        double single = watch.Elapsed.TotalSeconds;
+        int warmups = 1;
+        while (total.Elapsed < timeBox / 10 && warmups < 50)
+        {
+            watch.Restart();
+            run();
+            single = Math.Min(single, watch.Elapsed.TotalSeconds);
+            warmups++;
+        }
+        int iterations = (int)Math.Clamp(Math.Ceiling(MinSampleTime.TotalSeconds / Math.Max(single, 1e-9)), 1, 1_000_000);
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        var samples = new List<double>(targetSamples);
+        while (samples.Count < MinSamples || (samples.Count < targetSamples && total.Elapsed < timeBox))
+        {
+            watch.Restart();
+            for (int i = 0; i < iterations; i++) run();
+            samples.Add(watch.Elapsed.TotalMilliseconds / iterations);
+        }
+        return new Samples([.. samples], iterations, warmups);
+    }
+}
