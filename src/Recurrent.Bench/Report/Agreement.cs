@@ -2,7 +2,7 @@ namespace Recurrent.Bench.Report;
 
 /// <summary>
 /// The check every implementation passes before any of its time is recorded: its output y must match the
-/// double-precision reference on the first steps, and the first implementation measured (the fused backend) on
+/// double-precision reference on the first steps of the first batch rows, and the first implementation measured (the fused backend) on
 /// all steps.
 /// </summary>
 internal static class Agreement
@@ -17,8 +17,11 @@ internal static class Agreement
     /// <summary>Relative part of the tolerance: a pass needs |actual − expected| ≤ 1e-3 + 1e-2·|expected|.</summary>
     public const double Relative = 1e-2;
 
-    /// <summary>How many leading steps are checked against the reference (cheap even at the standard shape).</summary>
+    /// <summary>How many leading steps are checked against the reference.</summary>
     public const int ReferenceSteps = 3;
+
+    /// <summary>How many leading batch rows are checked against the reference (with <see cref="ReferenceSteps"/>, cheap at any shape).</summary>
+    public const int ReferenceRows = 4;
 
     /// <summary>
     /// Compares the first <paramref name="expected"/>.Length values of <paramref name="actual"/> with

@@ -144,12 +144,12 @@ internal sealed record MachineCeiling(double FmaGflops, int FmaVectorBits, int F
 
     /// <summary>
     /// Best time of the native SGEMM at m×n×k. A slow GEMM (a portable build) would take far longer than the budget at
-    /// the full size, so a probe at m/8 first predicts the full run; when it would not fit, the probe's own rate is the
+    /// the full size, so a probe at m/32 first predicts the full run; when it would not fit, the probe's own rate is the
     /// result and <paramref name="m"/> shrinks to what was run.
     /// </summary>
     private static double GemmProbe(ref int m, int n, int k, TimeSpan budget)
     {
-        int small = Math.Max(1, m / 8);
+        int small = Math.Max(1, m / 32);
         double smallSeconds = TimeGemm(small, n, k, runs: 1, budget);
         if (smallSeconds * m / small > budget.TotalSeconds / 2)
         {

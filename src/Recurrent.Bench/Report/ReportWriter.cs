@@ -42,7 +42,7 @@ internal static class ReportWriter
             result.Options.Peers,
             result.Options.Notes,
         },
-        agreement = new { Agreement.Absolute, Agreement.Relative, Agreement.ReferenceSteps },
+        agreement = new { Agreement.Absolute, Agreement.Relative, Agreement.ReferenceSteps, Agreement.ReferenceRows },
         noisyThreshold = SampleStatistics.NoisyThreshold,
         implementations = result.Implementations,
         peers = result.PeerNames,
@@ -103,7 +103,7 @@ internal static class ReportWriter
             + "forward. \"% FMA peak\" and \"% GEMM\" divide by the ceilings measured above on this machine in this run. Fusion speedup = unfused / fused; "
             + "peer / ours above 1 means Recurrent is faster.");
         md.AppendLine();
-        md.AppendLine(inv, $"Before any time counts, every implementation's output y must agree with the double-precision reference on the first {Agreement.ReferenceSteps} steps and with the first implementation measured on all steps, within |a − e| ≤ {Agreement.Absolute:G2} + {Agreement.Relative:G2}·|e|; a failure is listed with its error instead of a time.");
+        md.AppendLine(inv, $"Before any time counts, every implementation's output y must agree with the double-precision reference on the first {Agreement.ReferenceSteps} steps of the first {Agreement.ReferenceRows} batch rows and with the first implementation measured on all steps, within |a − e| ≤ {Agreement.Absolute:G2} + {Agreement.Relative:G2}·|e|; a failure is listed with its error instead of a time.");
         md.AppendLine();
 
         md.AppendLine("## Peers").AppendLine();
