@@ -41,6 +41,7 @@ public class ReportTests
     [TestCase("--samples", "many")]
     [TestCase("--budget", "-5")]
     [TestCase("--full", "--shapes", "T=1,N=1,I=1,H=1")]
+    [TestCase("--full", "--backend", "reference")]
     [TestCase("bench", "--filter", "*")]
     public void Run_ReturnsUsageError_WhenArgumentsAreInvalid(params string[] args)
     {
@@ -270,5 +271,60 @@ public class ReportTests
             ReportCommand.LoadPeers = loadPeers;
             Directory.Delete(root, recursive: true);
         }
+    }
+
+    /// <summary>A backend under another name, so the fused-vs-unfused path can run on the reference alone.</summary>
+    private sealed class RenamedBackend(string name) : IRnnBackend
+    {
+        public string Name => name;
+
+        public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward) =>
+            ReferenceBackend.Instance.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward);
+
+        public void Backward(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0) =>
+            ReferenceBackend.Instance.Backward(parameters, tape, dy, dhN, dcN, dx, dh0, dc0);
+    }
+
+    [Test]
+    public void Report_DrawsSpeedupAndSweepCurves_ForABackendWithFusedAndUnfusedVariants()
+    {
+        var (console, _) = CaptureConsole();
+        string root = NewTempFolder();
+        try
+        {
+            var family = new BackendFamily("two-variants", "the reference under two names", fused => new RenamedBackend(fused ? "fused" : "unfused"),
+                HasUnfusedVariant: true, SlowOnlyTinyShapes: true, Probe: () => null);
+            var basis = new BenchShape(3, 2, 4, 4);
+            SweepPoint[] sweep =
+            [
+                new("N", 1, basis with { Batch = 1 }), new("N", 2, basis),
+                new("T", 1, basis with { Steps = 1 }), new("T", 3, basis),
+            ];
+            var options = new ReportOptions(family, [CellKind.Lstm, CellKind.RnnTanh], [], [RunMode.Inference, RunMode.Training], TargetSamples: 3,
+                Budget: TimeSpan.FromSeconds(1), Full: true, sweep, Path.Combine(root, "report"), Peers: false, Notes: []);
+
+            var result = new ReportRunner(options, console).Run([], []);
+            ReportWriter.Write(result, options.OutputDirectory);
+
+            Assert.That(result.Implementations, Is.EqualTo(new[] { "fused", "unfused" }));
+            Assert.That(result.Measurements.Where(m => m.Error is not null), Is.Empty);
+            var rows = result.Rows();
+            Assert.That(rows, Has.Count.EqualTo(3 * 2 * 2), "three distinct shapes × two cells × two modes");
+            Assert.That(rows.All(r => r.Speedup > 0), Is.True);
+            foreach (var file in new[] { "speedup.svg", "speedup.png", "sweep-N-inference.png", "sweep-N-training.svg", "sweep-T-inference.svg", "sweep-T-training.png" })
+                Assert.That(File.Exists(Path.Combine(options.OutputDirectory, file)), Is.True, file);
+            Assert.That(File.ReadAllText(Path.Combine(options.OutputDirectory, "report.md")), Does.Contain("| fusion speedup |"));
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Test]
+    public void Bench_ListsTheBenchmarkDotNetSuites_WithArgumentsAfterTheSeparator()
+    {
+        var (console, output) = CaptureConsole();
+        Assert.That(CliApp.Run(["bench", "--", "--list", "flat"], console), Is.EqualTo(0), output.ToString());
     }
 }

@@ -88,6 +88,8 @@ internal sealed class ReportSettings : CommandSettings
         if (Samples < SampleTimer.MinSamples) throw new FormatException($"--samples: expected at least {SampleTimer.MinSamples}, got {Samples}.");
         if (Budget is { } b && !(b > 0 && double.IsFinite(b))) throw new FormatException($"--budget: expected a positive number of seconds, got {b}.");
         if (Full && Shapes is not null) throw new FormatException("--full sweeps its own shapes; drop --shapes, or drop --full.");
+        if (Full && backend.SlowOnlyTinyShapes)
+            throw new FormatException($"--full: the {backend.Name} backend is only sensible at tiny shapes and the sweep reaches T=1000, N=256, H=1024; use a fast backend ({string.Join(", ", BackendCatalog.All.Where(b => !b.SlowOnlyTinyShapes).Select(b => b.Name))}).");
 
         IReadOnlyList<BenchShape> shapes;
         if (Shapes is not null) shapes = BenchShape.ParseList(Shapes);

@@ -10,23 +10,28 @@ namespace Recurrent.Bench.Report;
 /// <param name="FmaGflops">Fused multiply-adds with independent accumulators on every core: the arithmetic peak.</param>
 /// <param name="FmaVectorBits">Vector width of the probe (512, 256 or 128).</param>
 /// <param name="FmaThreads">Threads of the probe (one per logical core).</param>
+/// <param name="FmaGflopsPerCpuSecond">
+/// The probe's FLOPs over the CPU time the process got: what one core does when it runs. Far above
+/// <paramref name="FmaGflops"/> / threads means other processes took the cores during the run, and every time of it is
+/// contended too.
+/// </param>
 /// <param name="GemmGflops">The native SGEMM at <see cref="GemmShape"/>, best run; null when it failed.</param>
 /// <param name="GemmShape">M×N×K of the GEMM probe.</param>
 /// <param name="GemmError">Why the GEMM probe failed, or null.</param>
-internal sealed record MachineCeiling(double FmaGflops, int FmaVectorBits, int FmaThreads, double? GemmGflops, string GemmShape, string? GemmError)
+internal sealed record MachineCeiling(double FmaGflops, int FmaVectorBits, int FmaThreads, double FmaGflopsPerCpuSecond, double? GemmGflops, string GemmShape, string? GemmError)
 {
     /// <summary>Measures both ceilings; about 0.5 s for the FMA probe and up to ~2 s for the GEMM.</summary>
     public static MachineCeiling Measure(TimeSpan fmaTime, TimeSpan gemmTime, int gemmM = 2048, int gemmN = 2048, int gemmK = 512)
     {
-        var (fma, bits, threads) = FmaProbe(fmaTime);
+        var (fma, bits, threads, perCpuSecond) = FmaProbe(fmaTime);
         try
         {
             double gemm = GemmProbe(ref gemmM, gemmN, gemmK, gemmTime);
-            return new MachineCeiling(fma, bits, threads, gemm, $"{gemmM}x{gemmN}x{gemmK}", null);
+            return new MachineCeiling(fma, bits, threads, perCpuSecond, gemm, $"{gemmM}x{gemmN}x{gemmK}", null);
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or NativeException)
         {
-            return new MachineCeiling(fma, bits, threads, null, $"{gemmM}x{gemmN}x{gemmK}", e.Message);
+            return new MachineCeiling(fma, bits, threads, perCpuSecond, null, $"{gemmM}x{gemmN}x{gemmK}", e.Message);
         }
     }
 
@@ -34,7 +39,7 @@ internal sealed record MachineCeiling(double FmaGflops, int FmaVectorBits, int F
     /// One thread per logical core, each running FMAs on 12 independent accumulators: enough to cover FMA latency
     /// (4 cycles) times issue width (2 per cycle) on current x86 cores, so the loop is throughput-bound.
     /// </summary>
-    private static (double Gflops, int Bits, int Threads) FmaProbe(TimeSpan duration)
+    private static (double Gflops, int Bits, int Threads, double PerCpuSecond) FmaProbe(TimeSpan duration)
     {
         int threads = Environment.ProcessorCount;
         int bits = Vector512.IsHardwareAccelerated ? 512 : Fma.IsSupported ? 256 : 128;
@@ -51,92 +56,140 @@ internal sealed record MachineCeiling(double FmaGflops, int FmaVectorBits, int F
             };
         }) { IsBackground = true }).ToArray();
         foreach (var worker in workers) worker.Start();
+        var cpu = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime;
         var watch = Stopwatch.StartNew();
         start.SignalAndWait();
         foreach (var worker in workers) worker.Join();
         double seconds = watch.Elapsed.TotalSeconds;
+        double cpuSeconds = (System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
         // Each count is one FMA instruction: lanes × 2 FLOPs.
-        return (counts.Sum() * (bits / 32) * 2.0 / seconds / 1e9, bits, threads);
+        double gflop = counts.Sum() * (bits / 32) * 2.0 / 1e9;
+        return (gflop / seconds, bits, threads, gflop / Math.Max(cpuSeconds, 1e-3));
     }
 
     private const int Accumulators = 12, InnerRepeats = 4096;
 
-    // Fully optimised from the first call: tier-0 code would time the JIT, not the FPU.
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static long FmaLoop512(TimeSpan duration)
+    {
+        var acc = Enumerable.Repeat(Vector512.Create(1f), Accumulators).ToArray();
+        long fmas = 0;
+        var watch = Stopwatch.StartNew();
+        while (watch.Elapsed < duration)
+        {
+            FmaBurst512(acc);
+            fmas += (long)InnerRepeats * Accumulators;
+        }
+        Sink = acc.Aggregate((x, y) => x + y).ToScalar();
+        return fmas;
+    }
+
+    // No call inside, so all twelve accumulators stay in registers (a call in the loop makes the JIT keep them on the
+    // stack, and the store-load round trip, not the FMA units, would set the pace). Fully optimised from the first
+    // call: tier-0 code would time the JIT, not the FPU.
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void FmaBurst512(Vector512<float>[] acc)
     {
         var b = Vector512.Create(0.999999f);
         var c = Vector512.Create(1e-7f);
-        Vector512<float> a0 = Vector512.Create(1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+        Vector512<float> a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], a4 = acc[4], a5 = acc[5], a6 = acc[6], a7 = acc[7], a8 = acc[8], a9 = acc[9], a10 = acc[10], a11 = acc[11];
+        for (int i = 0; i < InnerRepeats; i++)
+        {
+                a0 = Vector512.FusedMultiplyAdd(a0, b, c);
+                a1 = Vector512.FusedMultiplyAdd(a1, b, c);
+                a2 = Vector512.FusedMultiplyAdd(a2, b, c);
+                a3 = Vector512.FusedMultiplyAdd(a3, b, c);
+                a4 = Vector512.FusedMultiplyAdd(a4, b, c);
+                a5 = Vector512.FusedMultiplyAdd(a5, b, c);
+                a6 = Vector512.FusedMultiplyAdd(a6, b, c);
+                a7 = Vector512.FusedMultiplyAdd(a7, b, c);
+                a8 = Vector512.FusedMultiplyAdd(a8, b, c);
+                a9 = Vector512.FusedMultiplyAdd(a9, b, c);
+                a10 = Vector512.FusedMultiplyAdd(a10, b, c);
+                a11 = Vector512.FusedMultiplyAdd(a11, b, c);
+        }
+        acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3; acc[4] = a4; acc[5] = a5; acc[6] = a6; acc[7] = a7; acc[8] = a8; acc[9] = a9; acc[10] = a10; acc[11] = a11;
+    }
+
+    private static long FmaLoop256(TimeSpan duration)
+    {
+        var acc = Enumerable.Repeat(Vector256.Create(1f), Accumulators).ToArray();
         long fmas = 0;
         var watch = Stopwatch.StartNew();
         while (watch.Elapsed < duration)
         {
-            for (int i = 0; i < InnerRepeats; i++)
-            {
-                a0 = Vector512.FusedMultiplyAdd(a0, b, c); a1 = Vector512.FusedMultiplyAdd(a1, b, c);
-                a2 = Vector512.FusedMultiplyAdd(a2, b, c); a3 = Vector512.FusedMultiplyAdd(a3, b, c);
-                a4 = Vector512.FusedMultiplyAdd(a4, b, c); a5 = Vector512.FusedMultiplyAdd(a5, b, c);
-                a6 = Vector512.FusedMultiplyAdd(a6, b, c); a7 = Vector512.FusedMultiplyAdd(a7, b, c);
-                a8 = Vector512.FusedMultiplyAdd(a8, b, c); a9 = Vector512.FusedMultiplyAdd(a9, b, c);
-                a10 = Vector512.FusedMultiplyAdd(a10, b, c); a11 = Vector512.FusedMultiplyAdd(a11, b, c);
-            }
+            FmaBurst256(acc);
             fmas += (long)InnerRepeats * Accumulators;
         }
-        Sink = (a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11).ToScalar();
+        Sink = acc.Aggregate((x, y) => x + y).ToScalar();
         return fmas;
     }
 
-    // Fully optimised from the first call: tier-0 code would time the JIT, not the FPU.
+    // No call inside, so all twelve accumulators stay in registers (a call in the loop makes the JIT keep them on the
+    // stack, and the store-load round trip, not the FMA units, would set the pace). Fully optimised from the first
+    // call: tier-0 code would time the JIT, not the FPU.
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static long FmaLoop256(TimeSpan duration)
+    private static void FmaBurst256(Vector256<float>[] acc)
     {
         var b = Vector256.Create(0.999999f);
         var c = Vector256.Create(1e-7f);
-        Vector256<float> a0 = Vector256.Create(1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+        Vector256<float> a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], a4 = acc[4], a5 = acc[5], a6 = acc[6], a7 = acc[7], a8 = acc[8], a9 = acc[9], a10 = acc[10], a11 = acc[11];
+        for (int i = 0; i < InnerRepeats; i++)
+        {
+                a0 = Vector256.FusedMultiplyAdd(a0, b, c);
+                a1 = Vector256.FusedMultiplyAdd(a1, b, c);
+                a2 = Vector256.FusedMultiplyAdd(a2, b, c);
+                a3 = Vector256.FusedMultiplyAdd(a3, b, c);
+                a4 = Vector256.FusedMultiplyAdd(a4, b, c);
+                a5 = Vector256.FusedMultiplyAdd(a5, b, c);
+                a6 = Vector256.FusedMultiplyAdd(a6, b, c);
+                a7 = Vector256.FusedMultiplyAdd(a7, b, c);
+                a8 = Vector256.FusedMultiplyAdd(a8, b, c);
+                a9 = Vector256.FusedMultiplyAdd(a9, b, c);
+                a10 = Vector256.FusedMultiplyAdd(a10, b, c);
+                a11 = Vector256.FusedMultiplyAdd(a11, b, c);
+        }
+        acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3; acc[4] = a4; acc[5] = a5; acc[6] = a6; acc[7] = a7; acc[8] = a8; acc[9] = a9; acc[10] = a10; acc[11] = a11;
+    }
+
+    private static long FmaLoop128(TimeSpan duration)
+    {
+        var acc = Enumerable.Repeat(Vector128.Create(1f), Accumulators).ToArray();
         long fmas = 0;
         var watch = Stopwatch.StartNew();
         while (watch.Elapsed < duration)
         {
-            for (int i = 0; i < InnerRepeats; i++)
-            {
-                a0 = Vector256.FusedMultiplyAdd(a0, b, c); a1 = Vector256.FusedMultiplyAdd(a1, b, c);
-                a2 = Vector256.FusedMultiplyAdd(a2, b, c); a3 = Vector256.FusedMultiplyAdd(a3, b, c);
-                a4 = Vector256.FusedMultiplyAdd(a4, b, c); a5 = Vector256.FusedMultiplyAdd(a5, b, c);
-                a6 = Vector256.FusedMultiplyAdd(a6, b, c); a7 = Vector256.FusedMultiplyAdd(a7, b, c);
-                a8 = Vector256.FusedMultiplyAdd(a8, b, c); a9 = Vector256.FusedMultiplyAdd(a9, b, c);
-                a10 = Vector256.FusedMultiplyAdd(a10, b, c); a11 = Vector256.FusedMultiplyAdd(a11, b, c);
-            }
+            FmaBurst128(acc);
             fmas += (long)InnerRepeats * Accumulators;
         }
-        Sink = (a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11).ToScalar();
+        Sink = acc.Aggregate((x, y) => x + y).ToScalar();
         return fmas;
     }
 
-    // Fully optimised from the first call: tier-0 code would time the JIT, not the FPU.
+    // No call inside, so all twelve accumulators stay in registers (a call in the loop makes the JIT keep them on the
+    // stack, and the store-load round trip, not the FMA units, would set the pace). Fully optimised from the first
+    // call: tier-0 code would time the JIT, not the FPU.
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static long FmaLoop128(TimeSpan duration)
+    private static void FmaBurst128(Vector128<float>[] acc)
     {
         var b = Vector128.Create(0.999999f);
         var c = Vector128.Create(1e-7f);
-        Vector128<float> a0 = Vector128.Create(1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
-        long fmas = 0;
-        var watch = Stopwatch.StartNew();
-        while (watch.Elapsed < duration)
+        Vector128<float> a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], a4 = acc[4], a5 = acc[5], a6 = acc[6], a7 = acc[7], a8 = acc[8], a9 = acc[9], a10 = acc[10], a11 = acc[11];
+        for (int i = 0; i < InnerRepeats; i++)
         {
-            for (int i = 0; i < InnerRepeats; i++)
-            {
-                a0 = Vector128.FusedMultiplyAdd(a0, b, c); a1 = Vector128.FusedMultiplyAdd(a1, b, c);
-                a2 = Vector128.FusedMultiplyAdd(a2, b, c); a3 = Vector128.FusedMultiplyAdd(a3, b, c);
-                a4 = Vector128.FusedMultiplyAdd(a4, b, c); a5 = Vector128.FusedMultiplyAdd(a5, b, c);
-                a6 = Vector128.FusedMultiplyAdd(a6, b, c); a7 = Vector128.FusedMultiplyAdd(a7, b, c);
-                a8 = Vector128.FusedMultiplyAdd(a8, b, c); a9 = Vector128.FusedMultiplyAdd(a9, b, c);
-                a10 = Vector128.FusedMultiplyAdd(a10, b, c); a11 = Vector128.FusedMultiplyAdd(a11, b, c);
-            }
-            fmas += (long)InnerRepeats * Accumulators;
+                a0 = Vector128.FusedMultiplyAdd(a0, b, c);
+                a1 = Vector128.FusedMultiplyAdd(a1, b, c);
+                a2 = Vector128.FusedMultiplyAdd(a2, b, c);
+                a3 = Vector128.FusedMultiplyAdd(a3, b, c);
+                a4 = Vector128.FusedMultiplyAdd(a4, b, c);
+                a5 = Vector128.FusedMultiplyAdd(a5, b, c);
+                a6 = Vector128.FusedMultiplyAdd(a6, b, c);
+                a7 = Vector128.FusedMultiplyAdd(a7, b, c);
+                a8 = Vector128.FusedMultiplyAdd(a8, b, c);
+                a9 = Vector128.FusedMultiplyAdd(a9, b, c);
+                a10 = Vector128.FusedMultiplyAdd(a10, b, c);
+                a11 = Vector128.FusedMultiplyAdd(a11, b, c);
         }
-        Sink = (a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11).ToScalar();
-        return fmas;
+        acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3; acc[4] = a4; acc[5] = a5; acc[6] = a6; acc[7] = a7; acc[8] = a8; acc[9] = a9; acc[10] = a10; acc[11] = a11;
     }
 
     /// <summary>Keeps the accumulators observable so the JIT cannot drop the loops.</summary>

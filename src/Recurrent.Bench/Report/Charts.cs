@@ -31,7 +31,7 @@ internal static class Charts
         if (timeSeries.Count > 0)
         {
             const string title = "Time per configuration (median, ms, log scale; shorter is better)";
-            var plot = GroupedBars(rows, timeSeries, title, "milliseconds", logScale: true);
+            var (plot, _) = GroupedBars(rows, timeSeries, title, "milliseconds", logScale: true);
             Save(plot, "time", title, Height(rows.Count * (timeSeries.Count + 1)));
         }
 
@@ -42,19 +42,19 @@ internal static class Charts
         if (gflopsSeries.Count > 0)
         {
             const string title = "Matrix-product GFLOP/s against this machine's measured ceilings (longer is better)";
-            var plot = GroupedBars(rows, gflopsSeries, title, "GFLOP/s", logScale: false);
-            AddLimit(plot, result.Ceiling.FmaGflops, $"FMA peak {result.Ceiling.FmaGflops:F0}", Colors.Red);
-            if (result.Ceiling.GemmGflops is { } gemm) AddLimit(plot, gemm, $"SGEMM {result.Ceiling.GemmShape} {gemm:F0}", Colors.DarkOrange);
-            Save(plot, "gflops", title, Height(rows.Count * (gflopsSeries.Count + 1)));
+            var chart = GroupedBars(rows, gflopsSeries, title, "GFLOP/s", logScale: false);
+            AddLimit(chart, result.Ceiling.FmaGflops, $"FMA peak {result.Ceiling.FmaGflops:F0}", Colors.Red);
+            if (result.Ceiling.GemmGflops is { } gemm) AddLimit(chart, gemm, $"SGEMM {result.Ceiling.GemmShape} {gemm:F0}", Colors.DarkOrange);
+            Save(chart.Plot, "gflops", title, Height(rows.Count * (gflopsSeries.Count + 1)));
         }
 
         var speedups = rows.Select(r => r.Speedup).ToArray();
         if (speedups.Any(s => s is not null))
         {
             const string title = "Fusion speedup: unfused time / fused time (above 1, fusion helps)";
-            var plot = GroupedBars(rows, [("speedup", speedups)], title, "×", logScale: false);
-            AddLimit(plot, 1, "1× (no change)", Colors.Gray);
-            Save(plot, "speedup", title, Height(rows.Count * 2));
+            var chart = GroupedBars(rows, [("speedup", speedups)], title, "×", logScale: false);
+            AddLimit(chart, 1, "1× (no change)", Colors.Gray);
+            Save(chart.Plot, "speedup", title, Height(rows.Count * 2));
         }
         else skipped.Add(result.Options.Backend.HasUnfusedVariant
             ? "speedup: no configuration has both a fused and an unfused time."
@@ -63,10 +63,11 @@ internal static class Charts
         var ratios = result.PeerNames.Select(peer => (peer, rows.Select(r => r.PeerRatio(peer)).ToArray())).Where(s => s.Item2.Any(v => v is not null)).ToList();
         if (ratios.Count > 0)
         {
-            string title = $"Peers against {ours.FirstOrDefault()}: peer time / our time (above 1, Recurrent is faster)";
-            var plot = GroupedBars(rows, ratios, title, "×", logScale: false);
-            AddLimit(plot, 1, "1× (equal)", Colors.Gray);
-            Save(plot, "peers", title, Height(rows.Count * (ratios.Count + 1)));
+            string title = $"Peers against {ours.FirstOrDefault()}: peer time / our time, log scale (above 1, Recurrent is faster)";
+            // Ratios are multiplicative (0.5× and 2× are equally far from even), and they span orders of magnitude.
+            var chart = GroupedBars(rows, ratios, title, "×", logScale: true);
+            AddLimit(chart, 1, "1× (equal)", Colors.Gray);
+            Save(chart.Plot, "peers", title, Height(rows.Count * (ratios.Count + 1)));
         }
         else skipped.Add(result.PeerNames.Count == 0 ? "peers: no peer ran (see the peers section)." : "peers: no peer has a time beside ours.");
 
@@ -74,7 +75,9 @@ internal static class Charts
             foreach (var factor in result.Options.Sweep.Select(p => p.Factor).Distinct())
                 foreach (var mode in result.Options.Modes)
                 {
-                    string title = $"GFLOP/s against {factor} ({(mode == RunMode.Inference ? "inference" : "training")}; other sizes at T=100, N=64, I=H=512)";
+                    var fixedSizes = result.Options.Sweep.First(p => p.Factor == factor).Shape.ToString().Split(',')
+                        .Where(field => !field.StartsWith(factor + "=", StringComparison.Ordinal) && !(factor == "H" && field.StartsWith("I=", StringComparison.Ordinal)));
+                    string title = $"GFLOP/s against {factor} ({(mode == RunMode.Inference ? "inference" : "training")}; {string.Join(", ", fixedSizes)}{(factor == "H" ? ", I = H" : "")})";
                     var plot = Curves(result, factor, mode, title);
                     if (plot is null) skipped.Add($"sweep-{factor}-{mode}: nothing measured.");
                     else Save(plot, $"sweep-{factor}-{mode.ToString().ToLowerInvariant()}", title, 600);
@@ -87,7 +90,7 @@ internal static class Charts
 
     private static double? Median(Measurement? m) => m?.Statistics?.Median;
 
-    private static Plot GroupedBars(IReadOnlyList<SummaryRow> rows, IReadOnlyList<(string Name, double?[] Values)> series, string title, string unit, bool logScale)
+    private static (Plot Plot, Func<double, double> ToAxis) GroupedBars(IReadOnlyList<SummaryRow> rows, IReadOnlyList<(string Name, double?[] Values)> series, string title, string unit, bool logScale)
     {
         var plot = new Plot();
         var palette = new ScottPlot.Palettes.Category10();
@@ -137,11 +140,13 @@ internal static class Charts
         foreach (var (s, index) in series.Select((s, i) => (s, i)))
             plot.Legend.ManualItems.Add(new LegendItem { LabelText = s.Name, FillColor = palette.GetColor(index) });
         plot.ShowLegend(Alignment.LowerRight);
-        return plot;
+        return (plot, logScale ? v => Math.Log10(v) - baseLog : v => v);
     }
 
-    private static void AddLimit(Plot plot, double value, string label, Color color)
+    private static void AddLimit((Plot Plot, Func<double, double> ToAxis) chart, double value, string label, Color color)
     {
+        var (plot, toAxis) = chart;
+        value = toAxis(value);
         var line = plot.Add.VerticalLine(value);
         line.Color = color;
         line.LinePattern = LinePattern.Dashed;
