@@ -300,7 +300,7 @@ public class ReportTests
                 new("N", 1, basis with { Batch = 1 }), new("N", 2, basis),
                 new("T", 1, basis with { Steps = 1 }), new("T", 3, basis),
             ];
-            var options = new ReportOptions(family, [CellKind.Lstm, CellKind.RnnTanh], [], [RunMode.Inference, RunMode.Training], TargetSamples: 3,
+            var options = new ReportOptions(family, [CellKind.Lstm], [], [RunMode.Inference, RunMode.Training], TargetSamples: 3,
                 Budget: TimeSpan.FromSeconds(1), Full: true, sweep, Path.Combine(root, "report"), Peers: false, Notes: []);
 
             var result = new ReportRunner(options, console).Run([], []);
@@ -309,7 +309,7 @@ public class ReportTests
             Assert.That(result.Implementations, Is.EqualTo(new[] { "fused", "unfused" }));
             Assert.That(result.Measurements.Where(m => m.Error is not null), Is.Empty);
             var rows = result.Rows();
-            Assert.That(rows, Has.Count.EqualTo(3 * 2 * 2), "three distinct shapes × two cells × two modes");
+            Assert.That(rows, Has.Count.EqualTo(3 * 2), "three distinct shapes × two modes");
             Assert.That(rows.All(r => r.Speedup > 0), Is.True);
             foreach (var file in new[] { "speedup.svg", "speedup.png", "sweep-N-inference.png", "sweep-N-training.svg", "sweep-T-inference.svg", "sweep-T-training.png" })
                 Assert.That(File.Exists(Path.Combine(options.OutputDirectory, file)), Is.True, file);

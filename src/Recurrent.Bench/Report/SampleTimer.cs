@@ -12,15 +12,21 @@ internal static class SampleTimer
     public const int MinSamples = 3;
 
     /// <summary>
-    /// A sample runs enough iterations to last at least this long, so timer resolution and call overhead stay far below
-    /// the spread we report.
+    /// A sample runs enough iterations to last at least this long: several scheduler time slices, so on a shared machine
+    /// one preemption shifts a sample by a fraction instead of multiplying it, and timer overhead vanishes.
     /// </summary>
-    private static readonly TimeSpan MinSampleTime = TimeSpan.FromMilliseconds(2);
+    private static readonly TimeSpan MinSampleTime = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>
+    /// Warm-up lasts at least this long (unless the time box is shorter): tiered compilation promotes a method only
+    /// after 30 calls and a 100 ms quiet period, so a warm-up of a few calls would time tier-0 code.
+    /// </summary>
+    private static readonly TimeSpan MinWarmupTime = TimeSpan.FromMilliseconds(250);
 
     /// <summary>
     /// Times <paramref name="run"/>, which must already have run once (the agreement check is the first warm-up).
-    /// Warm-up continues for about a tenth of <paramref name="timeBox"/> (at least one iteration) so tiered JIT and
-    /// caches settle, then samples are taken until <paramref name="targetSamples"/> or the time box, keeping at least
+    /// Warm-up continues for a tenth of <paramref name="timeBox"/> but at least <see cref="MinWarmupTime"/> (never past half
+    /// the box) so tiered JIT and caches settle, then samples are taken until <paramref name="targetSamples"/> or the time box, keeping at least
     /// <see cref="MinSamples"/>.
     /// </summary>
     public static Samples Measure(Action run, TimeSpan timeBox, int targetSamples)
@@ -30,7 +36,8 @@ internal static class SampleTimer
         run();
         double single = watch.Elapsed.TotalSeconds;
         int warmups = 1;
-        while (total.Elapsed < timeBox / 10 && warmups < 50)
+        var warmup = TimeSpan.FromTicks(Math.Min(Math.Max(timeBox.Ticks / 10, MinWarmupTime.Ticks), timeBox.Ticks / 2));
+        while (total.Elapsed < warmup)
         {
             watch.Restart();
             run();
