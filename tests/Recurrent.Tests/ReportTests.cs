@@ -322,6 +322,38 @@ public class ReportTests
     }
 
     [Test]
+    public void BackendCatalog_ProbesWithoutThrowing_AndBestIsAvailable()
+    {
+        Assert.That(BackendCatalog.ProbeNative(), Is.Null, "the native library is built with the solution");
+        string? cuda = BackendCatalog.ProbeCuda();
+        TestContext.Out.WriteLine($"CUDA: {cuda ?? "present"}");
+        Assert.That(BackendCatalog.Best().IsAvailable, Is.True);
+        Assert.That(BackendCatalog.Find("REFERENCE")?.Name, Is.EqualTo("reference"));
+        Assert.That(BackendCatalog.All.Select(b => b.Name), Is.Unique);
+    }
+
+    [Test]
+    public void Report_StillWritten_WhenThePeerCatalogThrows()
+    {
+        var (console, output) = CaptureConsole();
+        string root = NewTempFolder();
+        var loadPeers = ReportCommand.LoadPeers;
+        try
+        {
+            ReportCommand.LoadPeers = () => throw new DllNotFoundException("libdnnl.so.2");
+            string target = Path.Combine(root, "report");
+            int code = CliApp.Run(["--backend", "reference", "--cells", "rnn", "--modes", "inference", "--shapes", "T=2,N=1,I=2,H=2", "--samples", "3", "--budget", "0.5", "--out", target], console);
+            Assert.That(code, Is.EqualTo(0), output.ToString());
+            Assert.That(File.ReadAllText(Path.Combine(target, "report.md")), Does.Contain("libdnnl.so.2"));
+        }
+        finally
+        {
+            ReportCommand.LoadPeers = loadPeers;
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Test]
     public void Bench_ListsTheBenchmarkDotNetSuites_WithArgumentsAfterTheSeparator()
     {
         var (console, output) = CaptureConsole();

@@ -17,7 +17,12 @@ internal sealed class ReportCommand(IAnsiConsole console) : Command<ReportSettin
         foreach (var note in options.Notes) console.MarkupLine($"[yellow]{Markup.Escape(note)}[/]");
         IReadOnlyList<IPeer> peers = [];
         IReadOnlyList<UnavailablePeer> unavailable = [];
-        if (options.Peers) (peers, unavailable) = LoadPeers();
+        if (options.Peers)
+        {
+            // The peers load native libraries of other projects; whatever goes wrong there must not cost our report.
+            try { (peers, unavailable) = LoadPeers(); }
+            catch (Exception e) { unavailable = [new UnavailablePeer("peers", $"the peer catalog failed to load: {e.GetType().Name}: {e.Message}", "see src/Recurrent.Bench/Peers")]; }
+        }
         try
         {
             var result = new ReportRunner(options, console).Run(peers, unavailable);

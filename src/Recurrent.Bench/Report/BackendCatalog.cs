@@ -85,7 +85,8 @@ internal static class BackendCatalog
     public static BackendFamily? Find(string name) =>
         All.FirstOrDefault(b => b.Name.Equals(name, StringComparison.OrdinalIgnoreCase));
 
-    private static string? ProbeNative()
+    /// <summary>Null when the native library loads, else why not.</summary>
+    internal static string? ProbeNative()
     {
         try
         {
@@ -98,7 +99,8 @@ internal static class BackendCatalog
         }
     }
 
-    private static string? ProbeCuda()
+    /// <summary>Null when ILGPU finds a CUDA device, else why not; never throws.</summary>
+    internal static string? ProbeCuda()
     {
         try
         {
