@@ -12,7 +12,13 @@ internal static class CliApp
     /// <summary>Runs the command line on <paramref name="console"/> (the terminal when null) and returns the exit code.</summary>
     public static int Run(string[] args, IAnsiConsole? console = null)
     {
-        console ??= AnsiConsole.Console;
+        if (console is null)
+        {
+            console = AnsiConsole.Console;
+            // Redirected to a file or CI log, Spectre assumes 80 columns and wraps the table cell by cell; a log reads
+            // better with long lines.
+            if (Console.IsOutputRedirected) console.Profile.Width = Math.Max(console.Profile.Width, 180);
+        }
         var app = new CommandApp<ReportCommand>();
         app.Configure(config =>
         {

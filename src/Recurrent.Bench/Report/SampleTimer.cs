@@ -25,8 +25,8 @@ internal static class SampleTimer
 
     /// <summary>
     /// Times <paramref name="run"/>, which must already have run once (the agreement check is the first warm-up).
-    /// Warm-up continues for a tenth of <paramref name="timeBox"/> but at least <see cref="MinWarmupTime"/> (never past half
-    /// the box) so tiered JIT and caches settle, then samples are taken until <paramref name="targetSamples"/> or the time box, keeping at least
+    /// Warm-up continues for a tenth of <paramref name="timeBox"/> (at most a second) but at least <see cref="MinWarmupTime"/>
+    /// (never past half the box) so tiered JIT and caches settle, then samples are taken until <paramref name="targetSamples"/> or the time box, keeping at least
     /// <see cref="MinSamples"/>.
     /// </summary>
     public static Samples Measure(Action run, TimeSpan timeBox, int targetSamples)
@@ -36,7 +36,7 @@ internal static class SampleTimer
         run();
         double single = watch.Elapsed.TotalSeconds;
         int warmups = 1;
-        var warmup = TimeSpan.FromTicks(Math.Min(Math.Max(timeBox.Ticks / 10, MinWarmupTime.Ticks), timeBox.Ticks / 2));
+        var warmup = TimeSpan.FromTicks(Math.Min(Math.Max(Math.Min(timeBox.Ticks / 10, TimeSpan.TicksPerSecond), MinWarmupTime.Ticks), timeBox.Ticks / 2));
         while (total.Elapsed < warmup)
         {
             watch.Restart();
