@@ -34,6 +34,7 @@ internal sealed record MachineInfo(
             ["ScottPlot"] = VersionOf(typeof(ScottPlot.Plot).Assembly),
             ["Spectre.Console"] = VersionOf(typeof(Spectre.Console.AnsiConsole).Assembly),
         };
+        if (GitCommit() is { } commit) libraries["Recurrent commit"] = commit;
         var environment = RelevantVariables
             .Select(v => (v, System.Environment.GetEnvironmentVariable(v)))
             .Where(p => p.Item2 is not null)
@@ -46,6 +47,27 @@ internal sealed record MachineInfo(
     private static string VersionOf(Assembly assembly) =>
         assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0]
         ?? assembly.GetName().Version?.ToString() ?? "unknown";
+
+    /// <summary>The commit of the working tree the report runs from, when git is there to say.</summary>
+    private static string? GitCommit()
+    {
+        try
+        {
+            using var git = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("git", "describe --always --dirty")
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                WorkingDirectory = AppContext.BaseDirectory,
+            });
+            if (git is null) return null;
+            string output = git.StandardOutput.ReadToEnd().Trim();
+            return git.WaitForExit(5000) && git.ExitCode == 0 && output.Length > 0 ? output : null;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return null; // no git on this machine
+        }
+    }
 
     private static string ReadCpuModel()
     {
