@@ -43,8 +43,8 @@ internal static class Charts
         {
             const string title = "Matrix-product GFLOP/s against this machine's measured ceilings (longer is better)";
             var chart = GroupedBars(rows, gflopsSeries, title, "GFLOP/s", logScale: false);
-            AddLimit(chart, result.Ceiling.FmaGflops, $"FMA peak {result.Ceiling.FmaGflops:F0}", Colors.Red);
-            if (result.Ceiling.GemmGflops is { } gemm) AddLimit(chart, gemm, $"SGEMM {result.Ceiling.GemmShape} {gemm:F0}", Colors.DarkOrange);
+            AddLimit(chart, result.Ceiling.FmaGflops, $"FMA peak {Rate(result.Ceiling.FmaGflops)}", Colors.Red);
+            if (result.Ceiling.GemmGflops is { } gemm) AddLimit(chart, gemm, $"SGEMM {result.Ceiling.GemmShape} {Rate(gemm)}", Colors.DarkOrange);
             Save(chart.Plot, "gflops", title, Height(rows.Count * (gflopsSeries.Count + 1)));
         }
 
@@ -84,6 +84,9 @@ internal static class Charts
                 }
         return (written, skipped);
     }
+
+    private static string Rate(double gflops) =>
+        gflops.ToString(gflops >= 10 ? "F0" : "G2", System.Globalization.CultureInfo.InvariantCulture) + " GFLOP/s";
 
     private static Measurement? Find(SummaryRow row, string implementation) =>
         row.Primary?.Implementation == implementation ? row.Primary : row.Unfused?.Implementation == implementation ? row.Unfused : null;
@@ -185,7 +188,7 @@ internal static class Charts
         var fma = plot.Add.HorizontalLine(result.Ceiling.FmaGflops);
         fma.LinePattern = LinePattern.Dashed;
         fma.Color = Colors.Red;
-        fma.LegendText = $"FMA peak {result.Ceiling.FmaGflops:F0}";
+        fma.LegendText = $"FMA peak {Rate(result.Ceiling.FmaGflops)}";
         plot.Title(title);
         plot.ShowLegend(Alignment.UpperLeft);
         return plot;
