@@ -257,7 +257,7 @@ public class ReportTests
             Assert.That(measurements.Where(m => m.GetProperty("implementation").GetString() == "agreeing-peer")
                 .All(m => m.GetProperty("error").ValueKind == JsonValueKind.Null), Is.True);
             Assert.That(json.RootElement.GetProperty("machine").GetProperty("cpuFeatures").GetString(), Is.Not.Empty);
-            Assert.That(json.RootElement.GetProperty("ceiling").GetProperty("fmaGflops").GetDouble(), Is.GreaterThan(0));
+            Assert.That(json.RootElement.GetProperty("ceiling").GetProperty("fmaPeakGflops").GetDouble(), Is.GreaterThan(0));
 
             string markdown = File.ReadAllText(Path.Combine(target, "report.md"));
             Assert.That(markdown, Does.Contain("| cell | shape | mode | reference |"));

@@ -28,7 +28,7 @@ internal sealed class ReportCommand(IAnsiConsole console) : Command<ReportSettin
             var result = new ReportRunner(options, console).Run(peers, unavailable);
             console.Write(SummaryTable.ToSpectre(result));
             var ceiling = result.Ceiling;
-            console.MarkupLine(Markup.Escape($"Ceiling: FMA probe {ceiling.FmaGflops:F1} GFLOP/s ({ceiling.FmaGflopsPerCpuSecond:F1} per CPU-second); native SGEMM {ceiling.GemmShape}: "
+            console.MarkupLine(Markup.Escape($"Ceiling: FMA peak {ceiling.FmaPeakGflops:F1} GFLOP/s (the probe got {100 * ceiling.FmaShare:F0}% of the cores); native SGEMM {ceiling.GemmShape}: "
                 + (ceiling.GemmGflops is { } g ? $"{g:F1} GFLOP/s" : $"failed ({ceiling.GemmError})")));
             foreach (var peer in unavailable)
                 console.MarkupLine(Markup.Escape($"Peer {peer.Name} not present: {peer.Reason}. Install: {peer.InstallHint}"));

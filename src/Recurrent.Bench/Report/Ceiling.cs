@@ -7,31 +7,38 @@ using Recurrent.Kernels.Cpu;
 namespace Recurrent.Bench.Report;
 
 /// <summary>This machine's measured ceilings, so "% of peak" means this machine and not a datasheet.</summary>
-/// <param name="FmaGflops">Fused multiply-adds with independent accumulators on every core: the arithmetic peak.</param>
+/// <param name="FmaWallGflops">
+/// Fused multiply-adds with independent accumulators on every core, per second of wall-clock time: what the cores gave
+/// us during the probe, less than <paramref name="FmaPeakGflops"/> when other processes held them.
+/// </param>
 /// <param name="FmaVectorBits">Vector width of the probe (512, 256 or 128).</param>
 /// <param name="FmaThreads">Threads of the probe (one per logical core).</param>
-/// <param name="FmaGflopsPerCpuSecond">
-/// The probe's FLOPs over the CPU time the process got: what one core does when it runs. Far above
-/// <paramref name="FmaGflops"/> / threads means other processes took the cores during the run, and every time of it is
-/// contended too.
+/// <param name="FmaPeakGflops">
+/// The arithmetic peak: the probe's FLOPs per CPU-second the process got, times the logical cores. Every probe thread is
+/// always runnable, so its CPU time is time it computed; this figure does not drop when a shared machine is busy, and
+/// "% FMA peak" then shows how much of the machine a configuration got.
 /// </param>
-/// <param name="GemmGflops">The native SGEMM at <see cref="GemmShape"/>, best run; null when it failed.</param>
+/// <param name="GemmGflops">The native SGEMM at <see cref="GemmShape"/>, best run, wall-clock; null when it failed.</param>
 /// <param name="GemmShape">M×N×K of the GEMM probe.</param>
 /// <param name="GemmError">Why the GEMM probe failed, or null.</param>
-internal sealed record MachineCeiling(double FmaGflops, int FmaVectorBits, int FmaThreads, double FmaGflopsPerCpuSecond, double? GemmGflops, string GemmShape, string? GemmError)
+internal sealed record MachineCeiling(double FmaWallGflops, int FmaVectorBits, int FmaThreads, double FmaPeakGflops, double? GemmGflops, string GemmShape, string? GemmError)
 {
+    /// <summary>The share of the cores the probe got: 1 when nothing else ran.</summary>
+    public double FmaShare => FmaPeakGflops > 0 ? Math.Min(1, FmaWallGflops / FmaPeakGflops) : 1;
+
     /// <summary>Measures both ceilings; about 0.5 s for the FMA probe and up to ~2 s for the GEMM.</summary>
     public static MachineCeiling Measure(TimeSpan fmaTime, TimeSpan gemmTime, int gemmM = 2048, int gemmN = 2048, int gemmK = 512)
     {
         var (fma, bits, threads, perCpuSecond) = FmaProbe(fmaTime);
+        double peak = Math.Max(fma, perCpuSecond * threads);
         try
         {
             double gemm = GemmProbe(ref gemmM, gemmN, gemmK, gemmTime);
-            return new MachineCeiling(fma, bits, threads, perCpuSecond, gemm, $"{gemmM}x{gemmN}x{gemmK}", null);
+            return new MachineCeiling(fma, bits, threads, peak, gemm, $"{gemmM}x{gemmN}x{gemmK}", null);
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or NativeException)
         {
-            return new MachineCeiling(fma, bits, threads, perCpuSecond, null, $"{gemmM}x{gemmN}x{gemmK}", e.Message);
+            return new MachineCeiling(fma, bits, threads, peak, null, $"{gemmM}x{gemmN}x{gemmK}", e.Message);
         }
     }
 

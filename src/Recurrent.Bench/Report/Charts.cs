@@ -43,7 +43,7 @@ internal static class Charts
         {
             const string title = "Matrix-product GFLOP/s against this machine's measured ceilings (longer is better)";
             var chart = GroupedBars(rows, gflopsSeries, title, "GFLOP/s", logScale: false);
-            AddLimit(chart, result.Ceiling.FmaGflops, $"FMA peak {Rate(result.Ceiling.FmaGflops)}", Colors.Red);
+            AddLimit(chart, result.Ceiling.FmaPeakGflops, $"FMA peak {Rate(result.Ceiling.FmaPeakGflops)}", Colors.Red);
             if (result.Ceiling.GemmGflops is { } gemm) AddLimit(chart, gemm, $"SGEMM {result.Ceiling.GemmShape} {Rate(gemm)}", Colors.DarkOrange);
             Save(chart.Plot, "gflops", title, Height(rows.Count * (gflopsSeries.Count + 1)));
         }
@@ -185,10 +185,10 @@ internal static class Charts
         plot.Axes.Bottom.TickGenerator = ticks;
         plot.Axes.Bottom.Label.Text = factor + " (log scale)";
         plot.Axes.Left.Label.Text = "GFLOP/s";
-        var fma = plot.Add.HorizontalLine(result.Ceiling.FmaGflops);
+        var fma = plot.Add.HorizontalLine(result.Ceiling.FmaPeakGflops);
         fma.LinePattern = LinePattern.Dashed;
         fma.Color = Colors.Red;
-        fma.LegendText = $"FMA peak {Rate(result.Ceiling.FmaGflops)}";
+        fma.LegendText = $"FMA peak {Rate(result.Ceiling.FmaPeakGflops)}";
         plot.Title(title);
         plot.ShowLegend(Alignment.UpperLeft);
         return plot;

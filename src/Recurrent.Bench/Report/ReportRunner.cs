@@ -118,7 +118,9 @@ internal sealed class ReportRunner(ReportOptions options, IAnsiConsole console)
         try
         {
             using var run = implementation.Prepare(workload, mode);
+            var firstRun = Stopwatch.StartNew();
             run.Run();
+            firstRun.Stop();
             var y = run.Output.Data;
             if (y.Length != workload.Shape.Steps * workload.Shape.Batch * workload.Shape.HiddenSize)
                 return Failed($"output has {y.Length} elements, expected T·N·H = {workload.Shape.Steps * workload.Shape.Batch * workload.Shape.HiddenSize}");
@@ -128,7 +130,7 @@ internal sealed class ReportRunner(ReportOptions options, IAnsiConsole console)
                 ?? (firstOutput is null ? null : Agreement.Check(y, firstOutput, firstName!));
             if (disagreement is not null) return Failed(disagreement, deviation);
             output = (float[])y.Clone();
-            var samples = SampleTimer.Measure(run.Run, timeBox, options.TargetSamples);
+            var samples = SampleTimer.Measure(run.Run, firstRun.Elapsed, timeBox, options.TargetSamples);
             return new(implementation.Name, implementation.Role, workload.Cell, workload.Shape, mode, flops, samples,
                 SampleStatistics.Of(samples.MillisecondsPerIteration), deviation, null);
         }

@@ -91,8 +91,8 @@ internal static class ReportWriter
         md.AppendLine(inv, $"- Libraries: {string.Join("; ", machine.Libraries.Select(l => $"{l.Key} {l.Value}"))}");
         if (machine.Environment.Count > 0)
             md.AppendLine(inv, $"- Environment: {string.Join(", ", machine.Environment.Select(e => $"{e.Key}={e.Value}"))}");
-        md.Append(inv, $"- Measured ceiling: FMA probe {ceiling.FmaGflops:F1} GFLOP/s ({ceiling.FmaVectorBits}-bit vectors, {ceiling.FmaThreads} threads, 12 independent accumulators each; {ceiling.FmaGflopsPerCpuSecond:F1} GFLOP per CPU-second, so the cores were {Math.Min(100, 100 * ceiling.FmaGflops / ceiling.FmaThreads / ceiling.FmaGflopsPerCpuSecond):F0}% ours during the probe); ");
-        md.AppendLine(ceiling.GemmGflops is { } g ? string.Create(inv, $"native SGEMM {ceiling.GemmShape}: {g:F1} GFLOP/s") : $"native SGEMM failed: {ceiling.GemmError}");
+        md.Append(inv, $"- Measured ceiling: FMA peak {ceiling.FmaPeakGflops:F1} GFLOP/s ({ceiling.FmaVectorBits}-bit vectors, {ceiling.FmaThreads} threads, 12 independent accumulators each, per CPU-second the probe got × cores; it got {ceiling.FmaWallGflops:F1} GFLOP/s of wall-clock time, so the cores were {100 * ceiling.FmaShare:F0}% ours{(ceiling.FmaShare < 0.8 ? ": the machine was busy, every time below is contended too" : "")}); ");
+        md.AppendLine(ceiling.GemmGflops is { } g ? string.Create(inv, $"native SGEMM {ceiling.GemmShape}: {g:F1} GFLOP/s (wall-clock, as contended as the run)") : $"native SGEMM failed: {ceiling.GemmError}");
         md.AppendLine();
 
         md.AppendLine("## Summary").AppendLine();

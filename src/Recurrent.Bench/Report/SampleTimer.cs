@@ -24,25 +24,29 @@ internal static class SampleTimer
     private static readonly TimeSpan MinWarmupTime = TimeSpan.FromMilliseconds(250);
 
     /// <summary>
-    /// Times <paramref name="run"/>, which must already have run once (the agreement check is the first warm-up).
-    /// Warm-up continues for a tenth of <paramref name="timeBox"/> (at most a second) but at least <see cref="MinWarmupTime"/>
-    /// (never past half the box) so tiered JIT and caches settle, then samples are taken until <paramref name="targetSamples"/> or the time box, keeping at least
-    /// <see cref="MinSamples"/>.
+    /// Times <paramref name="run"/>, which has already run once, taking <paramref name="firstRun"/> (the agreement check:
+    /// the first warm-up). A first run shorter than <see cref="MinWarmupTime"/> is followed by more warm-up, for a tenth of
+    /// <paramref name="timeBox"/> (at most a second) but at least <see cref="MinWarmupTime"/> (never past half the box), so
+    /// tiered JIT and caches settle; a longer one was warm-up enough, and slow configurations save an iteration. Then
+    /// samples are taken until <paramref name="targetSamples"/> or the time box, keeping at least <see cref="MinSamples"/>.
     /// </summary>
-    public static Samples Measure(Action run, TimeSpan timeBox, int targetSamples)
+    public static Samples Measure(Action run, TimeSpan firstRun, TimeSpan timeBox, int targetSamples)
     {
         var total = Stopwatch.StartNew();
-        var watch = Stopwatch.StartNew();
-        run();
-        double single = watch.Elapsed.TotalSeconds;
+        var watch = new Stopwatch();
+        double single = firstRun.TotalSeconds;
         int warmups = 1;
-        var warmup = TimeSpan.FromTicks(Math.Min(Math.Max(Math.Min(timeBox.Ticks / 10, TimeSpan.TicksPerSecond), MinWarmupTime.Ticks), timeBox.Ticks / 2));
-        while (total.Elapsed < warmup)
+        if (firstRun < MinWarmupTime)
         {
-            watch.Restart();
-            run();
-            single = Math.Min(single, watch.Elapsed.TotalSeconds);
-            warmups++;
+            var warmup = TimeSpan.FromTicks(Math.Min(Math.Max(Math.Min(timeBox.Ticks / 10, TimeSpan.TicksPerSecond), MinWarmupTime.Ticks), timeBox.Ticks / 2));
+            do
+            {
+                watch.Restart();
+                run();
+                single = Math.Min(single, watch.Elapsed.TotalSeconds);
+                warmups++;
+            }
+            while (total.Elapsed < warmup);
         }
         int iterations = (int)Math.Clamp(Math.Ceiling(MinSampleTime.TotalSeconds / Math.Max(single, 1e-9)), 1, 1_000_000);
         GC.Collect();

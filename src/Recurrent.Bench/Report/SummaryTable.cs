@@ -34,7 +34,7 @@ internal static class SummaryTable
             if (unfused) cells.AddRange([Time(row.Unfused), Times(row.Speedup)]);
             double? gflops = row.Primary?.Gflops;
             cells.Add(gflops is null ? "–" : gflops.Value.ToString("F1", Invariant));
-            cells.Add(Percent(gflops, result.Ceiling.FmaGflops));
+            cells.Add(Percent(gflops, result.Ceiling.FmaPeakGflops));
             cells.Add(Percent(gflops, result.Ceiling.GemmGflops));
             foreach (var peer in result.PeerNames)
             {
