@@ -353,6 +353,38 @@ public class ReportTests
         }
     }
 
+    /// <summary>A backend that takes a fixed time per run, computed by the reference.</summary>
+    private sealed class SlowBackend(TimeSpan delay) : IRnnBackend
+    {
+        public string Name => "slow";
+
+        public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward)
+        {
+            Thread.Sleep(delay);
+            return ReferenceBackend.Instance.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward);
+        }
+
+        public void Backward(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0) =>
+            ReferenceBackend.Instance.Backward(parameters, tape, dy, dhN, dcN, dx, dh0, dc0);
+    }
+
+    [Test]
+    public void Report_SkipsWhatIsLeft_WhenMeasuringOverrunsTheBudget()
+    {
+        var (console, _) = CaptureConsole();
+        var family = new BackendFamily("slow", "sleeps", _ => new SlowBackend(TimeSpan.FromMilliseconds(300)), HasUnfusedVariant: false, SlowOnlyTinyShapes: true, Probe: () => null);
+        // The deadline is 2 × max(budget, 2 configurations × 150 ms) = 600 ms; the first configuration alone takes
+        // 4 runs of 300 ms (the agreement run, then 3 samples).
+        var options = new ReportOptions(family, [CellKind.RnnTanh, CellKind.Lstm], [new BenchShape(2, 1, 2, 2)], [RunMode.Inference], TargetSamples: 3,
+            Budget: TimeSpan.FromMilliseconds(50), Full: false, [], "unused", Peers: false, Notes: []);
+
+        var result = new ReportRunner(options, console).Run([], []);
+
+        Assert.That(result.Measurements.Select(m => m.Skipped), Is.EqualTo(new[] { false, true }));
+        Assert.That(result.Measurements[1].Failed, Is.False);
+        Assert.That(SummaryTable.Time(result.Measurements[1]), Does.Contain("skipped"));
+    }
+
     [Test]
     public void Bench_ListsTheBenchmarkDotNetSuites_WithArgumentsAfterTheSeparator()
     {

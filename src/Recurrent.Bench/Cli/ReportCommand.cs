@@ -35,7 +35,7 @@ internal sealed class ReportCommand(IAnsiConsole console) : Command<ReportSettin
             ReportWriter.Write(result, options.OutputDirectory);
             console.MarkupLine(Markup.Escape($"Report written to {Path.GetFullPath(options.OutputDirectory)} (report.md, results.json, charts) in {result.Elapsed.TotalSeconds:F0} s."));
             // A peer that fails is the peer's problem and is reported as such; one of our own backends failing fails the run.
-            return result.Measurements.Any(m => m.Error is not null && m.Role != VariantRole.Peer) ? 1 : 0;
+            return result.Measurements.Any(m => m.Failed && m.Role != VariantRole.Peer) ? 1 : 0;
         }
         finally
         {

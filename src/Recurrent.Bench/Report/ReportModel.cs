@@ -30,8 +30,11 @@ internal sealed record ReportOptions(
 /// <summary>One measured (or failed) configuration: an implementation running a cell at a shape in a mode.</summary>
 internal sealed record Measurement(
     string Implementation, VariantRole Role, CellKind Cell, BenchShape Shape, RunMode Mode, double Flops,
-    Samples? Samples, SampleStatistics? Statistics, double? MaxDeviationFromReference, string? Error)
+    Samples? Samples, SampleStatistics? Statistics, double? MaxDeviationFromReference, string? Error, bool Skipped = false)
 {
+    /// <summary>Whether this configuration failed (it ran and disagreed or threw), as opposed to being skipped.</summary>
+    public bool Failed => Error is not null && !Skipped;
+
     /// <summary>Matrix-product GFLOP/s at the median time.</summary>
     public double? Gflops => Statistics is null ? null : Flops / (Statistics.Median * 1e-3) / 1e9;
 

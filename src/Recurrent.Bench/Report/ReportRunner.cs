@@ -14,6 +14,14 @@ internal sealed class ReportRunner(ReportOptions options, IAnsiConsole console)
     /// <summary>No configuration gets less than this, however many there are: below it the samples are too few to mean much.</summary>
     private static readonly TimeSpan MinTimeBox = TimeSpan.FromMilliseconds(150);
 
+    /// <summary>
+    /// Configurations not started when measuring has taken this many times the budget (or the sum of the minimum time
+    /// boxes, when that is larger) are skipped and listed as such:
+    /// on a busy machine slow configurations overrun their boxes (each keeps its minimum samples), and the report must
+    /// still end in bounded time.
+    /// </summary>
+    public const double DeadlineFactor = 2;
+
     /// <summary>An implementation the report measures: one of our backend variants or a peer.</summary>
     private sealed record Implementation(string Name, VariantRole Role, Func<CellKind, RunMode, bool> Supports, Func<Workload, RunMode, IPeerRun> Prepare, string? Error);
 
@@ -66,6 +74,7 @@ internal sealed class ReportRunner(ReportOptions options, IAnsiConsole console)
                     ceilingTask.Increment(1);
                     var task = context.AddTask("configurations", maxValue: Math.Max(1, configurations.Count));
                     var measuring = Stopwatch.StartNew();
+                    var deadline = TimeSpan.FromTicks(Math.Max(options.Budget.Ticks, MinTimeBox.Ticks * configurations.Count)) * DeadlineFactor;
                     int done = 0;
                     foreach (var group in configurations.GroupBy(c => (c.shape, c.cell)))
                     {
@@ -83,6 +92,14 @@ internal sealed class ReportRunner(ReportOptions options, IAnsiConsole console)
                                 task.Description = Markup.Escape($"{implementation.Name}: {Measurement.Label(cell, shape, mode)}");
                                 // What is left of the budget, shared by what is left to do: a configuration that overran
                                 // (a slow iteration still gets its minimum samples) shortens the ones after it.
+                                if (measuring.Elapsed > deadline)
+                                {
+                                    measurements.Add(new(implementation.Name, implementation.Role, cell, shape, mode, workload.Flops(mode), null, null, null,
+                                        $"skipped: measuring passed {DeadlineFactor}× the budget of {options.Budget.TotalSeconds:F0} s (a busy machine?); rerun with a larger --budget or fewer --cells/--shapes", Skipped: true));
+                                    task.Increment(1);
+                                    done++;
+                                    continue;
+                                }
                                 var left = options.Budget - measuring.Elapsed;
                                 var timeBox = TimeSpan.FromTicks(Math.Max(MinTimeBox.Ticks, left.Ticks / (configurations.Count - done)));
                                 var measurement = MeasureOne(workload, mode, implementation, reference, referenceError, firstOutput, firstName, timeBox, out var output);

@@ -57,6 +57,7 @@ internal static class ReportWriter
             m.Mode,
             gemmFlops = m.Flops,
             m.Error,
+            m.Skipped,
             m.MaxDeviationFromReference,
             medianMs = m.Statistics?.Median,
             q1Ms = m.Statistics?.Q1,
@@ -74,7 +75,7 @@ internal static class ReportWriter
         }),
     };
 
-    private static string Markdown(ReportResult result, IReadOnlyList<(string Stem, string Title)> charts, IReadOnlyList<string> skipped)
+    private static string Markdown(ReportResult result, IReadOnlyList<(string Stem, string Title)> charts, IReadOnlyList<string> chartsNotDrawn)
     {
         var inv = CultureInfo.InvariantCulture;
         var md = new StringBuilder();
@@ -114,17 +115,25 @@ internal static class ReportWriter
         if (result.Options.Peers && result.PeerNames.Count == 0 && result.UnavailablePeers.Count == 0) md.AppendLine("No peer is known to this build.");
         md.AppendLine();
 
-        var failures = result.Measurements.Where(m => m.Error is not null).ToList();
+        var failures = result.Measurements.Where(m => m.Failed).ToList();
         if (failures.Count > 0)
         {
             md.AppendLine("## Failures").AppendLine();
             foreach (var f in failures) md.AppendLine(inv, $"- {f.Implementation}, {f.ConfigurationLabel}: {f.Error}");
             md.AppendLine();
         }
+        var notMeasured = result.Measurements.Where(m => m.Skipped).ToList();
+        if (notMeasured.Count > 0)
+        {
+            md.AppendLine("## Skipped").AppendLine();
+            md.AppendLine(inv, $"{notMeasured.Count} configurations were not measured: {notMeasured[0].Error}.").AppendLine();
+            foreach (var m in notMeasured) md.AppendLine(inv, $"- {m.Implementation}, {m.ConfigurationLabel}");
+            md.AppendLine();
+        }
 
         md.AppendLine("## Charts").AppendLine();
         foreach (var (stem, title) in charts) md.AppendLine(inv, $"### {title}").AppendLine().AppendLine(inv, $"![{title}]({stem}.svg)").AppendLine().AppendLine(inv, $"PNG: [{stem}.png]({stem}.png)").AppendLine();
-        foreach (var note in skipped) md.AppendLine(inv, $"- Not drawn: {note}");
+        foreach (var note in chartsNotDrawn) md.AppendLine(inv, $"- Not drawn: {note}");
         md.AppendLine();
 
         md.AppendLine("## Statistics of every configuration").AppendLine();

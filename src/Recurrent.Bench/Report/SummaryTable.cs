@@ -50,6 +50,7 @@ internal static class SummaryTable
     public static string Time(Measurement? measurement)
     {
         if (measurement is null) return "–";
+        if (measurement.Skipped) return "skipped (time budget spent)";
         if (measurement.Error is not null) return "FAILED: " + measurement.Error;
         var s = measurement.Statistics!;
         string text = $"{Milliseconds(s.Median)} ms ±{s.RelativeSpread * 100:F0}%";
