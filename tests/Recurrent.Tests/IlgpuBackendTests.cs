@@ -108,6 +108,34 @@ public abstract class IlgpuBackendTests(IlgpuDevice device)
         Assert.That(cell1.Data, Is.EqualTo(cell2.Data));
     }
 
+    /// <summary>
+    /// The backend reuses device buffers between calls (device memory is never zeroed): a call after one of another cell
+    /// and shape must give bit-identical results, so no kernel may read what it did not write.
+    /// </summary>
+    [Test]
+    public void RepeatedCalls_GiveIdenticalResults_AfterACallOfAnotherShape([Values] bool fused)
+    {
+        var backend = fused ? _fused! : _unfused!;
+        Dictionary<string, float[]> RunCase(CellKind cell, TestData.Shape shape)
+        {
+            var config = shape.Config(cell);
+            var parameters = new RnnParameters(config);
+            parameters.Reset(8);
+            var random = new Random(8);
+            var state = config.StateShape(shape.Batch);
+            int stateLength = state.Aggregate(1, (a, b) => a * b);
+            Tensor Random(params int[] dims) => new(TestData.UniformSingle(random, dims.Aggregate(1, (a, b) => a * b)), dims);
+            var c = cell.HasCellState();
+            return Run(backend, parameters, Random(shape.Steps, shape.Batch, shape.Input), Random(state), c ? Random(state) : null,
+                Random(shape.Steps, shape.Batch, config.OutputSize), Random(state), c ? Random(state) : null);
+        }
+        var first = RunCase(CellKind.GruResetBefore, Shapes[1]);
+        RunCase(CellKind.Lstm, Shapes[2]);
+        var again = RunCase(CellKind.GruResetBefore, Shapes[1]);
+        foreach (var (name, values) in first)
+            Assert.That(again[name], Is.EqualTo(values), name);
+    }
+
     [Test]
     public void LayerApi_RunsOnTheBackend_AndMatchesReference()
     {
