@@ -49,7 +49,8 @@ public static class IlgpuGpuCheck
         int failures = 0;
         Console.WriteLine($"parity against the reference (|a − e| ≤ {absoluteTolerance:g3} + {relativeTolerance:g3}·|e|), worst |a − e| − tolerance per case (≤ 0 passes):");
         foreach (var cell in Enum.GetValues<CellKind>())
-            foreach (var (steps, batch, input, hidden, layers, bidirectional) in new[] { (1, 1, 1, 1, 1, false), (5, 3, 7, 33, 2, true) })
+            // The larger case has T·N = 72 > 64 rows, so bias gradients take the two-pass column sum.
+            foreach (var (steps, batch, input, hidden, layers, bidirectional) in new[] { (1, 1, 1, 1, 1, false), (9, 8, 7, 33, 2, true) })
                 foreach (var backend in new[] { fused, unfused })
                 {
                     var (worst, what) = Parity(backend, new RnnConfig(cell, input, hidden, layers, bidirectional), steps, batch, absoluteTolerance, relativeTolerance);

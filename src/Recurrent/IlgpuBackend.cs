@@ -304,6 +304,7 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
         using var dh = _pool.Rent(nh, "dh [N, H]");
         using var dc = lstm ? _pool.Rent(nh, "dc [N, H]") : null;
         using var dResetHidden = resetBefore ? _pool.Rent(nh, "d(r ⊙ h) [N, H]") : null;
+        using var sumScratch = _pool.Rent(IlgpuKernels.ColumnSumScratchLength(gh), "bias-gradient partial sums");
         var weights = tape.Weights;
         PooledBuffer dOutput = dy;
         PooledBuffer? ownedOutput = null;
@@ -375,8 +376,8 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
                 gemm.Sgemm(true, false, hRows, h, batch, 1, At(dRecur, (long)firstStep * ngh), gh, At(tape.H0, state), h, 1, dWhh, h);
                 if (resetBefore)
                     gemm.Sgemm(true, false, h, h, rows, 1, At(dRecur, 2 * h), gh, saved.Extra!.View, h, 1, At(grads, whhOffset + 2L * h * h), h);
-                _gpu.Kernels.ColumnSums(dInput.View, rows, gh, gh, At(grads, tape.Offsets[Index(config, layer, dir, ParameterKind.BiasIH)]), accumulate: true);
-                _gpu.Kernels.ColumnSums(dRecur.View, rows, gh, gh, At(grads, tape.Offsets[Index(config, layer, dir, ParameterKind.BiasHH)]), accumulate: true);
+                _gpu.Kernels.ColumnSums(dInput.View, rows, gh, gh, At(grads, tape.Offsets[Index(config, layer, dir, ParameterKind.BiasIH)]), accumulate: true, sumScratch.View);
+                _gpu.Kernels.ColumnSums(dRecur.View, rows, gh, gh, At(grads, tape.Offsets[Index(config, layer, dir, ParameterKind.BiasHH)]), accumulate: true, sumScratch.View);
                 // The layer input's gradient: both directions' dInput · W_ih, summed.
                 gemm.Sgemm(false, false, rows, inputSize, gh, 1, dInput.View, gh, wih, inputSize, dir == 0 ? 0 : 1, dLayerInput.View, inputSize);
             }
