@@ -12,12 +12,16 @@ public abstract class IlgpuBackendTests(IlgpuDevice device)
 {
     private IlgpuBackend? _fused, _unfused;
 
-    /// <summary>Tiny shapes (the CPU accelerator simulates a GPU slowly): T=1 N=1 H=1, two bidirectional layers, H=17 with I≠H.</summary>
+    /// <summary>
+    /// Tiny shapes (the CPU accelerator simulates a GPU slowly): T=1 N=1 H=1, two bidirectional layers, H=17 with I≠H,
+    /// and T·N = 72 rows, above which bias gradients take the two-pass column sum.
+    /// </summary>
     public static readonly TestData.Shape[] Shapes =
     [
         new(1, 1, 1, 1, 1, false),
         new(3, 2, 3, 5, 2, true),
         new(4, 3, 5, 17, 1, false),
+        new(9, 8, 2, 3, 1, false),
     ];
 
     [OneTimeSetUp]
