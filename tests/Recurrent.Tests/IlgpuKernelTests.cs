@@ -73,6 +73,14 @@ public abstract class IlgpuKernelTests(IlgpuDevice device)
         Assert.That(c.GetAsArray1D()[0], Is.EqualTo(11f));
     }
 
+    [Test]
+    public void Allocate_MoreThanTheDeviceHas_ThrowsOperationExceptionNamingWhatAndSize()
+    {
+        const long length = 1L << 40;   // 4 TiB
+        var e = Assert.Throws<IlgpuOperationException>(() => Gpu.Allocate(length, "a test buffer").Dispose())!;
+        Assert.That(e.Message, Does.Contain("a test buffer").And.Contain(length.ToString()));
+    }
+
     /// <summary>Up to 64 rows in one pass; taller ones through partial sums (130 rows: chunks of 3, the last of 1).</summary>
     [TestCase(1, 1, false)]
     [TestCase(37, 5, true)]
