@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using ILGPU;
 using ILGPU.Runtime;
 using Recurrent.Ilgpu;
@@ -48,6 +49,39 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     /// <summary>Why cuBLAS is not in use on a CUDA accelerator, or null.</summary>
     public string? CuBlasFailure => _gpu.Gemm.CuBlasFailure;
 
+    /// <summary>
+    /// Whether to time the host↔device copies of each call into <see cref="TransferTime"/> (for benchmarks that compare
+    /// against libraries whose data already lives on the device). Costs one extra device synchronisation per call.
+    /// </summary>
+    public bool MeasureTransfers { get; set; }
+
+    /// <summary>Time spent copying inputs to and results from the device since <see cref="ResetTransferTime"/>, when <see cref="MeasureTransfers"/>.</summary>
+    public TimeSpan TransferTime => TimeSpan.FromSeconds(_transferTicks / (double)Stopwatch.Frequency);
+
+    /// <summary>Sets <see cref="TransferTime"/> to zero.</summary>
+    public void ResetTransferTime() => _transferTicks = 0;
+
+    private long _transferTicks;
+
+    /// <summary>Runs a copy, adding its time to <see cref="TransferTime"/> when measuring.</summary>
+    private void Transfer(Action copy)
+    {
+        if (!MeasureTransfers)
+        {
+            copy();
+            return;
+        }
+        long start = Stopwatch.GetTimestamp();
+        copy();
+        _transferTicks += Stopwatch.GetTimestamp() - start;
+    }
+
+    /// <summary>Before timed downloads: let the device finish computing, so the copies' time is only theirs.</summary>
+    private void SettleBeforeDownloads(string operation)
+    {
+        if (MeasureTransfers) _gpu.Synchronize(operation);
+    }
+
     /// <summary>Waits until the device has finished all enqueued work (for timing).</summary>
     public void Synchronize() => _gpu.Synchronize("synchronize");
 
@@ -94,11 +128,11 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     private PooledBuffer Upload(float[] data, string what)
     {
         var buffer = _pool.Rent(data.Length, what);
-        buffer.Upload(data);
+        Transfer(() => buffer.Upload(data));
         return buffer;
     }
 
-    private static void Download(PooledBuffer buffer, float[] destination) => buffer.Download(destination);
+    private void Download(PooledBuffer buffer, float[] destination) => Transfer(() => buffer.Download(destination));
 
     private (PooledBuffer Buffer, long[] Offsets) UploadParameters(RnnParameters parameters)
     {
@@ -111,8 +145,11 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
             total += all[i].Value.Length;
         }
         var buffer = _pool.Rent(total, "parameters");
-        for (int i = 0; i < all.Count; i++)
-            buffer.View.SubView(offsets[i], all[i].Value.Length).CopyFromCPU(all[i].Value.Data);
+        Transfer(() =>
+        {
+            for (int i = 0; i < all.Count; i++)
+                buffer.View.SubView(offsets[i], all[i].Value.Length).CopyFromCPU(all[i].Value.Data);
+        });
         return (buffer, offsets);
     }
 
@@ -142,6 +179,7 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
             using var hNBuffer = _pool.Rent(hN.Length, "hN");
             using var cNBuffer = cN is null ? null : _pool.Rent(cN.Length, "cN");
             RunForward(config, tape, hNBuffer, cNBuffer, keepForBackward);
+            SettleBeforeDownloads("forward");
             Download(tape.LayerBuffers[config.NumLayers], y.Data);
             Download(hNBuffer, hN.Data);
             if (cN is not null) Download(cNBuffer!, cN.Data);
@@ -261,6 +299,7 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
             using var dh0Buffer = _pool.Rent(dh0.Length, "dh0");
             using var dc0Buffer = dc0 is null ? null : _pool.Rent(dc0.Length, "dc0");
             var dxBuffer = RunBackward(config, ours, dyBuffer, dhNBuffer, dcNBuffer, grads, dh0Buffer, dc0Buffer);
+            SettleBeforeDownloads("backward");
             try
             {
                 Download(dxBuffer, dx.Data);
