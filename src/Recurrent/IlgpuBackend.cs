@@ -12,7 +12,8 @@ namespace Recurrent;
 /// activation there for all layers, directions and steps, and copies the results back once. Per layer and direction
 /// the input product W_ih x is one matrix product over all T steps; each step then runs the recurrent product and the
 /// cell's pointwise part, fused (one kernel) or unfused (one kernel per elementwise operation). Matrix products run on
-/// cuBLAS where it loads, else on a tiled shared-memory kernel. Not thread-safe: one call at a time per instance.
+/// cuBLAS on CUDA where it loads, else on a kernel (see <see cref="IlgpuGemm"/>). Device buffers are pooled across calls.
+/// Not thread-safe: one call at a time per instance.
 /// </summary>
 public sealed class IlgpuBackend : IRnnBackend, IDisposable
 {
