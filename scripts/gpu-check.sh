@@ -106,21 +106,24 @@ for path in sys.argv[1:]:
         if impl not in impls:
             impls.append(impl)
 keys = sorted({k[:3] for k in times}, key=lambda k: (k[1] != "standard", k[1], k[0], k[2]))
-fused = next((i for i in impls if i.startswith("ilgpu") and not i.endswith("-unfused")), None)
+fused = next((i for i in impls if i.startswith("ilgpu") and "unfused" not in i and "no-copies" not in i), None)
 unfused = next((i for i in impls if i.endswith("-unfused")), None)
+resident = next((i for i in impls if i.startswith("ilgpu") and "unfused" not in i and i.endswith("no-copies")), None)
 torch = next((i for i in impls if i.startswith("torch")), None)
-header = f"{'cell':<15} {'shape':<9} {'pass':<8}" + "".join(f" {i:>20}" for i in impls)
-header += f" {'unfused/fused':>14}" + (f" {'fused/' + torch:>20}" if torch else "")
+width = max([20] + [len(i) for i in impls])
+header = f"{'cell':<15} {'shape':<9} {'pass':<8}" + "".join(f" {i:>{width}}" for i in impls)
+header += f" {'unfused/fused':>14}" + (f" {'fused/torch':>12} {'no-copies/torch':>16}" if torch else "")
 print(header)
 for k in keys:
     row = f"{k[0]:<15} {k[1]:<9} {k[2]:<8}"
     for i in impls:
         v = times.get(k + (i,))
-        row += f" {v:>20.3f}" if v is not None else f" {'-':>20}"
-    f, u, t = (times.get(k + (i,)) if i else None for i in (fused, unfused, torch))
+        row += f" {v:>{width}.3f}" if v is not None else f" {'-':>{width}}"
+    f, u, r, t = (times.get(k + (i,)) if i else None for i in (fused, unfused, resident, torch))
     row += f" {u / f:>14.2f}" if f and u else f" {'-':>14}"
     if torch:
-        row += f" {f / t:>20.2f}" if f and t else f" {'-':>20}"
+        row += f" {f / t:>12.2f}" if f and t else f" {'-':>12}"
+        row += f" {r / t:>16.2f}" if r and t else f" {'-':>16}"
     print(row)
 PY
   return "$status"

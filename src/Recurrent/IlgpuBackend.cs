@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using ILGPU;
 using ILGPU.Runtime;
+using Recurrent.Ilgpu;
 using Recurrent.Kernels.Ilgpu;
 
 namespace Recurrent;
@@ -10,13 +12,15 @@ namespace Recurrent;
 /// activation there for all layers, directions and steps, and copies the results back once. Per layer and direction
 /// the input product W_ih x is one matrix product over all T steps; each step then runs the recurrent product and the
 /// cell's pointwise part, fused (one kernel) or unfused (one kernel per elementwise operation). Matrix products run on
-/// cuBLAS where it loads, else on a tiled shared-memory kernel. Not thread-safe: one call at a time per instance.
+/// cuBLAS on CUDA where it loads, else on a kernel (see <see cref="IlgpuGemm"/>). Device buffers are pooled across calls.
+/// Not thread-safe: one call at a time per instance.
 /// </summary>
 public sealed class IlgpuBackend : IRnnBackend, IDisposable
 {
     private readonly IlgpuAccelerator _gpu;
     private readonly ICellSteps _steps;
     private readonly bool _fused;
+    private readonly DeviceBufferPool _pool;
 
     /// <summary>Opens the accelerator and prepares its kernels (each is compiled on first use, then cached).</summary>
     /// <param name="device">Which accelerator; <see cref="IlgpuDevice.Auto"/> takes CUDA when present, else ILGPU's CPU accelerator.</param>
@@ -27,6 +31,7 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     {
         _gpu = IlgpuAccelerator.Create(device, gemm);
         _fused = fused;
+        _pool = new DeviceBufferPool(_gpu);
         _steps = fused ? new FusedCellSteps(_gpu.Kernels) : new UnfusedCellSteps(_gpu);
     }
 
@@ -45,14 +50,47 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     /// <summary>Why cuBLAS is not in use on a CUDA accelerator, or null.</summary>
     public string? CuBlasFailure => _gpu.Gemm.CuBlasFailure;
 
+    /// <summary>
+    /// Whether to time the host↔device copies of each call into <see cref="TransferTime"/> (for benchmarks that compare
+    /// against libraries whose data already lives on the device). Costs one extra device synchronisation per call.
+    /// </summary>
+    public bool MeasureTransfers { get; set; }
+
+    /// <summary>Time spent copying inputs to and results from the device since <see cref="ResetTransferTime"/>, when <see cref="MeasureTransfers"/>.</summary>
+    public TimeSpan TransferTime => TimeSpan.FromSeconds(_transferTicks / (double)Stopwatch.Frequency);
+
+    /// <summary>Sets <see cref="TransferTime"/> to zero.</summary>
+    public void ResetTransferTime() => _transferTicks = 0;
+
+    private long _transferTicks;
+
+    /// <summary>Runs a copy, adding its time to <see cref="TransferTime"/> when measuring.</summary>
+    private void Transfer(Action copy)
+    {
+        if (!MeasureTransfers)
+        {
+            copy();
+            return;
+        }
+        long start = Stopwatch.GetTimestamp();
+        copy();
+        _transferTicks += Stopwatch.GetTimestamp() - start;
+    }
+
+    /// <summary>Before timed downloads: let the device finish computing, so the copies' time is only theirs.</summary>
+    private void SettleBeforeDownloads(string operation)
+    {
+        if (MeasureTransfers) _gpu.Synchronize(operation);
+    }
+
     /// <summary>Waits until the device has finished all enqueued work (for timing).</summary>
     public void Synchronize() => _gpu.Synchronize("synchronize");
 
     private sealed class DirectionSaved : IDisposable
     {
-        public MemoryBuffer1D<float, Stride1D.Dense>? Gates;   // [T, N, G·H]
-        public MemoryBuffer1D<float, Stride1D.Dense>? Cells;   // LSTM: [T, N, H], c_t
-        public MemoryBuffer1D<float, Stride1D.Dense>? Extra;   // GRU: [T, N, H], hn (reset-after) or r ⊙ h (reset-before)
+        public PooledBuffer? Gates;   // [T, N, G·H]
+        public PooledBuffer? Cells;   // LSTM: [T, N, H], c_t
+        public PooledBuffer? Extra;   // GRU: [T, N, H], hn (reset-after) or r ⊙ h (reset-before)
 
         public void Dispose()
         {
@@ -68,12 +106,12 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
         public IlgpuBackend Owner { get; } = owner;
         public required int Steps { get; init; }
         public required int Batch { get; init; }
-        public required MemoryBuffer1D<float, Stride1D.Dense> Weights { get; init; }
+        public required PooledBuffer Weights { get; init; }
         public required long[] Offsets { get; init; }
-        public required MemoryBuffer1D<float, Stride1D.Dense> H0 { get; init; }
-        public MemoryBuffer1D<float, Stride1D.Dense>? C0 { get; init; }
+        public required PooledBuffer H0 { get; init; }
+        public PooledBuffer? C0 { get; init; }
         /// <summary>Layer l's input: x for l = 0, the output [T, N, D·H] of layer l − 1 above; the last entry is y.</summary>
-        public MemoryBuffer1D<float, Stride1D.Dense>[] LayerBuffers { get; } = new MemoryBuffer1D<float, Stride1D.Dense>[layers + 1];
+        public PooledBuffer[] LayerBuffers { get; } = new PooledBuffer[layers + 1];
         public DirectionSaved[,] Saved { get; } = new DirectionSaved[layers, dirs];
 
         public void Dispose()
@@ -86,22 +124,18 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
         }
     }
 
-    private static ArrayView<float> At(MemoryBuffer1D<float, Stride1D.Dense> buffer, long offset) =>
-        buffer.View.SubView(offset, buffer.Length - offset);
+    private static ArrayView<float> At(PooledBuffer buffer, long offset) => buffer.At(offset);
 
-    private MemoryBuffer1D<float, Stride1D.Dense> Upload(float[] data, string what)
+    private PooledBuffer Upload(float[] data, string what)
     {
-        var buffer = _gpu.Allocate(data.Length, what);
-        if (data.Length > 0) buffer.View.SubView(0, data.Length).CopyFromCPU(data);
+        var buffer = _pool.Rent(data.Length, what);
+        Transfer(() => buffer.Upload(data));
         return buffer;
     }
 
-    private static void Download(MemoryBuffer1D<float, Stride1D.Dense> buffer, float[] destination)
-    {
-        if (destination.Length > 0) buffer.View.SubView(0, destination.Length).CopyToCPU(destination);
-    }
+    private void Download(PooledBuffer buffer, float[] destination) => Transfer(() => buffer.Download(destination));
 
-    private (MemoryBuffer1D<float, Stride1D.Dense> Buffer, long[] Offsets) UploadParameters(RnnParameters parameters)
+    private (PooledBuffer Buffer, long[] Offsets) UploadParameters(RnnParameters parameters)
     {
         var all = parameters.All;
         var offsets = new long[all.Count];
@@ -111,9 +145,12 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
             offsets[i] = total;
             total += all[i].Value.Length;
         }
-        var buffer = _gpu.Allocate(total, "parameters");
-        for (int i = 0; i < all.Count; i++)
-            buffer.View.SubView(offsets[i], all[i].Value.Length).CopyFromCPU(all[i].Value.Data);
+        var buffer = _pool.Rent(total, "parameters");
+        Transfer(() =>
+        {
+            for (int i = 0; i < all.Count; i++)
+                buffer.View.SubView(offsets[i], all[i].Value.Length).CopyFromCPU(all[i].Value.Data);
+        });
         return (buffer, offsets);
     }
 
@@ -140,9 +177,10 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
         try
         {
             tape.LayerBuffers[0] = Upload(x.Data, "x [T, N, I]");
-            using var hNBuffer = _gpu.Allocate(hN.Length, "hN");
-            using var cNBuffer = cN is null ? null : _gpu.Allocate(cN.Length, "cN");
+            using var hNBuffer = _pool.Rent(hN.Length, "hN");
+            using var cNBuffer = cN is null ? null : _pool.Rent(cN.Length, "cN");
             RunForward(config, tape, hNBuffer, cNBuffer, keepForBackward);
+            SettleBeforeDownloads("forward");
             Download(tape.LayerBuffers[config.NumLayers], y.Data);
             Download(hNBuffer, hN.Data);
             if (cN is not null) Download(cNBuffer!, cN.Data);
@@ -158,34 +196,34 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
         }
     }
 
-    private void RunForward(RnnConfig config, Tape tape, MemoryBuffer1D<float, Stride1D.Dense> hN, MemoryBuffer1D<float, Stride1D.Dense>? cN, bool training)
+    private void RunForward(RnnConfig config, Tape tape, PooledBuffer hN, PooledBuffer? cN, bool training)
     {
         var cell = config.Cell;
         int steps = tape.Steps, batch = tape.Batch, h = config.HiddenSize, dirs = config.Directions, dh = dirs * h;
         int gh = config.GateCount * h, nh = batch * h, ngh = batch * gh;
         bool lstm = cell.HasCellState(), gru = cell.IsGru(), resetBefore = cell == CellKind.GruResetBefore;
         var gemm = _gpu.Gemm;
-        using var inputProducts = _gpu.Allocate((long)steps * ngh, "input products W_ih x [T, N, G·H]");
-        using var recurrentProduct = _gpu.Allocate(ngh, "recurrent product [N, G·H]");
+        using var inputProducts = _pool.Rent((long)steps * ngh, "input products W_ih x [T, N, G·H]");
+        using var recurrentProduct = _pool.Rent(ngh, "recurrent product [N, G·H]");
         // Without a tape a step's gates, cell state and GRU extra are scratch, reused every step.
-        using var gateScratch = training ? null : _gpu.Allocate(ngh, "gates [N, G·H]");
-        using var cellScratch = training || !lstm ? null : _gpu.Allocate(nh, "cell state [N, H]");
-        using var extraScratch = training || !gru ? null : _gpu.Allocate(nh, "GRU step buffer [N, H]");
+        using var gateScratch = training ? null : _pool.Rent(ngh, "gates [N, G·H]");
+        using var cellScratch = training || !lstm ? null : _pool.Rent(nh, "cell state [N, H]");
+        using var extraScratch = training || !gru ? null : _pool.Rent(nh, "GRU step buffer [N, H]");
         var weights = tape.Weights;
         for (int layer = 0; layer < config.NumLayers; layer++)
         {
             int inputSize = config.LayerInputSize(layer);
             var input = tape.LayerBuffers[layer];
-            var output = tape.LayerBuffers[layer + 1] = _gpu.Allocate((long)steps * batch * dh, $"layer {layer} output [T, N, D·H]");
+            var output = tape.LayerBuffers[layer + 1] = _pool.Rent((long)steps * batch * dh, $"layer {layer} output [T, N, D·H]");
             for (int dir = 0; dir < dirs; dir++)
             {
                 var saved = new DirectionSaved();
                 if (training)
                 {
                     tape.Saved[layer, dir] = saved;
-                    saved.Gates = _gpu.Allocate((long)steps * ngh, "saved gates [T, N, G·H]");
-                    if (lstm) saved.Cells = _gpu.Allocate((long)steps * nh, "saved cell states [T, N, H]");
-                    if (gru) saved.Extra = _gpu.Allocate((long)steps * nh, "saved GRU step values [T, N, H]");
+                    saved.Gates = _pool.Rent((long)steps * ngh, "saved gates [T, N, G·H]");
+                    if (lstm) saved.Cells = _pool.Rent((long)steps * nh, "saved cell states [T, N, H]");
+                    if (gru) saved.Extra = _pool.Rent((long)steps * nh, "saved GRU step values [T, N, H]");
                 }
                 var wih = At(weights, tape.Offsets[Index(config, layer, dir, ParameterKind.WeightIH)]);
                 var whh = At(weights, tape.Offsets[Index(config, layer, dir, ParameterKind.WeightHH)]);
@@ -257,11 +295,12 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
             using var dyBuffer = Upload(dy.Data, "dy [T, N, D·H]");
             using var dhNBuffer = Upload(dhN.Data, "dhN");
             using var dcNBuffer = dcN is null ? null : Upload(dcN.Data, "dcN");
-            using var grads = _gpu.Allocate(ours.Weights.Length, "parameter gradients");
-            grads.MemSetToZero();
-            using var dh0Buffer = _gpu.Allocate(dh0.Length, "dh0");
-            using var dc0Buffer = dc0 is null ? null : _gpu.Allocate(dc0.Length, "dc0");
+            using var grads = _pool.Rent(ours.Weights.Length, "parameter gradients");
+            grads.Clear();
+            using var dh0Buffer = _pool.Rent(dh0.Length, "dh0");
+            using var dc0Buffer = dc0 is null ? null : _pool.Rent(dc0.Length, "dc0");
             var dxBuffer = RunBackward(config, ours, dyBuffer, dhNBuffer, dcNBuffer, grads, dh0Buffer, dc0Buffer);
+            SettleBeforeDownloads("backward");
             try
             {
                 Download(dxBuffer, dx.Data);
@@ -290,30 +329,31 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     }
 
     /// <summary>Back-propagates through every layer and direction on the device; returns dx [T, N, I] (the caller disposes it).</summary>
-    private MemoryBuffer1D<float, Stride1D.Dense> RunBackward(RnnConfig config, Tape tape, MemoryBuffer1D<float, Stride1D.Dense> dy,
-        MemoryBuffer1D<float, Stride1D.Dense> dhN, MemoryBuffer1D<float, Stride1D.Dense>? dcN, MemoryBuffer1D<float, Stride1D.Dense> grads,
-        MemoryBuffer1D<float, Stride1D.Dense> dh0, MemoryBuffer1D<float, Stride1D.Dense>? dc0)
+    private PooledBuffer RunBackward(RnnConfig config, Tape tape, PooledBuffer dy,
+        PooledBuffer dhN, PooledBuffer? dcN, PooledBuffer grads,
+        PooledBuffer dh0, PooledBuffer? dc0)
     {
         var cell = config.Cell;
         int steps = tape.Steps, batch = tape.Batch, h = config.HiddenSize, dirs = config.Directions, dhStride = dirs * h;
         int gh = config.GateCount * h, nh = batch * h, ngh = batch * gh, rows = steps * batch;
         bool lstm = cell.HasCellState(), gru = cell.IsGru(), resetBefore = cell == CellKind.GruResetBefore;
         var gemm = _gpu.Gemm;
-        using var dInput = _gpu.Allocate((long)steps * ngh, "input-sum gradients [T, N, G·H]");
-        using var dRecurBuffer = gru ? _gpu.Allocate((long)steps * ngh, "recurrent-sum gradients [T, N, G·H]") : null;
+        using var dInput = _pool.Rent((long)steps * ngh, "input-sum gradients [T, N, G·H]");
+        using var dRecurBuffer = gru ? _pool.Rent((long)steps * ngh, "recurrent-sum gradients [T, N, G·H]") : null;
         var dRecur = dRecurBuffer ?? dInput;
-        using var dh = _gpu.Allocate(nh, "dh [N, H]");
-        using var dc = lstm ? _gpu.Allocate(nh, "dc [N, H]") : null;
-        using var dResetHidden = resetBefore ? _gpu.Allocate(nh, "d(r ⊙ h) [N, H]") : null;
+        using var dh = _pool.Rent(nh, "dh [N, H]");
+        using var dc = lstm ? _pool.Rent(nh, "dc [N, H]") : null;
+        using var dResetHidden = resetBefore ? _pool.Rent(nh, "d(r ⊙ h) [N, H]") : null;
+        using var sumScratch = _pool.Rent(IlgpuKernels.ColumnSumScratchLength(gh), "bias-gradient partial sums");
         var weights = tape.Weights;
-        MemoryBuffer1D<float, Stride1D.Dense> dOutput = dy;
-        MemoryBuffer1D<float, Stride1D.Dense>? ownedOutput = null;
+        PooledBuffer dOutput = dy;
+        PooledBuffer? ownedOutput = null;
         for (int layer = config.NumLayers - 1; layer >= 0; layer--)
         {
             int inputSize = config.LayerInputSize(layer);
             var input = tape.LayerBuffers[layer];
             var output = tape.LayerBuffers[layer + 1];
-            var dLayerInput = _gpu.Allocate((long)rows * inputSize, $"layer {layer} input gradient [T, N, I]");
+            var dLayerInput = _pool.Rent((long)rows * inputSize, $"layer {layer} input gradient [T, N, I]");
             for (int dir = 0; dir < dirs; dir++)
             {
                 var saved = tape.Saved[layer, dir];
@@ -376,8 +416,8 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
                 gemm.Sgemm(true, false, hRows, h, batch, 1, At(dRecur, (long)firstStep * ngh), gh, At(tape.H0, state), h, 1, dWhh, h);
                 if (resetBefore)
                     gemm.Sgemm(true, false, h, h, rows, 1, At(dRecur, 2 * h), gh, saved.Extra!.View, h, 1, At(grads, whhOffset + 2L * h * h), h);
-                _gpu.Kernels.ColumnSums(dInput.View, rows, gh, gh, At(grads, tape.Offsets[Index(config, layer, dir, ParameterKind.BiasIH)]), accumulate: true);
-                _gpu.Kernels.ColumnSums(dRecur.View, rows, gh, gh, At(grads, tape.Offsets[Index(config, layer, dir, ParameterKind.BiasHH)]), accumulate: true);
+                _gpu.Kernels.ColumnSums(dInput.View, rows, gh, gh, At(grads, tape.Offsets[Index(config, layer, dir, ParameterKind.BiasIH)]), accumulate: true, sumScratch.View);
+                _gpu.Kernels.ColumnSums(dRecur.View, rows, gh, gh, At(grads, tape.Offsets[Index(config, layer, dir, ParameterKind.BiasHH)]), accumulate: true, sumScratch.View);
                 // The layer input's gradient: both directions' dInput · W_ih, summed.
                 gemm.Sgemm(false, false, rows, inputSize, gh, 1, dInput.View, gh, wih, inputSize, dir == 0 ? 0 : 1, dLayerInput.View, inputSize);
             }
@@ -392,6 +432,7 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     public void Dispose()
     {
         (_steps as IDisposable)?.Dispose();
+        _pool.Dispose();
         _gpu.Dispose();
     }
 }

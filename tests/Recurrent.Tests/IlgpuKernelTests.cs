@@ -73,9 +73,21 @@ public abstract class IlgpuKernelTests(IlgpuDevice device)
         Assert.That(c.GetAsArray1D()[0], Is.EqualTo(11f));
     }
 
+    [Test]
+    public void Allocate_MoreThanTheDeviceHas_ThrowsOperationExceptionNamingWhatAndSize()
+    {
+        const long length = 1L << 40;   // 4 TiB
+        var e = Assert.Throws<IlgpuOperationException>(() => Gpu.Allocate(length, "a test buffer").Dispose())!;
+        Assert.That(e.Message, Does.Contain("a test buffer").And.Contain(length.ToString()));
+    }
+
+    /// <summary>Up to 64 rows in one pass; taller ones through partial sums (130 rows: chunks of 3, the last of 1).</summary>
     [TestCase(1, 1, false)]
     [TestCase(37, 5, true)]
     [TestCase(3, 70, false)]
+    [TestCase(64, 3, true)]
+    [TestCase(130, 7, true)]
+    [TestCase(1000, 2, false)]
     public void ColumnSums_MatchLoop(int rows, int cols, bool accumulate)
     {
         var random = new Random(rows * 100 + cols);
@@ -91,7 +103,8 @@ public abstract class IlgpuKernelTests(IlgpuDevice device)
         }
         using var dm = Gpu.Accelerator.Allocate1D(matrix);
         using var ds = Gpu.Accelerator.Allocate1D(sums);
-        Gpu.Kernels.ColumnSums(dm.View, rows, cols, ld, ds.View, accumulate);
+        using var scratch = Gpu.Accelerator.Allocate1D<float>(IlgpuKernels.ColumnSumScratchLength(cols));
+        Gpu.Kernels.ColumnSums(dm.View, rows, cols, ld, ds.View, accumulate, scratch.View);
         Assertions.AllClose(ds.GetAsArray1D(), expected, Tolerances.Float32, "sums");
     }
 

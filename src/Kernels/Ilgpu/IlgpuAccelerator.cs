@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using ILGPU;
 using ILGPU.Algorithms;
 using ILGPU.Runtime;
@@ -50,6 +51,7 @@ public sealed class IlgpuAccelerator : IDisposable
             case IlgpuDevice.Cpu:
                 return Open(b => b.CPU(), c => c.CreateCPUAccelerator(0), IlgpuDevice.Cpu, gemm);
             case IlgpuDevice.Cuda:
+                InstallCudaDriverResolver();
                 return Open(b => b.Cuda(), c => c.GetCudaDevices().Count > 0 ? c.CreateCudaAccelerator(0)
                     : throw new IlgpuDeviceException("CUDA was requested, but ILGPU found no CUDA device (no NVIDIA GPU, or libcuda did not load)."),
                     IlgpuDevice.Cuda, gemm);
@@ -68,6 +70,27 @@ public sealed class IlgpuAccelerator : IDisposable
                 }
             default:
                 throw new ArgumentOutOfRangeException(nameof(device), device, "expected Auto, Cpu, Cuda or OpenCL.");
+        }
+    }
+
+    private static int _resolverInstalled;
+
+    /// <summary>
+    /// ILGPU imports the CUDA driver as "cuda", which the loader finds only as <c>libcuda.so</c>: the development
+    /// symlink, absent where only the driver is installed (containers get <c>libcuda.so.1</c>). Fall back to that.
+    /// </summary>
+    private static void InstallCudaDriverResolver()
+    {
+        if (Interlocked.Exchange(ref _resolverInstalled, 1) != 0 || !OperatingSystem.IsLinux()) return;
+        try
+        {
+            NativeLibrary.SetDllImportResolver(typeof(Context).Assembly, (name, assembly, searchPath) =>
+                name == "cuda" && (NativeLibrary.TryLoad("libcuda.so", assembly, searchPath, out var handle) ||
+                                   NativeLibrary.TryLoad("libcuda.so.1", assembly, searchPath, out handle)) ? handle : IntPtr.Zero);
+        }
+        catch (InvalidOperationException)
+        {
+            // ILGPU installed its own resolver (it does under WSL); leave it in charge.
         }
     }
 

@@ -25,6 +25,7 @@ public sealed class IlgpuKernels(Accelerator accelerator)
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>? _tiledSgemm;
     private Action<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>? _simpleSgemm;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ColumnSumShape>? _columnSums;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ColumnSumShape>? _columnPartialSums;
 
     /// <summary><see cref="CellKernels.LstmForward"/>.</summary>
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape> LstmForward =>
@@ -92,14 +93,38 @@ public sealed class IlgpuKernels(Accelerator accelerator)
     public Action<KernelConfig, ArrayView<float>, ArrayView<float>, ColumnSumShape> ColumnSumsKernel =>
         _columnSums ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ColumnSumShape>(ReductionKernels.ColumnSums);
 
+    /// <summary><see cref="ReductionKernels.ColumnPartialSums"/>.</summary>
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, ColumnSumShape> ColumnPartialSumsKernel =>
+        _columnPartialSums ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ColumnSumShape>(ReductionKernels.ColumnPartialSums);
+
+    /// <summary>Partial rows a tall column sum is first reduced to.</summary>
+    public const int ColumnSumChunks = 64;
+
+    /// <summary>Floats of scratch <see cref="ColumnSums"/> needs for <paramref name="cols"/> columns.</summary>
+    public static long ColumnSumScratchLength(int cols) => (long)ColumnSumChunks * cols;
+
     /// <summary>
-    /// sums[j] (+)= Σ_r matrix[r·ld + j] for a [rows, cols] matrix, with <see cref="ReductionKernels.ColumnSums"/>.
+    /// sums[j] (+)= Σ_r matrix[r·ld + j] for a [rows, cols] matrix. Tall matrices (more rows than
+    /// <see cref="ColumnSumChunks"/>) are first reduced to at most that many partial rows in
+    /// <paramref name="scratch"/> (<see cref="ColumnSumScratchLength"/> floats) by <see cref="ReductionKernels.ColumnPartialSums"/>;
+    /// <see cref="ReductionKernels.ColumnSums"/> then adds those up (or the rows themselves when few).
     /// </summary>
-    public void ColumnSums(ArrayView<float> matrix, int rows, int cols, int ld, ArrayView<float> sums, bool accumulate)
+    public void ColumnSums(ArrayView<float> matrix, int rows, int cols, int ld, ArrayView<float> sums, bool accumulate, ArrayView<float> scratch)
     {
         if (cols == 0) return;
         int group = Math.Min(256, _accelerator.MaxNumThreadsPerGroup);
-        ColumnSumsKernel(new KernelConfig(new Index1D(cols), new Index1D(group)), matrix, sums, new ColumnSumShape(rows, cols, ld, accumulate));
+        var config = new KernelConfig(new Index1D(cols), new Index1D(group));
+        if (rows <= ColumnSumChunks)
+        {
+            ColumnSumsKernel(config, matrix, sums, new ColumnSumShape(rows, cols, ld, accumulate));
+            return;
+        }
+        if (scratch.Length < ColumnSumScratchLength(cols))
+            throw new ArgumentException($"scratch: expected at least {ColumnSumScratchLength(cols)} floats for {cols} columns, got {scratch.Length}.", nameof(scratch));
+        int rowsPerChunk = (rows + ColumnSumChunks - 1) / ColumnSumChunks;
+        int chunks = (rows + rowsPerChunk - 1) / rowsPerChunk;
+        ColumnPartialSumsKernel(new Index1D(chunks * cols), matrix, scratch, new ColumnSumShape(rows, cols, ld, false, rowsPerChunk));
+        ColumnSumsKernel(config, scratch, sums, new ColumnSumShape(chunks, cols, cols, accumulate));
     }
 
     private T Cached<T>(string name, Type? type, Func<T> load) where T : Delegate

@@ -6,7 +6,7 @@ using ILGPU.Runtime;
 namespace Recurrent.Kernels.Ilgpu;
 
 /// <summary>Sizes of a column sum: a [Rows, Cols] matrix with row stride Ld.</summary>
-public readonly struct ColumnSumShape(int rows, int cols, int ld, bool accumulate)
+public readonly struct ColumnSumShape(int rows, int cols, int ld, bool accumulate, int rowsPerChunk = 0)
 {
     /// <summary>Rows summed.</summary>
     public readonly int Rows = rows;
@@ -16,6 +16,8 @@ public readonly struct ColumnSumShape(int rows, int cols, int ld, bool accumulat
     public readonly int Ld = ld;
     /// <summary>1 to add into the destination, 0 to overwrite it.</summary>
     public readonly int Accumulate = accumulate ? 1 : 0;
+    /// <summary>Rows each thread of <see cref="ReductionKernels.ColumnPartialSums"/> adds up.</summary>
+    public readonly int RowsPerChunk = rowsPerChunk;
 }
 
 /// <summary>Reductions: bias gradients are column sums of the gate gradients [T·N, G·H].</summary>
@@ -34,5 +36,20 @@ public static class ReductionKernels
         float total = GroupExtensions.Reduce<float, AddFloat>(partial);
         if (Group.IsFirstThread)
             sums[col] = s.Accumulate != 0 ? sums[col] + total : total;
+    }
+
+    /// <summary>
+    /// First pass of a tall column sum: thread i adds rows [c·RowsPerChunk, (c+1)·RowsPerChunk) of column i mod Cols
+    /// (c = i / Cols) into partial[c·Cols + column]. Neighbouring threads read neighbouring columns, so loads coalesce,
+    /// which the one-group-per-column pass cannot do; that pass then adds the few partial rows.
+    /// </summary>
+    public static void ColumnPartialSums(Index1D index, ArrayView<float> matrix, ArrayView<float> partial, ColumnSumShape s)
+    {
+        int chunk = index / s.Cols, col = index - chunk * s.Cols;
+        int first = chunk * s.RowsPerChunk, end = first + s.RowsPerChunk < s.Rows ? first + s.RowsPerChunk : s.Rows;
+        float sum = 0;
+        for (int r = first; r < end; r++)
+            sum += matrix[r * s.Ld + col];
+        partial[index] = sum;
     }
 }
