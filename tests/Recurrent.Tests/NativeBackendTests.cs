@@ -85,6 +85,42 @@ public class NativeBackendTests
         Assert.That(dx.Data, Is.EqualTo(dxOnce), "dx is overwritten, not accumulated");
     }
 
+    /// <summary>
+    /// Buffers of 4 MiB and more are reused across calls without zeroing: a pass that read an element before writing it
+    /// would see the previous call's data. T=128, N=128, H=16 makes the tape, projection and gate gradients that large.
+    /// </summary>
+    [TestCase(CellKind.Lstm, true)]
+    [TestCase(CellKind.Lstm, false)]
+    [TestCase(CellKind.GruResetAfter, true)]
+    [TestCase(CellKind.GruResetBefore, false)]
+    public void Results_DoNotDependOnReusedWorkspaces(CellKind cell, bool fused)
+    {
+        var config = new RnnConfig(cell, 1, 16);
+        var parameters = new RnnParameters(config);
+        parameters.Reset(8);
+        var backend = new NativeCpuBackend(fused);
+        float[][] Run(int seed)
+        {
+            var random = new Random(seed);
+            var (x, h0, c0) = Inputs(config, 128, 128, random);
+            var (dy, dhN, dcN) = Inputs(config, 128, 128, random, output: true);
+            var (y, hN, cN) = Outputs(config, 128, 128);
+            var (yInference, _, _) = Outputs(config, 128, 128);
+            backend.Forward(parameters, x, h0, c0, yInference, hN, cN, keepForBackward: false);
+            var (dx, dh0, dc0) = Inputs(config, 128, 128, random);
+            parameters.ZeroGrad();
+            using (var tape = backend.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward: true)!)
+                backend.Backward(parameters, tape, dy, dhN, dcN, dx, dh0, dc0);
+            return [yInference.Data, y.Data, hN.Data, dx.Data, dh0.Data, .. parameters.All.Select(p => (float[])p.Grad.Data.Clone())];
+        }
+
+        NativeRnn.ReleaseCachedMemory();
+        var fresh = Run(seed: 1);
+        Run(seed: 2);  // leaves other values in the kept blocks
+        var reused = Run(seed: 1);
+        for (int i = 0; i < fresh.Length; i++) Assert.That(reused[i], Is.EqualTo(fresh[i]), $"result {i}");
+    }
+
     [Test]
     public void Backward_Throws_WhenForwardKeptNothingOrWasDisposed()
     {

@@ -197,6 +197,12 @@ public static partial class NativeRnn
             NativeLibrary.Check(rc_rnn_elementwise((int)op, a.Length, pa, binary ? pb : null, pd), nameof(rc_rnn_elementwise));
     }
 
+    /// <summary>
+    /// Frees the large workspaces and tapes the native library keeps for reuse after they are released (at most
+    /// 8 blocks, 512 MiB in all): reusing them spares the kernel zeroing fresh pages on every call.
+    /// </summary>
+    public static void ReleaseCachedMemory() => rc_rnn_release_cached_memory();
+
     private static void CheckSizes(int steps, int batch, int inputSize, int hiddenSize)
     {
         if (steps < 1 || batch < 1 || inputSize < 1 || hiddenSize < 1)
@@ -221,6 +227,9 @@ public static partial class NativeRnn
 
     [LibraryImport(NativeLibrary.Name)]
     private static unsafe partial int rc_rnn_elementwise(int op, long count, float* a, float* b, float* destination);
+
+    [LibraryImport(NativeLibrary.Name)]
+    private static partial void rc_rnn_release_cached_memory();
 
     [LibraryImport(NativeLibrary.Name)]
     internal static partial long rc_rnn_tape_bytes(NativeRnnTape tape);

@@ -91,6 +91,10 @@ RC_EXPORT int64_t rc_rnn_tape_bytes(const rc_rnn_tape* tape);
 // Frees a tape; null is ignored.
 RC_EXPORT void rc_rnn_tape_free(rc_rnn_tape* tape);
 
+// Large workspaces and tapes, once freed, are kept (at most 8 blocks, 512 MiB in all) so the next call
+// reuses them instead of having the kernel zero fresh pages. This frees every kept block.
+RC_EXPORT void rc_rnn_release_cached_memory(void);
+
 // One elementwise operation of the pointwise kernels over count floats, on the instruction set in use:
 // op 0 add, 1 sub, 2 mul (out = a op b), 3 sigmoid, 4 tanh, 5 relu, 6 one_minus (1 − a), 7 relu_mask
 // (1 where a > 0, else 0), 8 copy (out = f(a); b unused, may be null). Exposed so the vector

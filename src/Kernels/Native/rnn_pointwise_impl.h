@@ -38,6 +38,29 @@ inline float pow2(float n) {
   return result;
 }
 
+#ifdef RC_RNN_GENERIC4
+// Four floats in GCC's generic vector extension: SSE2 on any x86-64 (and NEON where the library is
+// built for ARM), without intrinsics. The portable path, so it is not left to scalar exp and tanh.
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+struct Generic4 {
+  using R = v4f;
+  static constexpr int64_t width = 4;
+  static R load(const float* p) { R v; __builtin_memcpy(&v, p, sizeof v); return v; }
+  static void store(float* p, R v) { __builtin_memcpy(p, &v, sizeof v); }
+};
+template <> inline v4f splat<v4f>(float v) { return v4f{v, v, v, v}; }
+inline v4f vmax(v4f a, v4f b) { return a > b ? a : b; }
+inline v4f vmin(v4f a, v4f b) { return a < b ? a : b; }
+inline v4i less(v4f a, v4f b) { return a < b; }
+inline v4f select(v4i m, v4f t, v4f f) { return m ? t : f; }
+inline v4f vabs(v4f a) { return (v4f)((v4i)a & INT32_MAX); }
+inline v4f copysign_of(v4f magnitude, v4f sign) { return (v4f)(((v4i)magnitude & INT32_MAX) | ((v4i)sign & INT32_MIN)); }
+// Conversion truncates toward zero; adding ±0.5 first rounds half away from zero (|z| < 2^7 here).
+inline v4f round_nearest(v4f z) { return __builtin_convertvector(__builtin_convertvector(z + copysign_of(splat<v4f>(0.5f), z), v4i), v4f); }
+inline v4f pow2(v4f n) { return (v4f)((__builtin_convertvector(n, v4i) + 127) << 23); }
+#endif
+
 #ifdef RC_RNN_AVX2
 struct Avx2 {
   using R = __m256;

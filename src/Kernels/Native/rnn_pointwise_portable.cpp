@@ -1,14 +1,15 @@
-// The pointwise kernels without explicit vector instructions: the path for CPUs without AVX2 and the
-// one tests force with rc_set_isa(RC_ISA_PORTABLE).
+// The pointwise kernels without intrinsics (GCC's generic 4-wide vectors, SSE2 on baseline x86-64):
+// the path for CPUs without AVX2 and the one tests force with rc_set_isa(RC_ISA_PORTABLE).
 #include <cstdint>
 #include "rnn_pointwise.h"
 
 #define RC_RNN_NS portable
+#define RC_RNN_GENERIC4
 #include "rnn_pointwise_impl.h"
 
 namespace rc::rnn {
 const Kernels& portable_kernels() {
-  static const Kernels kernels = portable::make_kernels<portable::Scalar>();
+  static const Kernels kernels = portable::make_kernels<portable::Generic4>();
   return kernels;
 }
 }  // namespace rc::rnn

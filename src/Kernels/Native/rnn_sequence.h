@@ -2,6 +2,7 @@
 // steps as one matrix product, then per step only the recurrent product(s) and the pointwise work,
 // then (backward) the weight gradients as single products over all T·N rows.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include "rnn_pointwise.h"
@@ -11,16 +12,21 @@ namespace rc::rnn {
 // A float buffer that is not zeroed on allocation (every element is written before it is read).
 // Large buffers (the [T·N, G·H] projections and gradients, the tape) are aligned to 2 MiB and offered
 // to transparent huge pages: with 4 KiB pages, faulting in a fresh 50 MB workspace on every call cost
-// as much as all the pointwise work of an LSTM at T=100, N=64, H=512.
+// as much as all the pointwise work of an LSTM at T=100, N=64, H=512. When freed they go to a small
+// bounded cache (8 blocks, 512 MiB) for the next call; release_cached_memory empties it.
+struct BufferFree {
+  size_t capacity = 0;  // bytes
+  void operator()(float* p) const;
+};
+
 struct Buffer {
-  struct Free {
-    void operator()(float* p) const;
-  };
-  std::unique_ptr<float[], Free> data;
+  std::unique_ptr<float[], BufferFree> data;
   int64_t size = 0;
   static Buffer allocate(int64_t count);
   float* get() const { return data.get(); }
 };
+
+void release_cached_memory();
 
 // What a training forward pass keeps for its backward pass; indexed by time t, not by step order.
 // Per step and layer-direction it holds (floats): LSTM 6·N·H (gates 4, h, c), GRU reset-after 5·N·H
