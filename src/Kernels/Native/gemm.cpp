@@ -8,7 +8,6 @@
 #include "gemm.h"
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 #include <stdexcept>
 #include <string>
 #include "gemm_kernels.h"
@@ -114,12 +113,11 @@ void pack_a_panels(bool trans_a, const float* a, int64_t lda, int64_t row0, int6
 
 void pack_a(bool trans_a, const float* a, int64_t lda, int64_t row0, int64_t rows, int64_t col0, int64_t cols,
             int64_t mr, float* out) {
-  switch (mr) {
-    case gemm::kAvx512Mr: return pack_a_panels<gemm::kAvx512Mr>(trans_a, a, lda, row0, rows, col0, cols, out);
-    case gemm::kAvx2Mr: return pack_a_panels<gemm::kAvx2Mr>(trans_a, a, lda, row0, rows, col0, cols, out);
-    case gemm::kPortableMr: return pack_a_panels<gemm::kPortableMr>(trans_a, a, lda, row0, rows, col0, cols, out);
-    default: throw std::logic_error("pack_a: no packing for " + std::to_string(mr) + "-row panels");
-  }
+  // An if-chain, not a switch: kernels may share a panel height.
+  if (mr == gemm::kAvx512Mr) return pack_a_panels<gemm::kAvx512Mr>(trans_a, a, lda, row0, rows, col0, cols, out);
+  if (mr == gemm::kAvx2Mr) return pack_a_panels<gemm::kAvx2Mr>(trans_a, a, lda, row0, rows, col0, cols, out);
+  if (mr == gemm::kPortableMr) return pack_a_panels<gemm::kPortableMr>(trans_a, a, lda, row0, rows, col0, cols, out);
+  throw std::logic_error("pack_a: no packing for " + std::to_string(mr) + "-row panels");
 }
 
 // Packs columns [col0, col0 + cols) of op(B)[k, *] into panels of kPanelWidth, panel
@@ -130,11 +128,15 @@ void pack_b_panels(bool trans_b, const float* b, int64_t ldb, int64_t k, int64_t
     int64_t j0 = panel * kPanelWidth, width = std::min(kPanelWidth, cols - j0);
     float* dst = out + panel * k * kPanelWidth;
     if (!trans_b) {
-      for (int64_t p = 0; p < k; p++) {
-        const float* src = b + p * ldb + col0 + j0;
-        float* row = dst + p * kPanelWidth;
-        std::memcpy(row, src, static_cast<size_t>(width) * sizeof(float));
-        std::fill(row + width, row + kPanelWidth, 0.0f);
+      // A fixed-length copy for full panels: a memcpy call per 128-byte row costs as
+      // much as the multiply at per-step sizes.
+      const float* src = b + col0 + j0;
+      if (width == kPanelWidth) {
+        for (int64_t p = 0; p < k; p++)
+          for (int64_t j = 0; j < kPanelWidth; j++) dst[p * kPanelWidth + j] = src[p * ldb + j];
+      } else {
+        for (int64_t p = 0; p < k; p++)
+          for (int64_t j = 0; j < kPanelWidth; j++) dst[p * kPanelWidth + j] = j < width ? src[p * ldb + j] : 0.0f;
       }
     } else {
       if (width < kPanelWidth)
