@@ -20,6 +20,15 @@ RC_TARGET_AVX512 void micro(int64_t kc, const float* a, const float* b, float* c
   __m512 acc0[Rows], acc1[Rows];
 #pragma GCC unroll 16
   for (int r = 0; r < Rows; r++) acc0[r] = acc1[r] = _mm512_setzero_ps();
+  // When C is read (beta != 0, as for every K block after the first), fetch its tile now
+  // so the loads at the end do not wait on L3 after the FMAs.
+  if (beta != 0) {
+#pragma GCC unroll 16
+    for (int r = 0; r < Rows; r++) {
+      _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 16), _MM_HINT_T0);
+    }
+  }
   for (int64_t p = 0; p < kc; p++) {
     __m512 b0 = _mm512_load_ps(b + p * kPanelWidth);
     __m512 b1 = _mm512_load_ps(b + p * kPanelWidth + 16);

@@ -18,7 +18,7 @@ constexpr int64_t kPanelWidth = 32;
 // Rows of the micro-kernels' register blocks (packed A panel heights).
 constexpr int64_t kAvx512Mr = 14;
 constexpr int64_t kAvx2Mr = 6;
-constexpr int64_t kPortableMr = 4;
+constexpr int64_t kPortableMr = 6;
 
 // C[mc, nc] = alpha * Apacked[mc, kc] * Bpanels[kc, nc] + beta * C; with beta == 0, C is
 // not read. b points at row 0 (of this kc block) of the first panel.

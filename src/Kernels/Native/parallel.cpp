@@ -194,7 +194,11 @@ void parallel_for(int64_t count, const std::function<void(int64_t, int64_t)>& bo
 
 int num_threads() { return pool().size(); }
 
-void set_num_threads(int count) { pool().resize(count > 0 ? count : default_thread_count()); }
+void set_num_threads(int count) {
+  // Resizing waits for the running job, which would be the caller's own.
+  if (t_in_region) throw std::invalid_argument("set_num_threads: cannot resize the pool from inside a parallel_for body");
+  pool().resize(count > 0 ? count : default_thread_count());
+}
 
 bool in_parallel_region() { return t_in_region; }
 
