@@ -9,7 +9,7 @@ namespace Recurrent.Bench.Cli;
 internal sealed class ReportSettings : CommandSettings
 {
     /// <summary>Total measuring time of the quick report; with the ceiling probe and checks the run stays under 3 minutes.</summary>
-    public const double QuickBudgetSeconds = 80;
+    public const double QuickBudgetSeconds = 75;
 
     /// <summary>Total measuring time of the full sweep.</summary>
     public const double FullBudgetSeconds = 900;
@@ -46,7 +46,7 @@ internal sealed class ReportSettings : CommandSettings
     public int Samples { get; init; } = 15;
 
     [CommandOption("--budget <SECONDS>")]
-    [Description("Total measuring time, shared out evenly as each configuration's time box. Default 80 (quick) or 900 (--full).")]
+    [Description("Total measuring time, shared out evenly as each configuration's time box. Default 75 (quick) or 900 (--full).")]
     public double? Budget { get; init; }
 
     [CommandOption("--no-peers")]

@@ -31,8 +31,8 @@ internal static class Charts
         if (timeSeries.Count > 0)
         {
             const string title = "Time per configuration (median, ms, log scale; shorter is better)";
-            var (plot, _) = GroupedBars(rows, timeSeries, title, "milliseconds", logScale: true);
-            Save(plot, "time", title, Height(rows.Count * (timeSeries.Count + 1)));
+            var chart = GroupedBars(rows, timeSeries, title, "milliseconds", logScale: true);
+            Save(chart.Plot, "time", title, Height(chart.Slots));
         }
 
         // GFLOP/s against the machine's measured ceilings.
@@ -45,7 +45,7 @@ internal static class Charts
             var chart = GroupedBars(rows, gflopsSeries, title, "GFLOP/s", logScale: false);
             AddLimit(chart, result.Ceiling.FmaPeakGflops, $"FMA peak {Rate(result.Ceiling.FmaPeakGflops)}", Colors.Red);
             if (result.Ceiling.GemmGflops is { } gemm) AddLimit(chart, gemm, $"SGEMM {result.Ceiling.GemmShape} {Rate(gemm)}", Colors.DarkOrange);
-            Save(chart.Plot, "gflops", title, Height(rows.Count * (gflopsSeries.Count + 1)));
+            Save(chart.Plot, "gflops", title, Height(chart.Slots));
         }
 
         var speedups = rows.Select(r => r.Speedup).ToArray();
@@ -54,7 +54,7 @@ internal static class Charts
             const string title = "Fusion speedup: unfused time / fused time (above 1, fusion helps)";
             var chart = GroupedBars(rows, [("speedup", speedups)], title, "×", logScale: false);
             AddLimit(chart, 1, "1× (no change)", Colors.Gray);
-            Save(chart.Plot, "speedup", title, Height(rows.Count * 2));
+            Save(chart.Plot, "speedup", title, Height(chart.Slots));
         }
         else skipped.Add(result.Options.Backend.HasUnfusedVariant
             ? "speedup: no configuration has both a fused and an unfused time."
@@ -67,7 +67,7 @@ internal static class Charts
             // Ratios are multiplicative (0.5× and 2× are equally far from even), and they span orders of magnitude.
             var chart = GroupedBars(rows, ratios, title, "×", logScale: true);
             AddLimit(chart, 1, "1× (equal)", Colors.Gray);
-            Save(chart.Plot, "peers", title, Height(rows.Count * (ratios.Count + 1)));
+            Save(chart.Plot, "peers", title, Height(chart.Slots));
         }
         else skipped.Add(result.PeerNames.Count == 0 ? "peers: no peer ran (see the peers section)." : "peers: no peer has a time beside ours.");
 
@@ -93,8 +93,12 @@ internal static class Charts
 
     private static double? Median(Measurement? m) => m?.Statistics?.Median;
 
-    private static (Plot Plot, Func<double, double> ToAxis) GroupedBars(IReadOnlyList<SummaryRow> rows, IReadOnlyList<(string Name, double?[] Values)> series, string title, string unit, bool logScale)
+    private static (Plot Plot, Func<double, double> ToAxis, int Slots) GroupedBars(IReadOnlyList<SummaryRow> allRows, IReadOnlyList<(string Name, double?[] Values)> allSeries, string title, string unit, bool logScale)
     {
+        // Only the configurations that have a bar: a peer chart would otherwise be mostly empty rows.
+        var kept = Enumerable.Range(0, allRows.Count).Where(r => allSeries.Any(s => s.Values[r] is not null)).ToArray();
+        var rows = kept.Select(r => allRows[r]).ToList();
+        var series = allSeries.Select(s => (s.Name, Values: kept.Select(r => s.Values[r]).ToArray())).ToList();
         var plot = new Plot();
         var palette = new ScottPlot.Palettes.Category10();
         var present = series.SelectMany(s => s.Values).Where(v => v is > 0).Select(v => v!.Value).ToList();
@@ -133,7 +137,8 @@ internal static class Charts
         {
             var ticks = new ScottPlot.TickGenerators.NumericManual();
             for (int k = (int)baseLog; k <= (int)Math.Ceiling(Math.Log10(present.Max())) + 1; k++)
-                ticks.AddMajor(k - baseLog, Math.Pow(10, k).ToString("G6", System.Globalization.CultureInfo.InvariantCulture));
+                foreach (double step in new[] { 1.0, 2.0, 5.0 })
+                    ticks.AddMajor(k + Math.Log10(step) - baseLog, (step * Math.Pow(10, k)).ToString("G6", System.Globalization.CultureInfo.InvariantCulture));
             plot.Axes.Bottom.TickGenerator = ticks;
             plot.Axes.SetLimitsX(0, Math.Log10(present.Max()) - baseLog + 0.4);
         }
@@ -143,12 +148,12 @@ internal static class Charts
         foreach (var (s, index) in series.Select((s, i) => (s, i)))
             plot.Legend.ManualItems.Add(new LegendItem { LabelText = s.Name, FillColor = palette.GetColor(index) });
         plot.ShowLegend(Alignment.LowerRight);
-        return (plot, logScale ? v => Math.Log10(v) - baseLog : v => v);
+        return (plot, logScale ? v => Math.Log10(v) - baseLog : v => v, rows.Count * group);
     }
 
-    private static void AddLimit((Plot Plot, Func<double, double> ToAxis) chart, double value, string label, Color color)
+    private static void AddLimit((Plot Plot, Func<double, double> ToAxis, int Slots) chart, double value, string label, Color color)
     {
-        var (plot, toAxis) = chart;
+        var (plot, toAxis, _) = chart;
         value = toAxis(value);
         var line = plot.Add.VerticalLine(value);
         line.Color = color;

@@ -55,11 +55,14 @@ internal sealed class ReportRunner(ReportOptions options, IAnsiConsole console)
                         (w, m) => peer.Prepare(w.Parameters, w.Input, m == RunMode.Training), null));
 
             var shapes = options.Full ? options.Sweep.Select(p => p.Shape).Distinct().ToList() : options.Shapes.ToList();
-            var configurations = (from shape in shapes
+            // Our variants everywhere first, the peers after: when a busy machine makes the run hit its deadline, what
+            // is skipped is the side-by-side, not the fused-vs-unfused comparison that is the report's main job.
+            var configurations = (from peerPhase in new[] { false, true }
+                                  from shape in shapes
                                   from cell in options.Cells
                                   from mode in options.Modes
                                   from implementation in implementations
-                                  where implementation.Supports(cell, mode)
+                                  where (implementation.Role == VariantRole.Peer) == peerPhase && implementation.Supports(cell, mode)
                                   select (shape, cell, mode, implementation)).ToList();
 
             MachineCeiling ceiling = null!;
@@ -75,40 +78,40 @@ internal sealed class ReportRunner(ReportOptions options, IAnsiConsole console)
                     var task = context.AddTask("configurations", maxValue: Math.Max(1, configurations.Count));
                     var measuring = Stopwatch.StartNew();
                     var deadline = TimeSpan.FromTicks(Math.Max(options.Budget.Ticks, MinTimeBox.Ticks * configurations.Count)) * DeadlineFactor;
+                    // The reference corner per problem, and the first output that passed per problem and mode, which every
+                    // later implementation of the same problem must match.
+                    var references = new Dictionary<(BenchShape, CellKind), (float[]? Corner, string? Error)>();
+                    var firstOutputs = new Dictionary<(BenchShape, CellKind, RunMode), (float[] Output, string Name)>();
+                    Workload? workload = null;
                     int done = 0;
-                    foreach (var group in configurations.GroupBy(c => (c.shape, c.cell)))
+                    foreach (var (shape, cell, mode, implementation) in configurations)
                     {
-                        var workload = new Workload(group.Key.cell, group.Key.shape);
-                        float[]? reference = null;
-                        string? referenceError = null;
-                        try { reference = workload.ReferenceCorner(Agreement.ReferenceSteps, Agreement.ReferenceRows); }
-                        catch (Exception e) { referenceError = $"the reference failed: {e.Message}"; }
-                        foreach (var modeGroup in group.GroupBy(c => c.mode))
+                        task.Description = Markup.Escape($"{implementation.Name}: {Measurement.Label(cell, shape, mode)}");
+                        if (measuring.Elapsed > deadline)
                         {
-                            float[]? firstOutput = null;
-                            string? firstName = null;
-                            foreach (var (shape, cell, mode, implementation) in modeGroup)
-                            {
-                                task.Description = Markup.Escape($"{implementation.Name}: {Measurement.Label(cell, shape, mode)}");
-                                // What is left of the budget, shared by what is left to do: a configuration that overran
-                                // (a slow iteration still gets its minimum samples) shortens the ones after it.
-                                if (measuring.Elapsed > deadline)
-                                {
-                                    measurements.Add(new(implementation.Name, implementation.Role, cell, shape, mode, workload.Flops(mode), null, null, null,
-                                        $"skipped: measuring passed {DeadlineFactor}× the budget of {options.Budget.TotalSeconds:F0} s (a busy machine?); rerun with a larger --budget or fewer --cells/--shapes", Skipped: true));
-                                    task.Increment(1);
-                                    done++;
-                                    continue;
-                                }
-                                var left = options.Budget - measuring.Elapsed;
-                                var timeBox = TimeSpan.FromTicks(Math.Max(MinTimeBox.Ticks, left.Ticks / (configurations.Count - done)));
-                                var measurement = MeasureOne(workload, mode, implementation, reference, referenceError, firstOutput, firstName, timeBox, out var output);
-                                if (output is not null && firstOutput is null) (firstOutput, firstName) = (output, implementation.Name);
-                                measurements.Add(measurement);
-                                task.Increment(1);
-                                done++;
-                            }
+                            measurements.Add(new(implementation.Name, implementation.Role, cell, shape, mode, Workload.FlopsOf(cell, shape, mode), null, null, null,
+                                $"skipped: measuring passed {DeadlineFactor}× the budget of {options.Budget.TotalSeconds:F0} s (a busy machine?); rerun with a larger --budget or fewer --cells/--shapes", Skipped: true));
                         }
+                        else
+                        {
+                            if (workload is null || workload.Cell != cell || workload.Shape != shape) workload = new Workload(cell, shape);
+                            if (!references.TryGetValue((shape, cell), out var reference))
+                            {
+                                try { reference = (workload.ReferenceCorner(Agreement.ReferenceSteps, Agreement.ReferenceRows), null); }
+                                catch (Exception e) { reference = (null, $"the reference failed: {e.Message}"); }
+                                references[(shape, cell)] = reference;
+                            }
+                            firstOutputs.TryGetValue((shape, cell, mode), out var first);
+                            // What is left of the budget, shared by what is left to do: a configuration that overran
+                            // (a slow iteration still gets its minimum samples) shortens the ones after it.
+                            var left = options.Budget - measuring.Elapsed;
+                            var timeBox = TimeSpan.FromTicks(Math.Max(MinTimeBox.Ticks, left.Ticks / (configurations.Count - done)));
+                            var measurement = MeasureOne(workload, mode, implementation, reference.Corner, reference.Error, first.Output, first.Name, timeBox, out var output);
+                            if (output is not null && first.Output is null) firstOutputs[(shape, cell, mode)] = (output, implementation.Name);
+                            measurements.Add(measurement);
+                        }
+                        task.Increment(1);
+                        done++;
                     }
                     task.Description = "configurations";
                 });

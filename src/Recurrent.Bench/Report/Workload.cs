@@ -44,9 +44,12 @@ internal sealed class Workload
     /// 1 RNN); backward ≈ 2× forward (the input gradient and the weight gradient are one product each), so a training
     /// step counts 3× forward. Pointwise work is left out, as cuDNN and oneDNN count.
     /// </summary>
-    public double Flops(RunMode mode)
+    public double Flops(RunMode mode) => FlopsOf(Cell, Shape, mode);
+
+    /// <summary>As <see cref="Flops"/>, without building the workload.</summary>
+    public static double FlopsOf(CellKind cell, BenchShape shape, RunMode mode)
     {
-        double forward = 2.0 * Shape.Steps * Shape.Batch * Config.GateCount * Shape.HiddenSize * (double)(Shape.InputSize + Shape.HiddenSize);
+        double forward = 2.0 * shape.Steps * shape.Batch * cell.GateCount() * shape.HiddenSize * (double)(shape.InputSize + shape.HiddenSize);
         return mode == RunMode.Training ? 3 * forward : forward;
     }
 
