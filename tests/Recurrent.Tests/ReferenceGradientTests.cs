@@ -7,8 +7,6 @@ namespace Recurrent.Tests;
 [TestFixture]
 public class ReferenceGradientTests
 {
-    private const double Step = 1e-6;
-
     private static IEnumerable<TestCaseData> Cases() =>
         from cell in TestData.AllCells
         from shape in TestData.GradientShapes
@@ -41,28 +39,12 @@ public class ReferenceGradientTests
         var forward = ReferenceRnn.Forward(weights, x, steps, batch, h0, c0);
         var grads = ReferenceRnn.Backward(forward, dy, dhN, dcN);
 
-        Check(x, grads.Input, Loss, "dx");
-        Check(h0, grads.HiddenZero, Loss, "dh0");
-        if (c0 is not null) Check(c0, grads.CellZero!, Loss, "dc0");
+        FiniteDifferences.Check(x, grads.Input, Loss, "dx");
+        FiniteDifferences.Check(h0, grads.HiddenZero, Loss, "dh0");
+        if (c0 is not null) FiniteDifferences.Check(c0, grads.CellZero!, Loss, "dc0");
         var names = config.Parameters().Select(p => p.Name).ToArray();
         for (int p = 0; p < weights.Values.Length; p++)
-            Check(weights.Values[p], grads.Weights.Values[p], Loss, names[p]);
-    }
-
-    private static void Check(double[] variable, double[] analytic, Func<double> loss, string name)
-    {
-        var numeric = new double[variable.Length];
-        for (int i = 0; i < variable.Length; i++)
-        {
-            double saved = variable[i];
-            variable[i] = saved + Step;
-            double plus = loss();
-            variable[i] = saved - Step;
-            double minus = loss();
-            variable[i] = saved;
-            numeric[i] = (plus - minus) / (2 * Step);
-        }
-        Assertions.AllClose(analytic, numeric, Tolerances.FiniteDifference, name);
+            FiniteDifferences.Check(weights.Values[p], grads.Weights.Values[p], Loss, names[p]);
     }
 
     private static double Dot(double[] a, double[] b)

@@ -245,25 +245,3 @@ public class SequenceOutputRecurrentTests
         return best;
     }
 }
-
-/// <summary>Central finite differences in double against an analytic gradient.</summary>
-internal static class FiniteDifferences
-{
-    private const double Step = 1e-6;
-
-    public static void Check(double[] variable, double[] analytic, Func<double> loss, string name)
-    {
-        var numeric = new double[variable.Length];
-        for (int i = 0; i < variable.Length; i++)
-        {
-            double saved = variable[i];
-            variable[i] = saved + Step;
-            double plus = loss();
-            variable[i] = saved - Step;
-            double minus = loss();
-            variable[i] = saved;
-            numeric[i] = (plus - minus) / (2 * Step);
-        }
-        Assertions.AllClose(analytic, numeric, Tolerances.FiniteDifference, name);
-    }
-}

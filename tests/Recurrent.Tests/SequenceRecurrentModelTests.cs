@@ -81,7 +81,7 @@ public class SequenceRecurrentModelTests
         var all = head.Zip(model.Parameters, (value, p) => (value, p.Grad.Data, p.Name))
             .Concat(weights.Values.Zip(model.Recurrent.Parameters.All, (value, p) => (value, p.Grad.Data, p.Name)));
         foreach (var (value, grad, name) in all)
-            Assertions.AllClose(grad, Numeric(value, Loss), Tolerances.Float32, name);
+            Assertions.AllClose(grad, FiniteDifferences.Numeric(value, Loss), Tolerances.Float32, name);
     }
 
     [TestCase(CellKind.Lstm, SequenceLoss.SoftmaxCrossEntropy)]
@@ -181,22 +181,5 @@ public class SequenceRecurrentModelTests
                 for (int o = 0; o < width; o++) loss += 0.5 * Math.Pow(logits[o] - targets.Values!.Data[r * width + o], 2);
         }
         return loss / rows;
-    }
-
-    private static double[] Numeric(double[] variable, Func<double> loss)
-    {
-        const double step = 1e-6;
-        var numeric = new double[variable.Length];
-        for (int i = 0; i < variable.Length; i++)
-        {
-            double saved = variable[i];
-            variable[i] = saved + step;
-            double plus = loss();
-            variable[i] = saved - step;
-            double minus = loss();
-            variable[i] = saved;
-            numeric[i] = (plus - minus) / (2 * step);
-        }
-        return numeric;
     }
 }
