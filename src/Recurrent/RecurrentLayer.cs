@@ -66,7 +66,7 @@ public abstract class RecurrentLayer
     /// <param name="h0">Initial hidden state [L·D, N, H]; zeros when null.</param>
     /// <param name="c0">Initial cell state [L·D, N, H] (LSTM only); zeros when null.</param>
     /// <param name="keepForBackward">Keep what <see cref="Backward"/> needs. Without it, inference keeps O(N·H) per layer and nothing per step.</param>
-    /// <exception cref="ArgumentException">A shape does not match; the message names the argument, the expected and the actual shape.</exception>
+    /// <exception cref="ArgumentException">A shape does not match (the message names the argument, the expected and the actual shape), or an input holds NaN or ∞.</exception>
     public RnnForwardResult Forward(Tensor x, Tensor? h0 = null, Tensor? c0 = null, bool keepForBackward = false)
     {
         ArgumentNullException.ThrowIfNull(x);
@@ -80,6 +80,10 @@ public abstract class RecurrentLayer
             if (!Config.Cell.HasCellState()) throw new ArgumentException($"c0: a {Config.Cell} layer has no cell state; pass null.", nameof(c0));
             Tensor.RequireShape(c0, nameof(c0), state);
         }
+        // NaN or ∞ in an input would silently poison every later step; the check is a small fraction of the pass.
+        Tensor.RequireFinite(x, nameof(x));
+        if (h0 is not null) Tensor.RequireFinite(h0, nameof(h0));
+        if (c0 is not null) Tensor.RequireFinite(c0, nameof(c0));
         bool hasCell = Config.Cell.HasCellState();
         var y = new Tensor(steps, batch, Config.OutputSize);
         var hN = new Tensor(state);
@@ -99,7 +103,7 @@ public abstract class RecurrentLayer
     /// <param name="dcN">Gradient of the final cell state (LSTM only); zeros when null.</param>
     /// <returns>dx, dh0 and (LSTM) dc0.</returns>
     /// <exception cref="InvalidOperationException">The forward pass kept nothing for backward, or was disposed.</exception>
-    /// <exception cref="ArgumentException">A shape does not match, or the result came from another layer.</exception>
+    /// <exception cref="ArgumentException">A shape does not match, a gradient holds NaN or ∞, or the result came from another layer.</exception>
     public RnnInputGradients Backward(RnnForwardResult forward, Tensor? dy, Tensor? dhN = null, Tensor? dcN = null)
     {
         ArgumentNullException.ThrowIfNull(forward);
@@ -116,6 +120,9 @@ public abstract class RecurrentLayer
             if (!Config.Cell.HasCellState()) throw new ArgumentException($"dcN: a {Config.Cell} layer has no cell state; pass null.", nameof(dcN));
             Tensor.RequireShape(dcN, nameof(dcN), state);
         }
+        if (dy is not null) Tensor.RequireFinite(dy, nameof(dy));
+        if (dhN is not null) Tensor.RequireFinite(dhN, nameof(dhN));
+        if (dcN is not null) Tensor.RequireFinite(dcN, nameof(dcN));
         bool hasCell = Config.Cell.HasCellState();
         var dx = new Tensor(steps, batch, Config.InputSize);
         var dh0 = new Tensor(state);
@@ -137,9 +144,18 @@ public abstract class RecurrentLayer
     /// recording the cell in the metadata. PyTorch loads it with <c>load_state_dict(load_file(path))</c>.
     /// </summary>
     /// <exception cref="IOException">The file cannot be written; an existing file is left as it was.</exception>
-    public void Save(string path) =>
+    /// <exception cref="InvalidOperationException">A parameter holds NaN or infinity: <see cref="Load"/> refuses such files, so they are not written.</exception>
+    public void Save(string path)
+    {
+        foreach (var p in Parameters.All)
+        {
+            int bad = Tensor.IndexOfNonFinite(p.Value.Data);
+            if (bad >= 0)
+                throw new InvalidOperationException($"parameter '{p.Name}' element {bad} is {p.Value.Data[bad]}; a checkpoint with non-finite values cannot be loaded again, so it is not saved.");
+        }
         SafeTensors.Write(path, Parameters.All.Select(p => KeyValuePair.Create(p.Name, p.Value)),
             new Dictionary<string, string> { ["format"] = "pt", [CellMetadataKey] = Config.Cell.ToString() });
+    }
 
     /// <summary>
     /// Loads parameters from a safetensors file, such as one written by PyTorch's <c>save_file(rnn.state_dict(), path)</c>.

@@ -82,7 +82,21 @@ public sealed class Tensor
 
     internal static int IndexOfNonFinite(ReadOnlySpan<float> values)
     {
-        for (int i = 0; i < values.Length; i++)
+        // x − x is 0 for every finite x and NaN for NaN and ±∞: one subtraction and compare per lane, so the
+        // check costs a small fraction of any recurrent pass over the same data.
+        int i = 0;
+        if (System.Numerics.Vector.IsHardwareAccelerated)
+        {
+            var vectors = System.Runtime.InteropServices.MemoryMarshal.Cast<float, System.Numerics.Vector<float>>(values);
+            for (int v = 0; v < vectors.Length; v++)
+            {
+                var difference = vectors[v] - vectors[v];
+                if (!System.Numerics.Vector.EqualsAll(difference, System.Numerics.Vector<float>.Zero))
+                    break;
+                i += System.Numerics.Vector<float>.Count;
+            }
+        }
+        for (; i < values.Length; i++)
             if (!float.IsFinite(values[i])) return i;
         return -1;
     }

@@ -329,3 +329,47 @@ public class LayerApiTests
             Assert.That(layer.Parameters.All[i].Value.Data, Is.EqualTo(source.Parameters.All[i].Value.Data), source.Parameters.All[i].Name);
     }
 }
+
+[TestFixture]
+public class NonFiniteInputTests
+{
+    private static IEnumerable<TestCaseData> Cases()
+    {
+        foreach (float bad in new[] { float.NaN, float.PositiveInfinity, float.NegativeInfinity })
+            foreach (string argument in new[] { "x", "h0", "c0", "dy", "dhN", "dcN" })
+                foreach (int length in new[] { 1, 7, 40 })   // scalar tail, and past one vector width
+                    yield return new TestCaseData(argument, bad, length).SetName($"NonFinite_{argument}_{bad}_InputSize{length}_IsRefusedNamingTheArgument");
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void NonFinite_IsRefusedNamingTheArgument(string argument, float bad, int inputSize)
+    {
+        var lstm = new Lstm(inputSize, 3, backend: ReferenceBackend.Instance);
+        var x = new Tensor(2, 2, inputSize);
+        var h0 = new Tensor(1, 2, 3);
+        var c0 = new Tensor(1, 2, 3);
+        var dy = new Tensor(2, 2, 3);
+        var dhN = new Tensor(1, 2, 3);
+        var dcN = new Tensor(1, 2, 3);
+        var target = argument switch { "x" => x, "h0" => h0, "c0" => c0, "dy" => dy, "dhN" => dhN, _ => dcN };
+        target.Data[^1] = bad;
+        var e = Assert.Throws<ArgumentException>(() =>
+        {
+            using var result = lstm.Forward(x, h0, c0, keepForBackward: true);
+            lstm.Backward(result, dy, dhN, dcN);
+        })!;
+        Assert.That(e.ParamName, Is.EqualTo(argument));
+        Assert.That(e.Message, Does.Contain($"element {target.Length - 1}"));
+    }
+
+    [Test]
+    public void Save_RefusesNonFiniteParameters_AndWritesNothing()
+    {
+        var gru = new Gru(3, 2, GruVariant.ResetAfter, backend: ReferenceBackend.Instance);
+        gru.Parameters["bias_hh_l0"].Value.Data[1] = float.NaN;
+        string path = Path.Combine(Path.GetTempPath(), $"recurrent-nan-{Guid.NewGuid():N}.safetensors");
+        var e = Assert.Throws<InvalidOperationException>(() => gru.Save(path))!;
+        Assert.That(e.Message, Does.Contain("bias_hh_l0"));
+        Assert.That(File.Exists(path), Is.False);
+    }
+}
