@@ -7,14 +7,14 @@ namespace Recurrent.Tests;
 public class GemmTests
 {
     /// <summary>
-    /// M, N, K: tiny, not multiples of any tile (AVX-512 14x32, AVX2 6x16, portable 4x16), M &lt; K and M &gt; K, above the
-    /// 256 K block and the 168-row M block, few rows with many columns (the per-step split over columns) and large
-    /// enough for the thread pool to split the work.
+    /// M, N, K: tiny, not multiples of any tile (AVX-512 14x32, AVX2 6x16, portable 6x8), M &lt; K and M &gt; K, few
+    /// rows with many columns (the per-step split over columns), large enough for the thread pool to split the work,
+    /// and above the 512 K block and twice the 336-row M block (several blocks per thread with 2 threads).
     /// </summary>
     private static readonly int[][] Sizes =
     [
         [1, 1, 1], [3, 5, 7], [7, 3, 17], [17, 33, 2], [2, 9, 65], [33, 65, 129], [65, 129, 33], [17, 300, 65],
-        [129, 17, 300], [257, 300, 129],
+        [129, 17, 300], [257, 300, 129], [700, 35, 515],
     ];
 
     /// <summary>Every product runs with each of these (ISA, threads); the widest ISA is what Auto picks here.</summary>

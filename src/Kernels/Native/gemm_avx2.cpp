@@ -17,10 +17,6 @@ constexpr int64_t kNr = 16;
 template <int Rows>
 RC_TARGET_AVX2 void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta,
                           int cols) {
-  // Lane l of a row is stored when l < cols (the compare gives all-ones, whose sign bit maskstore reads).
-  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  const __m256i mask0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), lanes);
-  const __m256i mask1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols - 8), lanes);
   __m256 acc0[Rows], acc1[Rows];
 #pragma GCC unroll 8
   for (int r = 0; r < Rows; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();
@@ -34,22 +30,36 @@ RC_TARGET_AVX2 void micro(int64_t kc, const float* a, const float* b, float* c, 
       acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
     }
   }
-  __m256 valpha = _mm256_set1_ps(alpha);
-  if (beta == 0) {
+  __m256 valpha = _mm256_set1_ps(alpha), vbeta = _mm256_set1_ps(beta);
+  if (cols == kNr) {
+    // Full tiles use plain loads and stores: vmaskmov stores are microcoded and slow on AMD.
 #pragma GCC unroll 8
     for (int r = 0; r < Rows; r++) {
-      _mm256_maskstore_ps(c + r * ldc, mask0, _mm256_mul_ps(valpha, acc0[r]));
-      _mm256_maskstore_ps(c + r * ldc + 8, mask1, _mm256_mul_ps(valpha, acc1[r]));
+      float* cr = c + r * ldc;
+      __m256 out0 = _mm256_mul_ps(valpha, acc0[r]), out1 = _mm256_mul_ps(valpha, acc1[r]);
+      if (beta != 0) {
+        out0 = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(cr), out0);
+        out1 = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(cr + 8), out1);
+      }
+      _mm256_storeu_ps(cr, out0);
+      _mm256_storeu_ps(cr + 8, out1);
     }
-  } else {
-    __m256 vbeta = _mm256_set1_ps(beta);
+    return;
+  }
+  // Lane l of a row is stored when l < cols (the compare gives all-ones, whose sign bit maskstore reads).
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i mask0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), lanes);
+  const __m256i mask1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols - 8), lanes);
 #pragma GCC unroll 8
-    for (int r = 0; r < Rows; r++) {
-      __m256 c0 = _mm256_maskload_ps(c + r * ldc, mask0);
-      __m256 c1 = _mm256_maskload_ps(c + r * ldc + 8, mask1);
-      _mm256_maskstore_ps(c + r * ldc, mask0, _mm256_fmadd_ps(valpha, acc0[r], _mm256_mul_ps(vbeta, c0)));
-      _mm256_maskstore_ps(c + r * ldc + 8, mask1, _mm256_fmadd_ps(valpha, acc1[r], _mm256_mul_ps(vbeta, c1)));
+  for (int r = 0; r < Rows; r++) {
+    float* cr = c + r * ldc;
+    __m256 out0 = _mm256_mul_ps(valpha, acc0[r]), out1 = _mm256_mul_ps(valpha, acc1[r]);
+    if (beta != 0) {
+      out0 = _mm256_fmadd_ps(vbeta, _mm256_maskload_ps(cr, mask0), out0);
+      out1 = _mm256_fmadd_ps(vbeta, _mm256_maskload_ps(cr + 8, mask1), out1);
     }
+    _mm256_maskstore_ps(cr, mask0, out0);
+    _mm256_maskstore_ps(cr + 8, mask1, out1);
   }
 }
 
@@ -68,6 +78,13 @@ RC_TARGET_AVX2 void macro(int64_t mc, int64_t nc, int64_t kc, const float* a_pac
     const float* bj = b + (j0 / kPanelWidth) * b_panel_stride + j0 % kPanelWidth;
     for (int64_t i0 = 0; i0 < mc; i0 += kMr) {
       int64_t rows = std::min(kMr, mc - i0);
+      // C read back after the first K block: fetch the tile before its FMAs run. Here
+      // rather than in micro, whose 15 live ymm registers leave no room for more state.
+      if (beta != 0)
+        for (int64_t r = 0; r < rows; r++) {
+          _mm_prefetch(reinterpret_cast<const char*>(c + (i0 + r) * ldc + j0), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(c + (i0 + r) * ldc + j0 + 15), _MM_HINT_T0);
+        }
       table[rows - 1](kc, a_packed + i0 * kc, bj, c + i0 * ldc + j0, ldc, alpha, beta, cols);
     }
   }
