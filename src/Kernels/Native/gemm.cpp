@@ -6,9 +6,8 @@
 // The packed A block (336 x 512 floats, 672 KiB) stays in L2, a B micro-panel
 // (512 x 32) is reused from L1/L2 by every A panel of the block, packed B streams
 // from L3. 512 x 336 measured fastest on the project machine (AMD EPYC Zen 4) among
-// K blocks 128..512 and M blocks
-// 84..504: larger blocks mean fewer passes over C and fewer reloads of B panels,
-// which outweighs the B micro-panel spilling out of L1.
+// K blocks 128..512 and M blocks 84..504: larger blocks mean fewer passes over C and
+// fewer reloads of B panels, which outweighs the B micro-panel spilling out of L1.
 #include "gemm.h"
 #include <algorithm>
 #include <cstdlib>
