@@ -1,6 +1,6 @@
 // AVX-512 micro-kernel: a kMr x 32 block held in 2 * kMr zmm accumulators. Per step of k
 // it loads one 32-float row of the B panel (two zmm) and broadcasts kMr values of A, so
-// FMAs outnumber loads and the two FMA pipes stay busy. Column edges use masks.
+// FMAs outnumber loads and the FMA units stay busy. Column edges use masks.
 #include <immintrin.h>
 #include <algorithm>
 #include <array>
