@@ -8,7 +8,11 @@ namespace Recurrent.Tests;
 [TestFixture]
 public class NativeBackendTests
 {
-    /// <summary>T=1, N=1, H from 1 to 129 (not multiples of 8 or 16, so every vector remainder runs), I ≠ H, 1 and 2 layers, both directions.</summary>
+    /// <summary>
+    /// T=1, N=1, H from 1 to 129 (not multiples of 8 or 16, so every vector remainder runs), I ≠ H, 1 and 2 layers, both
+    /// directions. N=17 and N=9 with H=129 are large enough per step that, with two or more threads, the fused path splits
+    /// the batch among the workers for the whole sequence (unevenly: 8 and 9 rows, 4 and 5), in both directions.
+    /// </summary>
     public static readonly TestData.Shape[] Shapes =
     [
         new(1, 1, 2, 1, 1, false),
@@ -17,6 +21,8 @@ public class NativeBackendTests
         new(2, 3, 20, 33, 2, false),
         new(2, 2, 7, 65, 1, true),
         new(2, 2, 5, 129, 1, false),
+        new(3, 17, 33, 129, 1, true),
+        new(2, 9, 6, 129, 1, false),
     ];
 
     /// <summary>Shapes for the narrower instruction sets: remainders of both widths, two layers, both directions.</summary>

@@ -21,7 +21,10 @@ constexpr size_t kLargeBlock = 2 * kHugePage;
 // Large blocks freed by one call, kept for the next. A fresh block costs the kernel a zeroing pass
 // over every page on first touch: a third of all the non-GEMM time of an LSTM at T=100, N=64,
 // H=512 before this cache. Bounded, and emptied by rc_rnn_release_cached_memory.
-constexpr size_t kCachedBlocks = 8;
+// Blocks from kCachedMinBlock up are cached: at small shapes (T=50, N=16, H=128) the tape's blocks
+// are a few hundred KiB, and freeing them to malloc let it trim and regrow its heap every call.
+constexpr size_t kCachedBlocks = 16;
+constexpr size_t kCachedMinBlock = size_t(256) << 10;
 constexpr size_t kCachedBytes = size_t(512) << 20;
 
 struct BlockCache {
@@ -56,7 +59,7 @@ void* take_cached_block(size_t bytes, size_t& capacity) {
 }  // namespace
 
 void BufferFree::operator()(float* p) const {
-  if (capacity >= kLargeBlock) {
+  if (capacity >= kCachedMinBlock) {
     BlockCache& cache = block_cache();
     std::lock_guard<std::mutex> lock(cache.mutex);
     if (cache.blocks.size() < kCachedBlocks && cache.bytes + capacity <= kCachedBytes) {
@@ -74,7 +77,7 @@ Buffer Buffer::allocate(int64_t count) {
   size_t alignment = large ? kHugePage : 64;
   bytes = (bytes + alignment - 1) / alignment * alignment;
   size_t capacity = bytes;
-  void* p = large ? take_cached_block(bytes, capacity) : nullptr;
+  void* p = bytes >= kCachedMinBlock ? take_cached_block(bytes, capacity) : nullptr;
   if (!p) {
     p = std::aligned_alloc(alignment, bytes);
     if (!p) throw std::bad_alloc();
@@ -97,13 +100,44 @@ namespace {
 // Below this many elements a pointwise pass runs on the calling thread: waking workers costs more.
 constexpr int64_t kParallelElements = 1 << 14;
 
+// Runs a pointwise kernel over batch rows [begin, end) of a step, split among the workers when large
+// (inside a batch-split sequence the caller already owns its rows: it runs them itself).
 template <class Kernel, class Step>
-void run_rows(Kernel kernel, const Step& step, int64_t rows, int64_t elements) {
-  if (elements < kParallelElements || rows < 2) {
-    kernel(step, 0, rows);
+void run_rows(Kernel kernel, const Step& step, int64_t begin, int64_t end, int64_t cols) {
+  const int64_t rows = end - begin;
+  if (rows * cols < kParallelElements || rows < 2 || in_parallel_region()) {
+    kernel(step, begin, end);
     return;
   }
-  parallel_for(rows, [&](int64_t begin, int64_t end) { kernel(step, begin, end); });
+  parallel_for(rows, [&](int64_t b, int64_t e) { kernel(step, begin + b, begin + e); });
+}
+
+// Batch rows never mix in a recurrence, so a sequence whose per-step work is small runs as one
+// parallel region in which each worker takes a slice of the batch through all T steps: no
+// synchronization per step, where otherwise two fork-joins (product, pointwise) of a few
+// microseconds each cost as much as the step's arithmetic. Each worker then reads all of packed
+// W_hh every step, so this is chosen only while that fits in a core's L2 (Zen 4: 1 MiB). Four rows
+// per worker already beat the per-step split of the columns (N=8, H=128: 1.1–1.25× on 2 cores).
+constexpr int64_t kBatchSplitMaxWeightBytes = int64_t{512} << 10;
+constexpr int64_t kBatchSplitMinRows = 4;
+// Below this many multiply-adds per step the whole sequence is not worth a second thread.
+constexpr double kBatchSplitMinStepMacs = 1 << 18;
+
+bool split_batch(int64_t N, int64_t H, int64_t GH) {
+  const double step_macs = static_cast<double>(N) * static_cast<double>(GH) * static_cast<double>(H);
+  return num_threads() > 1 && !in_parallel_region() && N >= 2 * kBatchSplitMinRows &&
+         H * GH * static_cast<int64_t>(sizeof(float)) <= kBatchSplitMaxWeightBytes && step_macs >= kBatchSplitMinStepMacs;
+}
+
+// Runs rows_body(begin, end) over the batch: split among the workers when split, else whole on the caller.
+template <class Body>
+void over_batch(bool split, int64_t N, const Body& rows_body) {
+  if (!split) {
+    rows_body(0, N);
+    return;
+  }
+  const int64_t parts = std::min<int64_t>(num_threads(), N / kBatchSplitMinRows);
+  parallel_for(parts, [&](int64_t begin, int64_t end) { rows_body(N * begin / parts, N * end / parts); });
 }
 
 // A [rows, cols] operand: base pointer and row stride.
@@ -235,104 +269,110 @@ void forward(Cell cell, bool fused, int64_t T, int64_t N, int64_t I, int64_t H, 
     std::memcpy(cell_state.get(), c0, sizeof(float) * NH);
   }
 
-  const float* h_prev = h0;
-  for (int64_t s = 0; s < T; s++) {
-    const int64_t t = reverse ? T - 1 - s : s;
-    float* gates = projection + t * N * GH;
-    float* h_out = y + t * NH;
-    if (train) h_prev = states + prev_slot(reverse, t) * NH;
-    const float* c_prev = lstm ? (train ? cells + prev_slot(reverse, t) * NH : cell_state.get()) : nullptr;
-    float* c_out = lstm ? (train ? cells + new_slot(reverse, t) * NH : cell_state.get()) : nullptr;
-    float* h_copy = train ? states + new_slot(reverse, t) * NH : nullptr;
-    float* hn_out = train && cell == Cell::GruResetAfter ? tape->hn.get() + t * NH : nullptr;
+  // Batch rows [row0, row1) through all T steps; the unfused baseline always takes the whole batch.
+  auto run_steps = [&](int64_t row0, int64_t row1) {
+    const int64_t rows = row1 - row0;
+    const float* h_prev = h0;
+    for (int64_t s = 0; s < T; s++) {
+      const int64_t t = reverse ? T - 1 - s : s;
+      float* gates = projection + t * N * GH;
+      float* h_out = y + t * NH;
+      if (train) h_prev = states + prev_slot(reverse, t) * NH;
+      const float* c_prev = lstm ? (train ? cells + prev_slot(reverse, t) * NH : cell_state.get()) : nullptr;
+      float* c_out = lstm ? (train ? cells + new_slot(reverse, t) * NH : cell_state.get()) : nullptr;
+      float* h_copy = train ? states + new_slot(reverse, t) * NH : nullptr;
+      float* hn_out = train && cell == Cell::GruResetAfter ? tape->hn.get() + t * NH : nullptr;
 
-    StepForward step{};
-    step.hidden = H;
-    step.gates = gates;
-    step.bias = bias.data();
-    step.recurrent = recurrent.get();
-    step.recurrent_ld = split_n ? 2 * H : GH;
-    step.bias_hn = w.bias_hh + 2 * H;
-    step.h_prev = h_prev;
-    step.c_prev = c_prev;
-    step.c_out = c_out;
-    step.h_out = h_out;
-    step.h_copy = h_copy;
-    step.hn_out = hn_out;
-    step.rh_out = rh.get();
+      StepForward step{};
+      step.hidden = H;
+      step.gates = gates;
+      step.bias = bias.data();
+      step.recurrent = recurrent.get();
+      step.recurrent_ld = split_n ? 2 * H : GH;
+      step.bias_hn = w.bias_hh + 2 * H;
+      step.h_prev = h_prev;
+      step.c_prev = c_prev;
+      step.c_out = c_out;
+      step.h_out = h_out;
+      step.h_copy = h_copy;
+      step.hn_out = hn_out;
+      step.rh_out = rh.get();
 
-    sgemm_packed(false, N, 1.0f, h_prev, H, *packed, 0.0f, recurrent.get(), step.recurrent_ld);
-    if (fused) {
-      const FusedKernels& f = k.fused;
-      switch (cell) {
-        case Cell::RnnTanh: run_rows(f.elman_tanh_forward[train], step, N, NH); break;
-        case Cell::RnnRelu: run_rows(f.elman_relu_forward[train], step, N, NH); break;
-        case Cell::Lstm: run_rows(f.lstm_forward[train], step, N, 4 * NH); break;
-        case Cell::GruResetAfter: run_rows(f.gru_after_forward[train], step, N, 3 * NH); break;
-        case Cell::GruResetBefore:
-          run_rows(f.gru_before_gates, step, N, 2 * NH);
-          sgemm_packed(false, N, 1.0f, rh.get(), H, *packed_n, 0.0f, recurrent_n.get(), H);
-          step.recurrent = recurrent_n.get();
-          step.recurrent_ld = H;
-          run_rows(f.gru_before_forward[train], step, N, NH);
-          break;
-      }
-    } else {
-      const Passes& p = passes;
-      MutView rec{recurrent.get(), step.recurrent_ld};
-      MutView t1{temp1.get(), H}, t2{temp2.get(), H};
-      MutView out{h_out, H};
-      View hp{h_prev, H};
-      p.add_bias(step.recurrent_ld, w.bias_hh, rec);
-      switch (cell) {
-        case Cell::RnnTanh:
-        case Cell::RnnRelu:
-          p.add(H, {gates, GH}, rec, t1);
-          if (cell == Cell::RnnTanh) p.tanh(H, t1, out);
-          else p.relu(H, t1, out);
-          break;
-        case Cell::Lstm: {
-          MutView g{gates, GH};
-          MutView gi{gates, GH}, gf{gates + H, GH}, gg{gates + 2 * H, GH}, go{gates + 3 * H, GH};
-          p.add(GH, g, rec, g);
-          p.sigmoid(2 * H, gi, gi);
-          p.tanh(H, gg, gg);
-          p.sigmoid(H, go, go);
-          p.mul(H, gf, {c_prev, H}, t1);
-          p.mul(H, gi, gg, t2);
-          p.add(H, t1, t2, {c_out, H});
-          p.tanh(H, {c_out, H}, t1);
-          p.mul(H, go, t1, out);
-          break;
+      sgemm_packed(false, rows, 1.0f, h_prev + row0 * H, H, *packed, 0.0f, recurrent.get() + row0 * step.recurrent_ld,
+                   step.recurrent_ld);
+      if (fused) {
+        const FusedKernels& f = k.fused;
+        switch (cell) {
+          case Cell::RnnTanh: run_rows(f.elman_tanh_forward[train], step, row0, row1, H); break;
+          case Cell::RnnRelu: run_rows(f.elman_relu_forward[train], step, row0, row1, H); break;
+          case Cell::Lstm: run_rows(f.lstm_forward[train], step, row0, row1, 4 * H); break;
+          case Cell::GruResetAfter: run_rows(f.gru_after_forward[train], step, row0, row1, 3 * H); break;
+          case Cell::GruResetBefore:
+            run_rows(f.gru_before_gates, step, row0, row1, 2 * H);
+            sgemm_packed(false, rows, 1.0f, rh.get() + row0 * H, H, *packed_n, 0.0f, recurrent_n.get() + row0 * H, H);
+            step.recurrent = recurrent_n.get();
+            step.recurrent_ld = H;
+            run_rows(f.gru_before_forward[train], step, row0, row1, H);
+            break;
         }
-        case Cell::GruResetAfter:
-        case Cell::GruResetBefore: {
-          MutView grz{gates, GH}, gr{gates, GH}, gz{gates + H, GH}, gn{gates + 2 * H, GH};
-          p.add(2 * H, grz, rec, grz);
-          p.sigmoid(2 * H, grz, grz);
-          if (cell == Cell::GruResetAfter) {
-            MutView hn{recurrent.get() + 2 * H, GH};
-            if (train) p.copy(H, hn, {hn_out, H});
-            p.mul(H, gr, hn, t1);
-            p.add(H, gn, t1, gn);
-          } else {
-            p.mul(H, gr, hp, {rh.get(), H});
-            sgemm_packed(false, N, 1.0f, rh.get(), H, *packed_n, 0.0f, recurrent_n.get(), H);
-            p.add_bias(H, w.bias_hh + 2 * H, {recurrent_n.get(), H});
-            p.add(H, gn, {recurrent_n.get(), H}, gn);
+      } else {
+        const Passes& p = passes;
+        MutView rec{recurrent.get(), step.recurrent_ld};
+        MutView t1{temp1.get(), H}, t2{temp2.get(), H};
+        MutView out{h_out, H};
+        View hp{h_prev, H};
+        p.add_bias(step.recurrent_ld, w.bias_hh, rec);
+        switch (cell) {
+          case Cell::RnnTanh:
+          case Cell::RnnRelu:
+            p.add(H, {gates, GH}, rec, t1);
+            if (cell == Cell::RnnTanh) p.tanh(H, t1, out);
+            else p.relu(H, t1, out);
+            break;
+          case Cell::Lstm: {
+            MutView g{gates, GH};
+            MutView gi{gates, GH}, gf{gates + H, GH}, gg{gates + 2 * H, GH}, go{gates + 3 * H, GH};
+            p.add(GH, g, rec, g);
+            p.sigmoid(2 * H, gi, gi);
+            p.tanh(H, gg, gg);
+            p.sigmoid(H, go, go);
+            p.mul(H, gf, {c_prev, H}, t1);
+            p.mul(H, gi, gg, t2);
+            p.add(H, t1, t2, {c_out, H});
+            p.tanh(H, {c_out, H}, t1);
+            p.mul(H, go, t1, out);
+            break;
           }
-          p.tanh(H, gn, gn);
-          p.one_minus(H, gz, t1);
-          p.mul(H, t1, gn, t1);
-          p.mul(H, gz, hp, t2);
-          p.add(H, t1, t2, out);
-          break;
+          case Cell::GruResetAfter:
+          case Cell::GruResetBefore: {
+            MutView grz{gates, GH}, gr{gates, GH}, gz{gates + H, GH}, gn{gates + 2 * H, GH};
+            p.add(2 * H, grz, rec, grz);
+            p.sigmoid(2 * H, grz, grz);
+            if (cell == Cell::GruResetAfter) {
+              MutView hn{recurrent.get() + 2 * H, GH};
+              if (train) p.copy(H, hn, {hn_out, H});
+              p.mul(H, gr, hn, t1);
+              p.add(H, gn, t1, gn);
+            } else {
+              p.mul(H, gr, hp, {rh.get(), H});
+              sgemm_packed(false, N, 1.0f, rh.get(), H, *packed_n, 0.0f, recurrent_n.get(), H);
+              p.add_bias(H, w.bias_hh + 2 * H, {recurrent_n.get(), H});
+              p.add(H, gn, {recurrent_n.get(), H}, gn);
+            }
+            p.tanh(H, gn, gn);
+            p.one_minus(H, gz, t1);
+            p.mul(H, t1, gn, t1);
+            p.mul(H, gz, hp, t2);
+            p.add(H, t1, t2, out);
+            break;
+          }
         }
+        if (train) p.copy(H, out, {h_copy, H});
       }
-      if (train) p.copy(H, out, {h_copy, H});
+      h_prev = h_out;
     }
-    h_prev = h_out;
-  }
+  };
+  over_batch(fused && split_batch(N, H, GH), N, run_steps);
 
   std::memcpy(h_n, y + (reverse ? 0 : T - 1) * NH, sizeof(float) * NH);
   if (lstm) std::memcpy(c_n, train ? cells + (reverse ? 0 : T) * NH : cell_state.get(), sizeof(float) * NH);
@@ -365,125 +405,130 @@ void backward(const Tape& tape, const float* weight_ih, const float* weight_hh, 
   Passes passes(k.elementwise, N);
 
   const float* states = tape.states.get();
-  for (int64_t s = T - 1; s >= 0; s--) {
-    const int64_t t = reverse ? T - 1 - s : s;
-    StepBackward step{};
-    step.hidden = H;
-    step.gates = tape.gates.get() ? tape.gates.get() + t * N * GH : nullptr;
-    step.h_prev = states + prev_slot(reverse, t) * NH;
-    step.h_new = states + new_slot(reverse, t) * NH;
-    step.c_prev = lstm ? tape.cells.get() + prev_slot(reverse, t) * NH : nullptr;
-    step.c_new = lstm ? tape.cells.get() + new_slot(reverse, t) * NH : nullptr;
-    step.hn = after ? tape.hn.get() + t * NH : nullptr;
-    step.dy = dy + t * NH;
-    step.dh = dh.get();
-    step.dc = dc.get();
-    step.dgates = dgates.get() + t * N * GH;
-    step.dgates_rec = after ? dgates_rec.get() + t * N * GH : nullptr;
-    step.drh = drh.get();
+  // Batch rows [row0, row1) through all T steps; the unfused baseline always takes the whole batch.
+  auto run_steps = [&](int64_t row0, int64_t row1) {
+    const int64_t rows = row1 - row0;
+    for (int64_t s = T - 1; s >= 0; s--) {
+      const int64_t t = reverse ? T - 1 - s : s;
+      StepBackward step{};
+      step.hidden = H;
+      step.gates = tape.gates.get() ? tape.gates.get() + t * N * GH : nullptr;
+      step.h_prev = states + prev_slot(reverse, t) * NH;
+      step.h_new = states + new_slot(reverse, t) * NH;
+      step.c_prev = lstm ? tape.cells.get() + prev_slot(reverse, t) * NH : nullptr;
+      step.c_new = lstm ? tape.cells.get() + new_slot(reverse, t) * NH : nullptr;
+      step.hn = after ? tape.hn.get() + t * NH : nullptr;
+      step.dy = dy + t * NH;
+      step.dh = dh.get();
+      step.dc = dc.get();
+      step.dgates = dgates.get() + t * N * GH;
+      step.dgates_rec = after ? dgates_rec.get() + t * N * GH : nullptr;
+      step.drh = drh.get();
 
-    if (fused) {
-      const FusedKernels& f = k.fused;
-      switch (cell) {
-        case Cell::RnnTanh: run_rows(f.elman_tanh_backward, step, N, NH); break;
-        case Cell::RnnRelu: run_rows(f.elman_relu_backward, step, N, NH); break;
-        case Cell::Lstm: run_rows(f.lstm_backward, step, N, 4 * NH); break;
-        case Cell::GruResetAfter: run_rows(f.gru_after_backward, step, N, 3 * NH); break;
-        case Cell::GruResetBefore:
-          run_rows(f.gru_before_backward, step, N, 2 * NH);
-          sgemm_packed(false, N, 1.0f, step.dgates + 2 * H, GH, *packed_n, 0.0f, drh.get(), H);
-          run_rows(f.gru_before_backward_reset, step, N, NH);
-          break;
-      }
-    } else {
-      const Passes& p = passes;
-      MutView a{temps[0].get(), H}, b{temps[1].get(), H}, c{temps[2].get(), H}, d{temps[3].get(), H};
-      MutView dhv{dh.get(), H};
-      View hp{step.h_prev, H};
-      p.add(H, {step.dy, H}, dhv, a);  // the total gradient of this step's output
-      switch (cell) {
-        case Cell::RnnTanh:
-        case Cell::RnnRelu: {
-          View h{step.h_new, H};
-          if (cell == Cell::RnnTanh) {
-            p.mul(H, h, h, b);
-            p.one_minus(H, b, b);
-          } else {
-            p.relu_mask(H, h, b);
+      if (fused) {
+        const FusedKernels& f = k.fused;
+        switch (cell) {
+          case Cell::RnnTanh: run_rows(f.elman_tanh_backward, step, row0, row1, H); break;
+          case Cell::RnnRelu: run_rows(f.elman_relu_backward, step, row0, row1, H); break;
+          case Cell::Lstm: run_rows(f.lstm_backward, step, row0, row1, 4 * H); break;
+          case Cell::GruResetAfter: run_rows(f.gru_after_backward, step, row0, row1, 3 * H); break;
+          case Cell::GruResetBefore:
+            run_rows(f.gru_before_backward, step, row0, row1, 2 * H);
+            sgemm_packed(false, rows, 1.0f, step.dgates + row0 * GH + 2 * H, GH, *packed_n, 0.0f, drh.get() + row0 * H, H);
+            run_rows(f.gru_before_backward_reset, step, row0, row1, H);
+            break;
+        }
+      } else {
+        const Passes& p = passes;
+        MutView a{temps[0].get(), H}, b{temps[1].get(), H}, c{temps[2].get(), H}, d{temps[3].get(), H};
+        MutView dhv{dh.get(), H};
+        View hp{step.h_prev, H};
+        p.add(H, {step.dy, H}, dhv, a);  // the total gradient of this step's output
+        switch (cell) {
+          case Cell::RnnTanh:
+          case Cell::RnnRelu: {
+            View h{step.h_new, H};
+            if (cell == Cell::RnnTanh) {
+              p.mul(H, h, h, b);
+              p.one_minus(H, b, b);
+            } else {
+              p.relu_mask(H, h, b);
+            }
+            p.mul(H, a, b, {step.dgates, H});
+            break;
           }
-          p.mul(H, a, b, {step.dgates, H});
-          break;
-        }
-        case Cell::Lstm: {
-          View gi{step.gates, GH}, gf{step.gates + H, GH}, gg{step.gates + 2 * H, GH}, go{step.gates + 3 * H, GH};
-          MutView di{step.dgates, GH}, df{step.dgates + H, GH}, dg{step.dgates + 2 * H, GH}, dout{step.dgates + 3 * H, GH};
-          MutView dcv{dc.get(), H};
-          p.tanh(H, {step.c_new, H}, b);
-          p.mul(H, a, b, c);
-          p.one_minus(H, go, d);
-          p.mul(H, go, d, d);
-          p.mul(H, c, d, dout);
-          p.mul(H, a, go, c);
-          p.mul(H, b, b, d);
-          p.one_minus(H, d, d);
-          p.mul(H, c, d, c);
-          p.add(H, dcv, c, dcv);
-          p.mul(H, dcv, gg, c);
-          p.one_minus(H, gi, d);
-          p.mul(H, gi, d, d);
-          p.mul(H, c, d, di);
-          p.mul(H, dcv, {step.c_prev, H}, c);
-          p.one_minus(H, gf, d);
-          p.mul(H, gf, d, d);
-          p.mul(H, c, d, df);
-          p.mul(H, dcv, gi, c);
-          p.mul(H, gg, gg, d);
-          p.one_minus(H, d, d);
-          p.mul(H, c, d, dg);
-          p.mul(H, dcv, gf, dcv);
-          break;
-        }
-        case Cell::GruResetAfter:
-        case Cell::GruResetBefore: {
-          View gr{step.gates, GH}, gz{step.gates + H, GH}, gn{step.gates + 2 * H, GH};
-          MutView dr{step.dgates, GH}, dz{step.dgates + H, GH}, dn{step.dgates + 2 * H, GH};
-          p.one_minus(H, gz, b);
-          p.mul(H, a, b, b);
-          p.mul(H, gn, gn, c);
-          p.one_minus(H, c, c);
-          p.mul(H, b, c, dn);
-          p.sub(H, hp, gn, b);
-          p.mul(H, a, b, b);
-          p.one_minus(H, gz, c);
-          p.mul(H, gz, c, c);
-          p.mul(H, b, c, dz);
-          p.mul(H, a, gz, dhv);
-          if (after) {
-            p.mul(H, dn, {step.hn, H}, b);
-            p.one_minus(H, gr, c);
-            p.mul(H, gr, c, c);
-            p.mul(H, b, c, dr);
-            p.copy(2 * H, dr, {step.dgates_rec, GH});
-            p.mul(H, dn, gr, {step.dgates_rec + 2 * H, GH});
-          } else {
-            sgemm_packed(false, N, 1.0f, step.dgates + 2 * H, GH, *packed_n, 0.0f, drh.get(), H);
-            View drv{drh.get(), H};
-            p.mul(H, drv, hp, b);
-            p.one_minus(H, gr, c);
-            p.mul(H, gr, c, c);
-            p.mul(H, b, c, dr);
-            p.mul(H, drv, gr, b);
-            p.add(H, dhv, b, dhv);
+          case Cell::Lstm: {
+            View gi{step.gates, GH}, gf{step.gates + H, GH}, gg{step.gates + 2 * H, GH}, go{step.gates + 3 * H, GH};
+            MutView di{step.dgates, GH}, df{step.dgates + H, GH}, dg{step.dgates + 2 * H, GH}, dout{step.dgates + 3 * H, GH};
+            MutView dcv{dc.get(), H};
+            p.tanh(H, {step.c_new, H}, b);
+            p.mul(H, a, b, c);
+            p.one_minus(H, go, d);
+            p.mul(H, go, d, d);
+            p.mul(H, c, d, dout);
+            p.mul(H, a, go, c);
+            p.mul(H, b, b, d);
+            p.one_minus(H, d, d);
+            p.mul(H, c, d, c);
+            p.add(H, dcv, c, dcv);
+            p.mul(H, dcv, gg, c);
+            p.one_minus(H, gi, d);
+            p.mul(H, gi, d, d);
+            p.mul(H, c, d, di);
+            p.mul(H, dcv, {step.c_prev, H}, c);
+            p.one_minus(H, gf, d);
+            p.mul(H, gf, d, d);
+            p.mul(H, c, d, df);
+            p.mul(H, dcv, gi, c);
+            p.mul(H, gg, gg, d);
+            p.one_minus(H, d, d);
+            p.mul(H, c, d, dg);
+            p.mul(H, dcv, gf, dcv);
+            break;
           }
-          break;
+          case Cell::GruResetAfter:
+          case Cell::GruResetBefore: {
+            View gr{step.gates, GH}, gz{step.gates + H, GH}, gn{step.gates + 2 * H, GH};
+            MutView dr{step.dgates, GH}, dz{step.dgates + H, GH}, dn{step.dgates + 2 * H, GH};
+            p.one_minus(H, gz, b);
+            p.mul(H, a, b, b);
+            p.mul(H, gn, gn, c);
+            p.one_minus(H, c, c);
+            p.mul(H, b, c, dn);
+            p.sub(H, hp, gn, b);
+            p.mul(H, a, b, b);
+            p.one_minus(H, gz, c);
+            p.mul(H, gz, c, c);
+            p.mul(H, b, c, dz);
+            p.mul(H, a, gz, dhv);
+            if (after) {
+              p.mul(H, dn, {step.hn, H}, b);
+              p.one_minus(H, gr, c);
+              p.mul(H, gr, c, c);
+              p.mul(H, b, c, dr);
+              p.copy(2 * H, dr, {step.dgates_rec, GH});
+              p.mul(H, dn, gr, {step.dgates_rec + 2 * H, GH});
+            } else {
+              sgemm_packed(false, N, 1.0f, step.dgates + 2 * H, GH, *packed_n, 0.0f, drh.get(), H);
+              View drv{drh.get(), H};
+              p.mul(H, drv, hp, b);
+              p.one_minus(H, gr, c);
+              p.mul(H, gr, c, c);
+              p.mul(H, b, c, dr);
+              p.mul(H, drv, gr, b);
+              p.add(H, dhv, b, dhv);
+            }
+            break;
+          }
         }
       }
+      // The recurrent path to the step before: LSTM and Elman overwrite dh, GRU adds to its direct path dh·z.
+      const float* dgr = after ? step.dgates_rec : step.dgates;
+      const bool gru = G == 3;
+      sgemm_packed(false, rows, 1.0f, dgr + row0 * GH, GH, *packed, gru ? 1.0f : 0.0f, dh.get() + row0 * H, H);
     }
-    // The recurrent path to the step before: LSTM and Elman overwrite dh, GRU adds to its direct path dh·z.
-    const float* dgr = after ? step.dgates_rec : step.dgates;
-    const bool gru = G == 3;
-    sgemm_packed(false, N, 1.0f, dgr, GH, *packed, gru ? 1.0f : 0.0f, dh.get(), H);
-  }
+  };
+  over_batch(fused && split_batch(N, H, GH), N, run_steps);
   std::memcpy(dh0, dh.get(), sizeof(float) * NH);
   if (lstm) std::memcpy(dc0, dc.get(), sizeof(float) * NH);
 
