@@ -113,7 +113,8 @@ public static class IlgpuGpuCheck
         return (worst, what);
     }
 
-    private static Dictionary<string, float[]> ForwardBackward(IRnnBackend backend, RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor dy, Tensor dhN, Tensor? dcN)
+    /// <summary>Forward then backward from zero parameter gradients; every result by name (y, hN, cN, dx, dh0, dc0, each parameter gradient).</summary>
+    internal static Dictionary<string, float[]> ForwardBackward(IRnnBackend backend, RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor dy, Tensor dhN, Tensor? dcN)
     {
         var config = parameters.Config;
         int steps = x.Shape[0], batch = x.Shape[1];

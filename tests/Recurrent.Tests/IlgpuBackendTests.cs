@@ -64,33 +64,11 @@ public abstract class IlgpuBackendTests(IlgpuDevice device)
         var dhN = new Tensor(TestData.UniformSingle(random, stateLength), stateShape);
         var dcN = lstm ? new Tensor(TestData.UniformSingle(random, stateLength), stateShape) : null;
 
-        var expected = Run(ReferenceBackend.Instance, parameters, x, h0, c0, dy, dhN, dcN);
-        var actual = Run(backend, parameters, x, h0, c0, dy, dhN, dcN);
+        var expected = Recurrent.Bench.IlgpuGpuCheck.ForwardBackward(ReferenceBackend.Instance, parameters, x, h0, c0, dy, dhN, dcN);
+        var actual = Recurrent.Bench.IlgpuGpuCheck.ForwardBackward(backend, parameters, x, h0, c0, dy, dhN, dcN);
 
         foreach (var (name, values) in expected)
             Assertions.AllClose(actual[name], Array.ConvertAll(values, v => (double)v), Tolerances.Float32, $"{backend.Name} {name}");
-    }
-
-    /// <summary>Forward then backward from zero gradients; returns every result by name.</summary>
-    private static Dictionary<string, float[]> Run(IRnnBackend backend, RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor dy, Tensor dhN, Tensor? dcN)
-    {
-        var config = parameters.Config;
-        int steps = x.Shape[0], batch = x.Shape[1];
-        var stateShape = config.StateShape(batch);
-        var y = new Tensor(steps, batch, config.OutputSize);
-        var hN = new Tensor(stateShape);
-        var cN = c0 is null ? null : new Tensor(stateShape);
-        parameters.ZeroGrad();
-        using var tape = backend.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward: true)!;
-        var dx = new Tensor(steps, batch, config.InputSize);
-        var dh0 = new Tensor(stateShape);
-        var dc0 = c0 is null ? null : new Tensor(stateShape);
-        backend.Backward(parameters, tape, dy, dhN, dcN, dx, dh0, dc0);
-        var results = new Dictionary<string, float[]> { ["y"] = y.Data, ["hN"] = hN.Data, ["dx"] = dx.Data, ["dh0"] = dh0.Data };
-        if (cN is not null) results["cN"] = cN.Data;
-        if (dc0 is not null) results["dc0"] = dc0.Data;
-        foreach (var p in parameters.All) results[p.Name] = (float[])p.Grad.Data.Clone();
-        return results;
     }
 
     [Test]
@@ -130,7 +108,7 @@ public abstract class IlgpuBackendTests(IlgpuDevice device)
             int stateLength = state.Aggregate(1, (a, b) => a * b);
             Tensor Random(params int[] dims) => new(TestData.UniformSingle(random, dims.Aggregate(1, (a, b) => a * b)), dims);
             var c = cell.HasCellState();
-            return Run(backend, parameters, Random(shape.Steps, shape.Batch, shape.Input), Random(state), c ? Random(state) : null,
+            return Recurrent.Bench.IlgpuGpuCheck.ForwardBackward(backend, parameters, Random(shape.Steps, shape.Batch, shape.Input), Random(state), c ? Random(state) : null,
                 Random(shape.Steps, shape.Batch, config.OutputSize), Random(state), c ? Random(state) : null);
         }
         var first = RunCase(CellKind.GruResetBefore, Shapes[1]);
