@@ -11,7 +11,8 @@ namespace Recurrent.Sequence;
 /// At t = 0 the fed-back value is the start value (the <see cref="StartToken"/>'s embedding, else zeros); the initial
 /// state is zeros. With <see cref="TrainingSchedule.ParallelOverTime"/> the embedding, the output layer and the loss with
 /// their gradients run over all T·N rows at once and only the recurrence is sequential, inside the layer's backend (which
-/// batches the input projections and weight gradients over time).
+/// batches the input projections and weight gradients over time). Not thread-safe: a training step accumulates into
+/// shared gradients.
 /// </summary>
 public sealed class RecurrentSequenceModel
 {
