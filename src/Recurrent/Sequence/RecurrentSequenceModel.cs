@@ -4,7 +4,7 @@ namespace Recurrent.Sequence;
 /// A sequence model with a hidden-to-hidden recurrence (an <see cref="Lstm"/>, <see cref="Gru"/> or <see cref="ElmanRnn"/>
 /// stack) trained with teacher forcing; with <see cref="SequenceLoss.SoftmaxCrossEntropy"/> it is a language model:
 /// <code>
-/// x_t = e(y_{t−1})                       [N, I]   e: row y_{t−1} of the embedding [O, I] (tokens), or y_{t−1}·P (real values)
+/// x_t = e(y_{t−1})                       [N, I]   e: row y_{t−1} of the embedding E [O, I] (tokens), or y_{t−1}·E (real values)
 /// h_t = recurrent stack(x_t, h_{t−1})    [N, H]
 /// o_t = c + h_t·V                        [N, O]   logits or values
 /// </code>
