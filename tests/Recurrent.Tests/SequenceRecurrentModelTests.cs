@@ -126,6 +126,29 @@ public class SequenceRecurrentModelTests
     }
 
     [Test]
+    public void SgdStep_TrainsEmbeddingOutputLayerAndStack()
+    {
+        const int steps = 8, batch = 4, vocabulary = 5;
+        var ids = new int[steps * batch];
+        for (int t = 0; t < steps; t++)
+            for (int n = 0; n < batch; n++) ids[t * batch + n] = (n + 2 * t) % vocabulary;
+        var targets = SequenceTargets.Tokens(ids, steps, batch);
+        var model = new RecurrentSequenceModel(new Gru(6, 12, GruVariant.ResetAfter, seed: 3), vocabulary, SequenceLoss.SoftmaxCrossEntropy, seed: 3);
+        var stackBefore = model.Recurrent.Parameters.All.Select(p => (float[])p.Value.Data.Clone()).ToArray();
+        float first = 0, last = 0;
+        for (int iteration = 0; iteration < 100; iteration++)
+        {
+            model.ZeroGrad();
+            last = model.Train(targets);
+            if (iteration == 0) first = last;
+            model.SgdStep(0.5f);
+        }
+        Assert.That(last, Is.LessThan(0.3f * first), $"loss went from {first} to {last}");
+        for (int p = 0; p < stackBefore.Length; p++)
+            Assert.That(model.Recurrent.Parameters.All[p].Value.Data, Is.Not.EqualTo(stackBefore[p]), model.Recurrent.Parameters.All[p].Name);
+    }
+
+    [Test]
     public void Constructor_RejectsBidirectionalStack()
     {
         var e = Assert.Throws<ArgumentException>(() => new RecurrentSequenceModel(new Lstm(3, 4, bidirectional: true), 5, SequenceLoss.SoftmaxCrossEntropy))!;

@@ -13,6 +13,7 @@ namespace Recurrent.Sequence;
 /// one-hot <see cref="StartToken"/>. <see cref="Generate"/> runs free: it feeds back the model's own output, one step at a time.
 /// Weights are stored [in, out] (U [I, H], W [O, H], V [H, O]) so that a fed-back token is a row gather of W.
 /// Products run on the native library's GEMM (<see cref="Kernels.Cpu.NativeGemm"/>), in float32.
+/// Not thread-safe: a training step accumulates into shared gradients and reuses the network's workspaces.
 /// </summary>
 public sealed class OutputRecurrentNetwork
 {

@@ -4,14 +4,15 @@ namespace Recurrent.Sequence;
 /// A sequence model with a hidden-to-hidden recurrence (an <see cref="Lstm"/>, <see cref="Gru"/> or <see cref="ElmanRnn"/>
 /// stack) trained with teacher forcing; with <see cref="SequenceLoss.SoftmaxCrossEntropy"/> it is a language model:
 /// <code>
-/// x_t = e(y_{t−1})                       [N, I]   e: row y_{t−1} of the embedding [O, I] (tokens), or y_{t−1}·P (real values)
+/// x_t = e(y_{t−1})                       [N, I]   e: row y_{t−1} of the embedding E [O, I] (tokens), or y_{t−1}·E (real values)
 /// h_t = recurrent stack(x_t, h_{t−1})    [N, H]
 /// o_t = c + h_t·V                        [N, O]   logits or values
 /// </code>
 /// At t = 0 the fed-back value is the start value (the <see cref="StartToken"/>'s embedding, else zeros); the initial
 /// state is zeros. With <see cref="TrainingSchedule.ParallelOverTime"/> the embedding, the output layer and the loss with
 /// their gradients run over all T·N rows at once and only the recurrence is sequential, inside the layer's backend (which
-/// batches the input projections and weight gradients over time).
+/// batches the input projections and weight gradients over time). Not thread-safe: a training step accumulates into
+/// shared gradients.
 /// </summary>
 public sealed class RecurrentSequenceModel
 {
