@@ -88,17 +88,29 @@ public sealed class GemmBenchmarkConfig : ManualConfig
     /// <summary>Creates the configuration.</summary>
     public GemmBenchmarkConfig()
     {
-        AddColumn(new GemmRateColumn(fractionOfPeak: false), new GemmRateColumn(fractionOfPeak: true));
+        static double? Flops(BenchmarkCase c) => c.Parameters["Shape"] is GemmShape shape ? shape.Flops : null;
+        static int Threads(BenchmarkCase c) => c.Parameters["Threads"] is int t ? t : 1;
+        const string legend = "2·M·N·K floating-point operations per mean time";
+        AddColumn(new FlopRateColumn("Gemm", legend, Flops, Threads, fractionOfPeak: false),
+                  new FlopRateColumn("Gemm", legend, Flops, Threads, fractionOfPeak: true));
         // The shape names are longer than the default 20 characters a parameter column keeps.
         WithSummaryStyle(SummaryStyle.Default.WithMaxParameterColumnWidth(40));
     }
 }
 
-/// <summary>GFLOP/s of a <see cref="GemmBenchmarks"/> case from its mean time, or that rate over the FMA ceiling of its threads.</summary>
-public sealed class GemmRateColumn(bool fractionOfPeak) : IColumn
+/// <summary>
+/// GFLOP/s of a benchmark case from its mean time, or that rate over the measured FMA ceiling of the threads it ran on.
+/// One column for every suite that counts FLOPs (GEMM, RNN): each passes how to count a case's FLOPs and threads.
+/// </summary>
+/// <param name="id">Column id, unique within a summary.</param>
+/// <param name="flopsLegend">How the FLOPs are counted, for the legend.</param>
+/// <param name="flops">FLOPs of one call of a case, or null when the case has none to count.</param>
+/// <param name="threads">Threads the case ran on.</param>
+/// <param name="fractionOfPeak">Show the fraction of the FMA ceiling instead of GFLOP/s.</param>
+public sealed class FlopRateColumn(string id, string flopsLegend, Func<BenchmarkCase, double?> flops, Func<BenchmarkCase, int> threads, bool fractionOfPeak) : IColumn
 {
     /// <inheritdoc />
-    public string Id => fractionOfPeak ? "GemmPeakFraction" : "GemmGflops";
+    public string Id => id + (fractionOfPeak ? "PeakFraction" : "Gflops");
     /// <inheritdoc />
     public string ColumnName => fractionOfPeak ? "of FMA peak" : "GFLOP/s";
     /// <inheritdoc />
@@ -113,8 +125,8 @@ public sealed class GemmRateColumn(bool fractionOfPeak) : IColumn
     public UnitType UnitType => UnitType.Dimensionless;
     /// <inheritdoc />
     public string Legend => fractionOfPeak
-        ? $"GFLOP/s over Threads × {FmaCeiling.GflopsPerCore:F0} (this machine's FMA rate per core, measured)"
-        : "2·M·N·K floating-point operations per mean time";
+        ? $"GFLOP/s over threads × {FmaCeiling.GflopsPerCore:F0} (this machine's FMA rate per core, measured)"
+        : flopsLegend;
 
     /// <inheritdoc />
     public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, SummaryStyle.Default);
@@ -123,11 +135,10 @@ public sealed class GemmRateColumn(bool fractionOfPeak) : IColumn
     public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style)
     {
         var statistics = summary[benchmarkCase]?.ResultStatistics;
-        if (statistics is null || benchmarkCase.Parameters["Shape"] is not GemmShape shape) return "-";
-        double gflops = shape.Flops / statistics.Mean; // mean in ns, so FLOP/ns = GFLOP/s
+        if (statistics is null || flops(benchmarkCase) is not double count) return "-";
+        double gflops = count / statistics.Mean; // mean in ns, so FLOP/ns = GFLOP/s
         if (!fractionOfPeak) return gflops.ToString("F1");
-        int threads = benchmarkCase.Parameters["Threads"] is int t ? t : 1;
-        return (gflops / (threads * FmaCeiling.GflopsPerCore)).ToString("P0");
+        return (gflops / (threads(benchmarkCase) * FmaCeiling.GflopsPerCore)).ToString("P0");
     }
 
     /// <inheritdoc />
