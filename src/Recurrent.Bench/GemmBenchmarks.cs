@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Columns;
 using BenchmarkDotNet.Configs;
@@ -148,65 +145,14 @@ public sealed class FlopRateColumn(string id, string flopsLegend, Func<Benchmark
 }
 
 /// <summary>
-/// The single-core FMA ceiling of the machine the report is made on, measured once: 8 independent chains of
-/// Vector512 (else Vector256) fused multiply-adds, enough to cover FMA latency on current x86 cores, best of 5 runs.
-/// Measured rather than assumed because it differs by host: ≈ 117 GFLOP/s on a Zen 4 EPYC (one 512-bit FMA per cycle),
-/// ≈ 220 on Zen 5 (two).
+/// The single-core FMA ceiling of the machine the benchmarks run on, measured once with the report's probe
+/// (<see cref="Report.MachineCeiling"/>): GFLOP per CPU-second it got. Measured rather than assumed because it differs
+/// by host: ≈ 117 GFLOP/s on a Zen 4 EPYC (one 512-bit FMA per cycle), ≈ 220 on Zen 5 (two).
 /// </summary>
 public static class FmaCeiling
 {
-    private static readonly Lazy<double> Measured = new(Measure);
-    private static float Sink; // keeps the chains' results used, so their loops are not removed
+    private static readonly Lazy<double> Measured = new(() => Report.MachineCeiling.FmaProbe(TimeSpan.FromSeconds(0.5)).PerCpuSecond);
 
     /// <summary>GFLOP/s of one core (two FLOPs per lane per FMA).</summary>
     public static double GflopsPerCore => Measured.Value;
-
-    private static double Measure()
-    {
-        double best = 0;
-        for (int run = 0; run < 5; run++)
-        {
-            const long iterations = 1 << 24;
-            long start = Stopwatch.GetTimestamp();
-            Sink += Vector512.IsHardwareAccelerated ? Chains512(iterations) : Chains256(iterations);
-            double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-            int lanes = Vector512.IsHardwareAccelerated ? Vector512<float>.Count : Vector256<float>.Count;
-            best = Math.Max(best, iterations * 8.0 * lanes * 2 / seconds * 1e-9);
-        }
-        return best;
-    }
-
-    // No call inside, so the JIT keeps the chains in registers (a call would make it spill them: vector registers
-    // are caller-saved). Fully optimised at once: the loop runs a single time, so tiering would time slow code.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
-    private static float Chains512(long iterations)
-    {
-        var x = Vector512.Create(0.999f);
-        var y = Vector512.Create(0.001f);
-        Vector512<float> a0 = x, a1 = x, a2 = x, a3 = x, a4 = x, a5 = x, a6 = x, a7 = x;
-        for (long i = 0; i < iterations; i++)
-        {
-            a0 = Vector512.FusedMultiplyAdd(a0, x, y); a1 = Vector512.FusedMultiplyAdd(a1, x, y);
-            a2 = Vector512.FusedMultiplyAdd(a2, x, y); a3 = Vector512.FusedMultiplyAdd(a3, x, y);
-            a4 = Vector512.FusedMultiplyAdd(a4, x, y); a5 = Vector512.FusedMultiplyAdd(a5, x, y);
-            a6 = Vector512.FusedMultiplyAdd(a6, x, y); a7 = Vector512.FusedMultiplyAdd(a7, x, y);
-        }
-        return Vector512.Sum(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
-    private static float Chains256(long iterations)
-    {
-        var x = Vector256.Create(0.999f);
-        var y = Vector256.Create(0.001f);
-        Vector256<float> a0 = x, a1 = x, a2 = x, a3 = x, a4 = x, a5 = x, a6 = x, a7 = x;
-        for (long i = 0; i < iterations; i++)
-        {
-            a0 = Vector256.FusedMultiplyAdd(a0, x, y); a1 = Vector256.FusedMultiplyAdd(a1, x, y);
-            a2 = Vector256.FusedMultiplyAdd(a2, x, y); a3 = Vector256.FusedMultiplyAdd(a3, x, y);
-            a4 = Vector256.FusedMultiplyAdd(a4, x, y); a5 = Vector256.FusedMultiplyAdd(a5, x, y);
-            a6 = Vector256.FusedMultiplyAdd(a6, x, y); a7 = Vector256.FusedMultiplyAdd(a7, x, y);
-        }
-        return Vector256.Sum(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7);
-    }
 }

@@ -46,7 +46,7 @@ internal sealed record MachineCeiling(double FmaWallGflops, int FmaVectorBits, i
     /// One thread per logical core, each running FMAs on 12 independent accumulators: enough to cover FMA latency
     /// (4 cycles) times issue width (2 per cycle) on current x86 cores, so the loop is throughput-bound.
     /// </summary>
-    private static (double Gflops, int Bits, int Threads, double PerCpuSecond) FmaProbe(TimeSpan duration)
+    internal static (double Gflops, int Bits, int Threads, double PerCpuSecond) FmaProbe(TimeSpan duration)
     {
         int threads = Environment.ProcessorCount;
         int bits = Vector512.IsHardwareAccelerated ? 512 : Fma.IsSupported ? 256 : 128;
