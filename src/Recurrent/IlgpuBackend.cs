@@ -41,6 +41,9 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     /// <summary>The accelerator this backend runs on.</summary>
     public IlgpuDevice Device => _gpu.Kind;
 
+    /// <summary>The accelerator, for other models that run on the same device (the sequence models).</summary>
+    internal IlgpuAccelerator Accelerator => _gpu;
+
     /// <summary>The accelerator's name as its driver reports it.</summary>
     public string DeviceName => _gpu.Accelerator.Name;
 

@@ -88,7 +88,7 @@ public class SequenceOutputRecurrentTests
         reference.Train(TrainingSchedule.ParallelOverTime, x, shape.Steps, shape.Batch, targets.TokenIds, values);
         double Loss()
         {
-            var probe = new OutputRecurrentEngine<double>(reference.InputSize, reference.HiddenSize, reference.OutputSize, reference.Loss,
+            var probe = OutputRecurrentEngine.Create(reference.InputSize, reference.HiddenSize, reference.OutputSize, reference.Loss,
                 reference.Activation, reference.StartToken, ManagedMatrixOps<double>.Instance);
             for (int p = 0; p < probe.Values.Length; p++) reference.Values[p].CopyTo(probe.Values[p], 0);
             return probe.Train(TrainingSchedule.ParallelOverTime, x, shape.Steps, shape.Batch, targets.TokenIds, values);
@@ -243,7 +243,7 @@ public class SequenceOutputRecurrentTests
 
     internal static OutputRecurrentEngine<double> Widen(OutputRecurrentNetwork network)
     {
-        var engine = new OutputRecurrentEngine<double>(network.InputSize, network.HiddenSize, network.OutputSize, network.Loss, network.Activation,
+        var engine = OutputRecurrentEngine.Create(network.InputSize, network.HiddenSize, network.OutputSize, network.Loss, network.Activation,
             network.StartToken ?? -1, ManagedMatrixOps<double>.Instance);
         for (int p = 0; p < engine.Values.Length; p++) Widen(network.Parameters[p].Value.Data).CopyTo(engine.Values[p], 0);
         return engine;

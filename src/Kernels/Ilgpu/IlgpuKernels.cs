@@ -5,8 +5,8 @@ using ILGPU.Runtime;
 namespace Recurrent.Kernels.Ilgpu;
 
 /// <summary>
-/// Every kernel of <see cref="CellKernels"/>, <see cref="ElementwiseKernels"/>, <see cref="GemmKernels"/> and
-/// <see cref="ReductionKernels"/>, loaded for one accelerator on first use and then cached for its lifetime
+/// Every kernel of <see cref="CellKernels"/>, <see cref="ElementwiseKernels"/>, <see cref="GemmKernels"/>,
+/// <see cref="ReductionKernels"/> and <see cref="SequenceKernels"/>, loaded for one accelerator on first use and then cached for its lifetime
 /// (compiling a kernel costs milliseconds to seconds; launching a loaded one, microseconds).
 /// </summary>
 public sealed class IlgpuKernels(Accelerator accelerator)
@@ -26,6 +26,12 @@ public sealed class IlgpuKernels(Accelerator accelerator)
     private Action<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>? _simpleSgemm;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ColumnSumShape>? _columnSums;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ColumnSumShape>? _columnPartialSums;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _broadcastRows;
+    private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>? _gatherRowsAdd;
+    private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>? _scatterRowsAdd;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, float>? _softmaxCrossEntropyRows;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _squaredErrorPartials;
+    private Action<Index1D, ArrayView<float>, ArrayView<int>, int>? _argMaxRows;
 
     /// <summary><see cref="CellKernels.LstmForward"/>.</summary>
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape> LstmForward =>
@@ -97,6 +103,36 @@ public sealed class IlgpuKernels(Accelerator accelerator)
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ColumnSumShape> ColumnPartialSumsKernel =>
         _columnPartialSums ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ColumnSumShape>(ReductionKernels.ColumnPartialSums);
 
+    /// <summary><see cref="SequenceKernels.BroadcastRows"/>.</summary>
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, int> BroadcastRows =>
+        _broadcastRows ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(SequenceKernels.BroadcastRows);
+
+    /// <summary><see cref="SequenceKernels.GatherRowsAdd"/>.</summary>
+    public Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> GatherRowsAdd =>
+        _gatherRowsAdd ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(SequenceKernels.GatherRowsAdd);
+
+    /// <summary><see cref="SequenceKernels.ScatterRowsAdd"/>.</summary>
+    public Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> ScatterRowsAdd =>
+        _scatterRowsAdd ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(SequenceKernels.ScatterRowsAdd);
+
+    /// <summary><see cref="SequenceKernels.ActivationBackwardPartialSums{TActivation}"/>.</summary>
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ColumnSumShape> ActivationBackwardPartialSums<TActivation>()
+        where TActivation : struct, IActivation =>
+        Cached(nameof(ActivationBackwardPartialSums), typeof(TActivation), () =>
+            _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ColumnSumShape>(SequenceKernels.ActivationBackwardPartialSums<TActivation>));
+
+    /// <summary><see cref="SequenceKernels.SoftmaxCrossEntropyRows"/>: one group per row.</summary>
+    public Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, float> SoftmaxCrossEntropyRows =>
+        _softmaxCrossEntropyRows ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, int, float>(SequenceKernels.SoftmaxCrossEntropyRows);
+
+    /// <summary><see cref="SequenceKernels.SquaredErrorPartials"/>.</summary>
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> SquaredErrorPartials =>
+        _squaredErrorPartials ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(SequenceKernels.SquaredErrorPartials);
+
+    /// <summary><see cref="SequenceKernels.ArgMaxRows"/>.</summary>
+    public Action<Index1D, ArrayView<float>, ArrayView<int>, int> ArgMaxRows =>
+        _argMaxRows ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int>(SequenceKernels.ArgMaxRows);
+
     /// <summary>Partial rows a tall column sum is first reduced to.</summary>
     public const int ColumnSumChunks = 64;
 
@@ -149,7 +185,7 @@ public sealed class IlgpuKernels(Accelerator accelerator)
     /// </summary>
     public static IReadOnlyList<KernelMethod> All()
     {
-        Type[] classes = [typeof(CellKernels), typeof(ElementwiseKernels), typeof(GemmKernels), typeof(ReductionKernels)];
+        Type[] classes = [typeof(CellKernels), typeof(ElementwiseKernels), typeof(GemmKernels), typeof(ReductionKernels), typeof(SequenceKernels)];
         var structs = typeof(IlgpuKernels).Assembly.GetTypes().Where(t => t.IsValueType && !t.IsGenericType).ToArray();
         var result = new List<KernelMethod>();
         foreach (var type in classes)

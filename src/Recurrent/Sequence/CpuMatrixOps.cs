@@ -5,7 +5,7 @@ using Recurrent.Kernels.Cpu;
 namespace Recurrent.Sequence;
 
 /// <summary>
-/// <see cref="IMatrixOps{T}"/> in float32 on the CPU: every product is the native library's GEMM
+/// <see cref="IMatrixOps{T, TData, TIds}"/> in float32 on the CPU: every product is the native library's GEMM
 /// (<see cref="NativeGemm.Sgemm"/>, which uses the cores); the pointwise passes are managed, vectorised with
 /// <see cref="Vector512{T}"/>, on the calling thread. Where AVX-512 is not accelerated they fall back to
 /// <see cref="ManagedMatrixOps{T}"/>'s scalar loops.

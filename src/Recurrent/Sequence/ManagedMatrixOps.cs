@@ -1,13 +1,16 @@
 using System.Numerics;
+using System.Runtime.InteropServices;
 
 namespace Recurrent.Sequence;
 
 /// <summary>
-/// <see cref="IMatrixOps{T}"/> as plain loops in any floating-point type. In double it is the reference of the
-/// teacher-forced models (finite differences check it; the float path is checked against it); <see cref="CpuMatrixOps"/>
-/// reuses its scalar passes as the fallback of its vector ones.
+/// <see cref="IMatrixOps{T, TData, TIds}"/> on the host as plain loops in any floating-point type. In double it is the
+/// reference of the teacher-forced models (finite differences check it; the float paths are checked against it);
+/// <see cref="CpuMatrixOps"/> reuses its scalar passes as the fallback of its vector ones.
+/// The operations are span methods (what host callers use); the interface, over <see cref="Memory{T}"/>, forwards to
+/// them and its buffer operations are the identity: the host path copies nothing.
 /// </summary>
-internal class ManagedMatrixOps<T> : IMatrixOps<T> where T : unmanaged, IFloatingPointIeee754<T>
+internal class ManagedMatrixOps<T> : IMatrixOps<T, Memory<T>, Memory<int>> where T : unmanaged, IFloatingPointIeee754<T>
 {
     /// <summary>The shared instance (the class holds no state).</summary>
     public static ManagedMatrixOps<T> Instance { get; } = new();
@@ -116,4 +119,77 @@ internal class ManagedMatrixOps<T> : IMatrixOps<T> where T : unmanaged, IFloatin
         }
         return loss;
     }
+
+    /// <summary>destination[r] = the first index of the largest element of row r of values [R, C].</summary>
+    public virtual void ArgMaxRows(ReadOnlySpan<T> values, int columns, Span<int> destination)
+    {
+        for (int r = 0; r < destination.Length; r++) destination[r] = TeacherForcing.ArgMax(values.Slice(r * columns, columns));
+    }
+
+    // The interface over Memory<T>: buffers are host memory, so staging is the identity.
+
+    Memory<T> IMatrixOps<T, Memory<T>, Memory<int>>.Slice(Memory<T> data, int offset, int length) => data.Slice(offset, length);
+
+    Memory<int> IMatrixOps<T, Memory<T>, Memory<int>>.SliceIds(Memory<int> ids, int offset, int length) => ids.Slice(offset, length);
+
+    Memory<T> IMatrixOps<T, Memory<T>, Memory<int>>.Workspace(ref Memory<T> buffer, int length)
+    {
+        if (buffer.Length < length) buffer = new T[length];
+        return buffer[..length];
+    }
+
+    // The operations never write into an uploaded input, so handing out the caller's memory as writable is safe.
+    Memory<T> IMatrixOps<T, Memory<T>, Memory<int>>.Upload(ReadOnlyMemory<T> source, ref Memory<T> stage) => MemoryMarshal.AsMemory(source);
+
+    Memory<int> IMatrixOps<T, Memory<T>, Memory<int>>.UploadIds(ReadOnlyMemory<int> source, ref Memory<int> stage) => MemoryMarshal.AsMemory(source);
+
+    Memory<T> IMatrixOps<T, Memory<T>, Memory<int>>.Destination(Memory<T> destination, ref Memory<T> stage) => destination;
+
+    void IMatrixOps<T, Memory<T>, Memory<int>>.Download(Memory<T> source, Memory<T> destination)
+    {
+        if (!source.Equals(destination)) source.Span.CopyTo(destination.Span);
+    }
+
+    void IMatrixOps<T, Memory<T>, Memory<int>>.DownloadIds(Memory<int> source, Memory<int> destination)
+    {
+        if (!source.Equals(destination)) source.Span.CopyTo(destination.Span);
+    }
+
+    Memory<T> IMatrixOps<T, Memory<T>, Memory<int>>.GradientAccumulator(Memory<T> hostGradient, ref Memory<T> stage) => hostGradient;
+
+    void IMatrixOps<T, Memory<T>, Memory<int>>.AddToHost(Memory<T> gradient, Memory<T> hostGradient)
+    {
+        if (gradient.Equals(hostGradient)) return;
+        var source = gradient.Span;
+        var destination = hostGradient.Span;
+        for (int i = 0; i < destination.Length; i++) destination[i] += source[i];
+    }
+
+    void IMatrixOps<T, Memory<T>, Memory<int>>.Gemm(bool transA, bool transB, int m, int n, int k, T alpha, Memory<T> a, int lda, Memory<T> b, int ldb, T beta, Memory<T> c, int ldc) =>
+        Gemm(transA, transB, m, n, k, alpha, a.Span, lda, b.Span, ldb, beta, c.Span, ldc);
+
+    void IMatrixOps<T, Memory<T>, Memory<int>>.BroadcastRows(Memory<T> row, Memory<T> destination) => BroadcastRows(row.Span, destination.Span);
+
+    void IMatrixOps<T, Memory<T>, Memory<int>>.GatherRowsAdd(Memory<T> table, int columns, Memory<int> ids, Memory<T> destination) =>
+        GatherRowsAdd(table.Span, columns, ids.Span, destination.Span);
+
+    void IMatrixOps<T, Memory<T>, Memory<int>>.ScatterRowsAdd(Memory<T> source, int columns, Memory<int> ids, Memory<T> table) =>
+        ScatterRowsAdd(source.Span, columns, ids.Span, table.Span);
+
+    void IMatrixOps<T, Memory<T>, Memory<int>>.Activate(RnnActivation activation, Memory<T> values) => Activate(activation, values.Span);
+
+    void IMatrixOps<T, Memory<T>, Memory<int>>.ActivationBackward(RnnActivation activation, Memory<T> output, Memory<T> gradient, int columns, Memory<T> biasGradient) =>
+        ActivationBackward(activation, output.Span, gradient.Span, columns, biasGradient.Span);
+
+    void IMatrixOps<T, Memory<T>, Memory<int>>.AddColumnSums(Memory<T> source, int columns, Memory<T> destination) =>
+        AddColumnSums(source.Span, columns, destination.Span);
+
+    T IMatrixOps<T, Memory<T>, Memory<int>>.SoftmaxCrossEntropy(Memory<T> logits, int columns, Memory<int> targets, T gradientScale) =>
+        SoftmaxCrossEntropy(logits.Span, columns, targets.Span, gradientScale);
+
+    T IMatrixOps<T, Memory<T>, Memory<int>>.SquaredError(Memory<T> output, Memory<T> target, T gradientScale) =>
+        SquaredError(output.Span, target.Span, gradientScale);
+
+    void IMatrixOps<T, Memory<T>, Memory<int>>.ArgMaxRows(Memory<T> values, int columns, Memory<int> destination) =>
+        ArgMaxRows(values.Span, columns, destination.Span);
 }

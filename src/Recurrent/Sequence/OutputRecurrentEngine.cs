@@ -3,19 +3,18 @@ using System.Numerics;
 namespace Recurrent.Sequence;
 
 /// <summary>
-/// The computation of <see cref="OutputRecurrentNetwork"/> in any element type, on any <see cref="IMatrixOps{T}"/>:
-/// h_t = act(b + o′_{t−1}·W + x_t·U), o_t = c + h_t·V, where o′_{t−1} is the fed-back value (the target y_{t−1} under
-/// teacher forcing, the model's own output when free running, the start value at t = 0). Weights are stored
-/// [in, out] (U [I, H], W [O, H], V [H, O]) so that a one-hot fed-back token selects a row of W.
-/// Callers validate every argument; nothing here checks shapes. Not for concurrent use: it keeps workspaces between calls.
+/// What <see cref="OutputRecurrentNetwork"/> sees of its computation, whatever it runs on: the sizes and the parameters
+/// with their gradients, on the host (the truth: users read and change them between steps), and the three entry points.
+/// The computation itself is <see cref="OutputRecurrentEngine{T, TData, TIds}"/>, written once over
+/// <see cref="IMatrixOps{T, TData, TIds}"/>.
 /// </summary>
-internal sealed class OutputRecurrentEngine<T> where T : unmanaged, IFloatingPointIeee754<T>
+internal abstract class OutputRecurrentEngine<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    public const int InputWeight = 0, FeedbackWeight = 1, HiddenBias = 2, OutputWeight = 3, OutputBias = 4;
+    public const int InputWeight = 0, FeedbackWeight = 1, HiddenBias = 2, OutputWeight = 3, OutputBias = 4, ParameterCount = 5;
 
-    public OutputRecurrentEngine(int inputSize, int hiddenSize, int outputSize, SequenceLoss loss, RnnActivation activation, int startToken, IMatrixOps<T> ops)
+    protected OutputRecurrentEngine(int inputSize, int hiddenSize, int outputSize, SequenceLoss loss, RnnActivation activation, int startToken)
     {
-        (InputSize, HiddenSize, OutputSize, Loss, Activation, StartToken, Ops) = (inputSize, hiddenSize, outputSize, loss, activation, startToken, ops);
+        (InputSize, HiddenSize, OutputSize, Loss, Activation, StartToken) = (inputSize, hiddenSize, outputSize, loss, activation, startToken);
         int[] lengths = [inputSize * hiddenSize, outputSize * hiddenSize, hiddenSize, hiddenSize * outputSize, outputSize];
         Values = Array.ConvertAll(lengths, n => new T[n]);
         Grads = Array.ConvertAll(lengths, n => new T[n]);
@@ -28,114 +27,30 @@ internal sealed class OutputRecurrentEngine<T> where T : unmanaged, IFloatingPoi
     public RnnActivation Activation { get; }
     /// <summary>The token fed back at t = 0 (<see cref="SequenceLoss.SoftmaxCrossEntropy"/>); −1 feeds zeros.</summary>
     public int StartToken { get; }
-    public IMatrixOps<T> Ops { get; }
-    /// <summary>U [I, H], W [O, H], b [H], V [H, O], c [O], in that order (the constants above).</summary>
+    /// <summary>The name of the operations it runs on.</summary>
+    public abstract string OpsName { get; }
+    /// <summary>U [I, H], W [O, H], b [H], V [H, O], c [O], in that order (the constants above), on the host.</summary>
     public T[][] Values { get; }
-    /// <summary>Gradients, same order and shapes as <see cref="Values"/>; training steps add into them.</summary>
+    /// <summary>Gradients on the host, same order and shapes as <see cref="Values"/>; training steps add into them.</summary>
     public T[][] Grads { get; }
 
-    private bool Discrete => Loss == SequenceLoss.SoftmaxCrossEntropy;
-
-    private T[] _hidden = [], _output = [], _hiddenGradient = [];
+    protected bool Discrete => Loss == SequenceLoss.SoftmaxCrossEntropy;
 
     /// <summary>
     /// One teacher-forced training step: returns the mean loss over the T·N predictions and adds its gradients into
     /// <see cref="Grads"/>. <paramref name="x"/> [T, N, I] (empty when I = 0); targets are <paramref name="ids"/> [T, N]
     /// or <paramref name="values"/> [T, N, O].
     /// </summary>
-    public T Train(TrainingSchedule schedule, ReadOnlySpan<T> x, int steps, int batch, int[]? ids, ReadOnlySpan<T> values) =>
-        schedule == TrainingSchedule.StepByStep
-            ? TrainStepByStep(x, steps, batch, ids, values)
-            : TrainParallel(x, steps, batch, ids, values);
-
-    private T TrainParallel(ReadOnlySpan<T> x, int steps, int batch, int[]? ids, ReadOnlySpan<T> values)
-    {
-        int rows = steps * batch, hidden = HiddenSize, outputs = OutputSize;
-        int[]? fedBack = Discrete ? TeacherForcing.FedBackTokens(ids!, steps, batch, StartToken) : null;
-        var h = Workspace(ref _hidden, rows * hidden);
-        HiddenForward(x, fedBack, values, 0, rows, batch, h);
-        var o = Workspace(ref _output, rows * outputs);
-        OutputForward(h, rows, o);
-
-        T scale = T.One / T.CreateChecked(rows);
-        T loss = Discrete ? Ops.SoftmaxCrossEntropy(o, outputs, ids, scale) : Ops.SquaredError(o, values, scale);
-        var dh = Workspace(ref _hiddenGradient, rows * hidden);
-        OutputBackward(h, o, rows, dh);
-        HiddenBackward(x, fedBack, values, 0, rows, batch, h, dh);
-        return loss * scale;
-    }
-
-    private T TrainStepByStep(ReadOnlySpan<T> x, int steps, int batch, int[]? ids, ReadOnlySpan<T> values)
-    {
-        int hidden = HiddenSize, outputs = OutputSize, nh = batch * hidden, no = batch * outputs;
-        int[]? fedBack = Discrete ? TeacherForcing.FedBackTokens(ids!, steps, batch, StartToken) : null;
-        T scale = T.One / T.CreateChecked(steps * batch), loss = T.Zero;
-        // As autograd runs a loop written over t: every step's activations kept, then backward from the last step.
-        // The buffers are the parallel schedule's, used one step-sized slice at a time.
-        var h = Workspace(ref _hidden, steps * nh);
-        var dOutput = Workspace(ref _output, steps * no);
-        for (int t = 0; t < steps; t++)
-        {
-            HiddenForward(x, fedBack, values, t * batch, batch, batch, h.Slice(t * nh, nh));
-            OutputForward(h.Slice(t * nh, nh), batch, dOutput.Slice(t * no, no));
-            loss += Discrete
-                ? Ops.SoftmaxCrossEntropy(dOutput.Slice(t * no, no), outputs, ids.AsSpan(t * batch, batch), scale)
-                : Ops.SquaredError(dOutput.Slice(t * no, no), values.Slice(t * no, no), scale);
-        }
-        var dh = Workspace(ref _hiddenGradient, nh);
-        for (int t = steps - 1; t >= 0; t--)
-        {
-            OutputBackward(h.Slice(t * nh, nh), dOutput.Slice(t * no, no), batch, dh);
-            HiddenBackward(x, fedBack, values, t * batch, batch, batch, h.Slice(t * nh, nh), dh);
-        }
-        return loss * scale;
-    }
-
-    /// <summary>
-    /// A buffer of <paramref name="length"/> elements, kept between calls: a training step at T = 100, N = 64, H = 512
-    /// needs tens of MB, and fresh large arrays cost page faults and full collections on every step. Contents are stale;
-    /// every user overwrites before reading.
-    /// </summary>
-    private static Span<T> Workspace(ref T[] buffer, int length)
-    {
-        if (buffer.Length < length) buffer = new T[length];
-        return buffer.AsSpan(0, length);
-    }
+    public abstract T Train(TrainingSchedule schedule, ReadOnlyMemory<T> x, int steps, int batch, int[]? ids, ReadOnlyMemory<T> values);
 
     /// <summary>The outputs o [T, N, O] (logits or values) under teacher forcing, computed over all T·N rows at once.</summary>
-    public void TeacherForcedOutputs(ReadOnlySpan<T> x, int steps, int batch, int[]? ids, ReadOnlySpan<T> values, Span<T> outputs)
-    {
-        int rows = steps * batch;
-        var h = new T[rows * HiddenSize];
-        HiddenForward(x, Discrete ? TeacherForcing.FedBackTokens(ids!, steps, batch, StartToken) : null, values, 0, rows, batch, h);
-        OutputForward(h, rows, outputs);
-    }
+    public abstract void TeacherForcedOutputs(ReadOnlyMemory<T> x, int steps, int batch, int[]? ids, ReadOnlyMemory<T> values, Memory<T> outputs);
 
     /// <summary>
     /// Free running: each step feeds back the model's own previous output (its argmax token for discrete outputs).
     /// Writes o [T, N, O] and, for discrete outputs, the tokens [T, N].
     /// </summary>
-    public void Generate(ReadOnlySpan<T> x, int steps, int batch, Span<T> outputs, int[]? tokens)
-    {
-        int hidden = HiddenSize, width = OutputSize;
-        var h = new T[batch * hidden];
-        var fedBack = new int[steps * batch];
-        if (Discrete) fedBack.AsSpan(0, batch).Fill(StartToken);
-        for (int t = 0; t < steps; t++)
-        {
-            // At step t the fed-back values are rows [t−1] of outputs (real) or fedBack (tokens): both were written by step t−1.
-            HiddenForward(x, fedBack, outputs, t * batch, batch, batch, h);
-            var o = outputs.Slice(t * batch * width, batch * width);
-            OutputForward(h, batch, o);
-            if (!Discrete) continue;
-            for (int n = 0; n < batch; n++)
-            {
-                int token = TeacherForcing.ArgMax<T>(o.Slice(n * width, width));
-                tokens![t * batch + n] = token;
-                if (t + 1 < steps) fedBack[(t + 1) * batch + n] = token;
-            }
-        }
-    }
+    public abstract void Generate(ReadOnlyMemory<T> x, int steps, int batch, Memory<T> outputs, int[]? tokens);
 
     /// <summary>Adds −learningRate · gradient to every parameter.</summary>
     public void SgdStep(T learningRate)
@@ -149,63 +64,228 @@ internal sealed class OutputRecurrentEngine<T> where T : unmanaged, IFloatingPoi
     {
         foreach (var g in Grads) Array.Clear(g);
     }
+}
 
+/// <summary>Creates engines, inferring the buffer types from the operations.</summary>
+internal static class OutputRecurrentEngine
+{
+    public static OutputRecurrentEngine<T, TData, TIds> Create<T, TData, TIds>(int inputSize, int hiddenSize, int outputSize, SequenceLoss loss,
+        RnnActivation activation, int startToken, IMatrixOps<T, TData, TIds> ops)
+        where T : unmanaged, IFloatingPointIeee754<T> where TData : struct where TIds : struct =>
+        new(inputSize, hiddenSize, outputSize, loss, activation, startToken, ops);
+}
+
+/// <summary>
+/// The computation of <see cref="OutputRecurrentNetwork"/> in any element type, on any <see cref="IMatrixOps{T, TData, TIds}"/>:
+/// h_t = act(b + o′_{t−1}·W + x_t·U), o_t = c + h_t·V, where o′_{t−1} is the fed-back value (the target y_{t−1} under
+/// teacher forcing, the model's own output when free running, the start value at t = 0). Weights are stored
+/// [in, out] (U [I, H], W [O, H], V [H, O]) so that a one-hot fed-back token selects a row of W.
+/// Each call first makes the host parameters readable by the operations and ends by adding the gradients into the host
+/// ones; on the host both are the identity, on a device they are one upload of every value and one download of every
+/// gradient per call (see <see cref="IMatrixOps{T, TData, TIds}.Upload"/>). Inputs and targets go over once per call.
+/// Callers validate every argument; nothing here checks shapes. Not for concurrent use: it keeps workspaces between calls.
+/// </summary>
+internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEngine<T>
+    where T : unmanaged, IFloatingPointIeee754<T> where TData : struct where TIds : struct
+{
+    public OutputRecurrentEngine(int inputSize, int hiddenSize, int outputSize, SequenceLoss loss, RnnActivation activation, int startToken, IMatrixOps<T, TData, TIds> ops)
+        : base(inputSize, hiddenSize, outputSize, loss, activation, startToken) => Ops = ops;
+
+    public IMatrixOps<T, TData, TIds> Ops { get; }
+
+    public override string OpsName => Ops.Name;
+
+    /// <summary>The parameters and gradients as the operations see them during a call, and where they are staged.</summary>
+    private readonly TData[] _values = new TData[ParameterCount], _grads = new TData[ParameterCount];
+    private readonly TData[] _valueStages = new TData[ParameterCount], _gradStages = new TData[ParameterCount];
+
+    private TData _inputStage, _targetStage, _hidden, _output, _hiddenGradient;
+    private TIds _tokenStage;
+    /// <summary>Host tokens [T + 1, N]: the start token in row 0, then the targets; see <see cref="StageTokens"/>.</summary>
+    private int[] _tokens = [];
+
+    public override T Train(TrainingSchedule schedule, ReadOnlyMemory<T> x, int steps, int batch, int[]? ids, ReadOnlyMemory<T> values)
+    {
+        BindParameters(withGradients: true);
+        var input = Ops.Upload(x, ref _inputStage);
+        var targetValues = Discrete ? default : Ops.Upload(values, ref _targetStage);
+        var tokens = Discrete ? StageTokens(ids!, steps, batch) : default;
+        T loss = schedule == TrainingSchedule.StepByStep
+            ? TrainStepByStep(input, tokens, targetValues, steps, batch)
+            : TrainParallel(input, tokens, targetValues, steps, batch);
+        for (int p = 0; p < ParameterCount; p++) Ops.AddToHost(_grads[p], Grads[p]);
+        return loss;
+    }
+
+    /// <summary>Values (and zeroed gradient accumulators) where the operations read them.</summary>
+    private void BindParameters(bool withGradients)
+    {
+        for (int p = 0; p < ParameterCount; p++)
+        {
+            _values[p] = Ops.Upload(Values[p], ref _valueStages[p]);
+            if (withGradients) _grads[p] = Ops.GradientAccumulator(Grads[p], ref _gradStages[p]);
+        }
+    }
+
+    /// <summary>
+    /// The tokens [T + 1, N] of teacher forcing, staged once: the start token (−1: zeros) in row 0, then the targets, so
+    /// the fed-back tokens of the T·N rows are ids [0, T·N) and the targets ids [N, N + T·N): row r is fed its target
+    /// one step earlier, y_{t−1}.
+    /// </summary>
+    private TIds StageTokens(int[] ids, int steps, int batch)
+    {
+        int length = (steps + 1) * batch;
+        if (_tokens.Length < length) _tokens = new int[length];
+        _tokens.AsSpan(0, batch).Fill(StartToken);
+        ids.AsSpan(0, steps * batch).CopyTo(_tokens.AsSpan(batch));
+        return Ops.UploadIds(_tokens.AsMemory(0, length), ref _tokenStage);
+    }
+
+    private TIds FedBack(TIds tokens, int firstRow, int rows) => Ops.SliceIds(tokens, firstRow, rows);
+
+    private TIds Targets(TIds tokens, int batch, int firstRow, int rows) => Ops.SliceIds(tokens, batch + firstRow, rows);
+
+    private T TrainParallel(TData x, TIds tokens, TData values, int steps, int batch)
+    {
+        int rows = steps * batch, hidden = HiddenSize, outputs = OutputSize;
+        var h = Ops.Workspace(ref _hidden, rows * hidden);
+        HiddenForward(x, tokens, values, 0, rows, batch, h);
+        var o = Ops.Workspace(ref _output, rows * outputs);
+        OutputForward(h, rows, o);
+
+        T scale = T.One / T.CreateChecked(rows);
+        T loss = Discrete ? Ops.SoftmaxCrossEntropy(o, outputs, Targets(tokens, batch, 0, rows), scale) : Ops.SquaredError(o, values, scale);
+        var dh = Ops.Workspace(ref _hiddenGradient, rows * hidden);
+        OutputBackward(h, o, rows, dh);
+        HiddenBackward(x, tokens, values, 0, rows, batch, h, dh);
+        return loss * scale;
+    }
+
+    private T TrainStepByStep(TData x, TIds tokens, TData values, int steps, int batch)
+    {
+        int hidden = HiddenSize, outputs = OutputSize, nh = batch * hidden, no = batch * outputs;
+        T scale = T.One / T.CreateChecked(steps * batch), loss = T.Zero;
+        // As autograd runs a loop written over t: every step's activations kept, then backward from the last step.
+        // The buffers are the parallel schedule's, used one step-sized slice at a time.
+        var h = Ops.Workspace(ref _hidden, steps * nh);
+        var dOutput = Ops.Workspace(ref _output, steps * no);
+        for (int t = 0; t < steps; t++)
+        {
+            var ht = Ops.Slice(h, t * nh, nh);
+            var ot = Ops.Slice(dOutput, t * no, no);
+            HiddenForward(x, tokens, values, t * batch, batch, batch, ht);
+            OutputForward(ht, batch, ot);
+            loss += Discrete
+                ? Ops.SoftmaxCrossEntropy(ot, outputs, Targets(tokens, batch, t * batch, batch), scale)
+                : Ops.SquaredError(ot, Ops.Slice(values, t * no, no), scale);
+        }
+        var dh = Ops.Workspace(ref _hiddenGradient, nh);
+        for (int t = steps - 1; t >= 0; t--)
+        {
+            var ht = Ops.Slice(h, t * nh, nh);
+            OutputBackward(ht, Ops.Slice(dOutput, t * no, no), batch, dh);
+            HiddenBackward(x, tokens, values, t * batch, batch, batch, ht, dh);
+        }
+        return loss * scale;
+    }
+
+    public override void TeacherForcedOutputs(ReadOnlyMemory<T> x, int steps, int batch, int[]? ids, ReadOnlyMemory<T> values, Memory<T> outputs)
+    {
+        int rows = steps * batch;
+        BindParameters(withGradients: false);
+        var input = Ops.Upload(x, ref _inputStage);
+        var targetValues = Discrete ? default : Ops.Upload(values, ref _targetStage);
+        var tokens = Discrete ? StageTokens(ids!, steps, batch) : default;
+        var h = Ops.Workspace(ref _hidden, rows * HiddenSize);
+        var o = Ops.Destination(outputs, ref _output);
+        HiddenForward(input, tokens, targetValues, 0, rows, batch, h);
+        OutputForward(h, rows, o);
+        Ops.Download(o, outputs);
+    }
+
+    public override void Generate(ReadOnlyMemory<T> x, int steps, int batch, Memory<T> outputs, int[]? tokens)
+    {
+        int width = OutputSize;
+        BindParameters(withGradients: false);
+        var input = Ops.Upload(x, ref _inputStage);
+        var h = Ops.Workspace(ref _hidden, batch * HiddenSize);
+        var o = Ops.Destination(outputs, ref _output);
+        TIds fedBack = default;
+        if (Discrete)
+        {
+            // Laid out as in teacher forcing: row 0 the start token, row t + 1 the token step t emits. Rows after 0 go
+            // over stale and are written where the operations run before they are read.
+            int length = (steps + 1) * batch;
+            if (_tokens.Length < length) _tokens = new int[length];
+            _tokens.AsSpan(0, batch).Fill(StartToken);
+            fedBack = Ops.UploadIds(_tokens.AsMemory(0, length), ref _tokenStage);
+        }
+        for (int t = 0; t < steps; t++)
+        {
+            // At step t the fed-back values are rows [t−1] of the outputs (real) or row t of the tokens: both written by step t−1.
+            HiddenForward(input, fedBack, o, t * batch, batch, batch, h);
+            var ot = Ops.Slice(o, t * batch * width, batch * width);
+            OutputForward(h, batch, ot);
+            if (Discrete) Ops.ArgMaxRows(ot, width, Ops.SliceIds(fedBack, (t + 1) * batch, batch));
+        }
+        Ops.Download(o, outputs);
+        if (Discrete) Ops.DownloadIds(Ops.SliceIds(fedBack, batch, steps * batch), tokens);
+    }
 
     /// <summary>
     /// h = act(b + o′·W + x·U) for rows [firstRow, firstRow + rows) of the T·N rows. The fed-back value of row r is
     /// fedBack[r] (a token) or row r − N of <paramref name="fedBackValues"/> (real), nothing in the first N rows but the start value (zeros or start token).
     /// </summary>
-    private void HiddenForward(ReadOnlySpan<T> x, int[]? fedBack, ReadOnlySpan<T> fedBackValues, int firstRow, int rows, int batch, Span<T> h)
+    private void HiddenForward(TData x, TIds fedBack, TData fedBackValues, int firstRow, int rows, int batch, TData h)
     {
         int hidden = HiddenSize, inputs = InputSize, outputs = OutputSize;
-        Ops.BroadcastRows(Values[HiddenBias], h);
+        Ops.BroadcastRows(_values[HiddenBias], h);
         if (inputs > 0)
-            Ops.Gemm(false, false, rows, hidden, inputs, T.One, x.Slice(firstRow * inputs, rows * inputs), inputs, Values[InputWeight], hidden, T.One, h, hidden);
+            Ops.Gemm(false, false, rows, hidden, inputs, T.One, Ops.Slice(x, firstRow * inputs, rows * inputs), inputs, _values[InputWeight], hidden, T.One, h, hidden);
         if (Discrete)
-            Ops.GatherRowsAdd(Values[FeedbackWeight], hidden, fedBack.AsSpan(firstRow, rows), h);
+            Ops.GatherRowsAdd(_values[FeedbackWeight], hidden, FedBack(fedBack, firstRow, rows), h);
         else
         {
             // Rows of the first step have the zero start value: they skip the product.
             int skipped = Math.Max(batch - firstRow, 0), fed = rows - skipped;
             if (fed > 0)
-                Ops.Gemm(false, false, fed, hidden, outputs, T.One, fedBackValues.Slice((firstRow + skipped - batch) * outputs, fed * outputs), outputs,
-                    Values[FeedbackWeight], hidden, T.One, h.Slice(skipped * hidden), hidden);
+                Ops.Gemm(false, false, fed, hidden, outputs, T.One, Ops.Slice(fedBackValues, (firstRow + skipped - batch) * outputs, fed * outputs), outputs,
+                    _values[FeedbackWeight], hidden, T.One, Ops.Slice(h, skipped * hidden, fed * hidden), hidden);
         }
         Ops.Activate(Activation, h);
     }
 
     /// <summary>o = c + h·V over <paramref name="rows"/> rows.</summary>
-    private void OutputForward(ReadOnlySpan<T> h, int rows, Span<T> o)
+    private void OutputForward(TData h, int rows, TData o)
     {
-        Ops.BroadcastRows(Values[OutputBias], o);
-        Ops.Gemm(false, false, rows, OutputSize, HiddenSize, T.One, h, HiddenSize, Values[OutputWeight], OutputSize, T.One, o, OutputSize);
+        Ops.BroadcastRows(_values[OutputBias], o);
+        Ops.Gemm(false, false, rows, OutputSize, HiddenSize, T.One, h, HiddenSize, _values[OutputWeight], OutputSize, T.One, o, OutputSize);
     }
 
     /// <summary>From dO [rows, O]: adds dV and dc, writes dh [rows, H].</summary>
-    private void OutputBackward(ReadOnlySpan<T> h, ReadOnlySpan<T> dOutput, int rows, Span<T> dh)
+    private void OutputBackward(TData h, TData dOutput, int rows, TData dh)
     {
         int hidden = HiddenSize, outputs = OutputSize;
-        Ops.Gemm(true, false, hidden, outputs, rows, T.One, h, hidden, dOutput, outputs, T.One, Grads[OutputWeight], outputs);
-        Ops.AddColumnSums(dOutput, outputs, Grads[OutputBias]);
-        Ops.Gemm(false, true, rows, hidden, outputs, T.One, dOutput, outputs, Values[OutputWeight], outputs, T.Zero, dh, hidden);
+        Ops.Gemm(true, false, hidden, outputs, rows, T.One, h, hidden, dOutput, outputs, T.One, _grads[OutputWeight], outputs);
+        Ops.AddColumnSums(dOutput, outputs, _grads[OutputBias]);
+        Ops.Gemm(false, true, rows, hidden, outputs, T.One, dOutput, outputs, _values[OutputWeight], outputs, T.Zero, dh, hidden);
     }
 
     /// <summary>From dh [rows, H] (overwritten with dz): adds db, dU and dW for rows [firstRow, firstRow + rows).</summary>
-    private void HiddenBackward(ReadOnlySpan<T> x, int[]? fedBack, ReadOnlySpan<T> fedBackValues, int firstRow, int rows, int batch, ReadOnlySpan<T> h, Span<T> dh)
+    private void HiddenBackward(TData x, TIds fedBack, TData fedBackValues, int firstRow, int rows, int batch, TData h, TData dh)
     {
         int hidden = HiddenSize, inputs = InputSize, outputs = OutputSize;
-        Ops.ActivationBackward(Activation, h, dh, hidden, Grads[HiddenBias]);
+        Ops.ActivationBackward(Activation, h, dh, hidden, _grads[HiddenBias]);
         if (inputs > 0)
-            Ops.Gemm(true, false, inputs, hidden, rows, T.One, x.Slice(firstRow * inputs, rows * inputs), inputs, dh, hidden, T.One, Grads[InputWeight], hidden);
+            Ops.Gemm(true, false, inputs, hidden, rows, T.One, Ops.Slice(x, firstRow * inputs, rows * inputs), inputs, dh, hidden, T.One, _grads[InputWeight], hidden);
         if (Discrete)
-            Ops.ScatterRowsAdd(dh, hidden, fedBack.AsSpan(firstRow, rows), Grads[FeedbackWeight]);
+            Ops.ScatterRowsAdd(dh, hidden, FedBack(fedBack, firstRow, rows), _grads[FeedbackWeight]);
         else
         {
             int skipped = Math.Max(batch - firstRow, 0), fed = rows - skipped;
             if (fed > 0)
-                Ops.Gemm(true, false, outputs, hidden, fed, T.One, fedBackValues.Slice((firstRow + skipped - batch) * outputs, fed * outputs), outputs,
-                    dh.Slice(skipped * hidden), hidden, T.One, Grads[FeedbackWeight], hidden);
+                Ops.Gemm(true, false, outputs, hidden, fed, T.One, Ops.Slice(fedBackValues, (firstRow + skipped - batch) * outputs, fed * outputs), outputs,
+                    Ops.Slice(dh, skipped * hidden, fed * hidden), hidden, T.One, _grads[FeedbackWeight], hidden);
         }
     }
-
 }

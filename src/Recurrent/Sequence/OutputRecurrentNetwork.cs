@@ -12,12 +12,17 @@ namespace Recurrent.Sequence;
 /// (<see cref="TrainingSchedule.ParallelOverTime"/>). At t = 0 the fed-back value is the start value: zeros, or the
 /// one-hot <see cref="StartToken"/>. <see cref="Generate"/> runs free: it feeds back the model's own output, one step at a time.
 /// Weights are stored [in, out] (U [I, H], W [O, H], V [H, O]) so that a fed-back token is a row gather of W.
-/// Products run on the native library's GEMM (<see cref="Kernels.Cpu.NativeGemm"/>), in float32.
+/// Everything runs in float32, by default on the CPU: products on the native library's GEMM
+/// (<see cref="Kernels.Cpu.NativeGemm"/>), pointwise passes vectorised on the calling thread. Given an
+/// <see cref="IlgpuBackend"/> it runs on that backend's accelerator instead (CUDA, or ILGPU's CPU simulator for tests):
+/// the same computation, with products on cuBLAS or the ILGPU GEMM kernel and fused pointwise kernels; see
+/// <see cref="Device"/> for what crosses to the device on each call.
 /// Not thread-safe: a training step accumulates into shared gradients and reuses the network's workspaces.
 /// </summary>
-public sealed class OutputRecurrentNetwork
+public sealed class OutputRecurrentNetwork : IDisposable
 {
     private readonly OutputRecurrentEngine<float> _engine;
+    private readonly IlgpuMatrixOps? _deviceOps;
 
     /// <summary>Creates the network with weights uniform in ±1/√H (PyTorch's recurrent initialisation), seeded so runs repeat.</summary>
     /// <param name="inputSize">I ≥ 0: features of the external input x_t; 0 for a network driven by its outputs alone (then pass x = null).</param>
@@ -27,10 +32,15 @@ public sealed class OutputRecurrentNetwork
     /// <param name="activation">The hidden layer's activation.</param>
     /// <param name="startToken">The token fed back at t = 0 (discrete outputs only), in [0, O); null feeds zeros.</param>
     /// <param name="seed">Seed of the initialisation.</param>
+    /// <param name="device">
+    /// Null (the default) to run on the CPU; else the ILGPU backend whose accelerator runs every training step, forward
+    /// and generation. The network borrows it (its owner disposes it, after the network) and allocates its own
+    /// workspaces there, freed by <see cref="Dispose"/>.
+    /// </param>
     /// <exception cref="ArgumentOutOfRangeException">A size is out of range, the start token is outside the vocabulary, or an enum value is unknown.</exception>
     /// <exception cref="ArgumentException">A start token was given for real-valued outputs.</exception>
     public OutputRecurrentNetwork(int inputSize, int hiddenSize, int outputSize, SequenceLoss loss,
-        RnnActivation activation = RnnActivation.Tanh, int? startToken = null, int seed = 0)
+        RnnActivation activation = RnnActivation.Tanh, int? startToken = null, int seed = 0, IlgpuBackend? device = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(inputSize);
         ArgumentOutOfRangeException.ThrowIfLessThan(hiddenSize, 1);
@@ -44,7 +54,14 @@ public sealed class OutputRecurrentNetwork
             if ((uint)startToken.Value >= (uint)outputSize)
                 throw new ArgumentOutOfRangeException(nameof(startToken), startToken, $"expected a token in [0, {outputSize}).");
         }
-        _engine = new OutputRecurrentEngine<float>(inputSize, hiddenSize, outputSize, loss, activation, startToken ?? -1, CpuMatrixOps.Instance);
+        Device = device;
+        if (device is null)
+            _engine = OutputRecurrentEngine.Create(inputSize, hiddenSize, outputSize, loss, activation, startToken ?? -1, CpuMatrixOps.Instance);
+        else
+        {
+            _deviceOps = new IlgpuMatrixOps(device.Accelerator);
+            _engine = OutputRecurrentEngine.Create(inputSize, hiddenSize, outputSize, loss, activation, startToken ?? -1, _deviceOps);
+        }
         int[][] shapes = [[inputSize, hiddenSize], [outputSize, hiddenSize], [hiddenSize], [hiddenSize, outputSize], [outputSize]];
         string[] names = ["input_weight", "feedback_weight", "hidden_bias", "output_weight", "output_bias"];
         Parameters = names.Select((name, p) => new SequenceParameter(name, _engine.Values[p], _engine.Grads[p], shapes[p])).ToArray();
@@ -68,12 +85,26 @@ public sealed class OutputRecurrentNetwork
     public int? StartToken => _engine.StartToken < 0 ? null : _engine.StartToken;
 
     /// <summary>
+    /// The ILGPU backend whose accelerator runs the network, or null on the CPU. On a device the parameters stay on the
+    /// host, where <see cref="Parameters"/> shows them and <see cref="SgdStep"/> and <see cref="ZeroGrad"/> change them,
+    /// so each call synchronises: <see cref="Train"/> uploads every parameter value (P floats, P = I·H + O·H + H + H·O + O),
+    /// x and the targets, zeroes P device floats, and ends by downloading the P gradient floats and adding them into
+    /// <see cref="SequenceParameter.Grad"/> on the host; <see cref="TeacherForcedOutputs"/> and <see cref="Generate"/>
+    /// upload the values and inputs and download the outputs. Per step that is about 2·P floats besides the data, small
+    /// beside the step's O(T·N·(I + O)·H) work once T·N is in the hundreds.
+    /// </summary>
+    public IlgpuBackend? Device { get; }
+
+    /// <summary>
     /// input_weight U [I, H], feedback_weight W [O, H], hidden_bias b [H], output_weight V [H, O], output_bias c [O], with
     /// their gradients.
     /// </summary>
     public IReadOnlyList<SequenceParameter> Parameters { get; }
 
     internal OutputRecurrentEngine<float> Engine => _engine;
+
+    /// <summary>The operations it runs on, such as <c>native-cpu</c> or <c>ilgpu-cuda</c>.</summary>
+    internal string OpsName => _engine.OpsName;
 
     /// <summary>
     /// One teacher-forced training step: returns the loss (mean over the T·N predictions) and adds its gradient into every
@@ -88,7 +119,7 @@ public sealed class OutputRecurrentNetwork
     {
         if (!Enum.IsDefined(schedule)) throw new ArgumentOutOfRangeException(nameof(schedule), schedule, "expected ParallelOverTime or StepByStep");
         Validate(x, targets);
-        return _engine.Train(schedule, x?.Data ?? [], targets.Steps, targets.Batch, targets.TokenIds, targets.Values?.Data ?? []);
+        return _engine.Train(schedule, x?.Data ?? default(ReadOnlyMemory<float>), targets.Steps, targets.Batch, targets.TokenIds, targets.Values?.Data ?? default(ReadOnlyMemory<float>));
     }
 
     /// <summary>The outputs o [T, N, O] (logits or values) under teacher forcing, as <see cref="Train"/> computes them.</summary>
@@ -100,7 +131,7 @@ public sealed class OutputRecurrentNetwork
     {
         Validate(x, targets);
         var outputs = new Tensor(targets.Steps, targets.Batch, OutputSize);
-        _engine.TeacherForcedOutputs(x?.Data ?? [], targets.Steps, targets.Batch, targets.TokenIds, targets.Values?.Data ?? [], outputs.Data);
+        _engine.TeacherForcedOutputs(x?.Data ?? default(ReadOnlyMemory<float>), targets.Steps, targets.Batch, targets.TokenIds, targets.Values?.Data ?? default(ReadOnlyMemory<float>), outputs.Data);
         return outputs;
     }
 
@@ -119,7 +150,7 @@ public sealed class OutputRecurrentNetwork
         ValidateInput(x, steps, batch);
         var outputs = new Tensor(steps, batch, OutputSize);
         var tokens = Loss == SequenceLoss.SoftmaxCrossEntropy ? new int[steps * batch] : null;
-        _engine.Generate(x?.Data ?? [], steps, batch, outputs.Data, tokens);
+        _engine.Generate(x?.Data ?? default(ReadOnlyMemory<float>), steps, batch, outputs.Data, tokens);
         return new GeneratedSequence(outputs, tokens);
     }
 
@@ -128,6 +159,9 @@ public sealed class OutputRecurrentNetwork
 
     /// <summary>Sets every gradient to zero.</summary>
     public void ZeroGrad() => _engine.ZeroGrad();
+
+    /// <summary>Frees the network's device workspaces (nothing on the CPU). The <see cref="Device"/> backend stays open.</summary>
+    public void Dispose() => _deviceOps?.Dispose();
 
     private void Validate(Tensor? x, SequenceTargets targets)
     {

@@ -17,7 +17,7 @@ namespace Recurrent.Sequence;
 public sealed class RecurrentSequenceModel
 {
     private const int Embedding = 0, OutputWeight = 1, OutputBias = 2;
-    private readonly IMatrixOps<float> _ops;
+    private readonly ManagedMatrixOps<float> _ops;
     private readonly float[][] _values;
     private readonly float[][] _grads;
     private readonly int _startToken;
@@ -33,7 +33,7 @@ public sealed class RecurrentSequenceModel
     public RecurrentSequenceModel(RecurrentLayer recurrent, int outputSize, SequenceLoss loss, int? startToken = null, int seed = 0)
         : this(recurrent, outputSize, loss, startToken, seed, CpuMatrixOps.Instance) { }
 
-    internal RecurrentSequenceModel(RecurrentLayer recurrent, int outputSize, SequenceLoss loss, int? startToken, int seed, IMatrixOps<float> ops)
+    internal RecurrentSequenceModel(RecurrentLayer recurrent, int outputSize, SequenceLoss loss, int? startToken, int seed, ManagedMatrixOps<float> ops)
     {
         ArgumentNullException.ThrowIfNull(recurrent);
         if (recurrent.Config.Bidirectional)

@@ -1,0 +1,135 @@
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Algorithms.ScanReduceOperations;
+
+namespace Recurrent.Kernels.Ilgpu;
+
+/// <summary>
+/// The pointwise passes of the teacher-forced sequence models (Recurrent.Sequence's IlgpuMatrixOps) that the RNN
+/// kernels do not already provide: row gathers and scatters by token id, the activation backward fused with the bias
+/// gradient's first reduction pass, the fused losses and free running's argmax. Matrices are row-major [rows, columns]
+/// and dense; token ids below zero stand for a zero row.
+/// </summary>
+public static class SequenceKernels
+{
+    /// <summary>
+    /// destination[r, :] = row for every row of destination [rows, columns]: a bias broadcast before a product with
+    /// beta = 1. Launched over the rows · columns elements (a flat index: a 2-D launch caps the rows at 65 535).
+    /// </summary>
+    public static void BroadcastRows(Index1D index, ArrayView<float> row, ArrayView<float> destination, int columns) =>
+        destination[index] = row[index % columns];
+
+    /// <summary>destination[r, c] += table[ids[r], c] where ids[r] ≥ 0. Launched over the rows · columns elements.</summary>
+    public static void GatherRowsAdd(Index1D index, ArrayView<float> table, ArrayView<int> ids, ArrayView<float> destination, int columns)
+    {
+        int r = index / columns, c = index - r * columns;
+        int id = ids[r];
+        if (id >= 0) destination[index] += table[(long)id * columns + c];
+    }
+
+    /// <summary>
+    /// table[ids[r], c] += source[r, c] where ids[r] ≥ 0. Launched over the rows · columns elements. Ids repeat (a
+    /// vocabulary of a few hundred over thousands of rows), so the additions are atomic: a deterministic loop over the
+    /// rows per column would run T·N dependent read-modify-writes in every thread, milliseconds on a GPU, where the
+    /// atomics collide only on repeated ids. The price is an addition order that varies from run to run, so this
+    /// gradient is reproducible to float rounding only, not bit for bit.
+    /// </summary>
+    public static void ScatterRowsAdd(Index1D index, ArrayView<float> source, ArrayView<int> ids, ArrayView<float> table, int columns)
+    {
+        int r = index / columns, c = index - r * columns;
+        int id = ids[r];
+        if (id >= 0) Atomic.Add(ref table[(long)id * columns + c], source[index]);
+    }
+
+    /// <summary>
+    /// The backward of h = act(z + b) fused with the first pass of db's column sum: gradient (dh in, dz out) *= act′ from
+    /// <paramref name="output"/> h, and thread i adds dz over its chunk of rows of column i mod Cols into
+    /// partial[i] as <see cref="ReductionKernels.ColumnPartialSums"/> does (so neighbouring threads read neighbouring
+    /// columns); <see cref="ReductionKernels.ColumnSums"/> then adds the partial rows into db. Launched over chunks · Cols.
+    /// </summary>
+    public static void ActivationBackwardPartialSums<TActivation>(Index1D index, ArrayView<float> output, ArrayView<float> gradient,
+        ArrayView<float> partial, ColumnSumShape s)
+        where TActivation : struct, IActivation
+    {
+        int chunk = index / s.Cols, col = index - chunk * s.Cols;
+        int first = chunk * s.RowsPerChunk, end = first + s.RowsPerChunk < s.Rows ? first + s.RowsPerChunk : s.Rows;
+        float sum = 0;
+        for (int r = first; r < end; r++)
+        {
+            long i = (long)r * s.Ld + col;
+            float dz = gradient[i] * default(TActivation).DerivativeFromOutput(output[i]);
+            gradient[i] = dz;
+            sum += dz;
+        }
+        partial[index] = sum;
+    }
+
+    /// <summary>
+    /// Softmax cross-entropy, one group per row (grid = rows): the group's threads stride over the columns and
+    /// ILGPU.Algorithms' group reductions give the row's maximum and Σ exp(logit − max), so exp never overflows. The
+    /// logits are overwritten with scale · (softmax − onehot(target)); rowLoss[row] = log Σ − (logit[target] − max).
+    /// </summary>
+    public static void SoftmaxCrossEntropyRows(ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> rowLoss, int columns, float gradientScale)
+    {
+        int row = Grid.IdxX;
+        long start = (long)row * columns;
+        float max = float.NegativeInfinity;
+        for (int c = Group.IdxX; c < columns; c += Group.DimX)
+        {
+            float v = logits[start + c];
+            max = v > max ? v : max;
+        }
+        max = GroupExtensions.AllReduce<float, MaxFloat>(max);
+        float sum = 0;
+        for (int c = Group.IdxX; c < columns; c += Group.DimX)
+            sum += MathF.Exp(logits[start + c] - max);
+        sum = GroupExtensions.AllReduce<float, AddFloat>(sum);
+        int target = targets[row];
+        float shiftedTarget = logits[start + target] - max;
+        // Every thread has read the target's logit before any thread overwrites it.
+        Group.Barrier();
+        float scale = gradientScale / sum;
+        for (int c = Group.IdxX; c < columns; c += Group.DimX)
+        {
+            float gradient = MathF.Exp(logits[start + c] - max) * scale;
+            logits[start + c] = c == target ? gradient - gradientScale : gradient;
+        }
+        if (Group.IsFirstThread) rowLoss[row] = MathF.Log(sum) - shiftedTarget;
+    }
+
+    /// <summary>
+    /// Squared error over <paramref name="length"/> elements: thread i visits elements i, i + stride, … (stride = the
+    /// number of threads, so loads coalesce), overwrites the output with scale · (o − y) and writes Σ ½(o − y)² of its
+    /// elements to partial[i], which a column sum then adds up.
+    /// </summary>
+    public static void SquaredErrorPartials(Index1D index, ArrayView<float> output, ArrayView<float> target, ArrayView<float> partial,
+        int length, int stride, float gradientScale)
+    {
+        float sum = 0;
+        for (int i = index; i < length; i += stride)
+        {
+            float difference = output[i] - target[i];
+            sum += 0.5f * difference * difference;
+            output[i] = gradientScale * difference;
+        }
+        partial[index] = sum;
+    }
+
+    /// <summary>destination[row] = the first index of the largest element of row <paramref name="index"/> of values [rows, columns].</summary>
+    public static void ArgMaxRows(Index1D index, ArrayView<float> values, ArrayView<int> destination, int columns)
+    {
+        long start = (long)(int)index * columns;
+        int best = 0;
+        float bestValue = values[start];
+        for (int c = 1; c < columns; c++)
+        {
+            float v = values[start + c];
+            if (v > bestValue)
+            {
+                best = c;
+                bestValue = v;
+            }
+        }
+        destination[index] = best;
+    }
+}
