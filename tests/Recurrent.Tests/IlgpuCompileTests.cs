@@ -48,5 +48,7 @@ public sealed class IlgpuCompileTests
         Assert.That(names, Has.Some.EqualTo("ElementwiseKernels.Unary<Sigmoid>"));
         Assert.That(names, Has.Some.EqualTo("GemmKernels.TiledSgemm"));
         Assert.That(names, Has.Some.EqualTo("ReductionKernels.ColumnSums"));
+        Assert.That(names, Has.Some.EqualTo("SequenceKernels.SoftmaxCrossEntropyRows"));
+        Assert.That(names, Has.Some.EqualTo("SequenceKernels.ActivationBackwardPartialSums<ReluActivation>"));
     }
 }
