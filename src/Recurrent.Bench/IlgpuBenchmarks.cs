@@ -16,7 +16,8 @@ namespace Recurrent.Bench;
 [CategoriesColumn]
 public class IlgpuBenchmarks
 {
-    private static readonly Lazy<bool> CudaPresent = new(() =>
+    /// <summary>Whether a CUDA device opens here (probed once).</summary>
+    internal static readonly Lazy<bool> CudaPresent = new(() =>
     {
         try
         {

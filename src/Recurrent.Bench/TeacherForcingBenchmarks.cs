@@ -35,10 +35,21 @@ internal static class TeacherForcingShapes
 /// (<see cref="OutputRecurrentNetwork"/>, I = H, O = 256): parallel over all T·N rows against the step-by-step baseline
 /// (Ratio column). GEMM work per step ≈ 2·T·N·(2·I·H + 3·H·O) FLOP (forward x·U and h·V; backward dV, dh, dU; the fed-back
 /// token is a row gather, a real-valued fed-back vector adds 2·(T−1)·N·O·H twice).
+/// Where a CUDA device opens, the same network also runs on it through ILGPU (<see cref="Device"/> = <c>ilgpu-cuda</c>;
+/// each step then includes its parameter upload and gradient download); elsewhere only the CPU runs, as ILGPU's CPU
+/// accelerator would take minutes per step at these shapes.
 /// </summary>
 public class OutputRecurrentTeacherForcingBenchmarks
 {
     private OutputRecurrentNetwork _network = null!;
+    private IlgpuBackend? _backend;
+
+    /// <summary><c>cpu</c>, and <c>ilgpu-cuda</c> where CUDA is present.</summary>
+    public static IEnumerable<string> Devices() => IlgpuBenchmarks.CudaPresent.Value ? ["cpu", "ilgpu-cuda"] : ["cpu"];
+
+    /// <summary>Where the network runs: the native CPU path, or ILGPU on CUDA.</summary>
+    [ParamsSource(nameof(Devices))]
+    public string Device { get; set; } = "cpu";
     private Tensor _input = null!;
     private SequenceTargets _targets = null!;
 
@@ -56,9 +67,21 @@ public class OutputRecurrentTeacherForcingBenchmarks
     {
         var (steps, batch, hidden) = Shape.Sizes();
         var random = new Random(1);
-        _network = new OutputRecurrentNetwork(hidden, hidden, TeacherForcingShapes.OutputSize, Loss, seed: 1);
+        _backend = Device == "ilgpu-cuda" ? new IlgpuBackend(IlgpuDevice.Cuda) : null;
+        _network = new OutputRecurrentNetwork(hidden, hidden, TeacherForcingShapes.OutputSize, Loss, seed: 1, device: _backend);
         _input = new Tensor(Enumerable.Range(0, steps * batch * hidden).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), steps, batch, hidden);
         _targets = TeacherForcingShapes.RandomTargets(Loss, steps, batch, random);
+        // Kernel compilation, cuBLAS set-up and workspace allocation happen on first use: not in a measured call.
+        if (_backend is not null)
+            foreach (var schedule in Enum.GetValues<TrainingSchedule>()) _network.Train(_input, _targets, schedule);
+    }
+
+    /// <summary>Frees the device, if any.</summary>
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _network.Dispose();
+        _backend?.Dispose();
     }
 
     /// <summary>The baseline: per-step products over N rows, per-step output layer and loss, backward from t = T−1.</summary>

@@ -356,6 +356,19 @@ public abstract class IlgpuOutputRecurrentTests(IlgpuDevice device)
         }
     }
 
+    [Test]
+    public void Disposed_RefusesWork_AndLeavesBackendUsable()
+    {
+        var network = Network(SequenceLoss.SoftmaxCrossEntropy, RnnActivation.Tanh, new(2, 1, 0, 3, 4));
+        var targets = SequenceTargets.Tokens([1, 2], 2, 1);
+        network.Train(null, targets);
+        network.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => network.Train(null, targets));
+        Assert.Throws<ObjectDisposedException>(() => network.Generate(null, 2, 1));
+        using var next = Network(SequenceLoss.SoftmaxCrossEntropy, RnnActivation.Tanh, new(2, 1, 0, 3, 4));
+        Assert.That(float.IsFinite(next.Train(null, targets)), Is.True);
+    }
+
     [TestCase(SequenceLoss.SoftmaxCrossEntropy, null)]
     [TestCase(SequenceLoss.SoftmaxCrossEntropy, 3)]
     [TestCase(SequenceLoss.SquaredError, null)]

@@ -115,11 +115,21 @@ public sealed class OutputRecurrentNetwork : IDisposable
     /// <param name="schedule">Parallel over time (the default) or the step-by-step baseline.</param>
     /// <exception cref="ArgumentException">x and the targets disagree in T or N, a shape does not match, a value is not finite, or the targets are of the other kind.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A token id is outside [0, O).</exception>
+    /// <exception cref="ObjectDisposedException">The network was disposed.</exception>
+    /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On a <see cref="Device"/>: a launch, copy or allocation failed (the message names the operation and the sizes).</exception>
     public float Train(Tensor? x, SequenceTargets targets, TrainingSchedule schedule = TrainingSchedule.ParallelOverTime)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (!Enum.IsDefined(schedule)) throw new ArgumentOutOfRangeException(nameof(schedule), schedule, "expected ParallelOverTime or StepByStep");
         Validate(x, targets);
-        return _engine.Train(schedule, x?.Data ?? default(ReadOnlyMemory<float>), targets.Steps, targets.Batch, targets.TokenIds, targets.Values?.Data ?? default(ReadOnlyMemory<float>));
+        try
+        {
+            return _engine.Train(schedule, x?.Data ?? default(ReadOnlyMemory<float>), targets.Steps, targets.Batch, targets.TokenIds, targets.Values?.Data ?? default(ReadOnlyMemory<float>));
+        }
+        catch (Exception e) when (IsDeviceFailure(e))
+        {
+            throw DeviceFailure(e, "training step", targets.Steps, targets.Batch);
+        }
     }
 
     /// <summary>The outputs o [T, N, O] (logits or values) under teacher forcing, as <see cref="Train"/> computes them.</summary>
@@ -129,9 +139,17 @@ public sealed class OutputRecurrentNetwork : IDisposable
     /// <exception cref="ArgumentOutOfRangeException">A token id is outside [0, O).</exception>
     public Tensor TeacherForcedOutputs(Tensor? x, SequenceTargets targets)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         Validate(x, targets);
         var outputs = new Tensor(targets.Steps, targets.Batch, OutputSize);
-        _engine.TeacherForcedOutputs(x?.Data ?? default(ReadOnlyMemory<float>), targets.Steps, targets.Batch, targets.TokenIds, targets.Values?.Data ?? default(ReadOnlyMemory<float>), outputs.Data);
+        try
+        {
+            _engine.TeacherForcedOutputs(x?.Data ?? default(ReadOnlyMemory<float>), targets.Steps, targets.Batch, targets.TokenIds, targets.Values?.Data ?? default(ReadOnlyMemory<float>), outputs.Data);
+        }
+        catch (Exception e) when (IsDeviceFailure(e))
+        {
+            throw DeviceFailure(e, "teacher-forced forward", targets.Steps, targets.Batch);
+        }
         return outputs;
     }
 
@@ -145,14 +163,29 @@ public sealed class OutputRecurrentNetwork : IDisposable
     /// <exception cref="ArgumentException">A size is below 1 or x does not have shape [T, N, I].</exception>
     public GeneratedSequence Generate(Tensor? x, int steps, int batch)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (steps < 1 || batch < 1)
             throw new ArgumentException($"steps, batch: expected T ≥ 1 and N ≥ 1, got T = {steps}, N = {batch} (an empty sequence).", steps < 1 ? nameof(steps) : nameof(batch));
         ValidateInput(x, steps, batch);
         var outputs = new Tensor(steps, batch, OutputSize);
         var tokens = Loss == SequenceLoss.SoftmaxCrossEntropy ? new int[steps * batch] : null;
-        _engine.Generate(x?.Data ?? default(ReadOnlyMemory<float>), steps, batch, outputs.Data, tokens);
+        try
+        {
+            _engine.Generate(x?.Data ?? default(ReadOnlyMemory<float>), steps, batch, outputs.Data, tokens);
+        }
+        catch (Exception e) when (IsDeviceFailure(e))
+        {
+            throw DeviceFailure(e, "generation", steps, batch);
+        }
         return new GeneratedSequence(outputs, tokens);
     }
+
+    /// <summary>A failure of ILGPU or the driver on the device path; arguments were validated before, so nothing else is expected.</summary>
+    private bool IsDeviceFailure(Exception e) =>
+        _deviceOps is not null && e is not (ArgumentException or ObjectDisposedException or Kernels.Ilgpu.IlgpuOperationException);
+
+    private Kernels.Ilgpu.IlgpuOperationException DeviceFailure(Exception e, string operation, int steps, int batch) =>
+        new($"{OpsName}: {operation} of T={steps} N={batch} I={InputSize} H={HiddenSize} O={OutputSize} failed on {Device!.DeviceName}: {e.GetBaseException().Message}", e);
 
     /// <summary>Plain gradient descent: every parameter −= learningRate · gradient.</summary>
     public void SgdStep(float learningRate) => _engine.SgdStep(learningRate);
@@ -161,7 +194,13 @@ public sealed class OutputRecurrentNetwork : IDisposable
     public void ZeroGrad() => _engine.ZeroGrad();
 
     /// <summary>Frees the network's device workspaces (nothing on the CPU). The <see cref="Device"/> backend stays open.</summary>
-    public void Dispose() => _deviceOps?.Dispose();
+    public void Dispose()
+    {
+        _disposed = true;
+        _deviceOps?.Dispose();
+    }
+
+    private bool _disposed;
 
     private void Validate(Tensor? x, SequenceTargets targets)
     {
