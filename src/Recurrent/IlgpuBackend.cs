@@ -89,7 +89,7 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     /// <summary>Waits until the device has finished all enqueued work (for timing).</summary>
     public void Synchronize() => _gpu.Synchronize("synchronize");
 
-    private sealed class DirectionSaved : IDisposable
+    internal sealed class DirectionSaved : IDisposable
     {
         public PooledBuffer? Gates;   // [T, N, G·H]
         public PooledBuffer? Cells;   // LSTM: [T, N, H], c_t
@@ -104,7 +104,7 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     }
 
     /// <summary>The device buffers a forward pass leaves for its backward pass.</summary>
-    private sealed class Tape(IlgpuBackend owner, int layers, int dirs) : IRnnTape
+    internal sealed class Tape(IlgpuBackend owner, int layers, int dirs) : IRnnTape
     {
         public IlgpuBackend Owner { get; } = owner;
         public required int Steps { get; init; }
@@ -314,20 +314,128 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
             }
             Download(dh0Buffer, dh0.Data);
             if (dc0 is not null) Download(dc0Buffer!, dc0.Data);
-            var hostGrads = new float[ours.Weights.Length];
-            Download(grads, hostGrads);
-            _gpu.Synchronize("backward");
-            var all = parameters.All;
-            for (int i = 0; i < all.Count; i++)
-            {
-                var destination = all[i].Grad.Data;
-                long offset = ours.Offsets[i];
-                for (int k = 0; k < destination.Length; k++) destination[k] += hostGrads[offset + k];
-            }
+            AddGradientsToHost(parameters, ours, grads);
         }
         catch (Exception e)
         {
             throw Wrap(e, "backward", config, ours.Steps, ours.Batch);
+        }
+    }
+
+    /// <summary>Downloads the device gradients and adds them into the parameters' host gradients (waits for the device).</summary>
+    private void AddGradientsToHost(RnnParameters parameters, Tape tape, PooledBuffer grads)
+    {
+        var hostGrads = new float[tape.Weights.Length];
+        Download(grads, hostGrads);
+        _gpu.Synchronize("backward");
+        var all = parameters.All;
+        for (int i = 0; i < all.Count; i++)
+        {
+            var destination = all[i].Grad.Data;
+            long offset = tape.Offsets[i];
+            for (int k = 0; k < destination.Length; k++) destination[k] += hostGrads[offset + k];
+        }
+    }
+
+    /// <summary>
+    /// A forward pass whose input came from, and whose output stays on, the device: for models that run the layers
+    /// around the stack on the same accelerator (<see cref="Sequence.RecurrentSequenceModel"/>). Disposing frees it.
+    /// </summary>
+    internal sealed class DevicePass : IDisposable
+    {
+        internal DevicePass(Tape tape, PooledBuffer hN, PooledBuffer? cN, int layers) => (Tape, HN, CN, Output) = (tape, hN, cN, tape.LayerBuffers[layers].View);
+
+        internal Tape Tape { get; }
+        /// <summary>y [T, N, D·H].</summary>
+        public ArrayView<float> Output { get; }
+        /// <summary>hN, cN [L·D, N, H]: the next chained pass starts from them.</summary>
+        internal PooledBuffer HN { get; }
+        internal PooledBuffer? CN { get; }
+        /// <summary>After <see cref="BackwardOnDevice"/>: dx [T, N, I], and dh0, dc0 for the previous chained pass.</summary>
+        internal PooledBuffer? Dx, Dh0, Dc0;
+
+        public void Dispose()
+        {
+            Tape.Dispose();
+            HN.Dispose();
+            CN?.Dispose();
+            Dx?.Dispose();
+            Dh0?.Dispose();
+            Dc0?.Dispose();
+        }
+    }
+
+    /// <summary>A pooled copy of <paramref name="source"/> (its first <paramref name="length"/> floats), or zeros when it has none.</summary>
+    private PooledBuffer DeviceCopy(ArrayView<float> source, long length, string what)
+    {
+        var buffer = _pool.Rent(length, what);
+        if (source.IsValid && length > 0) source.SubView(0, length).CopyTo(buffer.View.SubView(0, length));
+        else buffer.Clear();
+        return buffer;
+    }
+
+    /// <summary>
+    /// <see cref="Forward"/> on device data: x [T, N, I] is copied on the device into the tape (the caller may reuse it),
+    /// the initial state is <paramref name="previous"/>'s final one (zeros when null), and y stays on the device in
+    /// the returned pass. Parameters are uploaded as in <see cref="Forward"/>. Shapes are the caller's to check.
+    /// </summary>
+    internal DevicePass ForwardOnDevice(RnnParameters parameters, ArrayView<float> x, int steps, int batch, DevicePass? previous, bool keepForBackward)
+    {
+        var config = parameters.Config;
+        long state = config.NumLayers * config.Directions * (long)batch * config.HiddenSize;
+        bool lstm = config.Cell.HasCellState();
+        var (weights, offsets) = UploadParameters(parameters);
+        var tape = new Tape(this, config.NumLayers, config.Directions)
+        {
+            Steps = steps, Batch = batch, Weights = weights, Offsets = offsets,
+            H0 = DeviceCopy(previous is null ? default : previous.HN.View, state, "h0"),
+            C0 = lstm ? DeviceCopy(previous is null ? default : previous.CN!.View, state, "c0") : null,
+        };
+        PooledBuffer? hN = null, cN = null;
+        try
+        {
+            tape.LayerBuffers[0] = DeviceCopy(x, (long)steps * batch * config.InputSize, "x [T, N, I]");
+            hN = _pool.Rent(state, "hN");
+            cN = lstm ? _pool.Rent(state, "cN") : null;
+            RunForward(config, tape, hN, cN, keepForBackward);
+            return new DevicePass(tape, hN, cN, config.NumLayers);
+        }
+        catch (Exception e)
+        {
+            tape.Dispose();
+            hN?.Dispose();
+            cN?.Dispose();
+            throw Wrap(e, "forward", config, steps, batch);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Backward"/> on device data: from dy [T, N, D·H] and the initial-state gradients <paramref name="next"/>
+    /// left (the pass chained after this one; zeros when null), leaves dx, dh0 and dc0 in <paramref name="pass"/> and
+    /// returns dx. Parameter gradients are downloaded and added into the host ones, as in <see cref="Backward"/>.
+    /// </summary>
+    internal ArrayView<float> BackwardOnDevice(RnnParameters parameters, DevicePass pass, ArrayView<float> dy, DevicePass? next)
+    {
+        var config = parameters.Config;
+        var tape = pass.Tape;
+        long state = config.NumLayers * config.Directions * (long)tape.Batch * config.HiddenSize;
+        bool lstm = config.Cell.HasCellState();
+        try
+        {
+            using var dyBuffer = DeviceCopy(dy, (long)tape.Steps * tape.Batch * config.OutputSize, "dy [T, N, D·H]");
+            using var dhN = DeviceCopy(next?.Dh0 is null ? default : next.Dh0.View, state, "dhN");
+            using var dcN = lstm ? DeviceCopy(next?.Dc0 is null ? default : next.Dc0.View, state, "dcN") : null;
+            using var grads = _pool.Rent(tape.Weights.Length, "parameter gradients");
+            grads.Clear();
+            pass.Dh0 = _pool.Rent(state, "dh0");
+            pass.Dc0 = lstm ? _pool.Rent(state, "dc0") : null;
+            pass.Dx = RunBackward(config, tape, dyBuffer, dhN, dcN, grads, pass.Dh0, pass.Dc0);
+            AddGradientsToHost(parameters, tape, grads);
+            return pass.Dx.View;
+        }
+        catch (Exception e)
+        {
+            throw Wrap(e, "backward", config, tape.Steps, tape.Batch);
         }
     }
 

@@ -206,3 +206,104 @@ public class SequenceRecurrentModelTests
         return loss / rows;
     }
 }
+
+/// <summary>
+/// The sequence model with its stack on an <see cref="IlgpuBackend"/>: embedding, output layer and loss then run on the
+/// same accelerator and the stack through the backend's device-level entry. Same loss and every gradient (the model's
+/// and the stack's) as the model on the CPU, both schedules; the same generated tokens. One backend per derived fixture;
+/// tiny shapes, as the CPU accelerator is a slow simulator.
+/// </summary>
+public abstract class IlgpuRecurrentSequenceModelTests(IlgpuDevice device)
+{
+    private IlgpuBackend? _backend;
+
+    [OneTimeSetUp]
+    public void Open()
+    {
+        IlgpuFixtures.OpenOrIgnore(device).Dispose();
+        _backend = new IlgpuBackend(device);
+    }
+
+    [OneTimeTearDown]
+    public void Close() => _backend?.Dispose();
+
+    private static readonly SequenceRecurrentModelTests.Shape[] Shapes = [new(1, 1, 1, 1, 2, 1), new(3, 2, 3, 5, 4, 2), new(4, 3, 2, 17, 7, 1)];
+
+    private static IEnumerable<TestCaseData> Cases() =>
+        from cell in TestData.AllCells
+        from loss in Enum.GetValues<SequenceLoss>()
+        from shape in Shapes
+        select new TestCaseData(cell, loss, shape).SetArgDisplayNames(cell.ToString(), loss.ToString(), shape.ToString());
+
+    private static RecurrentLayer Layer(CellKind cell, SequenceRecurrentModelTests.Shape shape, IRnnBackend? backend, int seed) => cell switch
+    {
+        CellKind.Lstm => new Lstm(shape.Input, shape.Hidden, shape.Layers, backend: backend, seed: seed),
+        CellKind.GruResetAfter => new Gru(shape.Input, shape.Hidden, GruVariant.ResetAfter, shape.Layers, backend: backend, seed: seed),
+        CellKind.GruResetBefore => new Gru(shape.Input, shape.Hidden, GruVariant.ResetBefore, shape.Layers, backend: backend, seed: seed),
+        CellKind.RnnRelu => new ElmanRnn(shape.Input, shape.Hidden, RnnActivation.Relu, shape.Layers, backend: backend, seed: seed),
+        _ => new ElmanRnn(shape.Input, shape.Hidden, RnnActivation.Tanh, shape.Layers, backend: backend, seed: seed),
+    };
+
+    /// <summary>The same model (same seeds) on the device and on the CPU.</summary>
+    private (RecurrentSequenceModel Device, RecurrentSequenceModel Cpu) Models(CellKind cell, SequenceLoss loss, SequenceRecurrentModelTests.Shape shape, int seed = 5)
+    {
+        int? start = loss == SequenceLoss.SoftmaxCrossEntropy ? shape.Output - 1 : null;
+        return (new RecurrentSequenceModel(Layer(cell, shape, _backend, seed), shape.Output, loss, start, seed),
+                new RecurrentSequenceModel(Layer(cell, shape, null, seed), shape.Output, loss, start, seed));
+    }
+
+    private static IEnumerable<(string Name, float[] Grad)> Gradients(RecurrentSequenceModel model) =>
+        model.Parameters.Select(p => (p.Name, p.Grad.Data)).Concat(model.Recurrent.Parameters.All.Select(p => (p.Name, p.Grad.Data)));
+
+    [TestCaseSource(nameof(Cases))]
+    public void Train_MatchesCpuModel_BothSchedules(CellKind cell, SequenceLoss loss, SequenceRecurrentModelTests.Shape shape)
+    {
+        var (onDevice, cpu) = Models(cell, loss, shape);
+        using var disposeDevice = onDevice;
+        Assert.That(onDevice.OpsName, Does.StartWith("ilgpu-"));
+        var targets = SequenceOutputRecurrentTests.RandomTargets(loss, new SequenceOutputRecurrentTests.Shape(shape.Steps, shape.Batch, 0, shape.Hidden, shape.Output),
+            new Random(shape.GetHashCode() + 7));
+        float expected = cpu.Train(targets);
+        var expectedGrads = Gradients(cpu).Select(g => SequenceOutputRecurrentTests.Widen(g.Grad)).ToArray();
+        foreach (var schedule in Enum.GetValues<TrainingSchedule>())
+        {
+            onDevice.ZeroGrad();
+            float actual = onDevice.Train(targets, schedule);
+            Assertions.AllClose([actual], [expected], Tolerances.Float32, $"{schedule} loss");
+            foreach (var ((name, grad), want) in Gradients(onDevice).Zip(expectedGrads))
+                Assertions.AllClose(grad, want, Tolerances.Float32, $"{schedule} {name}");
+        }
+    }
+
+    [TestCase(CellKind.Lstm, SequenceLoss.SoftmaxCrossEntropy)]
+    [TestCase(CellKind.GruResetBefore, SequenceLoss.SoftmaxCrossEntropy)]
+    [TestCase(CellKind.RnnTanh, SequenceLoss.SquaredError)]
+    public void GenerateAndTeacherForcedOutputs_MatchCpuModel(CellKind cell, SequenceLoss loss)
+    {
+        var shape = new SequenceRecurrentModelTests.Shape(6, 3, 3, 10, 6, 2);
+        var (onDevice, cpu) = Models(cell, loss, shape, seed: 9);
+        using var disposeDevice = onDevice;
+        // Large output weights make the argmax change from step to step, so a wrong fed-back token shows.
+        foreach (var model in new[] { onDevice, cpu })
+            foreach (var p in model.Parameters)
+                for (int i = 0; i < p.Value.Length; i++) p.Value.Data[i] *= 4;
+        var generated = onDevice.Generate(shape.Steps, shape.Batch);
+        var expected = cpu.Generate(shape.Steps, shape.Batch);
+        if (loss == SequenceLoss.SoftmaxCrossEntropy)
+            Assert.That(generated.Tokens, Is.EqualTo(expected.Tokens), "generated tokens");
+        Assertions.AllClose(generated.Outputs.Data, SequenceOutputRecurrentTests.Widen(expected.Outputs.Data), Tolerances.Float32, "generated outputs");
+
+        var targets = SequenceOutputRecurrentTests.RandomTargets(loss, new SequenceOutputRecurrentTests.Shape(shape.Steps, shape.Batch, 0, shape.Hidden, shape.Output), new Random(4));
+        Assertions.AllClose(onDevice.TeacherForcedOutputs(targets).Data, SequenceOutputRecurrentTests.Widen(cpu.TeacherForcedOutputs(targets).Data),
+            Tolerances.Float32, "teacher-forced outputs");
+    }
+}
+
+/// <summary>On ILGPU's CPU accelerator: runs everywhere.</summary>
+[TestFixture]
+public sealed class IlgpuCpuRecurrentSequenceModelTests() : IlgpuRecurrentSequenceModelTests(IlgpuDevice.Cpu);
+
+/// <summary>On a CUDA GPU; ignored with the reason where there is none.</summary>
+[TestFixture]
+[Category("Cuda")]
+public sealed class IlgpuCudaRecurrentSequenceModelTests() : IlgpuRecurrentSequenceModelTests(IlgpuDevice.Cuda);

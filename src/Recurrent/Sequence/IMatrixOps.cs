@@ -41,6 +41,9 @@ internal interface IMatrixOps<T, TData, TIds>
     /// </summary>
     TData Workspace(ref TData buffer, int length);
 
+    /// <summary>Sets every element of <paramref name="data"/> to zero.</summary>
+    void Clear(TData data);
+
     /// <summary>
     /// Host data made readable by the other operations: on the host <paramref name="source"/> itself (no copy, and the
     /// operations never write into it); on a device a copy in <paramref name="stage"/> (grown as <see cref="Workspace"/>).

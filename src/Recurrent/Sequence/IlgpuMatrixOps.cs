@@ -68,6 +68,11 @@ internal sealed class IlgpuMatrixOps(IlgpuAccelerator gpu) : IMatrixOps<float, A
         if (view.IsValid && _owned.Remove(((IArrayView)view).Buffer, out var buffer)) buffer.Dispose();
     }
 
+    public void Clear(ArrayView<float> data)
+    {
+        if (data.Length > 0) data.MemSetToZero();
+    }
+
     public ArrayView<float> Upload(ReadOnlyMemory<float> source, ref ArrayView<float> stage)
     {
         if (source.IsEmpty) return default;

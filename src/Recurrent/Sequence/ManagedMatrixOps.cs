@@ -138,6 +138,8 @@ internal class ManagedMatrixOps<T> : IMatrixOps<T, Memory<T>, Memory<int>> where
         return buffer[..length];
     }
 
+    void IMatrixOps<T, Memory<T>, Memory<int>>.Clear(Memory<T> data) => data.Span.Clear();
+
     // The operations never write into an uploaded input, so handing out the caller's memory as writable is safe.
     Memory<T> IMatrixOps<T, Memory<T>, Memory<int>>.Upload(ReadOnlyMemory<T> source, ref Memory<T> stage) => MemoryMarshal.AsMemory(source);
 

@@ -101,7 +101,7 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
 
     private TData _inputStage, _targetStage, _hidden, _output, _hiddenGradient;
     private TIds _tokenStage;
-    /// <summary>Host tokens [T + 1, N]: the start token in row 0, then the targets; see <see cref="StageTokens"/>.</summary>
+    /// <summary>Host tokens [T + 1, N]: the start token in row 0, then the targets (<see cref="TeacherForcing.StartAndTargets"/>).</summary>
     private int[] _tokens = [];
 
     public override T Train(TrainingSchedule schedule, ReadOnlyMemory<T> x, int steps, int batch, int[]? ids, ReadOnlyMemory<T> values)
@@ -127,19 +127,9 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
         }
     }
 
-    /// <summary>
-    /// The tokens [T + 1, N] of teacher forcing, staged once: the start token (−1: zeros) in row 0, then the targets, so
-    /// the fed-back tokens of the T·N rows are ids [0, T·N) and the targets ids [N, N + T·N): row r is fed its target
-    /// one step earlier, y_{t−1}.
-    /// </summary>
-    private TIds StageTokens(int[] ids, int steps, int batch)
-    {
-        int length = (steps + 1) * batch;
-        if (_tokens.Length < length) _tokens = new int[length];
-        _tokens.AsSpan(0, batch).Fill(StartToken);
-        ids.AsSpan(0, steps * batch).CopyTo(_tokens.AsSpan(batch));
-        return Ops.UploadIds(_tokens.AsMemory(0, length), ref _tokenStage);
-    }
+    /// <summary>The tokens of teacher forcing, staged once: see <see cref="TeacherForcing.StartAndTargets"/>.</summary>
+    private TIds StageTokens(int[] ids, int steps, int batch) =>
+        Ops.UploadIds(TeacherForcing.StartAndTargets(ids, steps, batch, StartToken, ref _tokens), ref _tokenStage);
 
     private TIds FedBack(TIds tokens, int firstRow, int rows) => Ops.SliceIds(tokens, firstRow, rows);
 
@@ -215,10 +205,7 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
         {
             // Laid out as in teacher forcing: row 0 the start token, row t + 1 the token step t emits. Rows after 0 go
             // over stale and are written where the operations run before they are read.
-            int length = (steps + 1) * batch;
-            if (_tokens.Length < length) _tokens = new int[length];
-            _tokens.AsSpan(0, batch).Fill(StartToken);
-            fedBack = Ops.UploadIds(_tokens.AsMemory(0, length), ref _tokenStage);
+            fedBack = Ops.UploadIds(TeacherForcing.StartAndTargets(null, steps, batch, StartToken, ref _tokens), ref _tokenStage);
         }
         for (int t = 0; t < steps; t++)
         {

@@ -11,19 +11,28 @@ namespace Recurrent.Sequence;
 /// At t = 0 the fed-back value is the start value (the <see cref="StartToken"/>'s embedding, else zeros); the initial
 /// state is zeros. With <see cref="TrainingSchedule.ParallelOverTime"/> the embedding, the output layer and the loss with
 /// their gradients run over all T·N rows at once and only the recurrence is sequential, inside the layer's backend (which
-/// batches the input projections and weight gradients over time). Not thread-safe: a training step accumulates into
-/// shared gradients.
+/// batches the input projections and weight gradients over time).
+/// Where the stack's backend is an <see cref="IlgpuBackend"/>, the embedding, output layer and loss run on that backend's
+/// accelerator too, and the stack is driven through the backend's device-level entry, so the data crosses to the device
+/// once per call and nothing at the stack boundary; otherwise they run on the CPU (native GEMM, AVX-512 passes).
+/// Parameters (the model's and the stack's) stay on the host; on a device each call uploads their values and adds the
+/// device gradients into the host ones. Not thread-safe: a training step accumulates into shared gradients and reuses
+/// the model's workspaces.
 /// </summary>
-public sealed class RecurrentSequenceModel
+public sealed class RecurrentSequenceModel : IDisposable
 {
-    private const int Embedding = 0, OutputWeight = 1, OutputBias = 2;
-    private readonly ManagedMatrixOps<float> _ops;
     private readonly float[][] _values;
     private readonly float[][] _grads;
     private readonly int _startToken;
+    private readonly RecurrentSequenceEngine _engine;
+    private readonly IlgpuMatrixOps? _deviceOps;
+    private bool _disposed;
 
     /// <summary>Creates the model around <paramref name="recurrent"/> (whose parameters it trains too), seeded so runs repeat.</summary>
-    /// <param name="recurrent">A unidirectional stack with input size I and hidden size H; a bidirectional one would see the future.</param>
+    /// <param name="recurrent">
+    /// A unidirectional stack with input size I and hidden size H; a bidirectional one would see the future. Its backend
+    /// decides where the model runs: on an <see cref="IlgpuBackend"/>'s accelerator, else on the CPU.
+    /// </param>
     /// <param name="outputSize">O ≥ 1: the vocabulary size for <see cref="SequenceLoss.SoftmaxCrossEntropy"/>, else the features of o_t.</param>
     /// <param name="loss">Discrete (softmax cross-entropy) or real-valued (squared error) outputs.</param>
     /// <param name="startToken">The token fed back at t = 0 (discrete outputs only), in [0, O); null feeds zeros.</param>
@@ -31,9 +40,6 @@ public sealed class RecurrentSequenceModel
     /// <exception cref="ArgumentException">The stack is bidirectional, or a start token was given for real-valued outputs.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A size or enum value is out of range, or the start token is outside the vocabulary.</exception>
     public RecurrentSequenceModel(RecurrentLayer recurrent, int outputSize, SequenceLoss loss, int? startToken = null, int seed = 0)
-        : this(recurrent, outputSize, loss, startToken, seed, CpuMatrixOps.Instance) { }
-
-    internal RecurrentSequenceModel(RecurrentLayer recurrent, int outputSize, SequenceLoss loss, int? startToken, int seed, ManagedMatrixOps<float> ops)
     {
         ArgumentNullException.ThrowIfNull(recurrent);
         if (recurrent.Config.Bidirectional)
@@ -47,7 +53,7 @@ public sealed class RecurrentSequenceModel
             if ((uint)startToken.Value >= (uint)outputSize)
                 throw new ArgumentOutOfRangeException(nameof(startToken), startToken, $"expected a token in [0, {outputSize}).");
         }
-        (Recurrent, OutputSize, Loss, _startToken, _ops) = (recurrent, outputSize, loss, startToken ?? -1, ops);
+        (Recurrent, OutputSize, Loss, _startToken) = (recurrent, outputSize, loss, startToken ?? -1);
         int input = recurrent.Config.InputSize, hidden = recurrent.Config.HiddenSize;
         int[][] shapes = [[outputSize, input], [hidden, outputSize], [outputSize]];
         _values = Array.ConvertAll(shapes, s => new float[s.Aggregate(1, (a, b) => a * b)]);
@@ -58,6 +64,13 @@ public sealed class RecurrentSequenceModel
         float[] bounds = [Discrete ? 1f : 1f / MathF.Sqrt(outputSize), 1f / MathF.Sqrt(hidden), 1f / MathF.Sqrt(hidden)];
         for (int p = 0; p < _values.Length; p++)
             for (int i = 0; i < _values[p].Length; i++) _values[p][i] = (float)((random.NextDouble() * 2 - 1) * bounds[p]);
+        if (recurrent.Backend is IlgpuBackend device)
+        {
+            _deviceOps = new IlgpuMatrixOps(device.Accelerator);
+            _engine = new RecurrentSequenceEngine<ILGPU.ArrayView<float>, ILGPU.ArrayView<int>>(this, _deviceOps, new IlgpuRecurrentStack(recurrent, device));
+        }
+        else
+            _engine = new RecurrentSequenceEngine<Memory<float>, Memory<int>>(this, CpuMatrixOps.Instance, new HostRecurrentStack(recurrent));
     }
 
     /// <summary>The recurrent stack; its <see cref="RecurrentLayer.Parameters"/> are trained with the model's own.</summary>
@@ -75,9 +88,15 @@ public sealed class RecurrentSequenceModel
     /// </summary>
     public IReadOnlyList<SequenceParameter> Parameters { get; }
 
-    private bool Discrete => Loss == SequenceLoss.SoftmaxCrossEntropy;
-    private int InputSize => Recurrent.Config.InputSize;
-    private int HiddenSize => Recurrent.Config.HiddenSize;
+    /// <summary>The operations the embedding, output layer and loss run on, such as <c>native-cpu</c> or <c>ilgpu-cuda</c>.</summary>
+    internal string OpsName => _engine.OpsName;
+
+    internal bool Discrete => Loss == SequenceLoss.SoftmaxCrossEntropy;
+    internal int InputSize => Recurrent.Config.InputSize;
+    internal int HiddenSize => Recurrent.Config.HiddenSize;
+    internal int StartTokenOrNone => _startToken;
+    internal float[][] Values => _values;
+    internal float[][] Grads => _grads;
 
     /// <summary>
     /// One teacher-forced training step: returns the loss (mean over the T·N predictions) and adds its gradient into the
@@ -87,12 +106,14 @@ public sealed class RecurrentSequenceModel
     /// <param name="schedule">Parallel over time (the default) or the step-by-step baseline: the stack run with T = 1 per call, chained through its states.</param>
     /// <exception cref="ArgumentException">A shape does not match, a value is not finite, or the targets are of the other kind.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A token id is outside [0, O).</exception>
+    /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
     public float Train(SequenceTargets targets, TrainingSchedule schedule = TrainingSchedule.ParallelOverTime)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (!Enum.IsDefined(schedule)) throw new ArgumentOutOfRangeException(nameof(schedule), schedule, "expected ParallelOverTime or StepByStep");
         ArgumentNullException.ThrowIfNull(targets);
         targets.Validate(Loss, OutputSize, nameof(targets));
-        return schedule == TrainingSchedule.StepByStep ? TrainStepByStep(targets) : TrainParallel(targets);
+        return _engine.Train(targets, schedule);
     }
 
     /// <summary>The outputs o [T, N, O] (logits or values) under teacher forcing, as <see cref="Train"/> computes them.</summary>
@@ -100,13 +121,11 @@ public sealed class RecurrentSequenceModel
     /// <exception cref="ArgumentOutOfRangeException">A token id is outside [0, O).</exception>
     public Tensor TeacherForcedOutputs(SequenceTargets targets)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(targets);
         targets.Validate(Loss, OutputSize, nameof(targets));
-        int steps = targets.Steps, batch = targets.Batch;
-        var x = TeacherInputs(targets, out _);
-        var outputs = new Tensor(steps, batch, OutputSize);
-        using var forward = Recurrent.Forward(new Tensor(x, steps, batch, InputSize));
-        OutputForward(forward.Output.Data, steps * batch, outputs.Data);
+        var outputs = new Tensor(targets.Steps, targets.Batch, OutputSize);
+        _engine.TeacherForcedOutputs(targets, outputs.Data);
         return outputs;
     }
 
@@ -119,27 +138,12 @@ public sealed class RecurrentSequenceModel
     /// <exception cref="ArgumentException">A size is below 1.</exception>
     public GeneratedSequence Generate(int steps, int batch)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (steps < 1 || batch < 1)
             throw new ArgumentException($"steps, batch: expected T ≥ 1 and N ≥ 1, got T = {steps}, N = {batch} (an empty sequence).", steps < 1 ? nameof(steps) : nameof(batch));
-        int input = InputSize, width = OutputSize;
-        var outputs = new Tensor(steps, batch, width);
+        var outputs = new Tensor(steps, batch, OutputSize);
         var tokens = Discrete ? new int[steps * batch] : null;
-        var fedBack = new int[batch];
-        fedBack.AsSpan().Fill(_startToken);
-        Tensor? h = null, c = null;
-        for (int t = 0; t < steps; t++)
-        {
-            var x = new float[batch * input];
-            if (Discrete) _ops.GatherRowsAdd(_values[Embedding], input, fedBack, x);
-            else if (t > 0) _ops.Gemm(false, false, batch, input, width, 1, outputs.Data.AsSpan((t - 1) * batch * width, batch * width), width, _values[Embedding], input, 0, x, input);
-            using var step = Recurrent.Forward(new Tensor(x, 1, batch, input), h, c);
-            (h, c) = (step.HiddenState, step.CellState);
-            var o = outputs.Data.AsSpan(t * batch * width, batch * width);
-            OutputForward(step.Output.Data, batch, o);
-            if (!Discrete) continue;
-            for (int n = 0; n < batch; n++)
-                tokens![t * batch + n] = fedBack[n] = TeacherForcing.ArgMax<float>(o.Slice(n * width, width));
-        }
+        _engine.Generate(steps, batch, outputs.Data, tokens);
         return new GeneratedSequence(outputs, tokens);
     }
 
@@ -159,119 +163,227 @@ public sealed class RecurrentSequenceModel
         Recurrent.ZeroGrad();
     }
 
-    private float TrainParallel(SequenceTargets targets)
+    /// <summary>Frees the model's device workspaces (nothing on the CPU). The stack and its backend stay usable.</summary>
+    public void Dispose()
     {
-        int steps = targets.Steps, batch = targets.Batch, rows = steps * batch, hidden = HiddenSize, width = OutputSize;
-        var x = TeacherInputs(targets, out var fedBack);
-        using var forward = Recurrent.Forward(new Tensor(x, steps, batch, InputSize), keepForBackward: true);
-        var y = forward.Output.Data;
-        var dOutput = new float[rows * width];
-        OutputForward(y, rows, dOutput);
+        _disposed = true;
+        _deviceOps?.Dispose();
+    }
+}
+
+/// <summary>What <see cref="RecurrentSequenceModel"/> calls, whatever its buffers are.</summary>
+internal abstract class RecurrentSequenceEngine
+{
+    public abstract string OpsName { get; }
+    public abstract float Train(SequenceTargets targets, TrainingSchedule schedule);
+    public abstract void TeacherForcedOutputs(SequenceTargets targets, Memory<float> outputs);
+    public abstract void Generate(int steps, int batch, Memory<float> outputs, int[]? tokens);
+}
+
+/// <summary>
+/// The embedding, output layer and loss of <see cref="RecurrentSequenceModel"/> around its stack, written once over
+/// <see cref="IMatrixOps{T, TData, TIds}"/> and <see cref="IRecurrentStack{TData}"/>. As in
+/// <see cref="OutputRecurrentEngine{T, TData, TIds}"/>, each call binds the host parameters (identity on the host, an
+/// upload on a device) and ends by adding the gradients into the host ones; the stack does the same for its own.
+/// </summary>
+internal sealed class RecurrentSequenceEngine<TData, TIds>(RecurrentSequenceModel model, IMatrixOps<float, TData, TIds> ops, IRecurrentStack<TData> stack)
+    : RecurrentSequenceEngine
+    where TData : struct where TIds : struct
+{
+    private const int Embedding = 0, OutputWeight = 1, OutputBias = 2, ParameterCount = 3;
+    private readonly TData[] _values = new TData[ParameterCount], _grads = new TData[ParameterCount];
+    private readonly TData[] _valueStages = new TData[ParameterCount], _gradStages = new TData[ParameterCount];
+    private TData _targetStage, _input, _output, _outputGradient;
+    private TIds _tokenStage;
+    private int[] _tokens = [];
+
+    public override string OpsName => ops.Name;
+
+    private bool Discrete => model.Discrete;
+    private int InputSize => model.InputSize;
+    private int HiddenSize => model.HiddenSize;
+    private int OutputSize => model.OutputSize;
+
+    private void BindParameters(bool withGradients)
+    {
+        for (int p = 0; p < ParameterCount; p++)
+        {
+            _values[p] = ops.Upload(model.Values[p], ref _valueStages[p]);
+            if (withGradients) _grads[p] = ops.GradientAccumulator(model.Grads[p], ref _gradStages[p]);
+        }
+    }
+
+    private void AddGradientsToHost()
+    {
+        for (int p = 0; p < ParameterCount; p++) ops.AddToHost(_grads[p], model.Grads[p]);
+    }
+
+    /// <summary>The targets where the operations read them: tokens [T + 1, N] (<see cref="TeacherForcing.StartAndTargets"/>) or values [T, N, O].</summary>
+    private (TIds Tokens, TData Values) StageTargets(SequenceTargets targets) => Discrete
+        ? (ops.UploadIds(TeacherForcing.StartAndTargets(targets.TokenIds, targets.Steps, targets.Batch, model.StartTokenOrNone, ref _tokens), ref _tokenStage), default)
+        : (default, ops.Upload(targets.Values!.Data, ref _targetStage));
+
+    public override float Train(SequenceTargets targets, TrainingSchedule schedule)
+    {
+        BindParameters(withGradients: true);
+        var (tokens, values) = StageTargets(targets);
+        float loss = schedule == TrainingSchedule.StepByStep
+            ? TrainStepByStep(tokens, values, targets.Steps, targets.Batch)
+            : TrainParallel(tokens, values, targets.Steps, targets.Batch);
+        AddGradientsToHost();
+        return loss;
+    }
+
+    private float TrainParallel(TIds tokens, TData values, int steps, int batch)
+    {
+        int rows = steps * batch, width = OutputSize;
+        var x = ops.Workspace(ref _input, rows * InputSize);
+        EmbeddingForward(tokens, values, 0, rows, batch, x);
+        using var pass = stack.Forward(x, steps, batch, null, keepForBackward: true);
+        var y = pass.Output;
+        var o = ops.Workspace(ref _output, rows * width);
+        OutputForward(y, rows, o);
         float scale = 1f / rows;
-        float loss = Discrete
-            ? _ops.SoftmaxCrossEntropy(dOutput, width, targets.TokenIds, scale)
-            : _ops.SquaredError(dOutput, targets.Values!.Data, scale);
-        var dy = new Tensor(steps, batch, hidden);
-        OutputBackward(y, dOutput, rows, dy.Data);
-        var dx = Recurrent.Backward(forward, dy).Input.Data;
-        EmbeddingBackward(targets, fedBack, dx, 0, rows);
+        float loss = Discrete ? ops.SoftmaxCrossEntropy(o, width, ops.SliceIds(tokens, batch, rows), scale) : ops.SquaredError(o, values, scale);
+        var dy = ops.Workspace(ref _outputGradient, rows * HiddenSize);
+        OutputBackward(y, o, rows, dy);
+        var dx = stack.Backward(pass, dy, null);
+        EmbeddingBackward(tokens, values, dx, 0, rows, batch);
         return loss * scale;
     }
 
-    private float TrainStepByStep(SequenceTargets targets)
+    private float TrainStepByStep(TIds tokens, TData values, int steps, int batch)
     {
-        int steps = targets.Steps, batch = targets.Batch, input = InputSize, hidden = HiddenSize, width = OutputSize;
+        int input = InputSize, width = OutputSize, ni = batch * input, no = batch * width, nh = batch * HiddenSize;
         float scale = 1f / (steps * batch), loss = 0;
-        int[]? fedBack = Discrete ? TeacherForcing.FedBackTokens(targets.TokenIds!, steps, batch, _startToken) : null;
-        var forward = new RnnForwardResult[steps];
-        var dOutput = new float[steps][];
+        // Every step's input, output gradient and dy keep their own slice: step t's pass is kept until its backward.
+        var x = ops.Workspace(ref _input, steps * ni);
+        var dOutput = ops.Workspace(ref _output, steps * no);
+        var dy = ops.Workspace(ref _outputGradient, steps * nh);
+        var passes = new IRecurrentStackPass<TData>?[steps];
         try
         {
-            Tensor? h = null, c = null;
             for (int t = 0; t < steps; t++)
             {
-                var x = new float[batch * input];
-                EmbeddingForward(targets, fedBack, t * batch, batch, x);
-                forward[t] = Recurrent.Forward(new Tensor(x, 1, batch, input), h, c, keepForBackward: true);
-                (h, c) = (forward[t].HiddenState, forward[t].CellState);
-                dOutput[t] = new float[batch * width];
-                OutputForward(forward[t].Output.Data, batch, dOutput[t]);
+                var xt = ops.Slice(x, t * ni, ni);
+                EmbeddingForward(tokens, values, t * batch, batch, batch, xt);
+                passes[t] = stack.Forward(xt, 1, batch, t > 0 ? passes[t - 1] : null, keepForBackward: true);
+                var ot = ops.Slice(dOutput, t * no, no);
+                OutputForward(passes[t]!.Output, batch, ot);
                 loss += Discrete
-                    ? _ops.SoftmaxCrossEntropy(dOutput[t], width, targets.TokenIds.AsSpan(t * batch, batch), scale)
-                    : _ops.SquaredError(dOutput[t], targets.Values!.Data.AsSpan(t * batch * width, batch * width), scale);
+                    ? ops.SoftmaxCrossEntropy(ot, width, ops.SliceIds(tokens, batch + t * batch, batch), scale)
+                    : ops.SquaredError(ot, ops.Slice(values, t * no, no), scale);
             }
-            Tensor? dh = null, dc = null;
             for (int t = steps - 1; t >= 0; t--)
             {
-                var dy = new Tensor(1, batch, hidden);
-                OutputBackward(forward[t].Output.Data, dOutput[t], batch, dy.Data);
-                var grads = Recurrent.Backward(forward[t], dy, dh, dc);
-                (dh, dc) = (grads.InitialHidden, grads.InitialCell);
-                EmbeddingBackward(targets, fedBack, grads.Input.Data, t * batch, batch);
+                var dyt = ops.Slice(dy, t * nh, nh);
+                OutputBackward(passes[t]!.Output, ops.Slice(dOutput, t * no, no), batch, dyt);
+                var dx = stack.Backward(passes[t]!, dyt, t + 1 < steps ? passes[t + 1] : null);
+                EmbeddingBackward(tokens, values, dx, t * batch, batch, batch);
             }
             return loss * scale;
         }
         finally
         {
-            foreach (var f in forward) f?.Dispose();
+            foreach (var pass in passes) pass?.Dispose();
         }
     }
 
-    /// <summary>The inputs x [T·N, I] of every step under teacher forcing: e(start), then e(y_{t−1}).</summary>
-    private float[] TeacherInputs(SequenceTargets targets, out int[]? fedBack)
+    public override void TeacherForcedOutputs(SequenceTargets targets, Memory<float> outputs)
     {
-        int rows = targets.Steps * targets.Batch;
-        fedBack = Discrete ? TeacherForcing.FedBackTokens(targets.TokenIds!, targets.Steps, targets.Batch, _startToken) : null;
-        var x = new float[rows * InputSize];
-        EmbeddingForward(targets, fedBack, 0, rows, x);
-        return x;
+        int steps = targets.Steps, batch = targets.Batch, rows = steps * batch;
+        BindParameters(withGradients: false);
+        var (tokens, values) = StageTargets(targets);
+        var x = ops.Workspace(ref _input, rows * InputSize);
+        EmbeddingForward(tokens, values, 0, rows, batch, x);
+        using var pass = stack.Forward(x, steps, batch, null, keepForBackward: false);
+        var o = ops.Destination(outputs, ref _output);
+        OutputForward(pass.Output, rows, o);
+        ops.Download(o, outputs);
     }
 
-    /// <summary>x [rows, I] (zeroed by the caller) for rows [firstRow, firstRow + rows) of the T·N rows.</summary>
-    private void EmbeddingForward(SequenceTargets targets, int[]? fedBack, int firstRow, int rows, Span<float> x)
+    public override void Generate(int steps, int batch, Memory<float> outputs, int[]? tokens)
     {
-        int input = InputSize, width = OutputSize, batch = targets.Batch;
+        int width = OutputSize;
+        BindParameters(withGradients: false);
+        var o = ops.Destination(outputs, ref _output);
+        // Tokens laid out as in teacher forcing: row 0 the start token, row t + 1 the token step t emits (written where
+        // the operations run before it is read); real values feed back rows of o.
+        TIds fedBack = Discrete ? ops.UploadIds(TeacherForcing.StartAndTargets(null, steps, batch, model.StartTokenOrNone, ref _tokens), ref _tokenStage) : default;
+        IRecurrentStackPass<TData>? previous = null;
+        try
+        {
+            for (int t = 0; t < steps; t++)
+            {
+                // The stack copies or consumes x during the call, so one step-sized buffer serves every step.
+                var x = ops.Workspace(ref _input, batch * InputSize);
+                EmbeddingForward(fedBack, o, t * batch, batch, batch, x);
+                var pass = stack.Forward(x, 1, batch, previous, keepForBackward: false);
+                previous?.Dispose();
+                previous = pass;
+                var ot = ops.Slice(o, t * batch * width, batch * width);
+                OutputForward(pass.Output, batch, ot);
+                if (Discrete) ops.ArgMaxRows(ot, width, ops.SliceIds(fedBack, (t + 1) * batch, batch));
+            }
+        }
+        finally
+        {
+            previous?.Dispose();
+        }
+        ops.Download(o, outputs);
+        if (Discrete) ops.DownloadIds(ops.SliceIds(fedBack, batch, steps * batch), tokens);
+    }
+
+    /// <summary>
+    /// x [rows, I] for rows [firstRow, firstRow + rows) of the T·N rows: the embedding row of the fed-back token
+    /// (<paramref name="tokens"/> [0, T·N)), or the fed-back values (row r − N of <paramref name="fedBackValues"/>)
+    /// times the embedding; zeros for a zero start value.
+    /// </summary>
+    private void EmbeddingForward(TIds tokens, TData fedBackValues, int firstRow, int rows, int batch, TData x)
+    {
+        int input = InputSize, width = OutputSize;
         if (Discrete)
         {
-            _ops.GatherRowsAdd(_values[Embedding], input, fedBack.AsSpan(firstRow, rows), x);
+            ops.Clear(x);
+            ops.GatherRowsAdd(_values[Embedding], input, ops.SliceIds(tokens, firstRow, rows), x);
             return;
         }
         // Rows of the first step have the zero start value.
         int skipped = Math.Max(batch - firstRow, 0), fed = rows - skipped;
+        if (skipped > 0) ops.Clear(ops.Slice(x, 0, Math.Min(skipped, rows) * input));
         if (fed > 0)
-            _ops.Gemm(false, false, fed, input, width, 1, targets.Values!.Data.AsSpan((firstRow + skipped - batch) * width, fed * width), width,
-                _values[Embedding], input, 0, x[(skipped * input)..], input);
+            ops.Gemm(false, false, fed, input, width, 1, ops.Slice(fedBackValues, (firstRow + skipped - batch) * width, fed * width), width,
+                _values[Embedding], input, 0, ops.Slice(x, skipped * input, fed * input), input);
     }
 
     /// <summary>Adds the embedding's gradient from dx [rows, I] of rows [firstRow, firstRow + rows).</summary>
-    private void EmbeddingBackward(SequenceTargets targets, int[]? fedBack, ReadOnlySpan<float> dx, int firstRow, int rows)
+    private void EmbeddingBackward(TIds tokens, TData fedBackValues, TData dx, int firstRow, int rows, int batch)
     {
-        int input = InputSize, width = OutputSize, batch = targets.Batch;
+        int input = InputSize, width = OutputSize;
         if (Discrete)
         {
-            _ops.ScatterRowsAdd(dx, input, fedBack.AsSpan(firstRow, rows), _grads[Embedding]);
+            ops.ScatterRowsAdd(dx, input, ops.SliceIds(tokens, firstRow, rows), _grads[Embedding]);
             return;
         }
         int skipped = Math.Max(batch - firstRow, 0), fed = rows - skipped;
         if (fed > 0)
-            _ops.Gemm(true, false, width, input, fed, 1, targets.Values!.Data.AsSpan((firstRow + skipped - batch) * width, fed * width), width,
-                dx[(skipped * input)..], input, 1, _grads[Embedding], input);
+            ops.Gemm(true, false, width, input, fed, 1, ops.Slice(fedBackValues, (firstRow + skipped - batch) * width, fed * width), width,
+                ops.Slice(dx, skipped * input, fed * input), input, 1, _grads[Embedding], input);
     }
 
     /// <summary>o = c + y·V over <paramref name="rows"/> rows.</summary>
-    private void OutputForward(ReadOnlySpan<float> y, int rows, Span<float> o)
+    private void OutputForward(TData y, int rows, TData o)
     {
-        _ops.BroadcastRows(_values[OutputBias], o);
-        _ops.Gemm(false, false, rows, OutputSize, HiddenSize, 1, y, HiddenSize, _values[OutputWeight], OutputSize, 1, o, OutputSize);
+        ops.BroadcastRows(_values[OutputBias], o);
+        ops.Gemm(false, false, rows, OutputSize, HiddenSize, 1, y, HiddenSize, _values[OutputWeight], OutputSize, 1, o, OutputSize);
     }
 
     /// <summary>From dO [rows, O]: adds dV and dc, writes dy [rows, H].</summary>
-    private void OutputBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dOutput, int rows, Span<float> dy)
+    private void OutputBackward(TData y, TData dOutput, int rows, TData dy)
     {
         int hidden = HiddenSize, width = OutputSize;
-        _ops.Gemm(true, false, hidden, width, rows, 1, y, hidden, dOutput, width, 1, _grads[OutputWeight], width);
-        _ops.AddColumnSums(dOutput, width, _grads[OutputBias]);
-        _ops.Gemm(false, true, rows, hidden, width, 1, dOutput, width, _values[OutputWeight], width, 0, dy, hidden);
+        ops.Gemm(true, false, hidden, width, rows, 1, y, hidden, dOutput, width, 1, _grads[OutputWeight], width);
+        ops.AddColumnSums(dOutput, width, _grads[OutputBias]);
+        ops.Gemm(false, true, rows, hidden, width, 1, dOutput, width, _values[OutputWeight], width, 0, dy, hidden);
     }
-
 }

@@ -6,15 +6,18 @@ namespace Recurrent.Sequence;
 internal static class TeacherForcing
 {
     /// <summary>
-    /// The token fed back at each of the T·N rows under teacher forcing: <paramref name="startToken"/> (−1: zeros) in the
-    /// first N rows, then y_{t−1}: row r is fed ids[r − N].
+    /// The tokens [T + 1, N] of a step, in <paramref name="buffer"/> (grown when too short, kept by the caller): the start
+    /// token (−1: zeros) in row 0, then the targets. The fed-back tokens of the T·N rows are then [0, T·N) and the
+    /// targets [N, N + T·N): row r is fed its target one step earlier, y_{t−1}, so one upload serves both. With
+    /// <paramref name="ids"/> null only row 0 is written (free running fills the rest).
     /// </summary>
-    public static int[] FedBackTokens(int[] ids, int steps, int batch, int startToken)
+    public static Memory<int> StartAndTargets(int[]? ids, int steps, int batch, int startToken, ref int[] buffer)
     {
-        var fedBack = new int[steps * batch];
-        fedBack.AsSpan(0, batch).Fill(startToken);
-        ids.AsSpan(0, (steps - 1) * batch).CopyTo(fedBack.AsSpan(batch));
-        return fedBack;
+        int length = (steps + 1) * batch;
+        if (buffer.Length < length) buffer = new int[length];
+        buffer.AsSpan(0, batch).Fill(startToken);
+        ids?.AsSpan(0, steps * batch).CopyTo(buffer.AsSpan(batch));
+        return buffer.AsMemory(0, length);
     }
 
     /// <summary>The index of the largest element, the first on ties: the token free running feeds back.</summary>

@@ -1,0 +1,83 @@
+using System.Runtime.InteropServices;
+using ILGPU;
+
+namespace Recurrent.Sequence;
+
+/// <summary>
+/// One forward pass of a recurrent stack as <see cref="RecurrentSequenceModel"/> drives it, on the buffers of its matrix
+/// operations. Holds what backward needs, the final state (the next chained pass starts from it) and, after backward,
+/// the gradient of the initial state (the previous chained pass ends with it). Disposing frees it.
+/// </summary>
+internal interface IRecurrentStackPass<TData> : IDisposable where TData : struct
+{
+    /// <summary>y [T, N, H].</summary>
+    TData Output { get; }
+}
+
+/// <summary>
+/// The recurrent stack of a <see cref="RecurrentSequenceModel"/> on the buffers <typeparamref name="TData"/> of the
+/// model's matrix operations, so the layers around it stay where those operations run: on the host through the layer
+/// API, on an ILGPU device through <see cref="IlgpuBackend"/>'s device-level entry (no host round trip at the boundary).
+/// </summary>
+internal interface IRecurrentStack<TData> where TData : struct
+{
+    /// <summary>Runs the stack over x [T, N, I] from <paramref name="previous"/>'s final state (zeros when null).</summary>
+    IRecurrentStackPass<TData> Forward(TData x, int steps, int batch, IRecurrentStackPass<TData>? previous, bool keepForBackward);
+
+    /// <summary>
+    /// Back-propagates dy [T, N, H] and the final-state gradient that <paramref name="next"/>'s backward left (zeros when
+    /// null) through <paramref name="pass"/>: adds the parameter gradients into the host ones and returns dx [T, N, I],
+    /// valid until the pass is disposed.
+    /// </summary>
+    TData Backward(IRecurrentStackPass<TData> pass, TData dy, IRecurrentStackPass<TData>? next);
+}
+
+/// <summary>The stack through <see cref="RecurrentLayer"/>'s public API, on host memory, whatever its backend.</summary>
+internal sealed class HostRecurrentStack(RecurrentLayer layer) : IRecurrentStack<Memory<float>>
+{
+    private sealed class Pass(RnnForwardResult result) : IRecurrentStackPass<Memory<float>>
+    {
+        public RnnForwardResult Result { get; } = result;
+        public RnnInputGradients? Gradients { get; set; }
+        public Memory<float> Output => Result.Output.Data;
+        public void Dispose() => Result.Dispose();
+    }
+
+    public IRecurrentStackPass<Memory<float>> Forward(Memory<float> x, int steps, int batch, IRecurrentStackPass<Memory<float>>? previous, bool keepForBackward)
+    {
+        var state = (previous as Pass)?.Result;
+        return new Pass(layer.Forward(AsTensor(x, steps, batch, layer.Config.InputSize), state?.HiddenState, state?.CellState, keepForBackward));
+    }
+
+    public Memory<float> Backward(IRecurrentStackPass<Memory<float>> pass, Memory<float> dy, IRecurrentStackPass<Memory<float>>? next)
+    {
+        var ours = (Pass)pass;
+        var after = (next as Pass)?.Gradients;
+        int steps = ours.Result.Output.Shape[0], batch = ours.Result.Output.Shape[1];
+        ours.Gradients = layer.Backward(ours.Result, AsTensor(dy, steps, batch, layer.Config.OutputSize), after?.InitialHidden, after?.InitialCell);
+        return ours.Gradients.Input.Data;
+    }
+
+    /// <summary>A tensor over <paramref name="data"/>: the array itself when the memory is a whole array, else a copy.</summary>
+    private static Tensor AsTensor(Memory<float> data, params int[] shape) =>
+        MemoryMarshal.TryGetArray<float>(data, out var segment) && segment.Offset == 0 && segment.Count == segment.Array!.Length
+            ? new Tensor(segment.Array, shape)
+            : new Tensor(data.ToArray(), shape);
+}
+
+/// <summary>The stack on its <see cref="IlgpuBackend"/>'s device, through the backend's device-level entries.</summary>
+internal sealed class IlgpuRecurrentStack(RecurrentLayer layer, IlgpuBackend backend) : IRecurrentStack<ArrayView<float>>
+{
+    private sealed class Pass(IlgpuBackend.DevicePass pass) : IRecurrentStackPass<ArrayView<float>>
+    {
+        public IlgpuBackend.DevicePass Device { get; } = pass;
+        public ArrayView<float> Output => Device.Output;
+        public void Dispose() => Device.Dispose();
+    }
+
+    public IRecurrentStackPass<ArrayView<float>> Forward(ArrayView<float> x, int steps, int batch, IRecurrentStackPass<ArrayView<float>>? previous, bool keepForBackward) =>
+        new Pass(backend.ForwardOnDevice(layer.Parameters, x, steps, batch, (previous as Pass)?.Device, keepForBackward));
+
+    public ArrayView<float> Backward(IRecurrentStackPass<ArrayView<float>> pass, ArrayView<float> dy, IRecurrentStackPass<ArrayView<float>>? next) =>
+        backend.BackwardOnDevice(layer.Parameters, ((Pass)pass).Device, dy, (next as Pass)?.Device);
+}
