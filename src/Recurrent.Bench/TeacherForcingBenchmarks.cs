@@ -97,12 +97,19 @@ public class OutputRecurrentTeacherForcingBenchmarks
 /// One teacher-forced training step of an LSTM language model (<see cref="RecurrentSequenceModel"/>: embedding, one LSTM
 /// layer with I = H, output layer, softmax cross-entropy over a vocabulary of 256): the stack run once over the whole
 /// sequence with the embedding, output layer and loss over all T·N rows, against the step-by-step baseline that calls
-/// the stack with T = 1 per step, chained through h and c. The stack runs on the layer's default backend.
+/// the stack with T = 1 per step, chained through h and c. On <c>cpu</c> the stack runs on the layer's default backend;
+/// where a CUDA device opens, <c>ilgpu-cuda</c> runs the stack on an <see cref="IlgpuBackend"/> and with it the whole
+/// model on the GPU.
 /// </summary>
 public class LstmLanguageModelTeacherForcingBenchmarks
 {
     private RecurrentSequenceModel _model = null!;
     private SequenceTargets _targets = null!;
+    private IlgpuBackend? _backend;
+
+    /// <summary><c>cpu</c>, and <c>ilgpu-cuda</c> where CUDA is present.</summary>
+    [ParamsSource(typeof(OutputRecurrentTeacherForcingBenchmarks), nameof(OutputRecurrentTeacherForcingBenchmarks.Devices))]
+    public string Device { get; set; } = "cpu";
 
     /// <summary>T, N, H.</summary>
     [Params(TeacherForcingShape.T100_N64_H512, TeacherForcingShape.T50_N16_H128)]
@@ -113,8 +120,20 @@ public class LstmLanguageModelTeacherForcingBenchmarks
     public void Setup()
     {
         var (steps, batch, hidden) = Shape.Sizes();
-        _model = new RecurrentSequenceModel(new Lstm(hidden, hidden, seed: 1), TeacherForcingShapes.OutputSize, SequenceLoss.SoftmaxCrossEntropy, startToken: 0, seed: 1);
+        _backend = Device == "ilgpu-cuda" ? new IlgpuBackend(IlgpuDevice.Cuda) : null;
+        _model = new RecurrentSequenceModel(new Lstm(hidden, hidden, backend: _backend, seed: 1), TeacherForcingShapes.OutputSize, SequenceLoss.SoftmaxCrossEntropy, startToken: 0, seed: 1);
         _targets = TeacherForcingShapes.RandomTargets(SequenceLoss.SoftmaxCrossEntropy, steps, batch, new Random(1));
+        // Kernel compilation, cuBLAS set-up and device buffers happen on first use: not in a measured call.
+        if (_backend is not null)
+            foreach (var schedule in Enum.GetValues<TrainingSchedule>()) _model.Train(_targets, schedule);
+    }
+
+    /// <summary>Frees the device, if any.</summary>
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _model.Dispose();
+        _backend?.Dispose();
     }
 
     /// <summary>The baseline: the stack called once per step (T = 1), output layer and loss per step, backward step by step through h and c.</summary>

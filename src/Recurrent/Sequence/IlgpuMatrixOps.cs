@@ -34,6 +34,8 @@ internal sealed class IlgpuMatrixOps(IlgpuAccelerator gpu) : IMatrixOps<float, A
         if (buffer.Length < length)
         {
             Free(buffer);
+            // Forget the freed buffer before allocating: if allocation fails, a later, smaller request must not reuse it.
+            buffer = default;
             buffer = Own(gpu.Allocate(length, "sequence-model workspace"));
         }
         return buffer.SubView(0, length);
@@ -44,6 +46,7 @@ internal sealed class IlgpuMatrixOps(IlgpuAccelerator gpu) : IMatrixOps<float, A
         if (buffer.Length < length)
         {
             Free(buffer);
+            buffer = default;
             try
             {
                 buffer = Own(gpu.Accelerator.Allocate1D<int>(length));
