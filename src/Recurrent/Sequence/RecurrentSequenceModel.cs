@@ -103,9 +103,8 @@ public sealed class RecurrentSequenceModel
         ArgumentNullException.ThrowIfNull(targets);
         targets.Validate(Loss, OutputSize, nameof(targets));
         int steps = targets.Steps, batch = targets.Batch;
-        var x = TeacherInputs(targets, out _);
         var outputs = new Tensor(steps, batch, OutputSize);
-        using var forward = Recurrent.Forward(new Tensor(x, steps, batch, InputSize));
+        using var forward = RecurrentForward(targets, keepForBackward: false, out _);
         OutputForward(forward.Output.Data, steps * batch, outputs.Data);
         return outputs;
     }
@@ -162,8 +161,7 @@ public sealed class RecurrentSequenceModel
     private float TrainParallel(SequenceTargets targets)
     {
         int steps = targets.Steps, batch = targets.Batch, rows = steps * batch, hidden = HiddenSize, width = OutputSize;
-        var x = TeacherInputs(targets, out var fedBack);
-        using var forward = Recurrent.Forward(new Tensor(x, steps, batch, InputSize), keepForBackward: true);
+        using var forward = RecurrentForward(targets, keepForBackward: true, out var fedBack);
         var y = forward.Output.Data;
         var dOutput = new float[rows * width];
         OutputForward(y, rows, dOutput);
@@ -173,9 +171,28 @@ public sealed class RecurrentSequenceModel
             : _ops.SquaredError(dOutput, targets.Values!.Data, scale);
         var dy = new Tensor(steps, batch, hidden);
         OutputBackward(y, dOutput, rows, dy.Data);
-        var dx = Recurrent.Backward(forward, dy).Input.Data;
-        EmbeddingBackward(targets, fedBack, dx, 0, rows);
+        if (Discrete)
+            Recurrent.BackwardFromTable(forward, dy, _grads[Embedding]);
+        else
+            EmbeddingBackward(targets, fedBack, Recurrent.Backward(forward, dy).Input.Data, 0, rows);
         return loss * scale;
+    }
+
+    /// <summary>
+    /// The stack over every step under teacher forcing. A token's embedding row is the stack's input, so the stack reads
+    /// its input rows straight from the embedding table: each of the O rows is projected once instead of each of the T·N
+    /// uses (see <see cref="RecurrentLayer.ForwardFromTable"/>).
+    /// </summary>
+    private RnnForwardResult RecurrentForward(SequenceTargets targets, bool keepForBackward, out int[]? fedBack)
+    {
+        int steps = targets.Steps, batch = targets.Batch;
+        if (Discrete)
+        {
+            fedBack = TeacherForcing.FedBackTokens(targets.TokenIds!, steps, batch, _startToken);
+            return Recurrent.ForwardFromTable(_values[Embedding], OutputSize, fedBack, steps, batch, keepForBackward);
+        }
+        var x = TeacherInputs(targets, out fedBack);
+        return Recurrent.Forward(new Tensor(x, steps, batch, InputSize), keepForBackward: keepForBackward);
     }
 
     private float TrainStepByStep(SequenceTargets targets)
