@@ -16,7 +16,7 @@ public class SequenceOutputRecurrentTests
         public override string ToString() => $"T{Steps}_N{Batch}_I{Input}_H{Hidden}_O{Output}";
     }
 
-    private static readonly Shape[] Shapes = [new(1, 1, 1, 1, 2), new(3, 2, 3, 5, 4), new(5, 3, 0, 17, 7), new(4, 1, 2, 33, 3), new(2, 5, 17, 3, 65)];
+    private static readonly Shape[] Shapes = [new(1, 1, 1, 1, 2), new(3, 2, 3, 5, 4), new(5, 3, 0, 17, 7), new(6, 4, 0, 3, 2), new(4, 1, 2, 33, 3), new(2, 5, 17, 3, 65)];
 
     private static IEnumerable<TestCaseData> Cases(string name) =>
         from loss in Enum.GetValues<SequenceLoss>()

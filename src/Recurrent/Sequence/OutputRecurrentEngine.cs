@@ -36,7 +36,7 @@ internal sealed class OutputRecurrentEngine<T> where T : unmanaged, IFloatingPoi
 
     private bool Discrete => Loss == SequenceLoss.SoftmaxCrossEntropy;
 
-    private T[] _hidden = [], _output = [], _hiddenGradient = [];
+    private T[] _hidden = [], _output = [], _hiddenGradient = [], _outputTable = [], _tableSums = [];
 
     /// <summary>
     /// One teacher-forced training step: returns the mean loss over the T·N predictions and adds its gradients into
@@ -52,6 +52,7 @@ internal sealed class OutputRecurrentEngine<T> where T : unmanaged, IFloatingPoi
     {
         int rows = steps * batch, hidden = HiddenSize, outputs = OutputSize;
         int[]? fedBack = Discrete ? TeacherForcing.FedBackTokens(ids!, steps, batch, StartToken) : null;
+        if (Discrete && InputSize == 0 && OutputSize + 1 < rows) return TrainParallelByToken(fedBack!, ids!, rows);
         var h = Workspace(ref _hidden, rows * hidden);
         HiddenForward(x, fedBack, values, 0, rows, batch, h);
         var o = Workspace(ref _output, rows * outputs);
@@ -62,6 +63,44 @@ internal sealed class OutputRecurrentEngine<T> where T : unmanaged, IFloatingPoi
         var dh = Workspace(ref _hiddenGradient, rows * hidden);
         OutputBackward(h, o, rows, dh);
         HiddenBackward(x, fedBack, values, 0, rows, batch, h, dh);
+        return loss * scale;
+    }
+
+    /// <summary>
+    /// The parallel step of a network driven by its fed-back tokens alone (I = 0): h_t = act(b + W[y_{t−1}]) depends on
+    /// nothing but the token, so of the T·N rows there are only O + 1 different hidden states and logits (the last for the
+    /// zero start value). They are computed once per token, gathered into the T·N rows for the loss, and the loss's
+    /// gradient is summed per fed-back token before every product: the products run over O + 1 rows instead of T·N, which
+    /// only the parallel schedule can do, as it sees every step's token at once.
+    /// </summary>
+    private T TrainParallelByToken(int[] fedBack, int[] ids, int rows)
+    {
+        int hidden = HiddenSize, outputs = OutputSize, tokens = outputs + 1, zeroStart = outputs;
+        // Row v of the tables is token v; row O is the zero start value (fedBack −1), which adds no row of W.
+        var tokenIds = new int[tokens];
+        for (int v = 0; v < tokens; v++) tokenIds[v] = v < outputs ? v : -1;
+        var rowTokens = Array.ConvertAll(fedBack, token => token < 0 ? zeroStart : token);
+
+        var hTable = Workspace(ref _hidden, tokens * hidden);
+        Ops.BroadcastRows(Values[HiddenBias], hTable);
+        Ops.GatherRowsAdd(Values[FeedbackWeight], hidden, tokenIds, hTable);
+        Ops.Activate(Activation, hTable);
+        var oTable = Workspace(ref _outputTable, tokens * outputs);
+        OutputForward(hTable, tokens, oTable);
+
+        var logits = Workspace(ref _output, rows * outputs);
+        logits.Clear();
+        Ops.GatherRowsAdd(oTable, outputs, rowTokens, logits);
+        T scale = T.One / T.CreateChecked(rows);
+        T loss = Ops.SoftmaxCrossEntropy(logits, outputs, ids, scale);
+
+        var dOutputTable = Workspace(ref _tableSums, tokens * outputs);
+        dOutputTable.Clear();
+        Ops.ScatterRowsAdd(logits, outputs, rowTokens, dOutputTable);
+        var dhTable = Workspace(ref _hiddenGradient, tokens * hidden);
+        OutputBackward(hTable, dOutputTable, tokens, dhTable);
+        Ops.ActivationBackward(Activation, hTable, dhTable, hidden, Grads[HiddenBias]);
+        Ops.ScatterRowsAdd(dhTable, hidden, tokenIds, Grads[FeedbackWeight]);
         return loss * scale;
     }
 
