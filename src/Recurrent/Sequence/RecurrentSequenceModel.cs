@@ -11,7 +11,10 @@ namespace Recurrent.Sequence;
 /// At t = 0 the fed-back value is the start value (the <see cref="StartToken"/>'s embedding, else zeros); the initial
 /// state is zeros. With <see cref="TrainingSchedule.ParallelOverTime"/> the embedding, the output layer and the loss with
 /// their gradients run over all T·N rows at once and only the recurrence is sequential, inside the layer's backend (which
-/// batches the input projections and weight gradients over time). Not thread-safe: a training step accumulates into
+/// batches the input projections and weight gradients over time). With token outputs the stack reads its inputs straight
+/// from the embedding table: on the native backend each of the O rows is projected through W_ih once, instead of each of
+/// the T·N uses, and the gates' gradients are summed per token before dW_ih and the embedding's gradient are formed, so
+/// with O &lt; T·N those three products cost O rows instead of T·N. Not thread-safe: a training step accumulates into
 /// shared gradients.
 /// </summary>
 public sealed class RecurrentSequenceModel
