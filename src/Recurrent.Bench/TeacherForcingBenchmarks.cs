@@ -32,9 +32,10 @@ internal static class TeacherForcingShapes
 
 /// <summary>
 /// One teacher-forced training step (forward, loss, backward) of the output-to-hidden recurrent network
-/// (<see cref="OutputRecurrentNetwork"/>, I = H, O = 256): parallel over all T·N rows against the step-by-step baseline
+/// (<see cref="OutputRecurrentNetwork"/>, I = H or 0, O = 256): parallel over all T·N rows against the step-by-step baseline
 /// (Ratio column). GEMM work per step ≈ 2·T·N·(2·I·H + 3·H·O) FLOP (forward x·U and h·V; backward dV, dh, dU; the fed-back
-/// token is a row gather, a real-valued fed-back vector adds 2·(T−1)·N·O·H twice).
+/// token is a row gather, a real-valued fed-back vector adds 2·(T−1)·N·O·H twice). Without external input and with token
+/// outputs, the parallel step computes each of the O + 1 possible hidden states once, so its products run over O + 1 rows.
 /// Where a CUDA device opens, the same network also runs on it through ILGPU (<see cref="Device"/> = <c>ilgpu-cuda</c>;
 /// each step then includes its parameter upload and gradient download); elsewhere only the CPU runs, as ILGPU's CPU
 /// accelerator would take minutes per step at these shapes.
@@ -50,7 +51,7 @@ public class OutputRecurrentTeacherForcingBenchmarks
     /// <summary>Where the network runs: the native CPU path, or ILGPU on CUDA.</summary>
     [ParamsSource(nameof(Devices))]
     public string Device { get; set; } = "cpu";
-    private Tensor _input = null!;
+    private Tensor? _input;
     private SequenceTargets _targets = null!;
 
     /// <summary>T, N, H.</summary>
@@ -61,15 +62,20 @@ public class OutputRecurrentTeacherForcingBenchmarks
     [Params(SequenceLoss.SoftmaxCrossEntropy, SequenceLoss.SquaredError)]
     public SequenceLoss Loss { get; set; }
 
+    /// <summary>With an external input x_t of I = H features, or driven by the fed-back outputs alone (I = 0).</summary>
+    [Params(true, false)]
+    public bool ExternalInput { get; set; }
+
     /// <summary>Builds the network and random data outside the measured region.</summary>
     [GlobalSetup]
     public void Setup()
     {
         var (steps, batch, hidden) = Shape.Sizes();
         var random = new Random(1);
+        int input = ExternalInput ? hidden : 0;
         _backend = Device == "ilgpu-cuda" ? new IlgpuBackend(IlgpuDevice.Cuda) : null;
-        _network = new OutputRecurrentNetwork(hidden, hidden, TeacherForcingShapes.OutputSize, Loss, seed: 1, device: _backend);
-        _input = new Tensor(Enumerable.Range(0, steps * batch * hidden).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), steps, batch, hidden);
+        _network = new OutputRecurrentNetwork(input, hidden, TeacherForcingShapes.OutputSize, Loss, seed: 1, device: _backend);
+        _input = ExternalInput ? new Tensor(Enumerable.Range(0, steps * batch * input).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), steps, batch, input) : null;
         _targets = TeacherForcingShapes.RandomTargets(Loss, steps, batch, random);
         // Kernel compilation, cuBLAS set-up and workspace allocation happen on first use: not in a measured call.
         if (_backend is not null)

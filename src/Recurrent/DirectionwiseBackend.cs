@@ -23,8 +23,15 @@ public readonly ref struct DirectionForward
     public required ReadOnlySpan<float> BiasIH { get; init; }
     /// <summary>[G·H].</summary>
     public required ReadOnlySpan<float> BiasHH { get; init; }
-    /// <summary>Input [T, N, I].</summary>
+    /// <summary>Input [T, N, I]; empty when the input rows come from <see cref="InputTable"/>.</summary>
     public required ReadOnlySpan<float> X { get; init; }
+    /// <summary>
+    /// Layer 0 only, when the stack's input is rows of a table (an embedding lookup): the table [V, I]; row r of the input
+    /// is row <see cref="InputIds"/>[r]. Empty for dense input. Only backends with <see cref="DirectionwiseBackend.SupportsTableInput"/> see it.
+    /// </summary>
+    public ReadOnlySpan<float> InputTable { get; init; }
+    /// <summary>With <see cref="InputTable"/>: the table row of each input row [T·N], −1 for zeros.</summary>
+    public ReadOnlySpan<int> InputIds { get; init; }
     /// <summary>Initial hidden state [N, H].</summary>
     public required ReadOnlySpan<float> H0 { get; init; }
     /// <summary>Initial cell state [N, H] (LSTM), else empty.</summary>
@@ -56,15 +63,21 @@ public readonly ref struct DirectionBackward
     public required ReadOnlySpan<float> WeightIH { get; init; }
     /// <summary>[G·H, H].</summary>
     public required ReadOnlySpan<float> WeightHH { get; init; }
-    /// <summary>The forward pass's input [T, N, I].</summary>
+    /// <summary>The forward pass's input [T, N, I]; empty when it came from <see cref="InputTable"/>.</summary>
     public required ReadOnlySpan<float> X { get; init; }
+    /// <summary>The forward pass's input table [V, I] (layer 0 with table input), else empty.</summary>
+    public ReadOnlySpan<float> InputTable { get; init; }
+    /// <summary>With <see cref="InputTable"/>: the table row of each input row [T·N], −1 for zeros.</summary>
+    public ReadOnlySpan<int> InputIds { get; init; }
+    /// <summary>With <see cref="InputTable"/>: the table's gradient [V, I], accumulated into (then <see cref="DX"/> is empty).</summary>
+    public Span<float> DInputTable { get; init; }
     /// <summary>Gradient of the output [T, N, H].</summary>
     public required ReadOnlySpan<float> DY { get; init; }
     /// <summary>Gradient of the final hidden state [N, H].</summary>
     public required ReadOnlySpan<float> DHN { get; init; }
     /// <summary>Gradient of the final cell state [N, H] (LSTM), else empty.</summary>
     public required ReadOnlySpan<float> DCN { get; init; }
-    /// <summary>Gradient of the input [T, N, I], overwritten.</summary>
+    /// <summary>Gradient of the input [T, N, I], overwritten; empty with <see cref="InputTable"/>.</summary>
     public required Span<float> DX { get; init; }
     /// <summary>Gradient of h0 [N, H], overwritten.</summary>
     public required Span<float> DH0 { get; init; }
@@ -96,9 +109,21 @@ public abstract class DirectionwiseBackend : IRnnBackend
     /// <summary>Back-propagates one layer and direction through the pass that returned <paramref name="saved"/>.</summary>
     protected abstract void BackwardDirection(in DirectionBackward call, IDisposable saved);
 
-    private sealed class StackTape(int layers, int dirs) : IRnnTape
+    /// <summary>
+    /// Whether <see cref="ForwardDirection"/> and <see cref="BackwardDirection"/> take layer 0's input as rows of a table
+    /// (<see cref="DirectionForward.InputTable"/>): then a stack fed by an embedding lookup projects each table row once
+    /// rather than each of the T·N rows. Backends without it are given the rows gathered into a dense x.
+    /// </summary>
+    protected internal virtual bool SupportsTableInput => false;
+
+    /// <summary>Layer 0's input when it is rows of a table: table [V, I], ids [T·N] (−1: zeros).</summary>
+    internal sealed record TableInput(float[] Table, int Vocab, int[] Ids);
+
+    private sealed class StackTape(int layers, int dirs, TableInput? table) : IRnnTape
     {
-        public float[][] LayerInputs { get; } = new float[layers][];
+        public TableInput? Table { get; } = table;
+        /// <summary>Each layer's dense input; null for layer 0 with <see cref="Table"/>.</summary>
+        public float[]?[] LayerInputs { get; } = new float[layers][];
         public IDisposable[,] Saved { get; } = new IDisposable[layers, dirs];
 
         public void Dispose()
@@ -108,14 +133,27 @@ public abstract class DirectionwiseBackend : IRnnBackend
     }
 
     /// <inheritdoc />
-    public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward)
+    public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward) =>
+        Run(parameters, x.Data, null, h0, c0, y, hN, cN, keepForBackward);
+
+    /// <summary>
+    /// <see cref="Forward"/> with layer 0's input rows taken from a table (an embedding lookup); only when
+    /// <see cref="SupportsTableInput"/>. y [T, N, D·H] gives T and N.
+    /// </summary>
+    internal IRnnTape? ForwardFromTable(RnnParameters parameters, TableInput input, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward)
+    {
+        if (!SupportsTableInput) throw new NotSupportedException($"{Name}: this backend takes dense input only.");
+        return Run(parameters, null, input, h0, c0, y, hN, cN, keepForBackward);
+    }
+
+    private IRnnTape? Run(RnnParameters parameters, float[]? x, TableInput? table, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward)
     {
         var config = parameters.Config;
-        int steps = x.Shape[0], batch = x.Shape[1], hidden = config.HiddenSize, dirs = config.Directions, nh = batch * hidden;
-        var tape = keepForBackward ? new StackTape(config.NumLayers, dirs) : null;
+        int steps = y.Shape[0], batch = y.Shape[1], hidden = config.HiddenSize, dirs = config.Directions, nh = batch * hidden;
+        var tape = keepForBackward ? new StackTape(config.NumLayers, dirs, table) : null;
         try
         {
-            float[] layerInput = x.Data;
+            float[]? layerInput = x;
             var directionOutput = dirs == 1 ? null : new float[steps * nh];
             for (int layer = 0; layer < config.NumLayers; layer++)
             {
@@ -136,6 +174,8 @@ public abstract class DirectionwiseBackend : IRnnBackend
                         BiasIH = parameters[layer, dir, ParameterKind.BiasIH].Value.Data,
                         BiasHH = parameters[layer, dir, ParameterKind.BiasHH].Value.Data,
                         X = layerInput,
+                        InputTable = layer == 0 ? table?.Table : default,
+                        InputIds = layer == 0 ? table?.Ids : default,
                         H0 = h0.Data.AsSpan(state, nh),
                         C0 = c0 is null ? default : c0.Data.AsSpan(state, nh),
                         Y = directionOutput ?? layerOutput,
@@ -158,10 +198,24 @@ public abstract class DirectionwiseBackend : IRnnBackend
     }
 
     /// <inheritdoc />
-    public void Backward(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0)
+    public void Backward(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0) =>
+        BackwardCore(parameters, tape, dy, dhN, dcN, dx.Data, default, dh0, dc0);
+
+    /// <summary>
+    /// <see cref="Backward"/> through a pass of <see cref="ForwardFromTable"/>: the table's gradient [V, I] is accumulated
+    /// into <paramref name="dTable"/> instead of dx being written.
+    /// </summary>
+    internal void BackwardFromTable(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Span<float> dTable, Tensor dh0, Tensor? dc0) =>
+        BackwardCore(parameters, tape, dy, dhN, dcN, null, dTable, dh0, dc0);
+
+    private void BackwardCore(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, float[]? dx, Span<float> dTable, Tensor dh0, Tensor? dc0)
     {
         if (tape is not StackTape stack)
             throw new ArgumentException($"tape: expected a tape made by the {Name} backend.", nameof(tape));
+        if ((stack.Table is null) != (dx is not null))
+            throw new ArgumentException(stack.Table is null
+                ? "tape: this pass had dense input; back-propagate it with Backward."
+                : "tape: this pass read its input from a table; back-propagate it with BackwardFromTable.", nameof(tape));
         var config = parameters.Config;
         int steps = dy.Shape[0], batch = dy.Shape[1], hidden = config.HiddenSize, dirs = config.Directions, nh = batch * hidden;
         float[] dLayerOutput = dy.Data;
@@ -169,8 +223,10 @@ public abstract class DirectionwiseBackend : IRnnBackend
         for (int layer = config.NumLayers - 1; layer >= 0; layer--)
         {
             int inputSize = config.LayerInputSize(layer);
-            float[] dLayerInput = layer == 0 ? dx.Data : new float[steps * batch * inputSize];
-            float[]? dxDirection = dirs == 1 ? null : new float[dLayerInput.Length];
+            var table = layer == 0 ? stack.Table : null;
+            // Table input: both directions accumulate into the table's gradient, so no dx is written or summed.
+            float[]? dLayerInput = layer == 0 ? dx : new float[steps * batch * inputSize];
+            float[]? dxDirection = dirs == 1 || dLayerInput is null ? null : new float[dLayerInput.Length];
             for (int dir = 0; dir < dirs; dir++)
             {
                 int state = (layer * dirs + dir) * nh;
@@ -181,6 +237,9 @@ public abstract class DirectionwiseBackend : IRnnBackend
                     WeightIH = parameters[layer, dir, ParameterKind.WeightIH].Value.Data,
                     WeightHH = parameters[layer, dir, ParameterKind.WeightHH].Value.Data,
                     X = stack.LayerInputs[layer],
+                    InputTable = table?.Table,
+                    InputIds = table?.Ids,
+                    DInputTable = table is null ? default : dTable,
                     DY = dyDirection ?? dLayerOutput,
                     DHN = dhN.Data.AsSpan(state, nh),
                     DCN = dcN is null ? default : dcN.Data.AsSpan(state, nh),
@@ -195,8 +254,8 @@ public abstract class DirectionwiseBackend : IRnnBackend
                 BackwardDirection(call, stack.Saved[layer, dir]);
             }
             if (dxDirection is not null)
-                for (int i = 0; i < dLayerInput.Length; i++) dLayerInput[i] += dxDirection[i];
-            dLayerOutput = dLayerInput;
+                for (int i = 0; i < dLayerInput!.Length; i++) dLayerInput[i] += dxDirection[i];
+            if (dLayerInput is not null) dLayerOutput = dLayerInput;
         }
     }
 

@@ -3,9 +3,9 @@ namespace Recurrent;
 /// <summary>The result of <see cref="RecurrentLayer.Forward"/>: outputs, final states and, when asked for, what backward needs.</summary>
 public sealed class RnnForwardResult : IDisposable
 {
-    internal RnnForwardResult(RecurrentLayer layer, Tensor output, Tensor hidden, Tensor? cell, IRnnTape? tape)
+    internal RnnForwardResult(RecurrentLayer layer, Tensor output, Tensor hidden, Tensor? cell, IRnnTape? tape, RecurrentLayer.TableRun? table = null)
     {
-        (Layer, Output, HiddenState, CellState, Tape) = (layer, output, hidden, cell, tape);
+        (Layer, Output, HiddenState, CellState, Tape, Table) = (layer, output, hidden, cell, tape, table);
     }
 
     /// <summary>y [T, N, D·H]: the last layer's hidden state at every step, forward direction first.</summary>
@@ -19,6 +19,8 @@ public sealed class RnnForwardResult : IDisposable
 
     internal RecurrentLayer Layer { get; }
     internal IRnnTape? Tape { get; private set; }
+    /// <summary>Set when the input came from a table (<see cref="RecurrentLayer.ForwardFromTable"/>), null for dense input.</summary>
+    internal RecurrentLayer.TableRun? Table { get; }
 
     /// <summary>Frees what the forward pass kept for backward.</summary>
     public void Dispose()
@@ -92,6 +94,66 @@ public abstract class RecurrentLayer
         return new RnnForwardResult(this, y, hN, cN, tape);
     }
 
+    /// <summary>How a <see cref="ForwardFromTable"/> pass ran: on the backend's table path, or on rows gathered into a dense x.</summary>
+    internal sealed record TableRun(DirectionwiseBackend.TableInput Input, bool Gathered);
+
+    /// <summary>
+    /// <see cref="Forward"/> (zero initial state) over input rows taken from a table, as an embedding lookup gives them:
+    /// x[t, n] = table[ids[t·N + n]], zeros for −1. Where the backend supports it (<see cref="DirectionwiseBackend.SupportsTableInput"/>)
+    /// and V &lt; T·N, each table row is projected once instead of once per use and backward sums per table row first, so
+    /// the input projection, dW_ih and the input gradient cost V rows instead of T·N; otherwise the rows are gathered
+    /// into a dense x. Callers validate: table [V, I] with V ≥ 1, ids [T·N] each in [−1, V).
+    /// </summary>
+    internal RnnForwardResult ForwardFromTable(float[] table, int vocab, int[] ids, int steps, int batch, bool keepForBackward)
+    {
+        int rows = steps * batch, input = Config.InputSize;
+        var tableInput = new DirectionwiseBackend.TableInput(table, vocab, ids);
+        int[] state = Config.StateShape(batch);
+        bool hasCell = Config.Cell.HasCellState();
+        var y = new Tensor(steps, batch, Config.OutputSize);
+        var hN = new Tensor(state);
+        var cN = hasCell ? new Tensor(state) : null;
+        if (Backend is DirectionwiseBackend { SupportsTableInput: true } backend && vocab < rows)
+        {
+            var tape = backend.ForwardFromTable(Parameters, tableInput, new Tensor(state), hasCell ? new Tensor(state) : null, y, hN, cN, keepForBackward);
+            return new RnnForwardResult(this, y, hN, cN, tape, new TableRun(tableInput, Gathered: false));
+        }
+        var x = new Tensor(steps, batch, input);
+        for (int r = 0; r < rows; r++)
+            if (ids[r] >= 0) table.AsSpan(ids[r] * input, input).CopyTo(x.Data.AsSpan(r * input, input));
+        var gathered = Forward(x, keepForBackward: keepForBackward);
+        return new RnnForwardResult(this, gathered.Output, gathered.HiddenState, gathered.CellState, gathered.Tape, new TableRun(tableInput, Gathered: true));
+    }
+
+    /// <summary>
+    /// <see cref="Backward"/> (zero gradients of the final state) through a pass of <see cref="ForwardFromTable"/>: adds
+    /// every parameter's gradient and the table's gradient [V, I] into <paramref name="tableGradient"/>.
+    /// </summary>
+    internal void BackwardFromTable(RnnForwardResult forward, Tensor dy, Span<float> tableGradient)
+    {
+        var run = forward.Table ?? throw new ArgumentException("forward: the pass had dense input; back-propagate it with Backward.", nameof(forward));
+        var tape = forward.Tape ?? throw new InvalidOperationException("forward: this forward pass kept nothing for backward, or it was disposed.");
+        int steps = dy.Shape[0], batch = dy.Shape[1], input = Config.InputSize;
+        Tensor.RequireFinite(dy, nameof(dy));
+        if (run.Gathered)
+        {
+            var dx = Backward(forward, dy).Input.Data;
+            var ids = run.Input.Ids;
+            for (int r = 0; r < ids.Length; r++)
+                if (ids[r] >= 0)
+                {
+                    var destination = tableGradient.Slice(ids[r] * input, input);
+                    var source = dx.AsSpan(r * input, input);
+                    for (int i = 0; i < input; i++) destination[i] += source[i];
+                }
+            return;
+        }
+        int[] state = Config.StateShape(batch);
+        bool hasCell = Config.Cell.HasCellState();
+        ((DirectionwiseBackend)Backend).BackwardFromTable(Parameters, tape, dy, new Tensor(state), hasCell ? new Tensor(state) : null,
+            tableGradient, new Tensor(state), hasCell ? new Tensor(state) : null);
+    }
+
     /// <summary>
     /// Back-propagates through the forward pass <paramref name="forward"/> (run with keepForBackward), adding
     /// every parameter's gradient into its <see cref="Parameter.Grad"/> as PyTorch's autograd does.
@@ -111,6 +173,8 @@ public abstract class RecurrentLayer
             throw new ArgumentException("forward: the result comes from another layer.", nameof(forward));
         var tape = forward.Tape ?? throw new InvalidOperationException(
             "forward: this forward pass kept nothing for backward (run Forward with keepForBackward: true), or it was disposed.");
+        if (forward.Table is { Gathered: false })
+            throw new ArgumentException("forward: the pass read its input from a table; back-propagate it with BackwardFromTable.", nameof(forward));
         int steps = forward.Output.Shape[0], batch = forward.Output.Shape[1];
         int[] state = Config.StateShape(batch);
         if (dy is not null) Tensor.RequireShape(dy, nameof(dy), steps, batch, Config.OutputSize);

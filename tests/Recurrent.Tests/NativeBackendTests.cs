@@ -180,7 +180,7 @@ public class NativeBackendTests
         var random = new Random(5);
         float[] Random(int count) => TestData.UniformSingle(random, count);
         using var tape = NativeRnn.Forward(cell, fused: true, steps, batch, input, hidden, reverse: false,
-            Random(gh * input), Random(gh * hidden), Random(gh), Random(gh), Random(steps * batch * input), Random(nh), Random(nh),
+            Random(gh * input), Random(gh * hidden), Random(gh), Random(gh), RnnInputRows.Dense(Random(steps * batch * input)), Random(nh), Random(nh),
             new float[steps * nh], new float[nh], new float[nh], keepForBackward: true)!;
         Assert.That(tape.Bytes, Is.EqualTo(4L * (floatsPerStepPerNH * steps * nh + initialStates * nh)));
     }
@@ -191,7 +191,7 @@ public class NativeBackendTests
         const int steps = 2, batch = 1, input = 3, hidden = 4;
         int gh = 4 * hidden;
         var e = Assert.Throws<ArgumentException>(() => NativeRnn.Forward(CellKind.Lstm, true, steps, batch, input, hidden, false,
-            new float[gh * input], new float[gh * hidden - 1], new float[gh], new float[gh], new float[steps * batch * input],
+            new float[gh * input], new float[gh * hidden - 1], new float[gh], new float[gh], RnnInputRows.Dense(new float[steps * batch * input]),
             new float[hidden], new float[hidden], new float[steps * hidden], new float[hidden], new float[hidden], false))!;
         Assert.That(e.ParamName, Is.EqualTo("weightHH"));
         Assert.That(e.Message, Does.Contain("[16, 4]").And.Contain("got 63"));

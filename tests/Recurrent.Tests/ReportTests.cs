@@ -65,7 +65,7 @@ public class ReportTests
     {
         var (console, output) = CaptureConsole();
         Assert.That(CliApp.Run(["--help"], console), Is.EqualTo(0));
-        foreach (var expected in new[] { "--full", "--backend", "--cells", "--shapes", "--modes", "--out", "--samples", "--budget", "--no-peers", "report", "bench" })
+        foreach (var expected in new[] { "--full", "--backend", "--cells", "--shapes", "--modes", "--out", "--samples", "--budget", "--no-peers", "--no-teacher-forcing", "report", "bench" })
             Assert.That(output.ToString(), Does.Contain(expected));
     }
 
@@ -265,6 +265,20 @@ public class ReportTests
             Assert.That(markdown, Does.Contain("sudo apt-get install libabsent-dev"));
             Assert.That(markdown, Does.Contain("wrong-peer, lstm T=3,N=2,I=5,H=4 inference: output disagrees"));
             Assert.That(output.ToString(), Does.Contain("FAILED"), "the console table shows the failures too");
+
+            // The teacher-forcing section: four models at each of the report's shapes, both schedules timed after agreeing.
+            var teacher = json.RootElement.GetProperty("teacherForcing").EnumerateArray().ToList();
+            Assert.That(teacher, Has.Count.EqualTo(2 * 4));
+            foreach (var m in teacher)
+            {
+                Assert.That(m.GetProperty("error").ValueKind, Is.EqualTo(JsonValueKind.Null), m.GetProperty("model").GetString());
+                double step = m.GetProperty("stepByStep").GetProperty("medianMs").GetDouble(), parallel = m.GetProperty("parallel").GetProperty("medianMs").GetDouble();
+                Assert.That(m.GetProperty("ratio").GetDouble(), Is.EqualTo(step / parallel).Within(1e-9));
+                Assert.That(m.GetProperty("maxDeviation").GetDouble(), Is.LessThan(Agreement.Absolute));
+            }
+            Assert.That(teacher.Select(m => m.GetProperty("model").GetString()), Has.Some.EqualTo("LSTM language model (reference)"), "the language model's layer runs on the report's backend");
+            Assert.That(markdown, Does.Contain("## Teacher-forced training: parallel over time vs step by step"));
+            Assert.That(markdown, Does.Contain("| output-recurrent, cross-entropy, no input | T=3,N=2,I=0,H=4 |"));
         }
         finally
         {
@@ -342,9 +356,12 @@ public class ReportTests
         {
             ReportCommand.LoadPeers = () => throw new DllNotFoundException("libdnnl.so.2");
             string target = Path.Combine(root, "report");
-            int code = CliApp.Run(["--backend", "reference", "--cells", "rnn", "--modes", "inference", "--shapes", "T=2,N=1,I=2,H=2", "--samples", "3", "--budget", "0.5", "--out", target], console);
+            int code = CliApp.Run(["--backend", "reference", "--cells", "rnn", "--modes", "inference", "--shapes", "T=2,N=1,I=2,H=2", "--samples", "3", "--budget", "0.5",
+                "--no-teacher-forcing", "--out", target], console);
             Assert.That(code, Is.EqualTo(0), output.ToString());
-            Assert.That(File.ReadAllText(Path.Combine(target, "report.md")), Does.Contain("libdnnl.so.2"));
+            string markdown = File.ReadAllText(Path.Combine(target, "report.md"));
+            Assert.That(markdown, Does.Contain("libdnnl.so.2"));
+            Assert.That(markdown, Does.Not.Contain("Teacher-forced"), "--no-teacher-forcing skips the section");
         }
         finally
         {

@@ -60,6 +60,53 @@ public sealed class NativeRnnTape : SafeHandle
 }
 
 /// <summary>
+/// The T·N input rows [T, N, I] of a layer: dense (x itself) or rows of a table, as an embedding lookup gives them:
+/// row r is Table[Ids[r]] (zeros where Ids[r] = −1), Table [V, I]. From a table the native library projects each table
+/// row once however often it is used, and backward returns the table's gradient instead of dx: with V &lt; T·N (a
+/// vocabulary against a batch of tokens) the input projection, dW_ih and the input gradient cost V rows, not T·N.
+/// </summary>
+public readonly ref struct RnnInputRows
+{
+    private RnnInputRows(ReadOnlySpan<float> x, ReadOnlySpan<float> table, ReadOnlySpan<int> ids, int vocab)
+    {
+        X = x;
+        Table = table;
+        Ids = ids;
+        Vocab = vocab;
+    }
+
+    /// <summary>Dense input x [T, N, I].</summary>
+    public static RnnInputRows Dense(ReadOnlySpan<float> x) => new(x, default, default, 0);
+
+    /// <summary>Rows of <paramref name="table"/> [V, I]: row r of the input is row ids[r] (zeros for −1); ids [T·N].</summary>
+    public static RnnInputRows FromTable(ReadOnlySpan<float> table, int vocab, ReadOnlySpan<int> ids) => new(default, table, ids, vocab);
+
+    /// <summary>x [T, N, I] for dense input, else empty.</summary>
+    public ReadOnlySpan<float> X { get; }
+    /// <summary>The table [V, I] for table input, else empty.</summary>
+    public ReadOnlySpan<float> Table { get; }
+    /// <summary>Table rows [T·N], each in [−1, V), for table input, else empty.</summary>
+    public ReadOnlySpan<int> Ids { get; }
+    /// <summary>V for table input, else 0.</summary>
+    public int Vocab { get; }
+    /// <summary>Whether the rows come from a table.</summary>
+    public bool IsTable => Vocab > 0;
+
+    /// <summary>Throws unless these rows fit T·N rows of I features.</summary>
+    internal void Validate(int rows, int inputSize)
+    {
+        if (!IsTable)
+        {
+            NativeRnn.Require(X, "x", (long)rows * inputSize, $"[{rows}, {inputSize}] (T·N rows)");
+            return;
+        }
+        NativeRnn.Require(Table, "table", (long)Vocab * inputSize, $"[{Vocab}, {inputSize}]");
+        if (Ids.Length < rows)
+            throw new ArgumentException($"ids: expected [{rows}] (T·N ids), got {Ids.Length} ids.", "ids");
+    }
+}
+
+/// <summary>
 /// One layer and one direction of a recurrent network over a whole sequence, computed by the native library:
 /// the input projection of all T steps as one matrix product, per step the recurrent product and the
 /// pointwise kernel, and in backward the weight gradients as single products over all T·N rows.
@@ -79,7 +126,7 @@ public static partial class NativeRnn
     /// <param name="weightHH">[G·H, H].</param>
     /// <param name="biasIH">[G·H].</param>
     /// <param name="biasHH">[G·H].</param>
-    /// <param name="x">Input [T, N, I].</param>
+    /// <param name="input">The input rows [T, N, I]: x, or rows of a table (see <see cref="RnnInputRows"/>).</param>
     /// <param name="h0">Initial hidden state [N, H].</param>
     /// <param name="c0">Initial cell state [N, H] for LSTM; ignored (may be empty) otherwise.</param>
     /// <param name="y">Output [T, N, H], overwritten. Must not overlap the inputs.</param>
@@ -91,7 +138,7 @@ public static partial class NativeRnn
     /// <exception cref="NativeException">The native library failed (out of memory, for one).</exception>
     public static unsafe NativeRnnTape? Forward(CellKind cell, bool fused, int steps, int batch, int inputSize, int hiddenSize, bool reverse,
         ReadOnlySpan<float> weightIH, ReadOnlySpan<float> weightHH, ReadOnlySpan<float> biasIH, ReadOnlySpan<float> biasHH,
-        ReadOnlySpan<float> x, ReadOnlySpan<float> h0, ReadOnlySpan<float> c0,
+        RnnInputRows input, ReadOnlySpan<float> h0, ReadOnlySpan<float> c0,
         Span<float> y, Span<float> hN, Span<float> cN, bool keepForBackward)
     {
         CheckSizes(steps, batch, inputSize, hiddenSize);
@@ -102,7 +149,7 @@ public static partial class NativeRnn
         Require(weightHH, nameof(weightHH), (long)gh * hiddenSize, $"[{gh}, {hiddenSize}]");
         Require(biasIH, nameof(biasIH), gh, $"[{gh}]");
         Require(biasHH, nameof(biasHH), gh, $"[{gh}]");
-        Require(x, nameof(x), (long)steps * batch * inputSize, $"[{steps}, {batch}, {inputSize}]");
+        input.Validate(steps * batch, inputSize);
         Require(h0, nameof(h0), nh, $"[{batch}, {hiddenSize}]");
         Require(y, nameof(y), steps * nh, $"[{steps}, {batch}, {hiddenSize}]");
         Require(hN, nameof(hN), nh, $"[{batch}, {hiddenSize}]");
@@ -113,9 +160,12 @@ public static partial class NativeRnn
         }
         NativeRnnTape tape;
         int status;
-        fixed (float* pwi = weightIH, pwh = weightHH, pbi = biasIH, pbh = biasHH, px = x, ph0 = h0, pc0 = c0, py = y, phn = hN, pcn = cN)
+        fixed (float* pwi = weightIH, pwh = weightHH, pbi = biasIH, pbh = biasHH, px = input.X, ptable = input.Table, ph0 = h0, pc0 = c0,
+               py = y, phn = hN, pcn = cN)
+        fixed (int* pids = input.Ids)
             status = rc_rnn_forward((int)cell, fused ? 1 : 0, steps, batch, inputSize, hiddenSize, reverse ? 1 : 0,
-                pwi, pwh, pbi, pbh, px, ph0, hasCell ? pc0 : null, py, phn, hasCell ? pcn : null, keepForBackward ? 1 : 0, out tape);
+                pwi, pwh, pbi, pbh, input.IsTable ? null : px, ptable, input.IsTable ? pids : null, input.Vocab,
+                ph0, hasCell ? pc0 : null, py, phn, hasCell ? pcn : null, keepForBackward ? 1 : 0, out tape);
         if (status != 0)
         {
             tape.Dispose();
@@ -137,11 +187,12 @@ public static partial class NativeRnn
     /// <param name="tape">From <see cref="Forward"/> with keepForBackward; not disposed. Its sizes (T, N, I, H) shape every buffer below.</param>
     /// <param name="weightIH">[G·H, I], as in the forward pass.</param>
     /// <param name="weightHH">[G·H, H], as in the forward pass.</param>
-    /// <param name="x">The forward pass's input [T, N, I].</param>
+    /// <param name="input">The forward pass's input rows.</param>
     /// <param name="dy">Gradient of the output [T, N, H].</param>
     /// <param name="dhN">Gradient of the final hidden state [N, H].</param>
     /// <param name="dcN">Gradient of the final cell state [N, H] for LSTM; ignored otherwise.</param>
-    /// <param name="dx">Gradient of x [T, N, I], overwritten.</param>
+    /// <param name="dx">Dense input: gradient of x [T, N, I], overwritten. Table input: ignored (may be empty).</param>
+    /// <param name="dTable">Table input: gradient of the table [V, I], accumulated into. Dense input: ignored (may be empty).</param>
     /// <param name="dh0">Gradient of h0 [N, H], overwritten.</param>
     /// <param name="dc0">Gradient of c0 [N, H] for LSTM, overwritten; ignored otherwise.</param>
     /// <param name="dWeightIH">[G·H, I], accumulated into.</param>
@@ -150,9 +201,9 @@ public static partial class NativeRnn
     /// <param name="dBiasHH">[G·H], accumulated into.</param>
     /// <exception cref="ObjectDisposedException">The tape was disposed.</exception>
     /// <exception cref="ArgumentException">The tape is invalid or a buffer is too short; the message names it.</exception>
-    public static unsafe void Backward(NativeRnnTape tape, ReadOnlySpan<float> weightIH, ReadOnlySpan<float> weightHH, ReadOnlySpan<float> x,
+    public static unsafe void Backward(NativeRnnTape tape, ReadOnlySpan<float> weightIH, ReadOnlySpan<float> weightHH, RnnInputRows input,
         ReadOnlySpan<float> dy, ReadOnlySpan<float> dhN, ReadOnlySpan<float> dcN,
-        Span<float> dx, Span<float> dh0, Span<float> dc0,
+        Span<float> dx, Span<float> dTable, Span<float> dh0, Span<float> dc0,
         Span<float> dWeightIH, Span<float> dWeightHH, Span<float> dBiasIH, Span<float> dBiasHH)
     {
         ArgumentNullException.ThrowIfNull(tape);
@@ -164,10 +215,11 @@ public static partial class NativeRnn
         bool hasCell = cell.HasCellState();
         Require(weightIH, nameof(weightIH), (long)gh * inputSize, $"[{gh}, {inputSize}]");
         Require(weightHH, nameof(weightHH), (long)gh * hiddenSize, $"[{gh}, {hiddenSize}]");
-        Require(x, nameof(x), (long)steps * batch * inputSize, $"[{steps}, {batch}, {inputSize}]");
+        input.Validate(steps * batch, inputSize);
         Require(dy, nameof(dy), steps * nh, $"[{steps}, {batch}, {hiddenSize}]");
         Require(dhN, nameof(dhN), nh, $"[{batch}, {hiddenSize}]");
-        Require(dx, nameof(dx), (long)steps * batch * inputSize, $"[{steps}, {batch}, {inputSize}]");
+        if (input.IsTable) Require(dTable, nameof(dTable), (long)input.Vocab * inputSize, $"[{input.Vocab}, {inputSize}]");
+        else Require(dx, nameof(dx), (long)steps * batch * inputSize, $"[{steps}, {batch}, {inputSize}]");
         Require(dh0, nameof(dh0), nh, $"[{batch}, {hiddenSize}]");
         Require(dWeightIH, nameof(dWeightIH), (long)gh * inputSize, $"[{gh}, {inputSize}]");
         Require(dWeightHH, nameof(dWeightHH), (long)gh * hiddenSize, $"[{gh}, {hiddenSize}]");
@@ -178,9 +230,11 @@ public static partial class NativeRnn
             Require(dcN, nameof(dcN), nh, $"[{batch}, {hiddenSize}]");
             Require(dc0, nameof(dc0), nh, $"[{batch}, {hiddenSize}]");
         }
-        fixed (float* pwi = weightIH, pwh = weightHH, px = x, pdy = dy, pdhn = dhN, pdcn = dcN, pdx = dx, pdh0 = dh0, pdc0 = dc0,
-               pdwi = dWeightIH, pdwh = dWeightHH, pdbi = dBiasIH, pdbh = dBiasHH)
-            NativeLibrary.Check(rc_rnn_backward(tape, pwi, pwh, px, pdy, pdhn, hasCell ? pdcn : null, pdx, pdh0, hasCell ? pdc0 : null,
+        fixed (float* pwi = weightIH, pwh = weightHH, px = input.X, ptable = input.Table, pdy = dy, pdhn = dhN, pdcn = dcN, pdx = dx,
+               pdtable = dTable, pdh0 = dh0, pdc0 = dc0, pdwi = dWeightIH, pdwh = dWeightHH, pdbi = dBiasIH, pdbh = dBiasHH)
+        fixed (int* pids = input.Ids)
+            NativeLibrary.Check(rc_rnn_backward(tape, pwi, pwh, input.IsTable ? null : px, ptable, input.IsTable ? pids : null, input.Vocab,
+                pdy, pdhn, hasCell ? pdcn : null, input.IsTable ? null : pdx, input.IsTable ? pdtable : null, pdh0, hasCell ? pdc0 : null,
                 pdwi, pdwh, pdbi, pdbh), nameof(rc_rnn_backward));
     }
 
@@ -209,7 +263,7 @@ public static partial class NativeRnn
             throw new ArgumentException($"steps, batch, inputSize, hiddenSize: expected ≥ 1, got {steps}, {batch}, {inputSize}, {hiddenSize}.");
     }
 
-    private static void Require(ReadOnlySpan<float> buffer, string name, long needed, string shape)
+    internal static void Require(ReadOnlySpan<float> buffer, string name, long needed, string shape)
     {
         if (buffer.Length < needed)
             throw new ArgumentException($"{name}: expected {shape} ({needed} elements), got {buffer.Length} elements.", name);
@@ -217,12 +271,12 @@ public static partial class NativeRnn
 
     [LibraryImport(NativeLibrary.Name)]
     private static unsafe partial int rc_rnn_forward(int cell, int fused, long steps, long batch, long inputSize, long hiddenSize, int reverse,
-        float* weightIH, float* weightHH, float* biasIH, float* biasHH, float* x, float* h0, float* c0,
-        float* y, float* hN, float* cN, int keepForBackward, out NativeRnnTape tape);
+        float* weightIH, float* weightHH, float* biasIH, float* biasHH, float* x, float* inputTable, int* inputIds, long vocab,
+        float* h0, float* c0, float* y, float* hN, float* cN, int keepForBackward, out NativeRnnTape tape);
 
     [LibraryImport(NativeLibrary.Name)]
     private static unsafe partial int rc_rnn_backward(NativeRnnTape tape, float* weightIH, float* weightHH, float* x,
-        float* dy, float* dhN, float* dcN, float* dx, float* dh0, float* dc0,
+        float* inputTable, int* inputIds, long vocab, float* dy, float* dhN, float* dcN, float* dx, float* dInputTable, float* dh0, float* dc0,
         float* dWeightIH, float* dWeightHH, float* dBiasIH, float* dBiasHH);
 
     [LibraryImport(NativeLibrary.Name)]

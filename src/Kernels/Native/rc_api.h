@@ -66,23 +66,29 @@ RC_EXPORT int32_t rc_get_num_threads(void);
 // Owned by the caller from rc_rnn_forward until rc_rnn_tape_free.
 typedef struct rc_rnn_tape rc_rnn_tape;
 
-// Forward over x [T, N, I] from h0 (and c0 for LSTM) [N, H]; reverse != 0 walks t from T-1 to 0.
+// Forward over the input rows [T, N, I] from h0 (and c0 for LSTM) [N, H]; reverse != 0 walks t from T-1 to 0.
+// The input is either x [T, N, I] (input_table and input_ids null) or rows of a table (x null): row r of
+// the input is input_table[input_ids[r]] ([vocab, I]; an id of -1 gives zeros). A table's rows are
+// projected once each, so with vocab < T·N the input projection costs vocab rows, not T·N.
 // weight_ih [G·H, I], weight_hh [G·H, H], bias_ih and bias_hh [G·H]: read only.
 // y [T, N, H], h_n and c_n [N, H]: overwritten (c0, c_n may be null unless LSTM).
 // keep_for_backward != 0: *tape receives a new tape; else *tape (if tape is not null) is set to null and
 // nothing per step outlives the call.
 RC_EXPORT rc_status rc_rnn_forward(int32_t cell, int32_t fused, int64_t steps, int64_t batch, int64_t input_size,
                                    int64_t hidden_size, int32_t reverse, const float* weight_ih, const float* weight_hh,
-                                   const float* bias_ih, const float* bias_hh, const float* x, const float* h0,
-                                   const float* c0, float* y, float* h_n, float* c_n, int32_t keep_for_backward,
-                                   rc_rnn_tape** tape);
+                                   const float* bias_ih, const float* bias_hh, const float* x, const float* input_table,
+                                   const int32_t* input_ids, int64_t vocab, const float* h0, const float* c0, float* y,
+                                   float* h_n, float* c_n, int32_t keep_for_backward, rc_rnn_tape** tape);
 
 // Backward through the forward pass that made tape (which stays valid: backward may run again).
-// weight_ih, weight_hh and x [T, N, I] must be those of that forward pass. dy [T, N, H], dh_n and dc_n
-// [N, H] (dc_n LSTM only) are read. dx [T, N, I], dh0 and dc0 [N, H] are overwritten; dweight_ih,
-// dweight_hh, dbias_ih and dbias_hh (shaped as the weights) are accumulated into (+=).
+// weight_ih, weight_hh and the input (x, or input_table, input_ids and vocab) must be those of that
+// forward pass. dy [T, N, H], dh_n and dc_n [N, H] (dc_n LSTM only) are read. dh0, dc0 [N, H] and, for
+// dense input, dx [T, N, I] are overwritten (dinput_table may be null); for table input dinput_table
+// [vocab, I] is accumulated into (dx may be null). dweight_ih, dweight_hh, dbias_ih and dbias_hh (shaped
+// as the weights) are accumulated into (+=).
 RC_EXPORT rc_status rc_rnn_backward(rc_rnn_tape* tape, const float* weight_ih, const float* weight_hh, const float* x,
-                                    const float* dy, const float* dh_n, const float* dc_n, float* dx, float* dh0,
+                                    const float* input_table, const int32_t* input_ids, int64_t vocab, const float* dy,
+                                    const float* dh_n, const float* dc_n, float* dx, float* dinput_table, float* dh0,
                                     float* dc0, float* dweight_ih, float* dweight_hh, float* dbias_ih, float* dbias_hh);
 
 // Bytes the tape holds (0 for null).

@@ -140,6 +140,37 @@ void over_batch(bool split, int64_t N, const Body& rows_body) {
   parallel_for(parts, [&](int64_t begin, int64_t end) { rows_body(N * begin / parts, N * end / parts); });
 }
 
+// out[r] = table[ids[r]] for each of rows rows of cols floats, zeros where ids[r] < 0.
+void gather_rows(int64_t rows, int64_t cols, const int32_t* ids, const float* table, float* out) {
+  auto body = [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; r++) {
+      float* row = out + r * cols;
+      if (ids[r] < 0) std::memset(row, 0, sizeof(float) * cols);
+      else std::memcpy(row, table + ids[r] * cols, sizeof(float) * cols);
+    }
+  };
+  if (rows * cols < kParallelElements) body(0, rows);
+  else parallel_for(rows, body);
+}
+
+// sums[v] = Σ a[r] over the rows r with ids[r] = v ([V, cols], overwritten; rows with ids[r] < 0 are
+// skipped). The columns are split among the workers so no two write the same sum: no atomics, and the
+// order of the additions (and so the result) does not depend on the number of threads.
+void sum_rows_by_id(int64_t rows, int64_t cols, int64_t vocab, const int32_t* ids, const float* a, float* sums) {
+  constexpr int64_t kColumnsPerTask = 256;
+  const int64_t tasks = (cols + kColumnsPerTask - 1) / kColumnsPerTask;
+  parallel_for(tasks, [&](int64_t begin, int64_t end) {
+    const int64_t c0 = begin * kColumnsPerTask, c1 = std::min(cols, end * kColumnsPerTask);
+    for (int64_t v = 0; v < vocab; v++) std::memset(sums + v * cols + c0, 0, sizeof(float) * (c1 - c0));
+    for (int64_t r = 0; r < rows; r++) {
+      if (ids[r] < 0) continue;
+      const float* source = a + r * cols;
+      float* sum = sums + ids[r] * cols;
+      for (int64_t c = c0; c < c1; c++) sum[c] += source[c];
+    }
+  });
+}
+
 // A [rows, cols] operand: base pointer and row stride.
 struct View {
   const float* p;
@@ -206,7 +237,7 @@ inline int64_t new_slot(bool reverse, int64_t t) { return reverse ? t : t + 1; }
 }  // namespace
 
 void forward(Cell cell, bool fused, int64_t T, int64_t N, int64_t I, int64_t H, bool reverse, const LayerWeights& w,
-             const float* x, const float* h0, const float* c0, float* y, float* h_n, float* c_n, Tape* tape) {
+             const LayerInput& input, const float* h0, const float* c0, float* y, float* h_n, float* c_n, Tape* tape) {
   const Kernels& k = kernels();
   const bool train = tape != nullptr;
   const int64_t G = gate_count(cell), GH = G * H, NH = N * H, TN = T * N;
@@ -243,7 +274,13 @@ void forward(Cell cell, bool fused, int64_t T, int64_t N, int64_t I, int64_t H, 
   for (int64_t j = 0; j < GH; j++) bias[j] = w.bias_ih[j] + w.bias_hh[j];
   if (cell == Cell::GruResetAfter)
     for (int64_t j = 2 * H; j < GH; j++) bias[j] = w.bias_ih[j];
-  sgemm(false, true, TN, GH, I, 1.0f, x, I, w.weight_ih, I, 0.0f, projection, GH);
+  if (input.from_table()) {
+    Buffer table_projection = Buffer::allocate(input.vocab * GH);
+    sgemm(false, true, input.vocab, GH, I, 1.0f, input.table, I, w.weight_ih, I, 0.0f, table_projection.get(), GH);
+    gather_rows(TN, GH, input.ids, table_projection.get(), projection);
+  } else {
+    sgemm(false, true, TN, GH, I, 1.0f, input.x, I, w.weight_ih, I, 0.0f, projection, GH);
+  }
   if (!fused) Passes(k.elementwise, TN).add_bias(GH, w.bias_ih, {projection, GH});
 
   // W_hh^T packed once for all steps. GRU reset-before needs its rows r, z (applied to h) apart from
@@ -378,8 +415,8 @@ void forward(Cell cell, bool fused, int64_t T, int64_t N, int64_t I, int64_t H, 
   if (lstm) std::memcpy(c_n, train ? cells + (reverse ? 0 : T) * NH : cell_state.get(), sizeof(float) * NH);
 }
 
-void backward(const Tape& tape, const float* weight_ih, const float* weight_hh, const float* x, const float* dy,
-              const float* dh_n, const float* dc_n, float* dx, float* dh0, float* dc0, float* dweight_ih,
+void backward(const Tape& tape, const float* weight_ih, const float* weight_hh, const LayerInput& input, const float* dy,
+              const float* dh_n, const float* dc_n, float* dx, float* dtable, float* dh0, float* dc0, float* dweight_ih,
               float* dweight_hh, float* dbias_ih, float* dbias_hh) {
   const Kernels& k = kernels();
   const Cell cell = tape.cell;
@@ -536,7 +573,16 @@ void backward(const Tape& tape, const float* weight_ih, const float* weight_hh, 
   // contiguous [T·N, H] block in time order.
   const float* h_prevs = states + (reverse ? NH : 0);
   const float* dg_rec = after ? dgates_rec.get() : dgates.get();
-  sgemm(true, false, GH, I, TN, 1.0f, dgates.get(), GH, x, I, 1.0f, dweight_ih, I);
+  // Table input: a table row's uses share its gradient terms, so the gates' gradients are summed per
+  // row first and both products below run over V rows instead of T·N.
+  Buffer dgates_by_id;
+  if (input.from_table()) {
+    dgates_by_id = Buffer::allocate(input.vocab * GH);
+    sum_rows_by_id(TN, GH, input.vocab, input.ids, dgates.get(), dgates_by_id.get());
+    sgemm(true, false, GH, I, input.vocab, 1.0f, dgates_by_id.get(), GH, input.table, I, 1.0f, dweight_ih, I);
+  } else {
+    sgemm(true, false, GH, I, TN, 1.0f, dgates.get(), GH, input.x, I, 1.0f, dweight_ih, I);
+  }
   if (split_n) {
     sgemm(true, false, 2 * H, H, TN, 1.0f, dgates.get(), GH, h_prevs, H, 1.0f, dweight_hh, H);
     // Rows n of W_hh saw r ⊙ h_prev.
@@ -555,7 +601,10 @@ void backward(const Tape& tape, const float* weight_ih, const float* weight_hh, 
     add_column_sums(k.elementwise, TN, GH, dgates.get(), GH, sums.data());
     for (int64_t j = 0; j < GH; j++) dbias_ih[j] += sums[j], dbias_hh[j] += sums[j];
   }
-  sgemm(false, false, TN, I, GH, 1.0f, dgates.get(), GH, weight_ih, I, 0.0f, dx, I);
+  if (input.from_table())
+    sgemm(false, false, input.vocab, I, GH, 1.0f, dgates_by_id.get(), GH, weight_ih, I, 1.0f, dtable, I);
+  else
+    sgemm(false, false, TN, I, GH, 1.0f, dgates.get(), GH, weight_ih, I, 0.0f, dx, I);
 }
 
 }  // namespace rc::rnn
@@ -570,13 +619,30 @@ namespace {
 void require(bool condition, const char* message) {
   if (!condition) throw std::invalid_argument(message);
 }
+
+// Exactly one of x and (input_table, input_ids) is given; every id is checked so a bad one fails here
+// rather than reading outside the table.
+rc::rnn::LayerInput layer_input(const std::string& function, int64_t rows, const float* x, const float* table,
+                                const int32_t* ids, int64_t vocab) {
+  if (!ids) {
+    require(x != nullptr, (function + ": x and input_ids are both null; expected one").c_str());
+    return {x, nullptr, nullptr, 0};
+  }
+  require(x == nullptr, (function + ": both x and input_ids were given; expected one").c_str());
+  if (!table || vocab < 1) throw std::invalid_argument(function + ": input_ids needs input_table and vocab ≥ 1, got vocab " + std::to_string(vocab));
+  for (int64_t r = 0; r < rows; r++)
+    if (ids[r] < -1 || ids[r] >= vocab)
+      throw std::invalid_argument(function + ": input_ids[" + std::to_string(r) + "] is " + std::to_string(ids[r]) +
+                                  "; expected -1 (zeros) or an index in [0, " + std::to_string(vocab) + ")");
+  return {nullptr, table, ids, vocab};
+}
 }  // namespace
 
 RC_EXPORT rc_status rc_rnn_forward(int32_t cell, int32_t fused, int64_t steps, int64_t batch, int64_t input_size,
                                    int64_t hidden_size, int32_t reverse, const float* weight_ih, const float* weight_hh,
-                                   const float* bias_ih, const float* bias_hh, const float* x, const float* h0,
-                                   const float* c0, float* y, float* h_n, float* c_n, int32_t keep_for_backward,
-                                   rc_rnn_tape** tape) {
+                                   const float* bias_ih, const float* bias_hh, const float* x, const float* input_table,
+                                   const int32_t* input_ids, int64_t vocab, const float* h0, const float* c0, float* y,
+                                   float* h_n, float* c_n, int32_t keep_for_backward, rc_rnn_tape** tape) {
   return rc::guard([&] {
     if (tape) *tape = nullptr;
     if (cell < 0 || cell > 4) throw std::invalid_argument("rc_rnn_forward: cell: expected 0..4, got " + std::to_string(cell));
@@ -586,27 +652,33 @@ RC_EXPORT rc_status rc_rnn_forward(int32_t cell, int32_t fused, int64_t steps, i
                                   ", " + std::to_string(hidden_size));
     auto kind = static_cast<rc::rnn::Cell>(cell);
     bool lstm = kind == rc::rnn::Cell::Lstm;
-    require(weight_ih && weight_hh && bias_ih && bias_hh && x && h0 && y && h_n, "rc_rnn_forward: a required buffer is null");
+    require(weight_ih && weight_hh && bias_ih && bias_hh && h0 && y && h_n, "rc_rnn_forward: a required buffer is null");
+    const rc::rnn::LayerInput input = layer_input("rc_rnn_forward", steps * batch, x, input_table, input_ids, vocab);
     require(!lstm || (c0 && c_n), "rc_rnn_forward: an LSTM needs c0 and c_n");
     require(!keep_for_backward || tape, "rc_rnn_forward: keep_for_backward needs a place for the tape");
     std::unique_ptr<rc_rnn_tape> kept = keep_for_backward ? std::make_unique<rc_rnn_tape>() : nullptr;
     rc::rnn::forward(kind, fused != 0, steps, batch, input_size, hidden_size, reverse != 0,
-                     {weight_ih, weight_hh, bias_ih, bias_hh}, x, h0, c0, y, h_n, c_n, kept ? &kept->tape : nullptr);
+                     {weight_ih, weight_hh, bias_ih, bias_hh}, input, h0, c0, y, h_n, c_n, kept ? &kept->tape : nullptr);
     if (kept) *tape = kept.release();
   });
 }
 
 RC_EXPORT rc_status rc_rnn_backward(rc_rnn_tape* tape, const float* weight_ih, const float* weight_hh, const float* x,
-                                    const float* dy, const float* dh_n, const float* dc_n, float* dx, float* dh0,
+                                    const float* input_table, const int32_t* input_ids, int64_t vocab, const float* dy,
+                                    const float* dh_n, const float* dc_n, float* dx, float* dinput_table, float* dh0,
                                     float* dc0, float* dweight_ih, float* dweight_hh, float* dbias_ih, float* dbias_hh) {
   return rc::guard([&] {
     require(tape != nullptr, "rc_rnn_backward: tape is null (was the forward pass run with keep_for_backward?)");
     bool lstm = tape->tape.cell == rc::rnn::Cell::Lstm;
-    require(weight_ih && weight_hh && x && dy && dh_n && dx && dh0 && dweight_ih && dweight_hh && dbias_ih && dbias_hh,
+    require(weight_ih && weight_hh && dy && dh_n && dh0 && dweight_ih && dweight_hh && dbias_ih && dbias_hh,
             "rc_rnn_backward: a required buffer is null");
+    const rc::rnn::LayerInput input =
+        layer_input("rc_rnn_backward", tape->tape.steps * tape->tape.batch, x, input_table, input_ids, vocab);
+    require(input.from_table() ? dinput_table != nullptr : dx != nullptr,
+            "rc_rnn_backward: dx (dense input) or dinput_table (table input) is null");
     require(!lstm || (dc_n && dc0), "rc_rnn_backward: an LSTM needs dc_n and dc0");
-    rc::rnn::backward(tape->tape, weight_ih, weight_hh, x, dy, dh_n, dc_n, dx, dh0, dc0, dweight_ih, dweight_hh, dbias_ih,
-                      dbias_hh);
+    rc::rnn::backward(tape->tape, weight_ih, weight_hh, input, dy, dh_n, dc_n, dx, dinput_table, dh0, dc0, dweight_ih,
+                      dweight_hh, dbias_ih, dbias_hh);
   });
 }
 

@@ -27,6 +27,8 @@ internal sealed class ReportCommand(IAnsiConsole console) : Command<ReportSettin
         {
             var result = new ReportRunner(options, console).Run(peers, unavailable);
             console.Write(SummaryTable.ToSpectre(result));
+            if (result.TeacherForcing is { Count: > 0 } teacher)
+                console.Write(SummaryTable.ToSpectre(TeacherForcingSection.Headers, TeacherForcingSection.Rows(teacher)));
             var ceiling = result.Ceiling;
             console.MarkupLine(Markup.Escape($"Ceiling: FMA peak {ceiling.FmaPeakGflops:F1} GFLOP/s (the probe got {100 * ceiling.FmaShare:F0}% of the cores); native SGEMM {ceiling.GemmShape}: "
                 + (ceiling.GemmGflops is { } g ? $"{g:F1} GFLOP/s" : $"failed ({ceiling.GemmError})")));
@@ -35,7 +37,7 @@ internal sealed class ReportCommand(IAnsiConsole console) : Command<ReportSettin
             ReportWriter.Write(result, options.OutputDirectory);
             console.MarkupLine(Markup.Escape($"Report written to {Path.GetFullPath(options.OutputDirectory)} (report.md, results.json, charts) in {result.Elapsed.TotalSeconds:F0} s."));
             // A peer that fails is the peer's problem and is reported as such; one of our own backends failing fails the run.
-            return result.Measurements.Any(m => m.Failed && m.Role != VariantRole.Peer) ? 1 : 0;
+            return result.Measurements.Any(m => m.Failed && m.Role != VariantRole.Peer) || (result.TeacherForcing ?? []).Any(m => m.Error is not null) ? 1 : 0;
         }
         finally
         {

@@ -53,6 +53,10 @@ internal sealed class ReportSettings : CommandSettings
     [Description("Do not load or measure the peers (oneDNN, ONNX Runtime).")]
     public bool NoPeers { get; init; }
 
+    [CommandOption("--no-teacher-forcing")]
+    [Description("Skip the teacher-forcing section (output-recurrent networks and an LSTM language model trained parallel over time vs step by step, at the report's shapes).")]
+    public bool NoTeacherForcing { get; init; }
+
     /// <summary>The resolved options, set by a successful <see cref="Validate"/>.</summary>
     public ReportOptions? Resolved { get; private set; }
 
@@ -104,7 +108,7 @@ internal sealed class ReportSettings : CommandSettings
         var sweep = Full ? ReportOptions.FullSweep() : [];
         if (Full) notes.Add("The full sweep varies one factor at a time around T=100, N=64, I=H=512 (with I = H when H varies), not the whole grid.");
         return new ReportOptions(backend, Cells is null ? CellNames.Defaults : CellNames.ParseList(Cells), shapes, modes, Samples,
-            TimeSpan.FromSeconds(Budget ?? (Full ? FullBudgetSeconds : QuickBudgetSeconds)), Full, sweep, Out, !NoPeers, notes);
+            TimeSpan.FromSeconds(Budget ?? (Full ? FullBudgetSeconds : QuickBudgetSeconds)), Full, sweep, Out, !NoPeers, notes, !NoTeacherForcing);
     }
 
     private static IReadOnlyList<RunMode> ParseModes(string text)

@@ -9,8 +9,14 @@ internal sealed record SweepPoint(string Factor, int Value, BenchShape Shape);
 internal sealed record ReportOptions(
     BackendFamily Backend, IReadOnlyList<CellKind> Cells, IReadOnlyList<BenchShape> Shapes, IReadOnlyList<RunMode> Modes,
     int TargetSamples, TimeSpan Budget, bool Full, IReadOnlyList<SweepPoint> Sweep, string OutputDirectory, bool Peers,
-    IReadOnlyList<string> Notes)
+    IReadOnlyList<string> Notes, bool TeacherForcing = false)
 {
+    /// <summary>
+    /// The shapes of the teacher-forcing section: the report's own (with the quick defaults, the T=100, N=64,
+    /// H=512 and T=50, N=16, H=128); the full sweep's extremes (T=1000, N=256) would add minutes for no new insight.
+    /// </summary>
+    public IReadOnlyList<BenchShape> TeacherForcingShapes => !TeacherForcing ? [] : Full ? BenchShape.Defaults : Shapes;
+
     /// <summary>
     /// The full sweep, one factor at a time around the standard shape (T=100, N=64, I=H=512): N ∈ {1, 8, 32, 64, 256},
     /// H ∈ {128, 256, 512, 1024} with I = H, T ∈ {1, 10, 100, 1000}. A full grid would be 80 shapes per cell and
@@ -48,7 +54,8 @@ internal sealed record Measurement(
 /// <summary>The outcome of a report run, everything the writers need.</summary>
 internal sealed record ReportResult(
     ReportOptions Options, MachineInfo Machine, MachineCeiling Ceiling, IReadOnlyList<string> Implementations,
-    IReadOnlyList<string> PeerNames, IReadOnlyList<UnavailablePeer> UnavailablePeers, IReadOnlyList<Measurement> Measurements, TimeSpan Elapsed)
+    IReadOnlyList<string> PeerNames, IReadOnlyList<UnavailablePeer> UnavailablePeers, IReadOnlyList<Measurement> Measurements, TimeSpan Elapsed,
+    IReadOnlyList<TeacherForcingMeasurement>? TeacherForcing = null)
 {
     /// <summary>The rows of the summary: one per cell, shape and mode, in the order measured.</summary>
     public IReadOnlyList<SummaryRow> Rows()

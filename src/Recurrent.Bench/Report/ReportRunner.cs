@@ -22,6 +22,9 @@ internal sealed class ReportRunner(ReportOptions options, IAnsiConsole console)
     /// </summary>
     public const double DeadlineFactor = 2;
 
+    /// <summary>The share of the budget the teacher-forcing section gets on top of it, split over its models and schedules.</summary>
+    public const double TeacherForcingBudgetShare = 0.25;
+
     /// <summary>An implementation the report measures: one of our backend variants or a peer.</summary>
     private sealed record Implementation(string Name, VariantRole Role, Func<CellKind, RunMode, bool> Supports, Func<Workload, RunMode, IPeerRun> Prepare, string? Error);
 
@@ -67,6 +70,10 @@ internal sealed class ReportRunner(ReportOptions options, IAnsiConsole console)
 
             MachineCeiling ceiling = null!;
             var measurements = new List<Measurement>();
+            var teacherForcing = new List<TeacherForcingMeasurement>();
+            // The language model's recurrent layer runs on the report's backend (its fused variant), else on the default.
+            var layerBackend = backends.FirstOrDefault() ?? NativeCpuBackend.Default;
+            var teacherCases = options.TeacherForcingShapes.SelectMany(shape => TeacherForcingSection.Cases(shape, layerBackend)).ToList();
             console.Progress()
                 .AutoClear(false)
                 .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
@@ -114,10 +121,27 @@ internal sealed class ReportRunner(ReportOptions options, IAnsiConsole console)
                         done++;
                     }
                     task.Description = "configurations";
+
+                    if (teacherCases.Count == 0) return;
+                    var teacherTask = context.AddTask("teacher forcing: parallel over time vs step by step", maxValue: teacherCases.Count);
+                    var teacherBox = TimeSpan.FromTicks(Math.Max(MinTimeBox.Ticks, (long)(options.Budget.Ticks * TeacherForcingBudgetShare / (2 * teacherCases.Count))));
+                    foreach (var create in teacherCases)
+                    {
+                        TeacherForcingCase? model = null;
+                        try { model = create(); }
+                        catch (Exception e) { teacherForcing.Add(new("(could not be built)", BenchShape.Standard, null, null, null, null, null, $"{e.GetType().Name}: {e.Message}")); }
+                        if (model is not null)
+                        {
+                            teacherTask.Description = Markup.Escape($"teacher forcing: {model.Model} {model.Shape}");
+                            teacherForcing.Add(TeacherForcingSection.Measure(model, teacherBox, options.TargetSamples));
+                        }
+                        teacherTask.Increment(1);
+                    }
+                    teacherTask.Description = "teacher forcing";
                 });
 
             return new ReportResult(options, machine, ceiling, implementations.Where(i => i.Role != VariantRole.Peer).Select(i => i.Name).ToList(),
-                options.Peers ? peers.Select(p => p.Name).ToList() : [], unavailablePeers, measurements, total.Elapsed);
+                options.Peers ? peers.Select(p => p.Name).ToList() : [], unavailablePeers, measurements, total.Elapsed, teacherForcing);
         }
         finally
         {

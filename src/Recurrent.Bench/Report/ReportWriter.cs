@@ -73,6 +73,28 @@ internal static class ReportWriter
             samplesMs = m.Samples?.MillisecondsPerIteration,
             outliers = m.Statistics?.IsOutlier,
         }),
+        teacherForcing = (result.TeacherForcing ?? []).Select(m => new
+        {
+            m.Model,
+            shape = new { t = m.Shape.Steps, n = m.Shape.Batch, i = m.Shape.InputSize, h = m.Shape.HiddenSize },
+            outputSize = TeacherForcingShapes.OutputSize,
+            m.Error,
+            m.MaxDeviation,
+            ratio = m.Ratio,
+            stepByStep = Timing(m.StepByStep, m.StepByStepSamples),
+            parallel = Timing(m.Parallel, m.ParallelSamples),
+        }),
+    };
+
+    private static object? Timing(SampleStatistics? statistics, Samples? samples) => statistics is null ? null : new
+    {
+        medianMs = statistics.Median,
+        q1Ms = statistics.Q1,
+        q3Ms = statistics.Q3,
+        relativeSpread = statistics.RelativeSpread,
+        noisy = statistics.IsNoisy,
+        iterationsPerSample = samples?.IterationsPerSample,
+        samplesMs = samples?.MillisecondsPerIteration,
     };
 
     private static string Markdown(ReportResult result, IReadOnlyList<(string Stem, string Title)> charts, IReadOnlyList<string> chartsNotDrawn)
@@ -106,6 +128,13 @@ internal static class ReportWriter
         md.AppendLine();
         md.AppendLine(inv, $"Before any time counts, every implementation's output y must agree with the double-precision reference on the first {Agreement.ReferenceSteps} steps of the first {Agreement.ReferenceRows} batch rows and with the first implementation measured on all steps, within |a − e| ≤ {Agreement.Absolute:G2} + {Agreement.Relative:G2}·|e|; a failure is listed with its error instead of a time.");
         md.AppendLine();
+
+        if (result.TeacherForcing is { Count: > 0 } teacher)
+        {
+            md.AppendLine("## Teacher-forced training: parallel over time vs step by step").AppendLine();
+            md.Append(SummaryTable.ToMarkdown(TeacherForcingSection.Headers, TeacherForcingSection.Rows(teacher))).AppendLine();
+            md.AppendLine(TeacherForcingSection.Explanation).AppendLine();
+        }
 
         md.AppendLine("## Peers").AppendLine();
         if (!result.Options.Peers) md.AppendLine("Peers were not run (--no-peers).");

@@ -52,7 +52,12 @@ internal static class SummaryTable
         if (measurement is null) return "–";
         if (measurement.Skipped) return "skipped (time budget spent)";
         if (measurement.Error is not null) return "FAILED: " + measurement.Error;
-        var s = measurement.Statistics!;
+        return Time(measurement.Statistics!);
+    }
+
+    /// <summary>"12.3 ms ±4%", with "noisy" when the spread is over 10%.</summary>
+    public static string Time(SampleStatistics s)
+    {
         string text = $"{Milliseconds(s.Median)} ms ±{s.RelativeSpread * 100:F0}%";
         return s.IsNoisy ? text + " noisy" : text;
     }
@@ -60,17 +65,23 @@ internal static class SummaryTable
     public static string Milliseconds(double ms) =>
         ms >= 100 ? ms.ToString("F0", Invariant) : ms >= 1 ? ms.ToString("F2", Invariant) : ms.ToString("G3", Invariant);
 
-    private static string Times(double? ratio) => ratio is null ? "–" : ratio.Value.ToString("F2", Invariant) + "×";
+    public static string Times(double? ratio) => ratio is null ? "–" : ratio.Value.ToString("F2", Invariant) + "×";
 
     private static string Percent(double? value, double? of) =>
         value is null || of is null or <= 0 ? "–" : (100 * value.Value / of.Value).ToString("F0", Invariant) + "%";
 
     /// <summary>The table for the console; failures in red, noisy times in yellow.</summary>
-    public static Table ToSpectre(ReportResult result)
+    public static Table ToSpectre(ReportResult result) => ToSpectre(Headers(result), Rows(result));
+
+    /// <summary>The table as GitHub Markdown; pipes inside cells are escaped.</summary>
+    public static string ToMarkdown(ReportResult result) => ToMarkdown(Headers(result), Rows(result));
+
+    /// <summary>Any table of plain text cells for the console: cells starting "FAILED" in red, cells ending "noisy" in yellow.</summary>
+    public static Table ToSpectre(IReadOnlyList<string> headers, IReadOnlyList<IReadOnlyList<string>> rows)
     {
         var table = new Table().Border(TableBorder.Rounded);
-        foreach (var header in Headers(result)) table.AddColumn(new TableColumn(Markup.Escape(header)));
-        foreach (var row in Rows(result))
+        foreach (var header in headers) table.AddColumn(new TableColumn(Markup.Escape(header)));
+        foreach (var row in rows)
             table.AddRow(row.Select(cell => (Spectre.Console.Rendering.IRenderable)new Markup(
                 cell.StartsWith("FAILED", StringComparison.Ordinal) ? $"[red]{Markup.Escape(Shorten(cell))}[/]"
                 : cell.EndsWith("noisy", StringComparison.Ordinal) ? $"[yellow]{Markup.Escape(cell)}[/]"
@@ -78,13 +89,12 @@ internal static class SummaryTable
         return table;
     }
 
-    /// <summary>The table as GitHub Markdown; pipes inside cells are escaped.</summary>
-    public static string ToMarkdown(ReportResult result)
+    /// <summary>Any table of plain text cells as GitHub Markdown.</summary>
+    public static string ToMarkdown(IReadOnlyList<string> headers, IReadOnlyList<IReadOnlyList<string>> rows)
     {
         static string Line(IEnumerable<string> cells) => "| " + string.Join(" | ", cells.Select(c => c.Replace("|", "\\|"))) + " |";
-        var headers = Headers(result);
         var lines = new List<string> { Line(headers), Line(headers.Select(_ => "---")) };
-        lines.AddRange(Rows(result).Select(Line));
+        lines.AddRange(rows.Select(Line));
         return string.Join('\n', lines) + '\n';
     }
 

@@ -99,8 +99,10 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
     private readonly TData[] _values = new TData[ParameterCount], _grads = new TData[ParameterCount];
     private readonly TData[] _valueStages = new TData[ParameterCount], _gradStages = new TData[ParameterCount];
 
-    private TData _inputStage, _targetStage, _hidden, _output, _hiddenGradient;
-    private TIds _tokenStage;
+    private TData _inputStage, _targetStage, _hidden, _output, _hiddenGradient, _outputTable, _tableSums;
+    private TIds _tokenStage, _tableTokenStage, _rowTokenStage;
+    /// <summary><see cref="TrainParallelByToken"/>'s host ids: the table's tokens [O + 1] and each row's table row [T·N].</summary>
+    private int[] _tableTokens = [], _rowTokens = [];
     /// <summary>Host tokens [T + 1, N]: the start token in row 0, then the targets (<see cref="TeacherForcing.StartAndTargets"/>).</summary>
     private int[] _tokens = [];
 
@@ -110,8 +112,8 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
         var input = Ops.Upload(x, ref _inputStage);
         var targetValues = Discrete ? default : Ops.Upload(values, ref _targetStage);
         var tokens = Discrete ? StageTokens(ids!, steps, batch) : default;
-        T loss = schedule == TrainingSchedule.StepByStep
-            ? TrainStepByStep(input, tokens, targetValues, steps, batch)
+        T loss = schedule == TrainingSchedule.StepByStep ? TrainStepByStep(input, tokens, targetValues, steps, batch)
+            : Discrete && InputSize == 0 && OutputSize + 1 < steps * batch ? TrainParallelByToken(tokens, ids!, steps, batch)
             : TrainParallel(input, tokens, targetValues, steps, batch);
         for (int p = 0; p < ParameterCount; p++) Ops.AddToHost(_grads[p], Grads[p]);
         return loss;
@@ -148,6 +150,54 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
         var dh = Ops.Workspace(ref _hiddenGradient, rows * hidden);
         OutputBackward(h, o, rows, dh);
         HiddenBackward(x, tokens, values, 0, rows, batch, h, dh);
+        return loss * scale;
+    }
+
+    /// <summary>
+    /// The parallel step of a network driven by its fed-back tokens alone (I = 0): h_t = act(b + W[y_{t−1}]) depends on
+    /// nothing but the token, so of the T·N rows there are only O + 1 different hidden states and logits (the last for the
+    /// zero start value). They are computed once per token, gathered into the T·N rows for the loss, and the loss's
+    /// gradient is summed per fed-back token before every product: the products run over O + 1 rows instead of T·N, which
+    /// only the parallel schedule can do, as it sees every step's token at once.
+    /// </summary>
+    private T TrainParallelByToken(TIds tokens, int[] ids, int steps, int batch)
+    {
+        int rows = steps * batch, hidden = HiddenSize, outputs = OutputSize, tableRows = outputs + 1, zeroStart = outputs;
+        // Row v of the tables is token v; row O is the zero start value (fed back as −1), which adds no row of W.
+        if (_tableTokens.Length != tableRows)
+        {
+            _tableTokens = new int[tableRows];
+            for (int v = 0; v < tableRows; v++) _tableTokens[v] = v < outputs ? v : -1;
+        }
+        var tableIds = Ops.UploadIds(_tableTokens, ref _tableTokenStage);
+        if (_rowTokens.Length < rows) _rowTokens = new int[rows];
+        for (int r = 0; r < rows; r++)
+        {
+            int token = r < batch ? StartToken : ids[r - batch];
+            _rowTokens[r] = token < 0 ? zeroStart : token;
+        }
+        var rowIds = Ops.UploadIds(_rowTokens.AsMemory(0, rows), ref _rowTokenStage);
+
+        var hTable = Ops.Workspace(ref _hidden, tableRows * hidden);
+        Ops.BroadcastRows(_values[HiddenBias], hTable);
+        Ops.GatherRowsAdd(_values[FeedbackWeight], hidden, tableIds, hTable);
+        Ops.Activate(Activation, hTable);
+        var oTable = Ops.Workspace(ref _outputTable, tableRows * outputs);
+        OutputForward(hTable, tableRows, oTable);
+
+        var logits = Ops.Workspace(ref _output, rows * outputs);
+        Ops.Clear(logits);
+        Ops.GatherRowsAdd(oTable, outputs, rowIds, logits);
+        T scale = T.One / T.CreateChecked(rows);
+        T loss = Ops.SoftmaxCrossEntropy(logits, outputs, Targets(tokens, batch, 0, rows), scale);
+
+        var dOutputTable = Ops.Workspace(ref _tableSums, tableRows * outputs);
+        Ops.Clear(dOutputTable);
+        Ops.ScatterRowsAdd(logits, outputs, rowIds, dOutputTable);
+        var dhTable = Ops.Workspace(ref _hiddenGradient, tableRows * hidden);
+        OutputBackward(hTable, dOutputTable, tableRows, dhTable);
+        Ops.ActivationBackward(Activation, hTable, dhTable, hidden, _grads[HiddenBias]);
+        Ops.ScatterRowsAdd(dhTable, hidden, tableIds, _grads[FeedbackWeight]);
         return loss * scale;
     }
 

@@ -11,7 +11,10 @@ namespace Recurrent.Sequence;
 /// At t = 0 the fed-back value is the start value (the <see cref="StartToken"/>'s embedding, else zeros); the initial
 /// state is zeros. With <see cref="TrainingSchedule.ParallelOverTime"/> the embedding, the output layer and the loss with
 /// their gradients run over all T·N rows at once and only the recurrence is sequential, inside the layer's backend (which
-/// batches the input projections and weight gradients over time).
+/// batches the input projections and weight gradients over time). With token outputs on the CPU the stack reads its
+/// inputs straight from the embedding table: on the native backend each of the O rows is projected through W_ih once,
+/// instead of each of the T·N uses, and the gates' gradients are summed per token before dW_ih and the embedding's
+/// gradient are formed, so with O &lt; T·N those three products cost O rows instead of T·N.
 /// Where the stack's backend is an <see cref="IlgpuBackend"/>, the embedding, output layer and loss run on that backend's
 /// accelerator too, and the stack is driven through the backend's device-level entry, so the data crosses to the device
 /// once per call and nothing at the stack boundary; otherwise they run on the CPU (native GEMM, AVX-512 passes).
@@ -234,12 +237,27 @@ internal sealed class RecurrentSequenceEngine<TData, TIds>(RecurrentSequenceMode
         return loss;
     }
 
+    /// <summary>For token outputs, the stack's table input when it has one (see <see cref="ITableInputStack{TData, TIds}"/>), else null.</summary>
+    private ITableInputStack<TData, TIds>? TableStack => Discrete ? stack as ITableInputStack<TData, TIds> : null;
+
+    /// <summary>
+    /// The stack over every step under teacher forcing: reading its inputs straight from the embedding table where it can
+    /// (each of the O rows projected once instead of each of the T·N uses), else over x = the gathered or projected rows.
+    /// </summary>
+    private IRecurrentStackPass<TData> TeacherForcedStack(TIds tokens, TData values, int steps, int batch, bool keepForBackward)
+    {
+        int rows = steps * batch;
+        if (TableStack is { } table)
+            return table.ForwardFromTable(_values[Embedding], OutputSize, ops.SliceIds(tokens, 0, rows), steps, batch, keepForBackward);
+        var x = ops.Workspace(ref _input, rows * InputSize);
+        EmbeddingForward(tokens, values, 0, rows, batch, x);
+        return stack.Forward(x, steps, batch, null, keepForBackward);
+    }
+
     private float TrainParallel(TIds tokens, TData values, int steps, int batch)
     {
         int rows = steps * batch, width = OutputSize;
-        var x = ops.Workspace(ref _input, rows * InputSize);
-        EmbeddingForward(tokens, values, 0, rows, batch, x);
-        using var pass = stack.Forward(x, steps, batch, null, keepForBackward: true);
+        using var pass = TeacherForcedStack(tokens, values, steps, batch, keepForBackward: true);
         var y = pass.Output;
         var o = ops.Workspace(ref _output, rows * width);
         OutputForward(y, rows, o);
@@ -247,8 +265,10 @@ internal sealed class RecurrentSequenceEngine<TData, TIds>(RecurrentSequenceMode
         float loss = Discrete ? ops.SoftmaxCrossEntropy(o, width, ops.SliceIds(tokens, batch, rows), scale) : ops.SquaredError(o, values, scale);
         var dy = ops.Workspace(ref _outputGradient, rows * HiddenSize);
         OutputBackward(y, o, rows, dy);
-        var dx = stack.Backward(pass, dy, null);
-        EmbeddingBackward(tokens, values, dx, 0, rows, batch);
+        if (TableStack is { } table)
+            table.BackwardFromTable(pass, dy, _grads[Embedding]);
+        else
+            EmbeddingBackward(tokens, values, stack.Backward(pass, dy, null), 0, rows, batch);
         return loss * scale;
     }
 
@@ -294,9 +314,7 @@ internal sealed class RecurrentSequenceEngine<TData, TIds>(RecurrentSequenceMode
         int steps = targets.Steps, batch = targets.Batch, rows = steps * batch;
         BindParameters(withGradients: false);
         var (tokens, values) = StageTargets(targets);
-        var x = ops.Workspace(ref _input, rows * InputSize);
-        EmbeddingForward(tokens, values, 0, rows, batch, x);
-        using var pass = stack.Forward(x, steps, batch, null, keepForBackward: false);
+        using var pass = TeacherForcedStack(tokens, values, steps, batch, keepForBackward: false);
         var o = ops.Destination(outputs, ref _output);
         OutputForward(pass.Output, rows, o);
         ops.Download(o, outputs);

@@ -32,8 +32,22 @@ internal interface IRecurrentStack<TData> where TData : struct
     TData Backward(IRecurrentStackPass<TData> pass, TData dy, IRecurrentStackPass<TData>? next);
 }
 
-/// <summary>The stack through <see cref="RecurrentLayer"/>'s public API, on host memory, whatever its backend.</summary>
-internal sealed class HostRecurrentStack(RecurrentLayer layer) : IRecurrentStack<Memory<float>>
+/// <summary>
+/// A stack that can read its input rows straight from a table (an embedding lookup: x[r] = table[ids[r]], zeros for −1),
+/// which lets a backend project each table row once instead of each of its T·N uses
+/// (<see cref="RecurrentLayer.ForwardFromTable"/>). The sequence model uses it, when offered, for token outputs.
+/// </summary>
+internal interface ITableInputStack<TData, TIds> where TData : struct where TIds : struct
+{
+    /// <summary>The stack over input rows table [V, I] selected by ids [T·N], from a zero state.</summary>
+    IRecurrentStackPass<TData> ForwardFromTable(TData table, int vocab, TIds ids, int steps, int batch, bool keepForBackward);
+
+    /// <summary>Back-propagates dy [T, N, H] through such a pass (zero final-state gradient), adding the table's gradient into <paramref name="tableGradient"/> [V, I].</summary>
+    void BackwardFromTable(IRecurrentStackPass<TData> pass, TData dy, TData tableGradient);
+}
+
+/// <summary>The stack through <see cref="RecurrentLayer"/>'s API, on host memory, whatever its backend.</summary>
+internal sealed class HostRecurrentStack(RecurrentLayer layer) : IRecurrentStack<Memory<float>>, ITableInputStack<Memory<float>, Memory<int>>
 {
     private sealed class Pass(RnnForwardResult result) : IRecurrentStackPass<Memory<float>>
     {
@@ -58,11 +72,23 @@ internal sealed class HostRecurrentStack(RecurrentLayer layer) : IRecurrentStack
         return ours.Gradients.Input.Data;
     }
 
+    public IRecurrentStackPass<Memory<float>> ForwardFromTable(Memory<float> table, int vocab, Memory<int> ids, int steps, int batch, bool keepForBackward) =>
+        // The pass keeps the ids until backward: a copy, as the caller's token buffer is reused.
+        new Pass(layer.ForwardFromTable(AsArray(table), vocab, ids.ToArray(), steps, batch, keepForBackward));
+
+    public void BackwardFromTable(IRecurrentStackPass<Memory<float>> pass, Memory<float> dy, Memory<float> tableGradient)
+    {
+        var result = ((Pass)pass).Result;
+        layer.BackwardFromTable(result, AsTensor(dy, result.Output.Shape[0], result.Output.Shape[1], layer.Config.OutputSize), tableGradient.Span);
+    }
+
     /// <summary>A tensor over <paramref name="data"/>: the array itself when the memory is a whole array, else a copy.</summary>
-    private static Tensor AsTensor(Memory<float> data, params int[] shape) =>
+    private static Tensor AsTensor(Memory<float> data, params int[] shape) => new(AsArray(data), shape);
+
+    private static float[] AsArray(Memory<float> data) =>
         MemoryMarshal.TryGetArray<float>(data, out var segment) && segment.Offset == 0 && segment.Count == segment.Array!.Length
-            ? new Tensor(segment.Array, shape)
-            : new Tensor(data.ToArray(), shape);
+            ? segment.Array
+            : data.ToArray();
 }
 
 /// <summary>The stack on its <see cref="IlgpuBackend"/>'s device, through the backend's device-level entries.</summary>
