@@ -1,13 +1,16 @@
 using System.Diagnostics;
 using System.Globalization;
 using Recurrent.Kernels.Ilgpu;
+using Recurrent.Sequence;
 
 namespace Recurrent.Bench;
 
 /// <summary>
 /// The GPU machine's check: opens an ILGPU accelerator, checks the backend against the reference (every cell, fused and
 /// unfused, outputs, states and every gradient), then times LSTM and GRU forward and forward+backward, fused against
-/// unfused. Used by <c>scripts/gpu-check.sh</c> through its small check program and wireable as <c>Recurrent.Bench gpu-check</c>.
+/// unfused; then the teacher-forced sequence models (<see cref="OutputRecurrentNetwork"/>, an LSTM
+/// <see cref="RecurrentSequenceModel"/>) on the device against the same models on the CPU, and their training step timed
+/// parallel over time against step by step. Used by <c>scripts/gpu-check.sh</c> through its small check program and wireable as <c>Recurrent.Bench gpu-check</c>.
 /// Arguments: <c>--device cuda|cpu|auto</c> (default cuda), <c>--shapes standard,small|tiny</c>, <c>--reps N</c>,
 /// <c>--csv PATH</c> (timings as <c>impl,cell,shape,pass,ms</c> for the script's joint table). Returns 0 when every
 /// parity check passes.
@@ -59,6 +62,8 @@ public static class IlgpuGpuCheck
                     Console.WriteLine($"  {(ok ? "ok  " : "FAIL")} {backend.Name,-22} {cell,-15} T{steps} N{batch} I{input} H{hidden} L{layers}{(bidirectional ? " bi" : "")}  worst {worst:E2} ({what})");
                 }
 
+        failures += SequenceParity(fused, absoluteTolerance, relativeTolerance);
+
         var rows = new List<string>();
         Console.WriteLine();
         Console.WriteLine($"timings: median of {reps} runs, ms, device work synchronized; each call copies its inputs to the device and its");
@@ -76,8 +81,132 @@ public static class IlgpuGpuCheck
                         rows.Add(string.Create(CultureInfo.InvariantCulture, $"{backend.Name}-no-copies,{cell},{shape.Name},{pass},{ms - copies:F4}"));
                     }
         if (csvPath is not null) File.WriteAllLines(csvPath, rows);
+        SequenceTimings(fused, shapes, reps);
         Console.WriteLine(failures == 0 ? "parity: all passed" : $"parity: {failures} FAILED");
         return failures == 0 ? 0 : 1;
+    }
+
+    /// <summary>
+    /// The sequence models on <paramref name="backend"/>'s device against the same models (same seeds) on the CPU: loss
+    /// and every gradient of one training step, both schedules. Cases cover both losses, the output-recurrent network
+    /// with and without external input (without it, its parallel step runs per token) and an LSTM and a reset-before GRU
+    /// language model, at T·N = 72 rows. Returns the number of failures.
+    /// </summary>
+    private static int SequenceParity(IlgpuBackend backend, double absolute, double relative)
+    {
+        Console.WriteLine("sequence models on the device against the same models on the CPU, worst |a − e| − tolerance (≤ 0 passes):");
+        const int steps = 9, batch = 8;
+        int failures = 0;
+        void Report(string name, double worst, string what)
+        {
+            bool ok = worst <= 0;
+            if (!ok) failures++;
+            Console.WriteLine($"  {(ok ? "ok  " : "FAIL")} {name,-58} worst {worst:E2} ({what})");
+        }
+        foreach (var (input, loss, activation) in new[] { (7, SequenceLoss.SoftmaxCrossEntropy, RnnActivation.Tanh), (7, SequenceLoss.SquaredError, RnnActivation.Relu), (0, SequenceLoss.SoftmaxCrossEntropy, RnnActivation.Tanh) })
+        {
+            int output = input == 0 ? 5 : 17;
+            int? start = loss == SequenceLoss.SoftmaxCrossEntropy ? 0 : null;
+            var random = new Random(5);
+            var x = input == 0 ? null : new Tensor(Values(random, steps * batch * input), steps, batch, input);
+            var targets = Targets(loss, steps, batch, output, random);
+            var cpu = new OutputRecurrentNetwork(input, 33, output, loss, activation, start, seed: 3);
+            float expected = cpu.Train(x, targets);
+            using var onDevice = new OutputRecurrentNetwork(input, 33, output, loss, activation, start, seed: 3, device: backend);
+            foreach (var schedule in Enum.GetValues<TrainingSchedule>())
+            {
+                onDevice.ZeroGrad();
+                float actual = onDevice.Train(x, targets, schedule);
+                var (worst, what) = Worst([("loss", [actual], [expected]), .. onDevice.Parameters.Zip(cpu.Parameters, (a, e) => (a.Name, a.Grad.Data, e.Grad.Data))], absolute, relative);
+                Report($"output-recurrent {loss} {activation} T{steps} N{batch} I{input} H33 O{output} {schedule}", worst, what);
+            }
+        }
+        foreach (var (cell, loss) in new[] { (CellKind.Lstm, SequenceLoss.SoftmaxCrossEntropy), (CellKind.GruResetBefore, SequenceLoss.SquaredError) })
+        {
+            RecurrentLayer Layer(IRnnBackend? rnn) => cell == CellKind.Lstm ? new Lstm(7, 33, backend: rnn, seed: 3) : new Gru(7, 33, GruVariant.ResetBefore, backend: rnn, seed: 3);
+            int? start = loss == SequenceLoss.SoftmaxCrossEntropy ? 0 : null;
+            var targets = Targets(loss, steps, batch, 17, new Random(6));
+            var cpu = new RecurrentSequenceModel(Layer(null), 17, loss, start, seed: 3);
+            float expected = cpu.Train(targets);
+            using var onDevice = new RecurrentSequenceModel(Layer(backend), 17, loss, start, seed: 3);
+            foreach (var schedule in Enum.GetValues<TrainingSchedule>())
+            {
+                onDevice.ZeroGrad();
+                float actual = onDevice.Train(targets, schedule);
+                var grads = onDevice.Parameters.Zip(cpu.Parameters, (a, e) => (a.Name, a.Grad.Data, e.Grad.Data))
+                    .Concat(onDevice.Recurrent.Parameters.All.Zip(cpu.Recurrent.Parameters.All, (a, e) => (a.Name, a.Grad.Data, e.Grad.Data)));
+                var (worst, what) = Worst([("loss", [actual], [expected]), .. grads], absolute, relative);
+                Report($"{cell} language model {loss} T{steps} N{batch} I7 H33 O17 {schedule}", worst, what);
+            }
+        }
+        return failures;
+    }
+
+    /// <summary>
+    /// One training step of the sequence models on the device, parallel over time and step by step (median ms; each step
+    /// includes its parameter upload and gradient download): the output-recurrent network with I = H, O = 256, both losses,
+    /// and an LSTM language model over a vocabulary of 256.
+    /// </summary>
+    private static void SequenceTimings(IlgpuBackend backend, BenchShape[] shapes, int reps)
+    {
+        const int output = 256;
+        Console.WriteLine();
+        Console.WriteLine($"sequence models, one training step on {backend.Name}: median of {reps} runs, ms");
+        Console.WriteLine($"{"model",-40} {"shape",-9} {"parallel",10} {"step-by-step",13}");
+        foreach (var shape in shapes)
+        {
+            int steps = shape.Steps, batch = shape.Batch, h = shape.Size;
+            var random = new Random(2);
+            var x = new Tensor(Values(random, steps * batch * h), steps, batch, h);
+            foreach (var loss in Enum.GetValues<SequenceLoss>())
+            {
+                using var network = new OutputRecurrentNetwork(h, h, output, loss, seed: 1, device: backend);
+                var targets = Targets(loss, steps, batch, output, random);
+                double Step(TrainingSchedule schedule) => Median(() => network.Train(x, targets, schedule), reps);
+                Console.WriteLine($"{"output-recurrent " + loss,-40} {shape.Name,-9} {Step(TrainingSchedule.ParallelOverTime),10:F3} {Step(TrainingSchedule.StepByStep),13:F3}");
+            }
+            using var model = new RecurrentSequenceModel(new Lstm(h, h, backend: backend, seed: 1), output, SequenceLoss.SoftmaxCrossEntropy, startToken: 0, seed: 1);
+            var tokens = Targets(SequenceLoss.SoftmaxCrossEntropy, steps, batch, output, random);
+            double ModelStep(TrainingSchedule schedule) => Median(() => model.Train(tokens, schedule), reps);
+            Console.WriteLine($"{"LSTM language model",-40} {shape.Name,-9} {ModelStep(TrainingSchedule.ParallelOverTime),10:F3} {ModelStep(TrainingSchedule.StepByStep),13:F3}");
+        }
+    }
+
+    private static float[] Values(Random random, int count) => Enumerable.Range(0, count).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+
+    private static SequenceTargets Targets(SequenceLoss loss, int steps, int batch, int output, Random random) =>
+        loss == SequenceLoss.SoftmaxCrossEntropy
+            ? SequenceTargets.Tokens(Enumerable.Range(0, steps * batch).Select(_ => random.Next(output)).ToArray(), steps, batch)
+            : SequenceTargets.Real(new Tensor(Values(random, steps * batch * output), steps, batch, output));
+
+    /// <summary>The worst excess of actual over expected beyond the tolerance, and where.</summary>
+    private static (double Worst, string What) Worst(IEnumerable<(string Name, float[] Actual, float[] Expected)> pairs, double absolute, double relative)
+    {
+        double worst = double.NegativeInfinity;
+        string what = "";
+        foreach (var (name, a, e) in pairs)
+            for (int i = 0; i < e.Length; i++)
+            {
+                double excess = Math.Abs(a[i] - e[i]) - (absolute + relative * Math.Abs(e[i]));
+                if (double.IsNaN(a[i])) excess = double.PositiveInfinity;
+                if (excess > worst) (worst, what) = (excess, $"{name}[{i}]");
+            }
+        return (worst, what);
+    }
+
+    /// <summary>Median milliseconds of <paramref name="run"/> (which waits for the device) after three warm-up calls.</summary>
+    private static double Median(Action run, int reps)
+    {
+        for (int i = 0; i < 3; i++) run();
+        var times = new double[reps];
+        for (int i = 0; i < reps; i++)
+        {
+            var watch = Stopwatch.StartNew();
+            run();
+            times[i] = watch.Elapsed.TotalMilliseconds;
+        }
+        Array.Sort(times);
+        return times[reps / 2];
     }
 
     /// <summary>Forward and backward on <paramref name="backend"/> and the reference; the worst excess over the tolerance.</summary>
