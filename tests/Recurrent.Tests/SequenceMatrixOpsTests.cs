@@ -145,8 +145,11 @@ public class SequenceMatrixOpsTests
         var targets = Enumerable.Range(0, rows).Select(_ => random.Next(columns)).ToArray();
         double scale = 1.0 / rows;
 
+        // The losses add into an accumulator that starts at 1, so an implementation that overwrote it would fail.
         var gradient = bridge.Up((float[])logits.Clone());
-        float loss = ops.SoftmaxCrossEntropy(gradient, columns, bridge.Up(targets), (float)scale);
+        var lossSum = bridge.Up([1f]);
+        ops.SoftmaxCrossEntropy(gradient, columns, bridge.Up(targets), (float)scale, lossSum);
+        float loss = ops.ReadScalar(lossSum) - 1;
         var expectedGradient = Widen(logits);
         double expectedLoss = Reference.SoftmaxCrossEntropy(expectedGradient, columns, targets, scale);
         Assertions.AllClose([loss / rows], [expectedLoss / rows], Tolerances.Float32, $"{ops.Name} cross-entropy (mean)");
@@ -155,7 +158,9 @@ public class SequenceMatrixOpsTests
         var output = TestData.UniformSingle(random, length);
         var target = TestData.UniformSingle(random, length);
         var dOutput = bridge.Up((float[])output.Clone());
-        float squared = ops.SquaredError(dOutput, bridge.Up(target), (float)scale);
+        var squaredSum = bridge.Up([1f]);
+        ops.SquaredError(dOutput, bridge.Up(target), (float)scale, squaredSum);
+        float squared = ops.ReadScalar(squaredSum) - 1;
         var expectedOutput = Widen(output);
         double expectedSquared = Reference.SquaredError(expectedOutput, Widen(target), scale);
         Assertions.AllClose([squared / rows], [expectedSquared / rows], Tolerances.Float32, $"{ops.Name} squared error (mean)");

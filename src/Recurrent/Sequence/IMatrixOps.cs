@@ -104,18 +104,22 @@ internal interface IMatrixOps<T, TData, TIds>
 
     /// <summary>
     /// Fused softmax cross-entropy over the rows of <paramref name="logits"/> [R, C] with target classes
-    /// <paramref name="targets"/> [R]: returns Σ_r −log softmax(logits_r)[targets[r]] and overwrites the logits with
-    /// their gradient scaled by <paramref name="gradientScale"/>: scale · (softmax − onehot). Returning the loss waits
-    /// for a device.
+    /// <paramref name="targets"/> [R]: adds Σ_r −log softmax(logits_r)[targets[r]] into <paramref name="lossSum"/> [1] and
+    /// overwrites the logits with their gradient scaled by <paramref name="gradientScale"/>: scale · (softmax − onehot).
+    /// The loss stays where the operations run, so a loop over steps does not wait for a device at every step
+    /// (<see cref="ReadScalar"/> reads it once).
     /// </summary>
-    T SoftmaxCrossEntropy(TData logits, int columns, TIds targets, T gradientScale);
+    void SoftmaxCrossEntropy(TData logits, int columns, TIds targets, T gradientScale, TData lossSum);
 
     /// <summary>
-    /// Fused squared error: returns Σ ½(o − y)² over <paramref name="output"/> and <paramref name="target"/> (same length)
-    /// and overwrites the output with its gradient scaled by <paramref name="gradientScale"/>: scale · (o − y).
-    /// Returning the loss waits for a device.
+    /// Fused squared error: adds Σ ½(o − y)² over <paramref name="output"/> and <paramref name="target"/> (same length)
+    /// into <paramref name="lossSum"/> [1] and overwrites the output with its gradient scaled by
+    /// <paramref name="gradientScale"/>: scale · (o − y).
     /// </summary>
-    T SquaredError(TData output, TData target, T gradientScale);
+    void SquaredError(TData output, TData target, T gradientScale, TData lossSum);
+
+    /// <summary>data[0], read on the host (waits for a device).</summary>
+    T ReadScalar(TData data);
 
     /// <summary>destination[r] = the index of the largest element of row r of <paramref name="values"/> [R, C], the first on ties (free running's fed-back token).</summary>
     void ArgMaxRows(TData values, int columns, TIds destination);

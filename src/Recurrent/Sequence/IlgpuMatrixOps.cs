@@ -16,9 +16,9 @@ internal sealed class IlgpuMatrixOps(IlgpuAccelerator gpu) : IMatrixOps<float, A
 {
     /// <summary>Every buffer this instance allocated, by the raw buffer its views point into, so a view can free it.</summary>
     private readonly Dictionary<MemoryBuffer, IDisposable> _owned = [];
-    private ArrayView<float> _sumScratch, _partials, _lossSum;
+    private ArrayView<float> _sumScratch, _partials;
     private float[] _hostGradient = [];
-    private readonly float[] _loss = new float[1];
+    private readonly float[] _scalar = new float[1];
     private bool _disposed;
 
     public string Name => $"ilgpu-{gpu.ShortName}";
@@ -159,22 +159,28 @@ internal sealed class IlgpuMatrixOps(IlgpuAccelerator gpu) : IMatrixOps<float, A
     public void AddColumnSums(ArrayView<float> source, int columns, ArrayView<float> destination) =>
         gpu.Kernels.ColumnSums(source, source.IntLength / columns, columns, columns, destination, accumulate: true, SumScratch(columns));
 
-    public float SoftmaxCrossEntropy(ArrayView<float> logits, int columns, ArrayView<int> targets, float gradientScale)
+    public void SoftmaxCrossEntropy(ArrayView<float> logits, int columns, ArrayView<int> targets, float gradientScale, ArrayView<float> lossSum)
     {
         int rows = targets.IntLength;
         var rowLoss = Workspace(ref _partials, rows);
         gpu.Kernels.SoftmaxCrossEntropyRows(new KernelConfig(new Index1D(rows), new Index1D(GroupSize)), logits, targets, rowLoss, columns, gradientScale);
-        return Sum(rowLoss);
+        AddSum(rowLoss, lossSum);
     }
 
-    public float SquaredError(ArrayView<float> output, ArrayView<float> target, float gradientScale)
+    public void SquaredError(ArrayView<float> output, ArrayView<float> target, float gradientScale, ArrayView<float> lossSum)
     {
         int length = output.IntLength;
         // Enough threads to fill a GPU, each with a coalesced stride; their partial sums are then one column sum.
         int threads = Math.Min(length, 64 * 1024);
         var partial = Workspace(ref _partials, threads);
         gpu.Kernels.SquaredErrorPartials(new Index1D(threads), output, target, partial, length, threads, gradientScale);
-        return Sum(partial);
+        AddSum(partial, lossSum);
+    }
+
+    public float ReadScalar(ArrayView<float> data)
+    {
+        Download(data, _scalar);
+        return _scalar[0];
     }
 
     public void ArgMaxRows(ArrayView<float> values, int columns, ArrayView<int> destination) =>
@@ -186,14 +192,9 @@ internal sealed class IlgpuMatrixOps(IlgpuAccelerator gpu) : IMatrixOps<float, A
 
     private ArrayView<float> SumScratch(int columns) => Workspace(ref _sumScratch, (int)IlgpuKernels.ColumnSumScratchLength(columns));
 
-    /// <summary>Σ values, as a one-column sum on the device; waits for it.</summary>
-    private float Sum(ArrayView<float> values)
-    {
-        var sum = Workspace(ref _lossSum, 1);
-        gpu.Kernels.ColumnSums(values, values.IntLength, 1, 1, sum, accumulate: false, SumScratch(1));
-        Download(sum, _loss);
-        return _loss[0];
-    }
+    /// <summary>sum[0] += Σ values, as a one-column sum on the device.</summary>
+    private void AddSum(ArrayView<float> values, ArrayView<float> sum) =>
+        gpu.Kernels.ColumnSums(values, values.IntLength, 1, 1, sum, accumulate: true, SumScratch(1));
 
     /// <summary>Frees every workspace; the accelerator stays open (its owner disposes it).</summary>
     public void Dispose()

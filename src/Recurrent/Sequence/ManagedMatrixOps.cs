@@ -186,11 +186,13 @@ internal class ManagedMatrixOps<T> : IMatrixOps<T, Memory<T>, Memory<int>> where
     void IMatrixOps<T, Memory<T>, Memory<int>>.AddColumnSums(Memory<T> source, int columns, Memory<T> destination) =>
         AddColumnSums(source.Span, columns, destination.Span);
 
-    T IMatrixOps<T, Memory<T>, Memory<int>>.SoftmaxCrossEntropy(Memory<T> logits, int columns, Memory<int> targets, T gradientScale) =>
-        SoftmaxCrossEntropy(logits.Span, columns, targets.Span, gradientScale);
+    void IMatrixOps<T, Memory<T>, Memory<int>>.SoftmaxCrossEntropy(Memory<T> logits, int columns, Memory<int> targets, T gradientScale, Memory<T> lossSum) =>
+        lossSum.Span[0] += SoftmaxCrossEntropy(logits.Span, columns, targets.Span, gradientScale);
 
-    T IMatrixOps<T, Memory<T>, Memory<int>>.SquaredError(Memory<T> output, Memory<T> target, T gradientScale) =>
-        SquaredError(output.Span, target.Span, gradientScale);
+    void IMatrixOps<T, Memory<T>, Memory<int>>.SquaredError(Memory<T> output, Memory<T> target, T gradientScale, Memory<T> lossSum) =>
+        lossSum.Span[0] += SquaredError(output.Span, target.Span, gradientScale);
+
+    T IMatrixOps<T, Memory<T>, Memory<int>>.ReadScalar(Memory<T> data) => data.Span[0];
 
     void IMatrixOps<T, Memory<T>, Memory<int>>.ArgMaxRows(Memory<T> values, int columns, Memory<int> destination) =>
         ArgMaxRows(values.Span, columns, destination.Span);

@@ -99,7 +99,7 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
     private readonly TData[] _values = new TData[ParameterCount], _grads = new TData[ParameterCount];
     private readonly TData[] _valueStages = new TData[ParameterCount], _gradStages = new TData[ParameterCount];
 
-    private TData _inputStage, _targetStage, _hidden, _output, _hiddenGradient, _outputTable, _tableSums;
+    private TData _inputStage, _targetStage, _hidden, _output, _hiddenGradient, _outputTable, _tableSums, _lossSum;
     private TIds _tokenStage, _tableTokenStage, _rowTokenStage;
     /// <summary><see cref="TrainParallelByToken"/>'s host ids: the table's tokens [O + 1] and each row's table row [T·N].</summary>
     private int[] _tableTokens = [], _rowTokens = [];
@@ -146,11 +146,13 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
         OutputForward(h, rows, o);
 
         T scale = T.One / T.CreateChecked(rows);
-        T loss = Discrete ? Ops.SoftmaxCrossEntropy(o, outputs, Targets(tokens, batch, 0, rows), scale) : Ops.SquaredError(o, values, scale);
+        var lossSum = ZeroLoss();
+        if (Discrete) Ops.SoftmaxCrossEntropy(o, outputs, Targets(tokens, batch, 0, rows), scale, lossSum);
+        else Ops.SquaredError(o, values, scale, lossSum);
         var dh = Ops.Workspace(ref _hiddenGradient, rows * hidden);
         OutputBackward(h, o, rows, dh);
         HiddenBackward(x, tokens, values, 0, rows, batch, h, dh);
-        return loss * scale;
+        return Ops.ReadScalar(lossSum) * scale;
     }
 
     /// <summary>
@@ -189,7 +191,8 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
         Ops.Clear(logits);
         Ops.GatherRowsAdd(oTable, outputs, rowIds, logits);
         T scale = T.One / T.CreateChecked(rows);
-        T loss = Ops.SoftmaxCrossEntropy(logits, outputs, Targets(tokens, batch, 0, rows), scale);
+        var lossSum = ZeroLoss();
+        Ops.SoftmaxCrossEntropy(logits, outputs, Targets(tokens, batch, 0, rows), scale, lossSum);
 
         var dOutputTable = Ops.Workspace(ref _tableSums, tableRows * outputs);
         Ops.Clear(dOutputTable);
@@ -198,13 +201,14 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
         OutputBackward(hTable, dOutputTable, tableRows, dhTable);
         Ops.ActivationBackward(Activation, hTable, dhTable, hidden, _grads[HiddenBias]);
         Ops.ScatterRowsAdd(dhTable, hidden, tableIds, _grads[FeedbackWeight]);
-        return loss * scale;
+        return Ops.ReadScalar(lossSum) * scale;
     }
 
     private T TrainStepByStep(TData x, TIds tokens, TData values, int steps, int batch)
     {
         int hidden = HiddenSize, outputs = OutputSize, nh = batch * hidden, no = batch * outputs;
-        T scale = T.One / T.CreateChecked(steps * batch), loss = T.Zero;
+        T scale = T.One / T.CreateChecked(steps * batch);
+        var lossSum = ZeroLoss();
         // As autograd runs a loop written over t: every step's activations kept, then backward from the last step.
         // The buffers are the parallel schedule's, used one step-sized slice at a time.
         var h = Ops.Workspace(ref _hidden, steps * nh);
@@ -215,9 +219,8 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
             var ot = Ops.Slice(dOutput, t * no, no);
             HiddenForward(x, tokens, values, t * batch, batch, batch, ht);
             OutputForward(ht, batch, ot);
-            loss += Discrete
-                ? Ops.SoftmaxCrossEntropy(ot, outputs, Targets(tokens, batch, t * batch, batch), scale)
-                : Ops.SquaredError(ot, Ops.Slice(values, t * no, no), scale);
+            if (Discrete) Ops.SoftmaxCrossEntropy(ot, outputs, Targets(tokens, batch, t * batch, batch), scale, lossSum);
+            else Ops.SquaredError(ot, Ops.Slice(values, t * no, no), scale, lossSum);
         }
         var dh = Ops.Workspace(ref _hiddenGradient, nh);
         for (int t = steps - 1; t >= 0; t--)
@@ -226,7 +229,15 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
             OutputBackward(ht, Ops.Slice(dOutput, t * no, no), batch, dh);
             HiddenBackward(x, tokens, values, t * batch, batch, batch, ht, dh);
         }
-        return loss * scale;
+        return Ops.ReadScalar(lossSum) * scale;
+    }
+
+    /// <summary>The loss accumulator [1], zeroed: the losses add into it where they run, and it is read once per step.</summary>
+    private TData ZeroLoss()
+    {
+        var lossSum = Ops.Workspace(ref _lossSum, 1);
+        Ops.Clear(lossSum);
+        return lossSum;
     }
 
     public override void TeacherForcedOutputs(ReadOnlyMemory<T> x, int steps, int batch, int[]? ids, ReadOnlyMemory<T> values, Memory<T> outputs)

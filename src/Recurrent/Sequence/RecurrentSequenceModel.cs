@@ -196,7 +196,7 @@ internal sealed class RecurrentSequenceEngine<TData, TIds>(RecurrentSequenceMode
     private const int Embedding = 0, OutputWeight = 1, OutputBias = 2, ParameterCount = 3;
     private readonly TData[] _values = new TData[ParameterCount], _grads = new TData[ParameterCount];
     private readonly TData[] _valueStages = new TData[ParameterCount], _gradStages = new TData[ParameterCount];
-    private TData _targetStage, _input, _output, _outputGradient;
+    private TData _targetStage, _input, _output, _outputGradient, _lossSum;
     private TIds _tokenStage;
     private int[] _tokens = [];
 
@@ -262,20 +262,23 @@ internal sealed class RecurrentSequenceEngine<TData, TIds>(RecurrentSequenceMode
         var o = ops.Workspace(ref _output, rows * width);
         OutputForward(y, rows, o);
         float scale = 1f / rows;
-        float loss = Discrete ? ops.SoftmaxCrossEntropy(o, width, ops.SliceIds(tokens, batch, rows), scale) : ops.SquaredError(o, values, scale);
+        var lossSum = ZeroLoss();
+        if (Discrete) ops.SoftmaxCrossEntropy(o, width, ops.SliceIds(tokens, batch, rows), scale, lossSum);
+        else ops.SquaredError(o, values, scale, lossSum);
         var dy = ops.Workspace(ref _outputGradient, rows * HiddenSize);
         OutputBackward(y, o, rows, dy);
         if (TableStack is { } table)
             table.BackwardFromTable(pass, dy, _grads[Embedding]);
         else
             EmbeddingBackward(tokens, values, stack.Backward(pass, dy, null), 0, rows, batch);
-        return loss * scale;
+        return ops.ReadScalar(lossSum) * scale;
     }
 
     private float TrainStepByStep(TIds tokens, TData values, int steps, int batch)
     {
         int input = InputSize, width = OutputSize, ni = batch * input, no = batch * width, nh = batch * HiddenSize;
-        float scale = 1f / (steps * batch), loss = 0;
+        float scale = 1f / (steps * batch);
+        var lossSum = ZeroLoss();
         // Every step's input, output gradient and dy keep their own slice: step t's pass is kept until its backward.
         var x = ops.Workspace(ref _input, steps * ni);
         var dOutput = ops.Workspace(ref _output, steps * no);
@@ -290,9 +293,8 @@ internal sealed class RecurrentSequenceEngine<TData, TIds>(RecurrentSequenceMode
                 passes[t] = stack.Forward(xt, 1, batch, t > 0 ? passes[t - 1] : null, keepForBackward: true);
                 var ot = ops.Slice(dOutput, t * no, no);
                 OutputForward(passes[t]!.Output, batch, ot);
-                loss += Discrete
-                    ? ops.SoftmaxCrossEntropy(ot, width, ops.SliceIds(tokens, batch + t * batch, batch), scale)
-                    : ops.SquaredError(ot, ops.Slice(values, t * no, no), scale);
+                if (Discrete) ops.SoftmaxCrossEntropy(ot, width, ops.SliceIds(tokens, batch + t * batch, batch), scale, lossSum);
+                else ops.SquaredError(ot, ops.Slice(values, t * no, no), scale, lossSum);
             }
             for (int t = steps - 1; t >= 0; t--)
             {
@@ -301,12 +303,20 @@ internal sealed class RecurrentSequenceEngine<TData, TIds>(RecurrentSequenceMode
                 var dx = stack.Backward(passes[t]!, dyt, t + 1 < steps ? passes[t + 1] : null);
                 EmbeddingBackward(tokens, values, dx, t * batch, batch, batch);
             }
-            return loss * scale;
+            return ops.ReadScalar(lossSum) * scale;
         }
         finally
         {
             foreach (var pass in passes) pass?.Dispose();
         }
+    }
+
+    /// <summary>The loss accumulator [1], zeroed: the losses add into it where they run, and it is read once per step.</summary>
+    private TData ZeroLoss()
+    {
+        var lossSum = ops.Workspace(ref _lossSum, 1);
+        ops.Clear(lossSum);
+        return lossSum;
     }
 
     public override void TeacherForcedOutputs(SequenceTargets targets, Memory<float> outputs)
