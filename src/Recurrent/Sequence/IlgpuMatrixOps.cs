@@ -8,9 +8,10 @@ namespace Recurrent.Sequence;
 /// <summary>
 /// <see cref="IMatrixOps{T, TData, TIds}"/> in float32 on an ILGPU accelerator, over device views. Products are
 /// <see cref="IlgpuGemm"/> (cuBLAS on CUDA where it loads, else a kernel); the activation is the library's elementwise
-/// kernel, column sums its reduction kernels, the rest <see cref="SequenceKernels"/>. Everything
-/// is enqueued on the accelerator's default stream, in order; only the losses (one float each) and the downloads wait
-/// for the device. Owns its workspaces (freed by <see cref="Dispose"/>), not the accelerator. Not thread-safe.
+/// kernel, column sums its reduction kernels, the rest <see cref="SequenceKernels"/>. Everything is enqueued on the
+/// accelerator's default stream, in order; the copies (ILGPU's synchronous ones) and <see cref="ReadScalar"/> (the loss,
+/// once per step) wait for the device. Owns its workspaces (freed by <see cref="Dispose"/>), not the accelerator.
+/// Not thread-safe.
 /// </summary>
 internal sealed class IlgpuMatrixOps(IlgpuAccelerator gpu) : IMatrixOps<float, ArrayView<float>, ArrayView<int>>, IDisposable
 {
