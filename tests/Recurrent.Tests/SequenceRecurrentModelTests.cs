@@ -275,6 +275,19 @@ public abstract class IlgpuRecurrentSequenceModelTests(IlgpuDevice device)
         }
     }
 
+    [Test]
+    public void Disposed_RefusesWork_AndLeavesStackUsable()
+    {
+        var (onDevice, _) = Models(CellKind.Lstm, SequenceLoss.SoftmaxCrossEntropy, new(2, 1, 3, 4, 5, 1));
+        var targets = SequenceTargets.Tokens([1, 2], 2, 1);
+        onDevice.Train(targets);
+        onDevice.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => onDevice.Train(targets));
+        Assert.Throws<ObjectDisposedException>(() => onDevice.Generate(2, 1));
+        using var next = new RecurrentSequenceModel(onDevice.Recurrent, 5, SequenceLoss.SoftmaxCrossEntropy);
+        Assert.That(float.IsFinite(next.Train(targets)), Is.True);
+    }
+
     [TestCase(CellKind.Lstm, SequenceLoss.SoftmaxCrossEntropy)]
     [TestCase(CellKind.GruResetBefore, SequenceLoss.SoftmaxCrossEntropy)]
     [TestCase(CellKind.RnnTanh, SequenceLoss.SquaredError)]

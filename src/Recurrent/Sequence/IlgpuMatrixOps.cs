@@ -24,8 +24,6 @@ internal sealed class IlgpuMatrixOps(IlgpuAccelerator gpu) : IMatrixOps<float, A
 
     public string Name => $"ilgpu-{gpu.ShortName}";
 
-    public IlgpuAccelerator Accelerator => gpu;
-
     public ArrayView<float> Slice(ArrayView<float> data, int offset, int length) => data.SubView(offset, length);
 
     public ArrayView<int> SliceIds(ArrayView<int> ids, int offset, int length) => ids.SubView(offset, length);

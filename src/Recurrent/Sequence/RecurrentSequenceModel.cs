@@ -110,13 +110,21 @@ public sealed class RecurrentSequenceModel : IDisposable
     /// <exception cref="ArgumentException">A shape does not match, a value is not finite, or the targets are of the other kind.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A token id is outside [0, O).</exception>
     /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
+    /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On a device: a launch, copy or allocation failed (the message names the operation and the sizes).</exception>
     public float Train(SequenceTargets targets, TrainingSchedule schedule = TrainingSchedule.ParallelOverTime)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (!Enum.IsDefined(schedule)) throw new ArgumentOutOfRangeException(nameof(schedule), schedule, "expected ParallelOverTime or StepByStep");
         ArgumentNullException.ThrowIfNull(targets);
         targets.Validate(Loss, OutputSize, nameof(targets));
-        return _engine.Train(targets, schedule);
+        try
+        {
+            return _engine.Train(targets, schedule);
+        }
+        catch (Exception e) when (IsDeviceFailure(e))
+        {
+            throw DeviceFailure(e, "training step", targets.Steps, targets.Batch);
+        }
     }
 
     /// <summary>The outputs o [T, N, O] (logits or values) under teacher forcing, as <see cref="Train"/> computes them.</summary>
@@ -128,7 +136,14 @@ public sealed class RecurrentSequenceModel : IDisposable
         ArgumentNullException.ThrowIfNull(targets);
         targets.Validate(Loss, OutputSize, nameof(targets));
         var outputs = new Tensor(targets.Steps, targets.Batch, OutputSize);
-        _engine.TeacherForcedOutputs(targets, outputs.Data);
+        try
+        {
+            _engine.TeacherForcedOutputs(targets, outputs.Data);
+        }
+        catch (Exception e) when (IsDeviceFailure(e))
+        {
+            throw DeviceFailure(e, "teacher-forced forward", targets.Steps, targets.Batch);
+        }
         return outputs;
     }
 
@@ -146,9 +161,23 @@ public sealed class RecurrentSequenceModel : IDisposable
             throw new ArgumentException($"steps, batch: expected T ≥ 1 and N ≥ 1, got T = {steps}, N = {batch} (an empty sequence).", steps < 1 ? nameof(steps) : nameof(batch));
         var outputs = new Tensor(steps, batch, OutputSize);
         var tokens = Discrete ? new int[steps * batch] : null;
-        _engine.Generate(steps, batch, outputs.Data, tokens);
+        try
+        {
+            _engine.Generate(steps, batch, outputs.Data, tokens);
+        }
+        catch (Exception e) when (IsDeviceFailure(e))
+        {
+            throw DeviceFailure(e, "generation", steps, batch);
+        }
         return new GeneratedSequence(outputs, tokens);
     }
+
+    /// <summary>A failure of ILGPU or the driver in the model's own device work (the stack's entries wrap theirs already).</summary>
+    private bool IsDeviceFailure(Exception e) =>
+        _deviceOps is not null && e is not (ArgumentException or ObjectDisposedException or Kernels.Ilgpu.IlgpuOperationException);
+
+    private Kernels.Ilgpu.IlgpuOperationException DeviceFailure(Exception e, string operation, int steps, int batch) =>
+        new($"{OpsName}: {operation} of the sequence model T={steps} N={batch} I={InputSize} H={HiddenSize} O={OutputSize} failed: {e.GetBaseException().Message}", e);
 
     /// <summary>Plain gradient descent on the model's and the recurrent stack's parameters: value −= learningRate · gradient.</summary>
     public void SgdStep(float learningRate)
