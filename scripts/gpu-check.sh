@@ -33,7 +33,7 @@ build() {
   mkdir -p "$stage/gpu-check" "$(dirname "$archive")"
   dotnet publish "$root/scripts/gpu-check/GpuCheck.csproj" -c Release -r linux-x64 --self-contained \
     -p:DebugType=none -p:GenerateDocumentationFile=false -o "$stage/gpu-check/bin" >/dev/null
-  cp "$here/gpu-check.sh" "$here/gpu_check_torch.py" "$stage/gpu-check/"
+  cp "$here/gpu-check.sh" "$here/gpu_check_torch.py" "$here/teacher_forcing_torch.py" "$stage/gpu-check/"
   tar -C "$stage" -cf - gpu-check | xz -T0 -6 >"$archive"
   echo "$archive: $(du -h "$archive" | cut -f1)"
 }
@@ -90,6 +90,8 @@ run() {
   local torch_device="$device"
   if python3 -c "import torch" 2>/dev/null; then
     python3 "$dir/gpu_check_torch.py" --device "$torch_device" --shapes "$shapes" --reps "$reps" --csv "$work/torch.csv" || true
+    # The teacher-forced models in PyTorch, parallel and as a loop over t, beside the ILGPU sequence timings above.
+    [ "$shapes" = tiny ] || python3 "$dir/teacher_forcing_torch.py" --device "$torch_device" --reps "$reps" || true
   else
     echo "python3 with torch not found: no PyTorch column"
   fi
