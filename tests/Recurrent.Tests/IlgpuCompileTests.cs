@@ -49,6 +49,7 @@ public sealed class IlgpuCompileTests
         Assert.That(names, Has.Some.EqualTo("GemmKernels.TiledSgemm"));
         Assert.That(names, Has.Some.EqualTo("ReductionKernels.ColumnSums"));
         Assert.That(names, Has.Some.EqualTo("SequenceKernels.SoftmaxCrossEntropyRows"));
+        Assert.That(names, Has.Some.EqualTo("SequenceKernels.SoftmaxCrossEntropyCountsRows"));
         Assert.That(names, Has.Some.EqualTo("SequenceKernels.ActivationBackwardPartialSums<ReluActivation>"));
     }
 }

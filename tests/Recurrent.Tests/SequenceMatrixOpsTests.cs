@@ -40,6 +40,33 @@ public class SequenceMatrixOpsTests
     public void Losses_MatchDoubleReference(string implementation, int rows, int columns) =>
         CheckLosses(Implementation(implementation), rows, columns);
 
+    /// <summary>
+    /// What the output-recurrent network's per-token step relies on: cross-entropy of one row against counts equals
+    /// cross-entropy of that row repeated once per counted target (loss summed, gradients of the copies summed).
+    /// </summary>
+    [Test]
+    public void CrossEntropyCounts_EqualsCrossEntropyOfTheRowsItMerges()
+    {
+        const int columns = 7;
+        var random = new Random(11);
+        var logits = TestData.Uniform(random, columns, 4);
+        int[] targets = [3, 1, 3, 6, 3, 0];
+        double scale = 0.25;
+
+        var repeated = Enumerable.Repeat(logits, targets.Length).SelectMany(row => row).ToArray();
+        double expectedLoss = Reference.SoftmaxCrossEntropy(repeated, columns, targets, scale);
+        var expectedGradient = new double[columns];
+        for (int r = 0; r < targets.Length; r++)
+            for (int c = 0; c < columns; c++) expectedGradient[c] += repeated[r * columns + c];
+
+        var counts = new double[columns];
+        foreach (int target in targets) counts[target]++;
+        var gradient = (double[])logits.Clone();
+        double loss = Reference.SoftmaxCrossEntropyCounts(gradient, columns, counts, scale);
+        Assertions.AllClose([loss], [expectedLoss], Tolerances.FiniteDifference, "loss");
+        Assertions.AllClose(gradient, expectedGradient, Tolerances.FiniteDifference, "gradient");
+    }
+
     /// <summary>Host data in, through the interface, host data out: on the host the staging is the identity, on a device a copy.</summary>
     private sealed class Bridge<TData, TIds>(IMatrixOps<float, TData, TIds> ops)
         where TData : struct where TIds : struct
@@ -154,6 +181,18 @@ public class SequenceMatrixOpsTests
         double expectedLoss = Reference.SoftmaxCrossEntropy(expectedGradient, columns, targets, scale);
         Assertions.AllClose([loss / rows], [expectedLoss / rows], Tolerances.Float32, $"{ops.Name} cross-entropy (mean)");
         Assertions.AllClose(bridge.Down(gradient, length), expectedGradient, Tolerances.Float32, $"{ops.Name} cross-entropy gradient");
+
+        // Against counts: whole numbers up to 5 (many zeros), and an all-zero row, which must give no loss and no gradient.
+        var counts = Enumerable.Range(0, length).Select(i => i < columns ? 0f : random.Next(3) == 0 ? random.Next(1, 6) : 0f).ToArray();
+        var countGradient = bridge.Up((float[])logits.Clone());
+        var countSum = bridge.Up([1f]);
+        ops.SoftmaxCrossEntropyCounts(countGradient, columns, bridge.Up(counts), (float)scale, countSum);
+        float countLoss = ops.ReadScalar(countSum) - 1;
+        var expectedCountGradient = Widen(logits);
+        double expectedCountLoss = Reference.SoftmaxCrossEntropyCounts(expectedCountGradient, columns, Widen(counts), scale);
+        Assertions.AllClose([countLoss / rows], [expectedCountLoss / rows], Tolerances.Float32, $"{ops.Name} cross-entropy against counts (mean)");
+        Assertions.AllClose(bridge.Down(countGradient, length), expectedCountGradient, Tolerances.Float32, $"{ops.Name} cross-entropy against counts, gradient");
+        Assert.That(bridge.Down(countGradient, length).Take(columns), Is.All.EqualTo(0f), $"{ops.Name}: a row of zero counts has no gradient");
 
         var output = TestData.UniformSingle(random, length);
         var target = TestData.UniformSingle(random, length);

@@ -30,6 +30,7 @@ public sealed class IlgpuKernels(Accelerator accelerator)
     private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>? _gatherRowsAdd;
     private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>? _scatterRowsAdd;
     private Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, float>? _softmaxCrossEntropyRows;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>? _softmaxCrossEntropyCountsRows;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _squaredErrorPartials;
     private Action<Index1D, ArrayView<float>, ArrayView<int>, int>? _argMaxRows;
 
@@ -124,6 +125,10 @@ public sealed class IlgpuKernels(Accelerator accelerator)
     /// <summary><see cref="SequenceKernels.SoftmaxCrossEntropyRows"/>: one group per row.</summary>
     public Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, float> SoftmaxCrossEntropyRows =>
         _softmaxCrossEntropyRows ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, int, float>(SequenceKernels.SoftmaxCrossEntropyRows);
+
+    /// <summary><see cref="SequenceKernels.SoftmaxCrossEntropyCountsRows"/>: one group per row.</summary>
+    public Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> SoftmaxCrossEntropyCountsRows =>
+        _softmaxCrossEntropyCountsRows ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(SequenceKernels.SoftmaxCrossEntropyCountsRows);
 
     /// <summary><see cref="SequenceKernels.SquaredErrorPartials"/>.</summary>
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> SquaredErrorPartials =>

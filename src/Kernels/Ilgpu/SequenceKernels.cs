@@ -98,6 +98,37 @@ public static class SequenceKernels
     }
 
     /// <summary>
+    /// Softmax cross-entropy against target counts, one group per row of <paramref name="logits"/> [R, C] and
+    /// <paramref name="counts"/> [R, C]: the logits are overwritten with scale · (Σ counts · softmax − counts), and
+    /// rowLoss[row] = Σ_c counts[c] · (log Σ exp − logit[c]), from group reductions of the maximum, Σ exp(logit − max),
+    /// Σ counts and Σ counts · logit.
+    /// </summary>
+    public static void SoftmaxCrossEntropyCountsRows(ArrayView<float> logits, ArrayView<float> counts, ArrayView<float> rowLoss, int columns, float gradientScale)
+    {
+        int row = Grid.IdxX;
+        long start = (long)row * columns;
+        float max = float.NegativeInfinity, total = 0, dot = 0;
+        for (int c = Group.IdxX; c < columns; c += Group.DimX)
+        {
+            float v = logits[start + c], n = counts[start + c];
+            max = v > max ? v : max;
+            total += n;
+            dot += n * v;
+        }
+        max = GroupExtensions.AllReduce<float, MaxFloat>(max);
+        total = GroupExtensions.AllReduce<float, AddFloat>(total);
+        dot = GroupExtensions.AllReduce<float, AddFloat>(dot);
+        float sum = 0;
+        for (int c = Group.IdxX; c < columns; c += Group.DimX)
+            sum += MathF.Exp(logits[start + c] - max);
+        sum = GroupExtensions.AllReduce<float, AddFloat>(sum);
+        float scale = gradientScale * total / sum;
+        for (int c = Group.IdxX; c < columns; c += Group.DimX)
+            logits[start + c] = MathF.Exp(logits[start + c] - max) * scale - gradientScale * counts[start + c];
+        if (Group.IsFirstThread) rowLoss[row] = total * (MathF.Log(sum) + max) - dot;
+    }
+
+    /// <summary>
     /// Squared error over <paramref name="length"/> elements: thread i visits elements i, i + stride, … (stride = the
     /// number of threads, so loads coalesce), overwrites the output with scale · (o − y) and writes Σ ½(o − y)² of its
     /// elements to partial[i], which a column sum then adds up.

@@ -107,6 +107,47 @@ internal sealed unsafe class CpuMatrixOps : ManagedMatrixOps<float>
         return (float)loss;
     }
 
+    public override float SoftmaxCrossEntropyCounts(Span<float> logits, int columns, ReadOnlySpan<float> counts, float gradientScale)
+    {
+        if (!Vectorised || columns < Width) return base.SoftmaxCrossEntropyCounts(logits, columns, counts, gradientScale);
+        double loss = 0;
+        fixed (float* pl = logits, pc = counts)
+            for (long offset = 0; offset < logits.Length; offset += columns)
+            {
+                float* row = pl + offset, count = pc + offset;
+                int i;
+                var maxVector = Vector512.Load(row);
+                var totalVector = Vector512<float>.Zero;
+                var dotVector = Vector512<float>.Zero;
+                for (i = 0; i <= columns - Width; i += Width)
+                {
+                    var v = Vector512.Load(row + i);
+                    var n = Vector512.Load(count + i);
+                    maxVector = Vector512.Max(maxVector, v);
+                    totalVector += n;
+                    dotVector += n * v;
+                }
+                float max = float.NegativeInfinity, total = Vector512.Sum(totalVector), dot = Vector512.Sum(dotVector);
+                for (int lane = 0; lane < Width; lane++) max = MathF.Max(max, maxVector[lane]);
+                for (int c = i; c < columns; c++)
+                {
+                    max = MathF.Max(max, row[c]);
+                    total += count[c];
+                    dot += count[c] * row[c];
+                }
+                float sum = ExpShifted(row, columns, max);
+                // Σ_c count_c · (log Σ exp − logit_c), with the logits shifted by their maximum.
+                loss += total * ((double)MathF.Log(sum) + max) - dot;
+                float scale = gradientScale * total / sum;
+                var scaleVector = Vector512.Create(scale);
+                var gradientScaleVector = Vector512.Create(gradientScale);
+                for (i = 0; i <= columns - Width; i += Width)
+                    (scaleVector * Vector512.Load(row + i) - gradientScaleVector * Vector512.Load(count + i)).Store(row + i);
+                for (; i < columns; i++) row[i] = scale * row[i] - gradientScale * count[i];
+            }
+        return (float)loss;
+    }
+
     public override float SquaredError(Span<float> output, ReadOnlySpan<float> target, float gradientScale)
     {
         if (!Vectorised) return base.SquaredError(output, target, gradientScale);
@@ -151,8 +192,22 @@ internal sealed unsafe class CpuMatrixOps : ManagedMatrixOps<float>
         for (; i < columns; i++) max = MathF.Max(max, row[i]);
 
         float shiftedTarget = row[target] - max;
+        float sum = ExpShifted(row, columns, max);
+
+        float scale = gradientScale / sum;
+        var scaleVector = Vector512.Create(scale);
+        for (i = 0; i <= columns - Width; i += Width) (Vector512.Load(row + i) * scaleVector).Store(row + i);
+        for (; i < columns; i++) row[i] *= scale;
+        row[target] -= gradientScale;
+        return MathF.Log(sum) - shiftedTarget;
+    }
+
+    /// <summary>row[c] = exp(row[c] − max) for every column; returns their sum.</summary>
+    private static float ExpShifted(float* row, int columns, float max)
+    {
         var shift = Vector512.Create(max);
         var sumVector = Vector512<float>.Zero;
+        int i;
         for (i = 0; i <= columns - Width; i += Width)
         {
             var e = Vector512.Exp(Vector512.Load(row + i) - shift);
@@ -165,13 +220,7 @@ internal sealed unsafe class CpuMatrixOps : ManagedMatrixOps<float>
             row[i] = MathF.Exp(row[i] - max);
             sum += row[i];
         }
-
-        float scale = gradientScale / sum;
-        var scaleVector = Vector512.Create(scale);
-        for (i = 0; i <= columns - Width; i += Width) (Vector512.Load(row + i) * scaleVector).Store(row + i);
-        for (; i < columns; i++) row[i] *= scale;
-        row[target] -= gradientScale;
-        return MathF.Log(sum) - shiftedTarget;
+        return sum;
     }
 
     /// <summary>tanh(x) = 1 − 2 / (exp(2x) + 1): saturates to ±1 without overflow (exp → ∞ gives 1, exp → 0 gives −1).</summary>

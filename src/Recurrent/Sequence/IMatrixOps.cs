@@ -112,6 +112,16 @@ internal interface IMatrixOps<T, TData, TIds>
     void SoftmaxCrossEntropy(TData logits, int columns, TIds targets, T gradientScale, TData lossSum);
 
     /// <summary>
+    /// Softmax cross-entropy against target counts, for predictions that share their logits: row r of
+    /// <paramref name="counts"/> [R, C] holds how often each class is the target of a prediction whose logits are row r of
+    /// <paramref name="logits"/> [R, C]. Adds Σ_r Σ_c counts[r, c] · −log softmax(logits_r)[c] into
+    /// <paramref name="lossSum"/> [1] and overwrites the logits with their gradient scaled by
+    /// <paramref name="gradientScale"/>: scale · (Σ_c counts[r, c] · softmax(logits_r) − counts_r). One-hot rows of counts
+    /// give <see cref="SoftmaxCrossEntropy"/>; a row of zeros gives a zero gradient and no loss.
+    /// </summary>
+    void SoftmaxCrossEntropyCounts(TData logits, int columns, TData counts, T gradientScale, TData lossSum);
+
+    /// <summary>
     /// Fused squared error: adds Σ ½(o − y)² over <paramref name="output"/> and <paramref name="target"/> (same length)
     /// into <paramref name="lossSum"/> [1] and overwrites the output with its gradient scaled by
     /// <paramref name="gradientScale"/>: scale · (o − y).

@@ -166,6 +166,14 @@ internal sealed class IlgpuMatrixOps(IlgpuAccelerator gpu) : IMatrixOps<float, A
         AddSum(rowLoss, lossSum);
     }
 
+    public void SoftmaxCrossEntropyCounts(ArrayView<float> logits, int columns, ArrayView<float> counts, float gradientScale, ArrayView<float> lossSum)
+    {
+        int rows = logits.IntLength / columns;
+        var rowLoss = Workspace(ref _partials, rows);
+        gpu.Kernels.SoftmaxCrossEntropyCountsRows(new KernelConfig(new Index1D(rows), new Index1D(GroupSize)), logits, counts, rowLoss, columns, gradientScale);
+        AddSum(rowLoss, lossSum);
+    }
+
     public void SquaredError(ArrayView<float> output, ArrayView<float> target, float gradientScale, ArrayView<float> lossSum)
     {
         int length = output.IntLength;

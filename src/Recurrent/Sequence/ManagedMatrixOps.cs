@@ -108,6 +108,35 @@ internal class ManagedMatrixOps<T> : IMatrixOps<T, Memory<T>, Memory<int>> where
         return loss;
     }
 
+    /// <summary>See <see cref="IMatrixOps{T, TData, TIds}.SoftmaxCrossEntropyCounts"/>; returns the loss.</summary>
+    public virtual T SoftmaxCrossEntropyCounts(Span<T> logits, int columns, ReadOnlySpan<T> counts, T gradientScale)
+    {
+        T loss = T.Zero;
+        for (int offset = 0; offset < logits.Length; offset += columns)
+        {
+            var row = logits.Slice(offset, columns);
+            var count = counts.Slice(offset, columns);
+            T max = T.NegativeInfinity, total = T.Zero, dot = T.Zero;
+            for (int c = 0; c < columns; c++)
+            {
+                max = T.Max(max, row[c]);
+                total += count[c];
+                dot += count[c] * row[c];
+            }
+            T sum = T.Zero;
+            for (int c = 0; c < columns; c++)
+            {
+                row[c] = T.Exp(row[c] - max);
+                sum += row[c];
+            }
+            // Σ_c count_c · (log Σ exp − logit_c), with the logits shifted by their maximum.
+            loss += total * (T.Log(sum) + max) - dot;
+            T scale = gradientScale * total / sum;
+            for (int c = 0; c < columns; c++) row[c] = scale * row[c] - gradientScale * count[c];
+        }
+        return loss;
+    }
+
     public virtual T SquaredError(Span<T> output, ReadOnlySpan<T> target, T gradientScale)
     {
         T loss = T.Zero, half = T.CreateChecked(0.5);
@@ -188,6 +217,9 @@ internal class ManagedMatrixOps<T> : IMatrixOps<T, Memory<T>, Memory<int>> where
 
     void IMatrixOps<T, Memory<T>, Memory<int>>.SoftmaxCrossEntropy(Memory<T> logits, int columns, Memory<int> targets, T gradientScale, Memory<T> lossSum) =>
         lossSum.Span[0] += SoftmaxCrossEntropy(logits.Span, columns, targets.Span, gradientScale);
+
+    void IMatrixOps<T, Memory<T>, Memory<int>>.SoftmaxCrossEntropyCounts(Memory<T> logits, int columns, Memory<T> counts, T gradientScale, Memory<T> lossSum) =>
+        lossSum.Span[0] += SoftmaxCrossEntropyCounts(logits.Span, columns, counts.Span, gradientScale);
 
     void IMatrixOps<T, Memory<T>, Memory<int>>.SquaredError(Memory<T> output, Memory<T> target, T gradientScale, Memory<T> lossSum) =>
         lossSum.Span[0] += SquaredError(output.Span, target.Span, gradientScale);

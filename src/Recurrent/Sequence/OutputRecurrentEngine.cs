@@ -99,10 +99,11 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
     private readonly TData[] _values = new TData[ParameterCount], _grads = new TData[ParameterCount];
     private readonly TData[] _valueStages = new TData[ParameterCount], _gradStages = new TData[ParameterCount];
 
-    private TData _inputStage, _targetStage, _hidden, _output, _hiddenGradient, _outputTable, _tableSums, _lossSum;
-    private TIds _tokenStage, _tableTokenStage, _rowTokenStage;
-    /// <summary><see cref="TrainParallelByToken"/>'s host ids: the table's tokens [O + 1] and each row's table row [T·N].</summary>
-    private int[] _tableTokens = [], _rowTokens = [];
+    private TData _inputStage, _targetStage, _hidden, _output, _hiddenGradient, _outputTable, _countStage, _lossSum;
+    private TIds _tokenStage, _tableTokenStage;
+    /// <summary><see cref="TrainParallelByToken"/>'s host data: the table's tokens [O + 1] and the target counts [O + 1, O].</summary>
+    private int[] _tableTokens = [];
+    private T[] _counts = [];
     /// <summary>Host tokens [T + 1, N]: the start token in row 0, then the targets (<see cref="TeacherForcing.StartAndTargets"/>).</summary>
     private int[] _tokens = [];
 
@@ -113,7 +114,7 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
         var targetValues = Discrete ? default : Ops.Upload(values, ref _targetStage);
         var tokens = Discrete ? StageTokens(ids!, steps, batch) : default;
         T loss = schedule == TrainingSchedule.StepByStep ? TrainStepByStep(input, tokens, targetValues, steps, batch)
-            : Discrete && InputSize == 0 && OutputSize + 1 < steps * batch ? TrainParallelByToken(tokens, ids!, steps, batch)
+            : Discrete && InputSize == 0 && OutputSize + 1 < steps * batch ? TrainParallelByToken(ids!, steps, batch)
             : TrainParallel(input, tokens, targetValues, steps, batch);
         for (int p = 0; p < ParameterCount; p++) Ops.AddToHost(_grads[p], Grads[p]);
         return loss;
@@ -157,12 +158,13 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
 
     /// <summary>
     /// The parallel step of a network driven by its fed-back tokens alone (I = 0): h_t = act(b + W[y_{t−1}]) depends on
-    /// nothing but the token, so of the T·N rows there are only O + 1 different hidden states and logits (the last for the
-    /// zero start value). They are computed once per token, gathered into the T·N rows for the loss, and the loss's
-    /// gradient is summed per fed-back token before every product: the products run over O + 1 rows instead of T·N, which
-    /// only the parallel schedule can do, as it sees every step's token at once.
+    /// nothing but the token, so of the T·N predictions there are only O + 1 different ones (the last for the zero start
+    /// value). Each is computed once, and the loss needs of the T·N rows only how often each (fed-back token, target) pair
+    /// occurs: the cross-entropy of O + 1 rows against those counts has the same value and gradient as that of the T·N
+    /// rows. Every product and pass then runs over O + 1 rows instead of T·N, which only the parallel schedule can do, as
+    /// it sees every step's token at once; a hand-written loop over t sees N tokens at a time.
     /// </summary>
-    private T TrainParallelByToken(TIds tokens, int[] ids, int steps, int batch)
+    private T TrainParallelByToken(int[] ids, int steps, int batch)
     {
         int rows = steps * batch, hidden = HiddenSize, outputs = OutputSize, tableRows = outputs + 1, zeroStart = outputs;
         // Row v of the tables is token v; row O is the zero start value (fed back as −1), which adds no row of W.
@@ -172,13 +174,15 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
             for (int v = 0; v < tableRows; v++) _tableTokens[v] = v < outputs ? v : -1;
         }
         var tableIds = Ops.UploadIds(_tableTokens, ref _tableTokenStage);
-        if (_rowTokens.Length < rows) _rowTokens = new int[rows];
+        // counts[v, y]: how many predictions fed back v have target y (exact in float up to 2^24 rows).
+        if (_counts.Length != tableRows * outputs) _counts = new T[tableRows * outputs];
+        else Array.Clear(_counts);
         for (int r = 0; r < rows; r++)
         {
-            int token = r < batch ? StartToken : ids[r - batch];
-            _rowTokens[r] = token < 0 ? zeroStart : token;
+            int fedBack = r < batch ? StartToken : ids[r - batch];
+            _counts[(fedBack < 0 ? zeroStart : fedBack) * outputs + ids[r]] += T.One;
         }
-        var rowIds = Ops.UploadIds(_rowTokens.AsMemory(0, rows), ref _rowTokenStage);
+        var counts = Ops.Upload(_counts, ref _countStage);
 
         var hTable = Ops.Workspace(ref _hidden, tableRows * hidden);
         Ops.BroadcastRows(_values[HiddenBias], hTable);
@@ -187,18 +191,11 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
         var oTable = Ops.Workspace(ref _outputTable, tableRows * outputs);
         OutputForward(hTable, tableRows, oTable);
 
-        var logits = Ops.Workspace(ref _output, rows * outputs);
-        Ops.Clear(logits);
-        Ops.GatherRowsAdd(oTable, outputs, rowIds, logits);
         T scale = T.One / T.CreateChecked(rows);
         var lossSum = ZeroLoss();
-        Ops.SoftmaxCrossEntropy(logits, outputs, Targets(tokens, batch, 0, rows), scale, lossSum);
-
-        var dOutputTable = Ops.Workspace(ref _tableSums, tableRows * outputs);
-        Ops.Clear(dOutputTable);
-        Ops.ScatterRowsAdd(logits, outputs, rowIds, dOutputTable);
+        Ops.SoftmaxCrossEntropyCounts(oTable, outputs, counts, scale, lossSum);
         var dhTable = Ops.Workspace(ref _hiddenGradient, tableRows * hidden);
-        OutputBackward(hTable, dOutputTable, tableRows, dhTable);
+        OutputBackward(hTable, oTable, tableRows, dhTable);
         Ops.ActivationBackward(Activation, hTable, dhTable, hidden, _grads[HiddenBias]);
         Ops.ScatterRowsAdd(dhTable, hidden, tableIds, _grads[FeedbackWeight]);
         return Ops.ReadScalar(lossSum) * scale;
