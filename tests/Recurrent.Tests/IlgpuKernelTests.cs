@@ -203,3 +203,20 @@ internal static class IlgpuFixtures
         }
     }
 }
+
+/// <summary>A fixture with one <see cref="IlgpuBackend"/> on its device for all its tests; ignored with the reason where the device is absent.</summary>
+public abstract class IlgpuBackendFixture(IlgpuDevice device)
+{
+    /// <summary>The backend, open from the fixture's setup to its teardown.</summary>
+    protected IlgpuBackend? Backend { get; private set; }
+
+    [OneTimeSetUp]
+    public void OpenBackend()
+    {
+        IlgpuFixtures.OpenOrIgnore(device).Dispose();
+        Backend = new IlgpuBackend(device);
+    }
+
+    [OneTimeTearDown]
+    public void CloseBackend() => Backend?.Dispose();
+}

@@ -273,20 +273,8 @@ public class SequenceOutputRecurrentTests
 /// gradients as the double reference and the CPU network, both schedules, teacher-forced outputs and free-running
 /// generation. One backend per derived fixture; tiny shapes, as the CPU accelerator is a slow simulator.
 /// </summary>
-public abstract class IlgpuOutputRecurrentTests(IlgpuDevice device)
+public abstract class IlgpuOutputRecurrentTests(IlgpuDevice device) : IlgpuBackendFixture(device)
 {
-    private IlgpuBackend? _backend;
-
-    [OneTimeSetUp]
-    public void Open()
-    {
-        IlgpuFixtures.OpenOrIgnore(device).Dispose();
-        _backend = new IlgpuBackend(device);
-    }
-
-    [OneTimeTearDown]
-    public void Close() => _backend?.Dispose();
-
     /// <summary>As the CPU tests' shapes; T6_N4_I0_O2 takes the parallel step per token (O + 1 &lt; T·N without external input).</summary>
     private static readonly SequenceOutputRecurrentTests.Shape[] Shapes = [new(1, 1, 1, 1, 2), new(3, 2, 3, 5, 4), new(5, 3, 0, 17, 7), new(6, 4, 0, 3, 2), new(2, 5, 17, 3, 65)];
 
@@ -297,7 +285,7 @@ public abstract class IlgpuOutputRecurrentTests(IlgpuDevice device)
         select new TestCaseData(loss, activation, shape).SetArgDisplayNames(loss.ToString(), activation.ToString(), shape.ToString());
 
     private OutputRecurrentNetwork Network(SequenceLoss loss, RnnActivation activation, SequenceOutputRecurrentTests.Shape shape, int seed = 7) =>
-        new(shape.Input, shape.Hidden, shape.Output, loss, activation, loss == SequenceLoss.SoftmaxCrossEntropy ? shape.Output - 1 : null, seed, _backend);
+        new(shape.Input, shape.Hidden, shape.Output, loss, activation, loss == SequenceLoss.SoftmaxCrossEntropy ? shape.Output - 1 : null, seed, Backend);
 
     private static Tensor? RandomInput(SequenceOutputRecurrentTests.Shape shape, Random random) =>
         shape.Input == 0 ? null : new Tensor(TestData.UniformSingle(random, shape.Steps * shape.Batch * shape.Input), shape.Steps, shape.Batch, shape.Input);
@@ -377,7 +365,7 @@ public abstract class IlgpuOutputRecurrentTests(IlgpuDevice device)
     {
         var shape = new SequenceOutputRecurrentTests.Shape(6, 3, 3, 10, 6);
         var random = new Random(5);
-        using var network = new OutputRecurrentNetwork(shape.Input, shape.Hidden, shape.Output, loss, RnnActivation.Tanh, start, seed: 3, device: _backend);
+        using var network = new OutputRecurrentNetwork(shape.Input, shape.Hidden, shape.Output, loss, RnnActivation.Tanh, start, seed: 3, device: Backend);
         var cpu = new OutputRecurrentNetwork(shape.Input, shape.Hidden, shape.Output, loss, RnnActivation.Tanh, start, seed: 3);
         // Large weights make the argmax change from step to step, so a wrong fed-back token shows.
         foreach (var model in new[] { network, cpu })

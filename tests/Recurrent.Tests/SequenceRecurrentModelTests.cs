@@ -213,20 +213,8 @@ public class SequenceRecurrentModelTests
 /// and the stack's) as the model on the CPU, both schedules; the same generated tokens. One backend per derived fixture;
 /// tiny shapes, as the CPU accelerator is a slow simulator.
 /// </summary>
-public abstract class IlgpuRecurrentSequenceModelTests(IlgpuDevice device)
+public abstract class IlgpuRecurrentSequenceModelTests(IlgpuDevice device) : IlgpuBackendFixture(device)
 {
-    private IlgpuBackend? _backend;
-
-    [OneTimeSetUp]
-    public void Open()
-    {
-        IlgpuFixtures.OpenOrIgnore(device).Dispose();
-        _backend = new IlgpuBackend(device);
-    }
-
-    [OneTimeTearDown]
-    public void Close() => _backend?.Dispose();
-
     private static readonly SequenceRecurrentModelTests.Shape[] Shapes = [new(1, 1, 1, 1, 2, 1), new(3, 2, 3, 5, 4, 2), new(4, 3, 2, 17, 7, 1)];
 
     private static IEnumerable<TestCaseData> Cases() =>
@@ -248,7 +236,7 @@ public abstract class IlgpuRecurrentSequenceModelTests(IlgpuDevice device)
     private (RecurrentSequenceModel Device, RecurrentSequenceModel Cpu) Models(CellKind cell, SequenceLoss loss, SequenceRecurrentModelTests.Shape shape, int seed = 5)
     {
         int? start = loss == SequenceLoss.SoftmaxCrossEntropy ? shape.Output - 1 : null;
-        return (new RecurrentSequenceModel(Layer(cell, shape, _backend, seed), shape.Output, loss, start, seed),
+        return (new RecurrentSequenceModel(Layer(cell, shape, Backend, seed), shape.Output, loss, start, seed),
                 new RecurrentSequenceModel(Layer(cell, shape, null, seed), shape.Output, loss, start, seed));
     }
 
