@@ -122,14 +122,9 @@ public sealed class OutputRecurrentNetwork : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (!Enum.IsDefined(schedule)) throw new ArgumentOutOfRangeException(nameof(schedule), schedule, "expected ParallelOverTime or StepByStep");
         Validate(x, targets);
-        try
-        {
-            return _engine.Train(schedule, x?.Data ?? default(ReadOnlyMemory<float>), targets.Steps, targets.Batch, targets.TokenIds, targets.Values?.Data ?? default(ReadOnlyMemory<float>));
-        }
-        catch (Exception e) when (IsDeviceFailure(e))
-        {
-            throw DeviceFailure(e, "training step", targets.Steps, targets.Batch);
-        }
+        return DeviceFailures.Wrap(OnDevice,
+            () => _engine.Train(schedule, x?.Data ?? default(ReadOnlyMemory<float>), targets.Steps, targets.Batch, targets.TokenIds, targets.Values?.Data ?? default(ReadOnlyMemory<float>)),
+            () => Describe("training step", targets.Steps, targets.Batch));
     }
 
     /// <summary>The outputs o [T, N, O] (logits or values) under teacher forcing, as <see cref="Train"/> computes them.</summary>
@@ -142,14 +137,9 @@ public sealed class OutputRecurrentNetwork : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         Validate(x, targets);
         var outputs = new Tensor(targets.Steps, targets.Batch, OutputSize);
-        try
-        {
-            _engine.TeacherForcedOutputs(x?.Data ?? default(ReadOnlyMemory<float>), targets.Steps, targets.Batch, targets.TokenIds, targets.Values?.Data ?? default(ReadOnlyMemory<float>), outputs.Data);
-        }
-        catch (Exception e) when (IsDeviceFailure(e))
-        {
-            throw DeviceFailure(e, "teacher-forced forward", targets.Steps, targets.Batch);
-        }
+        DeviceFailures.Wrap(OnDevice,
+            () => _engine.TeacherForcedOutputs(x?.Data ?? default(ReadOnlyMemory<float>), targets.Steps, targets.Batch, targets.TokenIds, targets.Values?.Data ?? default(ReadOnlyMemory<float>), outputs.Data),
+            () => Describe("teacher-forced forward", targets.Steps, targets.Batch));
         return outputs;
     }
 
@@ -169,23 +159,15 @@ public sealed class OutputRecurrentNetwork : IDisposable
         ValidateInput(x, steps, batch);
         var outputs = new Tensor(steps, batch, OutputSize);
         var tokens = Loss == SequenceLoss.SoftmaxCrossEntropy ? new int[steps * batch] : null;
-        try
-        {
-            _engine.Generate(x?.Data ?? default(ReadOnlyMemory<float>), steps, batch, outputs.Data, tokens);
-        }
-        catch (Exception e) when (IsDeviceFailure(e))
-        {
-            throw DeviceFailure(e, "generation", steps, batch);
-        }
+        DeviceFailures.Wrap(OnDevice, () => _engine.Generate(x?.Data ?? default(ReadOnlyMemory<float>), steps, batch, outputs.Data, tokens), () => Describe("generation", steps, batch));
         return new GeneratedSequence(outputs, tokens);
     }
 
-    /// <summary>A failure of ILGPU or the driver on the device path; arguments were validated before, so nothing else is expected.</summary>
-    private bool IsDeviceFailure(Exception e) =>
-        _deviceOps is not null && e is not (ArgumentException or ObjectDisposedException or Kernels.Ilgpu.IlgpuOperationException);
+    private bool OnDevice => _deviceOps is not null;
 
-    private Kernels.Ilgpu.IlgpuOperationException DeviceFailure(Exception e, string operation, int steps, int batch) =>
-        new($"{OpsName}: {operation} of T={steps} N={batch} I={InputSize} H={HiddenSize} O={OutputSize} failed on {Device!.DeviceName}: {e.GetBaseException().Message}", e);
+    /// <summary>What a failed device call was doing, for <see cref="DeviceFailures"/>.</summary>
+    private string Describe(string operation, int steps, int batch) =>
+        $"{OpsName}: {operation} of T={steps} N={batch} I={InputSize} H={HiddenSize} O={OutputSize} on {Device?.DeviceName}";
 
     /// <summary>Plain gradient descent: every parameter −= learningRate · gradient.</summary>
     public void SgdStep(float learningRate) => _engine.SgdStep(learningRate);

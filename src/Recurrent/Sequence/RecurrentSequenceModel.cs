@@ -117,14 +117,7 @@ public sealed class RecurrentSequenceModel : IDisposable
         if (!Enum.IsDefined(schedule)) throw new ArgumentOutOfRangeException(nameof(schedule), schedule, "expected ParallelOverTime or StepByStep");
         ArgumentNullException.ThrowIfNull(targets);
         targets.Validate(Loss, OutputSize, nameof(targets));
-        try
-        {
-            return _engine.Train(targets, schedule);
-        }
-        catch (Exception e) when (IsDeviceFailure(e))
-        {
-            throw DeviceFailure(e, "training step", targets.Steps, targets.Batch);
-        }
+        return DeviceFailures.Wrap(OnDevice, () => _engine.Train(targets, schedule), () => Describe("training step", targets.Steps, targets.Batch));
     }
 
     /// <summary>The outputs o [T, N, O] (logits or values) under teacher forcing, as <see cref="Train"/> computes them.</summary>
@@ -136,14 +129,7 @@ public sealed class RecurrentSequenceModel : IDisposable
         ArgumentNullException.ThrowIfNull(targets);
         targets.Validate(Loss, OutputSize, nameof(targets));
         var outputs = new Tensor(targets.Steps, targets.Batch, OutputSize);
-        try
-        {
-            _engine.TeacherForcedOutputs(targets, outputs.Data);
-        }
-        catch (Exception e) when (IsDeviceFailure(e))
-        {
-            throw DeviceFailure(e, "teacher-forced forward", targets.Steps, targets.Batch);
-        }
+        DeviceFailures.Wrap(OnDevice, () => _engine.TeacherForcedOutputs(targets, outputs.Data), () => Describe("teacher-forced forward", targets.Steps, targets.Batch));
         return outputs;
     }
 
@@ -161,23 +147,15 @@ public sealed class RecurrentSequenceModel : IDisposable
             throw new ArgumentException($"steps, batch: expected T ≥ 1 and N ≥ 1, got T = {steps}, N = {batch} (an empty sequence).", steps < 1 ? nameof(steps) : nameof(batch));
         var outputs = new Tensor(steps, batch, OutputSize);
         var tokens = Discrete ? new int[steps * batch] : null;
-        try
-        {
-            _engine.Generate(steps, batch, outputs.Data, tokens);
-        }
-        catch (Exception e) when (IsDeviceFailure(e))
-        {
-            throw DeviceFailure(e, "generation", steps, batch);
-        }
+        DeviceFailures.Wrap(OnDevice, () => _engine.Generate(steps, batch, outputs.Data, tokens), () => Describe("generation", steps, batch));
         return new GeneratedSequence(outputs, tokens);
     }
 
-    /// <summary>A failure of ILGPU or the driver in the model's own device work (the stack's entries wrap theirs already).</summary>
-    private bool IsDeviceFailure(Exception e) =>
-        _deviceOps is not null && e is not (ArgumentException or ObjectDisposedException or Kernels.Ilgpu.IlgpuOperationException);
+    private bool OnDevice => _deviceOps is not null;
 
-    private Kernels.Ilgpu.IlgpuOperationException DeviceFailure(Exception e, string operation, int steps, int batch) =>
-        new($"{OpsName}: {operation} of the sequence model T={steps} N={batch} I={InputSize} H={HiddenSize} O={OutputSize} failed: {e.GetBaseException().Message}", e);
+    /// <summary>What a failed device call was doing, for <see cref="DeviceFailures"/>.</summary>
+    private string Describe(string operation, int steps, int batch) =>
+        $"{OpsName}: {operation} of the sequence model T={steps} N={batch} I={InputSize} H={HiddenSize} O={OutputSize}";
 
     /// <summary>Plain gradient descent on the model's and the recurrent stack's parameters: value −= learningRate · gradient.</summary>
     public void SgdStep(float learningRate)
