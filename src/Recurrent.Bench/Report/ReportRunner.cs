@@ -71,7 +71,7 @@ internal sealed class ReportRunner(ReportOptions options, IAnsiConsole console)
             MachineCeiling ceiling = null!;
             var measurements = new List<Measurement>();
             var teacherForcing = new List<TeacherForcingMeasurement>();
-            // The language model's recurrent layer runs on the report's backend (its fused variant), else on the default.
+            // The sequence models run on the report's backend (its fused variant; see TeacherForcingSection.Cases), else on the default.
             var layerBackend = backends.FirstOrDefault() ?? NativeCpuBackend.Default;
             var teacherCases = options.TeacherForcingShapes.SelectMany(shape => TeacherForcingSection.Cases(shape, layerBackend)).ToList();
             console.Progress()
@@ -133,7 +133,7 @@ internal sealed class ReportRunner(ReportOptions options, IAnsiConsole console)
                         if (model is not null)
                         {
                             teacherTask.Description = Markup.Escape($"teacher forcing: {model.Model} {model.Shape}");
-                            teacherForcing.Add(TeacherForcingSection.Measure(model, teacherBox, options.TargetSamples));
+                            using (model.Owned) teacherForcing.Add(TeacherForcingSection.Measure(model, teacherBox, options.TargetSamples));
                         }
                         teacherTask.Increment(1);
                     }

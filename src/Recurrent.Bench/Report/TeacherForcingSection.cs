@@ -9,8 +9,10 @@ namespace Recurrent.Bench.Report;
 /// <param name="Train">One training step (forward, loss, backward) on a fixed batch: returns the loss, adds the gradients.</param>
 /// <param name="Gradients">Every parameter's accumulated gradient, by name.</param>
 /// <param name="ZeroGrad">Sets every gradient to zero.</param>
+/// <param name="Owned">The model, disposed once it is measured (on a device that frees its workspaces).</param>
 internal sealed record TeacherForcingCase(
-    string Model, BenchShape Shape, Func<TrainingSchedule, float> Train, Func<IReadOnlyList<(string Name, float[] Grad)>> Gradients, Action ZeroGrad);
+    string Model, BenchShape Shape, Func<TrainingSchedule, float> Train, Func<IReadOnlyList<(string Name, float[] Grad)>> Gradients, Action ZeroGrad,
+    IDisposable? Owned = null);
 
 /// <summary>One teacher-forced model timed both ways, or why it was not.</summary>
 internal sealed record TeacherForcingMeasurement(
@@ -32,22 +34,25 @@ internal static class TeacherForcingSection
     /// <summary>
     /// The models at one shape: the output-recurrent network (fig. 10.4 of the Deep Learning book) with an external input
     /// of I features and cross-entropy or squared-error outputs, the same network driven by its fed-back tokens alone
-    /// (I = 0), and an LSTM language model (embedding width I) whose recurrent layer runs on <paramref name="layerBackend"/>.
+    /// (I = 0), and an LSTM language model (embedding width I) whose recurrent layer runs on <paramref name="backend"/>.
+    /// On an <see cref="IlgpuBackend"/> the output-recurrent networks run on its accelerator too; else on the CPU.
     /// </summary>
-    public static IEnumerable<Func<TeacherForcingCase>> Cases(BenchShape shape, IRnnBackend layerBackend)
+    public static IEnumerable<Func<TeacherForcingCase>> Cases(BenchShape shape, IRnnBackend backend)
     {
         const int outputs = TeacherForcingShapes.OutputSize;
         int steps = shape.Steps, batch = shape.Batch, input = shape.InputSize, hidden = shape.HiddenSize;
+        var device = backend as IlgpuBackend;
+        string where = device is null ? "" : $" ({backend.Name})";
 
         TeacherForcingCase OutputRecurrent(string model, int inputSize, SequenceLoss loss)
         {
             var random = new Random(1);
-            var network = new OutputRecurrentNetwork(inputSize, hidden, outputs, loss, seed: 1);
+            var network = new OutputRecurrentNetwork(inputSize, hidden, outputs, loss, seed: 1, device: device);
             var x = inputSize == 0 ? null
                 : new Tensor(Enumerable.Range(0, steps * batch * inputSize).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), steps, batch, inputSize);
             var targets = TeacherForcingShapes.RandomTargets(loss, steps, batch, random);
-            return new(model, shape with { InputSize = inputSize }, schedule => network.Train(x, targets, schedule),
-                () => network.Parameters.Select(p => (p.Name, p.Grad.Data)).ToList(), network.ZeroGrad);
+            return new(model + where, shape with { InputSize = inputSize }, schedule => network.Train(x, targets, schedule),
+                () => network.Parameters.Select(p => (p.Name, p.Grad.Data)).ToList(), network.ZeroGrad, network);
         }
 
         yield return () => OutputRecurrent("output-recurrent, cross-entropy", input, SequenceLoss.SoftmaxCrossEntropy);
@@ -55,11 +60,11 @@ internal static class TeacherForcingSection
         yield return () => OutputRecurrent("output-recurrent, squared error", input, SequenceLoss.SquaredError);
         yield return () =>
         {
-            var model = new RecurrentSequenceModel(new Lstm(input, hidden, backend: layerBackend, seed: 1), outputs, SequenceLoss.SoftmaxCrossEntropy, startToken: 0, seed: 1);
+            var model = new RecurrentSequenceModel(new Lstm(input, hidden, backend: backend, seed: 1), outputs, SequenceLoss.SoftmaxCrossEntropy, startToken: 0, seed: 1);
             var targets = TeacherForcingShapes.RandomTargets(SequenceLoss.SoftmaxCrossEntropy, steps, batch, new Random(1));
-            return new($"LSTM language model ({layerBackend.Name})", shape, schedule => model.Train(targets, schedule),
+            return new($"LSTM language model ({backend.Name})", shape, schedule => model.Train(targets, schedule),
                 () => model.Parameters.Select(p => (p.Name, p.Grad.Data)).Concat(model.Recurrent.Parameters.All.Select(p => (p.Name, p.Grad.Data))).ToList(),
-                model.ZeroGrad);
+                model.ZeroGrad, model);
         };
     }
 
