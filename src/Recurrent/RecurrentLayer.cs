@@ -36,6 +36,11 @@ public sealed class RnnForwardResult : IDisposable
 /// <param name="InitialCell">dc0 [L·D, N, H] for LSTM, else null.</param>
 public sealed record RnnInputGradients(Tensor Input, Tensor InitialHidden, Tensor? InitialCell);
 
+/// <summary>Gradients of a backward pass through <see cref="RecurrentLayer.ForwardFromTable"/> with respect to the initial state (the table's gradient is added into the caller's tensor).</summary>
+/// <param name="InitialHidden">dh0 [L·D, N, H].</param>
+/// <param name="InitialCell">dc0 [L·D, N, H] for LSTM, else null.</param>
+public sealed record RnnStateGradients(Tensor InitialHidden, Tensor? InitialCell);
+
 /// <summary>
 /// A stack of recurrent layers with PyTorch's parameters, shapes and semantics (sequence first).
 /// Compute runs on the <see cref="IRnnBackend"/> chosen at construction: by default the native CPU library
@@ -98,46 +103,121 @@ public abstract class RecurrentLayer
     internal sealed record TableRun(DirectionwiseBackend.TableInput Input, bool Gathered);
 
     /// <summary>
-    /// <see cref="Forward"/> (zero initial state) over input rows taken from a table, as an embedding lookup gives them:
-    /// x[t, n] = table[ids[t·N + n]], zeros for −1. Where the backend supports it (<see cref="DirectionwiseBackend.SupportsTableInput"/>)
-    /// and V &lt; T·N, each table row is projected once instead of once per use and backward sums per table row first, so
-    /// the input projection, dW_ih and the input gradient cost V rows instead of T·N; otherwise the rows are gathered
-    /// into a dense x. Callers validate: table [V, I] with V ≥ 1, ids [T·N] each in [−1, V).
+    /// Runs the stack over a sequence whose input rows are rows of a table, as an embedding lookup gives them:
+    /// x[t, n] = table[ids[t·N + n]], a zero row where the id is −1. The result is that of <see cref="Forward"/> on the
+    /// gathered x; on a backend with the table path (the native CPU backend) and V &lt; T·N, each table row is projected
+    /// through W_ih once instead of once per use, and <see cref="BackwardFromTable"/> sums the gate gradients per table row
+    /// before forming dW_ih and the table's gradient, so those three products cost V rows instead of T·N. Elsewhere the
+    /// rows are gathered into a dense x.
     /// </summary>
-    internal RnnForwardResult ForwardFromTable(float[] table, int vocab, int[] ids, int steps, int batch, bool keepForBackward)
+    /// <param name="table">The rows [V, I], V ≥ 1 (an embedding).</param>
+    /// <param name="ids">The table row of each input row [T·N] (row t·N + n is step t of sequence n), each in [−1, V).</param>
+    /// <param name="steps">T ≥ 1.</param>
+    /// <param name="batch">N ≥ 1.</param>
+    /// <param name="h0">Initial hidden state [L·D, N, H]; zeros when null.</param>
+    /// <param name="c0">Initial cell state [L·D, N, H] (LSTM only); zeros when null.</param>
+    /// <param name="keepForBackward">Keep what <see cref="BackwardFromTable"/> needs (it also keeps <paramref name="table"/> and <paramref name="ids"/>, not copied).</param>
+    /// <exception cref="ArgumentException">A shape does not match (the message names the argument, the expected and the actual shape), or the table or a state holds NaN or ∞.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An id is outside [−1, V).</exception>
+    public RnnForwardResult ForwardFromTable(Tensor table, int[] ids, int steps, int batch, Tensor? h0 = null, Tensor? c0 = null, bool keepForBackward = false)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        ArgumentNullException.ThrowIfNull(ids);
+        if (table.Rank != 2 || table.Shape[0] < 1 || table.Shape[1] != Config.InputSize)
+            throw new ArgumentException($"table: expected shape [V, {Config.InputSize}] with V ≥ 1, got {Tensor.FormatShape(table.Shape)}.", nameof(table));
+        if (steps < 1 || batch < 1)
+            throw new ArgumentException($"steps, batch: expected T ≥ 1 and N ≥ 1, got T = {steps}, N = {batch} (an empty sequence).", steps < 1 ? nameof(steps) : nameof(batch));
+        if (ids.Length != (long)steps * batch)
+            throw new ArgumentException($"ids: expected [{(long)steps * batch}] (T·N = {steps}·{batch} ids), got {ids.Length} ids.", nameof(ids));
+        int vocab = table.Shape[0];
+        for (int r = 0; r < ids.Length; r++)
+            if (ids[r] < -1 || ids[r] >= vocab)
+                throw new ArgumentOutOfRangeException(nameof(ids), ids[r], $"ids: id {r} (step {r / batch}, sequence {r % batch}) is {ids[r]}; expected −1 (a zero row) or a table row in [0, {vocab}).");
+        int[] state = Config.StateShape(batch);
+        if (h0 is not null) Tensor.RequireShape(h0, nameof(h0), state);
+        if (c0 is not null)
+        {
+            if (!Config.Cell.HasCellState()) throw new ArgumentException($"c0: a {Config.Cell} layer has no cell state; pass null.", nameof(c0));
+            Tensor.RequireShape(c0, nameof(c0), state);
+        }
+        Tensor.RequireFinite(table, nameof(table));
+        if (h0 is not null) Tensor.RequireFinite(h0, nameof(h0));
+        if (c0 is not null) Tensor.RequireFinite(c0, nameof(c0));
+        return RunFromTable(table.Data, vocab, ids, steps, batch, h0, c0, keepForBackward);
+    }
+
+    /// <summary><see cref="ForwardFromTable(Tensor, int[], int, int, Tensor?, Tensor?, bool)"/> from a zero state, for callers that validated: table [V, I], ids [T·N] in [−1, V).</summary>
+    internal RnnForwardResult ForwardFromTableUnchecked(float[] table, int vocab, int[] ids, int steps, int batch, bool keepForBackward) =>
+        RunFromTable(table, vocab, ids, steps, batch, null, null, keepForBackward);
+
+    private RnnForwardResult RunFromTable(float[] table, int vocab, int[] ids, int steps, int batch, Tensor? h0, Tensor? c0, bool keepForBackward)
     {
         int rows = steps * batch, input = Config.InputSize;
         var tableInput = new DirectionwiseBackend.TableInput(table, vocab, ids);
-        int[] state = Config.StateShape(batch);
-        bool hasCell = Config.Cell.HasCellState();
-        var y = new Tensor(steps, batch, Config.OutputSize);
-        var hN = new Tensor(state);
-        var cN = hasCell ? new Tensor(state) : null;
         if (Backend is DirectionwiseBackend { SupportsTableInput: true } backend && vocab < rows)
         {
-            var tape = backend.ForwardFromTable(Parameters, tableInput, new Tensor(state), hasCell ? new Tensor(state) : null, y, hN, cN, keepForBackward);
+            int[] state = Config.StateShape(batch);
+            bool hasCell = Config.Cell.HasCellState();
+            var y = new Tensor(steps, batch, Config.OutputSize);
+            var hN = new Tensor(state);
+            var cN = hasCell ? new Tensor(state) : null;
+            var tape = backend.ForwardFromTable(Parameters, tableInput, h0 ?? new Tensor(state), hasCell ? c0 ?? new Tensor(state) : null, y, hN, cN, keepForBackward);
             return new RnnForwardResult(this, y, hN, cN, tape, new TableRun(tableInput, Gathered: false));
         }
         var x = new Tensor(steps, batch, input);
         for (int r = 0; r < rows; r++)
             if (ids[r] >= 0) table.AsSpan(ids[r] * input, input).CopyTo(x.Data.AsSpan(r * input, input));
-        var gathered = Forward(x, keepForBackward: keepForBackward);
+        var gathered = Forward(x, h0, c0, keepForBackward);
         return new RnnForwardResult(this, gathered.Output, gathered.HiddenState, gathered.CellState, gathered.Tape, new TableRun(tableInput, Gathered: true));
     }
 
     /// <summary>
-    /// <see cref="Backward"/> (zero gradients of the final state) through a pass of <see cref="ForwardFromTable"/>: adds
-    /// every parameter's gradient and the table's gradient [V, I] into <paramref name="tableGradient"/>.
+    /// Back-propagates through a pass of <see cref="ForwardFromTable(Tensor, int[], int, int, Tensor?, Tensor?, bool)"/>
+    /// (run with keepForBackward): adds every parameter's gradient into its <see cref="Parameter.Grad"/> and the table's
+    /// gradient into <paramref name="tableGradient"/>, as <see cref="Backward"/> followed by summing dx per table row would.
     /// </summary>
-    internal void BackwardFromTable(RnnForwardResult forward, Tensor dy, Span<float> tableGradient)
+    /// <param name="forward">The forward pass to differentiate.</param>
+    /// <param name="dy">Gradient of the output [T, N, D·H]; zeros when null.</param>
+    /// <param name="tableGradient">[V, I], the table's shape: the table's gradient is added into it.</param>
+    /// <param name="dhN">Gradient of the final hidden state [L·D, N, H]; zeros when null.</param>
+    /// <param name="dcN">Gradient of the final cell state (LSTM only); zeros when null.</param>
+    /// <returns>dh0 and (LSTM) dc0.</returns>
+    /// <exception cref="InvalidOperationException">The forward pass kept nothing for backward, or was disposed.</exception>
+    /// <exception cref="ArgumentException">A shape does not match, a gradient holds NaN or ∞, or the pass came from another layer or had dense input.</exception>
+    public RnnStateGradients BackwardFromTable(RnnForwardResult forward, Tensor? dy, Tensor tableGradient, Tensor? dhN = null, Tensor? dcN = null)
+    {
+        ArgumentNullException.ThrowIfNull(forward);
+        ArgumentNullException.ThrowIfNull(tableGradient);
+        if (!ReferenceEquals(forward.Layer, this))
+            throw new ArgumentException("forward: the result comes from another layer.", nameof(forward));
+        var run = forward.Table ?? throw new ArgumentException("forward: the pass had dense input; back-propagate it with Backward.", nameof(forward));
+        Tensor.RequireShape(tableGradient, nameof(tableGradient), run.Input.Vocab, Config.InputSize);
+        int steps = forward.Output.Shape[0], batch = forward.Output.Shape[1];
+        int[] state = Config.StateShape(batch);
+        if (dy is not null) Tensor.RequireShape(dy, nameof(dy), steps, batch, Config.OutputSize);
+        if (dhN is not null) Tensor.RequireShape(dhN, nameof(dhN), state);
+        if (dcN is not null)
+        {
+            if (!Config.Cell.HasCellState()) throw new ArgumentException($"dcN: a {Config.Cell} layer has no cell state; pass null.", nameof(dcN));
+            Tensor.RequireShape(dcN, nameof(dcN), state);
+        }
+        return BackwardFromTableUnchecked(forward, dy ?? new Tensor(steps, batch, Config.OutputSize), tableGradient.Data, dhN, dcN);
+    }
+
+    /// <summary>
+    /// <see cref="BackwardFromTable(RnnForwardResult, Tensor?, Tensor, Tensor?, Tensor?)"/> for callers that validated the
+    /// shapes; <paramref name="tableGradient"/> [V, I] is added into.
+    /// </summary>
+    internal RnnStateGradients BackwardFromTableUnchecked(RnnForwardResult forward, Tensor dy, Span<float> tableGradient, Tensor? dhN = null, Tensor? dcN = null)
     {
         var run = forward.Table ?? throw new ArgumentException("forward: the pass had dense input; back-propagate it with Backward.", nameof(forward));
         var tape = forward.Tape ?? throw new InvalidOperationException("forward: this forward pass kept nothing for backward, or it was disposed.");
-        int steps = dy.Shape[0], batch = dy.Shape[1], input = Config.InputSize;
+        int batch = dy.Shape[1], input = Config.InputSize;
         Tensor.RequireFinite(dy, nameof(dy));
         if (run.Gathered)
         {
-            var dx = Backward(forward, dy).Input.Data;
+            var gradients = Backward(forward, dy, dhN, dcN);
+            var dx = gradients.Input.Data;
             var ids = run.Input.Ids;
             for (int r = 0; r < ids.Length; r++)
                 if (ids[r] >= 0)
@@ -146,12 +226,17 @@ public abstract class RecurrentLayer
                     var source = dx.AsSpan(r * input, input);
                     for (int i = 0; i < input; i++) destination[i] += source[i];
                 }
-            return;
+            return new RnnStateGradients(gradients.InitialHidden, gradients.InitialCell);
         }
+        if (dhN is not null) Tensor.RequireFinite(dhN, nameof(dhN));
+        if (dcN is not null) Tensor.RequireFinite(dcN, nameof(dcN));
         int[] state = Config.StateShape(batch);
         bool hasCell = Config.Cell.HasCellState();
-        ((DirectionwiseBackend)Backend).BackwardFromTable(Parameters, tape, dy, new Tensor(state), hasCell ? new Tensor(state) : null,
-            tableGradient, new Tensor(state), hasCell ? new Tensor(state) : null);
+        var dh0 = new Tensor(state);
+        var dc0 = hasCell ? new Tensor(state) : null;
+        ((DirectionwiseBackend)Backend).BackwardFromTable(Parameters, tape, dy, dhN ?? new Tensor(state), hasCell ? dcN ?? new Tensor(state) : null,
+            tableGradient, dh0, dc0);
+        return new RnnStateGradients(dh0, dc0);
     }
 
     /// <summary>

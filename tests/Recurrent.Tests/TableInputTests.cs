@@ -41,30 +41,93 @@ public class TableInputTests
         var ids = Enumerable.Range(0, rows).Select(r => r % 5 == 4 ? -1 : random.Next(vocab)).ToArray();
         var dy = new Tensor(TestData.UniformSingle(random, rows * config.OutputSize), shape.Steps, shape.Batch, config.OutputSize);
 
-        using var actual = native.ForwardFromTable(table, vocab, ids, shape.Steps, shape.Batch, keepForBackward: true);
-        using var expected = reference.ForwardFromTable(table, vocab, ids, shape.Steps, shape.Batch, keepForBackward: true);
+        var tableTensor = new Tensor(table, vocab, shape.Input);
+        using var actual = native.ForwardFromTable(tableTensor, ids, shape.Steps, shape.Batch, keepForBackward: true);
+        using var expected = reference.ForwardFromTable(tableTensor, ids, shape.Steps, shape.Batch, keepForBackward: true);
         Assert.That(actual.Table!.Gathered, Is.EqualTo(vocab >= rows), "the table path runs exactly when V < T·N");
         Assertions.AllClose(actual.Output.Data, PyTorchData.Widen(expected.Output), Tolerances.Float32, "y");
         Assertions.AllClose(actual.HiddenState.Data, PyTorchData.Widen(expected.HiddenState), Tolerances.Float32, "hN");
 
         var actualTableGradient = TestData.UniformSingle(random, table.Length);  // accumulated into, not overwritten
         var expectedTableGradient = (float[])actualTableGradient.Clone();
-        native.BackwardFromTable(actual, dy, actualTableGradient);
-        reference.BackwardFromTable(expected, dy, expectedTableGradient);
+        native.BackwardFromTable(actual, dy, new Tensor(actualTableGradient, vocab, shape.Input));
+        reference.BackwardFromTable(expected, dy, new Tensor(expectedTableGradient, vocab, shape.Input));
         Assertions.AllClose(actualTableGradient, Array.ConvertAll(expectedTableGradient, v => (double)v), Tolerances.Float32, "d table");
         foreach (var (a, e) in native.Parameters.All.Zip(reference.Parameters.All))
             Assertions.AllClose(a.Grad.Data, PyTorchData.Widen(e.Grad), Tolerances.Float32, a.Name);
+    }
+
+    [TestCase(CellKind.Lstm, 3)]
+    [TestCase(CellKind.GruResetBefore, 3)]
+    [TestCase(CellKind.RnnTanh, 5)]
+    [TestCase(CellKind.Lstm, 20)]
+    public void FromTable_WithStates_MatchesForwardAndBackwardOnGatheredRows(CellKind cell, int vocab)
+    {
+        const int steps = 4, batch = 3, input = 5, hidden = 7;
+        var config = new RnnConfig(cell, input, hidden, numLayers: 2, bidirectional: true);
+        var layer = PyTorchData.CreateLayer(config, seed: 3);
+        var random = new Random(vocab);
+        Tensor Random(params int[] shape) => new(TestData.UniformSingle(random, shape.Aggregate(1, (a, b) => a * b)), shape);
+        var table = Random(vocab, input);
+        var ids = Enumerable.Range(0, steps * batch).Select(r => r % 7 == 6 ? -1 : random.Next(vocab)).ToArray();
+        int[] state = config.StateShape(batch);
+        bool hasCell = cell.HasCellState();
+        Tensor h0 = Random(state), dhN = Random(state), dy = Random(steps, batch, config.OutputSize);
+        Tensor? c0 = hasCell ? Random(state) : null, dcN = hasCell ? Random(state) : null;
+
+        var x = new Tensor(steps, batch, input);
+        for (int r = 0; r < ids.Length; r++)
+            if (ids[r] >= 0) table.Data.AsSpan(ids[r] * input, input).CopyTo(x.Data.AsSpan(r * input, input));
+        using var dense = layer.Forward(x, h0, c0, keepForBackward: true);
+        var expected = layer.Backward(dense, dy, dhN, dcN);
+        var expectedGrads = layer.Parameters.All.Select(p => PyTorchData.Widen(p.Grad)).ToArray();
+        var expectedTableGradient = new double[table.Length];
+        for (int r = 0; r < ids.Length; r++)
+            for (int i = 0; ids[r] >= 0 && i < input; i++) expectedTableGradient[ids[r] * input + i] += expected.Input.Data[r * input + i];
+        layer.ZeroGrad();
+
+        using var fromTable = layer.ForwardFromTable(table, ids, steps, batch, h0, c0, keepForBackward: true);
+        Assert.That(fromTable.Table!.Gathered, Is.EqualTo(vocab >= steps * batch));
+        Assertions.AllClose(fromTable.Output.Data, PyTorchData.Widen(dense.Output), Tolerances.Float32, "y");
+        Assertions.AllClose(fromTable.HiddenState.Data, PyTorchData.Widen(dense.HiddenState), Tolerances.Float32, "hN");
+        if (hasCell) Assertions.AllClose(fromTable.CellState!.Data, PyTorchData.Widen(dense.CellState!), Tolerances.Float32, "cN");
+        var tableGradient = new Tensor(vocab, input);
+        var actual = layer.BackwardFromTable(fromTable, dy, tableGradient, dhN, dcN);
+        Assertions.AllClose(actual.InitialHidden.Data, PyTorchData.Widen(expected.InitialHidden), Tolerances.Float32, "dh0");
+        if (hasCell) Assertions.AllClose(actual.InitialCell!.Data, PyTorchData.Widen(expected.InitialCell!), Tolerances.Float32, "dc0");
+        Assertions.AllClose(tableGradient.Data, expectedTableGradient, Tolerances.Float32, "d table");
+        foreach (var (p, e) in layer.Parameters.All.Zip(expectedGrads))
+            Assertions.AllClose(p.Grad.Data, e, Tolerances.Float32, p.Name);
+    }
+
+    [Test]
+    public void ForwardFromTable_RejectsBadInput_NamingTheArgument()
+    {
+        var layer = new Lstm(3, 4);
+        var table = new Tensor(2, 3);
+        Assert.That(Assert.Throws<ArgumentException>(() => layer.ForwardFromTable(new Tensor(2, 4), [0, 1], 1, 2))!.ParamName, Is.EqualTo("table"));
+        Assert.That(Assert.Throws<ArgumentException>(() => layer.ForwardFromTable(table, [0], 1, 2))!.Message, Does.Contain("expected [2]"));
+        Assert.That(Assert.Throws<ArgumentException>(() => layer.ForwardFromTable(table, [], 0, 2))!.ParamName, Is.EqualTo("steps"));
+        var outside = Assert.Throws<ArgumentOutOfRangeException>(() => layer.ForwardFromTable(table, [0, 2], 1, 2))!;
+        Assert.That(outside.ParamName, Is.EqualTo("ids"));
+        Assert.That(outside.Message, Does.Contain("[0, 2)"));
+        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => layer.ForwardFromTable(table, [-2, 0], 1, 2))!.ParamName, Is.EqualTo("ids"));
+        var poisoned = new Tensor(2, 3);
+        poisoned.Data[4] = float.NaN;
+        Assert.That(Assert.Throws<ArgumentException>(() => layer.ForwardFromTable(poisoned, [0, 1], 1, 2))!.ParamName, Is.EqualTo("table"));
+        using var pass = layer.ForwardFromTable(table, [0, 1], 1, 2, keepForBackward: true);
+        Assert.That(Assert.Throws<ArgumentException>(() => layer.BackwardFromTable(pass, null, new Tensor(3, 3)))!.ParamName, Is.EqualTo("tableGradient"));
     }
 
     [Test]
     public void Backward_RefusesTheOtherKindOfPass()
     {
         var layer = new Lstm(3, 4);
-        using var fromTable = layer.ForwardFromTable(new float[2 * 3], 2, [0, 1, 1, 0, -1, 1], 3, 2, keepForBackward: true);
+        using var fromTable = layer.ForwardFromTable(new Tensor(2, 3), [0, 1, 1, 0, -1, 1], 3, 2, keepForBackward: true);
         var e = Assert.Throws<ArgumentException>(() => layer.Backward(fromTable, null))!;
         Assert.That(e.ParamName, Is.EqualTo("forward"));
         using var dense = layer.Forward(new Tensor(3, 2, 3), keepForBackward: true);
-        e = Assert.Throws<ArgumentException>(() => layer.BackwardFromTable(dense, new Tensor(3, 2, 4), new float[6]))!;
+        e = Assert.Throws<ArgumentException>(() => layer.BackwardFromTable(dense, new Tensor(3, 2, 4), new Tensor(2, 3)))!;
         Assert.That(e.ParamName, Is.EqualTo("forward"));
     }
 

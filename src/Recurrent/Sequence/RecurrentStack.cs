@@ -74,12 +74,12 @@ internal sealed class HostRecurrentStack(RecurrentLayer layer) : IRecurrentStack
 
     public IRecurrentStackPass<Memory<float>> ForwardFromTable(Memory<float> table, int vocab, Memory<int> ids, int steps, int batch, bool keepForBackward) =>
         // The pass keeps the ids until backward: a copy, as the caller's token buffer is reused.
-        new Pass(layer.ForwardFromTable(AsArray(table), vocab, ids.ToArray(), steps, batch, keepForBackward));
+        new Pass(layer.ForwardFromTableUnchecked(AsArray(table), vocab, ids.ToArray(), steps, batch, keepForBackward));
 
     public void BackwardFromTable(IRecurrentStackPass<Memory<float>> pass, Memory<float> dy, Memory<float> tableGradient)
     {
         var result = ((Pass)pass).Result;
-        layer.BackwardFromTable(result, AsTensor(dy, result.Output.Shape[0], result.Output.Shape[1], layer.Config.OutputSize), tableGradient.Span);
+        layer.BackwardFromTableUnchecked(result, AsTensor(dy, result.Output.Shape[0], result.Output.Shape[1], layer.Config.OutputSize), tableGradient.Span);
     }
 
     /// <summary>A tensor over <paramref name="data"/>: the array itself when the memory is a whole array, else a copy.</summary>
