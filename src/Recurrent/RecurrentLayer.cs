@@ -81,16 +81,9 @@ public abstract class RecurrentLayer
             throw new ArgumentException($"x: expected shape [T, N, {Config.InputSize}] with T ≥ 1 and N ≥ 1, got {Tensor.FormatShape(x.Shape)}.", nameof(x));
         int steps = x.Shape[0], batch = x.Shape[1];
         int[] state = Config.StateShape(batch);
-        if (h0 is not null) Tensor.RequireShape(h0, nameof(h0), state);
-        if (c0 is not null)
-        {
-            if (!Config.Cell.HasCellState()) throw new ArgumentException($"c0: a {Config.Cell} layer has no cell state; pass null.", nameof(c0));
-            Tensor.RequireShape(c0, nameof(c0), state);
-        }
+        RequireInitialState(h0, c0, state);
         // NaN or ∞ in an input would silently poison every later step; the check is a small fraction of the pass.
         Tensor.RequireFinite(x, nameof(x));
-        if (h0 is not null) Tensor.RequireFinite(h0, nameof(h0));
-        if (c0 is not null) Tensor.RequireFinite(c0, nameof(c0));
         bool hasCell = Config.Cell.HasCellState();
         var y = new Tensor(steps, batch, Config.OutputSize);
         var hN = new Tensor(state);
@@ -133,16 +126,8 @@ public abstract class RecurrentLayer
         for (int r = 0; r < ids.Length; r++)
             if (ids[r] < -1 || ids[r] >= vocab)
                 throw new ArgumentOutOfRangeException(nameof(ids), ids[r], $"ids: id {r} (step {r / batch}, sequence {r % batch}) is {ids[r]}; expected −1 (a zero row) or a table row in [0, {vocab}).");
-        int[] state = Config.StateShape(batch);
-        if (h0 is not null) Tensor.RequireShape(h0, nameof(h0), state);
-        if (c0 is not null)
-        {
-            if (!Config.Cell.HasCellState()) throw new ArgumentException($"c0: a {Config.Cell} layer has no cell state; pass null.", nameof(c0));
-            Tensor.RequireShape(c0, nameof(c0), state);
-        }
+        RequireInitialState(h0, c0, Config.StateShape(batch));
         Tensor.RequireFinite(table, nameof(table));
-        if (h0 is not null) Tensor.RequireFinite(h0, nameof(h0));
-        if (c0 is not null) Tensor.RequireFinite(c0, nameof(c0));
         return RunFromTable(table.Data, vocab, ids, steps, batch, h0, c0, keepForBackward);
     }
 
@@ -193,14 +178,7 @@ public abstract class RecurrentLayer
         var run = forward.Table ?? throw new ArgumentException("forward: the pass had dense input; back-propagate it with Backward.", nameof(forward));
         Tensor.RequireShape(tableGradient, nameof(tableGradient), run.Input.Vocab, Config.InputSize);
         int steps = forward.Output.Shape[0], batch = forward.Output.Shape[1];
-        int[] state = Config.StateShape(batch);
-        if (dy is not null) Tensor.RequireShape(dy, nameof(dy), steps, batch, Config.OutputSize);
-        if (dhN is not null) Tensor.RequireShape(dhN, nameof(dhN), state);
-        if (dcN is not null)
-        {
-            if (!Config.Cell.HasCellState()) throw new ArgumentException($"dcN: a {Config.Cell} layer has no cell state; pass null.", nameof(dcN));
-            Tensor.RequireShape(dcN, nameof(dcN), state);
-        }
+        RequireOutputGradients(dy, dhN, dcN, steps, batch);
         return BackwardFromTableUnchecked(forward, dy ?? new Tensor(steps, batch, Config.OutputSize), tableGradient.Data, dhN, dcN);
     }
 
@@ -262,6 +240,33 @@ public abstract class RecurrentLayer
             throw new ArgumentException("forward: the pass read its input from a table; back-propagate it with BackwardFromTable.", nameof(forward));
         int steps = forward.Output.Shape[0], batch = forward.Output.Shape[1];
         int[] state = Config.StateShape(batch);
+        RequireOutputGradients(dy, dhN, dcN, steps, batch);
+        bool hasCell = Config.Cell.HasCellState();
+        var dx = new Tensor(steps, batch, Config.InputSize);
+        var dh0 = new Tensor(state);
+        var dc0 = hasCell ? new Tensor(state) : null;
+        Backend.Backward(Parameters, tape, dy ?? new Tensor(steps, batch, Config.OutputSize), dhN ?? new Tensor(state),
+            hasCell ? dcN ?? new Tensor(state) : null, dx, dh0, dc0);
+        return new RnnInputGradients(dx, dh0, dc0);
+    }
+
+    /// <summary>Checks h0 and c0 (each may be null) against the state shape [L·D, N, H]: shape, cell kind, finite values.</summary>
+    private void RequireInitialState(Tensor? h0, Tensor? c0, int[] state)
+    {
+        if (h0 is not null) Tensor.RequireShape(h0, nameof(h0), state);
+        if (c0 is not null)
+        {
+            if (!Config.Cell.HasCellState()) throw new ArgumentException($"c0: a {Config.Cell} layer has no cell state; pass null.", nameof(c0));
+            Tensor.RequireShape(c0, nameof(c0), state);
+        }
+        if (h0 is not null) Tensor.RequireFinite(h0, nameof(h0));
+        if (c0 is not null) Tensor.RequireFinite(c0, nameof(c0));
+    }
+
+    /// <summary>Checks dy [T, N, D·H], dhN and dcN [L·D, N, H] (each may be null): shape, cell kind, finite values.</summary>
+    private void RequireOutputGradients(Tensor? dy, Tensor? dhN, Tensor? dcN, int steps, int batch)
+    {
+        int[] state = Config.StateShape(batch);
         if (dy is not null) Tensor.RequireShape(dy, nameof(dy), steps, batch, Config.OutputSize);
         if (dhN is not null) Tensor.RequireShape(dhN, nameof(dhN), state);
         if (dcN is not null)
@@ -272,13 +277,6 @@ public abstract class RecurrentLayer
         if (dy is not null) Tensor.RequireFinite(dy, nameof(dy));
         if (dhN is not null) Tensor.RequireFinite(dhN, nameof(dhN));
         if (dcN is not null) Tensor.RequireFinite(dcN, nameof(dcN));
-        bool hasCell = Config.Cell.HasCellState();
-        var dx = new Tensor(steps, batch, Config.InputSize);
-        var dh0 = new Tensor(state);
-        var dc0 = hasCell ? new Tensor(state) : null;
-        Backend.Backward(Parameters, tape, dy ?? new Tensor(steps, batch, Config.OutputSize), dhN ?? new Tensor(state),
-            hasCell ? dcN ?? new Tensor(state) : null, dx, dh0, dc0);
-        return new RnnInputGradients(dx, dh0, dc0);
     }
 
     /// <summary>Sets every parameter gradient to zero.</summary>
