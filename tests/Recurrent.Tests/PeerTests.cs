@@ -20,10 +20,13 @@ public class PeerTests
         new(9, 4, 65, 33, 1, false),
     ];
 
-    private static IEnumerable<TestCaseData> OneDnnCases() =>
+    /// <summary>Every cell at every shape, named for the peer.</summary>
+    private static IEnumerable<TestCaseData> Cases(string peer) =>
         from cell in TestData.AllCells
         from shape in Shapes
-        select new TestCaseData(cell, shape).SetName($"OneDnn_MatchesReference_{cell}_{shape}");
+        select new TestCaseData(cell, shape).SetName($"{peer}_MatchesReference_{cell}_{shape}");
+
+    private static IEnumerable<TestCaseData> OneDnnCases() => Cases("OneDnn");
 
     [TestCaseSource(nameof(OneDnnCases))]
     public void OneDnn_InferenceAndTraining_MatchReference(CellKind cell, TestData.Shape shape)
@@ -53,10 +56,7 @@ public class PeerTests
             Assertions.AllClose(gradients.All[p].Grad.Data, expected.Weights.Values[p], Tolerances.Float32, gradients.All[p].Name);
     }
 
-    private static IEnumerable<TestCaseData> OnnxRuntimeCases() =>
-        from cell in TestData.AllCells
-        from shape in Shapes
-        select new TestCaseData(cell, shape).SetName($"OnnxRuntime_MatchesReference_{cell}_{shape}");
+    private static IEnumerable<TestCaseData> OnnxRuntimeCases() => Cases("OnnxRuntime");
 
     [TestCaseSource(nameof(OnnxRuntimeCases))]
     public void OnnxRuntime_Inference_MatchesReference(CellKind cell, TestData.Shape shape)
