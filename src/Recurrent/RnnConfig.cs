@@ -20,7 +20,9 @@ public enum ParameterKind
 public sealed record RnnConfig
 {
     /// <summary>Creates a configuration, checking every size.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">A size is not positive.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A size is not positive, <paramref name="cell"/> is not a defined cell, or
+    /// a parameter ([G·H, I], [G·H, H], [G·H, D·H]) or the state [L·D, 1, H] would have more elements than one array holds
+    /// (the message names the sizes).</exception>
     public RnnConfig(CellKind cell, int inputSize, int hiddenSize, int numLayers = 1, bool bidirectional = false)
     {
         _ = cell.GateCount();
@@ -28,6 +30,13 @@ public sealed record RnnConfig
         ArgumentOutOfRangeException.ThrowIfLessThan(hiddenSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(numLayers, 1);
         (Cell, InputSize, HiddenSize, NumLayers, Bidirectional) = (cell, inputSize, hiddenSize, numLayers, bidirectional);
+        // Every parameter and per-step buffer must fit one array: a wrapped product would give an empty weight silently.
+        int gates = cell.GateCount(), directions = Directions;
+        Sizes.Elements(nameof(numLayers), "the states [L·D, N, H] (for N = 1)", ("L", numLayers), ("D", directions), ("H", hiddenSize));
+        Sizes.Elements(nameof(hiddenSize), "weight_hh [G·H, H]", ("G", gates), ("H", hiddenSize), ("H", hiddenSize));
+        Sizes.Elements(nameof(inputSize), "weight_ih_l0 [G·H, I]", ("G", gates), ("H", hiddenSize), ("I", inputSize));
+        if (numLayers > 1)
+            Sizes.Elements(nameof(hiddenSize), "weight_ih_l1 [G·H, D·H]", ("G", gates), ("H", hiddenSize), ("D", directions), ("H", hiddenSize));
     }
 
     /// <summary>The cell.</summary>

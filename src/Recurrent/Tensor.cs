@@ -5,6 +5,8 @@ namespace Recurrent;
 /// <summary>
 /// A dense, row-major float32 tensor that carries its shape. The last dimension is contiguous,
 /// as in PyTorch, so a [T,N,H] tensor stores element (t, n, h) at <c>(t·N + n)·H + h</c>.
+/// Thread-safety: its shape never changes; its elements are a plain array, safe to read from several threads and
+/// to write from one thread while no other thread reads them.
 /// </summary>
 public sealed class Tensor
 {
@@ -12,10 +14,12 @@ public sealed class Tensor
 
     /// <summary>A tensor of zeros with the given shape.</summary>
     /// <exception cref="ArgumentException">A dimension is negative.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The shape has more elements than one array holds (<see cref="Array.MaxLength"/>).</exception>
     public Tensor(params int[] shape) : this(new float[ElementCount(shape)], shape) { }
 
     /// <summary>Wraps <paramref name="data"/> (not copied) as a tensor of the given shape.</summary>
-    /// <exception cref="ArgumentException">The data length is not the product of the shape.</exception>
+    /// <exception cref="ArgumentException">The data length is not the product of the shape, or a dimension is negative.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The shape has more elements than one array holds.</exception>
     public Tensor(float[] data, params int[] shape)
     {
         ArgumentNullException.ThrowIfNull(data);
@@ -123,7 +127,8 @@ public sealed class Tensor
         {
             if (d < 0) throw new ArgumentException($"shape {FormatShape(shape)} has a negative dimension.", nameof(shape));
             count *= d;
-            if (count > Array.MaxLength) throw new ArgumentException($"shape {FormatShape(shape)} has too many elements.", nameof(shape));
+            if (count > Array.MaxLength)
+                throw new ArgumentOutOfRangeException(nameof(shape), $"shape {FormatShape(shape)} has more elements than one array holds ({Array.MaxLength}).");
         }
         return (int)count;
     }
