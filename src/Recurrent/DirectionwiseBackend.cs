@@ -134,10 +134,19 @@ public abstract class DirectionwiseBackend : IRnnBackend
 
     /// <inheritdoc />
     public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward) =>
-        Run(parameters, x.Data, null, h0, c0, y, hN, cN, keepForBackward);
+        Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward, copyInput: true);
 
     /// <summary>
-    /// <see cref="Forward"/> with layer 0's input rows taken from a table (an embedding lookup); only when
+    /// <see cref="Forward(RnnParameters, Tensor, Tensor, Tensor?, Tensor, Tensor, Tensor?, bool)"/>; without
+    /// <paramref name="copyInput"/> a training pass keeps x itself for backward rather than a copy, for callers whose x
+    /// nobody changes before backward.
+    /// </summary>
+    internal IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward, bool copyInput) =>
+        // Backward reads layer 0's input again (the per-direction tapes do not keep it): a copy keeps it the pass's own.
+        Run(parameters, keepForBackward && copyInput ? (float[])x.Data.Clone() : x.Data, null, h0, c0, y, hN, cN, keepForBackward);
+
+    /// <summary>
+    /// <see cref="Forward(RnnParameters, Tensor, Tensor, Tensor?, Tensor, Tensor, Tensor?, bool)"/> with layer 0's input rows taken from a table (an embedding lookup); only when
     /// <see cref="SupportsTableInput"/>. y [T, N, D·H] gives T and N.
     /// </summary>
     internal IRnnTape? ForwardFromTable(RnnParameters parameters, TableInput input, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward)

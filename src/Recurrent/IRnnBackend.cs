@@ -27,7 +27,9 @@ public interface IRnnBackend
     /// <param name="y">Output [T, N, D·H], overwritten: forward direction in the first H features, reverse in the last H.</param>
     /// <param name="hN">Final hidden state [L·D, N, H], overwritten.</param>
     /// <param name="cN">Final cell state [L·D, N, H] for LSTM, else null; overwritten.</param>
-    /// <param name="keepForBackward">Whether to return a tape; without it nothing is kept per step.</param>
+    /// <param name="keepForBackward">Whether to return a tape; without it nothing is kept per step. The tape must not refer to
+    /// <paramref name="x"/>, <paramref name="h0"/> or <paramref name="c0"/>: callers may change them before backward, which must
+    /// differentiate the pass that ran (keep copies of what backward reads).</param>
     /// <returns>The tape for <see cref="Backward"/> when <paramref name="keepForBackward"/>, else null.</returns>
     IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward);
 

@@ -1,11 +1,15 @@
 namespace Recurrent;
 
-/// <summary>The result of <see cref="RecurrentLayer.Forward"/>: outputs, final states and, when asked for, what backward needs.</summary>
+/// <summary>
+/// The result of <see cref="RecurrentLayer.Forward"/>: outputs, final states and, when asked for, what backward needs.
+/// Not thread-safe: back-propagate and dispose it from one thread at a time.
+/// </summary>
 public sealed class RnnForwardResult : IDisposable
 {
     internal RnnForwardResult(RecurrentLayer layer, Tensor output, Tensor hidden, Tensor? cell, IRnnTape? tape, RecurrentLayer.TableRun? table = null)
     {
         (Layer, Output, HiddenState, CellState, Tape, Table) = (layer, output, hidden, cell, tape, table);
+        ParameterVersion = layer.Parameters.Version;
     }
 
     /// <summary>y [T, N, D·H]: the last layer's hidden state at every step, forward direction first.</summary>
@@ -21,6 +25,8 @@ public sealed class RnnForwardResult : IDisposable
     internal IRnnTape? Tape { get; private set; }
     /// <summary>Set when the input came from a table (<see cref="RecurrentLayer.ForwardFromTable"/>), null for dense input.</summary>
     internal RecurrentLayer.TableRun? Table { get; }
+    /// <summary>The parameters' <see cref="RnnParameters.Version"/> the pass ran with: backward refuses to run with others.</summary>
+    internal int ParameterVersion { get; }
 
     /// <summary>Frees what the forward pass kept for backward.</summary>
     public void Dispose()
@@ -45,6 +51,8 @@ public sealed record RnnStateGradients(Tensor InitialHidden, Tensor? InitialCell
 /// A stack of recurrent layers with PyTorch's parameters, shapes and semantics (sequence first).
 /// Compute runs on the <see cref="IRnnBackend"/> chosen at construction: by default the native CPU library
 /// (<see cref="NativeCpuBackend"/>), optionally the reference (<see cref="ReferenceBackend.Instance"/>) or another backend.
+/// Thread-safety: forward and backward passes may run on several threads at once (concurrent backward passes add up
+/// to the sum of their gradients); what replaces the parameters is refused while a pass runs; see <see cref="RnnParameters"/>.
 /// </summary>
 public abstract class RecurrentLayer
 {
@@ -72,24 +80,58 @@ public abstract class RecurrentLayer
     /// <param name="x">Input [T, N, I], T ≥ 1, N ≥ 1.</param>
     /// <param name="h0">Initial hidden state [L·D, N, H]; zeros when null.</param>
     /// <param name="c0">Initial cell state [L·D, N, H] (LSTM only); zeros when null.</param>
-    /// <param name="keepForBackward">Keep what <see cref="Backward"/> needs. Without it, inference keeps O(N·H) per layer and nothing per step.</param>
+    /// <param name="keepForBackward">Keep what <see cref="Backward"/> needs. Without it, inference keeps O(N·H) per layer and nothing per step.
+    /// What is kept is the pass's own: changing x, h0 or c0 after Forward returns does not change what Backward computes.</param>
+    /// <remarks>
+    /// Non-finite inputs are refused, but parameters are not checked: a NaN or ∞ in a parameter, or one that arises inside
+    /// the pass (a product that overflows), propagates as IEEE arithmetic gives it, on every backend, as in PyTorch and the
+    /// reference; the outputs then hold NaN or ∞ where the arithmetic puts them. Thread-safety: see <see cref="RnnParameters"/>.
+    /// </remarks>
     /// <exception cref="ArgumentException">A shape does not match (the message names the argument, the expected and the actual shape), or an input holds NaN or ∞.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The output [T, N, D·H] or the states [L·D, N, H] would have more elements than one array holds.</exception>
+    /// <exception cref="InvalidOperationException">Another thread is replacing the parameters (<see cref="Load"/>, <see cref="RnnParameters.Reset"/>).</exception>
+    /// <exception cref="Kernels.Cpu.NativeException">The native library failed (out of memory; the message says what it was doing).</exception>
+    /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On an <see cref="IlgpuBackend"/>: a launch, copy or allocation failed.</exception>
     public RnnForwardResult Forward(Tensor x, Tensor? h0 = null, Tensor? c0 = null, bool keepForBackward = false)
     {
         ArgumentNullException.ThrowIfNull(x);
         if (x.Rank != 3 || x.Shape[0] < 1 || x.Shape[1] < 1 || x.Shape[2] != Config.InputSize)
             throw new ArgumentException($"x: expected shape [T, N, {Config.InputSize}] with T ≥ 1 and N ≥ 1, got {Tensor.FormatShape(x.Shape)}.", nameof(x));
         int steps = x.Shape[0], batch = x.Shape[1];
+        RequireOutputSizes(steps, batch, nameof(x));
         int[] state = Config.StateShape(batch);
         RequireInitialState(h0, c0, state);
         // NaN or ∞ in an input would silently poison every later step; the check is a small fraction of the pass.
         Tensor.RequireFinite(x, nameof(x));
+        return Run(x, h0, c0, keepForBackward, inputIsPrivate: false);
+    }
+
+    /// <summary>
+    /// The pass behind <see cref="Forward"/>, for validated arguments. <paramref name="inputIsPrivate"/>: x is a buffer no
+    /// one changes before backward (a gathered table, a sequence model's workspace), so the backend need not copy it.
+    /// </summary>
+    internal RnnForwardResult Run(Tensor x, Tensor? h0, Tensor? c0, bool keepForBackward, bool inputIsPrivate)
+    {
+        int steps = x.Shape[0], batch = x.Shape[1];
+        int[] state = Config.StateShape(batch);
         bool hasCell = Config.Cell.HasCellState();
         var y = new Tensor(steps, batch, Config.OutputSize);
         var hN = new Tensor(state);
         var cN = hasCell ? new Tensor(state) : null;
-        var tape = Backend.Forward(Parameters, x, h0 ?? new Tensor(state), hasCell ? c0 ?? new Tensor(state) : null, y, hN, cN, keepForBackward);
+        using var pass = Parameters.EnterPass();
+        h0 ??= new Tensor(state);
+        c0 = hasCell ? c0 ?? new Tensor(state) : null;
+        var tape = Backend is DirectionwiseBackend directionwise
+            ? directionwise.Forward(Parameters, x, h0, c0, y, hN, cN, keepForBackward, copyInput: !inputIsPrivate)
+            : Backend.Forward(Parameters, x, h0, c0, y, hN, cN, keepForBackward);
         return new RnnForwardResult(this, y, hN, cN, tape);
+    }
+
+    /// <summary>Checks that y [T, N, D·H] and the states [L·D, N, H] fit one array each.</summary>
+    private void RequireOutputSizes(int steps, int batch, string argumentName)
+    {
+        Sizes.Elements(argumentName, "the output y [T, N, D·H]", ("T", steps), ("N", batch), ("D", Config.Directions), ("H", Config.HiddenSize));
+        Sizes.Elements(argumentName, "the states [L·D, N, H]", ("L", Config.NumLayers), ("D", Config.Directions), ("N", batch), ("H", Config.HiddenSize));
     }
 
     /// <summary>How a <see cref="ForwardFromTable"/> pass ran: on the backend's table path, or on rows gathered into a dense x.</summary>
@@ -109,9 +151,13 @@ public abstract class RecurrentLayer
     /// <param name="batch">N ≥ 1.</param>
     /// <param name="h0">Initial hidden state [L·D, N, H]; zeros when null.</param>
     /// <param name="c0">Initial cell state [L·D, N, H] (LSTM only); zeros when null.</param>
-    /// <param name="keepForBackward">Keep what <see cref="BackwardFromTable"/> needs (it also keeps <paramref name="table"/> and <paramref name="ids"/>, not copied).</param>
+    /// <param name="keepForBackward">Keep what <see cref="BackwardFromTable"/> needs: copies of what it reads of <paramref name="table"/>
+    /// and <paramref name="ids"/>, so changing them after this returns does not change what backward computes.</param>
     /// <exception cref="ArgumentException">A shape does not match (the message names the argument, the expected and the actual shape), or the table or a state holds NaN or ∞.</exception>
-    /// <exception cref="ArgumentOutOfRangeException">An id is outside [−1, V).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An id is outside [−1, V), or the output or states would have more elements than one array holds.</exception>
+    /// <exception cref="InvalidOperationException">Another thread is replacing the parameters.</exception>
+    /// <exception cref="Kernels.Cpu.NativeException">The native library failed (out of memory).</exception>
+    /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On an <see cref="IlgpuBackend"/>: a launch, copy or allocation failed.</exception>
     public RnnForwardResult ForwardFromTable(Tensor table, int[] ids, int steps, int batch, Tensor? h0 = null, Tensor? c0 = null, bool keepForBackward = false)
     {
         ArgumentNullException.ThrowIfNull(table);
@@ -122,14 +168,19 @@ public abstract class RecurrentLayer
             throw new ArgumentException($"steps, batch: expected T ≥ 1 and N ≥ 1, got T = {steps}, N = {batch} (an empty sequence).", steps < 1 ? nameof(steps) : nameof(batch));
         if (ids.Length != (long)steps * batch)
             throw new ArgumentException($"ids: expected [{(long)steps * batch}] (T·N = {steps}·{batch} ids), got {ids.Length} ids.", nameof(ids));
+        RequireOutputSizes(steps, batch, nameof(ids));
         int vocab = table.Shape[0];
         for (int r = 0; r < ids.Length; r++)
             if (ids[r] < -1 || ids[r] >= vocab)
                 throw new ArgumentOutOfRangeException(nameof(ids), ids[r], $"ids: id {r} (step {r / batch}, sequence {r % batch}) is {ids[r]}; expected −1 (a zero row) or a table row in [0, {vocab}).");
         RequireInitialState(h0, c0, Config.StateShape(batch));
         Tensor.RequireFinite(table, nameof(table));
-        return RunFromTable(table.Data, vocab, ids, steps, batch, h0, c0, keepForBackward);
+        // Backward reads the ids again (and, on the table path, the table); the caller may change its own arrays meanwhile.
+        bool keepsTable = keepForBackward && UsesTablePath(vocab, steps * batch);
+        return RunFromTable(keepsTable ? (float[])table.Data.Clone() : table.Data, vocab, keepForBackward ? (int[])ids.Clone() : ids, steps, batch, h0, c0, keepForBackward);
     }
+
+    private bool UsesTablePath(int vocab, int rows) => Backend is DirectionwiseBackend { SupportsTableInput: true } && vocab < rows;
 
     /// <summary><see cref="ForwardFromTable(Tensor, int[], int, int, Tensor?, Tensor?, bool)"/> from a zero state, for callers that validated: table [V, I], ids [T·N] in [−1, V).</summary>
     internal RnnForwardResult ForwardFromTableUnchecked(float[] table, int vocab, int[] ids, int steps, int batch, bool keepForBackward) =>
@@ -139,20 +190,22 @@ public abstract class RecurrentLayer
     {
         int rows = steps * batch, input = Config.InputSize;
         var tableInput = new DirectionwiseBackend.TableInput(table, vocab, ids);
-        if (Backend is DirectionwiseBackend { SupportsTableInput: true } backend && vocab < rows)
+        if (UsesTablePath(vocab, rows))
         {
+            var backend = (DirectionwiseBackend)Backend;
             int[] state = Config.StateShape(batch);
             bool hasCell = Config.Cell.HasCellState();
             var y = new Tensor(steps, batch, Config.OutputSize);
             var hN = new Tensor(state);
             var cN = hasCell ? new Tensor(state) : null;
+            using var pass = Parameters.EnterPass();
             var tape = backend.ForwardFromTable(Parameters, tableInput, h0 ?? new Tensor(state), hasCell ? c0 ?? new Tensor(state) : null, y, hN, cN, keepForBackward);
             return new RnnForwardResult(this, y, hN, cN, tape, new TableRun(tableInput, Gathered: false));
         }
         var x = new Tensor(steps, batch, input);
         for (int r = 0; r < rows; r++)
             if (ids[r] >= 0) table.AsSpan(ids[r] * input, input).CopyTo(x.Data.AsSpan(r * input, input));
-        var gathered = Forward(x, h0, c0, keepForBackward);
+        var gathered = Run(x, h0, c0, keepForBackward, inputIsPrivate: true);
         return new RnnForwardResult(this, gathered.Output, gathered.HiddenState, gathered.CellState, gathered.Tape, new TableRun(tableInput, Gathered: true));
     }
 
@@ -167,8 +220,11 @@ public abstract class RecurrentLayer
     /// <param name="dhN">Gradient of the final hidden state [L·D, N, H]; zeros when null.</param>
     /// <param name="dcN">Gradient of the final cell state (LSTM only); zeros when null.</param>
     /// <returns>dh0 and (LSTM) dc0.</returns>
-    /// <exception cref="InvalidOperationException">The forward pass kept nothing for backward, or was disposed.</exception>
+    /// <exception cref="InvalidOperationException">The forward pass kept nothing for backward, or was disposed; the parameters were
+    /// replaced (<see cref="Load"/>, <see cref="RnnParameters.Reset"/>) since it ran, or are being replaced on another thread.</exception>
     /// <exception cref="ArgumentException">A shape does not match, a gradient holds NaN or ∞, or the pass came from another layer or had dense input.</exception>
+    /// <exception cref="Kernels.Cpu.NativeException">The native library failed (out of memory).</exception>
+    /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On an <see cref="IlgpuBackend"/>: a launch, copy or allocation failed.</exception>
     public RnnStateGradients BackwardFromTable(RnnForwardResult forward, Tensor? dy, Tensor tableGradient, Tensor? dhN = null, Tensor? dcN = null)
     {
         ArgumentNullException.ThrowIfNull(forward);
@@ -191,10 +247,9 @@ public abstract class RecurrentLayer
         var run = forward.Table ?? throw new ArgumentException("forward: the pass had dense input; back-propagate it with Backward.", nameof(forward));
         var tape = forward.Tape ?? throw new InvalidOperationException("forward: this forward pass kept nothing for backward, or it was disposed.");
         int batch = dy.Shape[1], input = Config.InputSize;
-        Tensor.RequireFinite(dy, nameof(dy));
         if (run.Gathered)
         {
-            var gradients = Backward(forward, dy, dhN, dcN);
+            var gradients = BackwardUnchecked(forward, tape, dy, dhN, dcN);
             var dx = gradients.Input.Data;
             var ids = run.Input.Ids;
             for (int r = 0; r < ids.Length; r++)
@@ -206,14 +261,14 @@ public abstract class RecurrentLayer
                 }
             return new RnnStateGradients(gradients.InitialHidden, gradients.InitialCell);
         }
-        if (dhN is not null) Tensor.RequireFinite(dhN, nameof(dhN));
-        if (dcN is not null) Tensor.RequireFinite(dcN, nameof(dcN));
         int[] state = Config.StateShape(batch);
         bool hasCell = Config.Cell.HasCellState();
         var dh0 = new Tensor(state);
         var dc0 = hasCell ? new Tensor(state) : null;
-        ((DirectionwiseBackend)Backend).BackwardFromTable(Parameters, tape, dy, dhN ?? new Tensor(state), hasCell ? dcN ?? new Tensor(state) : null,
-            tableGradient, dh0, dc0);
+        using var pass = EnterBackward(forward);
+        lock (Parameters.GradientLock)
+            ((DirectionwiseBackend)Backend).BackwardFromTable(Parameters, tape, dy, dhN ?? new Tensor(state), hasCell ? dcN ?? new Tensor(state) : null,
+                tableGradient, dh0, dc0);
         return new RnnStateGradients(dh0, dc0);
     }
 
@@ -227,8 +282,13 @@ public abstract class RecurrentLayer
     /// <param name="dhN">Gradient of the final hidden state [L·D, N, H]; zeros when null.</param>
     /// <param name="dcN">Gradient of the final cell state (LSTM only); zeros when null.</param>
     /// <returns>dx, dh0 and (LSTM) dc0.</returns>
-    /// <exception cref="InvalidOperationException">The forward pass kept nothing for backward, or was disposed.</exception>
+    /// <exception cref="InvalidOperationException">The forward pass kept nothing for backward, or was disposed; the parameters were
+    /// replaced (<see cref="Load"/>, <see cref="RnnParameters.Reset"/>) since it ran, or are being replaced on another thread.</exception>
     /// <exception cref="ArgumentException">A shape does not match, a gradient holds NaN or ∞, or the result came from another layer.</exception>
+    /// <exception cref="Kernels.Cpu.NativeException">The native library failed (out of memory).</exception>
+    /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On an <see cref="IlgpuBackend"/>: a launch, copy or allocation failed.</exception>
+    /// <remarks>Several threads may run backward passes of one layer at once: the gradients are added one pass at a time
+    /// (see <see cref="RnnParameters"/>).</remarks>
     public RnnInputGradients Backward(RnnForwardResult forward, Tensor? dy, Tensor? dhN = null, Tensor? dcN = null)
     {
         ArgumentNullException.ThrowIfNull(forward);
@@ -239,15 +299,40 @@ public abstract class RecurrentLayer
         if (forward.Table is { Gathered: false })
             throw new ArgumentException("forward: the pass read its input from a table; back-propagate it with BackwardFromTable.", nameof(forward));
         int steps = forward.Output.Shape[0], batch = forward.Output.Shape[1];
-        int[] state = Config.StateShape(batch);
         RequireOutputGradients(dy, dhN, dcN, steps, batch);
+        return BackwardUnchecked(forward, tape, dy ?? new Tensor(steps, batch, Config.OutputSize), dhN, dcN);
+    }
+
+    /// <summary>
+    /// <see cref="Backward"/> for callers that validated the shapes; gradients may hold non-finite values (inside a sequence
+    /// model they propagate to its loss rather than being refused).
+    /// </summary>
+    internal RnnInputGradients BackwardUnchecked(RnnForwardResult forward, IRnnTape tape, Tensor dy, Tensor? dhN, Tensor? dcN)
+    {
+        int steps = forward.Output.Shape[0], batch = forward.Output.Shape[1];
+        int[] state = Config.StateShape(batch);
         bool hasCell = Config.Cell.HasCellState();
         var dx = new Tensor(steps, batch, Config.InputSize);
         var dh0 = new Tensor(state);
         var dc0 = hasCell ? new Tensor(state) : null;
-        Backend.Backward(Parameters, tape, dy ?? new Tensor(steps, batch, Config.OutputSize), dhN ?? new Tensor(state),
-            hasCell ? dcN ?? new Tensor(state) : null, dx, dh0, dc0);
+        using var pass = EnterBackward(forward);
+        // Backends add into Parameter.Grad with plain +=; one backward at a time keeps concurrent passes from losing updates.
+        lock (Parameters.GradientLock)
+            Backend.Backward(Parameters, tape, dy, dhN ?? new Tensor(state),
+                hasCell ? dcN ?? new Tensor(state) : null, dx, dh0, dc0);
         return new RnnInputGradients(dx, dh0, dc0);
+    }
+
+    /// <summary>Marks a backward pass in flight, after checking that the parameters are those <paramref name="forward"/> ran with.</summary>
+    private RnnParameters.PassScope EnterBackward(RnnForwardResult forward)
+    {
+        var pass = Parameters.EnterPass();
+        if (forward.ParameterVersion != Parameters.Version)
+        {
+            pass.Dispose();
+            throw new InvalidOperationException("forward: the parameters were replaced (Load, Reset or an SGD step) after this forward pass ran; its gradient would mix two sets of weights. Run Forward again.");
+        }
+        return pass;
     }
 
     /// <summary>Checks h0 and c0 (each may be null) against the state shape [L·D, N, H]: shape, cell kind, finite values.</summary>
@@ -279,7 +364,7 @@ public abstract class RecurrentLayer
         if (dcN is not null) Tensor.RequireFinite(dcN, nameof(dcN));
     }
 
-    /// <summary>Sets every parameter gradient to zero.</summary>
+    /// <summary>Sets every parameter gradient to zero (after any backward pass in flight on another thread has added its gradient).</summary>
     public void ZeroGrad() => Parameters.ZeroGrad();
 
     // Save records the cell here; Load refuses a file saved from another cell of the same shapes (GRU reset-after
@@ -291,7 +376,8 @@ public abstract class RecurrentLayer
     /// recording the cell in the metadata. PyTorch loads it with <c>load_state_dict(load_file(path))</c>.
     /// </summary>
     /// <exception cref="IOException">The file cannot be written; an existing file is left as it was.</exception>
-    /// <exception cref="InvalidOperationException">A parameter holds NaN or infinity: <see cref="Load"/> refuses such files, so they are not written.</exception>
+    /// <exception cref="InvalidOperationException">A parameter holds NaN or infinity: <see cref="Load"/> refuses such files, so they are not written;
+    /// or another thread is replacing the parameters.</exception>
     public void Save(string path)
     {
         foreach (var p in Parameters.All)
@@ -300,6 +386,7 @@ public abstract class RecurrentLayer
             if (bad >= 0)
                 throw new InvalidOperationException($"parameter '{p.Name}' element {bad} is {p.Value.Data[bad]}; a checkpoint with non-finite values cannot be loaded again, so it is not saved.");
         }
+        using var pass = Parameters.EnterPass();
         SafeTensors.Write(path, Parameters.All.Select(p => KeyValuePair.Create(p.Name, p.Value)),
             new Dictionary<string, string> { ["format"] = "pt", [CellMetadataKey] = Config.Cell.ToString() });
     }
@@ -311,6 +398,8 @@ public abstract class RecurrentLayer
     /// <exception cref="InvalidDataException">A tensor is missing, extra, misshaped or not finite, the dtype is not F32, the file was
     /// saved from another cell, or the file is malformed; the message names the file and the tensor.</exception>
     /// <exception cref="IOException">The file cannot be read.</exception>
+    /// <exception cref="InvalidOperationException">A forward or backward pass of this layer is running on another thread.</exception>
+    /// <remarks>A forward pass run before Load cannot be back-propagated after it (<see cref="Backward"/> throws).</remarks>
     public void Load(string path)
     {
         var tensors = SafeTensors.Read(path, out var metadata);
@@ -328,6 +417,7 @@ public abstract class RecurrentLayer
         foreach (var name in tensors.Keys)
             if (!Parameters.All.Any(p => p.Name == name))
                 throw new InvalidDataException($"{path}: tensor '{name}' is not a parameter of this layer; expected only {string.Join(", ", Parameters.All.Select(q => q.Name))}.");
+        using var write = Parameters.BeginWrite(nameof(Load));
         foreach (var p in Parameters.All) tensors[p.Name].Data.CopyTo(p.Value.Data, 0);
     }
 }

@@ -4,7 +4,7 @@ namespace Recurrent;
 
 /// <summary>
 /// The reference as a backend: widens to double, runs <see cref="ReferenceRnn"/>, narrows the results.
-/// Slow by design; the ground truth behind the same interface as the fast backends.
+/// Slow by design; the ground truth behind the same interface as the fast backends. Thread-safe: it holds no state.
 /// </summary>
 public sealed class ReferenceBackend : IRnnBackend
 {

@@ -60,7 +60,9 @@ internal sealed class HostRecurrentStack(RecurrentLayer layer) : IRecurrentStack
     public IRecurrentStackPass<Memory<float>> Forward(Memory<float> x, int steps, int batch, IRecurrentStackPass<Memory<float>>? previous, bool keepForBackward)
     {
         var state = (previous as Pass)?.Result;
-        return new Pass(layer.Forward(AsTensor(x, steps, batch, layer.Config.InputSize), state?.HiddenState, state?.CellState, keepForBackward));
+        // The engine keeps each pass's input slice until its backward, and shapes are its own: no copy, no checks, and a
+        // non-finite value (a NaN parameter) propagates to the loss instead of being refused as an argument.
+        return new Pass(layer.Run(AsTensor(x, steps, batch, layer.Config.InputSize), state?.HiddenState, state?.CellState, keepForBackward, inputIsPrivate: true));
     }
 
     public Memory<float> Backward(IRecurrentStackPass<Memory<float>> pass, Memory<float> dy, IRecurrentStackPass<Memory<float>>? next)
@@ -68,7 +70,8 @@ internal sealed class HostRecurrentStack(RecurrentLayer layer) : IRecurrentStack
         var ours = (Pass)pass;
         var after = (next as Pass)?.Gradients;
         int steps = ours.Result.Output.Shape[0], batch = ours.Result.Output.Shape[1];
-        ours.Gradients = layer.Backward(ours.Result, AsTensor(dy, steps, batch, layer.Config.OutputSize), after?.InitialHidden, after?.InitialCell);
+        var tape = ours.Result.Tape ?? throw new InvalidOperationException("the stack's forward pass kept nothing for backward.");
+        ours.Gradients = layer.BackwardUnchecked(ours.Result, tape, AsTensor(dy, steps, batch, layer.Config.OutputSize), after?.InitialHidden, after?.InitialCell);
         return ours.Gradients.Input.Data;
     }
 
