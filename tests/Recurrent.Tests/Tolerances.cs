@@ -19,6 +19,13 @@ internal static class Tolerances
     public static readonly Tolerance Float32 = new(Absolute: 1e-4, Relative: 1e-3);
 
     /// <summary>
+    /// The same float32 terms added in another order (concurrent backward passes into one layer, ILGPU's reductions on
+    /// the CPU accelerator): each addition rounds once (≈ 6e-8 relative), so over tens of terms the sums differ by far
+    /// less than 1e-5 + 1e-4·|e|; a lost update or a term from another input misses by the term's size.
+    /// </summary>
+    public static readonly Tolerance SummationOrder = new(Absolute: 1e-5, Relative: 1e-4);
+
+    /// <summary>
     /// The native vector exp, sigmoid and tanh against double precision. exp is Cephes' polynomial (≈ 1e-7 relative);
     /// tanh = (1 − e)/(1 + e) amplifies it by at most e/(1 − e) ≈ 1.6 above |x| = 0.25, its Taylor series below;
     /// 2e-6 relative leaves a wide margin. The absolute floor only covers sigmoid far below zero (≈ 1e-38 against 1e-44).

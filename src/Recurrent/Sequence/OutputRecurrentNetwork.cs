@@ -17,12 +17,16 @@ namespace Recurrent.Sequence;
 /// <see cref="IlgpuBackend"/> it runs on that backend's accelerator instead (CUDA, or ILGPU's CPU simulator for tests):
 /// the same computation, with products on cuBLAS or the ILGPU GEMM kernel and fused pointwise kernels; see
 /// <see cref="Device"/> for what crosses to the device on each call.
-/// Not thread-safe: a training step accumulates into shared gradients and reuses the network's workspaces.
+/// Not thread-safe: a training step accumulates into shared gradients and reuses the network's workspaces, so a call made
+/// while another thread is inside one throws <see cref="InvalidOperationException"/>.
+/// Non-finite values: a NaN or ∞ in a parameter, or one that arises inside a pass, propagates as IEEE arithmetic gives it;
+/// <see cref="Train"/> never returns a finite loss while the gradients hold NaN or ∞ (it returns NaN then).
 /// </summary>
 public sealed class OutputRecurrentNetwork : IDisposable
 {
     private readonly OutputRecurrentEngine<float> _engine;
     private readonly IlgpuMatrixOps? _deviceOps;
+    private readonly ModelCalls _calls = new("output-recurrent network");
 
     /// <summary>Creates the network with weights uniform in ±1/√H (PyTorch's recurrent initialisation), seeded so runs repeat.</summary>
     /// <param name="inputSize">I ≥ 0: features of the external input x_t; 0 for a network driven by its outputs alone (then pass x = null).</param>
@@ -37,7 +41,8 @@ public sealed class OutputRecurrentNetwork : IDisposable
     /// and generation. The network borrows it (its owner disposes it, after the network) and allocates its own
     /// workspaces there, freed by <see cref="Dispose"/>.
     /// </param>
-    /// <exception cref="ArgumentOutOfRangeException">A size is out of range, the start token is outside the vocabulary, or an enum value is unknown.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A size is out of range, the start token is outside the vocabulary, an enum value is
+    /// unknown, or a weight (U [I, H], W [O, H], V [H, O]) would have more elements than one array holds (the message names the sizes).</exception>
     /// <exception cref="ArgumentException">A start token was given for real-valued outputs.</exception>
     public OutputRecurrentNetwork(int inputSize, int hiddenSize, int outputSize, SequenceLoss loss,
         RnnActivation activation = RnnActivation.Tanh, int? startToken = null, int seed = 0, IlgpuBackend? device = null)
@@ -54,6 +59,8 @@ public sealed class OutputRecurrentNetwork : IDisposable
             if ((uint)startToken.Value >= (uint)outputSize)
                 throw new ArgumentOutOfRangeException(nameof(startToken), startToken, $"expected a token in [0, {outputSize}).");
         }
+        Sizes.Elements(nameof(inputSize), "input_weight U [I, H]", ("I", inputSize), ("H", hiddenSize));
+        Sizes.Elements(nameof(outputSize), "feedback_weight W [O, H]", ("O", outputSize), ("H", hiddenSize));
         Device = device;
         if (device is null)
             _engine = OutputRecurrentEngine.Create(inputSize, hiddenSize, outputSize, loss, activation, startToken ?? -1, CpuMatrixOps.Instance);
@@ -114,28 +121,38 @@ public sealed class OutputRecurrentNetwork : IDisposable
     /// <param name="targets">y: token ids [T, N] or values [T, N, O], matching <see cref="Loss"/>; y_{t−1} is also fed back at step t.</param>
     /// <param name="schedule">Parallel over time (the default) or the step-by-step baseline.</param>
     /// <exception cref="ArgumentException">x and the targets disagree in T or N, a shape does not match, a value is not finite, or the targets are of the other kind.</exception>
-    /// <exception cref="ArgumentOutOfRangeException">A token id is outside [0, O).</exception>
+    /// <returns>The mean loss; NaN when a gradient came out NaN or ∞ (see the class remarks).</returns>
+    /// <exception cref="ArgumentOutOfRangeException">A token id is outside [0, O), the schedule is unknown, or a [T, N, ·] buffer would have more elements than one array holds.</exception>
     /// <exception cref="ObjectDisposedException">The network was disposed.</exception>
+    /// <exception cref="InvalidOperationException">Another thread is inside a call of this network.</exception>
+    /// <exception cref="Kernels.Cpu.NativeException">The native GEMM failed (out of memory).</exception>
     /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On a <see cref="Device"/>: a launch, copy or allocation failed (the message names the operation and the sizes).</exception>
     public float Train(Tensor? x, SequenceTargets targets, TrainingSchedule schedule = TrainingSchedule.ParallelOverTime)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (!Enum.IsDefined(schedule)) throw new ArgumentOutOfRangeException(nameof(schedule), schedule, "expected ParallelOverTime or StepByStep");
         Validate(x, targets);
-        return DeviceFailures.Wrap(OnDevice,
+        using var call = _calls.Enter(nameof(Train));
+        float loss = DeviceFailures.Wrap(OnDevice,
             () => _engine.Train(schedule, x?.Data ?? default(ReadOnlyMemory<float>), targets.Steps, targets.Batch, targets.TokenIds, targets.Values?.Data ?? default(ReadOnlyMemory<float>)),
             () => Describe("training step", targets.Steps, targets.Batch));
+        return ModelCalls.LossOrNaN(loss, _engine.Grads);
     }
 
     /// <summary>The outputs o [T, N, O] (logits or values) under teacher forcing, as <see cref="Train"/> computes them.</summary>
     /// <param name="x">External input [T, N, I]; null when I = 0.</param>
     /// <param name="targets">y [T, N] or [T, N, O]; y_{t−1} is fed back at step t.</param>
     /// <exception cref="ArgumentException">As <see cref="Train"/>.</exception>
-    /// <exception cref="ArgumentOutOfRangeException">A token id is outside [0, O).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A token id is outside [0, O), or a [T, N, ·] buffer would have more elements than one array holds.</exception>
+    /// <exception cref="ObjectDisposedException">The network was disposed.</exception>
+    /// <exception cref="InvalidOperationException">Another thread is inside a call of this network.</exception>
+    /// <exception cref="Kernels.Cpu.NativeException">The native GEMM failed (out of memory).</exception>
+    /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On a <see cref="Device"/>: a launch, copy or allocation failed.</exception>
     public Tensor TeacherForcedOutputs(Tensor? x, SequenceTargets targets)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         Validate(x, targets);
+        using var call = _calls.Enter(nameof(TeacherForcedOutputs));
         var outputs = new Tensor(targets.Steps, targets.Batch, OutputSize);
         DeviceFailures.Wrap(OnDevice,
             () => _engine.TeacherForcedOutputs(x?.Data ?? default(ReadOnlyMemory<float>), targets.Steps, targets.Batch, targets.TokenIds, targets.Values?.Data ?? default(ReadOnlyMemory<float>), outputs.Data),
@@ -151,12 +168,19 @@ public sealed class OutputRecurrentNetwork : IDisposable
     /// <param name="steps">T ≥ 1; must match x.</param>
     /// <param name="batch">N ≥ 1; must match x.</param>
     /// <exception cref="ArgumentException">A size is below 1 or x does not have shape [T, N, I].</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A [T, N, ·] buffer would have more elements than one array holds.</exception>
+    /// <exception cref="ObjectDisposedException">The network was disposed.</exception>
+    /// <exception cref="InvalidOperationException">Another thread is inside a call of this network.</exception>
+    /// <exception cref="Kernels.Cpu.NativeException">The native GEMM failed (out of memory).</exception>
+    /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On a <see cref="Device"/>: a launch, copy or allocation failed.</exception>
     public GeneratedSequence Generate(Tensor? x, int steps, int batch)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (steps < 1 || batch < 1)
             throw new ArgumentException($"steps, batch: expected T ≥ 1 and N ≥ 1, got T = {steps}, N = {batch} (an empty sequence).", steps < 1 ? nameof(steps) : nameof(batch));
+        RequireBatchSizes(steps < batch ? nameof(batch) : nameof(steps), steps, batch);
         ValidateInput(x, steps, batch);
+        using var call = _calls.Enter(nameof(Generate));
         var outputs = new Tensor(steps, batch, OutputSize);
         var tokens = Loss == SequenceLoss.SoftmaxCrossEntropy ? new int[steps * batch] : null;
         DeviceFailures.Wrap(OnDevice, () => _engine.Generate(x?.Data ?? default(ReadOnlyMemory<float>), steps, batch, outputs.Data, tokens), () => Describe("generation", steps, batch));
@@ -170,10 +194,22 @@ public sealed class OutputRecurrentNetwork : IDisposable
         $"{OpsName}: {operation} of T={steps} N={batch} I={InputSize} H={HiddenSize} O={OutputSize} on {Device?.DeviceName}";
 
     /// <summary>Plain gradient descent: every parameter −= learningRate · gradient.</summary>
-    public void SgdStep(float learningRate) => _engine.SgdStep(learningRate);
+    /// <exception cref="ArgumentOutOfRangeException">The learning rate is NaN or infinite.</exception>
+    /// <exception cref="InvalidOperationException">Another thread is inside a call of this network.</exception>
+    public void SgdStep(float learningRate)
+    {
+        ModelCalls.RequireLearningRate(learningRate);
+        using var call = _calls.Enter(nameof(SgdStep));
+        _engine.SgdStep(learningRate);
+    }
 
     /// <summary>Sets every gradient to zero.</summary>
-    public void ZeroGrad() => _engine.ZeroGrad();
+    /// <exception cref="InvalidOperationException">Another thread is inside a call of this network.</exception>
+    public void ZeroGrad()
+    {
+        using var call = _calls.Enter(nameof(ZeroGrad));
+        _engine.ZeroGrad();
+    }
 
     /// <summary>Frees the network's device workspaces (nothing on the CPU). The <see cref="Device"/> backend stays open.</summary>
     public void Dispose()
@@ -188,8 +224,12 @@ public sealed class OutputRecurrentNetwork : IDisposable
     {
         ArgumentNullException.ThrowIfNull(targets);
         targets.Validate(Loss, OutputSize, nameof(targets));
+        RequireBatchSizes(nameof(targets), targets.Steps, targets.Batch);
         ValidateInput(x, targets.Steps, targets.Batch);
     }
+
+    private void RequireBatchSizes(string argumentName, int steps, int batch) =>
+        ModelCalls.RequireBatchSizes(argumentName, steps, batch, ("I", InputSize), ("H", HiddenSize), ("O", OutputSize));
 
     private void ValidateInput(Tensor? x, int steps, int batch)
     {

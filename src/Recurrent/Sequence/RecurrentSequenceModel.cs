@@ -20,7 +20,9 @@ namespace Recurrent.Sequence;
 /// once per call and nothing at the stack boundary; otherwise they run on the CPU (native GEMM, AVX-512 passes).
 /// Parameters (the model's and the stack's) stay on the host; on a device each call uploads their values and adds the
 /// device gradients into the host ones. Not thread-safe: a training step accumulates into shared gradients and reuses
-/// the model's workspaces.
+/// the model's workspaces, so a call made while another thread is inside one throws <see cref="InvalidOperationException"/>.
+/// Non-finite values: a NaN or ∞ in a parameter, or one that arises inside a pass, propagates as IEEE arithmetic gives it;
+/// <see cref="Train"/> never returns a finite loss while the gradients hold NaN or ∞ (it returns NaN then).
 /// </summary>
 public sealed class RecurrentSequenceModel : IDisposable
 {
@@ -29,6 +31,7 @@ public sealed class RecurrentSequenceModel : IDisposable
     private readonly int _startToken;
     private readonly RecurrentSequenceEngine _engine;
     private readonly IlgpuMatrixOps? _deviceOps;
+    private readonly ModelCalls _calls = new("sequence model");
     private bool _disposed;
 
     /// <summary>Creates the model around <paramref name="recurrent"/> (whose parameters it trains too), seeded so runs repeat.</summary>
@@ -41,7 +44,8 @@ public sealed class RecurrentSequenceModel : IDisposable
     /// <param name="startToken">The token fed back at t = 0 (discrete outputs only), in [0, O); null feeds zeros.</param>
     /// <param name="seed">Seed of the initialisation: embedding uniform in ±1 (tokens) or ±1/√O (projection), output layer in ±1/√H.</param>
     /// <exception cref="ArgumentException">The stack is bidirectional, or a start token was given for real-valued outputs.</exception>
-    /// <exception cref="ArgumentOutOfRangeException">A size or enum value is out of range, or the start token is outside the vocabulary.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A size or enum value is out of range, the start token is outside the vocabulary, or
+    /// the embedding [O, I] or output weight [H, O] would have more elements than one array holds.</exception>
     public RecurrentSequenceModel(RecurrentLayer recurrent, int outputSize, SequenceLoss loss, int? startToken = null, int seed = 0)
     {
         ArgumentNullException.ThrowIfNull(recurrent);
@@ -58,6 +62,8 @@ public sealed class RecurrentSequenceModel : IDisposable
         }
         (Recurrent, OutputSize, Loss, _startToken) = (recurrent, outputSize, loss, startToken ?? -1);
         int input = recurrent.Config.InputSize, hidden = recurrent.Config.HiddenSize;
+        Sizes.Elements(nameof(outputSize), "embedding [O, I]", ("O", outputSize), ("I", input));
+        Sizes.Elements(nameof(outputSize), "output_weight [H, O]", ("H", hidden), ("O", outputSize));
         int[][] shapes = [[outputSize, input], [hidden, outputSize], [outputSize]];
         _values = Array.ConvertAll(shapes, s => new float[s.Aggregate(1, (a, b) => a * b)]);
         _grads = Array.ConvertAll(_values, v => new float[v.Length]);
@@ -108,8 +114,11 @@ public sealed class RecurrentSequenceModel : IDisposable
     /// <param name="targets">y: token ids [T, N] or values [T, N, O], matching <see cref="Loss"/>; y_{t−1} is the input at step t.</param>
     /// <param name="schedule">Parallel over time (the default) or the step-by-step baseline: the stack run with T = 1 per call, chained through its states.</param>
     /// <exception cref="ArgumentException">A shape does not match, a value is not finite, or the targets are of the other kind.</exception>
-    /// <exception cref="ArgumentOutOfRangeException">A token id is outside [0, O).</exception>
+    /// <returns>The mean loss; NaN when a gradient came out NaN or ∞ (see the class remarks).</returns>
+    /// <exception cref="ArgumentOutOfRangeException">A token id is outside [0, O), the schedule is unknown, or a [T, N, ·] buffer would have more elements than one array holds.</exception>
     /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
+    /// <exception cref="InvalidOperationException">Another thread is inside a call of this model, or is replacing the stack's parameters.</exception>
+    /// <exception cref="Kernels.Cpu.NativeException">The native library failed (out of memory).</exception>
     /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On a device: a launch, copy or allocation failed (the message names the operation and the sizes).</exception>
     public float Train(SequenceTargets targets, TrainingSchedule schedule = TrainingSchedule.ParallelOverTime)
     {
@@ -117,17 +126,29 @@ public sealed class RecurrentSequenceModel : IDisposable
         if (!Enum.IsDefined(schedule)) throw new ArgumentOutOfRangeException(nameof(schedule), schedule, "expected ParallelOverTime or StepByStep");
         ArgumentNullException.ThrowIfNull(targets);
         targets.Validate(Loss, OutputSize, nameof(targets));
-        return DeviceFailures.Wrap(OnDevice, () => _engine.Train(targets, schedule), () => Describe("training step", targets.Steps, targets.Batch));
+        RequireBatchSizes(nameof(targets), targets.Steps, targets.Batch);
+        using var call = _calls.Enter(nameof(Train));
+        float loss = DeviceFailures.Wrap(OnDevice, () => _engine.Train(targets, schedule), () => Describe("training step", targets.Steps, targets.Batch));
+        return ModelCalls.LossOrNaN(loss, _grads.Concat(Recurrent.Parameters.All.Select(p => p.Grad.Data)));
     }
+
+    private void RequireBatchSizes(string argumentName, int steps, int batch) =>
+        ModelCalls.RequireBatchSizes(argumentName, steps, batch, ("I", InputSize), ("H", HiddenSize), ("O", OutputSize));
 
     /// <summary>The outputs o [T, N, O] (logits or values) under teacher forcing, as <see cref="Train"/> computes them.</summary>
     /// <exception cref="ArgumentException">As <see cref="Train"/>.</exception>
-    /// <exception cref="ArgumentOutOfRangeException">A token id is outside [0, O).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A token id is outside [0, O), or a [T, N, ·] buffer would have more elements than one array holds.</exception>
+    /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
+    /// <exception cref="InvalidOperationException">Another thread is inside a call of this model.</exception>
+    /// <exception cref="Kernels.Cpu.NativeException">The native library failed (out of memory).</exception>
+    /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On a device: a launch, copy or allocation failed.</exception>
     public Tensor TeacherForcedOutputs(SequenceTargets targets)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(targets);
         targets.Validate(Loss, OutputSize, nameof(targets));
+        RequireBatchSizes(nameof(targets), targets.Steps, targets.Batch);
+        using var call = _calls.Enter(nameof(TeacherForcedOutputs));
         var outputs = new Tensor(targets.Steps, targets.Batch, OutputSize);
         DeviceFailures.Wrap(OnDevice, () => _engine.TeacherForcedOutputs(targets, outputs.Data), () => Describe("teacher-forced forward", targets.Steps, targets.Batch));
         return outputs;
@@ -140,11 +161,18 @@ public sealed class RecurrentSequenceModel : IDisposable
     /// <param name="steps">T ≥ 1.</param>
     /// <param name="batch">N ≥ 1.</param>
     /// <exception cref="ArgumentException">A size is below 1.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A [T, N, ·] buffer would have more elements than one array holds.</exception>
+    /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
+    /// <exception cref="InvalidOperationException">Another thread is inside a call of this model.</exception>
+    /// <exception cref="Kernels.Cpu.NativeException">The native library failed (out of memory).</exception>
+    /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On a device: a launch, copy or allocation failed.</exception>
     public GeneratedSequence Generate(int steps, int batch)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (steps < 1 || batch < 1)
             throw new ArgumentException($"steps, batch: expected T ≥ 1 and N ≥ 1, got T = {steps}, N = {batch} (an empty sequence).", steps < 1 ? nameof(steps) : nameof(batch));
+        RequireBatchSizes(steps < batch ? nameof(batch) : nameof(steps), steps, batch);
+        using var call = _calls.Enter(nameof(Generate));
         var outputs = new Tensor(steps, batch, OutputSize);
         var tokens = Discrete ? new int[steps * batch] : null;
         DeviceFailures.Wrap(OnDevice, () => _engine.Generate(steps, batch, outputs.Data, tokens), () => Describe("generation", steps, batch));
@@ -158,8 +186,13 @@ public sealed class RecurrentSequenceModel : IDisposable
         $"{OpsName}: {operation} of the sequence model T={steps} N={batch} I={InputSize} H={HiddenSize} O={OutputSize}";
 
     /// <summary>Plain gradient descent on the model's and the recurrent stack's parameters: value −= learningRate · gradient.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The learning rate is NaN or infinite.</exception>
+    /// <exception cref="InvalidOperationException">Another thread is inside a call of this model, or running a pass of the stack.</exception>
     public void SgdStep(float learningRate)
     {
+        ModelCalls.RequireLearningRate(learningRate);
+        using var call = _calls.Enter(nameof(SgdStep));
+        using var write = Recurrent.Parameters.BeginWrite(nameof(SgdStep));
         for (int p = 0; p < _values.Length; p++)
             for (int i = 0; i < _values[p].Length; i++) _values[p][i] -= learningRate * _grads[p][i];
         foreach (var p in Recurrent.Parameters.All)
@@ -167,8 +200,10 @@ public sealed class RecurrentSequenceModel : IDisposable
     }
 
     /// <summary>Sets every gradient (the model's and the recurrent stack's) to zero.</summary>
+    /// <exception cref="InvalidOperationException">Another thread is inside a call of this model.</exception>
     public void ZeroGrad()
     {
+        using var call = _calls.Enter(nameof(ZeroGrad));
         foreach (var g in _grads) Array.Clear(g);
         Recurrent.ZeroGrad();
     }

@@ -35,7 +35,7 @@ public enum TrainingSchedule
 /// <summary>
 /// The targets y of a batch of sequences, sequence first: token ids [T, N] for <see cref="SequenceLoss.SoftmaxCrossEntropy"/>
 /// or values [T, N, O] for <see cref="SequenceLoss.SquaredError"/>. Under teacher forcing, y_{t−1} is also the model's
-/// fed-back input at step t.
+/// fed-back input at step t. Immutable itself; it wraps the caller's arrays, which must not change while a call reads them.
 /// </summary>
 public sealed class SequenceTargets
 {
@@ -107,7 +107,10 @@ public sealed class SequenceTargets
 /// <param name="Tokens">The fed-back tokens [T, N] (argmax of each step's logits) for <see cref="SequenceLoss.SoftmaxCrossEntropy"/>, else null.</param>
 public sealed record GeneratedSequence(Tensor Outputs, int[]? Tokens);
 
-/// <summary>A named weight of a sequence model with its value and the gradient that training steps accumulate into.</summary>
+/// <summary>
+/// A named weight of a sequence model with its value and the gradient that training steps accumulate into. Its tensors
+/// are the model's own storage: change them only while no call of the model runs.
+/// </summary>
 public sealed class SequenceParameter
 {
     internal SequenceParameter(string name, float[] value, float[] grad, params int[] shape)
