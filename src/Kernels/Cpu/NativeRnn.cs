@@ -253,7 +253,7 @@ public static partial class NativeRnn
 
     /// <summary>
     /// Frees the large workspaces and tapes the native library keeps for reuse after they are released (at most
-    /// 8 blocks, 512 MiB in all): reusing them spares the kernel zeroing fresh pages on every call.
+    /// 16 blocks, 512 MiB in all): reusing them spares the kernel zeroing fresh pages on every call.
     /// </summary>
     public static void ReleaseCachedMemory() => rc_rnn_release_cached_memory();
 

@@ -97,7 +97,7 @@ RC_EXPORT int64_t rc_rnn_tape_bytes(const rc_rnn_tape* tape);
 // Frees a tape; null is ignored.
 RC_EXPORT void rc_rnn_tape_free(rc_rnn_tape* tape);
 
-// Large workspaces and tapes, once freed, are kept (at most 8 blocks, 512 MiB in all) so the next call
+// Large workspaces and tapes, once freed, are kept (at most 16 blocks, 512 MiB in all) so the next call
 // reuses them instead of having the kernel zero fresh pages. This frees every kept block.
 RC_EXPORT void rc_rnn_release_cached_memory(void);
 

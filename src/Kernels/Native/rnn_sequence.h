@@ -13,7 +13,7 @@ namespace rc::rnn {
 // Large buffers (the [T·N, G·H] projections and gradients, the tape) are aligned to 2 MiB and offered
 // to transparent huge pages: with 4 KiB pages, faulting in a fresh 50 MB workspace on every call cost
 // as much as all the pointwise work of an LSTM at T=100, N=64, H=512. When freed they go to a small
-// bounded cache (8 blocks, 512 MiB) for the next call; release_cached_memory empties it.
+// bounded cache (16 blocks, 512 MiB) for the next call; release_cached_memory empties it.
 struct BufferFree {
   size_t capacity = 0;  // bytes
   void operator()(float* p) const;
