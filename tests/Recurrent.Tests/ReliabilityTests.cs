@@ -186,6 +186,17 @@ public class SizeOverflowTests
     }
 
     [Test]
+    public void NativeRnnForward_RefusesBuffersTooShortForAHugeHiddenSize_InsteadOfWrappingGH()
+    {
+        // G·H = 4·2³⁰ wrapped to 0 in int, so empty weights passed the length checks and the native code ran on them.
+        var small = new float[16];
+        var e = Assert.Throws<ArgumentException>(() => Kernels.Cpu.NativeRnn.Forward(CellKind.Lstm, true, 1, 1, 1, 1 << 30, false,
+            small, small, small, small, Kernels.Cpu.RnnInputRows.Dense(small), small, small, small, small, small, keepForBackward: false))!;
+        Assert.That(e.ParamName, Is.EqualTo("weightIH"));
+        Assert.That(e.Message, Does.Contain("4294967296"));
+    }
+
+    [Test]
     public void SequenceModels_Throw_WhenABatchBufferWouldOverflow()
     {
         var model = new RecurrentSequenceModel(new ElmanRnn(4, 4), 3000, SequenceLoss.SoftmaxCrossEntropy);

@@ -93,7 +93,7 @@ public readonly ref struct RnnInputRows
     public bool IsTable => Vocab > 0;
 
     /// <summary>Throws unless these rows fit T·N rows of I features.</summary>
-    internal void Validate(int rows, int inputSize)
+    internal void Validate(long rows, int inputSize)
     {
         if (!IsTable)
         {
@@ -142,14 +142,14 @@ public static partial class NativeRnn
         Span<float> y, Span<float> hN, Span<float> cN, bool keepForBackward)
     {
         CheckSizes(steps, batch, inputSize, hiddenSize);
-        int gh = cell.GateCount() * hiddenSize;
+        long gh = (long)cell.GateCount() * hiddenSize;
         long nh = (long)batch * hiddenSize;
         bool hasCell = cell.HasCellState();
         Require(weightIH, nameof(weightIH), (long)gh * inputSize, $"[{gh}, {inputSize}]");
         Require(weightHH, nameof(weightHH), (long)gh * hiddenSize, $"[{gh}, {hiddenSize}]");
         Require(biasIH, nameof(biasIH), gh, $"[{gh}]");
         Require(biasHH, nameof(biasHH), gh, $"[{gh}]");
-        input.Validate(steps * batch, inputSize);
+        input.Validate((long)steps * batch, inputSize);
         Require(h0, nameof(h0), nh, $"[{batch}, {hiddenSize}]");
         Require(y, nameof(y), steps * nh, $"[{steps}, {batch}, {hiddenSize}]");
         Require(hN, nameof(hN), nh, $"[{batch}, {hiddenSize}]");
@@ -210,12 +210,12 @@ public static partial class NativeRnn
         ObjectDisposedException.ThrowIf(tape.IsClosed, tape);
         if (tape.IsInvalid) throw new ArgumentException("tape: expected a tape from a forward pass run with keepForBackward.", nameof(tape));
         var (cell, steps, batch, inputSize, hiddenSize) = (tape.Cell, tape.Steps, tape.Batch, tape.InputSize, tape.HiddenSize);
-        int gh = cell.GateCount() * hiddenSize;
+        long gh = (long)cell.GateCount() * hiddenSize;
         long nh = (long)batch * hiddenSize;
         bool hasCell = cell.HasCellState();
         Require(weightIH, nameof(weightIH), (long)gh * inputSize, $"[{gh}, {inputSize}]");
         Require(weightHH, nameof(weightHH), (long)gh * hiddenSize, $"[{gh}, {hiddenSize}]");
-        input.Validate(steps * batch, inputSize);
+        input.Validate((long)steps * batch, inputSize);
         Require(dy, nameof(dy), steps * nh, $"[{steps}, {batch}, {hiddenSize}]");
         Require(dhN, nameof(dhN), nh, $"[{batch}, {hiddenSize}]");
         if (input.IsTable) Require(dTable, nameof(dTable), (long)input.Vocab * inputSize, $"[{input.Vocab}, {inputSize}]");
