@@ -358,7 +358,7 @@ public class SafeTensorsTests
         string target = Directory.CreateDirectory(Path.Combine(_folder, "target")).FullName;
         string inside = Path.Combine(target, "keep.txt");
         File.WriteAllText(inside, "old");
-        Assert.That(() => new Lstm(2, 3).Save(target), Throws.InstanceOf<IOException>().Or.InstanceOf<UnauthorizedAccessException>());
+        Assert.That(() => new Lstm(2, 3).Save(target), Throws.InstanceOf<IOException>());
         Assert.That(File.ReadAllText(inside), Is.EqualTo("old"));
         Assert.That(Directory.GetFileSystemEntries(_folder), Is.EqualTo(new[] { target }), "no temporary file is left behind");
     }
