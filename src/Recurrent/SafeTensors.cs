@@ -121,7 +121,6 @@ public static class SafeTensors
             if (reader.TokenType != JsonTokenType.StartObject) throw Bad(path, null, "the header is not a JSON object");
             while (Next(path, null, ref reader) != JsonTokenType.EndObject)
             {
-                current = null;
                 current = Text(path, null, ref reader, "its name");
                 if (!names.Add(current)) throw Bad(path, current, "it appears twice in the header");
                 Next(path, current, ref reader);
