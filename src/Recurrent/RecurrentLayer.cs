@@ -375,7 +375,12 @@ public abstract class RecurrentLayer
     /// Saves the parameters as a safetensors file under PyTorch's names (atomically: temporary file, then rename),
     /// recording the cell in the metadata. PyTorch loads it with <c>load_state_dict(load_file(path))</c>.
     /// </summary>
-    /// <exception cref="IOException">The file cannot be written; an existing file is left as it was.</exception>
+    /// <remarks>Through a symbolic link the link's final target is replaced and the link kept; see <see cref="SafeTensors.Write"/>.</remarks>
+    /// <exception cref="ArgumentNullException"><paramref name="path"/> is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
+    /// <exception cref="IOException">The file cannot be written (its folder is missing, the target is a folder, the disk is full);
+    /// an existing file is left as it was.</exception>
+    /// <exception cref="UnauthorizedAccessException">The folder may not be written (permissions).</exception>
     /// <exception cref="InvalidOperationException">A parameter holds NaN or infinity: <see cref="Load"/> refuses such files, so they are not written;
     /// or another thread is replacing the parameters.</exception>
     public void Save(string path)
@@ -397,7 +402,10 @@ public abstract class RecurrentLayer
     /// </summary>
     /// <exception cref="InvalidDataException">A tensor is missing, extra, misshaped or not finite, the dtype is not F32, the file was
     /// saved from another cell, or the file is malformed; the message names the file and the tensor.</exception>
-    /// <exception cref="IOException">The file cannot be read.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="path"/> is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
+    /// <exception cref="IOException">The file cannot be read: it is missing (<see cref="FileNotFoundException"/>), or a folder.</exception>
+    /// <exception cref="UnauthorizedAccessException">The file may not be read (permissions).</exception>
     /// <exception cref="InvalidOperationException">A forward or backward pass of this layer is running on another thread.</exception>
     /// <remarks>A forward pass run before Load cannot be back-propagated after it (<see cref="Backward"/> throws).</remarks>
     public void Load(string path)

@@ -19,11 +19,22 @@ public static class SafeTensors
 
     /// <summary>Reads every tensor of a file, in the order of their data.</summary>
     /// <remarks>
-    /// The checks are the reference implementation's (huggingface/safetensors): the header is UTF-8 JSON, an object
-    /// of at most 10⁸ bytes without repeated names; every tensor is F32 with data_offsets matching its shape; the
-    /// tensors tile the body exactly, without overlaps, holes or trailing bytes.
+    /// The checks are the reference implementation's (huggingface/safetensors, whose header is read by serde_json):
+    /// the header is UTF-8 JSON of at most 10⁸ bytes, an object that whitespace alone may precede or follow, with
+    /// strings that are valid UTF-16 (no lone surrogate escapes); every entry has each of dtype (a string, here F32
+    /// only), shape (non-negative integers) and data_offsets (two non-negative integers, begin ≤ end, the byte size of
+    /// the shape apart) exactly once; <c>__metadata__</c> is null or an object of strings; the tensors tile the body
+    /// exactly, without overlaps, holes or trailing bytes. Stricter than the reference, which lets the later copy
+    /// win or ignores the extra: a name or metadata key given twice, and a field other than those three in an entry,
+    /// are refused, since no writer produces them and a file that has them is ambiguous or damaged.
     /// </remarks>
+    /// <exception cref="ArgumentNullException"><paramref name="path"/> is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
     /// <exception cref="InvalidDataException">The file is malformed; the message names the file and the tensor.</exception>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="DirectoryNotFoundException">A folder of the path does not exist.</exception>
+    /// <exception cref="IOException">The path is a folder, or the file cannot be read.</exception>
+    /// <exception cref="UnauthorizedAccessException">The file may not be read (permissions).</exception>
     public static IReadOnlyDictionary<string, Tensor> Read(string path) => Read(path, out _);
 
     /// <summary>As <see cref="Read(string)"/>, also returning the <c>__metadata__</c> strings (empty when absent).</summary>
@@ -32,7 +43,7 @@ public static class SafeTensors
         ArgumentNullException.ThrowIfNull(path);
         var strings = new Dictionary<string, string>(StringComparer.Ordinal);
         metadata = strings;
-        using var stream = File.OpenRead(path);
+        using var stream = OpenForReading(path);
         long fileLength = stream.Length;
         if (fileLength < 8) throw Bad(path, null, $"the file has {fileLength} bytes, fewer than the 8-byte header length");
         Span<byte> lengthBytes = stackalloc byte[8];
@@ -46,24 +57,10 @@ public static class SafeTensors
         stream.ReadExactly(headerBytes);
         long dataLength = fileLength - 8 - (long)headerLength;
 
-        // System.Text.Json decodes names lazily and would throw InvalidOperationException on invalid UTF-8 there.
+        // Checked whole first: outside strings the reader would call a bad byte invalid JSON, but inside them it
+        // decodes lazily and throws InvalidOperationException.
         if (!Utf8.IsValid(headerBytes)) throw Bad(path, null, "the header is not valid UTF-8");
-        JsonDocument header;
-        try { header = JsonDocument.Parse(headerBytes); }
-        catch (JsonException e) { throw Bad(path, null, $"the header is not valid JSON ({e.Message})"); }
-
-        var entries = new List<(string Name, int[] Shape, long Begin, long End)>();
-        var names = new HashSet<string>(StringComparer.Ordinal);
-        using (header)
-        {
-            if (header.RootElement.ValueKind != JsonValueKind.Object) throw Bad(path, null, "the header is not a JSON object");
-            foreach (var property in header.RootElement.EnumerateObject())
-            {
-                if (!names.Add(property.Name)) throw Bad(path, property.Name, "it appears twice in the header");
-                if (property.Name == MetadataKey) ReadMetadata(path, property.Value, strings);
-                else entries.Add(ParseEntry(path, property.Name, property.Value, dataLength));
-            }
-        }
+        var entries = ParseHeader(path, headerBytes, dataLength, strings);
 
         // As the reference implementation requires: the tensors tile the body from its first byte to its last,
         // without overlaps or holes, so no byte of the file is unaccounted for.
@@ -73,7 +70,7 @@ public static class SafeTensors
         foreach (var (name, _, begin, end) in entries)
         {
             if (begin < expectedBegin)
-                throw Bad(path, name, $"its data [{begin}, {end}) overlaps tensor '{previous}', which ends at {expectedBegin}");
+                throw Bad(path, name, $"its data [{begin}, {end}) overlaps tensor '{Shorten(previous!)}', which ends at {expectedBegin}");
             if (begin > expectedBegin)
                 throw Bad(path, name, $"its data starts at {begin}, leaving the bytes [{expectedBegin}, {begin}) of the body unused");
             (expectedBegin, previous) = (end, name);
@@ -98,43 +95,161 @@ public static class SafeTensors
         return result;
     }
 
-    private static void ReadMetadata(string path, JsonElement metadata, Dictionary<string, string> strings)
+    private static FileStream OpenForReading(string path)
     {
-        if (metadata.ValueKind == JsonValueKind.Null) return;   // the reference implementation reads null as no metadata
-        if (metadata.ValueKind != JsonValueKind.Object) throw Bad(path, MetadataKey, "it is not an object of strings");
-        foreach (var item in metadata.EnumerateObject())
+        try { return File.OpenRead(path); }
+        // Opening a folder fails as a permission problem would; it is not one, and callers are promised an IOException.
+        catch (UnauthorizedAccessException e) when (Directory.Exists(path))
         {
-            if (item.Value.ValueKind != JsonValueKind.String) throw Bad(path, MetadataKey, $"its value '{item.Name}' is not a string");
-            if (!strings.TryAdd(item.Name, item.Value.GetString()!)) throw Bad(path, MetadataKey, $"its key '{item.Name}' appears twice");
+            throw new IOException($"{path}: is a folder, not a safetensors file.", e);
         }
     }
 
-    private static (string, int[], long, long) ParseEntry(string path, string name, JsonElement entry, long dataLength)
+    private readonly record struct Entry(string Name, int[] Shape, long Begin, long End);
+
+    // One forward pass over the tokens: every token is checked as it comes, so a wrong type is refused where it
+    // stands (and the message can name its tensor) and nothing of unknown shape is ever skipped.
+    private static List<Entry> ParseHeader(string path, byte[] header, long dataLength, Dictionary<string, string> metadata)
     {
-        if (entry.ValueKind != JsonValueKind.Object) throw Bad(path, name, "its header entry is not an object");
-        if (!entry.TryGetProperty("dtype", out var dtype) || dtype.ValueKind != JsonValueKind.String)
-            throw Bad(path, name, "its header entry has no dtype");
-        if (dtype.GetString() != "F32") throw Bad(path, name, $"its dtype is {dtype.GetString()}; expected F32");
-        if (!entry.TryGetProperty("shape", out var shapeElement) || shapeElement.ValueKind != JsonValueKind.Array)
-            throw Bad(path, name, "its header entry has no shape");
-        var shape = new int[shapeElement.GetArrayLength()];
-        long count = 1;
-        int d = 0;
-        foreach (var dim in shapeElement.EnumerateArray())
+        var entries = new List<Entry>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        var reader = new Utf8JsonReader(header);
+        string? current = null;   // the tensor a JSON syntax error is reported against
+        try
         {
-            if (dim.ValueKind != JsonValueKind.Number || !dim.TryGetInt32(out shape[d]) || shape[d] < 0)
-                throw Bad(path, name, $"its shape has an invalid dimension {dim}");
-            count *= shape[d++];
-            if (count > Array.MaxLength) throw Bad(path, name, "its shape has too many elements");
+            Next(path, null, ref reader);
+            if (reader.TokenType != JsonTokenType.StartObject) throw Bad(path, null, "the header is not a JSON object");
+            while (Next(path, null, ref reader) != JsonTokenType.EndObject)
+            {
+                current = Text(path, null, ref reader, "its name");
+                if (!names.Add(current)) throw Bad(path, current, "it appears twice in the header");
+                Next(path, current, ref reader);
+                if (current == MetadataKey) ReadMetadata(path, ref reader, metadata);
+                else entries.Add(ParseEntry(path, current, ref reader, dataLength));
+                current = null;
+            }
+            // The reader throws on anything but whitespace after the object, serde_json's rule, which the reference
+            // implementation relies on to let writers pad the header.
+            if (reader.Read()) throw Bad(path, null, "the header has more after its JSON object");
         }
-        if (!entry.TryGetProperty("data_offsets", out var offsets) || offsets.ValueKind != JsonValueKind.Array || offsets.GetArrayLength() != 2
-            || !offsets[0].TryGetInt64(out long begin) || !offsets[1].TryGetInt64(out long end))
-            throw Bad(path, name, "its header entry has no data_offsets [begin, end]");
-        if (begin < 0 || end < begin) throw Bad(path, name, $"its data_offsets [{begin}, {end}] are not an increasing pair");
+        catch (JsonException e) { throw Bad(path, current, $"the header is not valid JSON ({e.Message})"); }
+        return entries;
+    }
+
+    private static JsonTokenType Next(string path, string? tensor, ref Utf8JsonReader reader)
+    {
+        if (!reader.Read()) throw Bad(path, tensor, "the header ends inside its JSON");
+        return reader.TokenType;
+    }
+
+    // System.Text.Json decodes escapes on demand and reports a lone surrogate (\ud800 without its pair) as an
+    // InvalidOperationException; serde_json, and so the reference implementation, call such a string invalid JSON.
+    private static string Text(string path, string? tensor, ref Utf8JsonReader reader, string what)
+    {
+        try { return reader.GetString()!; }
+        catch (InvalidOperationException)
+        {
+            string raw = Encoding.UTF8.GetString(reader.ValueSpan);
+            throw tensor is null
+                ? Bad(path, raw, $"{what} holds a lone surrogate escape, which is not valid UTF-16")
+                : Bad(path, tensor, $"{what} \"{Shorten(raw)}\" holds a lone surrogate escape, which is not valid UTF-16");
+        }
+    }
+
+    /// <summary>The current token as it stands in the file, for messages.</summary>
+    private static string Raw(ref Utf8JsonReader reader) => reader.TokenType switch
+    {
+        JsonTokenType.String => $"\"{Shorten(Encoding.UTF8.GetString(reader.ValueSpan))}\"",
+        JsonTokenType.StartArray => "an array",
+        JsonTokenType.StartObject => "an object",
+        _ => Shorten(Encoding.UTF8.GetString(reader.ValueSpan)),
+    };
+
+    private static void ReadMetadata(string path, ref Utf8JsonReader reader, Dictionary<string, string> strings)
+    {
+        if (reader.TokenType == JsonTokenType.Null) return;   // the reference implementation reads null as no metadata
+        if (reader.TokenType != JsonTokenType.StartObject) throw Bad(path, MetadataKey, "it is not an object of strings");
+        while (Next(path, MetadataKey, ref reader) != JsonTokenType.EndObject)
+        {
+            string key = Text(path, MetadataKey, ref reader, "a key");
+            if (Next(path, MetadataKey, ref reader) != JsonTokenType.String)
+                throw Bad(path, MetadataKey, $"its value '{Shorten(key)}' is {Raw(ref reader)}, not a string");
+            if (!strings.TryAdd(key, Text(path, MetadataKey, ref reader, $"the value of '{Shorten(key)}'")))
+                throw Bad(path, MetadataKey, $"its key '{Shorten(key)}' appears twice");
+        }
+    }
+
+    private static Entry ParseEntry(string path, string name, ref Utf8JsonReader reader, long dataLength)
+    {
+        if (reader.TokenType != JsonTokenType.StartObject) throw Bad(path, name, $"its header entry is {Raw(ref reader)}, not an object");
+        string? dtype = null;
+        int[]? shape = null;
+        long count = 1;
+        (long Begin, long End)? offsets = null;
+        while (Next(path, name, ref reader) != JsonTokenType.EndObject)
+        {
+            string field = Text(path, name, ref reader, "a field name");
+            bool repeated = field switch { "dtype" => dtype is not null, "shape" => shape is not null, "data_offsets" => offsets is not null, _ => false };
+            if (repeated) throw Bad(path, name, $"its field '{field}' appears twice");
+            Next(path, name, ref reader);
+            switch (field)
+            {
+                case "dtype":
+                    if (reader.TokenType != JsonTokenType.String) throw Bad(path, name, $"its dtype is {Raw(ref reader)}, not a string");
+                    dtype = Text(path, name, ref reader, "its dtype");
+                    break;
+                case "shape":
+                    (shape, count) = ReadShape(path, name, ref reader);
+                    break;
+                case "data_offsets":
+                    offsets = ReadOffsets(path, name, ref reader);
+                    break;
+                default:
+                    throw Bad(path, name, $"its header entry has the field '{Shorten(field)}'; expected only dtype, shape and data_offsets");
+            }
+        }
+        if (dtype is null) throw Bad(path, name, "its header entry has no dtype");
+        if (shape is null) throw Bad(path, name, "its header entry has no shape");
+        if (offsets is not var (begin, end)) throw Bad(path, name, "its header entry has no data_offsets [begin, end]");
+        if (dtype != "F32") throw Bad(path, name, $"its dtype is {Shorten(dtype)}; expected F32");
+        if (end < begin) throw Bad(path, name, $"its data_offsets [{begin}, {end}] are not an increasing pair");
         if (end > dataLength) throw Bad(path, name, $"its data [{begin}, {end}) runs past the end of the {dataLength}-byte body (truncated file?)");
         if (end - begin != count * sizeof(float))
             throw Bad(path, name, $"its data has {end - begin} bytes; shape {Tensor.FormatShape(shape)} of F32 needs {count * sizeof(float)}");
-        return (name, shape, begin, end);
+        return new Entry(name, shape, begin, end);
+    }
+
+    private static (int[] Shape, long Count) ReadShape(string path, string name, ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType != JsonTokenType.StartArray) throw Bad(path, name, $"its shape is {Raw(ref reader)}, not an array");
+        var shape = new List<int>();
+        long count = 1;
+        while (Next(path, name, ref reader) != JsonTokenType.EndArray)
+        {
+            // TryGetInt64 refuses fractions and exponents (2.0, 1e3), as serde_json does for an integer.
+            if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out long dim) || dim < 0)
+                throw Bad(path, name, $"its shape holds {Raw(ref reader)}; expected non-negative integers");
+            if (dim > int.MaxValue) throw Bad(path, name, $"its shape has the dimension {dim}, larger than a tensor here can be");
+            shape.Add((int)dim);
+            count *= dim;   // both factors are at most 2³¹: no overflow
+            if (count > Array.MaxLength) throw Bad(path, name, "its shape has too many elements");
+        }
+        return ([.. shape], count);
+    }
+
+    private static (long, long) ReadOffsets(string path, string name, ref Utf8JsonReader reader)
+    {
+        const string Expected = "expected [begin, end], two non-negative integers";
+        if (reader.TokenType != JsonTokenType.StartArray) throw Bad(path, name, $"its data_offsets are {Raw(ref reader)}; {Expected}");
+        Span<long> pair = stackalloc long[2];
+        for (int i = 0; i < 2; i++)
+        {
+            if (Next(path, name, ref reader) == JsonTokenType.EndArray) throw Bad(path, name, $"its data_offsets end after {i} number{(i == 1 ? "" : "s")}; {Expected}");
+            if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out pair[i]) || pair[i] < 0)
+                throw Bad(path, name, $"its data_offsets hold {Raw(ref reader)}; {Expected}");
+        }
+        if (Next(path, name, ref reader) != JsonTokenType.EndArray) throw Bad(path, name, $"its data_offsets have more than two numbers; {Expected}");
+        return (pair[0], pair[1]);
     }
 
     /// <summary>
@@ -142,14 +257,23 @@ public static class SafeTensors
     /// renamed over it, so an interrupted save never leaves a half-written file, and a failed one leaves the old
     /// file as it was and no temporary file behind.
     /// </summary>
+    /// <remarks>
+    /// A symbolic link is followed to its final target, which is replaced and the link kept (a dangling link gets
+    /// the file it names). A save killed before its rename leaves its temporary file,
+    /// <c>.&lt;target name&gt;.&lt;12 hex digits&gt;.tmp</c>, as large as the file; each save removes those of its own
+    /// target last written over five minutes ago and not held open by a live save.
+    /// </remarks>
     /// <param name="path">The target; replaced if it exists.</param>
     /// <param name="tensors">Name and tensor, written in this order; names must be distinct and not <c>__metadata__</c>.</param>
     /// <param name="metadata">Free-form strings stored under <c>__metadata__</c>.</param>
-    /// <exception cref="ArgumentException">A name is null, reserved or repeated.</exception>
-    /// <exception cref="IOException">The file cannot be written (the folder is missing, the target is a folder, the disk is full).</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="path"/>, <paramref name="tensors"/> or a tensor is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="path"/> is empty, or a name is null, reserved or repeated.</exception>
+    /// <exception cref="DirectoryNotFoundException">The target's folder does not exist.</exception>
+    /// <exception cref="IOException">The file cannot be written: the target is a folder or a loop of symbolic links, the disk is full.</exception>
+    /// <exception cref="UnauthorizedAccessException">The folder may not be written (permissions).</exception>
     public static void Write(string path, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
-        ArgumentNullException.ThrowIfNull(path);
+        ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(tensors);
         var list = tensors.ToList();
         var seen = new HashSet<string>(StringComparer.Ordinal);
@@ -194,14 +318,17 @@ public static class SafeTensors
         while ((Encoding.UTF8.GetByteCount(headerJson.ToString()) % 8) != 0) headerJson.Append(' ');
         byte[] header = Encoding.UTF8.GetBytes(headerJson.ToString());
 
-        string fullPath = Path.GetFullPath(path);
-        // Same folder, so the rename is atomic; the name is cut so that a long target name still leaves a valid one.
-        string fileName = Path.GetFileName(fullPath);
-        string temporary = Path.Combine(Path.GetDirectoryName(fullPath)!,
-            $".{fileName[..Math.Min(fileName.Length, 100)]}.{Guid.NewGuid().ToString("N")[..12]}.tmp");
+        string target = FinalTarget(path);
+        if (Directory.Exists(target)) throw new IOException($"{path}: is a folder; a safetensors file cannot replace it.");
+        // In the target's own folder, so that the rename is atomic.
+        string folder = Path.GetDirectoryName(target)!;
+        string stem = TemporaryStem(Path.GetFileName(target));
+        RemoveStaleTemporaries(folder, stem);
+        string temporary = Path.Combine(folder, $".{stem}.{Guid.NewGuid().ToString("N")[..TemporaryIdLength]}.tmp");
         // Created before the try: if this fails there is nothing of ours to remove (and a file that happened to
-        // have the name is not ours to delete).
-        var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write);
+        // have the name is not ours to delete). FileShare.None takes the lock (flock on Unix) by which a concurrent
+        // save's RemoveStaleTemporaries knows this file is alive.
+        var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None);
         try
         {
             using (stream)
@@ -217,7 +344,7 @@ public static class SafeTensors
                 }
                 stream.Flush(flushToDisk: true);
             }
-            File.Move(temporary, fullPath, overwrite: true);
+            File.Move(temporary, target, overwrite: true);
         }
         catch
         {
@@ -227,6 +354,97 @@ public static class SafeTensors
         }
     }
 
+    /// <summary>The full path a save must replace: where a symbolic link finally leads, else the path itself.</summary>
+    private static string FinalTarget(string path)
+    {
+        string fullPath = Path.GetFullPath(path);
+        // Renaming over a link would replace the link by a regular file and leave the file it pointed to stale.
+        var info = new FileInfo(fullPath);
+        if (info.LinkTarget is null) return fullPath;
+        try { return info.ResolveLinkTarget(returnFinalTarget: true)!.FullName; }
+        catch (IOException e) { throw new IOException($"{path}: the symbolic link cannot be followed ({e.Message})", e); }
+    }
+
+    private const int TemporaryIdLength = 12;
+
+    // Temporaries older than this may be removed. A live save writes its temporary without pause, so it is never
+    // this old unless stalled; the lock test (below) spares a stalled one where locks work, and the age spares a
+    // save between creating its file and locking it, and saves on file systems without locks.
+    private static readonly TimeSpan StaleAfter = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// The part of a temporary's name that identifies its target: the target's name, or, where that is too long to
+    /// leave room in the 255-byte limit of a file name, its beginning and a hash of the whole, so that targets whose
+    /// long names share a beginning still have stems of their own.
+    /// </summary>
+    internal static string TemporaryStem(string fileName)
+    {
+        const int MaxBytes = 200;   // + ".", ".", 12 digits, ".tmp": 218 bytes
+        if (Encoding.UTF8.GetByteCount(fileName) <= MaxBytes) return fileName;
+        string hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(fileName)))[..8];
+        int chars = 0, bytes = 0;
+        foreach (var rune in fileName.EnumerateRunes())
+        {
+            if (bytes + rune.Utf8SequenceLength > MaxBytes - 1 - hash.Length) break;
+            bytes += rune.Utf8SequenceLength;
+            chars += rune.Utf16SequenceLength;
+        }
+        return $"{fileName[..chars]}~{hash}";
+    }
+
+    /// <summary>
+    /// Deletes the temporaries that killed saves of the same target left (see <see cref="Write"/>): regular files
+    /// named exactly as this target's temporaries are, last written over <see cref="StaleAfter"/> ago, that can be
+    /// opened exclusively (a live save holds its own with FileShare.None; a killed one's lock died with it).
+    /// Best effort: a leftover that cannot be removed is no reason to fail the save.
+    /// </summary>
+    private static void RemoveStaleTemporaries(string folder, string stem)
+    {
+        string prefix = "." + stem + ".";
+        var options = new EnumerationOptions
+        {
+            // Temporaries start with a dot, which is Hidden on Unix; a link named as one is not ours.
+            AttributesToSkip = FileAttributes.ReparsePoint | FileAttributes.Directory,
+            IgnoreInaccessible = true,
+            RecurseSubdirectories = false,
+        };
+        try
+        {
+            foreach (var file in new DirectoryInfo(folder).EnumerateFiles("*", options))
+            {
+                if (!IsTemporaryOf(file.Name, prefix) || DateTime.UtcNow - file.LastWriteTimeUtc < StaleAfter) continue;
+                // Opening and deleting are one step, so a save cannot take the file between them; a failed open
+                // (the lock is held) deletes nothing.
+                try
+                {
+                    using var _ = new FileStream(file.FullName, FileMode.Open, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.DeleteOnClose);
+                }
+                catch (IOException) { }   // held by a live save, or already gone
+                catch (UnauthorizedAccessException) { }
+            }
+        }
+        catch (IOException) { }   // the folder is missing or unreadable: creating the temporary reports it
+        catch (UnauthorizedAccessException) { }
+    }
+
+    private static bool IsTemporaryOf(string name, string prefix)
+    {
+        if (name.Length != prefix.Length + TemporaryIdLength + ".tmp".Length
+            || !name.StartsWith(prefix, StringComparison.Ordinal) || !name.EndsWith(".tmp", StringComparison.Ordinal)) return false;
+        foreach (char c in name.AsSpan(prefix.Length, TemporaryIdLength))
+            if (!char.IsAsciiHexDigitLower(c)) return false;
+        return true;
+    }
+
     private static InvalidDataException Bad(string path, string? tensor, string problem) =>
-        new(tensor is null ? $"{path}: {problem}." : $"{path}: tensor '{tensor}': {problem}.");
+        new(tensor is null ? $"{path}: {problem}." : $"{path}: tensor '{Shorten(tensor)}': {problem}.");
+
+    // A damaged header can hold a name of megabytes; a message quotes its beginning.
+    private static string Shorten(string text)
+    {
+        const int Keep = 100;
+        if (text.Length <= Keep + 20) return text;
+        int cut = char.IsHighSurrogate(text[Keep - 1]) ? Keep - 1 : Keep;
+        return $"{text[..cut]}… ({text.Length} characters)";
+    }
 }
