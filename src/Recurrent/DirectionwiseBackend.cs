@@ -97,6 +97,8 @@ public readonly ref struct DirectionBackward
 /// A backend that computes one layer and direction at a time. This class stacks them: it feeds each
 /// layer the previous layer's output, places the reverse direction in the upper H features, and on the
 /// way back sums the directions' input gradients. It is the one stacking of every fast backend.
+/// Thread-safe when its <see cref="ForwardDirection"/> and <see cref="BackwardDirection"/> are: the stacking keeps its
+/// state in the tape of each pass.
 /// </summary>
 public abstract class DirectionwiseBackend : IRnnBackend
 {

@@ -16,6 +16,7 @@ public enum ParameterKind
 /// <summary>
 /// The shape of a recurrent stack: cell, input size I, hidden size H, layers L and directions D (1 or 2).
 /// Letters used throughout: T steps, N batch, G gate blocks (<see cref="CellKindExtensions.GateCount"/>).
+/// Immutable, so thread-safe.
 /// </summary>
 public sealed record RnnConfig
 {

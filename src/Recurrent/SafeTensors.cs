@@ -9,6 +9,8 @@ namespace Recurrent;
 /// <summary>
 /// Reads and writes the safetensors format (an 8-byte little-endian header length, a JSON header, then the
 /// raw little-endian data), float32 tensors only, as PyTorch's <c>safetensors.torch</c> writes them.
+/// Thread-safe: it holds no state; concurrent writes of one target each write their own temporary file, and the last
+/// rename wins whole.
 /// </summary>
 public static class SafeTensors
 {

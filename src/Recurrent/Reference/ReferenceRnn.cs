@@ -75,7 +75,8 @@ public sealed record ReferenceGradients(double[] Input, double[] HiddenZero, dou
 
 /// <summary>
 /// The reference implementation of a whole stack (layers, directions) in double precision: plain code,
-/// checked by finite differences and by PyTorch, against which every fast backend is tested.
+/// checked by finite differences and by PyTorch, against which every fast backend is tested. Thread-safe: pure functions
+/// of their arguments.
 /// </summary>
 public static class ReferenceRnn
 {
