@@ -38,8 +38,8 @@ public static class DeviceMath
     /// <summary>
     /// The reduction of <paramref name="value"/> over the group's threads, returned to every thread: a tree in shared
     /// memory, combining in a fixed order (so the result is reproducible) and with no atomics. ILGPU.Algorithms' group
-    /// reductions combine the warps with an atomic compare-exchange loop that compares floats, and on ILGPU's CPU
-    /// accelerator (and for Max on every accelerator) that loop never ends once the target holds NaN. Every thread
+    /// reductions combine the warps with atomics that ILGPU builds from a compare-exchange loop comparing floats: on
+    /// ILGPU's CPU accelerator that loop never ends once the target holds NaN (and on PTX their Max drops a NaN). Every thread
     /// of the group must call it; the group may be any size up to <see cref="MaxGroupSize"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
