@@ -13,14 +13,21 @@ namespace Recurrent;
 /// the input product W_ih x is one matrix product over all T steps; each step then runs the recurrent product and the
 /// cell's pointwise part, fused (one kernel) or unfused (one kernel per elementwise operation). Matrix products run on
 /// cuBLAS on CUDA where it loads, else on a kernel (see <see cref="IlgpuGemm"/>). Device buffers are pooled across calls.
-/// Not thread-safe: one call at a time per instance.
 /// </summary>
+/// <remarks>
+/// Thread-safe: calls from several threads (on one layer or on several sharing this backend) run one at a time, in
+/// the order they take the backend's lock. The backend's state (the buffer pool, the unfused steps' temporaries, the
+/// transfer clock) is shared by every call, and the device runs one stream in order anyway, so serialising costs
+/// nothing the device could have overlapped. Each <see cref="Backward"/> adds into the parameters' host gradients
+/// under that lock; tapes may be disposed from any thread.
+/// </remarks>
 public sealed class IlgpuBackend : IRnnBackend, IDisposable
 {
     private readonly IlgpuAccelerator _gpu;
     private readonly ICellSteps _steps;
     private readonly bool _fused;
     private readonly DeviceBufferPool _pool;
+    private readonly Lock _gate = new();
 
     /// <summary>Opens the accelerator and prepares its kernels (each is compiled on first use, then cached).</summary>
     /// <param name="device">Which accelerator; <see cref="IlgpuDevice.Auto"/> takes CUDA when present, else ILGPU's CPU accelerator.</param>
@@ -63,7 +70,10 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     public TimeSpan TransferTime => TimeSpan.FromSeconds(_transferTicks / (double)Stopwatch.Frequency);
 
     /// <summary>Sets <see cref="TransferTime"/> to zero.</summary>
-    public void ResetTransferTime() => _transferTicks = 0;
+    public void ResetTransferTime()
+    {
+        lock (_gate) _transferTicks = 0;
+    }
 
     private long _transferTicks;
 
@@ -87,7 +97,10 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     }
 
     /// <summary>Waits until the device has finished all enqueued work (for timing).</summary>
-    public void Synchronize() => _gpu.Synchronize("synchronize");
+    public void Synchronize()
+    {
+        lock (_gate) _gpu.Synchronize("synchronize");
+    }
 
     internal sealed class DirectionSaved : IDisposable
     {
@@ -168,6 +181,11 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
 
     /// <inheritdoc />
     public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward)
+    {
+        lock (_gate) return ForwardLocked(parameters, x, h0, c0, y, hN, cN, keepForBackward);
+    }
+
+    private Tape? ForwardLocked(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward)
     {
         var config = parameters.Config;
         int steps = x.Shape[0], batch = x.Shape[1];
@@ -292,6 +310,11 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     {
         if (tape is not Tape ours || ours.Owner != this)
             throw new ArgumentException($"tape: expected a tape made by this {Name} backend's forward pass.", nameof(tape));
+        lock (_gate) BackwardLocked(parameters, ours, dy, dhN, dcN, dx, dh0, dc0);
+    }
+
+    private void BackwardLocked(RnnParameters parameters, Tape ours, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0)
+    {
         var config = parameters.Config;
         try
         {
@@ -381,6 +404,11 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     /// </summary>
     internal DevicePass ForwardOnDevice(RnnParameters parameters, ArrayView<float> x, int steps, int batch, DevicePass? previous, bool keepForBackward)
     {
+        lock (_gate) return ForwardOnDeviceLocked(parameters, x, steps, batch, previous, keepForBackward);
+    }
+
+    private DevicePass ForwardOnDeviceLocked(RnnParameters parameters, ArrayView<float> x, int steps, int batch, DevicePass? previous, bool keepForBackward)
+    {
         var config = parameters.Config;
         long state = config.NumLayers * config.Directions * (long)batch * config.HiddenSize;
         bool lstm = config.Cell.HasCellState();
@@ -415,6 +443,11 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     /// returns dx. Parameter gradients are downloaded and added into the host ones, as in <see cref="Backward"/>.
     /// </summary>
     internal ArrayView<float> BackwardOnDevice(RnnParameters parameters, DevicePass pass, ArrayView<float> dy, DevicePass? next)
+    {
+        lock (_gate) return BackwardOnDeviceLocked(parameters, pass, dy, next);
+    }
+
+    private ArrayView<float> BackwardOnDeviceLocked(RnnParameters parameters, DevicePass pass, ArrayView<float> dy, DevicePass? next)
     {
         var config = parameters.Config;
         var tape = pass.Tape;
@@ -542,8 +575,11 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     /// <summary>Frees the device. Tapes of this backend must not be used afterwards.</summary>
     public void Dispose()
     {
-        (_steps as IDisposable)?.Dispose();
-        _pool.Dispose();
-        _gpu.Dispose();
+        lock (_gate)
+        {
+            (_steps as IDisposable)?.Dispose();
+            _pool.Dispose();
+            _gpu.Dispose();
+        }
     }
 }

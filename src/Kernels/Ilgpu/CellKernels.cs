@@ -33,17 +33,18 @@ public interface IActivation
 public readonly struct TanhActivation : IActivation
 {
     /// <inheritdoc />
-    public float Apply(float x) => MathF.Tanh(x);
+    public float Apply(float x) => DeviceMath.Tanh(x);
     /// <inheritdoc />
     public float DerivativeFromOutput(float y) => 1 - y * y;
 }
 
-/// <summary>max(x, 0).</summary>
+/// <summary>max(x, 0), NaN for NaN.</summary>
 public readonly struct ReluActivation : IActivation
 {
     /// <inheritdoc />
-    public float Apply(float x) => x > 0 ? x : 0;
+    public float Apply(float x) => DeviceMath.Relu(x);
     /// <inheritdoc />
+    /// <remarks>0 for a NaN output, as the reference's <c>h &gt; 0 ? 1 : 0</c>: the NaN is already in h and reaches the loss from there.</remarks>
     public float DerivativeFromOutput(float y) => y > 0 ? 1 : 0;
 }
 
@@ -64,11 +65,11 @@ public static class CellKernels
         int h = s.Hidden, n = k / h, j = k - n * h, row = n * 4 * h;
         float ig = Sigmoid(gx[row + j] + gr[row + j] + biasIH[j] + biasHH[j]);
         float fg = Sigmoid(gx[row + h + j] + gr[row + h + j] + biasIH[h + j] + biasHH[h + j]);
-        float gg = MathF.Tanh(gx[row + 2 * h + j] + gr[row + 2 * h + j] + biasIH[2 * h + j] + biasHH[2 * h + j]);
+        float gg = DeviceMath.Tanh(gx[row + 2 * h + j] + gr[row + 2 * h + j] + biasIH[2 * h + j] + biasHH[2 * h + j]);
         float og = Sigmoid(gx[row + 3 * h + j] + gr[row + 3 * h + j] + biasIH[3 * h + j] + biasHH[3 * h + j]);
         float c = fg * cPrev[k] + ig * gg;
         cOut[k] = c;
-        hOut[n * s.HOutStride + j] = og * MathF.Tanh(c);
+        hOut[n * s.HOutStride + j] = og * DeviceMath.Tanh(c);
         gates[row + j] = ig;
         gates[row + h + j] = fg;
         gates[row + 2 * h + j] = gg;
@@ -85,7 +86,7 @@ public static class CellKernels
         int h = s.Hidden, n = k / h, j = k - n * h, row = n * 4 * h;
         float dhTotal = dh[k] + dy[n * s.DyStride + j];
         float ig = gates[row + j], fg = gates[row + h + j], gg = gates[row + 2 * h + j], og = gates[row + 3 * h + j];
-        float tc = MathF.Tanh(cNew[k]);
+        float tc = DeviceMath.Tanh(cNew[k]);
         float dcTotal = dc[k] + dhTotal * og * (1 - tc * tc);
         dGates[row + j] = dcTotal * gg * ig * (1 - ig);
         dGates[row + h + j] = dcTotal * cPrev[k] * fg * (1 - fg);
@@ -125,7 +126,7 @@ public static class CellKernels
         float r = Sigmoid(gx[row + j] + gr[row + j] + biasIH[j] + biasHH[j]);
         float z = Sigmoid(gx[row + h + j] + gr[row + h + j] + biasIH[h + j] + biasHH[h + j]);
         float hn = gr[row + 2 * h + j] + biasHH[2 * h + j];
-        float candidate = MathF.Tanh(gx[row + 2 * h + j] + biasIH[2 * h + j] + r * hn);
+        float candidate = DeviceMath.Tanh(gx[row + 2 * h + j] + biasIH[2 * h + j] + r * hn);
         float hp = hPrev[n * s.HPrevStride + j];
         hOut[n * s.HOutStride + j] = (1 - z) * candidate + z * hp;
         gates[row + j] = r;
@@ -181,7 +182,7 @@ public static class CellKernels
     {
         int h = s.Hidden, n = k / h, j = k - n * h, row = n * 3 * h;
         float z = gates[row + h + j];
-        float candidate = MathF.Tanh(gx[row + 2 * h + j] + biasIH[2 * h + j] + gr[row + 2 * h + j] + biasHH[2 * h + j]);
+        float candidate = DeviceMath.Tanh(gx[row + 2 * h + j] + biasIH[2 * h + j] + gr[row + 2 * h + j] + biasHH[2 * h + j]);
         gates[row + 2 * h + j] = candidate;
         hOut[n * s.HOutStride + j] = (1 - z) * candidate + z * hPrev[n * s.HPrevStride + j];
     }

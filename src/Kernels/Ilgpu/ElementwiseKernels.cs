@@ -38,9 +38,9 @@ public static class UnaryOps
     /// <summary>1 / (1 + e^−x).</summary>
     public readonly struct Sigmoid : IUnaryOp { /** <inheritdoc /> */ public float Apply(float x) => 1f / (1f + MathF.Exp(-x)); }
     /// <summary>tanh x.</summary>
-    public readonly struct Tanh : IUnaryOp { /** <inheritdoc /> */ public float Apply(float x) => MathF.Tanh(x); }
-    /// <summary>max(x, 0).</summary>
-    public readonly struct Relu : IUnaryOp { /** <inheritdoc /> */ public float Apply(float x) => x > 0 ? x : 0; }
+    public readonly struct Tanh : IUnaryOp { /** <inheritdoc /> */ public float Apply(float x) => DeviceMath.Tanh(x); }
+    /// <summary>max(x, 0), NaN for NaN.</summary>
+    public readonly struct Relu : IUnaryOp { /** <inheritdoc /> */ public float Apply(float x) => DeviceMath.Relu(x); }
     /// <summary>x.</summary>
     public readonly struct Copy : IUnaryOp { /** <inheritdoc /> */ public float Apply(float x) => x; }
     /// <summary>1 − x.</summary>

@@ -86,8 +86,10 @@ public sealed class IlgpuGemm : IDisposable
         if (_cuBlas is not null)
         {
             // cuBLAS is column-major: a row-major [r, c] matrix is its column-major transpose, so compute
-            // Cᵀ = op(B)ᵀ · op(A)ᵀ, which swaps the operands and M with N.
-            _cuBlas.Gemm(transB ? CuBlasOperation.Transpose : CuBlasOperation.NonTranspose,
+            // Cᵀ = op(B)ᵀ · op(A)ᵀ, which swaps the operands and M with N. The handle is shared by every user of the
+            // accelerator (a backend and the sequence models' ops, possibly on other threads), and ILGPU sets its
+            // pointer mode and stream per call: one call at a time.
+            lock (_cuBlas) _cuBlas.Gemm(transB ? CuBlasOperation.Transpose : CuBlasOperation.NonTranspose,
                 transA ? CuBlasOperation.Transpose : CuBlasOperation.NonTranspose,
                 n, m, k, alpha, b, ldb, a, lda, beta, c, ldc);
             return;

@@ -112,9 +112,14 @@ public sealed class IlgpuKernels(Accelerator accelerator)
     public Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> GatherRowsAdd =>
         _gatherRowsAdd ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(SequenceKernels.GatherRowsAdd);
 
-    /// <summary><see cref="SequenceKernels.ScatterRowsAdd"/>.</summary>
+    /// <summary>
+    /// <see cref="SequenceKernels.ScatterRowsAdd{TAdd}"/> with CUDA's hardware float add, and a compare-exchange on the
+    /// bits elsewhere: ILGPU builds the float add there from a loop that compares floats and never ends on a NaN.
+    /// </summary>
     public Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> ScatterRowsAdd =>
-        _scatterRowsAdd ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(SequenceKernels.ScatterRowsAdd);
+        _scatterRowsAdd ??= _accelerator.AcceleratorType == AcceleratorType.Cuda
+            ? _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(SequenceKernels.ScatterRowsAdd<HardwareAtomicAdd>)
+            : _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(SequenceKernels.ScatterRowsAdd<BitCompareExchangeAdd>);
 
     /// <summary><see cref="SequenceKernels.ActivationBackwardPartialSums{TActivation}"/>.</summary>
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ColumnSumShape> ActivationBackwardPartialSums<TActivation>()

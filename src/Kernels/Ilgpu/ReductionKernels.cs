@@ -1,6 +1,4 @@
 using ILGPU;
-using ILGPU.Algorithms;
-using ILGPU.Algorithms.ScanReduceOperations;
 using ILGPU.Runtime;
 
 namespace Recurrent.Kernels.Ilgpu;
@@ -24,8 +22,9 @@ public readonly struct ColumnSumShape(int rows, int cols, int ld, bool accumulat
 public static class ReductionKernels
 {
     /// <summary>
-    /// sums[j] (+)= Σ_r matrix[r·Ld + j]. One group per column (grid = Cols); its threads stride over the rows
-    /// and ILGPU.Algorithms' group reduction adds their partial sums, so no atomics and a fixed summation order.
+    /// sums[j] (+)= Σ_r matrix[r·Ld + j]. One group per column (grid = Cols, at most <see cref="DeviceMath.MaxGroupSize"/>
+    /// threads); its threads stride over the rows and <see cref="DeviceMath.GroupReduce{TOp}"/> adds their partial sums:
+    /// no atomics (which hang on a NaN on the CPU accelerator) and a fixed summation order.
     /// </summary>
     public static void ColumnSums(ArrayView<float> matrix, ArrayView<float> sums, ColumnSumShape s)
     {
@@ -33,7 +32,7 @@ public static class ReductionKernels
         float partial = 0;
         for (int r = Group.IdxX; r < s.Rows; r += Group.DimX)
             partial += matrix[r * s.Ld + col];
-        float total = GroupExtensions.Reduce<float, AddFloat>(partial);
+        float total = DeviceMath.GroupReduce<SumOp>(partial);
         if (Group.IsFirstThread)
             sums[col] = s.Accumulate != 0 ? sums[col] + total : total;
     }

@@ -1,6 +1,4 @@
 using ILGPU;
-using ILGPU.Algorithms;
-using ILGPU.Algorithms.ScanReduceOperations;
 
 namespace Recurrent.Kernels.Ilgpu;
 
@@ -32,13 +30,16 @@ public static class SequenceKernels
     /// vocabulary of a few hundred over thousands of rows), so the additions are atomic: a deterministic loop over the
     /// rows per column would run T·N dependent read-modify-writes in every thread, milliseconds on a GPU, where the
     /// atomics collide only on repeated ids. The price is an addition order that varies from run to run, so this
-    /// gradient is reproducible to float rounding only, not bit for bit.
+    /// gradient is reproducible to float rounding only, not bit for bit. <typeparamref name="TAdd"/> is the atomic add:
+    /// <see cref="HardwareAtomicAdd"/> on CUDA, <see cref="BitCompareExchangeAdd"/> elsewhere (ILGPU's float add there
+    /// spins forever once an element is NaN).
     /// </summary>
-    public static void ScatterRowsAdd(Index1D index, ArrayView<float> source, ArrayView<int> ids, ArrayView<float> table, int columns)
+    public static void ScatterRowsAdd<TAdd>(Index1D index, ArrayView<float> source, ArrayView<int> ids, ArrayView<float> table, int columns)
+        where TAdd : struct, IAtomicAdd
     {
         int r = index / columns, c = index - r * columns;
         int id = ids[r];
-        if (id >= 0) Atomic.Add(ref table[(long)id * columns + c], source[index]);
+        if (id >= 0) default(TAdd).Add(table, (long)id * columns + c, source[index]);
     }
 
     /// <summary>
@@ -65,9 +66,11 @@ public static class SequenceKernels
     }
 
     /// <summary>
-    /// Softmax cross-entropy, one group per row (grid = rows): the group's threads stride over the columns and
-    /// ILGPU.Algorithms' group reductions give the row's maximum and Σ exp(logit − max), so exp never overflows. The
-    /// logits are overwritten with scale · (softmax − onehot(target)); rowLoss[row] = log Σ − (logit[target] − max).
+    /// Softmax cross-entropy, one group per row (grid = rows, at most <see cref="DeviceMath.MaxGroupSize"/> threads): the
+    /// group's threads stride over the columns and group reductions give the row's maximum and Σ exp(logit − max), so exp
+    /// never overflows. The logits are overwritten with scale · (softmax − onehot(target)); rowLoss[row] = log Σ −
+    /// (logit[target] − max). A NaN or +∞ logit makes the maximum NaN or +∞ and with it the whole row NaN, as in the
+    /// reference.
     /// </summary>
     public static void SoftmaxCrossEntropyRows(ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> rowLoss, int columns, float gradientScale)
     {
@@ -75,15 +78,12 @@ public static class SequenceKernels
         long start = (long)row * columns;
         float max = float.NegativeInfinity;
         for (int c = Group.IdxX; c < columns; c += Group.DimX)
-        {
-            float v = logits[start + c];
-            max = v > max ? v : max;
-        }
-        max = GroupExtensions.AllReduce<float, MaxFloat>(max);
+            max = DeviceMath.Max(max, logits[start + c]);
+        max = DeviceMath.GroupReduce<MaxOp>(max);
         float sum = 0;
         for (int c = Group.IdxX; c < columns; c += Group.DimX)
             sum += MathF.Exp(logits[start + c] - max);
-        sum = GroupExtensions.AllReduce<float, AddFloat>(sum);
+        sum = DeviceMath.GroupReduce<SumOp>(sum);
         int target = targets[row];
         float shiftedTarget = logits[start + target] - max;
         // Every thread has read the target's logit before any thread overwrites it.
@@ -101,7 +101,7 @@ public static class SequenceKernels
     /// Softmax cross-entropy against target counts, one group per row of <paramref name="logits"/> [R, C] and
     /// <paramref name="counts"/> [R, C]: the logits are overwritten with scale · (Σ counts · softmax − counts), and
     /// rowLoss[row] = Σ_c counts[c] · (log Σ exp − logit[c]), from group reductions of the maximum, Σ exp(logit − max),
-    /// Σ counts and Σ counts · logit.
+    /// Σ counts and Σ counts · logit (at most <see cref="DeviceMath.MaxGroupSize"/> threads).
     /// </summary>
     public static void SoftmaxCrossEntropyCountsRows(ArrayView<float> logits, ArrayView<float> counts, ArrayView<float> rowLoss, int columns, float gradientScale)
     {
@@ -111,17 +111,17 @@ public static class SequenceKernels
         for (int c = Group.IdxX; c < columns; c += Group.DimX)
         {
             float v = logits[start + c], n = counts[start + c];
-            max = v > max ? v : max;
+            max = DeviceMath.Max(max, v);
             total += n;
             dot += n * v;
         }
-        max = GroupExtensions.AllReduce<float, MaxFloat>(max);
-        total = GroupExtensions.AllReduce<float, AddFloat>(total);
-        dot = GroupExtensions.AllReduce<float, AddFloat>(dot);
+        max = DeviceMath.GroupReduce<MaxOp>(max);
+        total = DeviceMath.GroupReduce<SumOp>(total);
+        dot = DeviceMath.GroupReduce<SumOp>(dot);
         float sum = 0;
         for (int c = Group.IdxX; c < columns; c += Group.DimX)
             sum += MathF.Exp(logits[start + c] - max);
-        sum = GroupExtensions.AllReduce<float, AddFloat>(sum);
+        sum = DeviceMath.GroupReduce<SumOp>(sum);
         float scale = gradientScale * total / sum;
         for (int c = Group.IdxX; c < columns; c += Group.DimX)
             logits[start + c] = MathF.Exp(logits[start + c] - max) * scale - gradientScale * counts[start + c];

@@ -8,16 +8,23 @@ namespace Recurrent.Ilgpu;
 /// Device buffers kept for reuse, by exact length. Allocating and freeing device memory is slow on CUDA (cuMemFree
 /// waits for the whole device), so a backend rents its scratch and tape buffers here and repeated calls with the same
 /// shapes allocate nothing. A buffer returned while kernels still use it is safe to rent again: every user enqueues
-/// on the accelerator's one stream, in order.
+/// on the accelerator's one stream, in order. Thread-safe: buffers come back when tapes are disposed, on whatever
+/// thread that happens, while the backend may be renting for another call.
 /// </summary>
 internal sealed class DeviceBufferPool(IlgpuAccelerator gpu) : IDisposable
 {
     private readonly Dictionary<long, Stack<MemoryBuffer1D<float, Stride1D.Dense>>> _free = [];
+    private readonly Lock _gate = new();
     private bool _disposed;
 
     /// <summary>A buffer of exactly <paramref name="length"/> floats (at least one), reused when one is free.</summary>
     /// <exception cref="IlgpuOperationException">The device has no room even after freeing the pooled buffers.</exception>
     public PooledBuffer Rent(long length, string what)
+    {
+        lock (_gate) return RentLocked(length, what);
+    }
+
+    private PooledBuffer RentLocked(long length, string what)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         length = Math.Max(length, 1);
@@ -29,24 +36,32 @@ internal sealed class DeviceBufferPool(IlgpuAccelerator gpu) : IDisposable
         catch (IlgpuOperationException) when (_free.Count > 0)
         {
             // Buffers of other lengths may be what fills the device: free them and try once more.
-            Trim();
+            TrimLocked();
             return new PooledBuffer(this, gpu.Allocate(length, what));
         }
     }
 
     internal void Return(MemoryBuffer1D<float, Stride1D.Dense> buffer)
     {
-        if (_disposed)
+        lock (_gate)
         {
-            buffer.Dispose();
-            return;
+            if (_disposed)
+            {
+                buffer.Dispose();
+                return;
+            }
+            if (!_free.TryGetValue(buffer.Length, out var stack)) _free[buffer.Length] = stack = new();
+            stack.Push(buffer);
         }
-        if (!_free.TryGetValue(buffer.Length, out var stack)) _free[buffer.Length] = stack = new();
-        stack.Push(buffer);
     }
 
     /// <summary>Frees every buffer not rented.</summary>
     public void Trim()
+    {
+        lock (_gate) TrimLocked();
+    }
+
+    private void TrimLocked()
     {
         foreach (var stack in _free.Values)
             foreach (var buffer in stack) buffer.Dispose();
@@ -56,15 +71,18 @@ internal sealed class DeviceBufferPool(IlgpuAccelerator gpu) : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
-        Trim();
-        _disposed = true;
+        lock (_gate)
+        {
+            TrimLocked();
+            _disposed = true;
+        }
     }
 }
 
 /// <summary>A buffer rented from a <see cref="DeviceBufferPool"/>; disposing returns it.</summary>
 internal sealed class PooledBuffer(DeviceBufferPool pool, MemoryBuffer1D<float, Stride1D.Dense> buffer) : IDisposable
 {
-    private bool _returned;
+    private int _returned;
 
     /// <summary>The whole buffer as a view.</summary>
     public ArrayView<float> View => buffer.View;
@@ -93,8 +111,8 @@ internal sealed class PooledBuffer(DeviceBufferPool pool, MemoryBuffer1D<float, 
     /// <inheritdoc />
     public void Dispose()
     {
-        if (_returned) return;
-        _returned = true;
+        // A tape disposed twice at once, from two threads, must still return its buffers once.
+        if (Interlocked.Exchange(ref _returned, 1) != 0) return;
         pool.Return(buffer);
     }
 }

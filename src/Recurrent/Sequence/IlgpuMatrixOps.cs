@@ -11,8 +11,14 @@ namespace Recurrent.Sequence;
 /// kernel, column sums its reduction kernels, the rest <see cref="SequenceKernels"/>. Everything is enqueued on the
 /// accelerator's default stream, in order; the copies (ILGPU's synchronous ones) and <see cref="ReadScalar"/> (the loss,
 /// once per step) wait for the device. Owns its workspaces (freed by <see cref="Dispose"/>), not the accelerator.
-/// Not thread-safe.
 /// </summary>
+/// <remarks>
+/// Not thread-safe: a training step is a sequence of these operations over this instance's workspaces, so one model
+/// (which owns one instance) must run one call at a time; its model is what has to serialise them. Instances of
+/// different models may run on different threads over one accelerator: kernel launches are, ILGPU's CPU accelerator
+/// runs one at a time, the shared cuBLAS handle takes one call at a time (<see cref="IlgpuGemm"/>), and the
+/// <see cref="IlgpuBackend"/> a model's stack runs on serialises its own calls.
+/// </remarks>
 internal sealed class IlgpuMatrixOps(IlgpuAccelerator gpu) : IMatrixOps<float, ArrayView<float>, ArrayView<int>>, IDisposable
 {
     /// <summary>Every buffer this instance allocated, by the raw buffer its views point into, so a view can free it.</summary>
