@@ -180,10 +180,16 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
             : new IlgpuOperationException($"{Name}: {operation} of {Describe(config, steps, batch)} failed on {_gpu.Accelerator.Name}: {e.GetBaseException().Message}", e);
 
     /// <inheritdoc />
+    /// <exception cref="ArgumentOutOfRangeException">The gate buffers [T, N, G·H] would have more elements than a kernel indexes (int).</exception>
     public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward)
     {
+        RequireIndexable(parameters.Config, x.Shape[0], x.Shape[1]);
         lock (_gate) return ForwardLocked(parameters, x, h0, c0, y, hN, cN, keepForBackward);
     }
+
+    /// <summary>The kernels index the per-step gate buffers with int: T·N·G·H must fit.</summary>
+    private static void RequireIndexable(RnnConfig config, int steps, int batch) =>
+        Sizes.Elements("x", "the ILGPU gate buffers [T, N, G·H]", ("T", steps), ("N", batch), ("G", config.GateCount), ("H", config.HiddenSize));
 
     private Tape? ForwardLocked(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward)
     {
@@ -404,6 +410,7 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     /// </summary>
     internal DevicePass ForwardOnDevice(RnnParameters parameters, ArrayView<float> x, int steps, int batch, DevicePass? previous, bool keepForBackward)
     {
+        RequireIndexable(parameters.Config, steps, batch);
         lock (_gate) return ForwardOnDeviceLocked(parameters, x, steps, batch, previous, keepForBackward);
     }
 
