@@ -73,11 +73,12 @@ public class NonFiniteNativeTests
     }
 
     /// <summary>
-    /// ±∞ in x with moderate weights: pre-activations ±∞ (tanh, sigmoid saturate to ±1, 0, 1; relu passes ∞ on to
-    /// the next step and layer) and NaN where w·∞ terms of both signs meet, or 0·∞ in a weight gradient.
+    /// ±∞ in x with moderate weights: pre-activations ±∞ (tanh, sigmoid saturate to exactly ±1, 0, 1; relu passes ∞ on
+    /// to the next step and layer), then 0·∞ = NaN in dW_ih where a saturated gate's derivative (exactly 0) meets the
+    /// infinite x. With both signs in one row of x, w·∞ terms of opposite signs meet: NaN pre-activations.
     /// </summary>
-    [TestCaseSource(nameof(PathCases))]
-    public void ForwardAndBackward_MatchTheReference_WhenTheInputHoldsInfinities(NativeIsa isa, CellKind cell, bool fused)
+    [TestCaseSource(nameof(InfinityCases))]
+    public void ForwardAndBackward_MatchTheReference_WhenTheInputHoldsInfinities(NativeIsa isa, CellKind cell, bool fused, bool bothSignsInARow)
     {
         const int steps = 3, batch = 2, input = 5, hidden = 17;
         var config = new RnnConfig(cell, input, hidden, numLayers: 2, bidirectional: true);
@@ -85,11 +86,40 @@ public class NonFiniteNativeTests
         parameters.Reset(5);
         var random = new Random(3);
         var x = new Tensor(TestData.UniformSingle(random, steps * batch * input), steps, batch, input);
-        x.Data[1] = float.PositiveInfinity;                     // t 0, n 0: one infinite feature
-        x.Data[input + 2] = float.NegativeInfinity;             // t 0, n 1
-        x.Data[2 * batch * input + 3] = float.PositiveInfinity;  // t 2, n 0: two of opposite signs
-        x.Data[2 * batch * input + 4] = float.NegativeInfinity;
+        x.Data[1] = float.PositiveInfinity;                      // t 0, n 0
+        x.Data[(batch + 1) * input + 2] = float.NegativeInfinity;  // t 1, n 1
+        if (bothSignsInARow)
+        {
+            x.Data[2 * batch * input + 3] = float.PositiveInfinity;  // t 2, n 0
+            x.Data[2 * batch * input + 4] = float.NegativeInfinity;
+        }
         OnIsa(isa, () => AssertSameAsReference(new NativeCpuBackend(fused), parameters, x, random, "∞ in x"));
+    }
+
+    private static IEnumerable<TestCaseData> InfinityCases() =>
+        from isa in Isas
+        from cell in TestData.AllCells
+        from fused in new[] { true, false }
+        from both in new[] { false, true }
+        select new TestCaseData(isa, cell, fused, both).SetArgDisplayNames(isa.ToString(), cell.ToString(), fused ? "fused" : "unfused", both ? "both signs in a row" : "one per row");
+
+    /// <summary>
+    /// ±∞ in dy, one sign per element of the bias gradients (T=1): each gate's gradient is ±∞ as d times the
+    /// derivative is, not the NaN of d − d·h² (∞ − ∞).
+    /// </summary>
+    [TestCaseSource(nameof(PathCases))]
+    public void Backward_MatchesTheReference_WhenTheOutputGradientHoldsInfinities(NativeIsa isa, CellKind cell, bool fused)
+    {
+        var config = new RnnConfig(cell, 5, 17);
+        var parameters = new RnnParameters(config);
+        parameters.Reset(6);
+        var random = new Random(8);
+        var x = new Tensor(TestData.UniformSingle(random, 2 * 5), 1, 2, 5);
+        OnIsa(isa, () => AssertSameAsReference(new NativeCpuBackend(fused), parameters, x, random, "∞ in dy", dy =>
+        {
+            dy.Data[3] = float.PositiveInfinity;        // n 0, unit 3
+            dy.Data[17 + 16] = float.NegativeInfinity;  // n 1, unit 16 (a vector remainder)
+        }));
     }
 
     /// <summary>
@@ -167,7 +197,8 @@ public class NonFiniteNativeTests
         from nanInWeights in new[] { true, false }
         select new TestCaseData(cell, fused, nanInWeights).SetArgDisplayNames(cell.ToString(), fused ? "fused" : "unfused", nanInWeights ? "NaN in W_ih" : "NaN in dy");
 
-    private static void AssertSameAsReference(NativeCpuBackend backend, RnnParameters parameters, Tensor x, Random random, string what)
+    private static void AssertSameAsReference(NativeCpuBackend backend, RnnParameters parameters, Tensor x, Random random, string what,
+        Action<Tensor>? editDy = null)
     {
         var config = parameters.Config;
         int steps = x.Shape[0], batch = x.Shape[1];
@@ -176,6 +207,7 @@ public class NonFiniteNativeTests
         Tensor Random(int[] shape) => new(TestData.UniformSingle(random, shape.Aggregate(1, (a, b) => a * b)), shape);
         Tensor h0 = Random(state), dhN = Random(state), dy = Random([steps, batch, config.OutputSize]);
         Tensor? c0 = hasCell ? Random(state) : null, dcN = hasCell ? Random(state) : null;
+        editDy?.Invoke(dy);
 
         var reference = ReferenceRnn.Forward(ReferenceWeights.From(parameters), Widen(x.Data), steps, batch, Widen(h0.Data), c0 is null ? null : Widen(c0.Data));
         var expected = ReferenceRnn.Backward(reference, Widen(dy.Data), Widen(dhN.Data), dcN is null ? null : Widen(dcN.Data));
