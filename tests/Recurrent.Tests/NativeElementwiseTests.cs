@@ -36,6 +36,37 @@ public class NativeElementwiseTests
         }
     }
 
+    /// <summary>
+    /// NaN, ±∞, ±0 and values around exp's clamps (88.4 and 89 overflow it to ∞, as sigmoid(−x) → 0 needs) at every
+    /// position of every length 1..33, so each lands in a full vector and in the scalar remainder of every width:
+    /// NaN stays NaN, tanh and sigmoid of ±∞ are their limits, relu(∞) is ∞, 0·∞ is NaN.
+    /// </summary>
+    [TestCaseSource(nameof(Cases))]
+    public void Operation_KeepsNaNAndInfinities_AtEveryLengthAndPosition(NativeIsa isa, int operation)
+    {
+        var op = (NativeElementwise)operation;
+        float[] specials = [float.NaN, -float.NaN, float.PositiveInfinity, float.NegativeInfinity, 0f, -0f, 88.4f, -88.4f, 89f, -89f, 1e30f, -1e30f];
+        var random = new Random(5 + (int)op);
+        try
+        {
+            NativeLibrary.Isa = isa;
+            for (int length = 1; length <= 33; length++)
+                for (int position = 0; position < length; position++)
+                    foreach (float special in specials)
+                    {
+                        var a = TestData.UniformSingle(random, length, bound: 3);
+                        var b = TestData.UniformSingle(random, length, bound: 3);
+                        a[position] = special;
+                        b[length - 1 - position] = specials[(Array.IndexOf(specials, special) + 3) % specials.Length];
+                        Check(op, a, b, $"length {length}, {special} at {position}");
+                    }
+        }
+        finally
+        {
+            NativeLibrary.Isa = NativeIsa.Auto;
+        }
+    }
+
     [Test]
     public void Tanh_KeepsItsRelativeAccuracy_NearZero()
     {
@@ -62,12 +93,12 @@ public class NativeElementwiseTests
                 NativeElementwise.Tanh => Math.Tanh(x),
                 NativeElementwise.Relu => Math.Max(x, 0),
                 NativeElementwise.OneMinus => (float)(1 - x),
-                NativeElementwise.ReluMask => x > 0 ? 1 : 0,
+                NativeElementwise.ReluMask => x <= 0 ? 0 : 1,  // 1 for NaN: the gradient passes, as in PyTorch
                 NativeElementwise.Copy => x,
                 _ => throw new ArgumentOutOfRangeException(nameof(op)),
             };
         }
         bool exact = op is not (NativeElementwise.Sigmoid or NativeElementwise.Tanh);
-        Assertions.AllClose(output, expected, exact ? new Tolerance(0, 0) : Tolerances.Activation, $"{op} {what}");
+        NonFinite.AssertSame(output, expected, exact ? new Tolerance(0, 0) : Tolerances.Activation, $"{op} {what}");
     }
 }

@@ -103,6 +103,6 @@ RC_EXPORT void rc_rnn_release_cached_memory(void);
 
 // One elementwise operation of the pointwise kernels over count floats, on the instruction set in use:
 // op 0 add, 1 sub, 2 mul (out = a op b), 3 sigmoid, 4 tanh, 5 relu, 6 one_minus (1 − a), 7 relu_mask
-// (1 where a > 0, else 0), 8 copy (out = f(a); b unused, may be null). Exposed so the vector
+// (0 where a ≤ 0, else 1, NaN included), 8 copy (out = f(a); b unused, may be null). Exposed so the vector
 // approximations of exp, sigmoid and tanh are tested against double precision on every path.
 RC_EXPORT rc_status rc_rnn_elementwise(int32_t op, int64_t count, const float* a, const float* b, float* out);

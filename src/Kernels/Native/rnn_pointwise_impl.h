@@ -12,6 +12,11 @@
 namespace rc::rnn::RC_RNN_NS {
 
 // ---- the vector types --------------------------------------------------------------------------
+//
+// vmax(a, b) and vmin(a, b) return b when either operand is NaN: that is what x86 MAXPS/MINPS do, and
+// the portable `a > b ? a : b` forms do the same. So the operand whose NaN must survive goes second, and
+// a NaN propagates at no cost. Comparisons are ordered (false for NaN); a select keyed on one decides
+// where a NaN goes, so each says which way.
 
 struct Scalar {
   using R = float;
@@ -25,6 +30,7 @@ template <> inline float splat<float>(float v) { return v; }
 inline float vmax(float a, float b) { return a > b ? a : b; }
 inline float vmin(float a, float b) { return a < b ? a : b; }
 inline bool less(float a, float b) { return a < b; }
+inline bool less_equal(float a, float b) { return a <= b; }
 inline float select(bool m, float t, float f) { return m ? t : f; }
 inline float vabs(float a) { return __builtin_fabsf(a); }
 inline float copysign_of(float magnitude, float sign) { return __builtin_copysignf(magnitude, sign); }
@@ -53,6 +59,7 @@ template <> inline v4f splat<v4f>(float v) { return v4f{v, v, v, v}; }
 inline v4f vmax(v4f a, v4f b) { return a > b ? a : b; }
 inline v4f vmin(v4f a, v4f b) { return a < b ? a : b; }
 inline v4i less(v4f a, v4f b) { return a < b; }
+inline v4i less_equal(v4f a, v4f b) { return a <= b; }
 inline v4f select(v4i m, v4f t, v4f f) { return m ? t : f; }
 inline v4f vabs(v4f a) { return (v4f)((v4i)a & INT32_MAX); }
 inline v4f copysign_of(v4f magnitude, v4f sign) { return (v4f)(((v4i)magnitude & INT32_MAX) | ((v4i)sign & INT32_MIN)); }
@@ -72,6 +79,7 @@ template <> inline __m256 splat<__m256>(float v) { return _mm256_set1_ps(v); }
 inline __m256 vmax(__m256 a, __m256 b) { return _mm256_max_ps(a, b); }
 inline __m256 vmin(__m256 a, __m256 b) { return _mm256_min_ps(a, b); }
 inline __m256 less(__m256 a, __m256 b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+inline __m256 less_equal(__m256 a, __m256 b) { return _mm256_cmp_ps(a, b, _CMP_LE_OQ); }
 inline __m256 select(__m256 m, __m256 t, __m256 f) { return _mm256_blendv_ps(f, t, m); }
 inline __m256 vabs(__m256 a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
 inline __m256 copysign_of(__m256 magnitude, __m256 sign) {
@@ -95,6 +103,7 @@ template <> inline __m512 splat<__m512>(float v) { return _mm512_set1_ps(v); }
 inline __m512 vmax(__m512 a, __m512 b) { return _mm512_max_ps(a, b); }
 inline __m512 vmin(__m512 a, __m512 b) { return _mm512_min_ps(a, b); }
 inline __mmask16 less(__m512 a, __m512 b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+inline __mmask16 less_equal(__m512 a, __m512 b) { return _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ); }
 inline __m512 select(__mmask16 m, __m512 t, __m512 f) { return _mm512_mask_blend_ps(m, f, t); }
 inline __m512 vabs(__m512 a) { return _mm512_abs_ps(a); }
 // Integer logic: the float forms of and/or need AVX512DQ, which the dispatch does not check for.
@@ -112,10 +121,16 @@ inline __m512 pow2(__m512 n) {
 // ---- activations -------------------------------------------------------------------------------
 
 // exp as Cephes' expf: x = n·ln2 + r with |r| ≤ ln2/2, a degree-7 polynomial for e^r (relative error
-// ≈ 1e-7), 2^n from the exponent bits. The clamp keeps 2^n a normal number.
+// ≈ 1e-7), 2^n from the exponent bits. x goes second in the clamp, so a NaN passes through. Below, the
+// clamp keeps 2^n a normal number (exp(−∞) is 1e-38, not 0, which sigmoid and tanh round away). Above, it
+// lets n reach 128, whose exponent bits are those of +∞: exp(x) is ∞ from x ≈ 88.38 on (true overflow is at
+// 88.72), so sigmoid(−∞) is exactly 0, as in the reference, not the 1/exp(88.3) ≈ 5e-39 of a clamp at 88.3
+// (which 0·∞ in a gradient turns into ∞ instead of NaN). 89 keeps n ≤ 128.
+// The scalar path's float-to-int conversions of a NaN are unspecified, but y is NaN already then, and so
+// is y · 2^n whatever 2^n is.
 template <class R>
 inline R vexp(R x) {
-  x = vmin(vmax(x, splat<R>(-87.3f)), splat<R>(88.3f));
+  x = vmin(splat<R>(89.0f), vmax(splat<R>(-87.3f), x));
   R n = round_nearest(x * 1.44269504088896341f);
   R r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
@@ -135,7 +150,8 @@ inline R vsigmoid(R x) {
 }
 
 // tanh(|x|) = (1 − e)/(1 + e) with e = exp(−2|x|) loses relative accuracy as |x| → 0 (1 − e cancels), so
-// below 0.25 its Taylor series to x^11 is used instead (next term < 2e-10 relative there).
+// below 0.25 its Taylor series to x^11 is used instead (next term < 2e-10 relative there). A NaN fails
+// the comparison and takes the (1 − e)/(1 + e) branch, which is NaN.
 template <class R>
 inline R vtanh(R x) {
   R a = vabs(x);
@@ -178,7 +194,7 @@ void elman_forward(const StepForward& s, int64_t row_begin, int64_t row_end) {
       RC_LANE;
       R a = U::load(g + j) + U::load(s.bias + j) + U::load(rec + j);
       R out;
-      if constexpr (Relu) out = vmax(a, splat<R>(0.0f));
+      if constexpr (Relu) out = vmax(splat<R>(0.0f), a);  // a second: relu(NaN) is NaN
       else out = vtanh(a);
       U::store(h + j, out);
       if constexpr (Train) U::store(h_copy + j, out);
@@ -308,8 +324,10 @@ void elman_backward(const StepBackward& s, int64_t row_begin, int64_t row_end) {
       R d = U::load(dy + j) + U::load(dh + j);
       R hv = U::load(h + j);
       R out;
-      if constexpr (Relu) out = select(less(splat<R>(0.0f), hv), d, splat<R>(0.0f));
-      else out = d - d * (hv * hv);
+      // As the reference: d times the derivative, so a NaN or ∞ in d is never dropped, and the relu
+      // derivative is 1 where h is NaN (as PyTorch's threshold_backward passes the gradient there).
+      if constexpr (Relu) out = d * select(less_equal(hv, splat<R>(0.0f)), splat<R>(0.0f), splat<R>(1.0f));
+      else out = d * (1.0f - hv * hv);
       U::store(dg + j, out);
     });
   }
@@ -415,9 +433,10 @@ struct SubOp { template <class R> static R apply(R a, R b) { return a - b; } };
 struct MulOp { template <class R> static R apply(R a, R b) { return a * b; } };
 struct SigmoidOp { template <class R> static R apply(R a) { return vsigmoid(a); } };
 struct TanhOp { template <class R> static R apply(R a) { return vtanh(a); } };
-struct ReluOp { template <class R> static R apply(R a) { return vmax(a, splat<R>(0.0f)); } };
+struct ReluOp { template <class R> static R apply(R a) { return vmax(splat<R>(0.0f), a); } };
 struct OneMinusOp { template <class R> static R apply(R a) { return 1.0f - a; } };
-struct ReluMaskOp { template <class R> static R apply(R a) { return select(less(splat<R>(0.0f), a), splat<R>(1.0f), splat<R>(0.0f)); } };
+// 1 where a is NaN, as the fused backward.
+struct ReluMaskOp { template <class R> static R apply(R a) { return select(less_equal(a, splat<R>(0.0f)), splat<R>(0.0f), splat<R>(1.0f)); } };
 struct CopyOp { template <class R> static R apply(R a) { return a; } };
 
 template <class V, class Op>

@@ -140,14 +140,26 @@ void over_batch(bool split, int64_t N, const Body& rows_body) {
   parallel_for(parts, [&](int64_t begin, int64_t end) { rows_body(N * begin / parts, N * end / parts); });
 }
 
-// out[r] = table[ids[r]] for each of rows rows of cols floats, zeros where ids[r] < 0.
-void gather_rows(int64_t rows, int64_t cols, const int32_t* ids, const float* table, float* out) {
+bool any_negative(int64_t rows, const int32_t* ids) {
+  for (int64_t r = 0; r < rows; r++)
+    if (ids[r] < 0) return true;
+  return false;
+}
+
+// The product of a zero input row with W [rows, cols]: 0 for each row of W, unless the row holds a NaN or
+// ±∞ (0·∞ is NaN). What a dense zero row of x projects to, so the table path gives what x would.
+std::vector<float> zero_row_product(int64_t rows, int64_t cols, const float* w) {
+  std::vector<float> out(rows, 0.0f);
+  for (int64_t j = 0; j < rows; j++)
+    for (int64_t k = 0; k < cols; k++) out[j] += 0.0f * w[j * cols + k];
+  return out;
+}
+
+// out[r] = table[ids[r]] for each of rows rows of cols floats, zero_row where ids[r] < 0.
+void gather_rows(int64_t rows, int64_t cols, const int32_t* ids, const float* table, const float* zero_row, float* out) {
   auto body = [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; r++) {
-      float* row = out + r * cols;
-      if (ids[r] < 0) std::memset(row, 0, sizeof(float) * cols);
-      else std::memcpy(row, table + ids[r] * cols, sizeof(float) * cols);
-    }
+    for (int64_t r = begin; r < end; r++)
+      std::memcpy(out + r * cols, ids[r] < 0 ? zero_row : table + ids[r] * cols, sizeof(float) * cols);
   };
   if (rows * cols < kParallelElements) body(0, rows);
   else parallel_for(rows, body);
@@ -277,7 +289,9 @@ void forward(Cell cell, bool fused, int64_t T, int64_t N, int64_t I, int64_t H, 
   if (input.from_table()) {
     Buffer table_projection = Buffer::allocate(input.vocab * GH);
     sgemm(false, true, input.vocab, GH, I, 1.0f, input.table, I, w.weight_ih, I, 0.0f, table_projection.get(), GH);
-    gather_rows(TN, GH, input.ids, table_projection.get(), projection);
+    const std::vector<float> zero_row =
+        any_negative(TN, input.ids) ? zero_row_product(GH, I, w.weight_ih) : std::vector<float>(GH, 0.0f);
+    gather_rows(TN, GH, input.ids, table_projection.get(), zero_row.data(), projection);
   } else {
     sgemm(false, true, TN, GH, I, 1.0f, input.x, I, w.weight_ih, I, 0.0f, projection, GH);
   }
@@ -580,6 +594,17 @@ void backward(const Tape& tape, const float* weight_ih, const float* weight_hh, 
     dgates_by_id = Buffer::allocate(input.vocab * GH);
     sum_rows_by_id(TN, GH, input.vocab, input.ids, dgates.get(), dgates_by_id.get());
     sgemm(true, false, GH, I, input.vocab, 1.0f, dgates_by_id.get(), GH, input.table, I, 1.0f, dweight_ih, I);
+    // Rows of zeros (ids < 0) add dgates · 0 to dW_ih, which is NaN in row j of it where a gradient of gate j
+    // is NaN or ±∞ there: as dense x does. Finite, the terms are zero and change nothing.
+    if (any_negative(TN, input.ids)) {
+      std::vector<float> pad(GH, 0.0f);
+      for (int64_t r = 0; r < TN; r++)
+        if (input.ids[r] < 0)
+          for (int64_t j = 0; j < GH; j++) pad[j] += 0.0f * dgates.get()[r * GH + j];
+      for (int64_t j = 0; j < GH; j++)
+        if (pad[j] != pad[j])
+          for (int64_t c = 0; c < I; c++) dweight_ih[j * I + c] += pad[j];
+    }
   } else {
     sgemm(true, false, GH, I, TN, 1.0f, dgates.get(), GH, input.x, I, 1.0f, dweight_ih, I);
   }

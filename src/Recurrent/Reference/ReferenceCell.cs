@@ -193,7 +193,9 @@ internal static class ReferenceCell
                     for (int i = 0; i < nh; i++)
                     {
                         double hv = act[i];
-                        dInput[i] = dh[i] * (cell == CellKind.RnnTanh ? 1 - hv * hv : hv > 0 ? 1 : 0);
+                        // relu: 1 where h is NaN, as PyTorch's threshold_backward passes the gradient there (not
+                        // `hv > 0 ? 1 : 0`, which would zero it); a factor, so a NaN dh stays NaN.
+                        dInput[i] = dh[i] * (cell == CellKind.RnnTanh ? 1 - hv * hv : hv <= 0 ? 0 : 1);
                     }
                     Array.Copy(dInput, dRecur, dInput.Length);
                     AddOuter(grads.WeightHH, grads.BiasHH, gh, hidden, dRecur, hPrev, batch);

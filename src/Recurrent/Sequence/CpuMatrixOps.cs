@@ -74,15 +74,16 @@ internal sealed unsafe class CpuMatrixOps : ManagedMatrixOps<float>
                 {
                     var hv = Vector512.Load(h + i);
                     // Both derivatives from the output alone, so the pre-activation need not be kept.
+                    // relu: 1 where h is NaN (as ManagedMatrixOps), so the gradient is not zeroed there.
                     var derivative = tanh ? Vector512<float>.One - hv * hv
-                        : Vector512.ConditionalSelect(Vector512.GreaterThan(hv, Vector512<float>.Zero), Vector512<float>.One, Vector512<float>.Zero);
+                        : Vector512.ConditionalSelect(Vector512.LessThanOrEqual(hv, Vector512<float>.Zero), Vector512<float>.Zero, Vector512<float>.One);
                     var dz = Vector512.Load(d + i) * derivative;
                     dz.Store(d + i);
                     (Vector512.Load(sums + i) + dz).Store(sums + i);
                 }
                 for (; i < columns; i++)
                 {
-                    d[i] *= tanh ? 1 - h[i] * h[i] : h[i] > 0 ? 1 : 0;
+                    d[i] *= tanh ? 1 - h[i] * h[i] : h[i] <= 0 ? 0 : 1;
                     sums[i] += d[i];
                 }
             }

@@ -69,8 +69,9 @@ internal class ManagedMatrixOps<T> : IMatrixOps<T, Memory<T>, Memory<int>> where
         for (int i = 0; i < gradient.Length; i++)
         {
             T h = output[i];
-            // Both derivatives from the output alone, so the pre-activation need not be kept.
-            T derivative = activation == RnnActivation.Tanh ? T.One - h * h : h > T.Zero ? T.One : T.Zero;
+            // Both derivatives from the output alone, so the pre-activation need not be kept. relu's is 1 where h is
+            // NaN, as PyTorch's threshold_backward passes the gradient there; a factor, so a NaN gradient stays NaN.
+            T derivative = activation == RnnActivation.Tanh ? T.One - h * h : h <= T.Zero ? T.Zero : T.One;
             gradient[i] *= derivative;
             biasGradient[i % columns] += gradient[i];
         }

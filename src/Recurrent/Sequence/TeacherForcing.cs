@@ -24,8 +24,9 @@ internal static class TeacherForcing
     public static int ArgMax<T>(ReadOnlySpan<T> row) where T : IComparisonOperators<T, T, bool>
     {
         int best = 0;
-        for (int i = 1; i < row.Length; i++)
-            if (row[i] > row[best]) best = i;
+        // A NaN counts as the largest value (its first one wins), as torch.argmax: `>` alone would skip it.
+        for (int i = 1; i < row.Length && row[best] == row[best]; i++)
+            if (row[i] > row[best] || row[i] != row[i]) best = i;
         return best;
     }
 }
