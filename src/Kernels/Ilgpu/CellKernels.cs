@@ -44,8 +44,8 @@ public readonly struct ReluActivation : IActivation
     /// <inheritdoc />
     public float Apply(float x) => DeviceMath.Relu(x);
     /// <inheritdoc />
-    /// <remarks>0 for a NaN output, as the reference's <c>h &gt; 0 ? 1 : 0</c>: the NaN is already in h and reaches the loss from there.</remarks>
-    public float DerivativeFromOutput(float y) => y > 0 ? 1 : 0;
+    /// <remarks>1 for a NaN output, as the reference and PyTorch's <c>threshold_backward</c>: the gradient passes a NaN h.</remarks>
+    public float DerivativeFromOutput(float y) => y <= 0 ? 0 : 1;
 }
 
 /// <summary>

@@ -50,7 +50,7 @@ public static class UnaryOps
     /// <summary>tanh'(·) from y = tanh(·): 1 − y².</summary>
     public readonly struct TanhDerivative : IUnaryOp { /** <inheritdoc /> */ public float Apply(float y) => 1 - y * y; }
     /// <summary>relu'(·) from y = relu(·): 1 where y &gt; 0.</summary>
-    public readonly struct ReluDerivative : IUnaryOp { /** <inheritdoc /> */ public float Apply(float y) => y > 0 ? 1 : 0; }
+    public readonly struct ReluDerivative : IUnaryOp { /** <inheritdoc /> */ public float Apply(float y) => y <= 0 ? 0 : 1; }
 }
 
 /// <summary>The binary operations of the unfused cells.</summary>

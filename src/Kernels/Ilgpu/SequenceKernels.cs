@@ -146,16 +146,19 @@ public static class SequenceKernels
         partial[index] = sum;
     }
 
-    /// <summary>destination[row] = the first index of the largest element of row <paramref name="index"/> of values [rows, columns].</summary>
+    /// <summary>
+    /// destination[row] = the first index of the largest element of row <paramref name="index"/> of values [rows, columns];
+    /// the first NaN, as torch.argmax, when the row holds one.
+    /// </summary>
     public static void ArgMaxRows(Index1D index, ArrayView<float> values, ArrayView<int> destination, int columns)
     {
         long start = (long)(int)index * columns;
         int best = 0;
         float bestValue = values[start];
-        for (int c = 1; c < columns; c++)
+        for (int c = 1; c < columns && !float.IsNaN(bestValue); c++)
         {
             float v = values[start + c];
-            if (v > bestValue)
+            if (v > bestValue || float.IsNaN(v))
             {
                 best = c;
                 bestValue = v;
