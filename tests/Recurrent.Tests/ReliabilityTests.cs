@@ -329,6 +329,32 @@ public class ConcurrencyTests : EveryBackendFixture
     }
 }
 
+/// <summary>The example at the layer API: a NaN parameter gives NaN outputs on every backend, as PyTorch does.</summary>
+[TestFixture]
+public class NaNParameterAtTheLayerTests : EveryBackendFixture
+{
+    private static IEnumerable<TestCaseData> Cases() =>
+        from activation in Enum.GetValues<RnnActivation>()
+        from backend in BackendNames
+        select new TestCaseData(activation, backend).SetArgDisplayNames(activation.ToString(), backend);
+
+    [TestCaseSource(nameof(Cases))]
+    public void Forward_GivesNaN_WhenTheOnlyInputWeightIsNaN(RnnActivation activation, string backend)
+    {
+        var rnn = new ElmanRnn(1, 1, activation, backend: Backend(backend));
+        foreach (var p in rnn.Parameters.All) Array.Clear(p.Value.Data);
+        rnn.Parameters["weight_ih_l0"].Value.Data[0] = float.NaN;
+        using var result = rnn.Forward(new Tensor([1f], 1, 1, 1), keepForBackward: true);
+        Assert.That(result.Output.Data[0], Is.NaN, "y");
+        Assert.That(result.HiddenState.Data[0], Is.NaN, "hN");
+        rnn.Backward(result, new Tensor([1f], 1, 1, 1));
+        // tanh′ = 1 − h² is NaN; relu′ passes the gradient at a NaN h (PyTorch's threshold_backward: h ≤ 0 ? 0 : dy), so dW_ih = dy·x = 1.
+        float dW = rnn.Parameters["weight_ih_l0"].Grad.Data[0];
+        if (activation == RnnActivation.Tanh) Assert.That(dW, Is.NaN, "dW_ih");
+        else Assert.That(dW, Is.EqualTo(1f), "dW_ih");
+    }
+}
+
 /// <summary>A sequence model never returns a finite loss while its gradients hold NaN or ∞.</summary>
 [TestFixture]
 public class SequenceModelNonFiniteTests
