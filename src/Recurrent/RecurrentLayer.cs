@@ -6,10 +6,11 @@ namespace Recurrent;
 /// </summary>
 public sealed class RnnForwardResult : IDisposable
 {
-    internal RnnForwardResult(RecurrentLayer layer, Tensor output, Tensor hidden, Tensor? cell, IRnnTape? tape, RecurrentLayer.TableRun? table = null)
+    /// <summary>Made while the pass is still in flight, so no replacement of the parameters slips in before the version is read.</summary>
+    internal RnnForwardResult(RecurrentLayer layer, Tensor output, Tensor hidden, Tensor? cell, IRnnTape? tape, RecurrentLayer.TableRun? table = null, int? parameterVersion = null)
     {
         (Layer, Output, HiddenState, CellState, Tape, Table) = (layer, output, hidden, cell, tape, table);
-        ParameterVersion = layer.Parameters.Version;
+        ParameterVersion = parameterVersion ?? layer.Parameters.Version;
     }
 
     /// <summary>y [T, N, D·H]: the last layer's hidden state at every step, forward direction first.</summary>
@@ -206,7 +207,8 @@ public abstract class RecurrentLayer
         for (int r = 0; r < rows; r++)
             if (ids[r] >= 0) table.AsSpan(ids[r] * input, input).CopyTo(x.Data.AsSpan(r * input, input));
         var gathered = Run(x, h0, c0, keepForBackward, inputIsPrivate: true);
-        return new RnnForwardResult(this, gathered.Output, gathered.HiddenState, gathered.CellState, gathered.Tape, new TableRun(tableInput, Gathered: true));
+        return new RnnForwardResult(this, gathered.Output, gathered.HiddenState, gathered.CellState, gathered.Tape, new TableRun(tableInput, Gathered: true),
+            gathered.ParameterVersion);
     }
 
     /// <summary>
@@ -385,13 +387,14 @@ public abstract class RecurrentLayer
     /// or another thread is replacing the parameters.</exception>
     public void Save(string path)
     {
+        // Inside the pass, so no SGD step or Load changes the values between the check and the write.
+        using var pass = Parameters.EnterPass();
         foreach (var p in Parameters.All)
         {
             int bad = Tensor.IndexOfNonFinite(p.Value.Data);
             if (bad >= 0)
                 throw new InvalidOperationException($"parameter '{p.Name}' element {bad} is {p.Value.Data[bad]}; a checkpoint with non-finite values cannot be loaded again, so it is not saved.");
         }
-        using var pass = Parameters.EnterPass();
         SafeTensors.Write(path, Parameters.All.Select(p => KeyValuePair.Create(p.Name, p.Value)),
             new Dictionary<string, string> { ["format"] = "pt", [CellMetadataKey] = Config.Cell.ToString() });
     }

@@ -99,6 +99,11 @@ public static class SafeTensors
 
     private static FileStream OpenForReading(string path)
     {
+        // Opening a named pipe for reading blocks until some writer opens it: a pipe (or device) reports no length, so
+        // it is refused here, before the open, as any file too short to hold the header length is.
+        var info = new FileInfo(path);
+        if (info.Exists && info.Length < 8)
+            throw Bad(path, null, $"the file has {info.Length} bytes, fewer than the 8-byte header length (or it is a pipe or a device, not a regular file)");
         try { return File.OpenRead(path); }
         // Opening a folder fails as a permission problem would; it is not one, and callers are promised an IOException.
         catch (UnauthorizedAccessException e) when (Directory.Exists(path))

@@ -404,6 +404,61 @@ public class SequenceModelNonFiniteTests
         }
     }
 
+    /// <summary>Targets over tokens 0..3 of a vocabulary of 5, start token 0: token 4 is never fed back.</summary>
+    private static SequenceTargets TargetsWithoutToken4() =>
+        SequenceTargets.Tokens(Enumerable.Range(0, 6 * 4).Select(i => i * 7 % 4).ToArray(), 6, 4);
+
+    private static IEnumerable<TestCaseData> UnusedRowCases() =>
+        from cell in TestData.AllCells
+        from value in new[] { float.NaN, float.PositiveInfinity }
+        select new TestCaseData(cell, value).SetArgDisplayNames(cell.ToString(), value.ToString());
+
+    [TestCaseSource(nameof(UnusedRowCases))]
+    public void Train_SchedulesAgreeAndStayFinite_WhenAnUnusedEmbeddingRowIsNotFinite(CellKind cell, float value)
+    {
+        // The parallel schedule reads the stack's input from the embedding table; a row no token selects is not a row
+        // of the dense input, so it must not reach dW_ih or the loss (0 · NaN would).
+        (float Loss, float[][] Grads) Run(TrainingSchedule schedule)
+        {
+            var layer = PyTorchData.CreateLayer(new RnnConfig(cell, 3, 3), new NativeCpuBackend());
+            var model = new RecurrentSequenceModel(layer, 5, SequenceLoss.SoftmaxCrossEntropy, startToken: 0);
+            for (int i = 0; i < 3; i++) model.Parameters[0].Value.Data[4 * 3 + i] = value;
+            float loss = model.Train(TargetsWithoutToken4(), schedule);
+            return (loss, model.Parameters.Select(p => p.Grad.Data).Concat(layer.Parameters.All.Select(p => p.Grad.Data)).ToArray());
+        }
+        var parallel = Run(TrainingSchedule.ParallelOverTime);
+        var stepByStep = Run(TrainingSchedule.StepByStep);
+        Assert.That(float.IsFinite(stepByStep.Loss), "the step-by-step loss");
+        Assert.That(parallel.Loss, Is.EqualTo(stepByStep.Loss).Within(1e-5f));
+        for (int p = 0; p < parallel.Grads.Length; p++)
+            Assertions.AllClose(parallel.Grads[p], Array.ConvertAll(stepByStep.Grads[p], v => (double)v), Tolerances.Float32, $"gradient {p}");
+    }
+
+    private static IEnumerable<TestCaseData> UnusedFeedbackCases() =>
+        from device in new[] { "cpu", "ilgpu-cpu" }
+        from value in new[] { float.NaN, float.PositiveInfinity }
+        select new TestCaseData(device, value).SetArgDisplayNames(device, value.ToString());
+
+    [TestCaseSource(nameof(UnusedFeedbackCases))]
+    public void OutputRecurrentNetwork_SchedulesAgree_WhenAnUnusedFeedbackRowIsNotFinite(string device, float value)
+    {
+        using var gpu = device == "cpu" ? null : new IlgpuBackend(IlgpuDevice.Cpu);
+        (float Loss, float[][] Grads) Run(TrainingSchedule schedule)
+        {
+            using var network = new OutputRecurrentNetwork(0, 3, 5, SequenceLoss.SoftmaxCrossEntropy, startToken: 0, device: gpu);
+            var feedback = network.Parameters.First(p => p.Name == "feedback_weight").Value;
+            for (int h = 0; h < 3; h++) feedback.Data[4 * 3 + h] = value;
+            float loss = network.Train(null, TargetsWithoutToken4(), schedule);
+            return (loss, network.Parameters.Select(p => (float[])p.Grad.Data.Clone()).ToArray());
+        }
+        var parallel = Run(TrainingSchedule.ParallelOverTime);
+        var stepByStep = Run(TrainingSchedule.StepByStep);
+        Assert.That(float.IsFinite(stepByStep.Loss), "the step-by-step loss");
+        Assert.That(parallel.Loss, Is.EqualTo(stepByStep.Loss).Within(1e-5f));
+        for (int p = 0; p < parallel.Grads.Length; p++)
+            Assertions.AllClose(parallel.Grads[p], Array.ConvertAll(stepByStep.Grads[p], v => (double)v), Tolerances.Float32, $"gradient {p}");
+    }
+
     [Test]
     public void SgdStep_Throws_WhenTheLearningRateIsNotFinite()
     {

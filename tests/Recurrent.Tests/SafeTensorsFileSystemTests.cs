@@ -219,4 +219,16 @@ public class SafeTensorsFileSystemTests
         Assert.That(() => Layer(seed: 1).Save(loop), Throws.InstanceOf<IOException>().With.Message.Contains(loop));
         Assert.That(Directory.GetFileSystemEntries(Path.Combine(_folder, "sub")), Is.Empty);
     }
+
+    [Test]
+    public void Load_OfANamedPipe_ThrowsInvalidData_InsteadOfWaitingForAWriter()
+    {
+        var fifo = Path.Combine(_folder, "pipe");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", fifo)) mkfifo.WaitForExit();
+        Assume.That(File.Exists(fifo), "mkfifo made no pipe");
+        var lstm = new Lstm(1, 1);
+        var load = Task.Run(() => lstm.Load(fifo));
+        Assert.That(Task.WhenAny(load, Task.Delay(TimeSpan.FromSeconds(20))).Result, Is.SameAs(load), "Load of a named pipe returned");
+        Assert.That(load.Exception?.InnerException, Is.TypeOf<InvalidDataException>().With.Message.Contains(fifo));
+    }
 }

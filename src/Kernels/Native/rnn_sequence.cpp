@@ -168,6 +168,17 @@ void gather_rows(int64_t rows, int64_t cols, const int32_t* ids, const float* ta
 // sums[v] = Σ a[r] over the rows r with ids[r] = v ([V, cols], overwritten; rows with ids[r] < 0 are
 // skipped). The columns are split among the workers so no two write the same sum: no atomics, and the
 // order of the additions (and so the result) does not depend on the number of threads.
+// The table rows some id in [0, vocab) selects, ascending.
+std::vector<int64_t> used_rows(int64_t rows, int64_t vocab, const int32_t* ids) {
+  std::vector<char> seen(static_cast<size_t>(vocab), 0);
+  for (int64_t r = 0; r < rows; r++)
+    if (ids[r] >= 0) seen[static_cast<size_t>(ids[r])] = 1;
+  std::vector<int64_t> used;
+  for (int64_t v = 0; v < vocab; v++)
+    if (seen[static_cast<size_t>(v)]) used.push_back(v);
+  return used;
+}
+
 void sum_rows_by_id(int64_t rows, int64_t cols, int64_t vocab, const int32_t* ids, const float* a, float* sums) {
   constexpr int64_t kColumnsPerTask = 256;
   const int64_t tasks = (cols + kColumnsPerTask - 1) / kColumnsPerTask;
@@ -589,11 +600,31 @@ void backward(const Tape& tape, const float* weight_ih, const float* weight_hh, 
   const float* dg_rec = after ? dgates_rec.get() : dgates.get();
   // Table input: a table row's uses share its gradient terms, so the gates' gradients are summed per
   // row first and both products below run over V rows instead of T·N.
-  Buffer dgates_by_id;
+  // Table rows no id uses are not rows of the dense x, so they enter neither product (0 · NaN in an unused row
+  // would otherwise reach dW_ih and the table's gradient); when some are unused, both products run over the used
+  // rows, gathered.
+  Buffer dgates_by_id, used_dgates, used_table;
+  std::vector<int64_t> used;
+  int64_t used_count = input.vocab;
+  const float* dgates_rows = nullptr;
+  const float* table_rows = input.table;
   if (input.from_table()) {
     dgates_by_id = Buffer::allocate(input.vocab * GH);
     sum_rows_by_id(TN, GH, input.vocab, input.ids, dgates.get(), dgates_by_id.get());
-    sgemm(true, false, GH, I, input.vocab, 1.0f, dgates_by_id.get(), GH, input.table, I, 1.0f, dweight_ih, I);
+    dgates_rows = dgates_by_id.get();
+    used = used_rows(TN, input.vocab, input.ids);
+    if (static_cast<int64_t>(used.size()) < input.vocab) {
+      used_count = static_cast<int64_t>(used.size());
+      used_dgates = Buffer::allocate(used_count * GH);
+      used_table = Buffer::allocate(used_count * I);
+      for (int64_t k = 0; k < used_count; k++) {
+        std::memcpy(used_dgates.get() + k * GH, dgates_by_id.get() + used[k] * GH, sizeof(float) * GH);
+        std::memcpy(used_table.get() + k * I, input.table + used[k] * I, sizeof(float) * I);
+      }
+      dgates_rows = used_dgates.get();
+      table_rows = used_table.get();
+    }
+    sgemm(true, false, GH, I, used_count, 1.0f, dgates_rows, GH, table_rows, I, 1.0f, dweight_ih, I);
     // Rows of zeros (ids < 0) add dgates · 0 to dW_ih, which is NaN in row j of it where a gradient of gate j
     // is NaN or ±∞ there: as dense x does. Finite, the terms are zero and change nothing.
     if (any_negative(TN, input.ids)) {
@@ -626,9 +657,14 @@ void backward(const Tape& tape, const float* weight_ih, const float* weight_hh, 
     add_column_sums(k.elementwise, TN, GH, dgates.get(), GH, sums.data());
     for (int64_t j = 0; j < GH; j++) dbias_ih[j] += sums[j], dbias_hh[j] += sums[j];
   }
-  if (input.from_table())
+  if (input.from_table() && used_count == input.vocab) {
     sgemm(false, false, input.vocab, I, GH, 1.0f, dgates_by_id.get(), GH, weight_ih, I, 1.0f, dtable, I);
-  else
+  } else if (input.from_table()) {
+    Buffer dtable_used = Buffer::allocate(used_count * I);
+    sgemm(false, false, used_count, I, GH, 1.0f, dgates_rows, GH, weight_ih, I, 0.0f, dtable_used.get(), I);
+    for (int64_t k = 0; k < used_count; k++)
+      for (int64_t c = 0; c < I; c++) dtable[used[k] * I + c] += dtable_used.get()[k * I + c];
+  } else
     sgemm(false, false, TN, I, GH, 1.0f, dgates.get(), GH, weight_ih, I, 0.0f, dx, I);
 }
 

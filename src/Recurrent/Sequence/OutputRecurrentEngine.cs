@@ -166,21 +166,29 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
     /// </summary>
     private T TrainParallelByToken(int[] ids, int steps, int batch)
     {
-        int rows = steps * batch, hidden = HiddenSize, outputs = OutputSize, tableRows = outputs + 1, zeroStart = outputs;
-        // Row v of the tables is token v; row O is the zero start value (fed back as −1), which adds no row of W.
-        if (_tableTokens.Length != tableRows)
+        int rows = steps * batch, hidden = HiddenSize, outputs = OutputSize, zeroStart = outputs;
+        // One table row per fed-back value that occurs (a token, or the zero start value fed back as −1, which adds no
+        // row of W), in order of value. Values that never occur get no row: the T·N rows never compute them, so a NaN
+        // in an unused row of W must not reach the loss or the gradients through a zero count.
+        var rowOf = new int[outputs + 1];
+        for (int r = 0; r < rows; r++)
         {
-            _tableTokens = new int[tableRows];
-            for (int v = 0; v < tableRows; v++) _tableTokens[v] = v < outputs ? v : -1;
+            int fedBack = r < batch ? StartToken : ids[r - batch];
+            rowOf[fedBack < 0 ? zeroStart : fedBack] = 1;
         }
+        int tableRows = 0;
+        for (int v = 0; v <= outputs; v++) rowOf[v] = rowOf[v] == 0 ? -1 : tableRows++;
+        if (_tableTokens.Length != tableRows) _tableTokens = new int[tableRows];
+        for (int v = 0; v <= outputs; v++)
+            if (rowOf[v] >= 0) _tableTokens[rowOf[v]] = v < outputs ? v : -1;
         var tableIds = Ops.UploadIds(_tableTokens, ref _tableTokenStage);
-        // counts[v, y]: how many predictions fed back v have target y (exact in float up to 2^24 rows).
+        // counts[row of v, y]: how many predictions fed back v have target y (exact in float up to 2^24 rows).
         if (_counts.Length != tableRows * outputs) _counts = new T[tableRows * outputs];
         else Array.Clear(_counts);
         for (int r = 0; r < rows; r++)
         {
             int fedBack = r < batch ? StartToken : ids[r - batch];
-            _counts[(fedBack < 0 ? zeroStart : fedBack) * outputs + ids[r]] += T.One;
+            _counts[rowOf[fedBack < 0 ? zeroStart : fedBack] * outputs + ids[r]] += T.One;
         }
         var counts = Ops.Upload(_counts, ref _countStage);
 
