@@ -48,8 +48,10 @@ public sealed class RnnParameters
     private int _version;
 
     /// <summary>Zero-valued parameters for <paramref name="config"/>.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="config"/> is null.</exception>
     public RnnParameters(RnnConfig config)
     {
+        ArgumentNullException.ThrowIfNull(config);
         Config = config;
         _parameters = config.Parameters().Select(p => new Parameter(p.Name, p.Layer, p.Direction, p.Kind, p.Shape)).ToArray();
         _byName = _parameters.ToDictionary(p => p.Name);

@@ -21,7 +21,7 @@ public enum ParameterKind
 public sealed record RnnConfig
 {
     /// <summary>Creates a configuration, checking every size.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">A size is not positive, <paramref name="cell"/> is not a defined cell, or
+    /// <exception cref="ArgumentOutOfRangeException">A size is not positive, <paramref name="numLayers"/> is above <see cref="MaxLayers"/>, <paramref name="cell"/> is not a defined cell, or
     /// a parameter ([G·H, I], [G·H, H], [G·H, D·H]) or the state [L·D, 1, H] would have more elements than one array holds
     /// (the message names the sizes).</exception>
     public RnnConfig(CellKind cell, int inputSize, int hiddenSize, int numLayers = 1, bool bidirectional = false)
@@ -30,6 +30,9 @@ public sealed record RnnConfig
         ArgumentOutOfRangeException.ThrowIfLessThan(inputSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(hiddenSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(numLayers, 1);
+        // Each layer and direction holds four named tensors: millions of layers would exhaust memory on objects long
+        // before any size product overflowed.
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(numLayers, MaxLayers);
         (Cell, InputSize, HiddenSize, NumLayers, Bidirectional) = (cell, inputSize, hiddenSize, numLayers, bidirectional);
         // Every parameter and per-step buffer must fit one array: a wrapped product would give an empty weight silently.
         int gates = cell.GateCount(), directions = Directions;
@@ -38,7 +41,19 @@ public sealed record RnnConfig
         Sizes.Elements(nameof(inputSize), "weight_ih_l0 [G·H, I]", ("G", gates), ("H", hiddenSize), ("I", inputSize));
         if (numLayers > 1)
             Sizes.Elements(nameof(hiddenSize), "weight_ih_l1 [G·H, D·H]", ("G", gates), ("H", hiddenSize), ("D", directions), ("H", hiddenSize));
+        // All parameters together must fit one array too (one flat parameter span): each array alone can fit while
+        // 4·L·D of them would need terabytes.
+        long gateRows = (long)gates * hiddenSize;
+        Int128 total = directions * (gateRows * ((Int128)inputSize + hiddenSize + 2)
+            + (Int128)(numLayers - 1) * gateRows * ((long)directions * hiddenSize + hiddenSize + 2));
+        string argument = numLayers > 1 ? nameof(numLayers) : nameof(hiddenSize);
+        if (total > Array.MaxLength)
+            throw new ArgumentOutOfRangeException(argument,
+                $"{argument}: {numLayers} layers of {cell} with I = {inputSize}, H = {hiddenSize}, D = {directions} hold {total} parameters; at most {Array.MaxLength} are supported (one array).");
     }
+
+    /// <summary>The most layers a stack may have (far beyond any trained recurrent network, which have tens).</summary>
+    public const int MaxLayers = 1 << 16;
 
     /// <summary>The cell.</summary>
     public CellKind Cell { get; }

@@ -46,6 +46,9 @@ public sealed class Tensor
     public Span<float> AsSpan() => Data;
 
     /// <summary>The element at the given indices (one per dimension).</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="index"/> is null.</exception>
+    /// <exception cref="ArgumentException">The number of indices is not the rank.</exception>
+    /// <exception cref="IndexOutOfRangeException">An index is outside its dimension.</exception>
     public float this[params int[] index]
     {
         get => Data[Offset(index)];
@@ -107,6 +110,7 @@ public sealed class Tensor
 
     private int Offset(int[] index)
     {
+        ArgumentNullException.ThrowIfNull(index);
         if (index.Length != _shape.Length)
             throw new ArgumentException($"index has {index.Length} components; tensor has rank {_shape.Length}.", nameof(index));
         int offset = 0;
@@ -122,10 +126,13 @@ public sealed class Tensor
     private static int ElementCount(int[] shape)
     {
         ArgumentNullException.ThrowIfNull(shape);
+        foreach (int d in shape)
+            if (d < 0) throw new ArgumentException($"shape {FormatShape(shape)} has a negative dimension.", nameof(shape));
+        // An empty dimension anywhere makes an empty tensor, whatever the order of the others.
+        if (shape.Contains(0)) return 0;
         long count = 1;
         foreach (int d in shape)
         {
-            if (d < 0) throw new ArgumentException($"shape {FormatShape(shape)} has a negative dimension.", nameof(shape));
             count *= d;
             if (count > Array.MaxLength)
                 throw new ArgumentOutOfRangeException(nameof(shape), $"shape {FormatShape(shape)} has more elements than one array holds ({Array.MaxLength}).");

@@ -157,11 +157,13 @@ public class SizeOverflowTests
         yield return new TestCaseData((Func<object>)(() => new Gru(1 << 30, 16, GruVariant.ResetBefore)), "inputSize").SetArgDisplayNames("GRU G·H·I");
         yield return new TestCaseData((Func<object>)(() => new ElmanRnn(1, 40_000, numLayers: 2, bidirectional: true)), "hiddenSize").SetArgDisplayNames("RNN G·H·D·H");
         yield return new TestCaseData((Func<object>)(() => new ElmanRnn(1, 50_000)), "hiddenSize").SetArgDisplayNames("RNN H·H");
-        yield return new TestCaseData((Func<object>)(() => new Lstm(1, 1 << 20, numLayers: 1 << 12, bidirectional: true)), "numLayers").SetArgDisplayNames("LSTM L·D·H");
+        yield return new TestCaseData((Func<object>)(() => new Lstm(1, 1 << 20, numLayers: 1 << 10, bidirectional: true)), "numLayers").SetArgDisplayNames("LSTM L·D·H");
         yield return new TestCaseData((Func<object>)(() => new OutputRecurrentNetwork(50000, 50000, 10, SequenceLoss.SquaredError)), "inputSize").SetArgDisplayNames("output-recurrent I·H");
         yield return new TestCaseData((Func<object>)(() => new OutputRecurrentNetwork(0, 50000, 50000, SequenceLoss.SoftmaxCrossEntropy)), "outputSize").SetArgDisplayNames("output-recurrent O·H");
         yield return new TestCaseData((Func<object>)(() => new RecurrentSequenceModel(new ElmanRnn(60_000, 2), 60_000, SequenceLoss.SoftmaxCrossEntropy)), "outputSize").SetArgDisplayNames("language model O·I");
         yield return new TestCaseData((Func<object>)(() => new Tensor(1 << 16, 1 << 16)), "shape").SetArgDisplayNames("tensor");
+        yield return new TestCaseData((Func<object>)(() => new ElmanRnn(1, 1, numLayers: 1 << 27)), "numLayers").SetArgDisplayNames("RNN total parameters");
+        yield return new TestCaseData((Func<object>)(() => new Lstm(40_000, 12_000)), "hiddenSize").SetArgDisplayNames("LSTM total parameters, one layer");
     }
 
     [TestCaseSource(nameof(ImpossibleLayers))]
@@ -169,6 +171,26 @@ public class SizeOverflowTests
     {
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => create())!;
         Assert.That(e.ParamName, Is.EqualTo(argument));
+    }
+
+    [Test]
+    public void Tensor_WithAnEmptyDimension_IsEmpty_WhateverTheOrder()
+    {
+        Assert.That(new Tensor(int.MaxValue, 0).Length, Is.Zero);
+        Assert.That(new Tensor(0, int.MaxValue).Length, Is.Zero);
+        Assert.That(new Tensor(65536, 65536, 0).Length, Is.Zero);
+        Assert.That(() => new RnnParameters(null!), Throws.ArgumentNullException);
+        Assert.That(() => new Tensor(2, 2)[null!], Throws.ArgumentNullException);
+    }
+
+    [Test]
+    public void Sgemm_Throws_WhenAnOperandOverlapsC()
+    {
+        var buffer = new float[8];
+        Assert.That(() => Kernels.Cpu.NativeGemm.Sgemm(false, false, 2, 2, 2, 1, buffer.AsSpan(0, 4), 2, buffer.AsSpan(4, 4), 2, 0, buffer.AsSpan(2, 4), 2),
+            Throws.ArgumentException.With.Property("ParamName").EqualTo("a"));
+        Assert.That(() => Kernels.Cpu.NativeGemm.Sgemm(false, false, 2, 2, 2, 1, new float[4], 2, buffer.AsSpan(0, 4), 2, 0, buffer.AsSpan(3, 4), 2),
+            Throws.ArgumentException.With.Property("ParamName").EqualTo("b"));
     }
 
     [Test]

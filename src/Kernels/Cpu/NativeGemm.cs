@@ -11,9 +11,11 @@ public static partial class NativeGemm
     /// <summary>
     /// C[M,N] = alpha · op(A)[M,K] · op(B)[K,N] + beta · C. op(A) is A stored [M,K] with row stride
     /// <paramref name="lda"/> ≥ K, or with <paramref name="transA"/> the transpose of A stored [K,M] (lda ≥ M); likewise B.
-    /// With beta = 0, C is overwritten without being read. Buffers must not overlap C.
+    /// With beta = 0, C is overwritten without being read, and with alpha = 0, A and B are not read (the BLAS rules: a NaN
+    /// there does not reach C). Buffers must not overlap C.
     /// </summary>
-    /// <exception cref="ArgumentException">A size is negative, a stride is below its row length, or a buffer is too short; the message names it.</exception>
+    /// <exception cref="ArgumentException">A size is negative, a stride is below its row length, a buffer is too short, or A or B
+    /// overlaps C; the message names it.</exception>
     public static unsafe void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)
     {
@@ -21,6 +23,8 @@ public static partial class NativeGemm
         CheckOperand(a, nameof(a), lda, nameof(lda), transA ? k : m, transA ? m : k);
         CheckOperand(b, nameof(b), ldb, nameof(ldb), transB ? n : k, transB ? k : n);
         CheckOperand(c, nameof(c), ldc, nameof(ldc), m, n);
+        CheckDisjoint(a, nameof(a), c);
+        CheckDisjoint(b, nameof(b), c);
         if (m == 0 || n == 0) return;
         fixed (float* pa = a, pb = b, pc = c)
             NativeLibrary.Check(rc_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc), "rc_sgemm");
@@ -56,6 +60,7 @@ public static partial class NativeGemm
         CheckSizes(m, b.Cols, b.Rows);
         CheckOperand(a, nameof(a), lda, nameof(lda), transA ? b.Rows : m, transA ? m : b.Rows);
         CheckOperand(c, nameof(c), ldc, nameof(ldc), m, b.Cols);
+        CheckDisjoint(a, nameof(a), c);
         if (m == 0 || b.Cols == 0) return;
         bool added = false;
         try
@@ -68,6 +73,13 @@ public static partial class NativeGemm
         {
             if (added) b.DangerousRelease();
         }
+    }
+
+    /// <summary>The kernels read A and B while writing C: an overlap would read values already overwritten.</summary>
+    private static void CheckDisjoint(ReadOnlySpan<float> operand, string name, ReadOnlySpan<float> c)
+    {
+        if (!operand.IsEmpty && !c.IsEmpty && operand.Overlaps(c))
+            throw new ArgumentException($"{name}: overlaps c; the product is written into c while {name} is read, so they must be separate buffers.", name);
     }
 
     private static void CheckSizes(int m, int n, int k)

@@ -135,7 +135,8 @@ public static partial class NativeRnn
     /// <param name="keepForBackward">Whether to return a tape for <see cref="Backward"/>.</param>
     /// <returns>The tape when <paramref name="keepForBackward"/>, else null.</returns>
     /// <exception cref="ArgumentException">A size is below 1 or a buffer is too short; the message names it.</exception>
-    /// <exception cref="NativeException">The native library failed (out of memory, for one).</exception>
+    /// <exception cref="NativeException">The native library refused an argument it checks itself (a table id outside [−1, V)) or
+    /// failed (out of memory); the message says which.</exception>
     public static unsafe NativeRnnTape? Forward(CellKind cell, bool fused, int steps, int batch, int inputSize, int hiddenSize, bool reverse,
         ReadOnlySpan<float> weightIH, ReadOnlySpan<float> weightHH, ReadOnlySpan<float> biasIH, ReadOnlySpan<float> biasHH,
         RnnInputRows input, ReadOnlySpan<float> h0, ReadOnlySpan<float> c0,
@@ -201,6 +202,8 @@ public static partial class NativeRnn
     /// <param name="dBiasHH">[G·H], accumulated into.</param>
     /// <exception cref="ObjectDisposedException">The tape was disposed.</exception>
     /// <exception cref="ArgumentException">The tape is invalid or a buffer is too short; the message names it.</exception>
+    /// <exception cref="NativeException">The native library refused an argument it checks itself (a table id outside [−1, V)) or
+    /// failed (out of memory); the message says which.</exception>
     public static unsafe void Backward(NativeRnnTape tape, ReadOnlySpan<float> weightIH, ReadOnlySpan<float> weightHH, RnnInputRows input,
         ReadOnlySpan<float> dy, ReadOnlySpan<float> dhN, ReadOnlySpan<float> dcN,
         Span<float> dx, Span<float> dTable, Span<float> dh0, Span<float> dc0,
