@@ -111,21 +111,26 @@ public abstract class RecurrentLayer
     /// The pass behind <see cref="Forward"/>, for validated arguments. <paramref name="inputIsPrivate"/>: x is a buffer no
     /// one changes before backward (a gathered table, a sequence model's workspace), so the backend need not copy it.
     /// </summary>
-    internal RnnForwardResult Run(Tensor x, Tensor? h0, Tensor? c0, bool keepForBackward, bool inputIsPrivate)
+    internal RnnForwardResult Run(Tensor x, Tensor? h0, Tensor? c0, bool keepForBackward, bool inputIsPrivate) =>
+        RunPass(x.Shape[0], x.Shape[1], h0, c0, null, (h, c, y, hN, cN) => Backend is DirectionwiseBackend directionwise
+            ? directionwise.Forward(Parameters, x, h, c, y, hN, cN, keepForBackward, copyInput: !inputIsPrivate)
+            : Backend.Forward(Parameters, x, h, c, y, hN, cN, keepForBackward));
+
+    /// <summary>
+    /// Allocates y [T, N, D·H], hN and cN, puts zeros for a missing h0 or c0, and runs <paramref name="pass"/> (h0, c0, y,
+    /// hN, cN → tape) with the pass marked in flight; the result records the parameters' version inside it.
+    /// </summary>
+    private RnnForwardResult RunPass(int steps, int batch, Tensor? h0, Tensor? c0, TableRun? table,
+        Func<Tensor, Tensor?, Tensor, Tensor, Tensor?, IRnnTape?> pass)
     {
-        int steps = x.Shape[0], batch = x.Shape[1];
         int[] state = Config.StateShape(batch);
         bool hasCell = Config.Cell.HasCellState();
         var y = new Tensor(steps, batch, Config.OutputSize);
         var hN = new Tensor(state);
         var cN = hasCell ? new Tensor(state) : null;
-        using var pass = Parameters.EnterPass();
-        h0 ??= new Tensor(state);
-        c0 = hasCell ? c0 ?? new Tensor(state) : null;
-        var tape = Backend is DirectionwiseBackend directionwise
-            ? directionwise.Forward(Parameters, x, h0, c0, y, hN, cN, keepForBackward, copyInput: !inputIsPrivate)
-            : Backend.Forward(Parameters, x, h0, c0, y, hN, cN, keepForBackward);
-        return new RnnForwardResult(this, y, hN, cN, tape);
+        using var inFlight = Parameters.EnterPass();
+        var tape = pass(h0 ?? new Tensor(state), hasCell ? c0 ?? new Tensor(state) : null, y, hN, cN);
+        return new RnnForwardResult(this, y, hN, cN, tape, table);
     }
 
     /// <summary>Checks that y [T, N, D·H] and the states [L·D, N, H] fit one array each.</summary>
@@ -192,17 +197,8 @@ public abstract class RecurrentLayer
         int rows = steps * batch, input = Config.InputSize;
         var tableInput = new DirectionwiseBackend.TableInput(table, vocab, ids);
         if (UsesTablePath(vocab, rows))
-        {
-            var backend = (DirectionwiseBackend)Backend;
-            int[] state = Config.StateShape(batch);
-            bool hasCell = Config.Cell.HasCellState();
-            var y = new Tensor(steps, batch, Config.OutputSize);
-            var hN = new Tensor(state);
-            var cN = hasCell ? new Tensor(state) : null;
-            using var pass = Parameters.EnterPass();
-            var tape = backend.ForwardFromTable(Parameters, tableInput, h0 ?? new Tensor(state), hasCell ? c0 ?? new Tensor(state) : null, y, hN, cN, keepForBackward);
-            return new RnnForwardResult(this, y, hN, cN, tape, new TableRun(tableInput, Gathered: false));
-        }
+            return RunPass(steps, batch, h0, c0, new TableRun(tableInput, Gathered: false), (h, c, y, hN, cN) =>
+                ((DirectionwiseBackend)Backend).ForwardFromTable(Parameters, tableInput, h, c, y, hN, cN, keepForBackward));
         var x = new Tensor(steps, batch, input);
         for (int r = 0; r < rows; r++)
             if (ids[r] >= 0) table.AsSpan(ids[r] * input, input).CopyTo(x.Data.AsSpan(r * input, input));
@@ -263,15 +259,11 @@ public abstract class RecurrentLayer
                 }
             return new RnnStateGradients(gradients.InitialHidden, gradients.InitialCell);
         }
-        int[] state = Config.StateShape(batch);
-        bool hasCell = Config.Cell.HasCellState();
-        var dh0 = new Tensor(state);
-        var dc0 = hasCell ? new Tensor(state) : null;
+        var states = BackwardStates(batch, dhN, dcN);
         using var pass = EnterBackward(forward);
         lock (Parameters.GradientLock)
-            ((DirectionwiseBackend)Backend).BackwardFromTable(Parameters, tape, dy, dhN ?? new Tensor(state), hasCell ? dcN ?? new Tensor(state) : null,
-                tableGradient, dh0, dc0);
-        return new RnnStateGradients(dh0, dc0);
+            ((DirectionwiseBackend)Backend).BackwardFromTable(Parameters, tape, dy, states.DhN, states.DcN, tableGradient, states.Dh0, states.Dc0);
+        return new RnnStateGradients(states.Dh0, states.Dc0);
     }
 
     /// <summary>
@@ -312,17 +304,21 @@ public abstract class RecurrentLayer
     internal RnnInputGradients BackwardUnchecked(RnnForwardResult forward, IRnnTape tape, Tensor dy, Tensor? dhN, Tensor? dcN)
     {
         int steps = forward.Output.Shape[0], batch = forward.Output.Shape[1];
-        int[] state = Config.StateShape(batch);
-        bool hasCell = Config.Cell.HasCellState();
         var dx = new Tensor(steps, batch, Config.InputSize);
-        var dh0 = new Tensor(state);
-        var dc0 = hasCell ? new Tensor(state) : null;
+        var states = BackwardStates(batch, dhN, dcN);
         using var pass = EnterBackward(forward);
         // Backends add into Parameter.Grad with plain +=; one backward at a time keeps concurrent passes from losing updates.
         lock (Parameters.GradientLock)
-            Backend.Backward(Parameters, tape, dy, dhN ?? new Tensor(state),
-                hasCell ? dcN ?? new Tensor(state) : null, dx, dh0, dc0);
-        return new RnnInputGradients(dx, dh0, dc0);
+            Backend.Backward(Parameters, tape, dy, states.DhN, states.DcN, dx, states.Dh0, states.Dc0);
+        return new RnnInputGradients(dx, states.Dh0, states.Dc0);
+    }
+
+    /// <summary>The final-state gradients with zeros for null ones, and fresh dh0 and dc0 (LSTM) for a backward pass to overwrite.</summary>
+    private (Tensor DhN, Tensor? DcN, Tensor Dh0, Tensor? Dc0) BackwardStates(int batch, Tensor? dhN, Tensor? dcN)
+    {
+        int[] state = Config.StateShape(batch);
+        bool hasCell = Config.Cell.HasCellState();
+        return (dhN ?? new Tensor(state), hasCell ? dcN ?? new Tensor(state) : null, new Tensor(state), hasCell ? new Tensor(state) : null);
     }
 
     /// <summary>Marks a backward pass in flight, after checking that the parameters are those <paramref name="forward"/> ran with.</summary>
