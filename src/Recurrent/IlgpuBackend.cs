@@ -3,6 +3,7 @@ using ILGPU;
 using ILGPU.Runtime;
 using Recurrent.Ilgpu;
 using Recurrent.Kernels.Ilgpu;
+using Recurrent.Kernels.Ilgpu.Cells;
 
 namespace Recurrent;
 
@@ -24,7 +25,7 @@ namespace Recurrent;
 public sealed class IlgpuBackend : IRnnBackend, IDisposable
 {
     private readonly IlgpuAccelerator _gpu;
-    private readonly ICellSteps _steps;
+    private readonly CellContext _cells;
     private readonly bool _fused;
     private readonly DeviceBufferPool _pool;
     private readonly Lock _gate = new();
@@ -39,7 +40,7 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
         _gpu = IlgpuAccelerator.Create(device, gemm);
         _fused = fused;
         _pool = new DeviceBufferPool(_gpu);
-        _steps = fused ? new FusedCellSteps(_gpu.Kernels) : new UnfusedCellSteps(_gpu);
+        _cells = new CellContext(_gpu, fused);
     }
 
     /// <summary><c>ilgpu-cuda</c>, <c>ilgpu-cpu</c> or <c>ilgpu-opencl</c>, with <c>-unfused</c> for the unfused kernels.</summary>
@@ -106,7 +107,7 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     {
         public PooledBuffer? Gates;   // [T, N, G·H]
         public PooledBuffer? Cells;   // LSTM: [T, N, H], c_t
-        public PooledBuffer? Extra;   // GRU: [T, N, H], hn (reset-after) or r ⊙ h (reset-before)
+        public PooledBuffer? Extra;   // where the cell keeps a step value: [T, N, H] (GRU: hn, or r ⊙ h)
 
         public void Dispose()
         {
@@ -225,17 +226,17 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
 
     private void RunForward(RnnConfig config, Tape tape, PooledBuffer hN, PooledBuffer? cN, bool training)
     {
-        var cell = config.Cell;
+        var cell = DeviceCells.For(config.Cell);
         int steps = tape.Steps, batch = tape.Batch, h = config.HiddenSize, dirs = config.Directions, dh = dirs * h;
         int gh = config.GateCount * h, nh = batch * h, ngh = batch * gh;
-        bool lstm = cell.HasCellState(), gru = cell.IsGru(), resetBefore = cell == CellKind.GruResetBefore;
+        bool lstm = config.Cell.HasCellState(), keepsValue = cell.KeepsStepValue;
         var gemm = _gpu.Gemm;
         using var inputProducts = _pool.Rent((long)steps * ngh, "input products W_ih x [T, N, G·H]");
         using var recurrentProduct = _pool.Rent(ngh, "recurrent product [N, G·H]");
-        // Without a tape a step's gates, cell state and GRU extra are scratch, reused every step.
+        // Without a tape a step's gates, cell state and kept value are scratch, reused every step.
         using var gateScratch = training ? null : _pool.Rent(ngh, "gates [N, G·H]");
         using var cellScratch = training || !lstm ? null : _pool.Rent(nh, "cell state [N, H]");
-        using var extraScratch = training || !gru ? null : _pool.Rent(nh, "GRU step buffer [N, H]");
+        using var extraScratch = training || !keepsValue ? null : _pool.Rent(nh, "kept step value [N, H]");
         var weights = tape.Weights;
         for (int layer = 0; layer < config.NumLayers; layer++)
         {
@@ -250,7 +251,7 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
                     tape.Saved[layer, dir] = saved;
                     saved.Gates = _pool.Rent((long)steps * ngh, "saved gates [T, N, G·H]");
                     if (lstm) saved.Cells = _pool.Rent((long)steps * nh, "saved cell states [T, N, H]");
-                    if (gru) saved.Extra = _pool.Rent((long)steps * nh, "saved GRU step values [T, N, H]");
+                    if (keepsValue) saved.Extra = _pool.Rent((long)steps * nh, "saved step values [T, N, H]");
                 }
                 var wih = At(weights, tape.Offsets[Index(config, layer, dir, ParameterKind.WeightIH)]);
                 var whh = At(weights, tape.Offsets[Index(config, layer, dir, ParameterKind.WeightHH)]);
@@ -275,27 +276,14 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
                     {
                         Batch = batch, Hidden = h,
                         InputProduct = At(inputProducts, (long)t * ngh), RecurrentProduct = recurrentProduct.View,
-                        BiasIH = bih, BiasHH = bhh,
+                        WeightHH = whh, BiasIH = bih, BiasHH = bhh,
                         HPrev = hPrev, HPrevStride = hPrevStride,
                         HOut = At(output, ((long)t * batch) * dh + dir * h), HOutStride = dh,
                         CPrev = cPrev, COut = cOut,
                         Gates = training ? At(saved.Gates!, (long)t * ngh) : gateScratch!.View,
-                        Extra = gru ? training ? At(saved.Extra!, (long)t * nh) : extraScratch!.View : default,
+                        Extra = keepsValue ? training ? At(saved.Extra!, (long)t * nh) : extraScratch!.View : default,
                     };
-                    if (!resetBefore)
-                    {
-                        gemm.Sgemm(false, true, batch, gh, h, 1, hPrev, hPrevStride, whh, h, 0, recurrentProduct.View, gh);
-                        _steps.Forward(cell, step);
-                    }
-                    else
-                    {
-                        // r and z see W_hh h; the candidate's block sees W_hn (r ⊙ h), known only after r.
-                        gemm.Sgemm(false, true, batch, 2 * h, h, 1, hPrev, hPrevStride, whh, h, 0, recurrentProduct.View, gh);
-                        _steps.Forward(cell, step);
-                        gemm.Sgemm(false, true, batch, h, h, 1, step.Extra, h, At(weights, tape.Offsets[Index(config, layer, dir, ParameterKind.WeightHH)] + 2L * h * h), h,
-                            0, At(recurrentProduct, 2 * h), gh);
-                        _steps.ForwardCandidate(step);
-                    }
+                    cell.Forward(_cells, step);
                     if (s == steps - 1)
                     {
                         CopyRows(step.HOut, dh, At(hN, state), h, batch, h);
@@ -484,17 +472,17 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
         PooledBuffer dhN, PooledBuffer? dcN, PooledBuffer grads,
         PooledBuffer dh0, PooledBuffer? dc0)
     {
-        var cell = config.Cell;
+        var cell = DeviceCells.For(config.Cell);
         int steps = tape.Steps, batch = tape.Batch, h = config.HiddenSize, dirs = config.Directions, dhStride = dirs * h;
         int gh = config.GateCount * h, nh = batch * h, ngh = batch * gh, rows = steps * batch;
-        bool lstm = cell.HasCellState(), gru = cell.IsGru(), resetBefore = cell == CellKind.GruResetBefore;
+        bool lstm = config.Cell.HasCellState(), keepsValue = cell.KeepsStepValue;
         var gemm = _gpu.Gemm;
         using var dInput = _pool.Rent((long)steps * ngh, "input-sum gradients [T, N, G·H]");
-        using var dRecurBuffer = gru ? _pool.Rent((long)steps * ngh, "recurrent-sum gradients [T, N, G·H]") : null;
+        using var dRecurBuffer = cell.SeparateRecurrentGradient ? _pool.Rent((long)steps * ngh, "recurrent-sum gradients [T, N, G·H]") : null;
         var dRecur = dRecurBuffer ?? dInput;
         using var dh = _pool.Rent(nh, "dh [N, H]");
         using var dc = lstm ? _pool.Rent(nh, "dc [N, H]") : null;
-        using var dResetHidden = resetBefore ? _pool.Rent(nh, "d(r ⊙ h) [N, H]") : null;
+        using var stepScratch = _pool.Rent(nh, "backward step scratch [N, H]");
         using var sumScratch = _pool.Rent(IlgpuKernels.ColumnSumScratchLength(gh), "bias-gradient partial sums");
         var weights = tape.Weights;
         PooledBuffer dOutput = dy;
@@ -526,47 +514,26 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
                         Batch = batch, Hidden = h,
                         Dy = At(dOutput, ((long)t * batch) * dhStride + dir * h), DyStride = dhStride,
                         Dh = dh.View, Dc = lstm ? dc!.View : default,
-                        Gates = At(saved.Gates!, (long)t * ngh),
+                        WeightHH = whh, Gates = At(saved.Gates!, (long)t * ngh),
                         CNew = lstm ? At(saved.Cells!, (long)t * nh) : default,
                         CPrev = lstm ? s == 0 ? At(tape.C0!, state) : At(saved.Cells!, (long)tPrev * nh) : default,
-                        Extra = cell == CellKind.GruResetAfter ? At(saved.Extra!, (long)t * nh) : resetBefore ? dResetHidden!.View : default,
+                        Extra = keepsValue ? At(saved.Extra!, (long)t * nh) : default, Scratch = stepScratch.View,
                         HPrev = hPrev, HPrevStride = hPrevStride,
                         DInput = At(dInput, (long)t * ngh), DRecur = At(dRecur, (long)t * ngh),
                     };
-                    _steps.Backward(cell, step);
-                    if (!resetBefore)
-                    {
-                        // dh_{t−1} = dRecur · W_hh (GRU: plus the direct part the step kernel left in dh).
-                        gemm.Sgemm(false, false, batch, h, gh, 1, step.DRecur, gh, whh, h, gru ? 1 : 0, dh.View, h);
-                    }
-                    else
-                    {
-                        gemm.Sgemm(false, false, batch, h, h, 1, At(dRecur, (long)t * ngh + 2 * h), gh, At(weights, whhOffset + 2L * h * h), h, 0, dResetHidden!.View, h);
-                        _steps.BackwardReset(step);
-                        gemm.Sgemm(false, false, batch, h, 2 * h, 1, step.DRecur, gh, whh, h, 1, dh.View, h);
-                    }
+                    cell.Backward(_cells, step);
                 }
                 CopyRows(dh.View, h, At(dh0, state), h, batch, h);
                 if (lstm) CopyRows(dc!.View, h, At(dc0!, state), h, batch, h);
 
                 // Parameter gradients: one product over all T·N rows each.
-                var dWih = At(grads, wihOffset);
-                var dWhh = At(grads, whhOffset);
-                gemm.Sgemm(true, false, gh, inputSize, rows, 1, dInput.View, gh, input.View, inputSize, 1, dWih, inputSize);
-                // Rows of W_hh that act on h (all but reset-before's n block) pair step t's gradient with h_{t−1}:
-                // the layer output one step earlier in the direction's order, or h0 at its first step.
-                int hRows = resetBefore ? 2 * h : gh;
-                if (steps > 1)
+                gemm.Sgemm(true, false, gh, inputSize, rows, 1, dInput.View, gh, input.View, inputSize, 1, At(grads, wihOffset), inputSize);
+                cell.RecurrentWeightGradient(_cells, new RecurrentWeightPass
                 {
-                    long firstWithPrevious = reverse ? 0 : batch;       // the rows of steps whose h_{t−1} is an output
-                    long previousOutput = reverse ? batch : 0;
-                    gemm.Sgemm(true, false, hRows, h, (steps - 1) * batch, 1, At(dRecur, firstWithPrevious * gh), gh,
-                        At(output, previousOutput * dhStride + dir * h), dhStride, 1, dWhh, h);
-                }
-                int firstStep = reverse ? steps - 1 : 0;
-                gemm.Sgemm(true, false, hRows, h, batch, 1, At(dRecur, (long)firstStep * ngh), gh, At(tape.H0, state), h, 1, dWhh, h);
-                if (resetBefore)
-                    gemm.Sgemm(true, false, h, h, rows, 1, At(dRecur, 2 * h), gh, saved.Extra!.View, h, 1, At(grads, whhOffset + 2L * h * h), h);
+                    Steps = steps, Batch = batch, Hidden = h, Reverse = reverse,
+                    DRecur = dRecur.View, Outputs = At(output, dir * h), OutputStride = dhStride, H0 = At(tape.H0, state),
+                    Extra = keepsValue ? saved.Extra!.View : default, DWeightHH = At(grads, whhOffset),
+                });
                 _gpu.Kernels.ColumnSums(dInput.View, rows, gh, gh, At(grads, tape.Offsets[Index(config, layer, dir, ParameterKind.BiasIH)]), accumulate: true, sumScratch.View);
                 _gpu.Kernels.ColumnSums(dRecur.View, rows, gh, gh, At(grads, tape.Offsets[Index(config, layer, dir, ParameterKind.BiasHH)]), accumulate: true, sumScratch.View);
                 // The layer input's gradient: both directions' dInput · W_ih, summed.
@@ -584,7 +551,7 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     {
         lock (_gate)
         {
-            (_steps as IDisposable)?.Dispose();
+            _cells.Dispose();
             _pool.Dispose();
             _gpu.Dispose();
         }

@@ -1,5 +1,6 @@
 using NUnit.Framework;
 using Recurrent.Kernels.Ilgpu;
+using Recurrent.Kernels.Ilgpu.Cells;
 
 namespace Recurrent.Tests;
 
@@ -43,8 +44,10 @@ public sealed class IlgpuCompileTests
     public void Catalogue_HoldsEveryKernelFamily()
     {
         var names = IlgpuKernels.All().Select(k => k.Name).ToArray();
-        Assert.That(names, Has.Some.StartsWith("CellKernels.LstmForward"));
-        Assert.That(names, Has.Some.EqualTo("CellKernels.RnnForward<ReluActivation>"));
+        Assert.That(names, Has.Some.EqualTo("LstmKernels.Forward"));
+        Assert.That(names, Has.Some.EqualTo("ElmanKernels.Forward<ReluActivation>"));
+        Assert.That(names, Has.Some.EqualTo("GruResetAfterKernels.Backward"));
+        Assert.That(names, Has.Some.EqualTo("GruResetBeforeKernels.BackwardReset"));
         Assert.That(names, Has.Some.EqualTo("ElementwiseKernels.Unary<Sigmoid>"));
         Assert.That(names, Has.Some.EqualTo("GemmKernels.TiledSgemm"));
         Assert.That(names, Has.Some.EqualTo("ReductionKernels.ColumnSums"));
@@ -52,4 +55,8 @@ public sealed class IlgpuCompileTests
         Assert.That(names, Has.Some.EqualTo("SequenceKernels.SoftmaxCrossEntropyCountsRows"));
         Assert.That(names, Has.Some.EqualTo("SequenceKernels.ActivationBackwardPartialSums<ReluActivation>"));
     }
+
+    [Test]
+    public void EveryCellKind_HasADeviceCell([Values] CellKind cell) =>
+        Assert.That(DeviceCells.For(cell).GateCount, Is.EqualTo(cell.GateCount()));
 }

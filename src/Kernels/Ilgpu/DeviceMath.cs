@@ -4,14 +4,18 @@ using ILGPU;
 namespace Recurrent.Kernels.Ilgpu;
 
 /// <summary>
-/// Device functions the kernels share where the obvious spelling loses a NaN or ±∞ that arose inside a pass, or can hang.
-/// Every result here is what IEEE arithmetic and the double-precision reference give: a NaN operand gives NaN, tanh(±∞)
-/// is ±1. Not a kernel class: <see cref="IlgpuKernels.All"/> does not list it.
+/// Device functions the kernels share, most of them because the obvious spelling loses a NaN or ±∞ that arose inside a
+/// pass, or can hang. Every result here is what IEEE arithmetic and the double-precision reference give: a NaN operand
+/// gives NaN, tanh(±∞) is ±1. Not a kernel class: <see cref="IlgpuKernels.All"/> does not list it.
 /// </summary>
 public static class DeviceMath
 {
     /// <summary>The largest group a kernel using <see cref="GroupReduce{TOp}"/> may be launched with (CUDA's limit).</summary>
     public const int MaxGroupSize = 1024;
+
+    /// <summary>1 / (1 + e^−x), the gates' sigmoid; NaN stays NaN and ±∞ give 0 and 1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Sigmoid(float x) => 1f / (1f + MathF.Exp(-x));
 
     /// <summary>
     /// max(x, 0), NaN for NaN as the reference's Math.Max gives; <c>x &gt; 0 ? x : 0</c> would turn a NaN into 0 and let a

@@ -5,23 +5,17 @@ using ILGPU.Runtime;
 namespace Recurrent.Kernels.Ilgpu;
 
 /// <summary>
-/// Every kernel of <see cref="CellKernels"/>, <see cref="ElementwiseKernels"/>, <see cref="GemmKernels"/>,
-/// <see cref="ReductionKernels"/> and <see cref="SequenceKernels"/>, loaded for one accelerator on first use and then cached for its lifetime
-/// (compiling a kernel costs milliseconds to seconds; launching a loaded one, microseconds).
+/// Every kernel of <see cref="ElementwiseKernels"/>, <see cref="GemmKernels"/>, <see cref="ReductionKernels"/>,
+/// <see cref="SequenceKernels"/> and the cells' kernel classes (through <see cref="Load{TLauncher}"/>), loaded for one
+/// accelerator on first use and then cached for its lifetime (compiling a kernel costs milliseconds to seconds;
+/// launching a loaded one, microseconds).
 /// </summary>
 public sealed class IlgpuKernels(Accelerator accelerator)
 {
     private readonly Accelerator _accelerator = accelerator;
     private readonly Dictionary<(string, Type?), Delegate> _generic = [];
+    private readonly Dictionary<MethodInfo, Delegate> _byMethod = [];
 
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape>? _lstmForward;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape>? _lstmBackward;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape>? _gruAfterForward;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape>? _gruAfterBackward;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape>? _gruBeforeGates;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape>? _gruBeforeCandidate;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape>? _gruBeforeBackwardGates;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape>? _gruBeforeBackwardReset;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>? _tiledSgemm;
     private Action<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>? _simpleSgemm;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ColumnSumShape>? _columnSums;
@@ -34,49 +28,19 @@ public sealed class IlgpuKernels(Accelerator accelerator)
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _squaredErrorPartials;
     private Action<Index1D, ArrayView<float>, ArrayView<int>, int>? _argMaxRows;
 
-    /// <summary><see cref="CellKernels.LstmForward"/>.</summary>
-    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape> LstmForward =>
-        _lstmForward ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape>(CellKernels.LstmForward);
-
-    /// <summary><see cref="CellKernels.LstmBackward"/>.</summary>
-    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape> LstmBackward =>
-        _lstmBackward ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape>(CellKernels.LstmBackward);
-
-    /// <summary><see cref="CellKernels.GruResetAfterForward"/>.</summary>
-    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape> GruResetAfterForward =>
-        _gruAfterForward ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape>(CellKernels.GruResetAfterForward);
-
-    /// <summary><see cref="CellKernels.GruResetAfterBackward"/>.</summary>
-    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape> GruResetAfterBackward =>
-        _gruAfterBackward ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape>(CellKernels.GruResetAfterBackward);
-
-    /// <summary><see cref="CellKernels.GruResetBeforeGates"/>.</summary>
-    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape> GruResetBeforeGates =>
-        _gruBeforeGates ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape>(CellKernels.GruResetBeforeGates);
-
-    /// <summary><see cref="CellKernels.GruResetBeforeCandidate"/>.</summary>
-    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape> GruResetBeforeCandidate =>
-        _gruBeforeCandidate ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape>(CellKernels.GruResetBeforeCandidate);
-
-    /// <summary><see cref="CellKernels.GruResetBeforeBackwardGates"/>.</summary>
-    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape> GruResetBeforeBackwardGates =>
-        _gruBeforeBackwardGates ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape>(CellKernels.GruResetBeforeBackwardGates);
-
-    /// <summary><see cref="CellKernels.GruResetBeforeBackwardReset"/>.</summary>
-    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape> GruResetBeforeBackwardReset =>
-        _gruBeforeBackwardReset ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape>(CellKernels.GruResetBeforeBackwardReset);
-
-    /// <summary><see cref="CellKernels.RnnForward{TActivation}"/>.</summary>
-    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape> RnnForward<TActivation>()
-        where TActivation : struct, IActivation =>
-        Cached(nameof(RnnForward), typeof(TActivation), () =>
-            _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape>(CellKernels.RnnForward<TActivation>));
-
-    /// <summary><see cref="CellKernels.RnnBackward{TActivation}"/>.</summary>
-    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape> RnnBackward<TActivation>()
-        where TActivation : struct, IActivation =>
-        Cached(nameof(RnnBackward), typeof(TActivation), () =>
-            _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StepShape>(CellKernels.RnnBackward<TActivation>));
+    /// <summary>
+    /// A kernel loaded by <paramref name="load"/> on first use and cached by its method: how each cell's file
+    /// (<see cref="Cells.DeviceCells"/>) loads its own kernels, so a new cell adds nothing here.
+    /// </summary>
+    public TLauncher Load<TLauncher>(Delegate kernel, Func<Accelerator, TLauncher> load) where TLauncher : Delegate
+    {
+        lock (_byMethod)
+        {
+            if (!_byMethod.TryGetValue(kernel.Method, out var launcher))
+                _byMethod[kernel.Method] = launcher = load(_accelerator);
+            return (TLauncher)launcher;
+        }
+    }
 
     /// <summary><see cref="ElementwiseKernels.Unary{TOp}"/>.</summary>
     public Action<Index2D, ArrayView<float>, Block, ArrayView<float>, Block> Unary<TOp>() where TOp : struct, IUnaryOp =>
@@ -191,11 +155,16 @@ public sealed class IlgpuKernels(Accelerator accelerator)
 
     /// <summary>
     /// Every kernel of the library, found by reflection so a new kernel cannot be left out: each public static method of
-    /// the kernel classes; generic ones closed over every operation struct of this assembly that meets their constraint.
+    /// every static class of this assembly whose name ends in <c>Kernels</c> (the families here and each cell's, such as
+    /// <see cref="Cells.LstmKernels"/>); generic ones closed over every operation struct of this assembly that meets
+    /// their constraint.
     /// </summary>
     public static IReadOnlyList<KernelMethod> All()
     {
-        Type[] classes = [typeof(CellKernels), typeof(ElementwiseKernels), typeof(GemmKernels), typeof(ReductionKernels), typeof(SequenceKernels)];
+        var classes = typeof(IlgpuKernels).Assembly.GetTypes()
+            .Where(t => t.IsClass && t.IsAbstract && t.IsSealed && !t.IsNested && t.Name.EndsWith("Kernels", StringComparison.Ordinal)
+                && (t.Namespace ?? "").StartsWith(typeof(IlgpuKernels).Namespace!, StringComparison.Ordinal))
+            .OrderBy(t => t.FullName, StringComparer.Ordinal);
         var structs = typeof(IlgpuKernels).Assembly.GetTypes().Where(t => t.IsValueType && !t.IsGenericType).ToArray();
         var result = new List<KernelMethod>();
         foreach (var type in classes)
