@@ -3,7 +3,8 @@ namespace Recurrent;
 /// <summary>
 /// The recurrent cells Recurrent computes. Gate order and the meaning of each gate block
 /// are PyTorch's, so weights move between Recurrent, PyTorch and ONNX without reordering.
-/// This enum and <see cref="CellKindExtensions"/> are the one place that defines them.
+/// Each value's facts (gates, states, parameters) are its <see cref="CellDefinition"/> in <c>Cells/</c>, registered in
+/// <see cref="CellDefinitions"/>.
 /// </summary>
 public enum CellKind
 {
@@ -32,20 +33,16 @@ public enum CellKind
     GruResetBefore,
 }
 
-/// <summary>Facts about each <see cref="CellKind"/> that every backend shares.</summary>
+/// <summary>Facts about each <see cref="CellKind"/> that every backend shares, read from its <see cref="CellDefinition"/>.</summary>
 public static class CellKindExtensions
 {
     /// <summary>Gate blocks per cell: rows of W_ih and W_hh are <c>GateCount · H</c>.</summary>
-    public static int GateCount(this CellKind cell) => cell switch
-    {
-        CellKind.RnnTanh or CellKind.RnnRelu => 1,
-        CellKind.Lstm => 4,
-        CellKind.GruResetAfter or CellKind.GruResetBefore => 3,
-        _ => throw new ArgumentOutOfRangeException(nameof(cell), cell, "unknown cell kind"),
-    };
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="cell"/> is not a registered cell.</exception>
+    public static int GateCount(this CellKind cell) => cell.Definition().GateCount;
 
     /// <summary>Whether the cell carries a cell state c besides h (LSTM only).</summary>
-    public static bool HasCellState(this CellKind cell) => cell == CellKind.Lstm;
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="cell"/> is not a registered cell.</exception>
+    public static bool HasCellState(this CellKind cell) => cell.Definition().HasCellState;
 
     /// <summary>Whether the cell is one of the two GRU forms.</summary>
     public static bool IsGru(this CellKind cell) => cell is CellKind.GruResetAfter or CellKind.GruResetBefore;

@@ -19,7 +19,7 @@ public sealed class Parameter
     public int Layer { get; }
     /// <summary>0 forward, 1 reverse.</summary>
     public int Direction { get; }
-    /// <summary>Which of the four parameters of its layer and direction.</summary>
+    /// <summary>Which parameter of its layer and direction: its position in the cell's <see cref="CellDefinition.Parameters"/>.</summary>
     public ParameterKind Kind { get; }
     /// <summary>The value; its shape never changes.</summary>
     public Tensor Value { get; }
@@ -79,8 +79,9 @@ public sealed class RnnParameters
             ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(layer, Config.NumLayers);
             ArgumentOutOfRangeException.ThrowIfNegative(direction);
             ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(direction, Config.Directions);
-            if (!Enum.IsDefined(kind)) throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown parameter kind");
-            return _parameters[(layer * Config.Directions + direction) * 4 + (int)kind];
+            int perDirection = Config.Definition.Parameters.Count;
+            if ((uint)kind >= (uint)perDirection) throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown parameter kind");
+            return _parameters[(layer * Config.Directions + direction) * perDirection + (int)kind];
         }
     }
 

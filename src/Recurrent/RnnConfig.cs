@@ -1,6 +1,10 @@
 namespace Recurrent;
 
-/// <summary>Which parameter of a layer and direction: PyTorch's four per (layer, direction).</summary>
+/// <summary>
+/// Which parameter of a layer and direction: its position in the cell's <see cref="CellDefinition.Parameters"/>. The named
+/// values are the four every cell has (<see cref="ParameterSpec.RnnBase"/>); a cell with more parameters reaches its
+/// others by position, <c>(ParameterKind)4</c> on, without a value added here.
+/// </summary>
 public enum ParameterKind
 {
     /// <summary><c>weight_ih_l{k}</c>: [G·H, I_k], I_0 = input size, I_k = D·H above.</summary>
@@ -42,14 +46,23 @@ public sealed record RnnConfig
         if (numLayers > 1)
             Sizes.Elements(nameof(hiddenSize), "weight_ih_l1 [G·H, D·H]", ("G", gates), ("H", hiddenSize), ("D", directions), ("H", hiddenSize));
         // All parameters together must fit one array too (one flat parameter span): each array alone can fit while
-        // 4·L·D of them would need terabytes.
-        long gateRows = (long)gates * hiddenSize;
-        Int128 total = directions * (gateRows * ((Int128)inputSize + hiddenSize + 2)
-            + (Int128)(numLayers - 1) * gateRows * ((long)directions * hiddenSize + hiddenSize + 2));
+        // 4·L·D of them would need terabytes. Layers above the first are alike, so one of them counts for L − 1.
+        Int128 total = directions * (LayerElements(0) + (numLayers - 1) * (numLayers > 1 ? LayerElements(1) : 0));
         string argument = numLayers > 1 ? nameof(numLayers) : nameof(hiddenSize);
         if (total > Array.MaxLength)
             throw new ArgumentOutOfRangeException(argument,
                 $"{argument}: {numLayers} layers of {cell} with I = {inputSize}, H = {hiddenSize}, D = {directions} hold {total} parameters; at most {Array.MaxLength} are supported (one array).");
+    }
+
+    // Elements of one direction of a layer's parameters, in 128 bits: the shapes' products are checked above only for the
+    // four every cell has.
+    private Int128 LayerElements(int layer)
+    {
+        var sizes = LayerSizes(layer);
+        Int128 sum = 0;
+        foreach (var spec in Definition.Parameters)
+            sum += spec.Shape(sizes).Aggregate((Int128)1, (product, d) => product * d);
+        return sum;
     }
 
     /// <summary>The most layers a stack may have (far beyond any trained recurrent network, which have tens).</summary>
@@ -68,6 +81,8 @@ public sealed record RnnConfig
 
     /// <summary>D: 2 when bidirectional, else 1.</summary>
     public int Directions => Bidirectional ? 2 : 1;
+    /// <summary>The cell's definition: gates, states, parameter specs.</summary>
+    public CellDefinition Definition => Cell.Definition();
     /// <summary>G: gate blocks of the cell.</summary>
     public int GateCount => Cell.GateCount();
     /// <summary>Features per step of the output: D·H.</summary>
@@ -76,38 +91,34 @@ public sealed record RnnConfig
     /// <summary>Input features of layer <paramref name="layer"/>: I for the first, D·H above.</summary>
     public int LayerInputSize(int layer) => layer == 0 ? InputSize : OutputSize;
 
-    /// <summary>PyTorch's name of a parameter, such as <c>weight_hh_l1_reverse</c>.</summary>
-    public static string ParameterName(ParameterKind kind, int layer, int direction)
-    {
-        string stem = kind switch
-        {
-            ParameterKind.WeightIH => "weight_ih",
-            ParameterKind.WeightHH => "weight_hh",
-            ParameterKind.BiasIH => "bias_ih",
-            ParameterKind.BiasHH => "bias_hh",
-            _ => throw new ArgumentOutOfRangeException(nameof(kind)),
-        };
-        return direction == 0 ? $"{stem}_l{layer}" : $"{stem}_l{layer}_reverse";
-    }
+    /// <summary>The sizes a parameter shape of layer <paramref name="layer"/> depends on.</summary>
+    public LayerShape LayerSizes(int layer) => new(GateCount, HiddenSize, LayerInputSize(layer));
+
+    /// <summary>PyTorch's name of one of the four parameters every cell has, such as <c>weight_hh_l1_reverse</c>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="kind"/> is not one of the four named values.</exception>
+    public static string ParameterName(ParameterKind kind, int layer, int direction) =>
+        (uint)kind < (uint)ParameterSpec.RnnBase.Count ? ParameterSpec.RnnBase[(int)kind].Name(layer, direction)
+            : throw new ArgumentOutOfRangeException(nameof(kind), kind, "not one of the four parameters every cell has; the cell's Definition.Parameters names the others");
 
     /// <summary>The shape of a parameter.</summary>
-    public int[] ParameterShape(ParameterKind kind, int layer) => kind switch
-    {
-        ParameterKind.WeightIH => [GateCount * HiddenSize, LayerInputSize(layer)],
-        ParameterKind.WeightHH => [GateCount * HiddenSize, HiddenSize],
-        _ => [GateCount * HiddenSize],
-    };
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="kind"/> is no parameter of this cell.</exception>
+    public int[] ParameterShape(ParameterKind kind, int layer) => Spec(kind).Shape(LayerSizes(layer));
+
+    private ParameterSpec Spec(ParameterKind kind) =>
+        (uint)kind < (uint)Definition.Parameters.Count ? Definition.Parameters[(int)kind]
+            : throw new ArgumentOutOfRangeException(nameof(kind), kind, $"{Cell} has {Definition.Parameters.Count} parameters per layer and direction");
 
     /// <summary>
-    /// Every parameter in PyTorch's <c>named_parameters()</c> order: for each layer, the forward
-    /// direction's four then the reverse direction's four.
+    /// Every parameter in PyTorch's <c>named_parameters()</c> order: for each layer, the forward direction's (in the order
+    /// of <see cref="CellDefinition.Parameters"/>), then the reverse direction's.
     /// </summary>
     public IEnumerable<(string Name, int Layer, int Direction, ParameterKind Kind, int[] Shape)> Parameters()
     {
+        var specs = Definition.Parameters;
         for (int layer = 0; layer < NumLayers; layer++)
             for (int direction = 0; direction < Directions; direction++)
-                foreach (ParameterKind kind in Enum.GetValues<ParameterKind>())
-                    yield return (ParameterName(kind, layer, direction), layer, direction, kind, ParameterShape(kind, layer));
+                for (int kind = 0; kind < specs.Count; kind++)
+                    yield return (specs[kind].Name(layer, direction), layer, direction, (ParameterKind)kind, specs[kind].Shape(LayerSizes(layer)));
     }
 
     /// <summary>Shape of h0, hN (and c0, cN): [L·D, N, H].</summary>

@@ -19,7 +19,8 @@ public sealed class ReferenceWeights
     /// <summary>The four parameters of one layer and direction.</summary>
     public DirectionWeights Direction(int layer, int direction)
     {
-        int first = (layer * Config.Directions + direction) * 4;
+        // The four every cell has lead each direction's block (ParameterSpec.RnnBase); a cell with more has them after.
+        int first = (layer * Config.Directions + direction) * Config.Definition.Parameters.Count;
         return new DirectionWeights(Values[first], Values[first + 1], Values[first + 2], Values[first + 3]);
     }
 
