@@ -11,11 +11,11 @@ public static class DeviceCells
 {
     private static readonly FrozenDictionary<CellKind, IDeviceCell> Table = new Dictionary<CellKind, IDeviceCell>
     {
-        [CellKind.RnnTanh] = new ElmanCell<TanhActivation, UnaryOps.Tanh, UnaryOps.TanhDerivative>(),
-        [CellKind.RnnRelu] = new ElmanCell<ReluActivation, UnaryOps.Relu, UnaryOps.ReluDerivative>(),
-        [CellKind.Lstm] = new LstmCell(),
-        [CellKind.GruResetAfter] = new GruResetAfterCell(),
-        [CellKind.GruResetBefore] = new GruResetBeforeCell(),
+        [CellKind.RnnTanh] = new ElmanDeviceCell<TanhActivation, UnaryOps.Tanh, UnaryOps.TanhDerivative>(),
+        [CellKind.RnnRelu] = new ElmanDeviceCell<ReluActivation, UnaryOps.Relu, UnaryOps.ReluDerivative>(),
+        [CellKind.Lstm] = new LstmDeviceCell(),
+        [CellKind.GruResetAfter] = new GruResetAfterDeviceCell(),
+        [CellKind.GruResetBefore] = new GruResetBeforeDeviceCell(),
     }.ToFrozenDictionary();
 
     /// <summary>The device implementation of <paramref name="cell"/>.</summary>

@@ -8,7 +8,7 @@ namespace Recurrent.Kernels.Ilgpu.Cells;
 /// <summary>
 /// LSTM, gate blocks i, f, g, o: c' = f ⊙ c + i ⊙ g, h' = o ⊙ tanh(c'). The step keeps the activated gates and c'.
 /// </summary>
-public sealed class LstmCell() : DeviceCell(4)
+public sealed class LstmDeviceCell() : DeviceCell(4)
 {
     /// <inheritdoc />
     protected override void ForwardFused(IlgpuKernels kernels, in ForwardStep s) =>

@@ -10,7 +10,7 @@ namespace Recurrent.Kernels.Ilgpu.Cells;
 /// h' = (1 − z) ⊙ n + z ⊙ h. One recurrent product over all 3H rows, as the usual cell. The step keeps W_hn h + b_hn
 /// for dr; the recurrent sum's gradient differs from the input sum's in the n block (scaled by r).
 /// </summary>
-public sealed class GruResetAfterCell() : DeviceCell(3)
+public sealed class GruResetAfterDeviceCell() : DeviceCell(3)
 {
     /// <inheritdoc />
     public override bool KeepsStepValue => true;

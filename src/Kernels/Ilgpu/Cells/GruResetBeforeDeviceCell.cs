@@ -11,7 +11,7 @@ namespace Recurrent.Kernels.Ilgpu.Cells;
 /// gates half (r, z, r ⊙ h), W_hn (r ⊙ h), the candidate half (n, h'); back, the gates half (dz, dn), d(r ⊙ h) =
 /// dRecur_n · W_hn, the reset half (dr), then dRecur_r,z · W_hr,z. The step keeps r ⊙ h, the operand of dW_hn.
 /// </summary>
-public sealed class GruResetBeforeCell() : DeviceCell(3)
+public sealed class GruResetBeforeDeviceCell() : DeviceCell(3)
 {
     /// <inheritdoc />
     public override bool KeepsStepValue => true;

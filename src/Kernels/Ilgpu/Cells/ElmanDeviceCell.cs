@@ -12,7 +12,7 @@ namespace Recurrent.Kernels.Ilgpu.Cells;
 /// <typeparam name="TActivation">f, and f' through f's output.</typeparam>
 /// <typeparam name="TApply">f as an elementwise operation.</typeparam>
 /// <typeparam name="TDerivative">f' from f's output as an elementwise operation.</typeparam>
-public sealed class ElmanCell<TActivation, TApply, TDerivative>() : DeviceCell(1)
+public sealed class ElmanDeviceCell<TActivation, TApply, TDerivative>() : DeviceCell(1)
     where TActivation : struct, IActivation
     where TApply : struct, IUnaryOp
     where TDerivative : struct, IUnaryOp
