@@ -254,6 +254,23 @@ public static partial class NativeRnn
             NativeLibrary.Check(rc_rnn_elementwise((int)op, a.Length, pa, binary ? pb : null, pd), nameof(rc_rnn_elementwise));
     }
 
+    /// <summary>The number of cells the native library registers; numbers 0 .. count − 1 are valid <see cref="CellKind"/> values there.</summary>
+    internal static int NativeCellCount => rc_cell_count();
+
+    /// <summary>
+    /// What the native library registers as cell number <paramref name="cell"/>: its <see cref="CellKind"/> name, gate blocks and
+    /// whether it carries a cell state. For the test that both sides number and describe the cells alike.
+    /// </summary>
+    /// <exception cref="NativeException">No cell has that number.</exception>
+    internal static unsafe (string Name, int GateCount, bool HasCellState) NativeCellInfo(int cell)
+    {
+        byte* name;
+        long gates;
+        int hasCellState;
+        NativeLibrary.Check(rc_cell_info(cell, &name, &gates, &hasCellState), nameof(rc_cell_info));
+        return (Marshal.PtrToStringUTF8((nint)name)!, checked((int)gates), hasCellState != 0);
+    }
+
     /// <summary>
     /// Frees the large workspaces and tapes the native library keeps for reuse after they are released (at most
     /// 16 blocks, 512 MiB in all): reusing them spares the kernel zeroing fresh pages on every call.
@@ -287,6 +304,12 @@ public static partial class NativeRnn
 
     [LibraryImport(NativeLibrary.Name)]
     private static partial void rc_rnn_release_cached_memory();
+
+    [LibraryImport(NativeLibrary.Name)]
+    private static partial int rc_cell_count();
+
+    [LibraryImport(NativeLibrary.Name)]
+    private static unsafe partial int rc_cell_info(int cell, byte** name, long* gates, int* hasCellState);
 
     [LibraryImport(NativeLibrary.Name)]
     internal static partial long rc_rnn_tape_bytes(NativeRnnTape tape);

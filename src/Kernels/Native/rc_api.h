@@ -57,9 +57,18 @@ RC_EXPORT int32_t rc_get_num_threads(void);
 // H hidden features, G gate blocks (Elman 1, GRU 3, LSTM 4). All buffers are row-major float32,
 // owned by the caller, and must not overlap unless stated. Gate order is PyTorch's (CellKind.cs).
 //
-// cell: 0 Elman tanh, 1 Elman relu, 2 LSTM (i, f, g, o), 3 GRU reset-after (PyTorch/cuDNN), 4 GRU reset-before.
+// cell: 0 Elman tanh, 1 Elman relu, 2 LSTM (i, f, g, o), 3 GRU reset-after (PyTorch/cuDNN), 4 GRU reset-before:
+// the managed CellKind's numbers, registered in cells/registry.h and described by rc_cell_info.
 // fused: nonzero runs the fused pointwise kernels; zero runs each elementwise operation as its own
 // pass over whole buffers (the unfused baseline). The tape remembers the choice for backward.
+
+// The number of cells (valid cell arguments are 0 .. count − 1).
+RC_EXPORT int32_t rc_cell_count(void);
+
+// Describes cell number cell: *name receives its managed CellKind name ("Lstm"; static storage, not to be
+// freed), *gates its gate blocks G, *has_cell_state 1 where it carries c besides h (LSTM), else 0.
+// Lets the managed side check that both sides number the cells alike.
+RC_EXPORT rc_status rc_cell_info(int32_t cell, const char** name, int64_t* gates, int32_t* has_cell_state);
 
 // What a training forward pass keeps for backward: per step and layer-direction, in bytes,
 // LSTM 24·N·H, GRU reset-after 20·N·H, GRU reset-before 16·N·H, Elman 4·N·H, plus h0 (and c0) once.

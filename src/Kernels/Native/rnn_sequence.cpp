@@ -8,6 +8,7 @@
 #include <vector>
 #include <sys/mman.h>
 #include "gemm.h"
+#include "isa/passes.h"
 #include "parallel.h"
 #include "rc_common.h"
 
@@ -96,9 +97,6 @@ void release_cached_memory() {
 }
 
 namespace {
-
-// Below this many elements a pointwise pass runs on the calling thread: waking workers costs more.
-constexpr int64_t kParallelElements = 1 << 14;
 
 // Runs a pointwise kernel over batch rows [begin, end) of a step, split among the workers when large
 // (inside a batch-split sequence the caller already owns its rows: it runs them itself).
@@ -194,55 +192,6 @@ void sum_rows_by_id(int64_t rows, int64_t cols, int64_t vocab, const int32_t* id
   });
 }
 
-// A [rows, cols] operand: base pointer and row stride.
-struct View {
-  const float* p;
-  int64_t ld;
-};
-struct MutView {
-  float* p;
-  int64_t ld;
-  operator View() const { return {p, ld}; }
-};
-
-// The unfused baseline: every call is one pass over whole buffers, as a framework without fusion
-// runs an RNN cell (one kernel per elementwise operation).
-class Passes {
- public:
-  Passes(const ElementwiseOps& ops, int64_t rows) : ops_(ops), rows_(rows) {}
-
-  void add(int64_t cols, View a, View b, MutView out) const { binary(ops_.add, cols, a, b, out); }
-  void sub(int64_t cols, View a, View b, MutView out) const { binary(ops_.sub, cols, a, b, out); }
-  void mul(int64_t cols, View a, View b, MutView out) const { binary(ops_.mul, cols, a, b, out); }
-  void sigmoid(int64_t cols, View a, MutView out) const { unary(ops_.sigmoid, cols, a, out); }
-  void tanh(int64_t cols, View a, MutView out) const { unary(ops_.tanh, cols, a, out); }
-  void relu(int64_t cols, View a, MutView out) const { unary(ops_.relu, cols, a, out); }
-  void one_minus(int64_t cols, View a, MutView out) const { unary(ops_.one_minus, cols, a, out); }
-  void relu_mask(int64_t cols, View a, MutView out) const { unary(ops_.relu_mask, cols, a, out); }
-  void copy(int64_t cols, View a, MutView out) const { unary(ops_.copy, cols, a, out); }
-  void add_bias(int64_t cols, const float* bias, MutView out) const {
-    split(cols, [&](int64_t begin, int64_t end) { ops_.add_bias(end - begin, cols, bias, out.p + begin * out.ld, out.ld); });
-  }
-
- private:
-  template <class Body>
-  void split(int64_t cols, const Body& body) const {
-    if (rows_ * cols < kParallelElements || rows_ < 2) body(0, rows_);
-    else parallel_for(rows_, body);
-  }
-  void binary(ElementwiseOps::Binary op, int64_t cols, View a, View b, MutView out) const {
-    split(cols, [&](int64_t begin, int64_t end) {
-      op(end - begin, cols, a.p + begin * a.ld, a.ld, b.p + begin * b.ld, b.ld, out.p + begin * out.ld, out.ld);
-    });
-  }
-  void unary(ElementwiseOps::Unary op, int64_t cols, View a, MutView out) const {
-    split(cols, [&](int64_t begin, int64_t end) { op(end - begin, cols, a.p + begin * a.ld, a.ld, out.p + begin * out.ld, out.ld); });
-  }
-
-  const ElementwiseOps& ops_;
-  int64_t rows_;
-};
-
 // out[c] += Σ_r a[r, c] over all T·N rows; the columns are split among the workers.
 void add_column_sums(const ElementwiseOps& ops, int64_t rows, int64_t cols, const float* a, int64_t lda, float* out) {
   constexpr int64_t kColumnsPerTask = 256;
@@ -259,12 +208,15 @@ inline int64_t new_slot(bool reverse, int64_t t) { return reverse ? t : t + 1; }
 
 }  // namespace
 
-void forward(Cell cell, bool fused, int64_t T, int64_t N, int64_t I, int64_t H, bool reverse, const LayerWeights& w,
+void forward(int32_t cell, bool fused, int64_t T, int64_t N, int64_t I, int64_t H, bool reverse, const LayerWeights& w,
              const LayerInput& input, const float* h0, const float* c0, float* y, float* h_n, float* c_n, Tape* tape) {
   const Kernels& k = kernels();
+  const CellOps& c = k.cells.cells[cell];
   const bool train = tape != nullptr;
-  const int64_t G = gate_count(cell), GH = G * H, NH = N * H, TN = T * N;
-  const bool lstm = cell == Cell::Lstm, elman = G == 1;
+  const int64_t G = c.gates, GH = G * H, NH = N * H, TN = T * N;
+  // The last gate block, where a GRU's r meets the recurrent product (split_recurrent_product, scales_recurrent_block).
+  const int64_t last = GH - H;
+  const bool has_c = c.has_cell_state, split_n = c.split_recurrent_product;
 
   if (train) {
     *tape = Tape{};
@@ -272,17 +224,17 @@ void forward(Cell cell, bool fused, int64_t T, int64_t N, int64_t I, int64_t H, 
     tape->fused = fused;
     tape->reverse = reverse;
     tape->steps = T, tape->batch = N, tape->input_size = I, tape->hidden = H;
-    if (!elman) tape->gates = Buffer::allocate(TN * GH);
+    if (c.keeps_gates) tape->gates = Buffer::allocate(TN * GH);
     tape->states = Buffer::allocate((T + 1) * NH);
-    if (lstm) tape->cells = Buffer::allocate((T + 1) * NH);
-    if (cell == Cell::GruResetAfter) tape->hn = Buffer::allocate(TN * H);
+    if (has_c) tape->cells = Buffer::allocate((T + 1) * NH);
+    if (c.scales_recurrent_block) tape->hn = Buffer::allocate(TN * H);
   }
 
-  // The input projection of every step at once: [T·N, I] · W_ih^T -> [T·N, G·H]. When training a
-  // gated cell it is computed into the tape, whose gates each step then overwrites in place.
+  // The input projection of every step at once: [T·N, I] · W_ih^T -> [T·N, G·H]. When the tape keeps
+  // the gates it is computed into the tape, whose gates each step then overwrites in place.
   Buffer projection_workspace;
   float* projection;
-  if (train && !elman) {
+  if (train && c.keeps_gates) {
     projection = tape->gates.get();
   } else {
     projection_workspace = Buffer::allocate(TN * GH);
@@ -290,13 +242,13 @@ void forward(Cell cell, bool fused, int64_t T, int64_t N, int64_t I, int64_t H, 
   }
   Passes passes(k.elementwise, N);
   // The fused kernels add both biases as they read each gate (one vector, L1-resident), so the
-  // product overwrites the projection and no pass over it is spent on the bias. b_hn of GRU
-  // reset-after stays apart: r multiplies it. The unfused baseline adds b_ih here and b_hh per step,
-  // each as a pass of its own.
+  // product overwrites the projection and no pass over it is spent on the bias. A scaled recurrent
+  // block's bias stays apart: r multiplies it. The unfused baseline adds b_ih here and b_hh to each
+  // recurrent product, each as a pass of its own.
   std::vector<float> bias(GH);
   for (int64_t j = 0; j < GH; j++) bias[j] = w.bias_ih[j] + w.bias_hh[j];
-  if (cell == Cell::GruResetAfter)
-    for (int64_t j = 2 * H; j < GH; j++) bias[j] = w.bias_ih[j];
+  if (c.scales_recurrent_block)
+    for (int64_t j = last; j < GH; j++) bias[j] = w.bias_ih[j];
   if (input.from_table()) {
     Buffer table_projection = Buffer::allocate(input.vocab * GH);
     sgemm(false, true, input.vocab, GH, I, 1.0f, input.table, I, w.weight_ih, I, 0.0f, table_projection.get(), GH);
@@ -308,26 +260,25 @@ void forward(Cell cell, bool fused, int64_t T, int64_t N, int64_t I, int64_t H, 
   }
   if (!fused) Passes(k.elementwise, TN).add_bias(GH, w.bias_ih, {projection, GH});
 
-  // W_hh^T packed once for all steps. GRU reset-before needs its rows r, z (applied to h) apart from
-  // rows n (applied to r ⊙ h, known only after r).
-  const bool split_n = cell == Cell::GruResetBefore;
-  auto packed = pack_b(true, H, split_n ? 2 * H : GH, w.weight_hh, H);
-  std::unique_ptr<PackedB> packed_n = split_n ? pack_b(true, H, H, w.weight_hh + 2 * H * H, H) : nullptr;
+  // W_hh^T packed once for all steps; a split product packs the last block's rows apart.
+  const int64_t first_rows = split_n ? last : GH;
+  auto packed = pack_b(true, H, first_rows, w.weight_hh, H);
+  std::unique_ptr<PackedB> packed_n = split_n ? pack_b(true, H, H, w.weight_hh + last * H, H) : nullptr;
 
   // Per-call workspaces; nothing is allocated per step.
   Buffer recurrent = Buffer::allocate(N * GH);
-  Buffer cell_state = (lstm && !train) ? Buffer::allocate(NH) : Buffer{};
+  Buffer cell_state = (has_c && !train) ? Buffer::allocate(NH) : Buffer{};
   Buffer rh = split_n ? Buffer::allocate(NH) : Buffer{};
   Buffer recurrent_n = split_n ? Buffer::allocate(NH) : Buffer{};
   Buffer temp1 = fused ? Buffer{} : Buffer::allocate(NH);
   Buffer temp2 = fused ? Buffer{} : Buffer::allocate(NH);
 
   float* states = train ? tape->states.get() : nullptr;
-  float* cells = train && lstm ? tape->cells.get() : nullptr;
+  float* cells = train && has_c ? tape->cells.get() : nullptr;
   if (train) {
     std::memcpy(states + (reverse ? T : 0) * NH, h0, sizeof(float) * NH);
-    if (lstm) std::memcpy(cells + (reverse ? T : 0) * NH, c0, sizeof(float) * NH);
-  } else if (lstm) {
+    if (has_c) std::memcpy(cells + (reverse ? T : 0) * NH, c0, sizeof(float) * NH);
+  } else if (has_c) {
     std::memcpy(cell_state.get(), c0, sizeof(float) * NH);
   }
 
@@ -337,99 +288,40 @@ void forward(Cell cell, bool fused, int64_t T, int64_t N, int64_t I, int64_t H, 
     const float* h_prev = h0;
     for (int64_t s = 0; s < T; s++) {
       const int64_t t = reverse ? T - 1 - s : s;
-      float* gates = projection + t * N * GH;
       float* h_out = y + t * NH;
       if (train) h_prev = states + prev_slot(reverse, t) * NH;
-      const float* c_prev = lstm ? (train ? cells + prev_slot(reverse, t) * NH : cell_state.get()) : nullptr;
-      float* c_out = lstm ? (train ? cells + new_slot(reverse, t) * NH : cell_state.get()) : nullptr;
-      float* h_copy = train ? states + new_slot(reverse, t) * NH : nullptr;
-      float* hn_out = train && cell == Cell::GruResetAfter ? tape->hn.get() + t * NH : nullptr;
 
       StepForward step{};
       step.hidden = H;
-      step.gates = gates;
+      step.gates = projection + t * N * GH;
       step.bias = bias.data();
       step.recurrent = recurrent.get();
-      step.recurrent_ld = split_n ? 2 * H : GH;
-      step.bias_hn = w.bias_hh + 2 * H;
+      step.recurrent_ld = first_rows;
+      step.bias_hn = w.bias_hh + last;
       step.h_prev = h_prev;
-      step.c_prev = c_prev;
-      step.c_out = c_out;
+      step.c_prev = has_c ? (train ? cells + prev_slot(reverse, t) * NH : cell_state.get()) : nullptr;
+      step.c_out = has_c ? (train ? cells + new_slot(reverse, t) * NH : cell_state.get()) : nullptr;
       step.h_out = h_out;
-      step.h_copy = h_copy;
-      step.hn_out = hn_out;
+      step.h_copy = train ? states + new_slot(reverse, t) * NH : nullptr;
+      step.hn_out = train && c.scales_recurrent_block ? tape->hn.get() + t * NH : nullptr;
       step.rh_out = rh.get();
+      step.scratch[0] = temp1.get(), step.scratch[1] = temp2.get();
 
-      sgemm_packed(false, rows, 1.0f, h_prev + row0 * H, H, *packed, 0.0f, recurrent.get() + row0 * step.recurrent_ld,
-                   step.recurrent_ld);
+      sgemm_packed(false, rows, 1.0f, h_prev + row0 * H, H, *packed, 0.0f, recurrent.get() + row0 * first_rows, first_rows);
+      if (!fused) passes.add_bias(first_rows, w.bias_hh, {recurrent.get(), first_rows});
+      if (split_n) {
+        if (fused) run_rows(c.forward_operand, step, row0, row1, first_rows);
+        else c.unfused_forward_operand(step, N);
+        sgemm_packed(false, rows, 1.0f, rh.get() + row0 * H, H, *packed_n, 0.0f, recurrent_n.get() + row0 * H, H);
+        if (!fused) passes.add_bias(H, w.bias_hh + last, {recurrent_n.get(), H});
+        step.recurrent = recurrent_n.get();
+        step.recurrent_ld = H;
+      }
       if (fused) {
-        const FusedKernels& f = k.fused;
-        switch (cell) {
-          case Cell::RnnTanh: run_rows(f.elman_tanh_forward[train], step, row0, row1, H); break;
-          case Cell::RnnRelu: run_rows(f.elman_relu_forward[train], step, row0, row1, H); break;
-          case Cell::Lstm: run_rows(f.lstm_forward[train], step, row0, row1, 4 * H); break;
-          case Cell::GruResetAfter: run_rows(f.gru_after_forward[train], step, row0, row1, 3 * H); break;
-          case Cell::GruResetBefore:
-            run_rows(f.gru_before_gates, step, row0, row1, 2 * H);
-            sgemm_packed(false, rows, 1.0f, rh.get() + row0 * H, H, *packed_n, 0.0f, recurrent_n.get() + row0 * H, H);
-            step.recurrent = recurrent_n.get();
-            step.recurrent_ld = H;
-            run_rows(f.gru_before_forward[train], step, row0, row1, H);
-            break;
-        }
+        run_rows(c.forward[train], step, row0, row1, split_n ? H : GH);
       } else {
-        const Passes& p = passes;
-        MutView rec{recurrent.get(), step.recurrent_ld};
-        MutView t1{temp1.get(), H}, t2{temp2.get(), H};
-        MutView out{h_out, H};
-        View hp{h_prev, H};
-        p.add_bias(step.recurrent_ld, w.bias_hh, rec);
-        switch (cell) {
-          case Cell::RnnTanh:
-          case Cell::RnnRelu:
-            p.add(H, {gates, GH}, rec, t1);
-            if (cell == Cell::RnnTanh) p.tanh(H, t1, out);
-            else p.relu(H, t1, out);
-            break;
-          case Cell::Lstm: {
-            MutView g{gates, GH};
-            MutView gi{gates, GH}, gf{gates + H, GH}, gg{gates + 2 * H, GH}, go{gates + 3 * H, GH};
-            p.add(GH, g, rec, g);
-            p.sigmoid(2 * H, gi, gi);
-            p.tanh(H, gg, gg);
-            p.sigmoid(H, go, go);
-            p.mul(H, gf, {c_prev, H}, t1);
-            p.mul(H, gi, gg, t2);
-            p.add(H, t1, t2, {c_out, H});
-            p.tanh(H, {c_out, H}, t1);
-            p.mul(H, go, t1, out);
-            break;
-          }
-          case Cell::GruResetAfter:
-          case Cell::GruResetBefore: {
-            MutView grz{gates, GH}, gr{gates, GH}, gz{gates + H, GH}, gn{gates + 2 * H, GH};
-            p.add(2 * H, grz, rec, grz);
-            p.sigmoid(2 * H, grz, grz);
-            if (cell == Cell::GruResetAfter) {
-              MutView hn{recurrent.get() + 2 * H, GH};
-              if (train) p.copy(H, hn, {hn_out, H});
-              p.mul(H, gr, hn, t1);
-              p.add(H, gn, t1, gn);
-            } else {
-              p.mul(H, gr, hp, {rh.get(), H});
-              sgemm_packed(false, N, 1.0f, rh.get(), H, *packed_n, 0.0f, recurrent_n.get(), H);
-              p.add_bias(H, w.bias_hh + 2 * H, {recurrent_n.get(), H});
-              p.add(H, gn, {recurrent_n.get(), H}, gn);
-            }
-            p.tanh(H, gn, gn);
-            p.one_minus(H, gz, t1);
-            p.mul(H, t1, gn, t1);
-            p.mul(H, gz, hp, t2);
-            p.add(H, t1, t2, out);
-            break;
-          }
-        }
-        if (train) p.copy(H, out, {h_copy, H});
+        c.unfused_forward[train](step, N);
+        if (train) passes.copy(H, {h_out, H}, {step.h_copy, H});
       }
       h_prev = h_out;
     }
@@ -437,34 +329,35 @@ void forward(Cell cell, bool fused, int64_t T, int64_t N, int64_t I, int64_t H, 
   over_batch(fused && split_batch(N, H, GH), N, run_steps);
 
   std::memcpy(h_n, y + (reverse ? 0 : T - 1) * NH, sizeof(float) * NH);
-  if (lstm) std::memcpy(c_n, train ? cells + (reverse ? 0 : T) * NH : cell_state.get(), sizeof(float) * NH);
+  if (has_c) std::memcpy(c_n, train ? cells + (reverse ? 0 : T) * NH : cell_state.get(), sizeof(float) * NH);
 }
 
 void backward(const Tape& tape, const float* weight_ih, const float* weight_hh, const LayerInput& input, const float* dy,
               const float* dh_n, const float* dc_n, float* dx, float* dtable, float* dh0, float* dc0, float* dweight_ih,
               float* dweight_hh, float* dbias_ih, float* dbias_hh) {
   const Kernels& k = kernels();
-  const Cell cell = tape.cell;
+  const CellOps& c = k.cells.cells[tape.cell];
   const bool reverse = tape.reverse, fused = tape.fused;
   const int64_t T = tape.steps, N = tape.batch, I = tape.input_size, H = tape.hidden;
-  const int64_t G = gate_count(cell), GH = G * H, NH = N * H, TN = T * N;
-  const bool lstm = cell == Cell::Lstm, split_n = cell == Cell::GruResetBefore, after = cell == Cell::GruResetAfter;
+  const int64_t G = c.gates, GH = G * H, NH = N * H, TN = T * N;
+  const int64_t last = GH - H;  // the last gate block, as in forward
+  const bool has_c = c.has_cell_state, split_n = c.split_recurrent_product, after = c.scales_recurrent_block;
+  const int64_t first_rows = split_n ? last : GH;
 
   // dGates [T·N, G·H], time-indexed like x, so the weight gradients are single products at the end.
   Buffer dgates = Buffer::allocate(TN * GH);
   Buffer dgates_rec = after ? Buffer::allocate(TN * GH) : Buffer{};
   // W_hh packed once (untransposed: dh_prev = dGates · W_hh).
-  auto packed = pack_b(false, split_n ? 2 * H : GH, H, weight_hh, H);
-  std::unique_ptr<PackedB> packed_n = split_n ? pack_b(false, H, H, weight_hh + 2 * H * H, H) : nullptr;
+  auto packed = pack_b(false, first_rows, H, weight_hh, H);
+  std::unique_ptr<PackedB> packed_n = split_n ? pack_b(false, H, H, weight_hh + last * H, H) : nullptr;
   Buffer dh = Buffer::allocate(NH);
-  Buffer dc = lstm ? Buffer::allocate(NH) : Buffer{};
+  Buffer dc = has_c ? Buffer::allocate(NH) : Buffer{};
   Buffer drh = split_n ? Buffer::allocate(NH) : Buffer{};
   Buffer temps[4];
   if (!fused)
     for (auto& temp : temps) temp = Buffer::allocate(NH);
   std::memcpy(dh.get(), dh_n, sizeof(float) * NH);
-  if (lstm) std::memcpy(dc.get(), dc_n, sizeof(float) * NH);
-  Passes passes(k.elementwise, N);
+  if (has_c) std::memcpy(dc.get(), dc_n, sizeof(float) * NH);
 
   const float* states = tape.states.get();
   // Batch rows [row0, row1) through all T steps; the unfused baseline always takes the whole batch.
@@ -477,8 +370,8 @@ void backward(const Tape& tape, const float* weight_ih, const float* weight_hh, 
       step.gates = tape.gates.get() ? tape.gates.get() + t * N * GH : nullptr;
       step.h_prev = states + prev_slot(reverse, t) * NH;
       step.h_new = states + new_slot(reverse, t) * NH;
-      step.c_prev = lstm ? tape.cells.get() + prev_slot(reverse, t) * NH : nullptr;
-      step.c_new = lstm ? tape.cells.get() + new_slot(reverse, t) * NH : nullptr;
+      step.c_prev = has_c ? tape.cells.get() + prev_slot(reverse, t) * NH : nullptr;
+      step.c_new = has_c ? tape.cells.get() + new_slot(reverse, t) * NH : nullptr;
       step.hn = after ? tape.hn.get() + t * NH : nullptr;
       step.dy = dy + t * NH;
       step.dh = dh.get();
@@ -486,113 +379,24 @@ void backward(const Tape& tape, const float* weight_ih, const float* weight_hh, 
       step.dgates = dgates.get() + t * N * GH;
       step.dgates_rec = after ? dgates_rec.get() + t * N * GH : nullptr;
       step.drh = drh.get();
+      for (int i = 0; i < 4; i++) step.scratch[i] = temps[i].get();
 
-      if (fused) {
-        const FusedKernels& f = k.fused;
-        switch (cell) {
-          case Cell::RnnTanh: run_rows(f.elman_tanh_backward, step, row0, row1, H); break;
-          case Cell::RnnRelu: run_rows(f.elman_relu_backward, step, row0, row1, H); break;
-          case Cell::Lstm: run_rows(f.lstm_backward, step, row0, row1, 4 * H); break;
-          case Cell::GruResetAfter: run_rows(f.gru_after_backward, step, row0, row1, 3 * H); break;
-          case Cell::GruResetBefore:
-            run_rows(f.gru_before_backward, step, row0, row1, 2 * H);
-            sgemm_packed(false, rows, 1.0f, step.dgates + row0 * GH + 2 * H, GH, *packed_n, 0.0f, drh.get() + row0 * H, H);
-            run_rows(f.gru_before_backward_reset, step, row0, row1, H);
-            break;
-        }
-      } else {
-        const Passes& p = passes;
-        MutView a{temps[0].get(), H}, b{temps[1].get(), H}, c{temps[2].get(), H}, d{temps[3].get(), H};
-        MutView dhv{dh.get(), H};
-        View hp{step.h_prev, H};
-        p.add(H, {step.dy, H}, dhv, a);  // the total gradient of this step's output
-        switch (cell) {
-          case Cell::RnnTanh:
-          case Cell::RnnRelu: {
-            View h{step.h_new, H};
-            if (cell == Cell::RnnTanh) {
-              p.mul(H, h, h, b);
-              p.one_minus(H, b, b);
-            } else {
-              p.relu_mask(H, h, b);
-            }
-            p.mul(H, a, b, {step.dgates, H});
-            break;
-          }
-          case Cell::Lstm: {
-            View gi{step.gates, GH}, gf{step.gates + H, GH}, gg{step.gates + 2 * H, GH}, go{step.gates + 3 * H, GH};
-            MutView di{step.dgates, GH}, df{step.dgates + H, GH}, dg{step.dgates + 2 * H, GH}, dout{step.dgates + 3 * H, GH};
-            MutView dcv{dc.get(), H};
-            p.tanh(H, {step.c_new, H}, b);
-            p.mul(H, a, b, c);
-            p.one_minus(H, go, d);
-            p.mul(H, go, d, d);
-            p.mul(H, c, d, dout);
-            p.mul(H, a, go, c);
-            p.mul(H, b, b, d);
-            p.one_minus(H, d, d);
-            p.mul(H, c, d, c);
-            p.add(H, dcv, c, dcv);
-            p.mul(H, dcv, gg, c);
-            p.one_minus(H, gi, d);
-            p.mul(H, gi, d, d);
-            p.mul(H, c, d, di);
-            p.mul(H, dcv, {step.c_prev, H}, c);
-            p.one_minus(H, gf, d);
-            p.mul(H, gf, d, d);
-            p.mul(H, c, d, df);
-            p.mul(H, dcv, gi, c);
-            p.mul(H, gg, gg, d);
-            p.one_minus(H, d, d);
-            p.mul(H, c, d, dg);
-            p.mul(H, dcv, gf, dcv);
-            break;
-          }
-          case Cell::GruResetAfter:
-          case Cell::GruResetBefore: {
-            View gr{step.gates, GH}, gz{step.gates + H, GH}, gn{step.gates + 2 * H, GH};
-            MutView dr{step.dgates, GH}, dz{step.dgates + H, GH}, dn{step.dgates + 2 * H, GH};
-            p.one_minus(H, gz, b);
-            p.mul(H, a, b, b);
-            p.mul(H, gn, gn, c);
-            p.one_minus(H, c, c);
-            p.mul(H, b, c, dn);
-            p.sub(H, hp, gn, b);
-            p.mul(H, a, b, b);
-            p.one_minus(H, gz, c);
-            p.mul(H, gz, c, c);
-            p.mul(H, b, c, dz);
-            p.mul(H, a, gz, dhv);
-            if (after) {
-              p.mul(H, dn, {step.hn, H}, b);
-              p.one_minus(H, gr, c);
-              p.mul(H, gr, c, c);
-              p.mul(H, b, c, dr);
-              p.copy(2 * H, dr, {step.dgates_rec, GH});
-              p.mul(H, dn, gr, {step.dgates_rec + 2 * H, GH});
-            } else {
-              sgemm_packed(false, N, 1.0f, step.dgates + 2 * H, GH, *packed_n, 0.0f, drh.get(), H);
-              View drv{drh.get(), H};
-              p.mul(H, drv, hp, b);
-              p.one_minus(H, gr, c);
-              p.mul(H, gr, c, c);
-              p.mul(H, b, c, dr);
-              p.mul(H, drv, gr, b);
-              p.add(H, dhv, b, dhv);
-            }
-            break;
-          }
-        }
+      if (fused) run_rows(c.backward, step, row0, row1, first_rows);
+      else c.unfused_backward(step, N);
+      if (split_n) {
+        sgemm_packed(false, rows, 1.0f, step.dgates + row0 * GH + last, GH, *packed_n, 0.0f, drh.get() + row0 * H, H);
+        if (fused) run_rows(c.backward_operand, step, row0, row1, H);
+        else c.unfused_backward_operand(step, N);
       }
-      // The recurrent path to the step before: LSTM and Elman overwrite dh, GRU adds to its direct path dh·z.
+      // The recurrent path to the step before: added to the direct path where there is one, else overwriting dh.
       const float* dgr = after ? step.dgates_rec : step.dgates;
-      const bool gru = G == 3;
-      sgemm_packed(false, rows, 1.0f, dgr + row0 * GH, GH, *packed, gru ? 1.0f : 0.0f, dh.get() + row0 * H, H);
+      sgemm_packed(false, rows, 1.0f, dgr + row0 * GH, GH, *packed, c.direct_state_path ? 1.0f : 0.0f, dh.get() + row0 * H,
+                   H);
     }
   };
   over_batch(fused && split_batch(N, H, GH), N, run_steps);
   std::memcpy(dh0, dh.get(), sizeof(float) * NH);
-  if (lstm) std::memcpy(dc0, dc.get(), sizeof(float) * NH);
+  if (has_c) std::memcpy(dc0, dc.get(), sizeof(float) * NH);
 
   // Weight and bias gradients over all T·N rows at once; the states the steps started from are one
   // contiguous [T·N, H] block in time order.
@@ -640,11 +444,11 @@ void backward(const Tape& tape, const float* weight_ih, const float* weight_hh, 
     sgemm(true, false, GH, I, TN, 1.0f, dgates.get(), GH, input.x, I, 1.0f, dweight_ih, I);
   }
   if (split_n) {
-    sgemm(true, false, 2 * H, H, TN, 1.0f, dgates.get(), GH, h_prevs, H, 1.0f, dweight_hh, H);
-    // Rows n of W_hh saw r ⊙ h_prev.
-    Buffer rh = Buffer::allocate(TN * H);
-    Passes(k.elementwise, TN).mul(H, {tape.gates.get(), GH}, {h_prevs, H}, {rh.get(), H});
-    sgemm(true, false, H, H, TN, 1.0f, dgates.get() + 2 * H, GH, rh.get(), H, 1.0f, dweight_hh + 2 * H * H, H);
+    sgemm(true, false, last, H, TN, 1.0f, dgates.get(), GH, h_prevs, H, 1.0f, dweight_hh, H);
+    // The last block's rows of W_hh saw the second product's operand, not h_prev.
+    Buffer operand = Buffer::allocate(TN * H);
+    c.recompute_operand(TN, H, tape.gates.get(), h_prevs, operand.get());
+    sgemm(true, false, H, H, TN, 1.0f, dgates.get() + last, GH, operand.get(), H, 1.0f, dweight_hh + last * H, H);
   } else {
     sgemm(true, false, GH, H, TN, 1.0f, dg_rec, GH, h_prevs, H, 1.0f, dweight_hh, H);
   }
@@ -706,19 +510,20 @@ RC_EXPORT rc_status rc_rnn_forward(int32_t cell, int32_t fused, int64_t steps, i
                                    float* h_n, float* c_n, int32_t keep_for_backward, rc_rnn_tape** tape) {
   return rc::guard([&] {
     if (tape) *tape = nullptr;
-    if (cell < 0 || cell > 4) throw std::invalid_argument("rc_rnn_forward: cell: expected 0..4, got " + std::to_string(cell));
+    const int32_t cells = rc::rnn::cell_count();
+    if (cell < 0 || cell >= cells)
+      throw std::invalid_argument("rc_rnn_forward: cell: expected 0.." + std::to_string(cells - 1) + ", got " + std::to_string(cell));
     if (steps < 1 || batch < 1 || input_size < 1 || hidden_size < 1)
       throw std::invalid_argument("rc_rnn_forward: steps, batch, input_size, hidden_size: expected ≥ 1, got " +
                                   std::to_string(steps) + ", " + std::to_string(batch) + ", " + std::to_string(input_size) +
                                   ", " + std::to_string(hidden_size));
-    auto kind = static_cast<rc::rnn::Cell>(cell);
-    bool lstm = kind == rc::rnn::Cell::Lstm;
+    const bool has_c = rc::rnn::cell_ops(cell).has_cell_state;
     require(weight_ih && weight_hh && bias_ih && bias_hh && h0 && y && h_n, "rc_rnn_forward: a required buffer is null");
     const rc::rnn::LayerInput input = layer_input("rc_rnn_forward", steps * batch, x, input_table, input_ids, vocab);
-    require(!lstm || (c0 && c_n), "rc_rnn_forward: an LSTM needs c0 and c_n");
+    require(!has_c || (c0 && c_n), "rc_rnn_forward: a cell with a cell state (LSTM) needs c0 and c_n");
     require(!keep_for_backward || tape, "rc_rnn_forward: keep_for_backward needs a place for the tape");
     std::unique_ptr<rc_rnn_tape> kept = keep_for_backward ? std::make_unique<rc_rnn_tape>() : nullptr;
-    rc::rnn::forward(kind, fused != 0, steps, batch, input_size, hidden_size, reverse != 0,
+    rc::rnn::forward(cell, fused != 0, steps, batch, input_size, hidden_size, reverse != 0,
                      {weight_ih, weight_hh, bias_ih, bias_hh}, input, h0, c0, y, h_n, c_n, kept ? &kept->tape : nullptr);
     if (kept) *tape = kept.release();
   });
@@ -730,18 +535,33 @@ RC_EXPORT rc_status rc_rnn_backward(rc_rnn_tape* tape, const float* weight_ih, c
                                     float* dc0, float* dweight_ih, float* dweight_hh, float* dbias_ih, float* dbias_hh) {
   return rc::guard([&] {
     require(tape != nullptr, "rc_rnn_backward: tape is null (was the forward pass run with keep_for_backward?)");
-    bool lstm = tape->tape.cell == rc::rnn::Cell::Lstm;
+    const bool has_c = rc::rnn::cell_ops(tape->tape.cell).has_cell_state;
     require(weight_ih && weight_hh && dy && dh_n && dh0 && dweight_ih && dweight_hh && dbias_ih && dbias_hh,
             "rc_rnn_backward: a required buffer is null");
     const rc::rnn::LayerInput input =
         layer_input("rc_rnn_backward", tape->tape.steps * tape->tape.batch, x, input_table, input_ids, vocab);
     require(input.from_table() ? dinput_table != nullptr : dx != nullptr,
             "rc_rnn_backward: dx (dense input) or dinput_table (table input) is null");
-    require(!lstm || (dc_n && dc0), "rc_rnn_backward: an LSTM needs dc_n and dc0");
+    require(!has_c || (dc_n && dc0), "rc_rnn_backward: a cell with a cell state (LSTM) needs dc_n and dc0");
     rc::rnn::backward(tape->tape, weight_ih, weight_hh, input, dy, dh_n, dc_n, dx, dinput_table, dh0, dc0, dweight_ih,
                       dweight_hh, dbias_ih, dbias_hh);
   });
 }
+
+RC_EXPORT rc_status rc_cell_info(int32_t cell, const char** name, int64_t* gates, int32_t* has_cell_state) {
+  return rc::guard([&] {
+    const int32_t cells = rc::rnn::cell_count();
+    if (cell < 0 || cell >= cells)
+      throw std::invalid_argument("rc_cell_info: cell: expected 0.." + std::to_string(cells - 1) + ", got " + std::to_string(cell));
+    require(name && gates && has_cell_state, "rc_cell_info: a required pointer is null");
+    const rc::rnn::CellOps& ops = rc::rnn::cell_ops(cell);
+    *name = ops.name;
+    *gates = ops.gates;
+    *has_cell_state = ops.has_cell_state ? 1 : 0;
+  });
+}
+
+RC_EXPORT int32_t rc_cell_count(void) { return rc::rnn::cell_count(); }
 
 RC_EXPORT int64_t rc_rnn_tape_bytes(const rc_rnn_tape* tape) { return tape ? tape->tape.bytes() : 0; }
 

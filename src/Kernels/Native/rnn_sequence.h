@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include "rnn_pointwise.h"
+#include "isa/kernels.h"
 
 namespace rc::rnn {
 
@@ -33,7 +33,7 @@ void release_cached_memory();
 // (gates 3, h, W_hn h + b_hn), GRU reset-before 4·N·H (gates 3, h), Elman N·H (h); plus h0 (and c0) once.
 // The input x is not kept: backward takes it again.
 struct Tape {
-  Cell cell;
+  int32_t cell;  // the managed CellKind's number (cells/registry.h)
   bool fused, reverse;
   int64_t steps, batch, input_size, hidden;
   Buffer gates;   // [T, N, G·H] activated gates (empty for Elman)
@@ -66,7 +66,8 @@ struct LayerInput {
 
 // Runs one direction over the input rows [T, N, I]; writes y [T, N, H], h_n and (LSTM) c_n [N, H]. When
 // tape is not null it is filled for backward; otherwise only O(N·H) state is kept between steps.
-void forward(Cell cell, bool fused, int64_t steps, int64_t batch, int64_t input_size, int64_t hidden, bool reverse,
+// cell: the managed CellKind's number, in [0, cell_count()).
+void forward(int32_t cell, bool fused, int64_t steps, int64_t batch, int64_t input_size, int64_t hidden, bool reverse,
              const LayerWeights& w, const LayerInput& input, const float* h0, const float* c0, float* y, float* h_n,
              float* c_n, Tape* tape);
 

@@ -2,17 +2,18 @@
 // (the pragma), so the library still loads and runs on baseline x86-64.
 #include <immintrin.h>
 #include <cstdint>
-#include "rnn_pointwise.h"
+#include "isa/kernels.h"
+#include "isa/passes.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 #define RC_RNN_NS avx2
 #define RC_RNN_AVX2
-#include "rnn_pointwise_impl.h"
+#include "cells/registry.h"
 
 namespace rc::rnn {
 const Kernels& avx2_kernels() {
-  static const Kernels kernels = avx2::make_kernels<avx2::Avx2>();
+  static const Kernels kernels{avx2::elementwise_ops<avx2::Avx2>(), avx2::cell_table<avx2::Avx2>()};
   return kernels;
 }
 }  // namespace rc::rnn

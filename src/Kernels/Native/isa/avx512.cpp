@@ -2,7 +2,8 @@
 // (the pragma), so the library still loads and runs on CPUs without it.
 #include <immintrin.h>
 #include <cstdint>
-#include "rnn_pointwise.h"
+#include "isa/kernels.h"
+#include "isa/passes.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma")
@@ -10,11 +11,11 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #define RC_RNN_NS avx512
 #define RC_RNN_AVX512
-#include "rnn_pointwise_impl.h"
+#include "cells/registry.h"
 
 namespace rc::rnn {
 const Kernels& avx512_kernels() {
-  static const Kernels kernels = avx512::make_kernels<avx512::Avx512>();
+  static const Kernels kernels{avx512::elementwise_ops<avx512::Avx512>(), avx512::cell_table<avx512::Avx512>()};
   return kernels;
 }
 }  // namespace rc::rnn
