@@ -80,7 +80,7 @@ public abstract class BackendContractTests
     private static IEnumerable<TestCaseData> TableCases() =>
         from cell in TestData.AllCells
         from fewerRowsThanUses in new[] { true, false }
-        select new TestCaseData(cell, fewerRowsThanUses).SetArgDisplayNames(cell.ToString(), fewerRowsThanUses ? "V<T·N" : "V>T·N");
+        select new TestCaseData(cell, fewerRowsThanUses).SetArgDisplayNames(cell.ToString(), fewerRowsThanUses ? "V_below_TN" : "V_above_TN");
 
     [TestCaseSource(nameof(Cases))]
     public void ForwardAndBackward_MatchReference(CellKind cell, TestData.Shape shape)
