@@ -1,96 +1,16 @@
 using NUnit.Framework;
 using Recurrent.Kernels.Cpu;
-using Recurrent.Reference;
 
 namespace Recurrent.Tests;
 
-/// <summary>The native CPU backend, fused and unfused, on every instruction-set path, against the double reference.</summary>
+/// <summary>
+/// What only the native CPU backend has: reused workspaces, its tape's size, its disposal check, its argument checks and
+/// its being the layers' default. Its results against the reference, on every instruction-set path, are the backend
+/// contract's (NativeBackendContractTests).
+/// </summary>
 [TestFixture]
 public class NativeBackendTests
 {
-    /// <summary>
-    /// T=1, N=1, H from 1 to 129 (not multiples of 8 or 16, so every vector remainder runs), I ≠ H, 1 and 2 layers, both
-    /// directions. N=17 and N=9 with H=129 are large enough per step that, with two or more threads, the fused path splits
-    /// the batch among the workers for the whole sequence (unevenly: 8 and 9 rows, 4 and 5), in both directions.
-    /// </summary>
-    public static readonly TestData.Shape[] Shapes =
-    [
-        new(1, 1, 2, 1, 1, false),
-        new(3, 2, 5, 3, 2, true),
-        new(4, 1, 3, 17, 1, true),
-        new(2, 3, 20, 33, 2, false),
-        new(2, 2, 7, 65, 1, true),
-        new(2, 2, 5, 129, 1, false),
-        new(3, 17, 33, 129, 1, true),
-        new(2, 9, 6, 129, 1, false),
-    ];
-
-    /// <summary>Shapes for the narrower instruction sets: remainders of both widths, two layers, both directions.</summary>
-    public static readonly TestData.Shape[] IsaShapes =
-    [
-        new(3, 2, 5, 17, 2, true),
-        new(2, 3, 4, 33, 1, false),
-    ];
-
-    private static IEnumerable<TestCaseData> AllCases() =>
-        from cell in TestData.AllCells
-        from shape in Shapes
-        from fused in new[] { true, false }
-        select new TestCaseData(cell, shape, fused).SetArgDisplayNames(cell.ToString(), shape.ToString(), fused ? "fused" : "unfused");
-
-    private static IEnumerable<TestCaseData> IsaCases() =>
-        from isa in new[] { NativeIsa.Avx2, NativeIsa.Portable }
-        from cell in TestData.AllCells
-        from shape in IsaShapes
-        from fused in new[] { true, false }
-        select new TestCaseData(isa, cell, shape, fused).SetArgDisplayNames(isa.ToString(), cell.ToString(), shape.ToString(), fused ? "fused" : "unfused");
-
-    [TestCaseSource(nameof(AllCases))]
-    public void ForwardAndBackward_MatchReference(CellKind cell, TestData.Shape shape, bool fused) =>
-        AssertMatchesReference(cell, shape, fused, seed: shape.Hidden * 31 + (int)cell);
-
-    [TestCaseSource(nameof(IsaCases))]
-    public void ForwardAndBackward_MatchReference_WhenIsaIsForcedNarrower(NativeIsa isa, CellKind cell, TestData.Shape shape, bool fused)
-    {
-        try
-        {
-            NativeLibrary.Isa = isa;
-            Assert.That(NativeLibrary.Isa, Is.LessThanOrEqualTo(isa));
-            AssertMatchesReference(cell, shape, fused, seed: 7 + (int)cell);
-        }
-        finally
-        {
-            NativeLibrary.Isa = NativeIsa.Auto;
-        }
-    }
-
-    [TestCase(CellKind.Lstm, true)]
-    [TestCase(CellKind.GruResetBefore, false)]
-    [TestCase(CellKind.GruResetAfter, true)]
-    [TestCase(CellKind.RnnTanh, false)]
-    public void Backward_AccumulatesParameterGradients_WhenRunTwice(CellKind cell, bool fused)
-    {
-        var config = new RnnConfig(cell, 3, 5, numLayers: 2, bidirectional: true);
-        var parameters = new RnnParameters(config);
-        parameters.Reset(3);
-        var random = new Random(4);
-        var (x, h0, c0) = Inputs(config, 3, 2, random);
-        var (dy, dhN, dcN) = Inputs(config, 3, 2, random, output: true);
-        var backend = new NativeCpuBackend(fused);
-        var (y, hN, cN) = Outputs(config, 3, 2);
-        using var tape = backend.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward: true)!;
-        var (dx, dh0, dc0) = Inputs(config, 3, 2, random);
-
-        backend.Backward(parameters, tape, dy, dhN, dcN, dx, dh0, dc0);
-        var once = parameters.All.Select(p => (float[])p.Grad.Data.Clone()).ToArray();
-        var dxOnce = (float[])dx.Data.Clone();
-        backend.Backward(parameters, tape, dy, dhN, dcN, dx, dh0, dc0);
-
-        for (int i = 0; i < once.Length; i++)
-            Assertions.AllClose(parameters.All[i].Grad.Data, once[i].Select(v => 2.0 * v).ToArray(), Tolerances.Float32, parameters.All[i].Name);
-        Assert.That(dx.Data, Is.EqualTo(dxOnce), "dx is overwritten, not accumulated");
-    }
-
     /// <summary>
     /// Buffers of 4 MiB and more are reused across calls without zeroing: a pass that read an element before writing it
     /// would see the previous call's data. T=128, N=128, H=16 makes the tape, projection and gate gradients that large.
@@ -157,16 +77,6 @@ public class NativeBackendTests
         Assert.Throws<ObjectDisposedException>(() => backend.Backward(parameters, tape, y, hN, null, dx, dh0, null));
     }
 
-    [Test]
-    public void Forward_KeepsNothing_WhenNotTraining()
-    {
-        var config = new RnnConfig(CellKind.Lstm, 3, 4);
-        var parameters = new RnnParameters(config);
-        var (x, h0, c0) = Inputs(config, 5, 2, new Random(3));
-        var (y, hN, cN) = Outputs(config, 5, 2);
-        Assert.That(new NativeCpuBackend().Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward: false), Is.Null);
-    }
-
     /// <summary>The documented bytes per step: LSTM 24·N·H, GRU reset-after 20·N·H, reset-before 16·N·H, Elman 4·N·H; plus h0 (and c0).</summary>
     [TestCase(CellKind.Lstm, 6, 2)]
     [TestCase(CellKind.GruResetAfter, 5, 1)]
@@ -207,43 +117,6 @@ public class NativeBackendTests
         Assert.That(new NativeCpuBackend(fused: false).Name, Is.EqualTo("native-cpu-unfused"));
     }
 
-    private static void AssertMatchesReference(CellKind cell, TestData.Shape shape, bool fused, int seed)
-    {
-        var config = shape.Config(cell);
-        int steps = shape.Steps, batch = shape.Batch;
-        var parameters = new RnnParameters(config);
-        parameters.Reset(seed);
-        var random = new Random(seed + 1);
-        var (x, h0, c0) = Inputs(config, steps, batch, random);
-        var (dy, dhN, dcN) = Inputs(config, steps, batch, random, output: true);
-        var backend = new NativeCpuBackend(fused);
-
-        var reference = ReferenceRnn.Forward(ReferenceWeights.From(parameters), Widen(x), steps, batch, Widen(h0), c0 is null ? null : Widen(c0));
-        var expected = ReferenceRnn.Backward(reference, Widen(dy), Widen(dhN), dcN is null ? null : Widen(dcN));
-
-        // Inference runs its own path (no tape, the output doubling as the state).
-        var (yInference, hNInference, cNInference) = Outputs(config, steps, batch);
-        Assert.That(backend.Forward(parameters, x, h0, c0, yInference, hNInference, cNInference, keepForBackward: false), Is.Null);
-        Assertions.AllClose(yInference.Data, reference.Output, Tolerances.Float32, "inference y");
-        Assertions.AllClose(hNInference.Data, reference.HiddenN, Tolerances.Float32, "inference hN");
-        if (cNInference is not null) Assertions.AllClose(cNInference.Data, reference.CellN!, Tolerances.Float32, "inference cN");
-
-        var (y, hN, cN) = Outputs(config, steps, batch);
-        using var tape = backend.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward: true)!;
-        Assertions.AllClose(y.Data, reference.Output, Tolerances.Float32, "y");
-        Assertions.AllClose(hN.Data, reference.HiddenN, Tolerances.Float32, "hN");
-        if (cN is not null) Assertions.AllClose(cN.Data, reference.CellN!, Tolerances.Float32, "cN");
-
-        // Filled with garbage: dx, dh0 and dc0 must be overwritten.
-        var (dx, dh0, dc0) = Inputs(config, steps, batch, random);
-        backend.Backward(parameters, tape, dy, dhN, dcN, dx, dh0, dc0);
-        Assertions.AllClose(dx.Data, expected.Input, Tolerances.Float32, "dx");
-        Assertions.AllClose(dh0.Data, expected.HiddenZero, Tolerances.Float32, "dh0");
-        if (dc0 is not null) Assertions.AllClose(dc0.Data, expected.CellZero!, Tolerances.Float32, "dc0");
-        for (int i = 0; i < parameters.All.Count; i++)
-            Assertions.AllClose(parameters.All[i].Grad.Data, expected.Weights.Values[i], Tolerances.Float32, "grad " + parameters.All[i].Name);
-    }
-
     /// <summary>Random x [T, N, I] (or dy [T, N, D·H] when <paramref name="output"/>), h0 and (LSTM) c0 [L·D, N, H].</summary>
     private static (Tensor X, Tensor H0, Tensor? C0) Inputs(RnnConfig config, int steps, int batch, Random random, bool output = false)
     {
@@ -261,6 +134,4 @@ public class NativeBackendTests
         int[] state = config.StateShape(batch);
         return (new Tensor(steps, batch, config.OutputSize), new Tensor(state), config.Cell.HasCellState() ? new Tensor(state) : null);
     }
-
-    private static double[] Widen(Tensor t) => Array.ConvertAll(t.Data, v => (double)v);
 }

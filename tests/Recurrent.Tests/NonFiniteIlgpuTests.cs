@@ -146,8 +146,8 @@ public sealed class NonFiniteIlgpuTests
         var dhN = new Tensor(TestData.UniformSingle(random, stateLength), state);
         var dcN = lstm ? new Tensor(TestData.UniformSingle(random, stateLength), state) : null;
         var backend = fused ? _fused! : _unfused!;
-        var expected = Recurrent.Bench.IlgpuGpuCheck.ForwardBackward(ReferenceBackend.Instance, parameters, x, h0, c0, dy, dhN, dcN);
-        var actual = Within(what, () => Recurrent.Bench.IlgpuGpuCheck.ForwardBackward(backend, parameters, x, h0, c0, dy, dhN, dcN));
+        var expected = BackendRuns.ForwardBackward(ReferenceBackend.Instance, parameters, x, h0, c0, dy, dhN, dcN);
+        var actual = Within(what, () => BackendRuns.ForwardBackward(backend, parameters, x, h0, c0, dy, dhN, dcN));
         Assert.That(expected.Values.Any(v => v.Any(float.IsNaN)), Is.EqualTo(expectNaN), $"{what}: whether the reference has NaN");
         foreach (var (name, values) in expected)
             AssertSame(actual[name], values, $"{backend.Name} {what}: {name}");

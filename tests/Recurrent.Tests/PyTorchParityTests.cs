@@ -54,15 +54,7 @@ public static class PyTorchData
     ];
 
     /// <summary>The public layer class for a configuration.</summary>
-    public static RecurrentLayer CreateLayer(RnnConfig config, IRnnBackend? backend = null, int seed = 0) => config.Cell switch
-    {
-        CellKind.Lstm => new Lstm(config.InputSize, config.HiddenSize, config.NumLayers, config.Bidirectional, backend, seed),
-        CellKind.GruResetAfter => new Gru(config.InputSize, config.HiddenSize, GruVariant.ResetAfter, config.NumLayers, config.Bidirectional, backend, seed),
-        CellKind.GruResetBefore => new Gru(config.InputSize, config.HiddenSize, GruVariant.ResetBefore, config.NumLayers, config.Bidirectional, backend, seed),
-        CellKind.RnnTanh => new ElmanRnn(config.InputSize, config.HiddenSize, RnnActivation.Tanh, config.NumLayers, config.Bidirectional, backend, seed),
-        CellKind.RnnRelu => new ElmanRnn(config.InputSize, config.HiddenSize, RnnActivation.Relu, config.NumLayers, config.Bidirectional, backend, seed),
-        _ => throw new ArgumentOutOfRangeException(nameof(config)),
-    };
+    public static RecurrentLayer CreateLayer(RnnConfig config, IRnnBackend? backend = null, int seed = 0) => TestLayers.Create(config, backend, seed);
 
     internal static double[] Widen(Tensor t) => Array.ConvertAll(t.Data, v => (double)v);
 }

@@ -3,7 +3,7 @@ namespace Recurrent.Tests;
 /// <summary>
 /// Every tolerance of the suite, in one place. A check passes when |actual − expected| ≤ Absolute + Relative·|expected|.
 /// </summary>
-internal static class Tolerances
+public static class Tolerances
 {
     /// <summary>
     /// Central differences in double with step 1e-6 have truncation error O(h²·f''') ≈ 1e-12 and rounding error
@@ -54,7 +54,7 @@ internal static class Tolerances
     public static readonly Tolerance PyTorchFloat32 = new(Absolute: 2e-5, Relative: 2e-4);
 }
 
-internal readonly record struct Tolerance(double Absolute, double Relative)
+public readonly record struct Tolerance(double Absolute, double Relative)
 {
     public bool Accepts(double actual, double expected) =>
         Math.Abs(actual - expected) <= Absolute + Relative * Math.Abs(expected);

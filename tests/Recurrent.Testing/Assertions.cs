@@ -2,7 +2,7 @@ using NUnit.Framework;
 
 namespace Recurrent.Tests;
 
-internal static class Assertions
+public static class Assertions
 {
     /// <summary>Asserts element-wise closeness, reporting the worst element by index and values.</summary>
     public static void AllClose(ReadOnlySpan<double> actual, ReadOnlySpan<double> expected, Tolerance tolerance, string what)

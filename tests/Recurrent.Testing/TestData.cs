@@ -33,7 +33,7 @@ public static class TestData
     public static float[] UniformSingle(Random random, int count, double bound = 1) =>
         Array.ConvertAll(Uniform(random, count, bound), v => (float)v);
 
-    internal static ReferenceWeights RandomWeights(RnnConfig config, Random random, double bound = 0.8)
+    public static ReferenceWeights RandomWeights(RnnConfig config, Random random, double bound = 0.8)
     {
         var weights = new ReferenceWeights(config);
         for (int i = 0; i < weights.Values.Length; i++) weights.Values[i] = Uniform(random, weights.Values[i].Length, bound);
