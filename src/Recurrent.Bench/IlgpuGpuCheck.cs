@@ -225,8 +225,8 @@ public static class IlgpuGpuCheck
         var dy = new Tensor(Values(steps * batch * config.OutputSize), steps, batch, config.OutputSize);
         var dhN = new Tensor(Values(stateLength), state);
         var dcN = lstm ? new Tensor(Values(stateLength), state) : null;
-        var expected = ForwardBackward(ReferenceBackend.Instance, parameters, x, h0, c0, dy, dhN, dcN);
-        var actual = ForwardBackward(backend, parameters, x, h0, c0, dy, dhN, dcN);
+        var expected = BackendRuns.ForwardBackward(ReferenceBackend.Instance, parameters, x, h0, c0, dy, dhN, dcN);
+        var actual = BackendRuns.ForwardBackward(backend, parameters, x, h0, c0, dy, dhN, dcN);
         double worst = double.NegativeInfinity;
         string what = "";
         foreach (var (name, e) in expected)
@@ -240,28 +240,6 @@ public static class IlgpuGpuCheck
             }
         }
         return (worst, what);
-    }
-
-    /// <summary>Forward then backward from zero parameter gradients; every result by name (y, hN, cN, dx, dh0, dc0, each parameter gradient).</summary>
-    internal static Dictionary<string, float[]> ForwardBackward(IRnnBackend backend, RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor dy, Tensor dhN, Tensor? dcN)
-    {
-        var config = parameters.Config;
-        int steps = x.Shape[0], batch = x.Shape[1];
-        var state = config.StateShape(batch);
-        var y = new Tensor(steps, batch, config.OutputSize);
-        var hN = new Tensor(state);
-        var cN = c0 is null ? null : new Tensor(state);
-        parameters.ZeroGrad();
-        using var tape = backend.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward: true)!;
-        var dx = new Tensor(steps, batch, config.InputSize);
-        var dh0 = new Tensor(state);
-        var dc0 = c0 is null ? null : new Tensor(state);
-        backend.Backward(parameters, tape, dy, dhN, dcN, dx, dh0, dc0);
-        var results = new Dictionary<string, float[]> { ["y"] = y.Data, ["hN"] = hN.Data, ["dx"] = dx.Data, ["dh0"] = dh0.Data };
-        if (cN is not null) results["cN"] = cN.Data;
-        if (dc0 is not null) results["dc0"] = dc0.Data;
-        foreach (var p in parameters.All) results[p.Name] = (float[])p.Grad.Data.Clone();
-        return results;
     }
 
     /// <summary>Median milliseconds of one forward (or forward and backward) call after warm-up, and the median of its copies.</summary>

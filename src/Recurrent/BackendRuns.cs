@@ -1,7 +1,10 @@
-namespace Recurrent.Tests;
+namespace Recurrent;
 
-/// <summary>One forward and backward pass straight on an <see cref="IRnnBackend"/>, below the layer API's checks.</summary>
-public static class BackendRuns
+/// <summary>
+/// One forward and backward pass straight on an <see cref="IRnnBackend"/>, below the layer API's checks: what the tests and
+/// the GPU check compare between backends.
+/// </summary>
+internal static class BackendRuns
 {
     /// <summary>
     /// Forward (keeping the tape) then backward from zero parameter gradients; every result by name: y, hN, cN, dx, dh0,
