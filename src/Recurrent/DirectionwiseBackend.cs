@@ -96,7 +96,8 @@ public readonly ref struct DirectionBackward
 /// <summary>
 /// A backend that computes one layer and direction at a time. This class stacks them: it feeds each
 /// layer the previous layer's output, places the reverse direction in the upper H features, and on the
-/// way back sums the directions' input gradients. It is the one stacking of every fast backend.
+/// way back sums the directions' input gradients. The stacking of the native backend (and of tests' per-direction
+/// backends); the ILGPU backend still stacks on the device itself, and the reference in ReferenceRnn (issue 11 makes them one).
 /// Thread-safe when its <see cref="ForwardDirection"/> and <see cref="BackwardDirection"/> are: the stacking keeps its
 /// state in the tape of each pass.
 /// </summary>

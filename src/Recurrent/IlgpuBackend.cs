@@ -171,7 +171,8 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
         return (buffer, offsets);
     }
 
-    private static int Index(RnnConfig config, int layer, int dir, ParameterKind kind) => (layer * config.Directions + dir) * 4 + (int)kind;
+    private static int Index(RnnConfig config, int layer, int dir, ParameterKind kind) =>
+        (layer * config.Directions + dir) * config.Definition.Parameters.Count + (int)kind;
 
     private string Describe(RnnConfig config, int steps, int batch) =>
         $"{config.Cell} T={steps} N={batch} I={config.InputSize} H={config.HiddenSize} L={config.NumLayers} D={config.Directions}";

@@ -34,7 +34,7 @@ public sealed record RnnConfig
         ArgumentOutOfRangeException.ThrowIfLessThan(inputSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(hiddenSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(numLayers, 1);
-        // Each layer and direction holds four named tensors: millions of layers would exhaust memory on objects long
+        // Each layer and direction holds its cell's named tensors: millions of layers would exhaust memory on objects long
         // before any size product overflowed.
         ArgumentOutOfRangeException.ThrowIfGreaterThan(numLayers, MaxLayers);
         (Cell, InputSize, HiddenSize, NumLayers, Bidirectional) = (cell, inputSize, hiddenSize, numLayers, bidirectional);

@@ -2,7 +2,8 @@
 // everything in one time step except the matrix products. Each cell is one header (cells/<cell>.h) that
 // fills a CellOps, written once over a vector type and instantiated per instruction set; cells/registry.h
 // lists them, so adding a cell is one header and one line there. The driver never asks which cell it
-// runs, only what the CellOps says.
+// runs, only what the CellOps says (its structural flags, split_recurrent_product and scales_recurrent_block,
+// are today exactly the two GRU forms).
 //
 // Two forms of the same step share one calling convention:
 //   - fused kernels: bias add, activations and the state update in one pass over a row;
