@@ -14,6 +14,8 @@ Each case writes two files:
                              sum(y·dy) + sum(hN·dhN) + sum(cN·dcN), and after backward dx, dh0 (dc0) and grad.<name>
                              for every parameter.
 and named_parameters.json lists named_parameters() (name, shape) of 2-layer bidirectional LSTM, GRU and RNN.
+The variable-length cases (LENGTH_CASES) also store lengths [N] in the data file and run through
+pack_padded_sequence(enforce_sorted=False) / pad_packed_sequence(total_length=T); see run_packed.
 
 Precision: every input (parameters, x, h0, c0, dy, dhN, dcN) is drawn in float32, so it is stored exactly. The
 "f64" cases compute in float64 (module.double()), so their results carry no float32 rounding of PyTorch's own; the
@@ -121,8 +123,12 @@ def load_file(path):
 # GRU written out in torch operations: reset-before (which PyTorch lacks) and reset-after (to check against nn.GRU)
 # ---------------------------------------------------------------------------------------------------------------------
 
-def gru_stack(gru, x, h0, reset_after):
-    """A multi-layer, optionally bidirectional GRU with nn.GRU's parameters; returns y [T,N,D*H], hN [L*D,N,H]."""
+def gru_stack(gru, x, h0, reset_after, lengths=None):
+    """A multi-layer, optionally bidirectional GRU with nn.GRU's parameters; returns y [T,N,D*H], hN [L*D,N,H].
+
+    With lengths [N] (a tensor), sequence n computes only the steps t < lengths[n]: elsewhere its state is carried
+    and its output is zero, which is what pack_padded_sequence -> nn.GRU -> pad_packed_sequence gives (checked below).
+    """
     params = dict(gru.named_parameters())
     directions = 2 if gru.bidirectional else 1
     steps = x.shape[0]
@@ -146,8 +152,13 @@ def gru_stack(gru, x, h0, reset_after):
                     n = torch.tanh(i_n + r * (h @ w_hn.t() + b_hn))
                 else:
                     n = torch.tanh(i_n + (r * h) @ w_hn.t() + b_hn)
-                h = (1 - z) * n + z * h
-                ys[t] = h
+                h_new = (1 - z) * n + z * h
+                if lengths is None:
+                    h = ys[t] = h_new
+                else:
+                    running = (t < lengths).unsqueeze(1)
+                    h = torch.where(running, h_new, h)
+                    ys[t] = torch.where(running, h_new, torch.zeros_like(h_new))
             outputs.append(torch.stack(ys))
             final.append(h)
         layer_input = torch.cat(outputs, dim=2)
@@ -173,6 +184,17 @@ CASES = {
     "lstm_l2_bi_f32": ("lstm", 6, 3, 17, 9, 2, True, torch.float32),
 }
 
+# Variable-length batches: the same fields, then lengths [N] (unsorted, with 1 and T), run as
+# pack_padded_sequence(x, lengths, enforce_sorted=False) -> module -> pad_packed_sequence(total_length=T), padding 0.
+# Their data files hold "lengths" too (float32, whole numbers).
+LENGTH_CASES = {
+    "lstm_l2_bi_lengths_f64": ("lstm", 5, 4, 3, 2, 2, True, torch.float64, [3, 5, 1, 4]),
+    "gru_l2_bi_lengths_f64": ("gru", 4, 3, 5, 3, 2, True, torch.float64, [2, 4, 1]),
+    "gru_reset_before_l2_bi_lengths_f64": ("gru_reset_before", 4, 3, 2, 3, 2, True, torch.float64, [4, 1, 3]),
+    "rnn_tanh_l1_lengths_f64": ("rnn_tanh", 5, 3, 4, 3, 1, False, torch.float64, [1, 5, 2]),
+    "rnn_relu_l2_bi_lengths_f64": ("rnn_relu", 3, 4, 3, 2, 2, True, torch.float64, [2, 3, 1, 3]),
+}
+
 
 def make_module(cell, input_size, hidden, layers, bidirectional):
     if cell == "lstm":
@@ -187,8 +209,21 @@ def uniform(generator, shape, bound):
     return (torch.rand(shape, generator=generator, dtype=torch.float32) * 2 - 1) * bound
 
 
+def run_packed(module, x, hx, lengths):
+    """module over the sequences x[:lengths[n], n], through PyTorch's packed layout; y padded back to x's T with zeros."""
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+    output, state = module(packed, hx)
+    y, _ = torch.nn.utils.rnn.pad_packed_sequence(output, total_length=x.shape[0])
+    return y, state
+
+
 def run_case(name, seed):
-    cell, steps, batch, input_size, hidden, layers, bidirectional, dtype = CASES[name]
+    if name in LENGTH_CASES:
+        cell, steps, batch, input_size, hidden, layers, bidirectional, dtype, lengths = LENGTH_CASES[name]
+        lengths = torch.tensor(lengths, dtype=torch.int64)
+    else:
+        cell, steps, batch, input_size, hidden, layers, bidirectional, dtype = CASES[name]
+        lengths = None
     torch.manual_seed(seed)
     module = make_module(cell, input_size, hidden, layers, bidirectional)   # PyTorch's init, uniform ±1/√H, float32
     state_dict = {k: v.detach().clone() for k, v in module.state_dict().items()}
@@ -206,10 +241,13 @@ def run_case(name, seed):
         seeds["dcN"] = uniform(generator, state, 1.0)
 
     leaves = {k: v.to(dtype).requires_grad_() for k, v in inputs.items()}
-    if has_cell:
+    if cell == "gru_reset_before":
+        y, h_n = gru_stack(module, leaves["x"], leaves["h0"], reset_after=False, lengths=lengths)
+    elif lengths is not None:
+        y, state = run_packed(module, leaves["x"], (leaves["h0"], leaves["c0"]) if has_cell else leaves["h0"], lengths)
+        (h_n, c_n) = state if has_cell else (state, None)
+    elif has_cell:
         y, (h_n, c_n) = module(leaves["x"], (leaves["h0"], leaves["c0"]))
-    elif cell == "gru_reset_before":
-        y, h_n = gru_stack(module, leaves["x"], leaves["h0"], reset_after=False)
     else:
         y, h_n = module(leaves["x"], leaves["h0"])
     loss = (y * seeds["dy"].to(dtype)).sum() + (h_n * seeds["dhN"].to(dtype)).sum()
@@ -219,6 +257,8 @@ def run_case(name, seed):
 
     data = dict(inputs)
     data.update(seeds)
+    if lengths is not None:
+        data["lengths"] = lengths.to(torch.float32)
     data["y"], data["hN"] = y.detach(), h_n.detach()
     if has_cell:
         data["cN"] = c_n.detach()
@@ -242,6 +282,15 @@ def check_hand_written_gru():
     h0 = torch.randn(4, 2, 4, dtype=torch.float64, requires_grad=True)
     y1, h1 = gru(x, h0)
     y2, h2 = gru_stack(gru, x, h0, reset_after=True)
+    assert torch.allclose(y1, y2, rtol=0, atol=1e-13) and torch.allclose(h1, h2, rtol=0, atol=1e-13)
+    g1 = torch.autograd.grad((y1.sum() + h1.square().sum()), [x, h0] + list(gru.parameters()))
+    g2 = torch.autograd.grad((y2.sum() + h2.square().sum()), [x, h0] + list(gru.parameters()))
+    assert all(torch.allclose(a, b, rtol=0, atol=1e-12) for a, b in zip(g1, g2))
+    lengths = torch.tensor([3, 5, 1])
+    x = torch.randn(5, 3, 3, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(4, 3, 4, dtype=torch.float64, requires_grad=True)
+    y1, h1 = run_packed(gru, x, h0, lengths)
+    y2, h2 = gru_stack(gru, x, h0, reset_after=True, lengths=lengths)
     assert torch.allclose(y1, y2, rtol=0, atol=1e-13) and torch.allclose(h1, h2, rtol=0, atol=1e-13)
     g1 = torch.autograd.grad((y1.sum() + h1.square().sum()), [x, h0] + list(gru.parameters()))
     g2 = torch.autograd.grad((y2.sum() + h2.square().sum()), [x, h0] + list(gru.parameters()))
@@ -329,9 +378,11 @@ def main():
     check_writer(DATA_DIR)
     for index, name in enumerate(CASES):
         run_case(name, seed=1000 + 10 * index)
+    for index, name in enumerate(LENGTH_CASES):
+        run_case(name, seed=2000 + 10 * index)
     write_named_parameters()
     total = sum(os.path.getsize(os.path.join(DATA_DIR, f)) for f in os.listdir(DATA_DIR))
-    print(f"wrote {len(CASES)} cases to {os.path.normpath(DATA_DIR)} ({total} bytes in all)")
+    print(f"wrote {len(CASES) + len(LENGTH_CASES)} cases to {os.path.normpath(DATA_DIR)} ({total} bytes in all)")
 
 
 if __name__ == "__main__":

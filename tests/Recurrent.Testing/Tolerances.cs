@@ -19,6 +19,13 @@ public static class Tolerances
     public static readonly Tolerance Float32 = new(Absolute: 1e-4, Relative: 1e-3);
 
     /// <summary>
+    /// The same double-precision terms added in another order (a batch's parameter gradients against the sum of its
+    /// sequences' gradients computed one at a time): each addition rounds by ≤ 1.1e-16 relative, so over hundreds of
+    /// terms of order one the sums differ by ≈ 1e-14; a term missing or added twice errs by the term's size, ≫ 1e-10.
+    /// </summary>
+    public static readonly Tolerance DoubleSummationOrder = new(Absolute: 1e-12, Relative: 1e-10);
+
+    /// <summary>
     /// The same float32 terms added in another order (concurrent backward passes into one layer, ILGPU's reductions on
     /// the CPU accelerator): each addition rounds once (≈ 6e-8 relative), so over tens of terms the sums differ by far
     /// less than 1e-5 + 1e-4·|e|; a lost update or a term from another input misses by the term's size.

@@ -37,9 +37,9 @@ public sealed class ReferenceWeights
 /// <summary>The result of <see cref="ReferenceRnn.Forward"/>: outputs, final states and what backward needs.</summary>
 public sealed class ReferenceForward
 {
-    internal ReferenceForward(RnnConfig config, ReferenceWeights weights, int steps, int batch)
+    internal ReferenceForward(RnnConfig config, ReferenceWeights weights, int steps, int batch, int[]? lengths)
     {
-        (Config, Weights, Steps, Batch) = (config, weights, steps, batch);
+        (Config, Weights, Steps, Batch, Lengths) = (config, weights, steps, batch, lengths);
         Output = new double[steps * batch * config.OutputSize];
         int states = config.NumLayers * config.Directions * batch * config.HiddenSize;
         HiddenN = new double[states];
@@ -56,9 +56,11 @@ public sealed class ReferenceForward
     public int Steps { get; }
     /// <summary>N.</summary>
     public int Batch { get; }
-    /// <summary>y [T, N, D·H].</summary>
+    /// <summary>The per-sequence lengths [N] the pass ran with (a copy), or null when every sequence ran all T steps.</summary>
+    public IReadOnlyList<int>? Lengths { get; }
+    /// <summary>y [T, N, D·H]; zero at a sequence's steps past its length.</summary>
     public double[] Output { get; }
-    /// <summary>hN [L·D, N, H].</summary>
+    /// <summary>hN [L·D, N, H]: each sequence's state at its own end (the reverse direction's: after step 0).</summary>
     public double[] HiddenN { get; }
     /// <summary>cN [L·D, N, H] for LSTM, else null.</summary>
     public double[]? CellN { get; }
@@ -81,14 +83,24 @@ public sealed record ReferenceGradients(double[] Input, double[] HiddenZero, dou
 /// </summary>
 public static class ReferenceRnn
 {
-    /// <summary>Runs the stack over x [T, N, I] from h0 and c0 ([L·D, N, H]; zeros when null).</summary>
-    public static ReferenceForward Forward(ReferenceWeights weights, double[] x, int steps, int batch, double[]? h0 = null, double[]? c0 = null)
+    /// <summary>
+    /// Runs the stack over x [T, N, I] from h0 and c0 ([L·D, N, H]; zeros when null). With <paramref name="lengths"/>
+    /// ([N], each in [1, T], any order; null = all T) sequence n is x[0 … lengths[n]−1, n] alone, as PyTorch's
+    /// <c>pack_padded_sequence(x, lengths, enforce_sorted=False)</c> → RNN → <c>pad_packed_sequence(total_length=T)</c>:
+    /// its outputs past its end are zero, its final states are those at its own end, and x past its end is never read.
+    /// </summary>
+    /// <exception cref="ArgumentException">x has not T·N·I elements, or <paramref name="lengths"/> is invalid
+    /// (see <see cref="SequenceLengths.Validate"/>).</exception>
+    public static ReferenceForward Forward(ReferenceWeights weights, double[] x, int steps, int batch, double[]? h0 = null, double[]? c0 = null,
+        int[]? lengths = null)
     {
         var config = weights.Config;
         int hidden = config.HiddenSize, dirs = config.Directions, nh = batch * hidden;
         if (x.Length != steps * batch * config.InputSize)
             throw new ArgumentException($"x: expected {steps}·{batch}·{config.InputSize} elements, got {x.Length}.", nameof(x));
-        var result = new ReferenceForward(config, weights, steps, batch);
+        SequenceLengths.Validate(lengths, steps, batch);
+        lengths = (int[]?)lengths?.Clone();   // kept for backward; the caller's array may change after this returns
+        var result = new ReferenceForward(config, weights, steps, batch, lengths);
         double[] layerInput = x;
         for (int layer = 0; layer < config.NumLayers; layer++)
         {
@@ -101,7 +113,7 @@ public static class ReferenceRnn
                 var y = new double[steps * nh];
                 result.Tapes[layer, dir] = ReferenceCell.Forward(config.Cell, weights.Direction(layer, dir), steps, batch, inputSize, hidden,
                     layerInput, Slice(h0, state, nh), Slice(c0, state, nh), dir == 1,
-                    y, result.HiddenN.AsSpan(state, nh), result.CellN is null ? default : result.CellN.AsSpan(state, nh));
+                    y, result.HiddenN.AsSpan(state, nh), result.CellN is null ? default : result.CellN.AsSpan(state, nh), lengths);
                 Interleave(y, layerOutput, steps * batch, hidden, dirs, dir);
             }
             layerInput = layerOutput;
@@ -112,7 +124,8 @@ public static class ReferenceRnn
 
     /// <summary>
     /// Back-propagates from dy [T, N, D·H], dhN and dcN ([L·D, N, H]; zeros when null) through the forward
-    /// pass <paramref name="forward"/>.
+    /// pass <paramref name="forward"/>, with the lengths it ran with: dy at a sequence's steps past its length is
+    /// ignored, and dx there is zero.
     /// </summary>
     public static ReferenceGradients Backward(ReferenceForward forward, double[] dy, double[]? dhN = null, double[]? dcN = null)
     {
