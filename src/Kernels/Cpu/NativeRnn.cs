@@ -118,6 +118,11 @@ public readonly ref struct RnnInputRows
 /// pointwise kernel, and in backward the weight gradients as single products over all T·N rows.
 /// Letters: T steps, N batch, I input features, H hidden features, G gate blocks (<see cref="CellKindExtensions.GateCount"/>).
 /// </summary>
+/// <remarks>
+/// Each call fills one <see cref="NativeRnnDirection"/> (the mirror of <c>rc_rnn_direction</c>) after checking every span's
+/// length here, so the native side gets one pointer whatever the cell needs and a too-short buffer fails with an
+/// <see cref="ArgumentException"/> naming it rather than a read past its end.
+/// </remarks>
 public static partial class NativeRnn
 {
     /// <summary>Runs one direction over a sequence.</summary>
