@@ -36,8 +36,13 @@ public readonly ref struct DirectionForward
     public required ReadOnlySpan<float> H0 { get; init; }
     /// <summary>Initial cell state [N, H] (LSTM), else empty.</summary>
     public required ReadOnlySpan<float> C0 { get; init; }
-    /// <summary>Output [T, N, H], overwritten.</summary>
+    /// <summary>Output: T·N rows of H, row [t, n] starting at (t·N + n)·<see cref="YStride"/>; overwritten.</summary>
     public required Span<float> Y { get; init; }
+    /// <summary>
+    /// Elements between the starts of consecutive rows of <see cref="Y"/>; 0 means H (dense). A bidirectional stack gives 2H,
+    /// <see cref="Y"/> starting at this direction's half of the [T, N, 2H] output, so each direction writes in place.
+    /// </summary>
+    public int YStride { get; init; }
     /// <summary>Final hidden state [N, H], overwritten.</summary>
     public required Span<float> HN { get; init; }
     /// <summary>Final cell state [N, H] (LSTM), else empty; overwritten.</summary>
@@ -71,14 +76,18 @@ public readonly ref struct DirectionBackward
     public ReadOnlySpan<int> InputIds { get; init; }
     /// <summary>With <see cref="InputTable"/>: the table's gradient [V, I], accumulated into (then <see cref="DX"/> is empty).</summary>
     public Span<float> DInputTable { get; init; }
-    /// <summary>Gradient of the output [T, N, H].</summary>
+    /// <summary>Gradient of the output: T·N rows of H, <see cref="DYStride"/> apart, as <see cref="DirectionForward.Y"/>.</summary>
     public required ReadOnlySpan<float> DY { get; init; }
+    /// <summary>Elements between the starts of consecutive rows of <see cref="DY"/>; 0 means H.</summary>
+    public int DYStride { get; init; }
     /// <summary>Gradient of the final hidden state [N, H].</summary>
     public required ReadOnlySpan<float> DHN { get; init; }
     /// <summary>Gradient of the final cell state [N, H] (LSTM), else empty.</summary>
     public required ReadOnlySpan<float> DCN { get; init; }
-    /// <summary>Gradient of the input [T, N, I], overwritten; empty with <see cref="InputTable"/>.</summary>
+    /// <summary>Gradient of the input [T, N, I], overwritten (added to with <see cref="AccumulateDX"/>); empty with <see cref="InputTable"/>.</summary>
     public required Span<float> DX { get; init; }
+    /// <summary>Whether to add this direction's input gradient to <see cref="DX"/>: the layer's other direction wrote it first.</summary>
+    public bool AccumulateDX { get; init; }
     /// <summary>Gradient of h0 [N, H], overwritten.</summary>
     public required Span<float> DH0 { get; init; }
     /// <summary>Gradient of c0 [N, H] (LSTM), else empty; overwritten.</summary>
@@ -95,8 +104,9 @@ public readonly ref struct DirectionBackward
 
 /// <summary>
 /// A backend that computes one layer and direction at a time. This class stacks them: it feeds each
-/// layer the previous layer's output, places the reverse direction in the upper H features, and on the
-/// way back sums the directions' input gradients. The stacking of the native backend (and of tests' per-direction
+/// layer the previous layer's output, has each direction write its H features of the [T, N, D·H] output in
+/// place (row stride D·H) and read its half of the output gradient likewise, and has the second direction add
+/// its input gradient to the first's, so no buffer is copied between the directions. The stacking of the native backend (and of tests' per-direction
 /// backends); the ILGPU backend still stacks on the device itself, and the reference in ReferenceRnn (issue 11 makes them one).
 /// Thread-safe when its <see cref="ForwardDirection"/> and <see cref="BackwardDirection"/> are: the stacking keeps its
 /// state in the tape of each pass.
@@ -166,7 +176,6 @@ public abstract class DirectionwiseBackend : IRnnBackend
         try
         {
             float[]? layerInput = x;
-            var directionOutput = dirs == 1 ? null : new float[steps * nh];
             for (int layer = 0; layer < config.NumLayers; layer++)
             {
                 bool last = layer == config.NumLayers - 1;
@@ -190,13 +199,13 @@ public abstract class DirectionwiseBackend : IRnnBackend
                         InputIds = layer == 0 ? table?.Ids : default,
                         H0 = h0.Data.AsSpan(state, nh),
                         C0 = c0 is null ? default : c0.Data.AsSpan(state, nh),
-                        Y = directionOutput ?? layerOutput,
+                        Y = layerOutput.AsSpan(dir * hidden),
+                        YStride = dirs * hidden,
                         HN = hN.Data.AsSpan(state, nh),
                         CN = cN is null ? default : cN.Data.AsSpan(state, nh),
                     };
                     var saved = ForwardDirection(call, keepForBackward);
                     if (tape is not null) tape.Saved[layer, dir] = saved ?? throw new InvalidOperationException($"{Name}: forward kept nothing for backward.");
-                    if (directionOutput is not null) Interleave(directionOutput, layerOutput, steps * batch, hidden, dirs, dir);
                 }
                 layerInput = layerOutput;
             }
@@ -231,18 +240,15 @@ public abstract class DirectionwiseBackend : IRnnBackend
         var config = parameters.Config;
         int steps = dy.Shape[0], batch = dy.Shape[1], hidden = config.HiddenSize, dirs = config.Directions, nh = batch * hidden;
         float[] dLayerOutput = dy.Data;
-        var dyDirection = dirs == 1 ? null : new float[steps * nh];
         for (int layer = config.NumLayers - 1; layer >= 0; layer--)
         {
             int inputSize = config.LayerInputSize(layer);
             var table = layer == 0 ? stack.Table : null;
-            // Table input: both directions accumulate into the table's gradient, so no dx is written or summed.
+            // Table input: both directions accumulate into the table's gradient, so no dx is written.
             float[]? dLayerInput = layer == 0 ? dx : new float[steps * batch * inputSize];
-            float[]? dxDirection = dirs == 1 || dLayerInput is null ? null : new float[dLayerInput.Length];
             for (int dir = 0; dir < dirs; dir++)
             {
                 int state = (layer * dirs + dir) * nh;
-                if (dyDirection is not null) Deinterleave(dLayerOutput, dyDirection, steps * batch, hidden, dirs, dir);
                 var call = new DirectionBackward
                 {
                     Cell = config.Cell, Steps = steps, Batch = batch, InputSize = inputSize, HiddenSize = hidden, Reverse = dir == 1,
@@ -252,10 +258,12 @@ public abstract class DirectionwiseBackend : IRnnBackend
                     InputTable = table?.Table,
                     InputIds = table?.Ids,
                     DInputTable = table is null ? default : dTable,
-                    DY = dyDirection ?? dLayerOutput,
+                    DY = dLayerOutput.AsSpan(dir * hidden),
+                    DYStride = dirs * hidden,
                     DHN = dhN.Data.AsSpan(state, nh),
                     DCN = dcN is null ? default : dcN.Data.AsSpan(state, nh),
-                    DX = dir == 0 ? dLayerInput : dxDirection,
+                    DX = dLayerInput,
+                    AccumulateDX = dir > 0,
                     DH0 = dh0.Data.AsSpan(state, nh),
                     DC0 = dc0 is null ? default : dc0.Data.AsSpan(state, nh),
                     DWeightIH = parameters[layer, dir, ParameterKind.WeightIH].Grad.Data,
@@ -265,21 +273,7 @@ public abstract class DirectionwiseBackend : IRnnBackend
                 };
                 BackwardDirection(call, stack.Saved[layer, dir]);
             }
-            if (dxDirection is not null)
-                for (int i = 0; i < dLayerInput!.Length; i++) dLayerInput[i] += dxDirection[i];
             if (dLayerInput is not null) dLayerOutput = dLayerInput;
         }
-    }
-
-    private static void Interleave(float[] source, float[] destination, int rows, int hidden, int dirs, int dir)
-    {
-        for (int r = 0; r < rows; r++)
-            Array.Copy(source, r * hidden, destination, (r * dirs + dir) * hidden, hidden);
-    }
-
-    private static void Deinterleave(float[] source, float[] destination, int rows, int hidden, int dirs, int dir)
-    {
-        for (int r = 0; r < rows; r++)
-            Array.Copy(source, (r * dirs + dir) * hidden, destination, r * hidden, hidden);
     }
 }

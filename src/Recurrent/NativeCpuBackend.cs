@@ -40,7 +40,7 @@ public sealed class NativeCpuBackend(bool fused = true) : DirectionwiseBackend
     protected override IDisposable? ForwardDirection(in DirectionForward call, bool keepForBackward) =>
         NativeRnn.Forward(call.Cell, Fused, call.Steps, call.Batch, call.InputSize, call.HiddenSize, call.Reverse,
             call.WeightIH, call.WeightHH, call.BiasIH, call.BiasHH, Rows(call.X, call.InputTable, call.InputIds, call.InputSize),
-            call.H0, call.C0, call.Y, call.HN, call.CN, keepForBackward);
+            call.H0, call.C0, call.Y, call.HN, call.CN, keepForBackward, call.YStride);
 
     /// <inheritdoc />
     protected override void BackwardDirection(in DirectionBackward call, IDisposable saved)
@@ -48,7 +48,8 @@ public sealed class NativeCpuBackend(bool fused = true) : DirectionwiseBackend
         if (saved is not NativeRnnTape tape)
             throw new ArgumentException($"saved: expected what the {Name} backend's forward pass kept, got {saved?.GetType().Name ?? "null"}.", nameof(saved));
         NativeRnn.Backward(tape, call.WeightIH, call.WeightHH, Rows(call.X, call.InputTable, call.InputIds, call.InputSize),
-            call.DY, call.DHN, call.DCN, call.DX, call.DInputTable, call.DH0, call.DC0, call.DWeightIH, call.DWeightHH, call.DBiasIH, call.DBiasHH);
+            call.DY, call.DHN, call.DCN, call.DX, call.DInputTable, call.DH0, call.DC0, call.DWeightIH, call.DWeightHH, call.DBiasIH, call.DBiasHH,
+            call.DYStride, accumulateDX: call.AccumulateDX);
     }
 
     private static RnnInputRows Rows(ReadOnlySpan<float> x, ReadOnlySpan<float> table, ReadOnlySpan<int> ids, int inputSize) =>

@@ -39,12 +39,12 @@ public class DirectionwiseBackendTests : BackendContractTests
         {
             var weights = new DirectionWeights(Widen(call.WeightIH), Widen(call.WeightHH), Widen(call.BiasIH), Widen(call.BiasHH));
             var x = Widen(call.X);
-            var y = new double[call.Y.Length];
+            var y = new double[(long)call.Steps * call.Batch * call.HiddenSize];
             var hN = new double[call.HN.Length];
             var cN = new double[call.CN.Length];
             var tape = ReferenceCell.Forward(call.Cell, weights, call.Steps, call.Batch, call.InputSize, call.HiddenSize,
                 x, Widen(call.H0), Widen(call.C0), call.Reverse, y, hN, cN);
-            Narrow(y, call.Y);
+            NarrowRows(y, call.Y, call.HiddenSize, call.YStride, accumulate: false);
             Narrow(hN, call.HN);
             Narrow(cN, call.CN);
             return keepForBackward ? new Saved(tape, weights, x) : null;
@@ -59,14 +59,36 @@ public class DirectionwiseBackendTests : BackendContractTests
             var dh0 = new double[call.DH0.Length];
             var dc0 = new double[call.DC0.Length];
             ReferenceCell.Backward(call.Cell, s.Weights, s.Tape, call.Steps, call.Batch, call.InputSize, call.HiddenSize, s.X, call.Reverse,
-                Widen(call.DY), Widen(call.DHN), Widen(call.DCN), dx, dh0, dc0, grads);
-            Narrow(dx, call.DX);
+                WidenRows(call.DY, call.Steps * call.Batch, call.HiddenSize, call.DYStride), Widen(call.DHN), Widen(call.DCN), dx, dh0, dc0, grads);
+            NarrowRows(dx, call.DX, call.InputSize, 0, call.AccumulateDX);
             Narrow(dh0, call.DH0);
             Narrow(dc0, call.DC0);
             Accumulate(grads.WeightIH, call.DWeightIH);
             Accumulate(grads.WeightHH, call.DWeightHH);
             Accumulate(grads.BiasIH, call.DBiasIH);
             Accumulate(grads.BiasHH, call.DBiasHH);
+        }
+
+        // The stacking hands a direction strided rows (its half of a bidirectional layer's output): gather them dense
+        // for the reference, and scatter its results back the same way.
+        private static double[] WidenRows(ReadOnlySpan<float> rows, int count, int width, int stride)
+        {
+            int step = stride == 0 ? width : stride;
+            var result = new double[(long)count * width];
+            for (int r = 0; r < count; r++)
+                for (int j = 0; j < width; j++) result[r * width + j] = rows[r * step + j];
+            return result;
+        }
+
+        private static void NarrowRows(ReadOnlySpan<double> source, Span<float> destination, int width, int stride, bool accumulate)
+        {
+            int step = stride == 0 ? width : stride;
+            for (int r = 0; r < source.Length / width; r++)
+                for (int j = 0; j < width; j++)
+                {
+                    float value = (float)source[r * width + j];
+                    destination[r * step + j] = accumulate ? destination[r * step + j] + value : value;
+                }
         }
 
         private static void Accumulate(double[] source, Span<float> destination)

@@ -39,6 +39,8 @@ public sealed class NativeRnnTape : SafeHandle
     public int InputSize { get; internal set; }
     /// <summary>H of the forward pass.</summary>
     public int HiddenSize { get; internal set; }
+    /// <summary>Whether the forward pass walked t from T−1 down to 0.</summary>
+    public bool Reverse { get; internal set; }
 
     /// <summary>Bytes of native memory the tape holds.</summary>
     /// <exception cref="ObjectDisposedException">The tape was disposed.</exception>
@@ -67,22 +69,26 @@ public sealed class NativeRnnTape : SafeHandle
 /// </summary>
 public readonly ref struct RnnInputRows
 {
-    private RnnInputRows(ReadOnlySpan<float> x, ReadOnlySpan<float> table, ReadOnlySpan<int> ids, int vocab)
+    private RnnInputRows(ReadOnlySpan<float> x, int rowStride, ReadOnlySpan<float> table, ReadOnlySpan<int> ids, int vocab)
     {
         X = x;
+        RowStride = rowStride;
         Table = table;
         Ids = ids;
         Vocab = vocab;
     }
 
-    /// <summary>Dense input x [T, N, I].</summary>
-    public static RnnInputRows Dense(ReadOnlySpan<float> x) => new(x, default, default, 0);
+    /// <summary>Dense input x [T, N, I]; with <paramref name="rowStride"/> &gt; I, T·N rows of I features each starting
+    /// <paramref name="rowStride"/> elements after the one before (0: dense).</summary>
+    public static RnnInputRows Dense(ReadOnlySpan<float> x, int rowStride = 0) => new(x, rowStride, default, default, 0);
 
     /// <summary>Rows of <paramref name="table"/> [V, I]: row r of the input is row ids[r] (zeros for −1); ids [T·N].</summary>
-    public static RnnInputRows FromTable(ReadOnlySpan<float> table, int vocab, ReadOnlySpan<int> ids) => new(default, table, ids, vocab);
+    public static RnnInputRows FromTable(ReadOnlySpan<float> table, int vocab, ReadOnlySpan<int> ids) => new(default, 0, table, ids, vocab);
 
     /// <summary>x [T, N, I] for dense input, else empty.</summary>
     public ReadOnlySpan<float> X { get; }
+    /// <summary>Elements between the starts of consecutive rows of <see cref="X"/>; 0 means I (dense).</summary>
+    public int RowStride { get; }
     /// <summary>The table [V, I] for table input, else empty.</summary>
     public ReadOnlySpan<float> Table { get; }
     /// <summary>Table rows [T·N], each in [−1, V), for table input, else empty.</summary>
@@ -97,7 +103,7 @@ public readonly ref struct RnnInputRows
     {
         if (!IsTable)
         {
-            NativeRnn.Require(X, "x", (long)rows * inputSize, $"[{rows}, {inputSize}] (T·N rows)");
+            NativeRnn.RequireRows(X, "x", rows, inputSize, RowStride, "T·N rows");
             return;
         }
         NativeRnn.Require(Table, "table", (long)Vocab * inputSize, $"[{Vocab}, {inputSize}]");
@@ -112,6 +118,11 @@ public readonly ref struct RnnInputRows
 /// pointwise kernel, and in backward the weight gradients as single products over all T·N rows.
 /// Letters: T steps, N batch, I input features, H hidden features, G gate blocks (<see cref="CellKindExtensions.GateCount"/>).
 /// </summary>
+/// <remarks>
+/// Each call fills one <see cref="NativeRnnDirection"/> (the mirror of <c>rc_rnn_direction</c>) after checking every span's
+/// length here, so the native side gets one pointer whatever the cell needs and a too-short buffer fails with an
+/// <see cref="ArgumentException"/> naming it rather than a read past its end.
+/// </remarks>
 public static partial class NativeRnn
 {
     /// <summary>Runs one direction over a sequence.</summary>
@@ -129,10 +140,12 @@ public static partial class NativeRnn
     /// <param name="input">The input rows [T, N, I]: x, or rows of a table (see <see cref="RnnInputRows"/>).</param>
     /// <param name="h0">Initial hidden state [N, H].</param>
     /// <param name="c0">Initial cell state [N, H] for LSTM; ignored (may be empty) otherwise.</param>
-    /// <param name="y">Output [T, N, H], overwritten. Must not overlap the inputs.</param>
+    /// <param name="y">Output [T, N, H] (or T·N rows of H, <paramref name="yStride"/> apart), overwritten. Must not overlap the inputs.</param>
     /// <param name="hN">Final hidden state [N, H], overwritten.</param>
     /// <param name="cN">Final cell state [N, H] for LSTM, overwritten; ignored otherwise.</param>
     /// <param name="keepForBackward">Whether to return a tape for <see cref="Backward"/>.</param>
+    /// <param name="yStride">Elements between the starts of consecutive rows [t, n] of <paramref name="y"/>; 0 means H. A
+    /// bidirectional stack passes 2H, each direction's y starting at its half of the [T, N, 2H] output, so no copy interleaves them.</param>
     /// <returns>The tape when <paramref name="keepForBackward"/>, else null.</returns>
     /// <exception cref="ArgumentException">A size is below 1 or a buffer is too short; the message names it.</exception>
     /// <exception cref="NativeException">The native library refused an argument it checks itself (a table id outside [−1, V)) or
@@ -140,7 +153,7 @@ public static partial class NativeRnn
     public static unsafe NativeRnnTape? Forward(CellKind cell, bool fused, int steps, int batch, int inputSize, int hiddenSize, bool reverse,
         ReadOnlySpan<float> weightIH, ReadOnlySpan<float> weightHH, ReadOnlySpan<float> biasIH, ReadOnlySpan<float> biasHH,
         RnnInputRows input, ReadOnlySpan<float> h0, ReadOnlySpan<float> c0,
-        Span<float> y, Span<float> hN, Span<float> cN, bool keepForBackward)
+        Span<float> y, Span<float> hN, Span<float> cN, bool keepForBackward, int yStride = 0)
     {
         CheckSizes(steps, batch, inputSize, hiddenSize);
         long gh = (long)cell.GateCount() * hiddenSize;
@@ -152,7 +165,7 @@ public static partial class NativeRnn
         Require(biasHH, nameof(biasHH), gh, $"[{gh}]");
         input.Validate((long)steps * batch, inputSize);
         Require(h0, nameof(h0), nh, $"[{batch}, {hiddenSize}]");
-        Require(y, nameof(y), steps * nh, $"[{steps}, {batch}, {hiddenSize}]");
+        RequireRows(y, nameof(y), (long)steps * batch, hiddenSize, yStride, $"[{steps}, {batch}, {hiddenSize}]");
         Require(hN, nameof(hN), nh, $"[{batch}, {hiddenSize}]");
         if (hasCell)
         {
@@ -164,9 +177,17 @@ public static partial class NativeRnn
         fixed (float* pwi = weightIH, pwh = weightHH, pbi = biasIH, pbh = biasHH, px = input.X, ptable = input.Table, ph0 = h0, pc0 = c0,
                py = y, phn = hN, pcn = cN)
         fixed (int* pids = input.Ids)
-            status = rc_rnn_forward((int)cell, fused ? 1 : 0, steps, batch, inputSize, hiddenSize, reverse ? 1 : 0,
-                pwi, pwh, pbi, pbh, input.IsTable ? null : px, ptable, input.IsTable ? pids : null, input.Vocab,
-                ph0, hasCell ? pc0 : null, py, phn, hasCell ? pcn : null, keepForBackward ? 1 : 0, out tape);
+        {
+            var pass = Pass(cell, steps, batch, inputSize, hiddenSize, reverse, pwi, pwh, pbi, pbh, input, px, ptable, pids);
+            pass.Fused = fused ? 1 : 0;
+            pass.H0 = ph0;
+            pass.C0 = hasCell ? pc0 : null;
+            pass.Y = py;
+            pass.YStride = yStride;
+            pass.HN = phn;
+            pass.CN = hasCell ? pcn : null;
+            status = rc_rnn_forward(&pass, keepForBackward ? 1 : 0, out tape);
+        }
         if (status != 0)
         {
             tape.Dispose();
@@ -174,7 +195,7 @@ public static partial class NativeRnn
         }
         if (keepForBackward)
         {
-            (tape.Cell, tape.Steps, tape.Batch, tape.InputSize, tape.HiddenSize) = (cell, steps, batch, inputSize, hiddenSize);
+            (tape.Cell, tape.Steps, tape.Batch, tape.InputSize, tape.HiddenSize, tape.Reverse) = (cell, steps, batch, inputSize, hiddenSize, reverse);
             return tape;
         }
         tape.Dispose();
@@ -189,10 +210,11 @@ public static partial class NativeRnn
     /// <param name="weightIH">[G·H, I], as in the forward pass.</param>
     /// <param name="weightHH">[G·H, H], as in the forward pass.</param>
     /// <param name="input">The forward pass's input rows.</param>
-    /// <param name="dy">Gradient of the output [T, N, H].</param>
+    /// <param name="dy">Gradient of the output [T, N, H] (or T·N rows of H, <paramref name="dyStride"/> apart).</param>
     /// <param name="dhN">Gradient of the final hidden state [N, H].</param>
     /// <param name="dcN">Gradient of the final cell state [N, H] for LSTM; ignored otherwise.</param>
-    /// <param name="dx">Dense input: gradient of x [T, N, I], overwritten. Table input: ignored (may be empty).</param>
+    /// <param name="dx">Dense input: gradient of x [T, N, I] (or T·N rows of I, <paramref name="dxStride"/> apart), overwritten, or added to
+    /// with <paramref name="accumulateDX"/>. Table input: ignored (may be empty).</param>
     /// <param name="dTable">Table input: gradient of the table [V, I], accumulated into. Dense input: ignored (may be empty).</param>
     /// <param name="dh0">Gradient of h0 [N, H], overwritten.</param>
     /// <param name="dc0">Gradient of c0 [N, H] for LSTM, overwritten; ignored otherwise.</param>
@@ -200,6 +222,10 @@ public static partial class NativeRnn
     /// <param name="dWeightHH">[G·H, H], accumulated into.</param>
     /// <param name="dBiasIH">[G·H], accumulated into.</param>
     /// <param name="dBiasHH">[G·H], accumulated into.</param>
+    /// <param name="dyStride">Row stride of <paramref name="dy"/>; 0 means H.</param>
+    /// <param name="dxStride">Row stride of <paramref name="dx"/>; 0 means I.</param>
+    /// <param name="accumulateDX">Whether to add the input gradient to <paramref name="dx"/> rather than overwrite it: the second
+    /// direction of a layer adds to the first's in its own matrix product, with no managed sum.</param>
     /// <exception cref="ObjectDisposedException">The tape was disposed.</exception>
     /// <exception cref="ArgumentException">The tape is invalid or a buffer is too short; the message names it.</exception>
     /// <exception cref="NativeException">The native library refused an argument it checks itself (a table id outside [−1, V)) or
@@ -207,7 +233,8 @@ public static partial class NativeRnn
     public static unsafe void Backward(NativeRnnTape tape, ReadOnlySpan<float> weightIH, ReadOnlySpan<float> weightHH, RnnInputRows input,
         ReadOnlySpan<float> dy, ReadOnlySpan<float> dhN, ReadOnlySpan<float> dcN,
         Span<float> dx, Span<float> dTable, Span<float> dh0, Span<float> dc0,
-        Span<float> dWeightIH, Span<float> dWeightHH, Span<float> dBiasIH, Span<float> dBiasHH)
+        Span<float> dWeightIH, Span<float> dWeightHH, Span<float> dBiasIH, Span<float> dBiasHH,
+        int dyStride = 0, int dxStride = 0, bool accumulateDX = false)
     {
         ArgumentNullException.ThrowIfNull(tape);
         ObjectDisposedException.ThrowIf(tape.IsClosed, tape);
@@ -219,10 +246,10 @@ public static partial class NativeRnn
         Require(weightIH, nameof(weightIH), (long)gh * inputSize, $"[{gh}, {inputSize}]");
         Require(weightHH, nameof(weightHH), (long)gh * hiddenSize, $"[{gh}, {hiddenSize}]");
         input.Validate((long)steps * batch, inputSize);
-        Require(dy, nameof(dy), steps * nh, $"[{steps}, {batch}, {hiddenSize}]");
+        RequireRows(dy, nameof(dy), (long)steps * batch, hiddenSize, dyStride, $"[{steps}, {batch}, {hiddenSize}]");
         Require(dhN, nameof(dhN), nh, $"[{batch}, {hiddenSize}]");
         if (input.IsTable) Require(dTable, nameof(dTable), (long)input.Vocab * inputSize, $"[{input.Vocab}, {inputSize}]");
-        else Require(dx, nameof(dx), (long)steps * batch * inputSize, $"[{steps}, {batch}, {inputSize}]");
+        else RequireRows(dx, nameof(dx), (long)steps * batch, inputSize, dxStride, $"[{steps}, {batch}, {inputSize}]");
         Require(dh0, nameof(dh0), nh, $"[{batch}, {hiddenSize}]");
         Require(dWeightIH, nameof(dWeightIH), (long)gh * inputSize, $"[{gh}, {inputSize}]");
         Require(dWeightHH, nameof(dWeightHH), (long)gh * hiddenSize, $"[{gh}, {hiddenSize}]");
@@ -236,10 +263,50 @@ public static partial class NativeRnn
         fixed (float* pwi = weightIH, pwh = weightHH, px = input.X, ptable = input.Table, pdy = dy, pdhn = dhN, pdcn = dcN, pdx = dx,
                pdtable = dTable, pdh0 = dh0, pdc0 = dc0, pdwi = dWeightIH, pdwh = dWeightHH, pdbi = dBiasIH, pdbh = dBiasHH)
         fixed (int* pids = input.Ids)
-            NativeLibrary.Check(rc_rnn_backward(tape, pwi, pwh, input.IsTable ? null : px, ptable, input.IsTable ? pids : null, input.Vocab,
-                pdy, pdhn, hasCell ? pdcn : null, input.IsTable ? null : pdx, input.IsTable ? pdtable : null, pdh0, hasCell ? pdc0 : null,
-                pdwi, pdwh, pdbi, pdbh), nameof(rc_rnn_backward));
+        {
+            // Backward reads only the weights; the bias slots stay null.
+            var pass = Pass(cell, steps, batch, inputSize, hiddenSize, tape.Reverse, pwi, pwh, null, null, input, px, ptable, pids);
+            pass.Gradients[0] = (nint)pdwi;
+            pass.Gradients[1] = (nint)pdwh;
+            pass.Gradients[2] = (nint)pdbi;
+            pass.Gradients[3] = (nint)pdbh;
+            pass.DY = pdy;
+            pass.DYStride = dyStride;
+            pass.DHN = pdhn;
+            pass.DCN = hasCell ? pdcn : null;
+            pass.DX = input.IsTable ? null : pdx;
+            pass.DXStride = dxStride;
+            pass.AccumulateDX = accumulateDX ? 1 : 0;
+            pass.DInputTable = input.IsTable ? pdtable : null;
+            pass.DH0 = pdh0;
+            pass.DC0 = hasCell ? pdc0 : null;
+            NativeLibrary.Check(rc_rnn_backward(tape, &pass), nameof(rc_rnn_backward));
+        }
     }
+
+    // What both passes share: the shape, the parameter table and the input rows.
+    private static unsafe NativeRnnDirection Pass(CellKind cell, int steps, int batch, int inputSize, int hiddenSize, bool reverse,
+        float* weightIH, float* weightHH, float* biasIH, float* biasHH, in RnnInputRows input, float* x, float* table, int* ids)
+    {
+        var pass = new NativeRnnDirection
+        {
+            Cell = (int)cell, Steps = steps, Batch = batch, InputSize = inputSize, HiddenSize = hiddenSize, Reverse = reverse ? 1 : 0,
+            ParameterCount = ParameterCount,
+            X = input.IsTable ? null : x,
+            XStride = input.RowStride,
+            InputTable = input.IsTable ? table : null,
+            InputIds = input.IsTable ? ids : null,
+            Vocab = input.Vocab,
+        };
+        pass.Parameters[0] = (nint)weightIH;
+        pass.Parameters[1] = (nint)weightHH;
+        pass.Parameters[2] = (nint)biasIH;
+        pass.Parameters[3] = (nint)biasHH;
+        return pass;
+    }
+
+    // weight_ih, weight_hh, bias_ih, bias_hh: every cell registered today.
+    private const int ParameterCount = 4;
 
     /// <summary>
     /// Runs one elementwise operation of the pointwise kernels on the instruction set in use: destination = a op b for
@@ -283,6 +350,15 @@ public static partial class NativeRnn
             throw new ArgumentException($"steps, batch, inputSize, hiddenSize: expected ≥ 1, got {steps}, {batch}, {inputSize}, {hiddenSize}.");
     }
 
+    // rows rows of width elements, stride apart (0: width); the last row needs only its width.
+    internal static void RequireRows(ReadOnlySpan<float> buffer, string name, long rows, int width, int stride, string shape)
+    {
+        if (stride != 0 && stride < width)
+            throw new ArgumentException($"{name}: row stride expected 0 (dense) or ≥ {width}, got {stride}.", name);
+        long step = stride == 0 ? width : stride;
+        Require(buffer, name, (rows - 1) * step + width, stride == 0 || stride == width ? shape : $"{shape} with row stride {stride}");
+    }
+
     internal static void Require(ReadOnlySpan<float> buffer, string name, long needed, string shape)
     {
         if (buffer.Length < needed)
@@ -290,14 +366,13 @@ public static partial class NativeRnn
     }
 
     [LibraryImport(NativeLibrary.Name)]
-    private static unsafe partial int rc_rnn_forward(int cell, int fused, long steps, long batch, long inputSize, long hiddenSize, int reverse,
-        float* weightIH, float* weightHH, float* biasIH, float* biasHH, float* x, float* inputTable, int* inputIds, long vocab,
-        float* h0, float* c0, float* y, float* hN, float* cN, int keepForBackward, out NativeRnnTape tape);
+    private static unsafe partial int rc_rnn_forward(NativeRnnDirection* pass, int keepForBackward, out NativeRnnTape tape);
 
     [LibraryImport(NativeLibrary.Name)]
-    private static unsafe partial int rc_rnn_backward(NativeRnnTape tape, float* weightIH, float* weightHH, float* x,
-        float* inputTable, int* inputIds, long vocab, float* dy, float* dhN, float* dcN, float* dx, float* dInputTable, float* dh0, float* dc0,
-        float* dWeightIH, float* dWeightHH, float* dBiasIH, float* dBiasHH);
+    private static unsafe partial int rc_rnn_backward(NativeRnnTape tape, NativeRnnDirection* pass);
+
+    [LibraryImport(NativeLibrary.Name)]
+    internal static unsafe partial int rc_rnn_direction_layout(long* size, long* offsets, int capacity);
 
     [LibraryImport(NativeLibrary.Name)]
     private static unsafe partial int rc_rnn_elementwise(int op, long count, float* a, float* b, float* destination);

@@ -75,30 +75,82 @@ RC_EXPORT rc_status rc_cell_info(int32_t cell, const char** name, int64_t* gates
 // Owned by the caller from rc_rnn_forward until rc_rnn_tape_free.
 typedef struct rc_rnn_tape rc_rnn_tape;
 
-// Forward over the input rows [T, N, I] from h0 (and c0 for LSTM) [N, H]; reverse != 0 walks t from T-1 to 0.
-// The input is either x [T, N, I] (input_table and input_ids null) or rows of a table (x null): row r of
-// the input is input_table[input_ids[r]] ([vocab, I]; an id of -1 gives zeros). A table's rows are
-// projected once each, so with vocab < T·N the input projection costs vocab rows, not T·N.
-// weight_ih [G·H, I], weight_hh [G·H, H], bias_ih and bias_hh [G·H]: read only.
-// y [T, N, H], h_n and c_n [N, H]: overwritten (c0, c_n may be null unless LSTM).
-// keep_for_backward != 0: *tape receives a new tape; else *tape (if tape is not null) is set to null and
-// nothing per step outlives the call.
-RC_EXPORT rc_status rc_rnn_forward(int32_t cell, int32_t fused, int64_t steps, int64_t batch, int64_t input_size,
-                                   int64_t hidden_size, int32_t reverse, const float* weight_ih, const float* weight_hh,
-                                   const float* bias_ih, const float* bias_hh, const float* x, const float* input_table,
-                                   const int32_t* input_ids, int64_t vocab, const float* h0, const float* c0, float* y,
-                                   float* h_n, float* c_n, int32_t keep_for_backward, rc_rnn_tape** tape);
+// One pass of one layer and direction: every argument of rc_rnn_forward and rc_rnn_backward in one
+// blittable struct, mirrored once on the managed side (NativeRnnDirection in NativeRnn.cs; a test compares
+// its size and offsets with rc_rnn_direction_layout). A new argument (peephole weights, per-sequence
+// lengths) is a new field here, not a new parameter in six signatures. Zero-initialise it, then fill
+// what the pass reads: fields a pass does not read may hold anything.
+//
+// Rows: every [T, N, ·] buffer is T·N rows in time-major order; row r = t·N + n starts at r·stride
+// elements, and stride ≥ the row's width. A stride above the width lets a bidirectional stack write each
+// direction straight into its half of the [T, N, 2H] output (y at offset 0 or H, stride 2H) and read its
+// half of dy, with no scratch copy; 0 means the width (dense).
+#define RC_RNN_MAX_PARAMETERS 8
 
-// Backward through the forward pass that made tape (which stays valid: backward may run again).
-// weight_ih, weight_hh and the input (x, or input_table, input_ids and vocab) must be those of that
-// forward pass. dy [T, N, H], dh_n and dc_n [N, H] (dc_n LSTM only) are read. dh0, dc0 [N, H] and, for
-// dense input, dx [T, N, I] are overwritten (dinput_table may be null); for table input dinput_table
-// [vocab, I] is accumulated into (dx may be null). dweight_ih, dweight_hh, dbias_ih and dbias_hh (shaped
-// as the weights) are accumulated into (+=).
-RC_EXPORT rc_status rc_rnn_backward(rc_rnn_tape* tape, const float* weight_ih, const float* weight_hh, const float* x,
-                                    const float* input_table, const int32_t* input_ids, int64_t vocab, const float* dy,
-                                    const float* dh_n, const float* dc_n, float* dx, float* dinput_table, float* dh0,
-                                    float* dc0, float* dweight_ih, float* dweight_hh, float* dbias_ih, float* dbias_hh);
+typedef struct rc_rnn_direction {
+  int32_t cell;         // the managed CellKind's number (see above)
+  int32_t fused;        // nonzero: fused pointwise kernels; zero: the unfused baseline (forward only; backward follows the tape)
+  int64_t steps;        // T ≥ 1
+  int64_t batch;        // N ≥ 1
+  int64_t input_size;   // I ≥ 1
+  int64_t hidden_size;  // H ≥ 1
+  int32_t reverse;      // nonzero walks t from T−1 to 0
+  // Backward: nonzero adds the input gradient into dx (dx += ...) instead of overwriting it, so the two
+  // directions of a layer sum their input gradients into one buffer with no managed loop.
+  int32_t accumulate_dx;
+  // Parameters by the position of the cell's parameter spec (ParameterKind): 0 weight_ih [G·H, I],
+  // 1 weight_hh [G·H, H], 2 bias_ih [G·H], 3 bias_hh [G·H]; a cell with more (peepholes, layer-norm
+  // gains) takes more entries. Read only. parameter_count: the entries given, the cell's count today (4).
+  const float* parameters[RC_RNN_MAX_PARAMETERS];
+  // Backward: their gradients, same positions and shapes, accumulated into (+=). Backward reads
+  // parameters 0 and 1 only (the weights).
+  float* gradients[RC_RNN_MAX_PARAMETERS];
+  int64_t parameter_count;
+  // The input rows: either x [T·N rows of I, row stride x_stride] (input_table and input_ids null) or rows
+  // of a table (x null): row r is input_table[input_ids[r]] ([vocab, I]; an id of -1 gives zeros). A
+  // table's rows are projected once each, so with vocab < T·N the input projection costs vocab rows, not T·N.
+  // Backward must see the input of its forward pass again (the tape does not keep it).
+  const float* x;
+  int64_t x_stride;
+  const float* input_table;
+  const int32_t* input_ids;  // [T·N]
+  int64_t vocab;
+  // Reserved for per-sequence lengths [N] (variable-length batches, issue 11 item 5): must be null today.
+  const int32_t* lengths;
+  // Forward.
+  const float* h0;  // [N, H]
+  const float* c0;  // [N, H], LSTM only (else may be null)
+  float* y;         // T·N rows of H, row stride y_stride: overwritten; must not overlap an input
+  int64_t y_stride;
+  float* h_n;       // [N, H], overwritten
+  float* c_n;       // [N, H], LSTM only, overwritten
+  // Backward.
+  const float* dy;    // T·N rows of H, row stride dy_stride
+  int64_t dy_stride;
+  const float* dh_n;  // [N, H]
+  const float* dc_n;  // [N, H], LSTM only
+  float* dx;          // dense input: T·N rows of I, row stride dx_stride; overwritten, or added to with accumulate_dx
+  int64_t dx_stride;
+  float* dinput_table;  // table input: [vocab, I], accumulated into
+  float* dh0;           // [N, H], overwritten
+  float* dc0;           // [N, H], LSTM only, overwritten
+} rc_rnn_direction;
+
+// Forward over pass's input rows from h0 (and c0). keep_for_backward != 0: *tape receives a new tape;
+// else *tape (if tape is not null) is set to null and nothing per step outlives the call.
+RC_EXPORT rc_status rc_rnn_forward(const rc_rnn_direction* pass, int32_t keep_for_backward, rc_rnn_tape** tape);
+
+// Backward through the forward pass that made tape (which stays valid: backward may run again). pass
+// describes the same pass (cell, sizes and reverse must match the tape's; parameters and input must be
+// those of the forward pass) plus the backward buffers: dy, dh_n (and dc_n) are read; dh0 (and dc0) are
+// overwritten; for dense input dx is written (see accumulate_dx); for table input dinput_table is
+// accumulated into; the gradients are accumulated into (+=).
+RC_EXPORT rc_status rc_rnn_backward(rc_rnn_tape* tape, const rc_rnn_direction* pass);
+
+// sizeof(rc_rnn_direction) and offsetof of each of its fields, in declaration order (the arrays as one
+// field each), into offsets[0 .. capacity); returns the number of fields, or -1 if capacity is too small.
+// For the test that the managed mirror lays the struct out alike.
+RC_EXPORT int32_t rc_rnn_direction_layout(int64_t* size, int64_t* offsets, int32_t capacity);
 
 // Bytes the tape holds (0 for null).
 RC_EXPORT int64_t rc_rnn_tape_bytes(const rc_rnn_tape* tape);

@@ -1,5 +1,6 @@
 #include "rnn_sequence.h"
 #include <algorithm>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -208,8 +209,20 @@ inline int64_t new_slot(bool reverse, int64_t t) { return reverse ? t : t + 1; }
 
 }  // namespace
 
-void forward(int32_t cell, bool fused, int64_t T, int64_t N, int64_t I, int64_t H, bool reverse, const LayerWeights& w,
-             const LayerInput& input, const float* h0, const float* c0, float* y, float* h_n, float* c_n, Tape* tape) {
+void forward(const rc_rnn_direction& pass, const LayerInput& input, Tape* tape) {
+  const int32_t cell = pass.cell;
+  const bool fused = pass.fused != 0, reverse = pass.reverse != 0;
+  const int64_t T = pass.steps, N = pass.batch, I = pass.input_size, H = pass.hidden_size;
+  const float* weight_ih = pass.parameters[0];
+  const float* weight_hh = pass.parameters[1];
+  const float* bias_ih = pass.parameters[2];
+  const float* bias_hh = pass.parameters[3];
+  const float* h0 = pass.h0;
+  const float* c0 = pass.c0;
+  // y's rows may be another direction's half of a wider output: the kernels write row n of step t at
+  // y + (t·N + n)·ys, and without a tape read it back from there as the next step's h_prev.
+  float* y = pass.y;
+  const int64_t ys = pass.y_stride;
   const Kernels& k = kernels();
   const CellOps& c = k.cells.cells[cell];
   const bool train = tape != nullptr;
@@ -246,24 +259,24 @@ void forward(int32_t cell, bool fused, int64_t T, int64_t N, int64_t I, int64_t 
   // block's bias stays apart: r multiplies it. The unfused baseline adds b_ih here and b_hh to each
   // recurrent product, each as a pass of its own.
   std::vector<float> bias(GH);
-  for (int64_t j = 0; j < GH; j++) bias[j] = w.bias_ih[j] + w.bias_hh[j];
+  for (int64_t j = 0; j < GH; j++) bias[j] = bias_ih[j] + bias_hh[j];
   if (c.scales_recurrent_block)
-    for (int64_t j = last; j < GH; j++) bias[j] = w.bias_ih[j];
+    for (int64_t j = last; j < GH; j++) bias[j] = bias_ih[j];
   if (input.from_table()) {
     Buffer table_projection = Buffer::allocate(input.vocab * GH);
-    sgemm(false, true, input.vocab, GH, I, 1.0f, input.table, I, w.weight_ih, I, 0.0f, table_projection.get(), GH);
+    sgemm(false, true, input.vocab, GH, I, 1.0f, input.table, I, weight_ih, I, 0.0f, table_projection.get(), GH);
     const std::vector<float> zero_row =
-        any_negative(TN, input.ids) ? zero_row_product(GH, I, w.weight_ih) : std::vector<float>(GH, 0.0f);
+        any_negative(TN, input.ids) ? zero_row_product(GH, I, weight_ih) : std::vector<float>(GH, 0.0f);
     gather_rows(TN, GH, input.ids, table_projection.get(), zero_row.data(), projection);
   } else {
-    sgemm(false, true, TN, GH, I, 1.0f, input.x, I, w.weight_ih, I, 0.0f, projection, GH);
+    sgemm(false, true, TN, GH, I, 1.0f, input.x, input.x_ld, weight_ih, I, 0.0f, projection, GH);
   }
-  if (!fused) Passes(k.elementwise, TN).add_bias(GH, w.bias_ih, {projection, GH});
+  if (!fused) Passes(k.elementwise, TN).add_bias(GH, bias_ih, {projection, GH});
 
   // W_hh^T packed once for all steps; a split product packs the last block's rows apart.
   const int64_t first_rows = split_n ? last : GH;
-  auto packed = pack_b(true, H, first_rows, w.weight_hh, H);
-  std::unique_ptr<PackedB> packed_n = split_n ? pack_b(true, H, H, w.weight_hh + last * H, H) : nullptr;
+  auto packed = pack_b(true, H, first_rows, weight_hh, H);
+  std::unique_ptr<PackedB> packed_n = split_n ? pack_b(true, H, H, weight_hh + last * H, H) : nullptr;
 
   // Per-call workspaces; nothing is allocated per step.
   Buffer recurrent = Buffer::allocate(N * GH);
@@ -286,10 +299,11 @@ void forward(int32_t cell, bool fused, int64_t T, int64_t N, int64_t I, int64_t 
   auto run_steps = [&](int64_t row0, int64_t row1) {
     const int64_t rows = row1 - row0;
     const float* h_prev = h0;
+    int64_t h_prev_ld = H;
     for (int64_t s = 0; s < T; s++) {
       const int64_t t = reverse ? T - 1 - s : s;
-      float* h_out = y + t * NH;
-      if (train) h_prev = states + prev_slot(reverse, t) * NH;
+      float* h_out = y + t * N * ys;
+      if (train) h_prev = states + prev_slot(reverse, t) * NH, h_prev_ld = H;
 
       StepForward step{};
       step.hidden = H;
@@ -297,23 +311,26 @@ void forward(int32_t cell, bool fused, int64_t T, int64_t N, int64_t I, int64_t 
       step.bias = bias.data();
       step.recurrent = recurrent.get();
       step.recurrent_ld = first_rows;
-      step.bias_hn = w.bias_hh + last;
+      step.bias_hn = bias_hh + last;
       step.h_prev = h_prev;
+      step.h_prev_ld = h_prev_ld;
       step.c_prev = has_c ? (train ? cells + prev_slot(reverse, t) * NH : cell_state.get()) : nullptr;
       step.c_out = has_c ? (train ? cells + new_slot(reverse, t) * NH : cell_state.get()) : nullptr;
       step.h_out = h_out;
+      step.h_out_ld = ys;
       step.h_copy = train ? states + new_slot(reverse, t) * NH : nullptr;
       step.hn_out = train && c.scales_recurrent_block ? tape->hn.get() + t * NH : nullptr;
       step.rh_out = rh.get();
       step.scratch[0] = temp1.get(), step.scratch[1] = temp2.get();
 
-      sgemm_packed(false, rows, 1.0f, h_prev + row0 * H, H, *packed, 0.0f, recurrent.get() + row0 * first_rows, first_rows);
-      if (!fused) passes.add_bias(first_rows, w.bias_hh, {recurrent.get(), first_rows});
+      sgemm_packed(false, rows, 1.0f, h_prev + row0 * h_prev_ld, h_prev_ld, *packed, 0.0f, recurrent.get() + row0 * first_rows,
+                   first_rows);
+      if (!fused) passes.add_bias(first_rows, bias_hh, {recurrent.get(), first_rows});
       if (split_n) {
         if (fused) run_rows(c.forward_operand, step, row0, row1, first_rows);
         else c.unfused_forward_operand(step, N);
         sgemm_packed(false, rows, 1.0f, rh.get() + row0 * H, H, *packed_n, 0.0f, recurrent_n.get() + row0 * H, H);
-        if (!fused) passes.add_bias(H, w.bias_hh + last, {recurrent_n.get(), H});
+        if (!fused) passes.add_bias(H, bias_hh + last, {recurrent_n.get(), H});
         step.recurrent = recurrent_n.get();
         step.recurrent_ld = H;
       }
@@ -321,20 +338,28 @@ void forward(int32_t cell, bool fused, int64_t T, int64_t N, int64_t I, int64_t 
         run_rows(c.forward[train], step, row0, row1, split_n ? H : GH);
       } else {
         c.unfused_forward[train](step, N);
-        if (train) passes.copy(H, {h_out, H}, {step.h_copy, H});
+        if (train) passes.copy(H, {h_out, ys}, {step.h_copy, H});
       }
       h_prev = h_out;
+      h_prev_ld = ys;
     }
   };
   over_batch(fused && split_batch(N, H, GH), N, run_steps);
 
-  std::memcpy(h_n, y + (reverse ? 0 : T - 1) * NH, sizeof(float) * NH);
-  if (has_c) std::memcpy(c_n, train ? cells + (reverse ? 0 : T) * NH : cell_state.get(), sizeof(float) * NH);
+  const float* y_last = y + (reverse ? 0 : T - 1) * N * ys;
+  for (int64_t n = 0; n < N; n++) std::memcpy(pass.h_n + n * H, y_last + n * ys, sizeof(float) * H);
+  if (has_c) std::memcpy(pass.c_n, train ? cells + (reverse ? 0 : T) * NH : cell_state.get(), sizeof(float) * NH);
 }
 
-void backward(const Tape& tape, const float* weight_ih, const float* weight_hh, const LayerInput& input, const float* dy,
-              const float* dh_n, const float* dc_n, float* dx, float* dtable, float* dh0, float* dc0, float* dweight_ih,
-              float* dweight_hh, float* dbias_ih, float* dbias_hh) {
+void backward(const Tape& tape, const rc_rnn_direction& pass, const LayerInput& input) {
+  const float* weight_ih = pass.parameters[0];
+  const float* weight_hh = pass.parameters[1];
+  float* dweight_ih = pass.gradients[0];
+  float* dweight_hh = pass.gradients[1];
+  float* dbias_ih = pass.gradients[2];
+  float* dbias_hh = pass.gradients[3];
+  const float* dy = pass.dy;
+  const int64_t dys = pass.dy_stride;
   const Kernels& k = kernels();
   const CellOps& c = k.cells.cells[tape.cell];
   const bool reverse = tape.reverse, fused = tape.fused;
@@ -356,8 +381,8 @@ void backward(const Tape& tape, const float* weight_ih, const float* weight_hh, 
   Buffer temps[4];
   if (!fused)
     for (auto& temp : temps) temp = Buffer::allocate(NH);
-  std::memcpy(dh.get(), dh_n, sizeof(float) * NH);
-  if (has_c) std::memcpy(dc.get(), dc_n, sizeof(float) * NH);
+  std::memcpy(dh.get(), pass.dh_n, sizeof(float) * NH);
+  if (has_c) std::memcpy(dc.get(), pass.dc_n, sizeof(float) * NH);
 
   const float* states = tape.states.get();
   // Batch rows [row0, row1) through all T steps; the unfused baseline always takes the whole batch.
@@ -373,7 +398,8 @@ void backward(const Tape& tape, const float* weight_ih, const float* weight_hh, 
       step.c_prev = has_c ? tape.cells.get() + prev_slot(reverse, t) * NH : nullptr;
       step.c_new = has_c ? tape.cells.get() + new_slot(reverse, t) * NH : nullptr;
       step.hn = after ? tape.hn.get() + t * NH : nullptr;
-      step.dy = dy + t * NH;
+      step.dy = dy + t * N * dys;
+      step.dy_ld = dys;
       step.dh = dh.get();
       step.dc = dc.get();
       step.dgates = dgates.get() + t * N * GH;
@@ -395,8 +421,8 @@ void backward(const Tape& tape, const float* weight_ih, const float* weight_hh, 
     }
   };
   over_batch(fused && split_batch(N, H, GH), N, run_steps);
-  std::memcpy(dh0, dh.get(), sizeof(float) * NH);
-  if (has_c) std::memcpy(dc0, dc.get(), sizeof(float) * NH);
+  std::memcpy(pass.dh0, dh.get(), sizeof(float) * NH);
+  if (has_c) std::memcpy(pass.dc0, dc.get(), sizeof(float) * NH);
 
   // Weight and bias gradients over all T·N rows at once; the states the steps started from are one
   // contiguous [T·N, H] block in time order.
@@ -441,7 +467,7 @@ void backward(const Tape& tape, const float* weight_ih, const float* weight_hh, 
           for (int64_t c = 0; c < I; c++) dweight_ih[j * I + c] += pad[j];
     }
   } else {
-    sgemm(true, false, GH, I, TN, 1.0f, dgates.get(), GH, input.x, I, 1.0f, dweight_ih, I);
+    sgemm(true, false, GH, I, TN, 1.0f, dgates.get(), GH, input.x, input.x_ld, 1.0f, dweight_ih, I);
   }
   if (split_n) {
     sgemm(true, false, last, H, TN, 1.0f, dgates.get(), GH, h_prevs, H, 1.0f, dweight_hh, H);
@@ -462,14 +488,17 @@ void backward(const Tape& tape, const float* weight_ih, const float* weight_hh, 
     for (int64_t j = 0; j < GH; j++) dbias_ih[j] += sums[j], dbias_hh[j] += sums[j];
   }
   if (input.from_table() && used_count == input.vocab) {
-    sgemm(false, false, input.vocab, I, GH, 1.0f, dgates_by_id.get(), GH, weight_ih, I, 1.0f, dtable, I);
+    sgemm(false, false, input.vocab, I, GH, 1.0f, dgates_by_id.get(), GH, weight_ih, I, 1.0f, pass.dinput_table, I);
   } else if (input.from_table()) {
     Buffer dtable_used = Buffer::allocate(used_count * I);
     sgemm(false, false, used_count, I, GH, 1.0f, dgates_rows, GH, weight_ih, I, 0.0f, dtable_used.get(), I);
     for (int64_t k = 0; k < used_count; k++)
-      for (int64_t c = 0; c < I; c++) dtable[used[k] * I + c] += dtable_used.get()[k * I + c];
-  } else
-    sgemm(false, false, TN, I, GH, 1.0f, dgates.get(), GH, weight_ih, I, 0.0f, dx, I);
+      for (int64_t c = 0; c < I; c++) pass.dinput_table[used[k] * I + c] += dtable_used.get()[k * I + c];
+  } else {
+    // With accumulate_dx the second direction of a layer adds its input gradient to the first's in the product.
+    sgemm(false, false, TN, I, GH, 1.0f, dgates.get(), GH, weight_ih, I, pass.accumulate_dx ? 1.0f : 0.0f, pass.dx,
+          pass.dx_stride);
+  }
 }
 
 }  // namespace rc::rnn
@@ -481,71 +510,115 @@ struct rc_rnn_tape {
 };
 
 namespace {
-void require(bool condition, const char* message) {
+void require(bool condition, const std::string& message) {
   if (!condition) throw std::invalid_argument(message);
+}
+
+// A row stride of 0 means dense; below the row's width rows would overlap.
+int64_t resolve_stride(const std::string& function, const char* name, int64_t stride, int64_t width) {
+  if (stride == 0) return width;
+  require(stride >= width, function + ": " + name + ": expected 0 (dense) or a row stride ≥ " + std::to_string(width) +
+                               ", got " + std::to_string(stride));
+  return stride;
 }
 
 // Exactly one of x and (input_table, input_ids) is given; every id is checked so a bad one fails here
 // rather than reading outside the table.
-rc::rnn::LayerInput layer_input(const std::string& function, int64_t rows, const float* x, const float* table,
-                                const int32_t* ids, int64_t vocab) {
-  if (!ids) {
-    require(x != nullptr, (function + ": x and input_ids are both null; expected one").c_str());
-    return {x, nullptr, nullptr, 0};
+rc::rnn::LayerInput layer_input(const std::string& function, const rc_rnn_direction& pass) {
+  const int64_t rows = pass.steps * pass.batch;
+  if (!pass.input_ids) {
+    require(pass.x != nullptr, function + ": x and input_ids are both null; expected one");
+    return {pass.x, resolve_stride(function, "x_stride", pass.x_stride, pass.input_size), nullptr, nullptr, 0};
   }
-  require(x == nullptr, (function + ": both x and input_ids were given; expected one").c_str());
-  if (!table || vocab < 1) throw std::invalid_argument(function + ": input_ids needs input_table and vocab ≥ 1, got vocab " + std::to_string(vocab));
+  require(pass.x == nullptr, function + ": both x and input_ids were given; expected one");
+  if (!pass.input_table || pass.vocab < 1)
+    throw std::invalid_argument(function + ": input_ids needs input_table and vocab ≥ 1, got vocab " + std::to_string(pass.vocab));
   for (int64_t r = 0; r < rows; r++)
-    if (ids[r] < -1 || ids[r] >= vocab)
-      throw std::invalid_argument(function + ": input_ids[" + std::to_string(r) + "] is " + std::to_string(ids[r]) +
-                                  "; expected -1 (zeros) or an index in [0, " + std::to_string(vocab) + ")");
-  return {nullptr, table, ids, vocab};
+    if (pass.input_ids[r] < -1 || pass.input_ids[r] >= pass.vocab)
+      throw std::invalid_argument(function + ": input_ids[" + std::to_string(r) + "] is " + std::to_string(pass.input_ids[r]) +
+                                  "; expected -1 (zeros) or an index in [0, " + std::to_string(pass.vocab) + ")");
+  return {nullptr, 0, pass.input_table, pass.input_ids, pass.vocab};
+}
+
+// What both passes check: the cell, the sizes, the parameter table (the first read entries of it: backward
+// reads only the weights), the reserved field.
+void check_pass(const std::string& function, const rc_rnn_direction& pass, int64_t read) {
+  const int32_t cells = rc::rnn::cell_count();
+  if (pass.cell < 0 || pass.cell >= cells)
+    throw std::invalid_argument(function + ": cell: expected 0.." + std::to_string(cells - 1) + ", got " + std::to_string(pass.cell));
+  if (pass.steps < 1 || pass.batch < 1 || pass.input_size < 1 || pass.hidden_size < 1)
+    throw std::invalid_argument(function + ": steps, batch, input_size, hidden_size: expected ≥ 1, got " +
+                                std::to_string(pass.steps) + ", " + std::to_string(pass.batch) + ", " +
+                                std::to_string(pass.input_size) + ", " + std::to_string(pass.hidden_size));
+  constexpr int64_t kParameters = 4;  // every cell registered today: weight_ih, weight_hh, bias_ih, bias_hh
+  require(pass.parameter_count == kParameters, function + ": parameter_count: expected " + std::to_string(kParameters) +
+                                                   " for this cell, got " + std::to_string(pass.parameter_count));
+  for (int64_t p = 0; p < read; p++)
+    require(pass.parameters[p] != nullptr, function + ": parameters[" + std::to_string(p) + "] is null");
+  require(pass.lengths == nullptr, function + ": lengths: per-sequence lengths are not supported yet; expected null");
 }
 }  // namespace
 
-RC_EXPORT rc_status rc_rnn_forward(int32_t cell, int32_t fused, int64_t steps, int64_t batch, int64_t input_size,
-                                   int64_t hidden_size, int32_t reverse, const float* weight_ih, const float* weight_hh,
-                                   const float* bias_ih, const float* bias_hh, const float* x, const float* input_table,
-                                   const int32_t* input_ids, int64_t vocab, const float* h0, const float* c0, float* y,
-                                   float* h_n, float* c_n, int32_t keep_for_backward, rc_rnn_tape** tape) {
+RC_EXPORT rc_status rc_rnn_forward(const rc_rnn_direction* pass_in, int32_t keep_for_backward, rc_rnn_tape** tape) {
   return rc::guard([&] {
     if (tape) *tape = nullptr;
-    const int32_t cells = rc::rnn::cell_count();
-    if (cell < 0 || cell >= cells)
-      throw std::invalid_argument("rc_rnn_forward: cell: expected 0.." + std::to_string(cells - 1) + ", got " + std::to_string(cell));
-    if (steps < 1 || batch < 1 || input_size < 1 || hidden_size < 1)
-      throw std::invalid_argument("rc_rnn_forward: steps, batch, input_size, hidden_size: expected ≥ 1, got " +
-                                  std::to_string(steps) + ", " + std::to_string(batch) + ", " + std::to_string(input_size) +
-                                  ", " + std::to_string(hidden_size));
-    const bool has_c = rc::rnn::cell_ops(cell).has_cell_state;
-    require(weight_ih && weight_hh && bias_ih && bias_hh && h0 && y && h_n, "rc_rnn_forward: a required buffer is null");
-    const rc::rnn::LayerInput input = layer_input("rc_rnn_forward", steps * batch, x, input_table, input_ids, vocab);
-    require(!has_c || (c0 && c_n), "rc_rnn_forward: a cell with a cell state (LSTM) needs c0 and c_n");
+    require(pass_in != nullptr, "rc_rnn_forward: pass is null");
+    rc_rnn_direction pass = *pass_in;
+    check_pass("rc_rnn_forward", pass, 4);
+    const bool has_c = rc::rnn::cell_ops(pass.cell).has_cell_state;
+    require(pass.h0 && pass.y && pass.h_n, "rc_rnn_forward: a required buffer (h0, y, h_n) is null");
+    const rc::rnn::LayerInput input = layer_input("rc_rnn_forward", pass);
+    pass.y_stride = resolve_stride("rc_rnn_forward", "y_stride", pass.y_stride, pass.hidden_size);
+    require(!has_c || (pass.c0 && pass.c_n), "rc_rnn_forward: a cell with a cell state (LSTM) needs c0 and c_n");
     require(!keep_for_backward || tape, "rc_rnn_forward: keep_for_backward needs a place for the tape");
     std::unique_ptr<rc_rnn_tape> kept = keep_for_backward ? std::make_unique<rc_rnn_tape>() : nullptr;
-    rc::rnn::forward(cell, fused != 0, steps, batch, input_size, hidden_size, reverse != 0,
-                     {weight_ih, weight_hh, bias_ih, bias_hh}, input, h0, c0, y, h_n, c_n, kept ? &kept->tape : nullptr);
+    rc::rnn::forward(pass, input, kept ? &kept->tape : nullptr);
     if (kept) *tape = kept.release();
   });
 }
 
-RC_EXPORT rc_status rc_rnn_backward(rc_rnn_tape* tape, const float* weight_ih, const float* weight_hh, const float* x,
-                                    const float* input_table, const int32_t* input_ids, int64_t vocab, const float* dy,
-                                    const float* dh_n, const float* dc_n, float* dx, float* dinput_table, float* dh0,
-                                    float* dc0, float* dweight_ih, float* dweight_hh, float* dbias_ih, float* dbias_hh) {
+RC_EXPORT rc_status rc_rnn_backward(rc_rnn_tape* tape, const rc_rnn_direction* pass_in) {
   return rc::guard([&] {
     require(tape != nullptr, "rc_rnn_backward: tape is null (was the forward pass run with keep_for_backward?)");
-    const bool has_c = rc::rnn::cell_ops(tape->tape.cell).has_cell_state;
-    require(weight_ih && weight_hh && dy && dh_n && dh0 && dweight_ih && dweight_hh && dbias_ih && dbias_hh,
-            "rc_rnn_backward: a required buffer is null");
-    const rc::rnn::LayerInput input =
-        layer_input("rc_rnn_backward", tape->tape.steps * tape->tape.batch, x, input_table, input_ids, vocab);
-    require(input.from_table() ? dinput_table != nullptr : dx != nullptr,
+    require(pass_in != nullptr, "rc_rnn_backward: pass is null");
+    rc_rnn_direction pass = *pass_in;
+    check_pass("rc_rnn_backward", pass, 2);
+    const rc::rnn::Tape& t = tape->tape;
+    require(pass.cell == t.cell && pass.steps == t.steps && pass.batch == t.batch && pass.input_size == t.input_size &&
+                pass.hidden_size == t.hidden && (pass.reverse != 0) == t.reverse,
+            "rc_rnn_backward: cell, steps, batch, input_size, hidden_size or reverse differ from the tape's forward pass");
+    const bool has_c = rc::rnn::cell_ops(t.cell).has_cell_state;
+    require(pass.dy && pass.dh_n && pass.dh0, "rc_rnn_backward: a required buffer (dy, dh_n, dh0) is null");
+    for (int64_t p = 0; p < 4; p++)
+      require(pass.gradients[p] != nullptr, "rc_rnn_backward: gradients[" + std::to_string(p) + "] is null");
+    const rc::rnn::LayerInput input = layer_input("rc_rnn_backward", pass);
+    require(input.from_table() ? pass.dinput_table != nullptr : pass.dx != nullptr,
             "rc_rnn_backward: dx (dense input) or dinput_table (table input) is null");
-    require(!has_c || (dc_n && dc0), "rc_rnn_backward: a cell with a cell state (LSTM) needs dc_n and dc0");
-    rc::rnn::backward(tape->tape, weight_ih, weight_hh, input, dy, dh_n, dc_n, dx, dinput_table, dh0, dc0, dweight_ih,
-                      dweight_hh, dbias_ih, dbias_hh);
+    pass.dy_stride = resolve_stride("rc_rnn_backward", "dy_stride", pass.dy_stride, pass.hidden_size);
+    if (!input.from_table()) pass.dx_stride = resolve_stride("rc_rnn_backward", "dx_stride", pass.dx_stride, pass.input_size);
+    require(!has_c || (pass.dc_n && pass.dc0), "rc_rnn_backward: a cell with a cell state (LSTM) needs dc_n and dc0");
+    rc::rnn::backward(t, pass, input);
   });
+}
+
+RC_EXPORT int32_t rc_rnn_direction_layout(int64_t* size, int64_t* offsets, int32_t capacity) {
+#define RC_FIELD(f) static_cast<int64_t>(offsetof(rc_rnn_direction, f))
+  const int64_t fields[] = {
+      RC_FIELD(cell),        RC_FIELD(fused),      RC_FIELD(steps),        RC_FIELD(batch),
+      RC_FIELD(input_size),  RC_FIELD(hidden_size), RC_FIELD(reverse),     RC_FIELD(accumulate_dx),
+      RC_FIELD(parameters),  RC_FIELD(gradients),  RC_FIELD(parameter_count), RC_FIELD(x),
+      RC_FIELD(x_stride),    RC_FIELD(input_table), RC_FIELD(input_ids),   RC_FIELD(vocab),
+      RC_FIELD(lengths),     RC_FIELD(h0),         RC_FIELD(c0),           RC_FIELD(y),
+      RC_FIELD(y_stride),    RC_FIELD(h_n),        RC_FIELD(c_n),          RC_FIELD(dy),
+      RC_FIELD(dy_stride),   RC_FIELD(dh_n),       RC_FIELD(dc_n),         RC_FIELD(dx),
+      RC_FIELD(dx_stride),   RC_FIELD(dinput_table), RC_FIELD(dh0),        RC_FIELD(dc0),
+  };
+#undef RC_FIELD
+  const int32_t count = static_cast<int32_t>(sizeof fields / sizeof fields[0]);
+  if (size) *size = static_cast<int64_t>(sizeof(rc_rnn_direction));
+  if (!offsets || capacity < count) return -1;
+  for (int32_t i = 0; i < count; i++) offsets[i] = fields[i];
+  return count;
 }
 
 RC_EXPORT rc_status rc_cell_info(int32_t cell, const char** name, int64_t* gates, int32_t* has_cell_state) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include "isa/kernels.h"
+#include "rc_api.h"
 
 namespace rc::rnn {
 
@@ -44,37 +45,28 @@ struct Tape {
   int64_t bytes() const { return 4 * (gates.size + states.size + cells.size + hn.size); }
 };
 
-struct LayerWeights {
-  const float* weight_ih;  // [G·H, I]
-  const float* weight_hh;  // [G·H, H]
-  const float* bias_ih;    // [G·H]
-  const float* bias_hh;    // [G·H]
-};
-
-// A layer's T·N input rows: dense, x [T·N, I]; or rows of a table (an embedding lookup), row r being
-// table[ids[r]] and zeros where ids[r] < 0, table [V, I]. With a table each of its V rows is projected
-// once however often it is used ([V, I]·W_ih^T, then a gather), and backward sums the gate gradients
-// per table row before the products: with V < T·N (a language model's vocabulary against T·N tokens)
-// the input projection, dW_ih and the input gradient cost V rows instead of T·N.
+// A layer's T·N input rows: dense, x [T·N rows of I, row stride x_ld]; or rows of a table (an embedding
+// lookup), row r being table[ids[r]] and zeros where ids[r] < 0, table [V, I]. With a table each of its V rows
+// is projected once however often it is used ([V, I]·W_ih^T, then a gather), and backward sums the gate
+// gradients per table row before the products: with V < T·N (a language model's vocabulary against T·N
+// tokens) the input projection, dW_ih and the input gradient cost V rows instead of T·N.
 struct LayerInput {
-  const float* x = nullptr;       // [T·N, I], or null with a table
+  const float* x = nullptr;       // T·N rows, or null with a table
+  int64_t x_ld = 0;               // I when dense
   const float* table = nullptr;   // [V, I]
   const int32_t* ids = nullptr;   // [T·N], each in [-1, V)
   int64_t vocab = 0;              // V
   bool from_table() const { return ids != nullptr; }
 };
 
-// Runs one direction over the input rows [T, N, I]; writes y [T, N, H], h_n and (LSTM) c_n [N, H]. When
-// tape is not null it is filled for backward; otherwise only O(N·H) state is kept between steps.
-// cell: the managed CellKind's number, in [0, cell_count()).
-void forward(int32_t cell, bool fused, int64_t steps, int64_t batch, int64_t input_size, int64_t hidden, bool reverse,
-             const LayerWeights& w, const LayerInput& input, const float* h0, const float* c0, float* y, float* h_n,
-             float* c_n, Tape* tape);
+// Runs one direction of pass (checked by the C ABI: sizes, buffers, strides ≥ widths, ids in range; strides
+// 0 resolved to the widths) over its input rows; writes y, h_n and (LSTM) c_n. When tape is not null it is
+// filled for backward; otherwise only O(N·H) state is kept between steps.
+void forward(const rc_rnn_direction& pass, const LayerInput& input, Tape* tape);
 
-// Back-propagates through the pass that filled tape, given the same input. dh0, dc0 and (dense input)
-// dx [T·N, I] are overwritten; the parameter gradients and (table input) dtable [V, I] are accumulated (+=).
-void backward(const Tape& tape, const float* weight_ih, const float* weight_hh, const LayerInput& input, const float* dy,
-              const float* dh_n, const float* dc_n, float* dx, float* dtable, float* dh0, float* dc0, float* dweight_ih,
-              float* dweight_hh, float* dbias_ih, float* dbias_hh);
+// Back-propagates through the pass that filled tape, given the same input. dh0, dc0 and (dense input) dx are
+// overwritten (dx added to with accumulate_dx); the parameter gradients and (table input) dtable [V, I] are
+// accumulated (+=).
+void backward(const Tape& tape, const rc_rnn_direction& pass, const LayerInput& input);
 
 }  // namespace rc::rnn

@@ -26,10 +26,12 @@ struct StepForward {
   const float* recurrent;   // [N, recurrent_ld]: the recurrent product of this step (fused: no bias; unfused: + b_hh)
   int64_t recurrent_ld;
   const float* bias_hn;     // [H] fused, scales_recurrent_block: the recurrent bias of the scaled block (GRU's b_hn)
-  const float* h_prev;      // [N, H]
+  const float* h_prev;      // N rows of H, row stride h_prev_ld (the output's stride when it is the step before's output)
+  int64_t h_prev_ld;
   const float* c_prev;      // [N, H] has_cell_state
   float* c_out;             // [N, H] has_cell_state; may alias c_prev
-  float* h_out;             // [N, H]
+  float* h_out;             // N rows of H, row stride h_out_ld: a bidirectional stack's direction writes its half of each row
+  int64_t h_out_ld;
   float* h_copy;            // [N, H] fused training: the tape's copy of h_out (unfused: the driver copies it)
   float* hn_out;            // [N, H] scales_recurrent_block training: the scaled block's recurrent product + bias
   float* rh_out;            // [N, H] split_recurrent_product, first phase: the second product's operand (GRU's r ⊙ h)
@@ -45,7 +47,8 @@ struct StepBackward {
   const float* c_prev;      // [N, H] has_cell_state
   const float* c_new;       // [N, H] has_cell_state
   const float* hn;          // [N, H] scales_recurrent_block: saved recurrent product + bias of the scaled block
-  const float* dy;          // [N, H] gradient of the step's output
+  const float* dy;          // N rows of H, row stride dy_ld: gradient of the step's output
+  int64_t dy_ld;
   float* dh;                // [N, H] in: gradient from the later step; out (direct_state_path): the gradient through
                             // that path, to which the recurrent product is then added (else left as it was)
   float* dc;                // [N, H] has_cell_state: in, dc of this step; out, dc of the step before

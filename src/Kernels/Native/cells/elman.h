@@ -15,7 +15,7 @@ void forward(const StepForward& s, int64_t row_begin, int64_t row_end) {
   for (int64_t n = row_begin; n < row_end; n++) {
     const float* g = s.gates + n * H;
     const float* rec = s.recurrent + n * s.recurrent_ld;
-    float* h = s.h_out + n * H;
+    float* h = s.h_out + n * s.h_out_ld;
     float* h_copy = Train ? s.h_copy + n * H : nullptr;
     columns<V>(H, [&](auto lane_type, int64_t j) {
       RC_LANE;
@@ -35,7 +35,7 @@ void backward(const StepBackward& s, int64_t row_begin, int64_t row_end) {
   const int64_t H = s.hidden;
   for (int64_t n = row_begin; n < row_end; n++) {
     const float* h = s.h_new + n * H;
-    const float* dy = s.dy + n * H;
+    const float* dy = s.dy + n * s.dy_ld;
     const float* dh = s.dh + n * H;
     float* dg = s.dgates + n * H;
     columns<V>(H, [&](auto lane_type, int64_t j) {
@@ -58,7 +58,7 @@ template <class V, bool Relu, bool Train>
 void unfused_forward(const StepForward& s, int64_t rows) {
   const Passes p(elementwise_ops<V>(), rows);
   const int64_t H = s.hidden;
-  MutView t1{s.scratch[0], H}, out{s.h_out, H};
+  MutView t1{s.scratch[0], H}, out{s.h_out, s.h_out_ld};
   p.add(H, {s.gates, H}, {s.recurrent, s.recurrent_ld}, t1);
   if constexpr (Relu) p.relu(H, t1, out);
   else p.tanh(H, t1, out);
@@ -70,7 +70,7 @@ void unfused_backward(const StepBackward& s, int64_t rows) {
   const int64_t H = s.hidden;
   MutView a{s.scratch[0], H}, b{s.scratch[1], H};
   View h{s.h_new, H};
-  p.add(H, {s.dy, H}, {s.dh, H}, a);
+  p.add(H, {s.dy, s.dy_ld}, {s.dh, H}, a);
   if constexpr (Relu) {
     p.relu_mask(H, h, b);
   } else {

@@ -20,12 +20,12 @@ inline void unfused_output(const Passes& p, const StepForward& s) {
   const int64_t H = s.hidden, GH = 3 * H;
   MutView gz{s.gates + H, GH}, gn{s.gates + 2 * H, GH};
   MutView t1{s.scratch[0], H}, t2{s.scratch[1], H};
-  View hp{s.h_prev, H};
+  View hp{s.h_prev, s.h_prev_ld};
   p.tanh(H, gn, gn);
   p.one_minus(H, gz, t1);
   p.mul(H, t1, gn, t1);
   p.mul(H, gz, hp, t2);
-  p.add(H, t1, t2, {s.h_out, H});
+  p.add(H, t1, t2, {s.h_out, s.h_out_ld});
 }
 
 // The gradients of z's and n's pre-activations, and dh = d ⊙ z (the direct path). Leaves dn in its dgates
@@ -35,7 +35,7 @@ inline void unfused_backward_update(const Passes& p, const StepBackward& s) {
   MutView a{s.scratch[0], H}, b{s.scratch[1], H}, c{s.scratch[2], H};
   View gz{s.gates + H, GH}, gn{s.gates + 2 * H, GH}, hp{s.h_prev, H};
   MutView dz{s.dgates + H, GH}, dn{s.dgates + 2 * H, GH}, dhv{s.dh, H};
-  p.add(H, {s.dy, H}, dhv, a);  // the total gradient of this step's output
+  p.add(H, {s.dy, s.dy_ld}, dhv, a);  // the total gradient of this step's output
   p.one_minus(H, gz, b);
   p.mul(H, a, b, b);
   p.mul(H, gn, gn, c);

@@ -16,8 +16,8 @@ void forward(const StepForward& s, int64_t row_begin, int64_t row_end) {
   for (int64_t n = row_begin; n < row_end; n++) {
     float* g = s.gates + n * 3 * H;
     const float* rec = s.recurrent + n * s.recurrent_ld;
-    const float* h_prev = s.h_prev + n * H;
-    float* h = s.h_out + n * H;
+    const float* h_prev = s.h_prev + n * s.h_prev_ld;
+    float* h = s.h_out + n * s.h_out_ld;
     float* h_copy = Train ? s.h_copy + n * H : nullptr;
     float* hn_out = Train ? s.hn_out + n * H : nullptr;
     columns<V>(H, [&](auto lane_type, int64_t j) {
@@ -49,7 +49,7 @@ void backward(const StepBackward& s, int64_t row_begin, int64_t row_end) {
     const float* g = s.gates + n * 3 * H;
     const float* h_prev = s.h_prev + n * H;
     const float* hn = s.hn + n * H;
-    const float* dy = s.dy + n * H;
+    const float* dy = s.dy + n * s.dy_ld;
     float* dh = s.dh + n * H;
     float* dg = s.dgates + n * 3 * H;
     float* dgr = s.dgates_rec + n * 3 * H;

@@ -16,7 +16,7 @@ void forward_operand(const StepForward& s, int64_t row_begin, int64_t row_end) {
   for (int64_t n = row_begin; n < row_end; n++) {
     float* g = s.gates + n * 3 * H;
     const float* rec = s.recurrent + n * s.recurrent_ld;
-    const float* h_prev = s.h_prev + n * H;
+    const float* h_prev = s.h_prev + n * s.h_prev_ld;
     float* rh = s.rh_out + n * H;
     columns<V>(H, [&](auto lane_type, int64_t j) {
       RC_LANE;
@@ -37,8 +37,8 @@ void forward(const StepForward& s, int64_t row_begin, int64_t row_end) {
   for (int64_t n = row_begin; n < row_end; n++) {
     float* g = s.gates + n * 3 * H;
     const float* rec = s.recurrent + n * s.recurrent_ld;
-    const float* h_prev = s.h_prev + n * H;
-    float* h = s.h_out + n * H;
+    const float* h_prev = s.h_prev + n * s.h_prev_ld;
+    float* h = s.h_out + n * s.h_out_ld;
     float* h_copy = Train ? s.h_copy + n * H : nullptr;
     columns<V>(H, [&](auto lane_type, int64_t j) {
       RC_LANE;
@@ -62,7 +62,7 @@ void backward(const StepBackward& s, int64_t row_begin, int64_t row_end) {
   for (int64_t n = row_begin; n < row_end; n++) {
     const float* g = s.gates + n * 3 * H;
     const float* h_prev = s.h_prev + n * H;
-    const float* dy = s.dy + n * H;
+    const float* dy = s.dy + n * s.dy_ld;
     float* dh = s.dh + n * H;
     float* dg = s.dgates + n * 3 * H;
     columns<V>(H, [&](auto lane_type, int64_t j) {
@@ -102,7 +102,7 @@ void unfused_forward_operand(const StepForward& s, int64_t rows) {
   const Passes p(elementwise_ops<V>(), rows);
   const int64_t H = s.hidden, GH = 3 * H;
   gru::unfused_reset_update(p, s);
-  p.mul(H, {s.gates, GH}, {s.h_prev, H}, {s.rh_out, H});
+  p.mul(H, {s.gates, GH}, {s.h_prev, s.h_prev_ld}, {s.rh_out, H});
 }
 
 template <class V, bool Train>

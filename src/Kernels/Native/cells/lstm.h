@@ -16,7 +16,7 @@ void forward(const StepForward& s, int64_t row_begin, int64_t row_end) {
     const float* rec = s.recurrent + n * s.recurrent_ld;
     const float* c_prev = s.c_prev + n * H;
     float* c_out = s.c_out + n * H;
-    float* h = s.h_out + n * H;
+    float* h = s.h_out + n * s.h_out_ld;
     float* h_copy = Train ? s.h_copy + n * H : nullptr;
     columns<V>(H, [&](auto lane_type, int64_t j) {
       RC_LANE;
@@ -48,7 +48,7 @@ void backward(const StepBackward& s, int64_t row_begin, int64_t row_end) {
     const float* g = s.gates + n * 4 * H;
     const float* c_prev = s.c_prev + n * H;
     const float* c_new = s.c_new + n * H;
-    const float* dy = s.dy + n * H;
+    const float* dy = s.dy + n * s.dy_ld;
     const float* dh = s.dh + n * H;
     float* dc = s.dc + n * H;
     float* dg = s.dgates + n * 4 * H;
@@ -84,7 +84,7 @@ void unfused_forward(const StepForward& s, int64_t rows) {
   p.mul(H, gi, gg, t2);
   p.add(H, t1, t2, c_out);
   p.tanh(H, c_out, t1);
-  p.mul(H, go, t1, {s.h_out, H});
+  p.mul(H, go, t1, {s.h_out, s.h_out_ld});
 }
 
 template <class V>
@@ -95,7 +95,7 @@ void unfused_backward(const StepBackward& s, int64_t rows) {
   View gi{s.gates, GH}, gf{s.gates + H, GH}, gg{s.gates + 2 * H, GH}, go{s.gates + 3 * H, GH};
   MutView di{s.dgates, GH}, df{s.dgates + H, GH}, dg{s.dgates + 2 * H, GH}, dout{s.dgates + 3 * H, GH};
   MutView dcv{s.dc, H};
-  p.add(H, {s.dy, H}, {s.dh, H}, a);  // the total gradient of this step's output
+  p.add(H, {s.dy, s.dy_ld}, {s.dh, H}, a);  // the total gradient of this step's output
   p.tanh(H, {s.c_new, H}, b);
   p.mul(H, a, b, c);
   p.one_minus(H, go, d);
