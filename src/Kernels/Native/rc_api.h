@@ -152,6 +152,30 @@ RC_EXPORT rc_status rc_rnn_backward(rc_rnn_tape* tape, const rc_rnn_direction* p
 // For the test that the managed mirror lays the struct out alike.
 RC_EXPORT int32_t rc_rnn_direction_layout(int64_t* size, int64_t* offsets, int32_t capacity);
 
+// ---- One step with resident weights (haste's "iterate"): autoregressive generation, step-by-step schedules --------
+// A handle for one layer and one (forward) direction: created once, it packs W_ih and W_hh and copies the biases, so
+// each step pays only its products and the cell's pointwise kernel — the same step the sequence driver runs
+// (forward_step in rnn_sequence.cpp), not a copy of it. A stack is one handle per layer; the caller chains them.
+// The handle never reads the caller's parameters again: a later change to them is not seen (make a new handle).
+// Read-only once created: several threads may step one handle at once.
+typedef struct rc_rnn_step rc_rnn_step;
+
+// Reads pass's cell, fused, input_size, hidden_size, parameters and parameter_count (checked as rc_rnn_forward checks
+// them); reverse must be 0; steps, batch and every buffer are ignored. *step receives the handle (null on failure).
+RC_EXPORT rc_status rc_rnn_step_create(const rc_rnn_direction* pass, rc_rnn_step** step);
+
+// One step of batch rows: x [N, I], h [N, H] (and c [N, H], LSTM) → h_out [N, H] (and c_out [N, H], LSTM), all dense
+// row-major and owned by the caller. h_out must not overlap h or x; c_out may be c (updated in place), else must not
+// overlap it. c and c_out are ignored (may be null) for cells without a cell state. Workspaces are per call.
+RC_EXPORT rc_status rc_rnn_step_forward(const rc_rnn_step* step, int64_t batch, const float* x, const float* h, const float* c,
+                                        float* h_out, float* c_out);
+
+// Bytes the handle's packed weights and biases hold, about (0 for null).
+RC_EXPORT int64_t rc_rnn_step_bytes(const rc_rnn_step* step);
+
+// Frees a handle; null is ignored.
+RC_EXPORT void rc_rnn_step_free(rc_rnn_step* step);
+
 // Bytes the tape holds (0 for null).
 RC_EXPORT int64_t rc_rnn_tape_bytes(const rc_rnn_tape* tape);
 

@@ -209,6 +209,50 @@ inline int64_t new_slot(bool reverse, int64_t t) { return reverse ? t : t + 1; }
 
 }  // namespace
 
+std::vector<float> fused_bias(const CellOps& c, int64_t H, const float* bias_ih, const float* bias_hh) {
+  const int64_t GH = c.gates * H, last = GH - H;
+  std::vector<float> bias(GH);
+  for (int64_t j = 0; j < GH; j++) bias[j] = bias_ih[j] + bias_hh[j];
+  if (c.scales_recurrent_block)
+    for (int64_t j = last; j < GH; j++) bias[j] = bias_ih[j];
+  return bias;
+}
+
+RecurrentWeights pack_recurrent(const CellOps& c, int64_t H, const float* weight_hh, const float* bias_hh) {
+  RecurrentWeights w;
+  const int64_t GH = c.gates * H;
+  w.first_rows = c.split_recurrent_product ? GH - H : GH;
+  w.packed = pack_b(true, H, w.first_rows, weight_hh, H);
+  if (c.split_recurrent_product) w.packed_n = pack_b(true, H, H, weight_hh + w.first_rows * H, H);
+  w.bias_hh = bias_hh;
+  return w;
+}
+
+void forward_step(const CellOps& c, bool fused, bool train, const RecurrentWeights& w, const Passes& passes, int64_t N,
+                  StepForward& step, float* recurrent, float* recurrent_n, int64_t row0, int64_t row1) {
+  const int64_t H = step.hidden, rows = row1 - row0, first_rows = w.first_rows;
+  const bool split_n = c.split_recurrent_product;
+  step.recurrent = recurrent;
+  step.recurrent_ld = first_rows;
+  sgemm_packed(false, rows, 1.0f, step.h_prev + row0 * step.h_prev_ld, step.h_prev_ld, *w.packed, 0.0f,
+               recurrent + row0 * first_rows, first_rows);
+  if (!fused) passes.add_bias(first_rows, w.bias_hh, {recurrent, first_rows});
+  if (split_n) {
+    if (fused) run_rows(c.forward_operand, step, row0, row1, first_rows);
+    else c.unfused_forward_operand(step, N);
+    sgemm_packed(false, rows, 1.0f, step.rh_out + row0 * H, H, *w.packed_n, 0.0f, recurrent_n + row0 * H, H);
+    if (!fused) passes.add_bias(H, w.bias_hh + first_rows, {recurrent_n, H});
+    step.recurrent = recurrent_n;
+    step.recurrent_ld = H;
+  }
+  if (fused) {
+    run_rows(c.forward[train], step, row0, row1, split_n ? H : c.gates * H);
+  } else {
+    c.unfused_forward[train](step, N);
+    if (train) passes.copy(H, {step.h_out, step.h_out_ld}, {step.h_copy, H});
+  }
+}
+
 void forward(const rc_rnn_direction& pass, const LayerInput& input, Tape* tape) {
   const int32_t cell = pass.cell;
   const bool fused = pass.fused != 0, reverse = pass.reverse != 0;
@@ -258,10 +302,7 @@ void forward(const rc_rnn_direction& pass, const LayerInput& input, Tape* tape) 
   // product overwrites the projection and no pass over it is spent on the bias. A scaled recurrent
   // block's bias stays apart: r multiplies it. The unfused baseline adds b_ih here and b_hh to each
   // recurrent product, each as a pass of its own.
-  std::vector<float> bias(GH);
-  for (int64_t j = 0; j < GH; j++) bias[j] = bias_ih[j] + bias_hh[j];
-  if (c.scales_recurrent_block)
-    for (int64_t j = last; j < GH; j++) bias[j] = bias_ih[j];
+  const std::vector<float> bias = fused_bias(c, H, bias_ih, bias_hh);
   if (input.from_table()) {
     Buffer table_projection = Buffer::allocate(input.vocab * GH);
     sgemm(false, true, input.vocab, GH, I, 1.0f, input.table, I, weight_ih, I, 0.0f, table_projection.get(), GH);
@@ -273,10 +314,8 @@ void forward(const rc_rnn_direction& pass, const LayerInput& input, Tape* tape) 
   }
   if (!fused) Passes(k.elementwise, TN).add_bias(GH, bias_ih, {projection, GH});
 
-  // W_hh^T packed once for all steps; a split product packs the last block's rows apart.
-  const int64_t first_rows = split_n ? last : GH;
-  auto packed = pack_b(true, H, first_rows, weight_hh, H);
-  std::unique_ptr<PackedB> packed_n = split_n ? pack_b(true, H, H, weight_hh + last * H, H) : nullptr;
+  // W_hh^T packed once for all steps.
+  const RecurrentWeights recurrent_weights = pack_recurrent(c, H, weight_hh, bias_hh);
 
   // Per-call workspaces; nothing is allocated per step.
   Buffer recurrent = Buffer::allocate(N * GH);
@@ -297,7 +336,6 @@ void forward(const rc_rnn_direction& pass, const LayerInput& input, Tape* tape) 
 
   // Batch rows [row0, row1) through all T steps; the unfused baseline always takes the whole batch.
   auto run_steps = [&](int64_t row0, int64_t row1) {
-    const int64_t rows = row1 - row0;
     const float* h_prev = h0;
     int64_t h_prev_ld = H;
     for (int64_t s = 0; s < T; s++) {
@@ -309,8 +347,6 @@ void forward(const rc_rnn_direction& pass, const LayerInput& input, Tape* tape) 
       step.hidden = H;
       step.gates = projection + t * N * GH;
       step.bias = bias.data();
-      step.recurrent = recurrent.get();
-      step.recurrent_ld = first_rows;
       step.bias_hn = bias_hh + last;
       step.h_prev = h_prev;
       step.h_prev_ld = h_prev_ld;
@@ -323,23 +359,7 @@ void forward(const rc_rnn_direction& pass, const LayerInput& input, Tape* tape) 
       step.rh_out = rh.get();
       step.scratch[0] = temp1.get(), step.scratch[1] = temp2.get();
 
-      sgemm_packed(false, rows, 1.0f, h_prev + row0 * h_prev_ld, h_prev_ld, *packed, 0.0f, recurrent.get() + row0 * first_rows,
-                   first_rows);
-      if (!fused) passes.add_bias(first_rows, bias_hh, {recurrent.get(), first_rows});
-      if (split_n) {
-        if (fused) run_rows(c.forward_operand, step, row0, row1, first_rows);
-        else c.unfused_forward_operand(step, N);
-        sgemm_packed(false, rows, 1.0f, rh.get() + row0 * H, H, *packed_n, 0.0f, recurrent_n.get() + row0 * H, H);
-        if (!fused) passes.add_bias(H, bias_hh + last, {recurrent_n.get(), H});
-        step.recurrent = recurrent_n.get();
-        step.recurrent_ld = H;
-      }
-      if (fused) {
-        run_rows(c.forward[train], step, row0, row1, split_n ? H : GH);
-      } else {
-        c.unfused_forward[train](step, N);
-        if (train) passes.copy(H, {h_out, ys}, {step.h_copy, H});
-      }
+      forward_step(c, fused, train, recurrent_weights, passes, N, step, recurrent.get(), recurrent_n.get(), row0, row1);
       h_prev = h_out;
       h_prev_ld = ys;
     }
@@ -349,6 +369,60 @@ void forward(const rc_rnn_direction& pass, const LayerInput& input, Tape* tape) 
   const float* y_last = y + (reverse ? 0 : T - 1) * N * ys;
   for (int64_t n = 0; n < N; n++) std::memcpy(pass.h_n + n * H, y_last + n * ys, sizeof(float) * H);
   if (has_c) std::memcpy(pass.c_n, train ? cells + (reverse ? 0 : T) * NH : cell_state.get(), sizeof(float) * NH);
+}
+
+StepWeights::StepWeights(const rc_rnn_direction& pass)
+    : cell(pass.cell), fused(pass.fused != 0), input_size(pass.input_size), hidden(pass.hidden_size) {
+  const CellOps& c = cell_ops(cell);
+  const int64_t GH = c.gates * hidden;
+  const float* bias_ih_in = pass.parameters[2];
+  const float* bias_hh_in = pass.parameters[3];
+  bias_ih.assign(bias_ih_in, bias_ih_in + GH);
+  bias_hh.assign(bias_hh_in, bias_hh_in + GH);
+  bias = fused_bias(c, hidden, bias_ih.data(), bias_hh.data());
+  packed_ih = pack_b(true, input_size, GH, pass.parameters[0], input_size);
+  recurrent = pack_recurrent(c, hidden, pass.parameters[1], bias_hh.data());
+}
+
+int64_t StepWeights::bytes() const {
+  const int64_t GH = cell_ops(cell).gates * hidden;
+  return 4 * (GH * input_size + GH * hidden + 3 * GH);
+}
+
+void step_forward(const StepWeights& w, int64_t N, const float* x, const float* h, const float* c_in, float* h_out, float* c_out) {
+  const Kernels& k = kernels();
+  const CellOps& c = k.cells.cells[w.cell];
+  const int64_t H = w.hidden, I = w.input_size, GH = c.gates * H, NH = N * H;
+  const bool split_n = c.split_recurrent_product, fused = w.fused;
+  // Per call, not in the handle: the handle stays read-only, so threads may step it at once.
+  Buffer gates = Buffer::allocate(N * GH);
+  Buffer recurrent = Buffer::allocate(N * w.recurrent.first_rows);
+  Buffer rh = split_n ? Buffer::allocate(NH) : Buffer{};
+  Buffer recurrent_n = split_n ? Buffer::allocate(NH) : Buffer{};
+  Buffer temp1 = fused ? Buffer{} : Buffer::allocate(NH);
+  Buffer temp2 = fused ? Buffer{} : Buffer::allocate(NH);
+  Passes passes(k.elementwise, N);
+  sgemm_packed(false, N, 1.0f, x, I, *w.packed_ih, 0.0f, gates.get(), GH);
+  if (!fused) passes.add_bias(GH, w.bias_ih.data(), {gates.get(), GH});
+
+  StepForward step{};
+  step.hidden = H;
+  step.gates = gates.get();
+  step.bias = w.bias.data();
+  step.bias_hn = w.bias_hh.data() + (GH - H);
+  step.h_prev = h;
+  step.h_prev_ld = H;
+  step.c_prev = c.has_cell_state ? c_in : nullptr;
+  step.c_out = c.has_cell_state ? c_out : nullptr;
+  step.h_out = h_out;
+  step.h_out_ld = H;
+  step.rh_out = rh.get();
+  step.scratch[0] = temp1.get(), step.scratch[1] = temp2.get();
+  // As the sequence driver splits a batch through all its steps, so one step: one fork-join instead of two.
+  over_batch(fused && split_batch(N, H, GH), N, [&](int64_t row0, int64_t row1) {
+    StepForward rows_step = step;
+    forward_step(c, fused, false, w.recurrent, passes, N, rows_step, recurrent.get(), recurrent_n.get(), row0, row1);
+  });
 }
 
 void backward(const Tape& tape, const rc_rnn_direction& pass, const LayerInput& input) {
@@ -600,6 +674,42 @@ RC_EXPORT rc_status rc_rnn_backward(rc_rnn_tape* tape, const rc_rnn_direction* p
     rc::rnn::backward(t, pass, input);
   });
 }
+
+struct rc_rnn_step {
+  rc::rnn::StepWeights weights;
+  explicit rc_rnn_step(const rc_rnn_direction& pass) : weights(pass) {}
+};
+
+RC_EXPORT rc_status rc_rnn_step_create(const rc_rnn_direction* pass_in, rc_rnn_step** step) {
+  return rc::guard([&] {
+    require(step != nullptr, "rc_rnn_step_create: step is null");
+    *step = nullptr;
+    require(pass_in != nullptr, "rc_rnn_step_create: pass is null");
+    rc_rnn_direction pass = *pass_in;
+    // A step handle has no T or N of its own: check the rest as a one-step, one-row pass would be checked.
+    pass.steps = 1, pass.batch = 1;
+    check_pass("rc_rnn_step_create", pass, 4);
+    require(pass.reverse == 0, "rc_rnn_step_create: reverse: a step runs forward in time; expected 0");
+    *step = new rc_rnn_step(pass);
+  });
+}
+
+RC_EXPORT rc_status rc_rnn_step_forward(const rc_rnn_step* step, int64_t batch, const float* x, const float* h, const float* c,
+                                        float* h_out, float* c_out) {
+  return rc::guard([&] {
+    require(step != nullptr, "rc_rnn_step_forward: step is null");
+    require(batch >= 1, "rc_rnn_step_forward: batch: expected ≥ 1, got " + std::to_string(batch));
+    require(x && h && h_out, "rc_rnn_step_forward: a required buffer (x, h, h_out) is null");
+    const bool has_c = rc::rnn::cell_ops(step->weights.cell).has_cell_state;
+    require(!has_c || (c && c_out), "rc_rnn_step_forward: a cell with a cell state (LSTM) needs c and c_out");
+    require(h_out != h, "rc_rnn_step_forward: h_out must not be h (the step reads h after writing rows of h_out)");
+    rc::rnn::step_forward(step->weights, batch, x, h, c, h_out, c_out);
+  });
+}
+
+RC_EXPORT int64_t rc_rnn_step_bytes(const rc_rnn_step* step) { return step ? step->weights.bytes() : 0; }
+
+RC_EXPORT void rc_rnn_step_free(rc_rnn_step* step) { delete step; }
 
 RC_EXPORT int32_t rc_rnn_direction_layout(int64_t* size, int64_t* offsets, int32_t capacity) {
 #define RC_FIELD(f) static_cast<int64_t>(offsetof(rc_rnn_direction, f))

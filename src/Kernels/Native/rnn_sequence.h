@@ -5,7 +5,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
+#include "gemm.h"
 #include "isa/kernels.h"
+#include "isa/passes.h"
 #include "rc_api.h"
 
 namespace rc::rnn {
@@ -58,6 +61,46 @@ struct LayerInput {
   int64_t vocab = 0;              // V
   bool from_table() const { return ids != nullptr; }
 };
+
+// W_hh^T packed for the per-step products, and the recurrent bias the unfused steps add. A cell whose last block's
+// product takes another operand (split_recurrent_product) has that block packed apart. Holds a pointer to bias_hh:
+// the owner keeps it alive (the sequence driver for one call, a step handle for its life).
+struct RecurrentWeights {
+  std::unique_ptr<PackedB> packed;    // the first first_rows rows of W_hh, transposed: [H, first_rows]
+  std::unique_ptr<PackedB> packed_n;  // split_recurrent_product: the last block, [H, H]
+  int64_t first_rows = 0;             // G·H, or (G−1)·H when split
+  const float* bias_hh = nullptr;     // [G·H]
+};
+
+RecurrentWeights pack_recurrent(const CellOps& c, int64_t hidden, const float* weight_hh, const float* bias_hh);
+
+// The body of one forward time step for batch rows [row0, row1), shared by the sequence driver and the step handle
+// (rc_rnn_step_forward): the recurrent product(s) from step.h_prev, the unfused passes' recurrent bias, and the cell's
+// pointwise kernel (fused: over those rows; unfused: over all N rows, so only whole batches). step.gates holds this
+// step's input projection (fused: without bias); recurrent [N, first_rows] and (split) recurrent_n [N, H] are
+// workspaces this function sets step.recurrent to. train selects the kernels that fill the tape's fields.
+void forward_step(const CellOps& c, bool fused, bool train, const RecurrentWeights& w, const Passes& passes, int64_t N,
+                  StepForward& step, float* recurrent, float* recurrent_n, int64_t row0, int64_t row1);
+
+// The fused kernels' bias [G·H]: b_ih + b_hh, except a scaled recurrent block's (b_ih alone; b_hn enters scaled).
+std::vector<float> fused_bias(const CellOps& c, int64_t hidden, const float* bias_ih, const float* bias_hh);
+
+// What rc_rnn_step keeps for one layer and direction: W_ih^T and W_hh^T packed, the biases copied, so a step reads
+// nothing of the caller's parameters (managed arrays may move) and pays no packing. Read-only once built.
+struct StepWeights {
+  explicit StepWeights(const rc_rnn_direction& pass);  // reads cell, fused, input_size, hidden_size, parameters
+  int32_t cell;
+  bool fused;
+  int64_t input_size, hidden;
+  std::unique_ptr<PackedB> packed_ih;  // W_ih^T [I, G·H]
+  std::vector<float> bias_ih, bias_hh, bias;  // [G·H] each; bias as fused_bias gives it
+  RecurrentWeights recurrent;          // its bias_hh points into this bias_hh
+  int64_t bytes() const;               // what the packed weights and biases take, about
+};
+
+// One step of N rows: x [N, I], h (and c) [N, H] → h_out (and c_out) [N, H]. h_out must not overlap h; c_out may be c.
+// The input projection, then forward_step: the same step the sequence driver runs.
+void step_forward(const StepWeights& w, int64_t N, const float* x, const float* h, const float* c, float* h_out, float* c_out);
 
 // Runs one direction of pass (checked by the C ABI: sizes, buffers, strides ≥ widths, ids in range; strides
 // 0 resolved to the widths) over its input rows; writes y, h_n and (LSTM) c_n. When tape is not null it is
