@@ -133,6 +133,27 @@ public abstract class RecurrentLayer
         return new RnnForwardResult(this, y, hN, cN, tape, table);
     }
 
+    /// <summary>
+    /// Makes a stepper that advances this stack one time step at a time (for generation: each step's input depends on
+    /// the step before): <c>Step(xt [N, I], state) → (output [N, H], new state)</c>, state h [L, N, H] (and c for LSTM).
+    /// On the native CPU backend it packs every layer's weights once and keeps them resident; elsewhere each step is a
+    /// whole-sequence pass with T = 1. Dispose it to free the resident weights.
+    /// </summary>
+    /// <remarks>
+    /// The stepper sees the parameters as they are now: once they are replaced (<see cref="Load"/>, <see cref="RnnParameters.Reset"/>,
+    /// a sequence model's SGD step) its steps throw <see cref="InvalidOperationException"/>; writes straight into a
+    /// parameter's <c>Value.Data</c> are not seen by a native stepper. See <see cref="RecurrentStepper"/>.
+    /// </remarks>
+    /// <exception cref="NotSupportedException">The stack is bidirectional: its reverse direction needs the whole sequence, so it cannot step.</exception>
+    /// <exception cref="InvalidOperationException">Another thread is replacing the parameters.</exception>
+    /// <exception cref="Kernels.Cpu.NativeException">The native library failed (out of memory).</exception>
+    public RecurrentStepper CreateStepper()
+    {
+        if (Config.Bidirectional)
+            throw new NotSupportedException($"CreateStepper: this {Config.Cell} stack is bidirectional; its reverse direction reads the sequence from its end, so it cannot advance one step at a time. Use Forward over the whole sequence.");
+        return Backend is NativeCpuBackend native ? NativeRecurrentStepper.Create(this, native.Fused) : new SequencePassStepper(this);
+    }
+
     /// <summary>Checks that y [T, N, D·H] and the states [L·D, N, H] fit one array each.</summary>
     private void RequireOutputSizes(int steps, int batch, string argumentName)
     {
