@@ -380,6 +380,9 @@ internal sealed class RecurrentSequenceEngine<TData, TIds>(RecurrentSequenceMode
         // Tokens laid out as in teacher forcing: row 0 the start token, row t + 1 the token step t emits (written where
         // the operations run before it is read); real values feed back rows of o.
         TIds fedBack = Discrete ? ops.UploadIds(TeacherForcing.StartAndTargets(null, steps, batch, model.StartTokenOrNone, ref _tokens), ref _tokenStage) : default;
+        // On the host the stack steps with its weights resident (packed once per call); the ILGPU stack has no step entry
+        // yet and chains whole-sequence passes with T = 1, each of which uploads the weights again.
+        using var run = stack is ISteppingStack<TData> stepping ? stepping.BeginSteps(batch) : null;
         IRecurrentStackPass<TData>? previous = null;
         try
         {
@@ -388,11 +391,20 @@ internal sealed class RecurrentSequenceEngine<TData, TIds>(RecurrentSequenceMode
                 // The stack copies or consumes x during the call, so one step-sized buffer serves every step.
                 var x = ops.Workspace(ref _input, batch * InputSize);
                 EmbeddingForward(fedBack, o, t * batch, batch, batch, x);
-                var pass = stack.Forward(x, 1, batch, previous, keepForBackward: false);
-                previous?.Dispose();
-                previous = pass;
+                TData y;
+                if (run is not null)
+                {
+                    y = run.Step(x);
+                }
+                else
+                {
+                    var pass = stack.Forward(x, 1, batch, previous, keepForBackward: false);
+                    previous?.Dispose();
+                    previous = pass;
+                    y = pass.Output;
+                }
                 var ot = ops.Slice(o, t * batch * width, batch * width);
-                OutputForward(pass.Output, batch, ot);
+                OutputForward(y, batch, ot);
                 if (Discrete) ops.ArgMaxRows(ot, width, ops.SliceIds(fedBack, (t + 1) * batch, batch));
             }
         }

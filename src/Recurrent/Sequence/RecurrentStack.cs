@@ -46,9 +46,48 @@ internal interface ITableInputStack<TData, TIds> where TData : struct where TIds
     void BackwardFromTable(IRecurrentStackPass<TData> pass, TData dy, TData tableGradient);
 }
 
-/// <summary>The stack through <see cref="RecurrentLayer"/>'s API, on host memory, whatever its backend.</summary>
-internal sealed class HostRecurrentStack(RecurrentLayer layer) : IRecurrentStack<Memory<float>>, ITableInputStack<Memory<float>, Memory<int>>
+/// <summary>
+/// A stack that advances one step at a time with its weights kept resident between steps (<see cref="RecurrentStepper"/>),
+/// for generation: a chain of whole-sequence passes with T = 1 would prepare (pack, upload) the weights at every step.
+/// </summary>
+internal interface ISteppingStack<TData> where TData : struct
 {
+    /// <summary>Starts a run of steps over <paramref name="batch"/> rows from a zero state; the weights are prepared here, once.</summary>
+    IRecurrentStepRun<TData> BeginSteps(int batch);
+}
+
+/// <summary>A run of steps of an <see cref="ISteppingStack{TData}"/>; disposing frees its resident weights.</summary>
+internal interface IRecurrentStepRun<TData> : IDisposable where TData : struct
+{
+    /// <summary>One step: x [N, I] → y [N, H], the top layer's output, valid until the next step.</summary>
+    TData Step(TData x);
+}
+
+/// <summary>The stack through <see cref="RecurrentLayer"/>'s API, on host memory, whatever its backend.</summary>
+internal sealed class HostRecurrentStack(RecurrentLayer layer)
+    : IRecurrentStack<Memory<float>>, ITableInputStack<Memory<float>, Memory<int>>, ISteppingStack<Memory<float>>
+{
+    private sealed class StepRun(RecurrentStepper stepper, int batch) : IRecurrentStepRun<Memory<float>>
+    {
+        private RecurrentStepState _state = stepper.InitialState(batch);
+
+        public Memory<float> Step(Memory<float> x)
+        {
+            // Unchecked as the passes are: a non-finite value propagates to the outputs instead of being refused.
+            var (output, state) = stepper.StepUnchecked(AsArray(x), batch, _state);
+            _state = state;
+            return output.Data;
+        }
+
+        public void Dispose() => stepper.Dispose();
+    }
+
+    /// <summary>
+    /// Through <see cref="RecurrentLayer.CreateStepper"/>: resident weights on the native backend, T = 1 passes elsewhere. A
+    /// run's stepper is made per call, so the weights it packs are those of this call (an SGD step between runs is seen).
+    /// </summary>
+    public IRecurrentStepRun<Memory<float>> BeginSteps(int batch) => new StepRun(layer.CreateStepper(), batch);
+
     private sealed class Pass(RnnForwardResult result) : IRecurrentStackPass<Memory<float>>
     {
         public RnnForwardResult Result { get; } = result;
