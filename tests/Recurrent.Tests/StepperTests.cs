@@ -209,7 +209,7 @@ public class StepperTests
     }
 
     [Test]
-    public void NativeStep_RefusesReverseAndMissingCellState()
+    public void NativeStep_RefusesMissingCellStateShortWeightsAndUseAfterDispose()
     {
         var layer = new Lstm(2, 3);
         var p = layer.Parameters;
