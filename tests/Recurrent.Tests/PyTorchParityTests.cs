@@ -69,13 +69,13 @@ public class PyTorchParityTests
     private static IEnumerable<TestCaseData> Cases() =>
         PyTorchData.Cases.Select(c => new TestCaseData(c).SetArgDisplayNames(c.Name));
 
-    /// <summary>What one implementation computed for a case, in double, named as in the data file.</summary>
-    private static Dictionary<string, double[]> RunReference(PyTorchCase testCase, IReadOnlyDictionary<string, Tensor> data, ReferenceWeights weights)
+    /// <summary>What the reference computed for a case (with per-sequence lengths when given), in double, named as in the data file.</summary>
+    internal static Dictionary<string, double[]> RunReference(PyTorchCase testCase, IReadOnlyDictionary<string, Tensor> data, ReferenceWeights weights, int[]? lengths = null)
     {
         var x = data["x"];
         bool hasCell = testCase.Cell.HasCellState();
         var forward = ReferenceRnn.Forward(weights, PyTorchData.Widen(x), x.Shape[0], x.Shape[1],
-            PyTorchData.Widen(data["h0"]), hasCell ? PyTorchData.Widen(data["c0"]) : null);
+            PyTorchData.Widen(data["h0"]), hasCell ? PyTorchData.Widen(data["c0"]) : null, lengths);
         var grads = ReferenceRnn.Backward(forward, PyTorchData.Widen(data["dy"]), PyTorchData.Widen(data["dhN"]),
             hasCell ? PyTorchData.Widen(data["dcN"]) : null);
         var result = new Dictionary<string, double[]>

@@ -267,22 +267,8 @@ public class ReferenceLengthsTests
     private static Dictionary<string, double[]> RunReference(PyTorchCase testCase, IReadOnlyDictionary<string, Tensor> data, bool useLengths)
     {
         var x = data["x"];
-        int steps = x.Shape[0], batch = x.Shape[1];
-        bool hasCell = testCase.Cell.HasCellState();
-        var lengths = useLengths ? SequenceLengths.FromValues(data["lengths"].Data, steps, batch) : null;
-        var weights = ReferenceWeights.From(testCase.LoadLayer().Parameters);
-        var forward = ReferenceRnn.Forward(weights, PyTorchData.Widen(x), steps, batch,
-            PyTorchData.Widen(data["h0"]), hasCell ? PyTorchData.Widen(data["c0"]) : null, lengths);
-        var grads = ReferenceRnn.Backward(forward, PyTorchData.Widen(data["dy"]), PyTorchData.Widen(data["dhN"]),
-            hasCell ? PyTorchData.Widen(data["dcN"]) : null);
-        var result = new Dictionary<string, double[]>
-        {
-            ["y"] = forward.Output, ["hN"] = forward.HiddenN, ["dx"] = grads.Input, ["dh0"] = grads.HiddenZero,
-        };
-        if (hasCell) (result["cN"], result["dc0"]) = (forward.CellN!, grads.CellZero!);
-        var names = testCase.Config.Parameters().Select(p => p.Name).ToArray();
-        for (int i = 0; i < names.Length; i++) result["grad." + names[i]] = grads.Weights.Values[i];
-        return result;
+        var lengths = useLengths ? SequenceLengths.FromValues(data["lengths"].Data, x.Shape[0], x.Shape[1]) : null;
+        return PyTorchParityTests.RunReference(testCase, data, ReferenceWeights.From(testCase.LoadLayer().Parameters), lengths);
     }
 
     [TestCaseSource(nameof(PyTorchCases))]
