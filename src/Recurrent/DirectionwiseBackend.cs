@@ -15,6 +15,12 @@ public readonly ref struct DirectionForward
     public required int HiddenSize { get; init; }
     /// <summary>Whether this direction runs from t = T−1 down to 0.</summary>
     public required bool Reverse { get; init; }
+    /// <summary>
+    /// Empty for a dense batch (T·N rows, every sequence all T steps). Else b [T] of a <see cref="PackedBatch"/>: the rows of
+    /// <see cref="X"/>, <see cref="Y"/> (and of a table's ids) are packed, Σ b of them, and the states are in sorted order;
+    /// see <see cref="PackedBatch"/> for the contract.
+    /// </summary>
+    public ReadOnlySpan<int> BatchSizes { get; init; }
     /// <summary>[G·H, I].</summary>
     public required ReadOnlySpan<float> WeightIH { get; init; }
     /// <summary>[G·H, H].</summary>
@@ -64,6 +70,8 @@ public readonly ref struct DirectionBackward
     public required int HiddenSize { get; init; }
     /// <summary>Whether this direction ran from t = T−1 down to 0.</summary>
     public required bool Reverse { get; init; }
+    /// <summary>As the forward pass's <see cref="DirectionForward.BatchSizes"/>: then <see cref="X"/>, <see cref="DY"/>, <see cref="DX"/> and the ids are packed rows.</summary>
+    public ReadOnlySpan<int> BatchSizes { get; init; }
     /// <summary>[G·H, I].</summary>
     public required ReadOnlySpan<float> WeightIH { get; init; }
     /// <summary>[G·H, H].</summary>
@@ -146,25 +154,33 @@ public abstract class DirectionwiseBackend : IRnnBackend
     }
 
     /// <inheritdoc />
-    public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward) =>
-        Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward, copyInput: true);
+    public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward, int[]? lengths = null) =>
+        Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward, copyInput: true, lengths);
 
     /// <summary>
-    /// <see cref="Forward(RnnParameters, Tensor, Tensor, Tensor?, Tensor, Tensor, Tensor?, bool)"/>; without
+    /// <see cref="Forward(RnnParameters, Tensor, Tensor, Tensor?, Tensor, Tensor, Tensor?, bool, int[])"/>; without
     /// <paramref name="copyInput"/> a training pass keeps x itself for backward rather than a copy, for callers whose x
     /// nobody changes before backward.
     /// </summary>
-    internal IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward, bool copyInput) =>
+    internal IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward, bool copyInput,
+        int[]? lengths = null)
+    {
+        if (PackedBatch.Create(lengths, x.Shape[0], x.Shape[1]) is not null)
+            throw new NotSupportedException($"{Name}: variable-length batches are not implemented on this backend yet (issue 11, item 5).");
         // Backward reads layer 0's input again (the per-direction tapes do not keep it): a copy keeps it the pass's own.
-        Run(parameters, keepForBackward && copyInput ? (float[])x.Data.Clone() : x.Data, null, h0, c0, y, hN, cN, keepForBackward);
+        return Run(parameters, keepForBackward && copyInput ? (float[])x.Data.Clone() : x.Data, null, h0, c0, y, hN, cN, keepForBackward);
+    }
 
     /// <summary>
-    /// <see cref="Forward(RnnParameters, Tensor, Tensor, Tensor?, Tensor, Tensor, Tensor?, bool)"/> with layer 0's input rows taken from a table (an embedding lookup); only when
+    /// <see cref="Forward(RnnParameters, Tensor, Tensor, Tensor?, Tensor, Tensor, Tensor?, bool, int[])"/> with layer 0's input rows taken from a table (an embedding lookup); only when
     /// <see cref="SupportsTableInput"/>. y [T, N, D·H] gives T and N.
     /// </summary>
-    internal IRnnTape? ForwardFromTable(RnnParameters parameters, TableInput input, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward)
+    internal IRnnTape? ForwardFromTable(RnnParameters parameters, TableInput input, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward,
+        int[]? lengths = null)
     {
         if (!SupportsTableInput) throw new NotSupportedException($"{Name}: this backend takes dense input only.");
+        if (PackedBatch.Create(lengths, y.Shape[0], y.Shape[1]) is not null)
+            throw new NotSupportedException($"{Name}: variable-length batches are not implemented on this backend yet (issue 11, item 5).");
         return Run(parameters, null, input, h0, c0, y, hN, cN, keepForBackward);
     }
 

@@ -31,7 +31,13 @@ public interface IRnnBackend
     /// <paramref name="x"/>, <paramref name="h0"/> or <paramref name="c0"/>: callers may change them before backward, which must
     /// differentiate the pass that ran (keep copies of what backward reads).</param>
     /// <returns>The tape for <see cref="Backward"/> when <paramref name="keepForBackward"/>, else null.</returns>
-    IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward);
+    /// <param name="lengths">Per-sequence lengths [N], each in [1, T], any order (checked by the caller,
+    /// <see cref="SequenceLengths.Validate"/>), or null when every sequence runs all T steps. Sequence n is then
+    /// x[0 … lengths[n]−1, n] alone, as PyTorch's <c>pack_padded_sequence(enforce_sorted=False)</c> → RNN →
+    /// <c>pad_packed_sequence(total_length=T)</c>: y is zero past its end, its final states are those at its own end (the
+    /// reverse direction starts there), x past its end is not read, and backward ignores dy there and writes zero dx there.
+    /// The tape keeps them (a copy) for <see cref="Backward"/>.</param>
+    IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward, int[]? lengths = null);
 
     /// <summary>
     /// Back-propagates through the sequence of the forward pass that made <paramref name="tape"/>,

@@ -183,8 +183,10 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
 
     /// <inheritdoc />
     /// <exception cref="ArgumentOutOfRangeException">The gate buffers [T, N, G·H] would have more elements than a kernel indexes (int).</exception>
-    public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward)
+    public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward, int[]? lengths = null)
     {
+        if (PackedBatch.Create(lengths, x.Shape[0], x.Shape[1]) is not null)
+            throw new NotSupportedException($"{Name}: variable-length batches are not implemented on this backend yet (issue 11, item 5).");
         RequireIndexable(parameters.Config, x.Shape[0], x.Shape[1]);
         lock (_gate) return ForwardLocked(parameters, x, h0, c0, y, hN, cN, keepForBackward);
     }

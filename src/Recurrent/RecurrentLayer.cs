@@ -7,9 +7,10 @@ namespace Recurrent;
 public sealed class RnnForwardResult : IDisposable
 {
     /// <summary>Made while the pass is still in flight, so no replacement of the parameters slips in before the version is read.</summary>
-    internal RnnForwardResult(RecurrentLayer layer, Tensor output, Tensor hidden, Tensor? cell, IRnnTape? tape, RecurrentLayer.TableRun? table = null, int? parameterVersion = null)
+    internal RnnForwardResult(RecurrentLayer layer, Tensor output, Tensor hidden, Tensor? cell, IRnnTape? tape, RecurrentLayer.TableRun? table = null,
+        int? parameterVersion = null, int[]? lengths = null)
     {
-        (Layer, Output, HiddenState, CellState, Tape, Table) = (layer, output, hidden, cell, tape, table);
+        (Layer, Output, HiddenState, CellState, Tape, Table, Lengths) = (layer, output, hidden, cell, tape, table, lengths);
         ParameterVersion = parameterVersion ?? layer.Parameters.Version;
     }
 
@@ -19,6 +20,8 @@ public sealed class RnnForwardResult : IDisposable
     public Tensor HiddenState { get; }
     /// <summary>cN [L·D, N, H] for LSTM, else null.</summary>
     public Tensor? CellState { get; }
+    /// <summary>The per-sequence lengths [N] the pass ran with (its own copy), or null when every sequence ran all T steps.</summary>
+    public IReadOnlyList<int>? Lengths { get; }
     /// <summary>Whether <see cref="RecurrentLayer.Backward"/> can run from this result.</summary>
     public bool CanBackward => Tape is not null;
 
@@ -83,17 +86,25 @@ public abstract class RecurrentLayer
     /// <param name="c0">Initial cell state [L·D, N, H] (LSTM only); zeros when null.</param>
     /// <param name="keepForBackward">Keep what <see cref="Backward"/> needs. Without it, inference keeps O(N·H) per layer and nothing per step.
     /// What is kept is the pass's own: changing x, h0 or c0 after Forward returns does not change what Backward computes.</param>
+    /// <param name="lengths">Per-sequence lengths [N] of a padded batch, each in [1, T], in any order (not necessarily sorted); null
+    /// when every sequence runs all T steps. As PyTorch's <c>pack_padded_sequence(x, lengths, enforce_sorted=False)</c> → RNN →
+    /// <c>pad_packed_sequence(total_length=T)</c> (cuDNN's packed layout with sequence lengths): sequence n runs over
+    /// x[0 … lengths[n]−1, n] alone, y is zero past its end, hN and cN hold its state at its own end, and the reverse
+    /// direction starts at its own last step. x past a sequence's end is not read (it may hold anything finite). At step t
+    /// only the sequences still running are computed, so the work is proportional to the real tokens.
+    /// <see cref="Backward"/> ignores dy past a sequence's end and gives zero dx there.</param>
     /// <remarks>
     /// Non-finite inputs are refused, but parameters are not checked: a NaN or ∞ in a parameter, or one that arises inside
     /// the pass (a product that overflows), propagates as IEEE arithmetic gives it, on every backend, as in PyTorch and the
     /// reference; the outputs then hold NaN or ∞ where the arithmetic puts them. Thread-safety: see <see cref="RnnParameters"/>.
     /// </remarks>
-    /// <exception cref="ArgumentException">A shape does not match (the message names the argument, the expected and the actual shape), or an input holds NaN or ∞.</exception>
+    /// <exception cref="ArgumentException">A shape does not match (the message names the argument, the expected and the actual shape), an input holds NaN or ∞,
+    /// or <paramref name="lengths"/> does not have N entries or holds a length outside [1, T] (ParamName "lengths").</exception>
     /// <exception cref="ArgumentOutOfRangeException">The output [T, N, D·H] or the states [L·D, N, H] would have more elements than one array holds.</exception>
     /// <exception cref="InvalidOperationException">Another thread is replacing the parameters (<see cref="Load"/>, <see cref="RnnParameters.Reset"/>).</exception>
     /// <exception cref="Kernels.Cpu.NativeException">The native library failed (out of memory; the message says what it was doing).</exception>
     /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On an <see cref="IlgpuBackend"/>: a launch, copy or allocation failed.</exception>
-    public RnnForwardResult Forward(Tensor x, Tensor? h0 = null, Tensor? c0 = null, bool keepForBackward = false)
+    public RnnForwardResult Forward(Tensor x, Tensor? h0 = null, Tensor? c0 = null, bool keepForBackward = false, int[]? lengths = null)
     {
         ArgumentNullException.ThrowIfNull(x);
         if (x.Rank != 3 || x.Shape[0] < 1 || x.Shape[1] < 1 || x.Shape[2] != Config.InputSize)
@@ -102,25 +113,27 @@ public abstract class RecurrentLayer
         RequireOutputSizes(steps, batch, nameof(x));
         int[] state = Config.StateShape(batch);
         RequireInitialState(h0, c0, state);
+        SequenceLengths.Validate(lengths, steps, batch);
         // NaN or ∞ in an input would silently poison every later step; the check is a small fraction of the pass.
         Tensor.RequireFinite(x, nameof(x));
-        return Run(x, h0, c0, keepForBackward, inputIsPrivate: false);
+        return Run(x, h0, c0, keepForBackward, inputIsPrivate: false, (int[]?)lengths?.Clone());
     }
 
     /// <summary>
     /// The pass behind <see cref="Forward"/>, for validated arguments. <paramref name="inputIsPrivate"/>: x is a buffer no
     /// one changes before backward (a gathered table, a sequence model's workspace), so the backend need not copy it.
     /// </summary>
-    internal RnnForwardResult Run(Tensor x, Tensor? h0, Tensor? c0, bool keepForBackward, bool inputIsPrivate) =>
-        RunPass(x.Shape[0], x.Shape[1], h0, c0, null, (h, c, y, hN, cN) => Backend is DirectionwiseBackend directionwise
-            ? directionwise.Forward(Parameters, x, h, c, y, hN, cN, keepForBackward, copyInput: !inputIsPrivate)
-            : Backend.Forward(Parameters, x, h, c, y, hN, cN, keepForBackward));
+    /// <paramref name="lengths"/>: validated, and the pass's own (the result keeps it).
+    internal RnnForwardResult Run(Tensor x, Tensor? h0, Tensor? c0, bool keepForBackward, bool inputIsPrivate, int[]? lengths = null) =>
+        RunPass(x.Shape[0], x.Shape[1], h0, c0, null, lengths, (h, c, y, hN, cN) => Backend is DirectionwiseBackend directionwise
+            ? directionwise.Forward(Parameters, x, h, c, y, hN, cN, keepForBackward, copyInput: !inputIsPrivate, lengths)
+            : Backend.Forward(Parameters, x, h, c, y, hN, cN, keepForBackward, lengths));
 
     /// <summary>
     /// Allocates y [T, N, D·H], hN and cN, puts zeros for a missing h0 or c0, and runs <paramref name="pass"/> (h0, c0, y,
     /// hN, cN → tape) with the pass marked in flight; the result records the parameters' version inside it.
     /// </summary>
-    private RnnForwardResult RunPass(int steps, int batch, Tensor? h0, Tensor? c0, TableRun? table,
+    private RnnForwardResult RunPass(int steps, int batch, Tensor? h0, Tensor? c0, TableRun? table, int[]? lengths,
         Func<Tensor, Tensor?, Tensor, Tensor, Tensor?, IRnnTape?> pass)
     {
         int[] state = Config.StateShape(batch);
@@ -130,7 +143,7 @@ public abstract class RecurrentLayer
         var cN = hasCell ? new Tensor(state) : null;
         using var inFlight = Parameters.EnterPass();
         var tape = pass(h0 ?? new Tensor(state), hasCell ? c0 ?? new Tensor(state) : null, y, hN, cN);
-        return new RnnForwardResult(this, y, hN, cN, tape, table);
+        return new RnnForwardResult(this, y, hN, cN, tape, table, lengths: lengths);
     }
 
     /// <summary>
@@ -180,12 +193,16 @@ public abstract class RecurrentLayer
     /// <param name="c0">Initial cell state [L·D, N, H] (LSTM only); zeros when null.</param>
     /// <param name="keepForBackward">Keep what <see cref="BackwardFromTable"/> needs: copies of what it reads of <paramref name="table"/>
     /// and <paramref name="ids"/>, so changing them after this returns does not change what backward computes.</param>
+    /// <param name="lengths">Per-sequence lengths [N] in [1, T], any order, as in <see cref="Forward"/>; null when every sequence runs all T steps.
+    /// Ids past a sequence's end are checked but not used.</param>
     /// <exception cref="ArgumentException">A shape does not match (the message names the argument, the expected and the actual shape), or the table or a state holds NaN or ∞.</exception>
+    /// <exception cref="ArgumentException">(ParamName "lengths") <paramref name="lengths"/> does not have N entries or holds a length outside [1, T].</exception>
     /// <exception cref="ArgumentOutOfRangeException">An id is outside [−1, V), or the output or states would have more elements than one array holds.</exception>
     /// <exception cref="InvalidOperationException">Another thread is replacing the parameters.</exception>
     /// <exception cref="Kernels.Cpu.NativeException">The native library failed (out of memory).</exception>
     /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On an <see cref="IlgpuBackend"/>: a launch, copy or allocation failed.</exception>
-    public RnnForwardResult ForwardFromTable(Tensor table, int[] ids, int steps, int batch, Tensor? h0 = null, Tensor? c0 = null, bool keepForBackward = false)
+    public RnnForwardResult ForwardFromTable(Tensor table, int[] ids, int steps, int batch, Tensor? h0 = null, Tensor? c0 = null, bool keepForBackward = false,
+        int[]? lengths = null)
     {
         ArgumentNullException.ThrowIfNull(table);
         ArgumentNullException.ThrowIfNull(ids);
@@ -201,35 +218,37 @@ public abstract class RecurrentLayer
             if (ids[r] < -1 || ids[r] >= vocab)
                 throw new ArgumentOutOfRangeException(nameof(ids), ids[r], $"ids: id {r} (step {r / batch}, sequence {r % batch}) is {ids[r]}; expected −1 (a zero row) or a table row in [0, {vocab}).");
         RequireInitialState(h0, c0, Config.StateShape(batch));
+        SequenceLengths.Validate(lengths, steps, batch);
         Tensor.RequireFinite(table, nameof(table));
         // Backward reads the ids again (and, on the table path, the table); the caller may change its own arrays meanwhile.
         bool keepsTable = keepForBackward && UsesTablePath(vocab, steps * batch);
-        return RunFromTable(keepsTable ? (float[])table.Data.Clone() : table.Data, vocab, keepForBackward ? (int[])ids.Clone() : ids, steps, batch, h0, c0, keepForBackward);
+        return RunFromTable(keepsTable ? (float[])table.Data.Clone() : table.Data, vocab, keepForBackward ? (int[])ids.Clone() : ids, steps, batch, h0, c0, keepForBackward,
+            (int[]?)lengths?.Clone());
     }
 
     private bool UsesTablePath(int vocab, int rows) => Backend is DirectionwiseBackend { SupportsTableInput: true } && vocab < rows;
 
-    /// <summary><see cref="ForwardFromTable(Tensor, int[], int, int, Tensor?, Tensor?, bool)"/> from a zero state, for callers that validated: table [V, I], ids [T·N] in [−1, V).</summary>
-    internal RnnForwardResult ForwardFromTableUnchecked(float[] table, int vocab, int[] ids, int steps, int batch, bool keepForBackward) =>
-        RunFromTable(table, vocab, ids, steps, batch, null, null, keepForBackward);
+    /// <summary><see cref="ForwardFromTable(Tensor, int[], int, int, Tensor?, Tensor?, bool, int[])"/> from a zero state, for callers that validated: table [V, I], ids [T·N] in [−1, V).</summary>
+    internal RnnForwardResult ForwardFromTableUnchecked(float[] table, int vocab, int[] ids, int steps, int batch, bool keepForBackward, int[]? lengths = null) =>
+        RunFromTable(table, vocab, ids, steps, batch, null, null, keepForBackward, lengths);
 
-    private RnnForwardResult RunFromTable(float[] table, int vocab, int[] ids, int steps, int batch, Tensor? h0, Tensor? c0, bool keepForBackward)
+    private RnnForwardResult RunFromTable(float[] table, int vocab, int[] ids, int steps, int batch, Tensor? h0, Tensor? c0, bool keepForBackward, int[]? lengths)
     {
         int rows = steps * batch, input = Config.InputSize;
         var tableInput = new DirectionwiseBackend.TableInput(table, vocab, ids);
         if (UsesTablePath(vocab, rows))
-            return RunPass(steps, batch, h0, c0, new TableRun(tableInput, Gathered: false), (h, c, y, hN, cN) =>
-                ((DirectionwiseBackend)Backend).ForwardFromTable(Parameters, tableInput, h, c, y, hN, cN, keepForBackward));
+            return RunPass(steps, batch, h0, c0, new TableRun(tableInput, Gathered: false), lengths, (h, c, y, hN, cN) =>
+                ((DirectionwiseBackend)Backend).ForwardFromTable(Parameters, tableInput, h, c, y, hN, cN, keepForBackward, lengths));
         var x = new Tensor(steps, batch, input);
         for (int r = 0; r < rows; r++)
             if (ids[r] >= 0) table.AsSpan(ids[r] * input, input).CopyTo(x.Data.AsSpan(r * input, input));
-        var gathered = Run(x, h0, c0, keepForBackward, inputIsPrivate: true);
+        var gathered = Run(x, h0, c0, keepForBackward, inputIsPrivate: true, lengths);
         return new RnnForwardResult(this, gathered.Output, gathered.HiddenState, gathered.CellState, gathered.Tape, new TableRun(tableInput, Gathered: true),
-            gathered.ParameterVersion);
+            gathered.ParameterVersion, lengths);
     }
 
     /// <summary>
-    /// Back-propagates through a pass of <see cref="ForwardFromTable(Tensor, int[], int, int, Tensor?, Tensor?, bool)"/>
+    /// Back-propagates through a pass of <see cref="ForwardFromTable(Tensor, int[], int, int, Tensor?, Tensor?, bool, int[])"/>
     /// (run with keepForBackward): adds every parameter's gradient into its <see cref="Parameter.Grad"/> and the table's
     /// gradient into <paramref name="tableGradient"/>, as <see cref="Backward"/> followed by summing dx per table row would.
     /// </summary>

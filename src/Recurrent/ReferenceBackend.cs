@@ -22,12 +22,12 @@ public sealed class ReferenceBackend : IRnnBackend
 
     /// <inheritdoc />
     /// <exception cref="ArgumentOutOfRangeException">The gate pre-activations [T·N, G·H] of a layer would have more elements than one array holds.</exception>
-    public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward)
+    public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward, int[]? lengths = null)
     {
         var config = parameters.Config;
         // The reference keeps every step's gates in one array per layer and direction.
         Sizes.Elements(nameof(x), "the reference's gates [T, N, G·H]", ("T", x.Shape[0]), ("N", x.Shape[1]), ("G", config.GateCount), ("H", config.HiddenSize));
-        var forward = ReferenceRnn.Forward(ReferenceWeights.From(parameters), Widen(x), x.Shape[0], x.Shape[1], Widen(h0), c0 is null ? null : Widen(c0));
+        var forward = ReferenceRnn.Forward(ReferenceWeights.From(parameters), Widen(x), x.Shape[0], x.Shape[1], Widen(h0), c0 is null ? null : Widen(c0), lengths);
         Narrow(forward.Output, y);
         Narrow(forward.HiddenN, hN);
         if (cN is not null) Narrow(forward.CellN!, cN);

@@ -211,6 +211,127 @@ public abstract class BackendContractTests
             Assertions.AllClose(layer.Parameters.All[p].Grad.Data, expectedGrads[p], Tolerances.Float32, "grad " + layer.Parameters.All[p].Name);
     }
 
+    /// <summary>
+    /// Whether the backend runs variable-length batches yet. Only while issue 11's item 5 lands backend by backend: every
+    /// backend must, and this switch goes once they all do.
+    /// </summary>
+    protected virtual bool RunsVariableLengths => true;
+
+    private void RequireVariableLengths()
+    {
+        if (!RunsVariableLengths) Assert.Ignore($"{Backend.Name}: variable-length batches are not implemented on this backend yet.");
+    }
+
+    /// <summary>
+    /// Lengths [N] in [1, T] in no particular order: one sequence runs all T steps, one (when N &gt; 1 and T &gt; 1) a single
+    /// step, the rest anywhere between, so the running batch shrinks unevenly and the reverse direction starts at many steps.
+    /// </summary>
+    protected static int[] RandomLengths(int steps, int batch, Random random)
+    {
+        var lengths = Enumerable.Range(0, batch).Select(_ => 1 + random.Next(steps)).ToArray();
+        lengths[random.Next(batch)] = steps;
+        if (batch > 1 && steps > 1)
+        {
+            int shortest = random.Next(batch);
+            if (lengths[shortest] != steps || lengths.Count(l => l == steps) > 1) lengths[shortest] = 1;
+        }
+        return lengths;
+    }
+
+    /// <summary>
+    /// Per-sequence lengths (PyTorch's packed sequences, padded back) against the reference with the same lengths: y zero
+    /// past each end, final states at each sequence's own end (the reverse direction starting there), dy past the ends
+    /// ignored and dx zero there; inference and training forward alike. x past the ends holds noise, which must not be read.
+    /// </summary>
+    [TestCaseSource(nameof(Cases))]
+    public void ForwardAndBackward_WithLengths_MatchReference(CellKind cell, TestData.Shape shape)
+    {
+        RequireVariableLengths();
+        var config = shape.Config(cell);
+        int seed = Seed(cell, shape) + 17;
+        var layer = TestLayers.Create(config, Backend, seed);
+        var random = new Random(seed + 1);
+        var inputs = Inputs.Random(config, shape.Steps, shape.Batch, random);
+        var lengths = RandomLengths(shape.Steps, shape.Batch, random);
+        var (forward, expected) = Reference(layer.Parameters, inputs, lengths);
+
+        using (var inference = layer.Forward(inputs.X, inputs.H0, inputs.C0, lengths: lengths))
+            AssertOutputs(inference, forward, "inference ");
+        using var training = layer.Forward(inputs.X, inputs.H0, inputs.C0, keepForBackward: true, lengths: lengths);
+        AssertOutputs(training, forward, "");
+        Assert.That(training.Lengths, Is.EqualTo(lengths), "the result records the lengths");
+        AssertZeroPastEnds(training.Output.Data, lengths, shape.Batch, config.OutputSize, "y");
+        var actual = layer.Backward(training, inputs.Dy, inputs.DhN, inputs.DcN);
+        AssertInputGradients(actual.Input.Data, actual.InitialHidden, actual.InitialCell, expected);
+        AssertZeroPastEnds(actual.Input.Data, lengths, shape.Batch, config.InputSize, "dx");
+        AssertParameterGradients(layer.Parameters, expected);
+    }
+
+    /// <summary>Lengths all equal to T are the dense batch, bit for bit.</summary>
+    [TestCaseSource(nameof(Cells))]
+    public void Forward_WithEveryLengthT_EqualsTheDenseRun(CellKind cell)
+    {
+        RequireVariableLengths();
+        var config = PerCellShape.Config(cell);
+        int steps = PerCellShape.Steps, batch = PerCellShape.Batch;
+        var layer = TestLayers.Create(config, Backend, seed: 8);
+        var inputs = Inputs.Random(config, steps, batch, new Random(12));
+        using var dense = layer.Forward(inputs.X, inputs.H0, inputs.C0);
+        using var full = layer.Forward(inputs.X, inputs.H0, inputs.C0, lengths: Enumerable.Repeat(steps, batch).ToArray());
+        Assert.That(full.Output.Data, Is.EqualTo(dense.Output.Data), "y");
+        Assert.That(full.HiddenState.Data, Is.EqualTo(dense.HiddenState.Data), "hN");
+        Assert.That(full.CellState?.Data, Is.EqualTo(dense.CellState?.Data), "cN");
+    }
+
+    /// <summary>The table forms with lengths against the dense forms with the same lengths on the gathered rows.</summary>
+    [TestCaseSource(nameof(TableCases))]
+    public void FromTable_WithLengths_MatchesTheGatheredDenseRun(CellKind cell, bool fewerRowsThanUses)
+    {
+        RequireVariableLengths();
+        var config = PerCellShape.Config(cell);
+        int steps = PerCellShape.Steps + 2, batch = PerCellShape.Batch + 2, input = config.InputSize;
+        int vocab = fewerRowsThanUses ? Math.Max(1, steps * batch / 2) : 2 * steps * batch;
+        var layer = TestLayers.Create(config, Backend, seed: 4);
+        var random = new Random(vocab + 10 * (int)cell + 1);
+        var inputs = Inputs.Random(config, steps, batch, random);
+        var lengths = RandomLengths(steps, batch, random);
+        var table = new Tensor(TestData.UniformSingle(random, vocab * input), vocab, input);
+        var ids = Enumerable.Range(0, steps * batch).Select(r => r % 5 == 4 ? -1 : random.Next(vocab)).ToArray();
+        var x = new Tensor(steps, batch, input);
+        for (int r = 0; r < ids.Length; r++)
+            if (ids[r] >= 0) table.Data.AsSpan(ids[r] * input, input).CopyTo(x.Data.AsSpan(r * input, input));
+
+        using var dense = layer.Forward(x, inputs.H0, inputs.C0, keepForBackward: true, lengths: lengths);
+        var expected = layer.Backward(dense, inputs.Dy, inputs.DhN, inputs.DcN);
+        var expectedGrads = layer.Parameters.All.Select(p => Widen(p.Grad)).ToArray();
+        var tableGradient = new Tensor(vocab, input);
+        var expectedTableGradient = new double[tableGradient.Length];
+        for (int r = 0; r < ids.Length; r++)
+            for (int i = 0; ids[r] >= 0 && i < input; i++) expectedTableGradient[ids[r] * input + i] += expected.Input.Data[r * input + i];
+        layer.ZeroGrad();
+
+        using var fromTable = layer.ForwardFromTable(table, ids, steps, batch, inputs.H0, inputs.C0, keepForBackward: true, lengths: lengths);
+        Assertions.AllClose(fromTable.Output.Data, Widen(dense.Output), Tolerances.Float32, "y");
+        Assertions.AllClose(fromTable.HiddenState.Data, Widen(dense.HiddenState), Tolerances.Float32, "hN");
+        if (dense.CellState is not null) Assertions.AllClose(fromTable.CellState!.Data, Widen(dense.CellState), Tolerances.Float32, "cN");
+        var actual = layer.BackwardFromTable(fromTable, inputs.Dy, tableGradient, inputs.DhN, inputs.DcN);
+        Assertions.AllClose(actual.InitialHidden.Data, Widen(expected.InitialHidden), Tolerances.Float32, "dh0");
+        if (expected.InitialCell is not null) Assertions.AllClose(actual.InitialCell!.Data, Widen(expected.InitialCell), Tolerances.Float32, "dc0");
+        Assertions.AllClose(tableGradient.Data, expectedTableGradient, Tolerances.Float32, "table gradient");
+        for (int p = 0; p < expectedGrads.Length; p++)
+            Assertions.AllClose(layer.Parameters.All[p].Grad.Data, expectedGrads[p], Tolerances.Float32, "grad " + layer.Parameters.All[p].Name);
+    }
+
+    /// <summary>Rows [T, N, F] at steps t ≥ lengths[n] are exactly zero.</summary>
+    private static void AssertZeroPastEnds(float[] rows, int[] lengths, int batch, int features, string what)
+    {
+        for (int r = 0; r < rows.Length / features; r++)
+            if (r / batch >= lengths[r % batch])
+                for (int f = 0; f < features; f++)
+                    if (rows[r * features + f] != 0)
+                        Assert.Fail($"{what}[{r / batch}, {r % batch}, {f}] = {rows[r * features + f]} past the sequence's length {lengths[r % batch]}; expected 0.");
+    }
+
     /// <summary>A forward pass's arguments and the loss seeds of its backward pass, seeded random.</summary>
     protected sealed record Inputs(Tensor X, Tensor H0, Tensor? C0, Tensor Dy, Tensor DhN, Tensor? DcN)
     {
@@ -228,10 +349,10 @@ public abstract class BackendContractTests
         new(TestData.UniformSingle(random, shape.Aggregate(1, (a, b) => a * b)), shape);
 
     /// <summary>The reference's forward and backward in double on the float parameters and inputs (read before the pass runs).</summary>
-    private static (ReferenceForward Forward, ReferenceGradients Gradients) Reference(RnnParameters parameters, Inputs inputs)
+    private static (ReferenceForward Forward, ReferenceGradients Gradients) Reference(RnnParameters parameters, Inputs inputs, int[]? lengths = null)
     {
         var forward = ReferenceRnn.Forward(ReferenceWeights.From(parameters), Widen(inputs.X), inputs.X.Shape[0], inputs.X.Shape[1],
-            Widen(inputs.H0), inputs.C0 is null ? null : Widen(inputs.C0));
+            Widen(inputs.H0), inputs.C0 is null ? null : Widen(inputs.C0), lengths);
         return (forward, ReferenceRnn.Backward(forward, Widen(inputs.Dy), Widen(inputs.DhN), inputs.DcN is null ? null : Widen(inputs.DcN)));
     }
 

@@ -444,11 +444,11 @@ internal sealed class BlockingBackend(IRnnBackend inner) : IRnnBackend, IDisposa
 
     public void Release() => _release.Set();
 
-    public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward)
+    public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward, int[]? lengths = null)
     {
         _inside.Set();
         if (!_release.Wait(TimeSpan.FromSeconds(30))) throw new TimeoutException("never released");
-        return inner.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward);
+        return inner.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward, lengths);
     }
 
     public void Backward(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0) =>
@@ -466,8 +466,8 @@ internal sealed class PoisoningBackend(IRnnBackend inner) : IRnnBackend
 {
     public string Name => inner.Name;
 
-    public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward) =>
-        inner.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward);
+    public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward, int[]? lengths = null) =>
+        inner.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward, lengths);
 
     public void Backward(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0)
     {

@@ -292,8 +292,8 @@ public class ReportTests
     {
         public string Name => name;
 
-        public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward) =>
-            ReferenceBackend.Instance.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward);
+        public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward, int[]? lengths = null) =>
+            ReferenceBackend.Instance.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward, lengths);
 
         public void Backward(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0) =>
             ReferenceBackend.Instance.Backward(parameters, tape, dy, dhN, dcN, dx, dh0, dc0);
@@ -375,10 +375,10 @@ public class ReportTests
     {
         public string Name => "slow";
 
-        public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward)
+        public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward, int[]? lengths = null)
         {
             Thread.Sleep(delay);
-            return ReferenceBackend.Instance.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward);
+            return ReferenceBackend.Instance.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward, lengths);
         }
 
         public void Backward(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0) =>
