@@ -52,14 +52,19 @@ public static class IlgpuGpuCheck
         int failures = 0;
         Console.WriteLine($"parity against the reference (|a − e| ≤ {absoluteTolerance:g3} + {relativeTolerance:g3}·|e|), worst |a − e| − tolerance per case (≤ 0 passes):");
         foreach (var cell in Enum.GetValues<CellKind>())
-            // The larger case has T·N = 72 > 64 rows, so bias gradients take the two-pass column sum.
-            foreach (var (steps, batch, input, hidden, layers, bidirectional) in new[] { (1, 1, 1, 1, 1, false), (9, 8, 7, 33, 2, true) })
+            // The larger cases have T·N = 72 > 64 rows, so bias gradients take the two-pass column sum; the last one has
+            // per-sequence lengths (unsorted, with ties, 1 and T): the packed layout.
+            foreach (var (steps, batch, input, hidden, layers, bidirectional, lengths) in new[]
+                     {
+                         (1, 1, 1, 1, 1, false, (int[]?)null), (9, 8, 7, 33, 2, true, null), (9, 8, 7, 33, 2, true, [5, 9, 1, 5, 7, 9, 2, 4]),
+                     })
                 foreach (var backend in new[] { fused, unfused })
                 {
-                    var (worst, what) = Parity(backend, new RnnConfig(cell, input, hidden, layers, bidirectional), steps, batch, absoluteTolerance, relativeTolerance);
+                    var (worst, what) = Parity(backend, new RnnConfig(cell, input, hidden, layers, bidirectional), steps, batch, lengths, absoluteTolerance, relativeTolerance);
                     bool ok = worst <= 0;
                     if (!ok) failures++;
-                    Console.WriteLine($"  {(ok ? "ok  " : "FAIL")} {backend.Name,-22} {cell,-15} T{steps} N{batch} I{input} H{hidden} L{layers}{(bidirectional ? " bi" : "")}  worst {worst:E2} ({what})");
+                    Console.WriteLine($"  {(ok ? "ok  " : "FAIL")} {backend.Name,-22} {cell,-15} T{steps} N{batch} I{input} H{hidden} L{layers}{(bidirectional ? " bi" : "")}"
+                        + $"{(lengths is null ? "" : " lengths " + string.Join(",", lengths))}  worst {worst:E2} ({what})");
                 }
 
         failures += SequenceParity(fused, absoluteTolerance, relativeTolerance);
@@ -210,7 +215,7 @@ public static class IlgpuGpuCheck
     }
 
     /// <summary>Forward and backward on <paramref name="backend"/> and the reference; the worst excess over the tolerance.</summary>
-    private static (double Worst, string What) Parity(IlgpuBackend backend, RnnConfig config, int steps, int batch, double absolute, double relative)
+    private static (double Worst, string What) Parity(IlgpuBackend backend, RnnConfig config, int steps, int batch, int[]? lengths, double absolute, double relative)
     {
         var parameters = new RnnParameters(config);
         parameters.Reset(11);
@@ -225,8 +230,8 @@ public static class IlgpuGpuCheck
         var dy = new Tensor(Values(steps * batch * config.OutputSize), steps, batch, config.OutputSize);
         var dhN = new Tensor(Values(stateLength), state);
         var dcN = lstm ? new Tensor(Values(stateLength), state) : null;
-        var expected = BackendRuns.ForwardBackward(ReferenceBackend.Instance, parameters, x, h0, c0, dy, dhN, dcN);
-        var actual = BackendRuns.ForwardBackward(backend, parameters, x, h0, c0, dy, dhN, dcN);
+        var expected = BackendRuns.ForwardBackward(ReferenceBackend.Instance, parameters, x, h0, c0, dy, dhN, dcN, lengths);
+        var actual = BackendRuns.ForwardBackward(backend, parameters, x, h0, c0, dy, dhN, dcN, lengths);
         double worst = double.NegativeInfinity;
         string what = "";
         foreach (var (name, e) in expected)

@@ -8,9 +8,11 @@ internal static class BackendRuns
 {
     /// <summary>
     /// Forward (keeping the tape) then backward from zero parameter gradients; every result by name: y, hN, cN, dx, dh0,
-    /// dc0 and each parameter's gradient (cN and dc0 only for a cell with a cell state).
+    /// dc0 and each parameter's gradient (cN and dc0 only for a cell with a cell state); with <paramref name="lengths"/>, a
+    /// variable-length batch.
     /// </summary>
-    public static Dictionary<string, float[]> ForwardBackward(IRnnBackend backend, RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor dy, Tensor dhN, Tensor? dcN)
+    public static Dictionary<string, float[]> ForwardBackward(IRnnBackend backend, RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor dy, Tensor dhN, Tensor? dcN,
+        int[]? lengths = null)
     {
         var config = parameters.Config;
         int steps = x.Shape[0], batch = x.Shape[1];
@@ -19,7 +21,7 @@ internal static class BackendRuns
         var hN = new Tensor(state);
         var cN = c0 is null ? null : new Tensor(state);
         parameters.ZeroGrad();
-        using var tape = backend.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward: true)!;
+        using var tape = backend.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward: true, lengths)!;
         var dx = new Tensor(steps, batch, config.InputSize);
         var dh0 = new Tensor(state);
         var dc0 = c0 is null ? null : new Tensor(state);

@@ -14,6 +14,8 @@ namespace Recurrent;
 /// the input product W_ih x is one matrix product over all T steps; each step then runs the recurrent product and the
 /// cell's pointwise part, fused (one kernel) or unfused (one kernel per elementwise operation). Matrix products run on
 /// cuBLAS on CUDA where it loads, else on a kernel (see <see cref="IlgpuGemm"/>). Device buffers are pooled across calls.
+/// A variable-length batch runs in cuDNN's packed layout (<see cref="PackedBatch"/>): packed once on the way in, every
+/// layer on the Σ b real rows (step t's products and pointwise part on its b_t rows), unpacked once on the way out.
 /// </summary>
 /// <remarks>
 /// Thread-safe: calls from several threads (on one layer or on several sharing this backend) run one at a time, in
@@ -117,7 +119,10 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
         }
     }
 
-    /// <summary>The device buffers a forward pass leaves for its backward pass.</summary>
+    /// <summary>
+    /// The device buffers a forward pass leaves for its backward pass. Its rows are those of <see cref="Packing"/> when the
+    /// batch has lengths (Σ b packed rows; h0, c0 in sorted order), else the dense T·N.
+    /// </summary>
     internal sealed class Tape(IlgpuBackend owner, int layers, int dirs) : IRnnTape
     {
         public IlgpuBackend Owner { get; } = owner;
@@ -127,15 +132,27 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
         public required long[] Offsets { get; init; }
         public required PooledBuffer H0 { get; init; }
         public PooledBuffer? C0 { get; init; }
-        /// <summary>Layer l's input: x for l = 0, the output [T, N, D·H] of layer l − 1 above; the last entry is y.</summary>
+        /// <summary>The packed layout of a variable-length batch, or null for a dense one.</summary>
+        public DevicePacking? Packing { get; init; }
+        /// <summary>Layer l's input: x for l = 0, the output [rows, D·H] of layer l − 1 above; the last entry is y.</summary>
         public PooledBuffer[] LayerBuffers { get; } = new PooledBuffer[layers + 1];
         public DirectionSaved[,] Saved { get; } = new DirectionSaved[layers, dirs];
+
+        /// <summary>The rows of every step together: T·N, or Σ b packed.</summary>
+        public int Rows => Packing?.Batch.Rows ?? Steps * Batch;
+
+        /// <summary>b_t, the rows of step t (N when dense); 0 for a step outside [0, T), so a direction's ends need no case of their own.</summary>
+        public int Running(int t) => t < 0 || t >= Steps ? 0 : Packing?.Batch.BatchSizes[t] ?? Batch;
+
+        /// <summary>The first row of step t.</summary>
+        public long FirstRow(int t) => Packing?.Batch.Offsets[t] ?? (long)t * Batch;
 
         public void Dispose()
         {
             Weights.Dispose();
             H0.Dispose();
             C0?.Dispose();
+            Packing?.Dispose();
             foreach (var b in LayerBuffers) b?.Dispose();
             foreach (var s in Saved) s?.Dispose();
         }
@@ -182,40 +199,56 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
             : new IlgpuOperationException($"{Name}: {operation} of {Describe(config, steps, batch)} failed on {_gpu.Accelerator.Name}: {e.GetBaseException().Message}", e);
 
     /// <inheritdoc />
+    /// <remarks>
+    /// With <paramref name="lengths"/>, x is packed and h0, c0 sorted on the host before their one upload, and y unpacked,
+    /// hN, cN unsorted after their one download; the tape keeps the layout for <see cref="Backward"/>, which does the same
+    /// with dy, dhN, dcN and dx, dh0, dc0.
+    /// </remarks>
     /// <exception cref="ArgumentOutOfRangeException">The gate buffers [T, N, G·H] would have more elements than a kernel indexes (int).</exception>
     public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward, int[]? lengths = null)
     {
-        if (PackedBatch.Create(lengths, x.Shape[0], x.Shape[1]) is not null)
-            throw new NotSupportedException($"{Name}: variable-length batches are not implemented on this backend yet (issue 11, item 5).");
+        var packed = PackedBatch.Create(lengths, x.Shape[0], x.Shape[1]);
         RequireIndexable(parameters.Config, x.Shape[0], x.Shape[1]);
-        lock (_gate) return ForwardLocked(parameters, x, h0, c0, y, hN, cN, keepForBackward);
+        lock (_gate) return ForwardLocked(parameters, x, h0, c0, y, hN, cN, keepForBackward, packed);
     }
 
     /// <summary>The kernels index the per-step gate buffers with int: T·N·G·H must fit.</summary>
     private static void RequireIndexable(RnnConfig config, int steps, int batch) =>
         Sizes.Elements("x", "the ILGPU gate buffers [T, N, G·H]", ("T", steps), ("N", batch), ("G", config.GateCount), ("H", config.HiddenSize));
 
-    private Tape? ForwardLocked(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward)
+    private Tape? ForwardLocked(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward,
+        PackedBatch? packed)
     {
         var config = parameters.Config;
-        int steps = x.Shape[0], batch = x.Shape[1];
+        int steps = x.Shape[0], batch = x.Shape[1], h = config.HiddenSize;
         var (weights, offsets) = UploadParameters(parameters);
         var tape = new Tape(this, config.NumLayers, config.Directions)
         {
             Steps = steps, Batch = batch, Weights = weights, Offsets = offsets,
-            H0 = Upload(h0.Data, "h0"), C0 = c0 is null ? null : Upload(c0.Data, "c0"),
+            H0 = Upload(Sorted(packed, h0.Data, h), "h0"), C0 = c0 is null ? null : Upload(Sorted(packed, c0.Data, h), "c0"),
+            Packing = packed is null ? null : new DevicePacking(packed, config.NumLayers * config.Directions, _pool, Transfer),
         };
         try
         {
-            tape.LayerBuffers[0] = Upload(x.Data, "x [T, N, I]");
+            tape.LayerBuffers[0] = Upload(PackedRows(packed, x.Data, config.InputSize), "x [T, N, I]");
             using var hNBuffer = _pool.Rent(hN.Length, "hN");
             using var cNBuffer = cN is null ? null : _pool.Rent(cN.Length, "cN");
             RunForward(config, tape, hNBuffer, cNBuffer, keepForBackward);
             SettleBeforeDownloads("forward");
-            Download(tape.LayerBuffers[config.NumLayers], y.Data);
-            Download(hNBuffer, hN.Data);
-            if (cN is not null) Download(cNBuffer!, cN.Data);
+            // A variable-length batch comes back as packed rows and sorted states, put in place on the host.
+            var yRows = packed is null ? y.Data : new float[(long)packed.Rows * config.OutputSize];
+            var hNRows = packed is null ? hN.Data : new float[hN.Length];
+            var cNRows = cN is null ? null : packed is null ? cN.Data : new float[cN.Length];
+            Download(tape.LayerBuffers[config.NumLayers], yRows);
+            Download(hNBuffer, hNRows);
+            if (cNRows is not null) Download(cNBuffer!, cNRows);
             _gpu.Synchronize("forward");
+            if (packed is not null)
+            {
+                packed.Unpack(yRows, y.Data, config.OutputSize);
+                packed.UnsortStates(hNRows, hN.Data, h);
+                if (cN is not null) packed.UnsortStates(cNRows!, cN.Data, h);
+            }
             if (keepForBackward) return tape;
             tape.Dispose();
             return null;
@@ -227,14 +260,32 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
         }
     }
 
+    /// <summary>x or dy in the pass's layout: the padded rows themselves, or packed on the host before their one upload.</summary>
+    private static float[] PackedRows(PackedBatch? packed, float[] padded, int features)
+    {
+        if (packed is null) return padded;
+        var rows = new float[(long)packed.Rows * features];
+        packed.Pack(padded, rows, features);
+        return rows;
+    }
+
+    /// <summary>h0, c0, dhN or dcN in the pass's order: as given, or sorted on the host before their one upload.</summary>
+    private static float[] Sorted(PackedBatch? packed, float[] states, int hidden)
+    {
+        if (packed is null) return states;
+        var sorted = new float[states.Length];
+        packed.SortStates(states, sorted, hidden);
+        return sorted;
+    }
+
     private void RunForward(RnnConfig config, Tape tape, PooledBuffer hN, PooledBuffer? cN, bool training)
     {
         var cell = DeviceCells.For(config.Cell);
-        int steps = tape.Steps, batch = tape.Batch, h = config.HiddenSize, dirs = config.Directions, dh = dirs * h;
+        int steps = tape.Steps, batch = tape.Batch, rows = tape.Rows, h = config.HiddenSize, dirs = config.Directions, dh = dirs * h;
         int gh = config.GateCount * h, nh = batch * h, ngh = batch * gh;
         bool lstm = config.Cell.HasCellState(), keepsValue = cell.KeepsStepValue;
         var gemm = _gpu.Gemm;
-        using var inputProducts = _pool.Rent((long)steps * ngh, "input products W_ih x [T, N, G·H]");
+        using var inputProducts = _pool.Rent((long)rows * gh, "input products W_ih x [T, N, G·H]");
         using var recurrentProduct = _pool.Rent(ngh, "recurrent product [N, G·H]");
         // Without a tape a step's gates, cell state and kept value are scratch, reused every step.
         using var gateScratch = training ? null : _pool.Rent(ngh, "gates [N, G·H]");
@@ -245,52 +296,65 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
         {
             int inputSize = config.LayerInputSize(layer);
             var input = tape.LayerBuffers[layer];
-            var output = tape.LayerBuffers[layer + 1] = _pool.Rent((long)steps * batch * dh, $"layer {layer} output [T, N, D·H]");
+            var output = tape.LayerBuffers[layer + 1] = _pool.Rent((long)rows * dh, $"layer {layer} output [T, N, D·H]");
             for (int dir = 0; dir < dirs; dir++)
             {
                 var saved = new DirectionSaved();
                 if (training)
                 {
                     tape.Saved[layer, dir] = saved;
-                    saved.Gates = _pool.Rent((long)steps * ngh, "saved gates [T, N, G·H]");
-                    if (lstm) saved.Cells = _pool.Rent((long)steps * nh, "saved cell states [T, N, H]");
-                    if (keepsValue) saved.Extra = _pool.Rent((long)steps * nh, "saved step values [T, N, H]");
+                    saved.Gates = _pool.Rent((long)rows * gh, "saved gates [T, N, G·H]");
+                    if (lstm) saved.Cells = _pool.Rent((long)rows * h, "saved cell states [T, N, H]");
+                    if (keepsValue) saved.Extra = _pool.Rent((long)rows * h, "saved step values [T, N, H]");
                 }
                 var wih = At(weights, tape.Offsets[Index(config, layer, dir, ParameterKind.WeightIH)]);
                 var whh = At(weights, tape.Offsets[Index(config, layer, dir, ParameterKind.WeightHH)]);
                 var bih = At(weights, tape.Offsets[Index(config, layer, dir, ParameterKind.BiasIH)]);
                 var bhh = At(weights, tape.Offsets[Index(config, layer, dir, ParameterKind.BiasHH)]);
                 int state = (layer * dirs + dir) * nh;
-                // All T input products at once: [T·N, I] · W_ihᵀ.
-                gemm.Sgemm(false, true, steps * batch, gh, inputSize, 1, input.View, inputSize, wih, inputSize, 0, inputProducts.View, gh);
-                bool reverse = dir == 1;
-                for (int s = 0; s < steps; s++)
+                // All T input products at once: [T·N, I] · W_ihᵀ (packed: the Σ b real rows).
+                gemm.Sgemm(false, true, rows, gh, inputSize, 1, input.View, inputSize, wih, inputSize, 0, inputProducts.View, gh);
+
+                // Rows [first, first + count) of step t, continuing from step tPrev's rows or starting from h0 and c0.
+                void StepRows(int t, int tPrev, bool continuing, int first, int count)
                 {
-                    int t = reverse ? steps - 1 - s : s, tPrev = reverse ? t + 1 : t - 1;
-                    var hPrev = s == 0 ? At(tape.H0, state) : At(output, ((long)tPrev * batch) * dh + dir * h);
-                    int hPrevStride = s == 0 ? h : dh;
+                    if (count == 0) return;
+                    long row = tape.FirstRow(t) + first, previous = continuing ? tape.FirstRow(tPrev) + first : 0, initial = state + (long)first * h;
                     ArrayView<float> cPrev = default, cOut = default;
                     if (lstm)
                     {
-                        cPrev = s == 0 ? At(tape.C0!, state) : training ? At(saved.Cells!, (long)tPrev * nh) : cellScratch!.View;
-                        cOut = training ? At(saved.Cells!, (long)t * nh) : cellScratch!.View;
+                        cPrev = !continuing ? At(tape.C0!, initial) : training ? At(saved.Cells!, previous * h) : At(cellScratch!, (long)first * h);
+                        cOut = training ? At(saved.Cells!, row * h) : At(cellScratch!, (long)first * h);
                     }
-                    var step = new ForwardStep
+                    cell.Forward(_cells, new ForwardStep
                     {
-                        Batch = batch, Hidden = h,
-                        InputProduct = At(inputProducts, (long)t * ngh), RecurrentProduct = recurrentProduct.View,
+                        Batch = count, Hidden = h,
+                        InputProduct = At(inputProducts, row * gh), RecurrentProduct = At(recurrentProduct, (long)first * gh),
                         WeightHH = whh, BiasIH = bih, BiasHH = bhh,
-                        HPrev = hPrev, HPrevStride = hPrevStride,
-                        HOut = At(output, ((long)t * batch) * dh + dir * h), HOutStride = dh,
+                        HPrev = continuing ? At(output, previous * dh + dir * h) : At(tape.H0, initial), HPrevStride = continuing ? dh : h,
+                        HOut = At(output, row * dh + dir * h), HOutStride = dh,
                         CPrev = cPrev, COut = cOut,
-                        Gates = training ? At(saved.Gates!, (long)t * ngh) : gateScratch!.View,
-                        Extra = keepsValue ? training ? At(saved.Extra!, (long)t * nh) : extraScratch!.View : default,
-                    };
-                    cell.Forward(_cells, step);
-                    if (s == steps - 1)
+                        Gates = training ? At(saved.Gates!, row * gh) : At(gateScratch!, (long)first * gh),
+                        Extra = keepsValue ? training ? At(saved.Extra!, row * h) : At(extraScratch!, (long)first * h) : default,
+                    });
+                }
+
+                bool reverse = dir == 1;
+                for (int s = 0; s < steps; s++)
+                {
+                    int t = reverse ? steps - 1 - s : s, tPrev = reverse ? t + 1 : t - 1, tNext = reverse ? t - 1 : t + 1;
+                    int running = tape.Running(t);
+                    // The first rows continue from step tPrev; packed in reverse, the sequences whose last step is t start here.
+                    int carried = Math.Min(running, tape.Running(tPrev));
+                    StepRows(t, tPrev, continuing: true, 0, carried);
+                    StepRows(t, tPrev, continuing: false, carried, running - carried);
+                    // The last rows end here (packed forward, the sequences whose last step is t): their states are final.
+                    int ending = Math.Min(running, tape.Running(tNext));
+                    if (ending < running)
                     {
-                        CopyRows(step.HOut, dh, At(hN, state), h, batch, h);
-                        if (lstm) CopyRows(cOut, h, At(cN!, state), h, batch, h);
+                        long row = tape.FirstRow(t) + ending, final = state + (long)ending * h;
+                        CopyRows(At(output, row * dh + dir * h), dh, At(hN, final), h, running - ending, h);
+                        if (lstm) CopyRows(training ? At(saved.Cells!, row * h) : At(cellScratch!, (long)ending * h), h, At(cN!, final), h, running - ending, h);
                     }
                 }
                 if (!training) saved.Dispose();
@@ -313,28 +377,40 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     private void BackwardLocked(RnnParameters parameters, Tape ours, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0)
     {
         var config = parameters.Config;
+        var packed = ours.Packing?.Batch;
+        int h = config.HiddenSize;
         try
         {
-            using var dyBuffer = Upload(dy.Data, "dy [T, N, D·H]");
-            using var dhNBuffer = Upload(dhN.Data, "dhN");
-            using var dcNBuffer = dcN is null ? null : Upload(dcN.Data, "dcN");
+            using var dyBuffer = Upload(PackedRows(packed, dy.Data, config.OutputSize), "dy [T, N, D·H]");
+            using var dhNBuffer = Upload(Sorted(packed, dhN.Data, h), "dhN");
+            using var dcNBuffer = dcN is null ? null : Upload(Sorted(packed, dcN.Data, h), "dcN");
             using var grads = _pool.Rent(ours.Weights.Length, "parameter gradients");
             grads.Clear();
             using var dh0Buffer = _pool.Rent(dh0.Length, "dh0");
             using var dc0Buffer = dc0 is null ? null : _pool.Rent(dc0.Length, "dc0");
             var dxBuffer = RunBackward(config, ours, dyBuffer, dhNBuffer, dcNBuffer, grads, dh0Buffer, dc0Buffer);
             SettleBeforeDownloads("backward");
+            // A variable-length batch comes back as packed rows and sorted states, put in place on the host.
+            var dxRows = packed is null ? dx.Data : new float[(long)packed.Rows * config.InputSize];
+            var dh0Rows = packed is null ? dh0.Data : new float[dh0.Length];
+            var dc0Rows = dc0 is null ? null : packed is null ? dc0.Data : new float[dc0.Length];
             try
             {
-                Download(dxBuffer, dx.Data);
+                Download(dxBuffer, dxRows);
             }
             finally
             {
                 dxBuffer.Dispose();
             }
-            Download(dh0Buffer, dh0.Data);
-            if (dc0 is not null) Download(dc0Buffer!, dc0.Data);
+            Download(dh0Buffer, dh0Rows);
+            if (dc0Rows is not null) Download(dc0Buffer!, dc0Rows);
             AddGradientsToHost(parameters, ours, grads);
+            if (packed is not null)
+            {
+                packed.Unpack(dxRows, dx.Data, config.InputSize);
+                packed.UnsortStates(dh0Rows, dh0.Data, h);
+                if (dc0 is not null) packed.UnsortStates(dc0Rows!, dc0.Data, h);
+            }
         }
         catch (Exception e)
         {
@@ -363,15 +439,18 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     /// </summary>
     internal sealed class DevicePass : IDisposable
     {
-        internal DevicePass(Tape tape, PooledBuffer hN, PooledBuffer? cN, int layers) => (Tape, HN, CN, Output) = (tape, hN, cN, tape.LayerBuffers[layers].View);
+        internal DevicePass(Tape tape, PooledBuffer hN, PooledBuffer? cN, PooledBuffer? paddedOutput, int layers) =>
+            (Tape, HN, CN, _paddedOutput, Output) = (tape, hN, cN, paddedOutput, paddedOutput?.View ?? tape.LayerBuffers[layers].View);
+
+        private readonly PooledBuffer? _paddedOutput;
 
         internal Tape Tape { get; }
-        /// <summary>y [T, N, D·H].</summary>
+        /// <summary>y [T, N, D·H] (with lengths: unpacked, zeros past each sequence's end).</summary>
         public ArrayView<float> Output { get; }
-        /// <summary>hN, cN [L·D, N, H]: the next chained pass starts from them.</summary>
+        /// <summary>hN, cN [L·D, N, H] in batch order: the next chained pass starts from them, whatever its lengths.</summary>
         internal PooledBuffer HN { get; }
         internal PooledBuffer? CN { get; }
-        /// <summary>After <see cref="BackwardOnDevice"/>: dx [T, N, I], and dh0, dc0 for the previous chained pass.</summary>
+        /// <summary>After <see cref="BackwardOnDevice"/>: dx [T, N, I] (zeros past each end), and dh0, dc0 (batch order) for the previous chained pass.</summary>
         internal PooledBuffer? Dx, Dh0, Dc0;
 
         public void Dispose()
@@ -379,6 +458,7 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
             Tape.Dispose();
             HN.Dispose();
             CN?.Dispose();
+            _paddedOutput?.Dispose();
             Dx?.Dispose();
             Dh0?.Dispose();
             Dc0?.Dispose();
@@ -395,50 +475,88 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     }
 
     /// <summary>
+    /// <see cref="DeviceCopy"/> of <paramref name="rows"/> rows of <paramref name="columns"/>, or with a
+    /// <paramref name="gather"/> index (a <see cref="DevicePacking"/> one) the rows it names in its order: packed, unpacked,
+    /// sorted or unsorted on the device.
+    /// </summary>
+    private PooledBuffer DeviceRows(ArrayView<float> source, long rows, int columns, ArrayView<int> gather, string what)
+    {
+        if (!gather.IsValid) return DeviceCopy(source, rows * columns, what);
+        var buffer = _pool.Rent(gather.Length * columns, what);
+        if (!source.IsValid) buffer.Clear();
+        else if (gather.Length > 0 && columns > 0)
+            _gpu.Kernels.GatherRows(new Index1D(gather.IntLength * columns), source, gather, buffer.View, columns);
+        return buffer;
+    }
+
+    /// <summary>
     /// <see cref="Forward"/> on device data: x [T, N, I] is copied on the device into the tape (the caller may reuse it),
     /// the initial state is <paramref name="previous"/>'s final one (zeros when null), and y stays on the device in
     /// the returned pass. Parameters are uploaded as in <see cref="Forward"/>. Shapes are the caller's to check.
+    /// With <paramref name="lengths"/> (as <see cref="Forward"/>'s), x is packed and the initial state sorted by gathers on
+    /// the device, and y, hN and cN come back unpacked and in batch order the same way: no host round trip.
     /// </summary>
-    internal DevicePass ForwardOnDevice(RnnParameters parameters, ArrayView<float> x, int steps, int batch, DevicePass? previous, bool keepForBackward)
+    /// <exception cref="ArgumentException">(ParamName "lengths") as <see cref="SequenceLengths.Validate"/>.</exception>
+    internal DevicePass ForwardOnDevice(RnnParameters parameters, ArrayView<float> x, int steps, int batch, DevicePass? previous, bool keepForBackward,
+        int[]? lengths = null)
     {
+        var packed = PackedBatch.Create(lengths, steps, batch);
         RequireIndexable(parameters.Config, steps, batch);
-        lock (_gate) return ForwardOnDeviceLocked(parameters, x, steps, batch, previous, keepForBackward);
+        lock (_gate) return ForwardOnDeviceLocked(parameters, x, steps, batch, previous, keepForBackward, packed);
     }
 
-    private DevicePass ForwardOnDeviceLocked(RnnParameters parameters, ArrayView<float> x, int steps, int batch, DevicePass? previous, bool keepForBackward)
+    private DevicePass ForwardOnDeviceLocked(RnnParameters parameters, ArrayView<float> x, int steps, int batch, DevicePass? previous, bool keepForBackward,
+        PackedBatch? packed)
     {
         var config = parameters.Config;
-        long state = config.NumLayers * config.Directions * (long)batch * config.HiddenSize;
+        int slices = config.NumLayers * config.Directions, h = config.HiddenSize;
+        long state = slices * (long)batch * h;
         bool lstm = config.Cell.HasCellState();
         var (weights, offsets) = UploadParameters(parameters);
+        var packing = packed is null ? null : new DevicePacking(packed, slices, _pool, Transfer);
+        var sort = packing?.Sort ?? default;
         var tape = new Tape(this, config.NumLayers, config.Directions)
         {
-            Steps = steps, Batch = batch, Weights = weights, Offsets = offsets,
-            H0 = DeviceCopy(previous is null ? default : previous.HN.View, state, "h0"),
-            C0 = lstm ? DeviceCopy(previous is null ? default : previous.CN!.View, state, "c0") : null,
+            Steps = steps, Batch = batch, Weights = weights, Offsets = offsets, Packing = packing,
+            H0 = DeviceRows(previous is null ? default : previous.HN.View, slices * (long)batch, h, sort, "h0"),
+            C0 = lstm ? DeviceRows(previous is null ? default : previous.CN!.View, slices * (long)batch, h, sort, "c0") : null,
         };
-        PooledBuffer? hN = null, cN = null;
+        PooledBuffer? hN = null, cN = null, paddedOutput = null;
         try
         {
-            tape.LayerBuffers[0] = DeviceCopy(x, (long)steps * batch * config.InputSize, "x [T, N, I]");
+            tape.LayerBuffers[0] = DeviceRows(x, (long)steps * batch, config.InputSize, packing?.Pack ?? default, "x [T, N, I]");
             hN = _pool.Rent(state, "hN");
             cN = lstm ? _pool.Rent(state, "cN") : null;
             RunForward(config, tape, hN, cN, keepForBackward);
-            return new DevicePass(tape, hN, cN, config.NumLayers);
+            if (packing is not null)
+            {
+                paddedOutput = DeviceRows(tape.LayerBuffers[config.NumLayers].View, 0, config.OutputSize, packing.Unpack, "y [T, N, D·H]");
+                hN = Unsorted(hN, packing, h, "hN");
+                if (cN is not null) cN = Unsorted(cN, packing, h, "cN");
+            }
+            return new DevicePass(tape, hN, cN, paddedOutput, config.NumLayers);
         }
         catch (Exception e)
         {
             tape.Dispose();
             hN?.Dispose();
             cN?.Dispose();
+            paddedOutput?.Dispose();
             throw Wrap(e, "forward", config, steps, batch);
         }
+    }
+
+    /// <summary>States in batch order from <paramref name="sorted"/> ones, which go back to the pool.</summary>
+    private PooledBuffer Unsorted(PooledBuffer sorted, DevicePacking packing, int hidden, string what)
+    {
+        using (sorted) return DeviceRows(sorted.View, 0, hidden, packing.Unsort, what);
     }
 
     /// <summary>
     /// <see cref="Backward"/> on device data: from dy [T, N, D·H] and the initial-state gradients <paramref name="next"/>
     /// left (the pass chained after this one; zeros when null), leaves dx, dh0 and dc0 in <paramref name="pass"/> and
-    /// returns dx. Parameter gradients are downloaded and added into the host ones, as in <see cref="Backward"/>.
+    /// returns dx. Parameter gradients are downloaded and added into the host ones, as in <see cref="Backward"/>. A pass
+    /// with lengths packs dy and sorts dhN, dcN on the device, and unpacks dx (zeros past each end) and unsorts dh0, dc0.
     /// </summary>
     internal ArrayView<float> BackwardOnDevice(RnnParameters parameters, DevicePass pass, ArrayView<float> dy, DevicePass? next)
     {
@@ -449,18 +567,29 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     {
         var config = parameters.Config;
         var tape = pass.Tape;
-        long state = config.NumLayers * config.Directions * (long)tape.Batch * config.HiddenSize;
+        var packing = tape.Packing;
+        int slices = config.NumLayers * config.Directions, h = config.HiddenSize;
+        long state = slices * (long)tape.Batch * h;
         bool lstm = config.Cell.HasCellState();
+        var sort = packing?.Sort ?? default;
         try
         {
-            using var dyBuffer = DeviceCopy(dy, (long)tape.Steps * tape.Batch * config.OutputSize, "dy [T, N, D·H]");
-            using var dhN = DeviceCopy(next?.Dh0 is null ? default : next.Dh0.View, state, "dhN");
-            using var dcN = lstm ? DeviceCopy(next?.Dc0 is null ? default : next.Dc0.View, state, "dcN") : null;
+            using var dyBuffer = DeviceRows(dy, (long)tape.Steps * tape.Batch, config.OutputSize, packing?.Pack ?? default, "dy [T, N, D·H]");
+            using var dhN = DeviceRows(next?.Dh0 is null ? default : next.Dh0.View, slices * (long)tape.Batch, h, sort, "dhN");
+            using var dcN = lstm ? DeviceRows(next?.Dc0 is null ? default : next.Dc0.View, slices * (long)tape.Batch, h, sort, "dcN") : null;
             using var grads = _pool.Rent(tape.Weights.Length, "parameter gradients");
             grads.Clear();
             pass.Dh0 = _pool.Rent(state, "dh0");
             pass.Dc0 = lstm ? _pool.Rent(state, "dc0") : null;
             pass.Dx = RunBackward(config, tape, dyBuffer, dhN, dcN, grads, pass.Dh0, pass.Dc0);
+            if (packing is not null)
+            {
+                var packedDx = pass.Dx;
+                pass.Dx = null;
+                using (packedDx) pass.Dx = DeviceRows(packedDx.View, 0, config.InputSize, packing.Unpack, "dx [T, N, I]");
+                pass.Dh0 = Unsorted(pass.Dh0, packing, h, "dh0");
+                if (pass.Dc0 is not null) pass.Dc0 = Unsorted(pass.Dc0, packing, h, "dc0");
+            }
             AddGradientsToHost(parameters, tape, grads);
             return pass.Dx.View;
         }
@@ -470,23 +599,29 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
         }
     }
 
-    /// <summary>Back-propagates through every layer and direction on the device; returns dx [T, N, I] (the caller disposes it).</summary>
+    /// <summary>
+    /// Back-propagates through every layer and direction on the device; returns dx [T, N, I] (packed: [Σ b, I]; the caller
+    /// disposes it). Each sequence's dh_n and dc_n enter at its own last step in the direction's order: dh and dc start as
+    /// dhN and dcN, and a step touches only its running rows, so a row that has not started back yet still holds them;
+    /// likewise a row whose sequence started from h0 keeps its dh0 from then on.
+    /// </summary>
     private PooledBuffer RunBackward(RnnConfig config, Tape tape, PooledBuffer dy,
         PooledBuffer dhN, PooledBuffer? dcN, PooledBuffer grads,
         PooledBuffer dh0, PooledBuffer? dc0)
     {
         var cell = DeviceCells.For(config.Cell);
         int steps = tape.Steps, batch = tape.Batch, h = config.HiddenSize, dirs = config.Directions, dhStride = dirs * h;
-        int gh = config.GateCount * h, nh = batch * h, ngh = batch * gh, rows = steps * batch;
+        int gh = config.GateCount * h, nh = batch * h, rows = tape.Rows;
         bool lstm = config.Cell.HasCellState(), keepsValue = cell.KeepsStepValue;
         var gemm = _gpu.Gemm;
-        using var dInput = _pool.Rent((long)steps * ngh, "input-sum gradients [T, N, G·H]");
-        using var dRecurBuffer = cell.SeparateRecurrentGradient ? _pool.Rent((long)steps * ngh, "recurrent-sum gradients [T, N, G·H]") : null;
+        using var dInput = _pool.Rent((long)rows * gh, "input-sum gradients [T, N, G·H]");
+        using var dRecurBuffer = cell.SeparateRecurrentGradient ? _pool.Rent((long)rows * gh, "recurrent-sum gradients [T, N, G·H]") : null;
         var dRecur = dRecurBuffer ?? dInput;
         using var dh = _pool.Rent(nh, "dh [N, H]");
         using var dc = lstm ? _pool.Rent(nh, "dc [N, H]") : null;
         using var stepScratch = _pool.Rent(nh, "backward step scratch [N, H]");
         using var sumScratch = _pool.Rent(IlgpuKernels.ColumnSumScratchLength(gh), "bias-gradient partial sums");
+        using var previousHidden = tape.Packing is null ? null : _pool.Rent((long)rows * h, "previous hidden states [Σb, H]");
         var weights = tape.Weights;
         PooledBuffer dOutput = dy;
         PooledBuffer? ownedOutput = null;
@@ -506,35 +641,48 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
                 int state = (layer * dirs + dir) * nh;
                 CopyRows(At(dhN, state), h, dh.View, h, batch, h);
                 if (lstm) CopyRows(At(dcN!, state), h, dc!.View, h, batch, h);
+
+                // Rows [first, first + count) of step t back, as the forward pass ran them (StepRows in RunForward).
+                void StepRows(int t, int tPrev, bool continuing, int first, int count)
+                {
+                    if (count == 0) return;
+                    long row = tape.FirstRow(t) + first, previous = continuing ? tape.FirstRow(tPrev) + first : 0, initial = state + (long)first * h;
+                    cell.Backward(_cells, new BackwardStep
+                    {
+                        Batch = count, Hidden = h,
+                        Dy = At(dOutput, row * dhStride + dir * h), DyStride = dhStride,
+                        Dh = At(dh, (long)first * h), Dc = lstm ? At(dc!, (long)first * h) : default,
+                        WeightHH = whh, Gates = At(saved.Gates!, row * gh),
+                        CNew = lstm ? At(saved.Cells!, row * h) : default,
+                        CPrev = lstm ? continuing ? At(saved.Cells!, previous * h) : At(tape.C0!, initial) : default,
+                        Extra = keepsValue ? At(saved.Extra!, row * h) : default, Scratch = At(stepScratch, (long)first * h),
+                        HPrev = continuing ? At(output, previous * dhStride + dir * h) : At(tape.H0, initial),
+                        HPrevStride = continuing ? dhStride : h,
+                        DInput = At(dInput, row * gh), DRecur = At(dRecur, row * gh),
+                    });
+                }
+
                 bool reverse = dir == 1;
                 for (int s = steps - 1; s >= 0; s--)
                 {
                     int t = reverse ? steps - 1 - s : s, tPrev = reverse ? t + 1 : t - 1;
-                    var hPrev = s == 0 ? At(tape.H0, state) : At(output, ((long)tPrev * batch) * dhStride + dir * h);
-                    int hPrevStride = s == 0 ? h : dhStride;
-                    var step = new BackwardStep
-                    {
-                        Batch = batch, Hidden = h,
-                        Dy = At(dOutput, ((long)t * batch) * dhStride + dir * h), DyStride = dhStride,
-                        Dh = dh.View, Dc = lstm ? dc!.View : default,
-                        WeightHH = whh, Gates = At(saved.Gates!, (long)t * ngh),
-                        CNew = lstm ? At(saved.Cells!, (long)t * nh) : default,
-                        CPrev = lstm ? s == 0 ? At(tape.C0!, state) : At(saved.Cells!, (long)tPrev * nh) : default,
-                        Extra = keepsValue ? At(saved.Extra!, (long)t * nh) : default, Scratch = stepScratch.View,
-                        HPrev = hPrev, HPrevStride = hPrevStride,
-                        DInput = At(dInput, (long)t * ngh), DRecur = At(dRecur, (long)t * ngh),
-                    };
-                    cell.Backward(_cells, step);
+                    int running = tape.Running(t), carried = Math.Min(running, tape.Running(tPrev));
+                    StepRows(t, tPrev, continuing: true, 0, carried);
+                    StepRows(t, tPrev, continuing: false, carried, running - carried);
                 }
                 CopyRows(dh.View, h, At(dh0, state), h, batch, h);
                 if (lstm) CopyRows(dc!.View, h, At(dc0!, state), h, batch, h);
 
-                // Parameter gradients: one product over all T·N rows each.
+                // Parameter gradients: one product over all T·N rows each (packed: the real rows only).
                 gemm.Sgemm(true, false, gh, inputSize, rows, 1, dInput.View, gh, input.View, inputSize, 1, At(grads, wihOffset), inputSize);
+                if (previousHidden is not null)
+                    _gpu.Kernels.GatherPreviousHidden(new Index1D(rows * h), At(output, dir * h), dhStride, At(tape.H0, state),
+                        tape.Packing!.PreviousRows(reverse), previousHidden.View, h);
                 cell.RecurrentWeightGradient(_cells, new RecurrentWeightPass
                 {
-                    Steps = steps, Batch = batch, Hidden = h, Reverse = reverse,
+                    Steps = steps, Batch = batch, Rows = rows, Hidden = h, Reverse = reverse,
                     DRecur = dRecur.View, Outputs = At(output, dir * h), OutputStride = dhStride, H0 = At(tape.H0, state),
+                    PreviousHidden = previousHidden?.View ?? default,
                     Extra = keepsValue ? saved.Extra!.View : default, DWeightHH = At(grads, whhOffset),
                 });
                 _gpu.Kernels.ColumnSums(dInput.View, rows, gh, gh, At(grads, tape.Offsets[Index(config, layer, dir, ParameterKind.BiasIH)]), accumulate: true, sumScratch.View);

@@ -54,8 +54,6 @@ public sealed class IlgpuCpuBackendContractTests(bool fused) : BackendContractTe
     protected override TestData.Shape PerCellShape => new(2, 2, 3, 4, 2, true);
 
     protected override IRnnBackend CreateBackend() => new IlgpuBackend(IlgpuDevice.Cpu, fused);
-
-    protected override bool RunsVariableLengths => false;
 }
 
 /// <summary>ILGPU on a CUDA GPU; ignored with the reason where there is none.</summary>
@@ -69,6 +67,4 @@ public sealed class IlgpuCudaBackendContractTests(bool fused) : BackendContractT
         IlgpuFixtures.OpenOrIgnore(IlgpuDevice.Cuda).Dispose();
         return new IlgpuBackend(IlgpuDevice.Cuda, fused);
     }
-
-    protected override bool RunsVariableLengths => false;
 }

@@ -54,6 +54,8 @@ public sealed class IlgpuCompileTests
         Assert.That(names, Has.Some.EqualTo("SequenceKernels.SoftmaxCrossEntropyRows"));
         Assert.That(names, Has.Some.EqualTo("SequenceKernels.SoftmaxCrossEntropyCountsRows"));
         Assert.That(names, Has.Some.EqualTo("SequenceKernels.ActivationBackwardPartialSums<ReluActivation>"));
+        Assert.That(names, Has.Some.EqualTo("PackingKernels.GatherRows"));
+        Assert.That(names, Has.Some.EqualTo("PackingKernels.GatherPreviousHidden"));
     }
 
     [Test]

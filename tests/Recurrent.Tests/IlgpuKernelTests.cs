@@ -108,6 +108,42 @@ public abstract class IlgpuKernelTests(IlgpuDevice device)
         Assertions.AllClose(ds.GetAsArray1D(), expected, Tolerances.Float32, "sums");
     }
 
+    /// <summary>Rows named in any order, one twice, and −1 for a zero row; the destination starts as NaN, so every element must be written.</summary>
+    [Test]
+    public void GatherRows_CopiesTheNamedRows_AndZerosForMinusOne()
+    {
+        const int columns = 3;
+        var source = TestData.UniformSingle(new Random(1), 4 * columns);
+        int[] rows = [2, -1, 0, 3, 2];
+        using var ds = Gpu.Accelerator.Allocate1D(source);
+        using var ids = Gpu.Accelerator.Allocate1D(rows);
+        using var destination = Gpu.Accelerator.Allocate1D(Enumerable.Repeat(float.NaN, rows.Length * columns).ToArray());
+        Gpu.Kernels.GatherRows(new Index1D(rows.Length * columns), ds.View, ids.View, destination.View, columns);
+        var expected = rows.SelectMany(r => Enumerable.Range(0, columns).Select(c => r < 0 ? 0f : source[r * columns + c])).ToArray();
+        Assert.That(destination.GetAsArray1D(), Is.EqualTo(expected));
+    }
+
+    /// <summary>
+    /// Each row's h_{t−1}: row ≥ 0 of a layer output whose rows are 5 apart (its direction's 2 features at offset 1),
+    /// or −1 − p for row p of the initial state [N, 2].
+    /// </summary>
+    [Test]
+    public void GatherPreviousHidden_TakesOutputRows_OrInitialRowsForNegativeIds()
+    {
+        const int hidden = 2, stride = 5;
+        var random = new Random(2);
+        var outputs = TestData.UniformSingle(random, 4 * stride);
+        var initial = TestData.UniformSingle(random, 3 * hidden);
+        int[] rows = [-1, -3, 1, 3, -2];
+        using var dOutputs = Gpu.Accelerator.Allocate1D(outputs);
+        using var dInitial = Gpu.Accelerator.Allocate1D(initial);
+        using var ids = Gpu.Accelerator.Allocate1D(rows);
+        using var destination = Gpu.Accelerator.Allocate1D(Enumerable.Repeat(float.NaN, rows.Length * hidden).ToArray());
+        Gpu.Kernels.GatherPreviousHidden(new Index1D(rows.Length * hidden), dOutputs.View.SubView(1, outputs.Length - 1), stride, dInitial.View, ids.View, destination.View, hidden);
+        var expected = rows.SelectMany(r => Enumerable.Range(0, hidden).Select(c => r >= 0 ? outputs[1 + r * stride + c] : initial[(-1 - r) * hidden + c])).ToArray();
+        Assert.That(destination.GetAsArray1D(), Is.EqualTo(expected));
+    }
+
     private static IEnumerable<TestCaseData> UnaryCases()
     {
         yield return Unary<UnaryOps.Sigmoid>(x => 1 / (1 + Math.Exp(-x)));

@@ -6,7 +6,7 @@ namespace Recurrent.Kernels.Ilgpu;
 
 /// <summary>
 /// Every kernel of <see cref="ElementwiseKernels"/>, <see cref="GemmKernels"/>, <see cref="ReductionKernels"/>,
-/// <see cref="SequenceKernels"/> and the cells' kernel classes (through <see cref="Load{TLauncher}"/>), loaded for one
+/// <see cref="SequenceKernels"/>, <see cref="PackingKernels"/> and the cells' kernel classes (through <see cref="Load{TLauncher}"/>), loaded for one
 /// accelerator on first use and then cached for its lifetime (compiling a kernel costs milliseconds to seconds;
 /// launching a loaded one, microseconds).
 /// </summary>
@@ -27,6 +27,8 @@ public sealed class IlgpuKernels(Accelerator accelerator)
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>? _softmaxCrossEntropyCountsRows;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _squaredErrorPartials;
     private Action<Index1D, ArrayView<float>, ArrayView<int>, int>? _argMaxRows;
+    private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>? _gatherRows;
+    private Action<Index1D, ArrayView<float>, int, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>? _gatherPreviousHidden;
 
     /// <summary>
     /// A kernel loaded by <paramref name="load"/> on first use and cached by its method: how each cell's file
@@ -106,6 +108,15 @@ public sealed class IlgpuKernels(Accelerator accelerator)
     /// <summary><see cref="SequenceKernels.ArgMaxRows"/>.</summary>
     public Action<Index1D, ArrayView<float>, ArrayView<int>, int> ArgMaxRows =>
         _argMaxRows ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int>(SequenceKernels.ArgMaxRows);
+
+    /// <summary><see cref="PackingKernels.GatherRows"/>.</summary>
+    public Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> GatherRows =>
+        _gatherRows ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(PackingKernels.GatherRows);
+
+    /// <summary><see cref="PackingKernels.GatherPreviousHidden"/>.</summary>
+    public Action<Index1D, ArrayView<float>, int, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> GatherPreviousHidden =>
+        _gatherPreviousHidden ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(
+            PackingKernels.GatherPreviousHidden);
 
     /// <summary>Partial rows a tall column sum is first reduced to.</summary>
     public const int ColumnSumChunks = 64;

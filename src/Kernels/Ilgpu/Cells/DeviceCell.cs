@@ -106,13 +106,20 @@ public abstract class DeviceCell(int gateCount) : IDeviceCell
     }
 
     /// <summary>
-    /// dW_hh[first <paramref name="rows"/> rows] += Σ_t dRecur_t[those columns]ᵀ · h_{t−1}: two products over all steps,
-    /// since h_{t−1} is the layer output one step earlier in the direction's order, or h0 at its first step.
+    /// dW_hh[first <paramref name="rows"/> rows] += Σ_t dRecur_t[those columns]ᵀ · h_{t−1}. Packed rows come with every
+    /// row's h_{t−1} gathered (<see cref="RecurrentWeightPass.PreviousHidden"/>): one product. A dense batch needs no
+    /// gather: h_{t−1} is the layer output one step earlier in the direction's order, or h0 at its first step, so two
+    /// products over all steps.
     /// </summary>
     protected void AddHiddenProducts(CellContext context, in RecurrentWeightPass pass, int rows)
     {
         int h = pass.Hidden, batch = pass.Batch, steps = pass.Steps, gh = GateCount * h;
         var gemm = context.Gemm;
+        if (pass.PreviousHidden.IsValid)
+        {
+            gemm.Sgemm(true, false, rows, h, pass.Rows, 1, pass.DRecur, gh, pass.PreviousHidden, h, 1, pass.DWeightHH, h);
+            return;
+        }
         if (steps > 1)
         {
             long firstWithPrevious = pass.Reverse ? 0 : batch;       // the rows of steps whose h_{t−1} is an output
@@ -144,11 +151,13 @@ public readonly struct StepShape(int hidden, int hPrevStride, int hOutStride, in
 
 /// <summary>
 /// The device buffers of one forward step, each view starting at the step's first element.
-/// Gate buffers are [N, G·H]; hidden-state views are [N, H] rows with a stride.
+/// Gate buffers are [N, G·H]; hidden-state views are [N, H] rows with a stride. N is the step's rows: the whole batch,
+/// or in a variable-length batch the sequences still running, or a run of them that share where h_{t−1} comes from
+/// (rows are independent, so a step may be run as several of these).
 /// </summary>
 public readonly struct ForwardStep
 {
-    /// <summary>N.</summary>
+    /// <summary>N, the rows of this step.</summary>
     public required int Batch { get; init; }
     /// <summary>H.</summary>
     public required int Hidden { get; init; }
@@ -189,10 +198,10 @@ public readonly struct ForwardStep
     internal Index1D Extent => new(Batch * Hidden);
 }
 
-/// <summary>The device buffers of one backward step.</summary>
+/// <summary>The device buffers of one backward step, with N rows as <see cref="ForwardStep"/>.</summary>
 public readonly struct BackwardStep
 {
-    /// <summary>N.</summary>
+    /// <summary>N, the rows of this step.</summary>
     public required int Batch { get; init; }
     /// <summary>H.</summary>
     public required int Hidden { get; init; }
@@ -232,26 +241,37 @@ public readonly struct BackwardStep
     internal Index1D Extent => new(Batch * Hidden);
 }
 
-/// <summary>What dW_hh needs of one layer direction after its backward loop.</summary>
+/// <summary>
+/// What dW_hh needs of one layer direction after its backward loop. Every [rows, …] buffer holds the direction's
+/// <see cref="Rows"/> rows: T·N of a dense batch, or the Σ b packed rows of a variable-length one (step t's b_t rows
+/// after those of the steps before it; the real tokens only, so padding adds nothing to the gradient).
+/// </summary>
 public readonly struct RecurrentWeightPass
 {
     /// <summary>T.</summary>
     public required int Steps { get; init; }
     /// <summary>N.</summary>
     public required int Batch { get; init; }
+    /// <summary>The rows of every step together: T·N, or Σ b packed.</summary>
+    public required int Rows { get; init; }
     /// <summary>H.</summary>
     public required int Hidden { get; init; }
     /// <summary>Whether the direction runs from t = T − 1 down to 0.</summary>
     public required bool Reverse { get; init; }
-    /// <summary>The gradient of the recurrent sum at every step [T, N, G·H].</summary>
+    /// <summary>The gradient of the recurrent sum at every row [rows, G·H].</summary>
     public required ArrayView<float> DRecur { get; init; }
-    /// <summary>h_t of every step: the layer output at (t = 0, n = 0, the direction's first feature), rows <see cref="OutputStride"/> apart.</summary>
+    /// <summary>h_t of every row: the layer output at (row 0, the direction's first feature), rows <see cref="OutputStride"/> apart.</summary>
     public required ArrayView<float> Outputs { get; init; }
     /// <summary>Row stride of <see cref="Outputs"/> (D·H).</summary>
     public required int OutputStride { get; init; }
     /// <summary>h0 of the direction [N, H].</summary>
     public required ArrayView<float> H0 { get; init; }
-    /// <summary>Where <see cref="IDeviceCell.KeepsStepValue"/>: every step's <see cref="ForwardStep.Extra"/> [T, N, H].</summary>
+    /// <summary>
+    /// Packed rows: h_{t−1} of every row [Σ b, H], gathered (a packed step's rows continue from a varying number of the
+    /// previous step's rows, so no fixed shift of <see cref="Outputs"/> gives them). Unset for a dense batch.
+    /// </summary>
+    public ArrayView<float> PreviousHidden { get; init; }
+    /// <summary>Where <see cref="IDeviceCell.KeepsStepValue"/>: every row's <see cref="ForwardStep.Extra"/> [rows, H].</summary>
     public ArrayView<float> Extra { get; init; }
     /// <summary>dW_hh [G·H, H], added into.</summary>
     public required ArrayView<float> DWeightHH { get; init; }

@@ -48,7 +48,7 @@ public sealed class GruResetBeforeDeviceCell() : DeviceCell(3)
     {
         int h = pass.Hidden, gh = 3 * h;
         AddHiddenProducts(c, pass, 2 * h);
-        c.Gemm.Sgemm(true, false, h, h, pass.Steps * pass.Batch, 1, pass.DRecur.SubView(2 * h), gh, pass.Extra, h, 1, pass.DWeightHH.SubView(2L * h * h), h);
+        c.Gemm.Sgemm(true, false, h, h, pass.Rows, 1, pass.DRecur.SubView(2 * h), gh, pass.Extra, h, 1, pass.DWeightHH.SubView(2L * h * h), h);
     }
 
     /// <summary>The gates half: r, z and r ⊙ h into <see cref="ForwardStep.Extra"/>.</summary>
