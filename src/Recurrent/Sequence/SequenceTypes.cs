@@ -125,19 +125,14 @@ public sealed class SequenceTargets
             return;
         }
         Tensor.RequireShape(Values!, argumentName, Steps, Batch, outputSize);
-        if (Padding is null)
-        {
-            Tensor.RequireFinite(Values!, argumentName);
-            return;
-        }
         for (int n = 0; n < Batch; n++)
-            for (int t = 0; t < Padding[n]; t++)
+            for (int t = 0; t < (Padding?[n] ?? Steps); t++)
             {
                 var row = Values!.Data.AsSpan((t * Batch + n) * outputSize, outputSize);
                 int bad = Tensor.IndexOfNonFinite(row);
                 if (bad >= 0)
                     throw new ArgumentException(
-                        $"{argumentName}: the value at step {t}, sequence {n}, feature {bad} is {row[bad]}; expected finite values (within each sequence's length).", argumentName);
+                        $"{argumentName}: the value at step {t}, sequence {n}, feature {bad} is {row[bad]}; expected finite values{(Padding is null ? "" : " (within each sequence's length)")}.", argumentName);
             }
     }
 }
