@@ -130,9 +130,6 @@ internal sealed class TeacherForcedTargets<T, TData, TIds>(IMatrixOps<T, TData, 
         if (_masked) _mask = ops.UploadIds(TeacherForcing.RowMask(lengths, steps, batch, ref _rowMask), ref _maskStage);
     }
 
-    /// <summary>The fed-back tokens of rows [firstRow, firstRow + rows).</summary>
-    public TIds FedBack(int firstRow, int rows) => ops.SliceIds(Tokens, firstRow, rows);
-
     /// <summary>
     /// Adds the loss of rows [firstRow, firstRow + rows) of the T·N rows, whose outputs are <paramref name="o"/> [rows, O],
     /// into <paramref name="lossSum"/> and overwrites o with its gradient (scaled by <see cref="Scale"/>); rows past an end
