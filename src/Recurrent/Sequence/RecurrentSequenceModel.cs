@@ -117,8 +117,8 @@ public sealed class RecurrentSequenceModel : IDisposable
     /// 0 … lengths[n]−1 only: the loss and every gradient are those of the sequences trained one at a time, each truncated
     /// to its length, weighted by their lengths. The parallel schedule runs the stack with the lengths
     /// (<see cref="RecurrentLayer.Forward"/>'s <c>lengths</c>), so on a backend that packs the batch its cost follows the
-    /// real tokens; the step-by-step baseline steps all N sequences and masks the loss past each end. On an
-    /// <see cref="IlgpuBackend"/> the stack still runs dense (its device entry takes no lengths yet): same results, T·N cost.
+    /// real tokens (an <see cref="IlgpuBackend"/> packs it on its device, through its device-level entry); the
+    /// step-by-step baseline steps all N sequences and masks the loss past each end.
     /// </remarks>
     /// <param name="targets">y: token ids [T, N] or values [T, N, O], matching <see cref="Loss"/>, optionally with lengths; y_{t−1} is the input at step t.</param>
     /// <param name="schedule">Parallel over time (the default) or the step-by-step baseline: the stack run with T = 1 per call, chained through its states.</param>

@@ -151,17 +151,9 @@ internal sealed class IlgpuRecurrentStack(RecurrentLayer layer, IlgpuBackend bac
         public void Dispose() => Device.Dispose();
     }
 
-    /// <remarks>
-    /// LENGTHS NOT YET ON THE DEVICE: <see cref="IlgpuBackend.ForwardOnDevice"/> takes no lengths yet, so a padded batch
-    /// runs dense here, every sequence over all T steps. The model's loss and gradients are the same either way, as the
-    /// stack is unidirectional: steps past an end never feed an earlier step, the model's masked loss gives them zero dy,
-    /// so backward gives them zero dx and adds nothing for them into the weight gradients; and the model zeroes its
-    /// outputs past each end itself (they would be c, not zero, even from a packed stack). Only the cost differs: once the
-    /// device entry takes lengths, pass them here (and say so in the README) so that the work follows the real tokens.
-    /// </remarks>
     public IRecurrentStackPass<ArrayView<float>> Forward(ArrayView<float> x, int steps, int batch, IRecurrentStackPass<ArrayView<float>>? previous, bool keepForBackward,
         int[]? lengths = null) =>
-        new Pass(backend.ForwardOnDevice(layer.Parameters, x, steps, batch, (previous as Pass)?.Device, keepForBackward));
+        new Pass(backend.ForwardOnDevice(layer.Parameters, x, steps, batch, (previous as Pass)?.Device, keepForBackward, lengths));
 
     public ArrayView<float> Backward(IRecurrentStackPass<ArrayView<float>> pass, ArrayView<float> dy, IRecurrentStackPass<ArrayView<float>>? next) =>
         backend.BackwardOnDevice(layer.Parameters, ((Pass)pass).Device, dy, (next as Pass)?.Device);
