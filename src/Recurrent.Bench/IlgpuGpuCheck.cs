@@ -95,12 +95,15 @@ public static class IlgpuGpuCheck
     /// The sequence models on <paramref name="backend"/>'s device against the same models (same seeds) on the CPU: loss
     /// and every gradient of one training step, both schedules. Cases cover both losses, the output-recurrent network
     /// with and without external input (without it, its parallel step runs per token) and an LSTM and a reset-before GRU
-    /// language model, at T·N = 72 rows. Returns the number of failures.
+    /// language model, at T·N = 72 rows; each also as a padded batch (lengths, in any order, 1 and T among them) with
+    /// garbage past the ends, the language model's expectation then from its stack on the reference backend, which runs
+    /// lengths everywhere. Returns the number of failures.
     /// </summary>
     private static int SequenceParity(IlgpuBackend backend, double absolute, double relative)
     {
         Console.WriteLine("sequence models on the device against the same models on the CPU, worst |a − e| − tolerance (≤ 0 passes):");
         const int steps = 9, batch = 8;
+        int[]?[] paddings = [null, [9, 3, 1, 9, 5, 7, 2, 8]];
         int failures = 0;
         void Report(string name, double worst, string what)
         {
@@ -109,12 +112,13 @@ public static class IlgpuGpuCheck
             Console.WriteLine($"  {(ok ? "ok  " : "FAIL")} {name,-58} worst {worst:E2} ({what})");
         }
         foreach (var (input, loss, activation) in new[] { (7, SequenceLoss.SoftmaxCrossEntropy, RnnActivation.Tanh), (7, SequenceLoss.SquaredError, RnnActivation.Relu), (0, SequenceLoss.SoftmaxCrossEntropy, RnnActivation.Tanh) })
+        foreach (var lengths in paddings)
         {
             int output = input == 0 ? 5 : 17;
             int? start = loss == SequenceLoss.SoftmaxCrossEntropy ? 0 : null;
             var random = new Random(5);
             var x = input == 0 ? null : new Tensor(Values(random, steps * batch * input), steps, batch, input);
-            var targets = Targets(loss, steps, batch, output, random);
+            var targets = Targets(loss, steps, batch, output, random, lengths);
             var cpu = new OutputRecurrentNetwork(input, 33, output, loss, activation, start, seed: 3);
             float expected = cpu.Train(x, targets);
             using var onDevice = new OutputRecurrentNetwork(input, 33, output, loss, activation, start, seed: 3, device: backend);
@@ -123,15 +127,16 @@ public static class IlgpuGpuCheck
                 onDevice.ZeroGrad();
                 float actual = onDevice.Train(x, targets, schedule);
                 var (worst, what) = Worst([("loss", [actual], [expected]), .. onDevice.Parameters.Zip(cpu.Parameters, (a, e) => (a.Name, a.Grad.Data, e.Grad.Data))], absolute, relative);
-                Report($"output-recurrent {loss} {activation} T{steps} N{batch} I{input} H33 O{output} {schedule}", worst, what);
+                Report($"output-recurrent {loss} {activation} T{steps} N{batch} I{input} H33 O{output}{(lengths is null ? "" : " padded")} {schedule}", worst, what);
             }
         }
         foreach (var (cell, loss) in new[] { (CellKind.Lstm, SequenceLoss.SoftmaxCrossEntropy), (CellKind.GruResetBefore, SequenceLoss.SquaredError) })
+        foreach (var lengths in paddings)
         {
             RecurrentLayer Layer(IRnnBackend? rnn) => cell == CellKind.Lstm ? new Lstm(7, 33, backend: rnn, seed: 3) : new Gru(7, 33, GruVariant.ResetBefore, backend: rnn, seed: 3);
             int? start = loss == SequenceLoss.SoftmaxCrossEntropy ? 0 : null;
-            var targets = Targets(loss, steps, batch, 17, new Random(6));
-            var cpu = new RecurrentSequenceModel(Layer(null), 17, loss, start, seed: 3);
+            var targets = Targets(loss, steps, batch, 17, new Random(6), lengths);
+            var cpu = new RecurrentSequenceModel(Layer(lengths is null ? null : ReferenceBackend.Instance), 17, loss, start, seed: 3);
             float expected = cpu.Train(targets);
             using var onDevice = new RecurrentSequenceModel(Layer(backend), 17, loss, start, seed: 3);
             foreach (var schedule in Enum.GetValues<TrainingSchedule>())
@@ -141,7 +146,7 @@ public static class IlgpuGpuCheck
                 var grads = onDevice.Parameters.Zip(cpu.Parameters, (a, e) => (a.Name, a.Grad.Data, e.Grad.Data))
                     .Concat(onDevice.Recurrent.Parameters.All.Zip(cpu.Recurrent.Parameters.All, (a, e) => (a.Name, a.Grad.Data, e.Grad.Data)));
                 var (worst, what) = Worst([("loss", [actual], [expected]), .. grads], absolute, relative);
-                Report($"{cell} language model {loss} T{steps} N{batch} I7 H33 O17 {schedule}", worst, what);
+                Report($"{cell} language model {loss} T{steps} N{batch} I7 H33 O17{(lengths is null ? "" : " padded")} {schedule}", worst, what);
             }
         }
         return failures;
@@ -179,10 +184,14 @@ public static class IlgpuGpuCheck
 
     private static float[] Values(Random random, int count) => Enumerable.Range(0, count).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
 
-    private static SequenceTargets Targets(SequenceLoss loss, int steps, int batch, int output, Random random) =>
-        loss == SequenceLoss.SoftmaxCrossEntropy
-            ? SequenceTargets.Tokens(Enumerable.Range(0, steps * batch).Select(_ => random.Next(output)).ToArray(), steps, batch)
-            : SequenceTargets.Real(new Tensor(Values(random, steps * batch * output), steps, batch, output));
+    /// <summary>Random targets; with <paramref name="lengths"/>, garbage past each end (ids outside the vocabulary, NaN), which must not be read.</summary>
+    private static SequenceTargets Targets(SequenceLoss loss, int steps, int batch, int output, Random random, int[]? lengths = null)
+    {
+        bool Past(int row) => lengths is not null && row / batch >= lengths[row % batch];
+        return loss == SequenceLoss.SoftmaxCrossEntropy
+            ? SequenceTargets.Tokens(Enumerable.Range(0, steps * batch).Select(r => Past(r) ? output + 3 : random.Next(output)).ToArray(), steps, batch, lengths)
+            : SequenceTargets.Real(new Tensor(Values(random, steps * batch * output).Select((v, i) => Past(i / output) ? float.NaN : v).ToArray(), steps, batch, output), lengths);
+    }
 
     /// <summary>The worst excess of actual over expected beyond the tolerance, and where.</summary>
     private static (double Worst, string What) Worst(IEnumerable<(string Name, float[] Actual, float[] Expected)> pairs, double absolute, double relative)

@@ -52,6 +52,15 @@ public static class SequenceLengths
         return result;
     }
 
+    /// <summary>The real tokens of a batch: Σ lengths, or T·N without lengths.</summary>
+    internal static long Tokens(int[]? lengths, int steps, int batch)
+    {
+        if (lengths is null) return (long)steps * batch;
+        long sum = 0;
+        foreach (int length in lengths) sum += length;
+        return sum;
+    }
+
     /// <summary>Whether sequence n computes step t: t &lt; lengths[n] in either direction (null: always).</summary>
     internal static bool Runs(int[]? lengths, int n, int t) => lengths is null || t < lengths[n];
 }

@@ -334,7 +334,7 @@ public sealed class NonFiniteIlgpuTests
             using var o = Device(output);
             using var t = Device(target);
             using var s = Device(new float[1]);
-            _ops!.SquaredError(o.View, t.View, 0.5f, s.View);
+            _ops!.SquaredError(o.View, t.View, 1, default, 0.5f, s.View);
             return (o.GetAsArray1D(), s.GetAsArray1D()[0]);
         });
         AssertSame(actual, expected, "gradient");

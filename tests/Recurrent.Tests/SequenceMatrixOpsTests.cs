@@ -198,12 +198,61 @@ public class SequenceMatrixOpsTests
         var target = TestData.UniformSingle(random, length);
         var dOutput = bridge.Up((float[])output.Clone());
         var squaredSum = bridge.Up([1f]);
-        ops.SquaredError(dOutput, bridge.Up(target), (float)scale, squaredSum);
+        ops.SquaredError(dOutput, bridge.Up(target), columns, default, (float)scale, squaredSum);
         float squared = ops.ReadScalar(squaredSum) - 1;
         var expectedOutput = Widen(output);
         double expectedSquared = Reference.SquaredError(expectedOutput, Widen(target), scale);
         Assertions.AllClose([squared / rows], [expectedSquared / rows], Tolerances.Float32, $"{ops.Name} squared error (mean)");
         Assertions.AllClose(bridge.Down(dOutput, length), expectedOutput, Tolerances.Float32, $"{ops.Name} squared error gradient");
+
+        CheckIgnoredRows(ops, bridge, rows, columns, random);
+    }
+
+    /// <summary>
+    /// Rows past a sequence's end: a negative target (cross-entropy) or row mask (squared error) ignores the row. Their
+    /// logits, outputs and targets hold NaN, which must not be read: the loss stays that of the other rows, and their
+    /// gradient rows are zero. A third of the rows (the first always) are ignored.
+    /// </summary>
+    private static void CheckIgnoredRows<TData, TIds>(IMatrixOps<float, TData, TIds> ops, Bridge<TData, TIds> bridge, int rows, int columns, Random random)
+        where TData : struct where TIds : struct
+    {
+        int length = rows * columns;
+        var ignored = Enumerable.Range(0, rows).Select(r => r == 0 || random.Next(3) == 0).ToArray();
+        var logits = TestData.UniformSingle(random, length, 30);
+        var targets = Enumerable.Range(0, rows).Select(r => ignored[r] ? -1 : random.Next(columns)).ToArray();
+        var output = TestData.UniformSingle(random, length);
+        var target = TestData.UniformSingle(random, length);
+        var mask = Array.ConvertAll(ignored, i => i ? -1 : 0);
+        for (int i = 0; i < length; i++)
+            if (ignored[i / columns]) logits[i] = output[i] = target[i] = float.NaN;
+        double scale = 1.0 / Math.Max(1, ignored.Count(i => !i));
+
+        var gradient = bridge.Up((float[])logits.Clone());
+        var lossSum = bridge.Up([1f]);
+        ops.SoftmaxCrossEntropy(gradient, columns, bridge.Up(targets), (float)scale, lossSum);
+        var expectedGradient = Widen(logits);
+        double expectedLoss = Reference.SoftmaxCrossEntropy(expectedGradient, columns, targets, scale);
+        Assertions.AllClose([(ops.ReadScalar(lossSum) - 1) * scale], [expectedLoss * scale], Tolerances.Float32, $"{ops.Name} cross-entropy with ignored rows (mean)");
+        var actualGradient = bridge.Down(gradient, length);
+        Assertions.AllClose(actualGradient, expectedGradient, Tolerances.Float32, $"{ops.Name} cross-entropy gradient with ignored rows");
+        AssertZeroRows(actualGradient, columns, ignored, $"{ops.Name} cross-entropy");
+
+        var dOutput = bridge.Up((float[])output.Clone());
+        var squaredSum = bridge.Up([1f]);
+        ops.SquaredError(dOutput, bridge.Up(target), columns, bridge.Up(mask), (float)scale, squaredSum);
+        var expectedOutput = Widen(output);
+        double expectedSquared = Reference.SquaredError(expectedOutput, Widen(target), columns, mask, scale);
+        Assertions.AllClose([(ops.ReadScalar(squaredSum) - 1) * scale], [expectedSquared * scale], Tolerances.Float32, $"{ops.Name} squared error with ignored rows (mean)");
+        var actualOutput = bridge.Down(dOutput, length);
+        Assertions.AllClose(actualOutput, expectedOutput, Tolerances.Float32, $"{ops.Name} squared error gradient with ignored rows");
+        AssertZeroRows(actualOutput, columns, ignored, $"{ops.Name} squared error");
+    }
+
+    private static void AssertZeroRows(float[] gradient, int columns, bool[] ignored, string what)
+    {
+        for (int r = 0; r < ignored.Length; r++)
+            if (ignored[r])
+                Assert.That(gradient.AsSpan(r * columns, columns).ToArray(), Is.All.EqualTo(0f), $"{what}: ignored row {r} has a gradient");
     }
 
     private static double[] Widen(float[] values) => Array.ConvertAll(values, v => (double)v);

@@ -26,6 +26,7 @@ public sealed class IlgpuKernels(Accelerator accelerator)
     private Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, float>? _softmaxCrossEntropyRows;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>? _softmaxCrossEntropyCountsRows;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _squaredErrorPartials;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, float>? _squaredErrorMaskedPartials;
     private Action<Index1D, ArrayView<float>, ArrayView<int>, int>? _argMaxRows;
     private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>? _gatherRows;
     private Action<Index1D, ArrayView<float>, int, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>? _gatherPreviousHidden;
@@ -104,6 +105,11 @@ public sealed class IlgpuKernels(Accelerator accelerator)
     /// <summary><see cref="SequenceKernels.SquaredErrorPartials"/>.</summary>
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> SquaredErrorPartials =>
         _squaredErrorPartials ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(SequenceKernels.SquaredErrorPartials);
+
+    /// <summary><see cref="SequenceKernels.SquaredErrorMaskedPartials"/>.</summary>
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, float> SquaredErrorMaskedPartials =>
+        _squaredErrorMaskedPartials ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, float>(
+            SequenceKernels.SquaredErrorMaskedPartials);
 
     /// <summary><see cref="SequenceKernels.ArgMaxRows"/>.</summary>
     public Action<Index1D, ArrayView<float>, ArrayView<int>, int> ArgMaxRows =>

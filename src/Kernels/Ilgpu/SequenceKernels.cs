@@ -70,12 +70,21 @@ public static class SequenceKernels
     /// group's threads stride over the columns and group reductions give the row's maximum and Σ exp(logit − max), so exp
     /// never overflows. The logits are overwritten with scale · (softmax − onehot(target)); rowLoss[row] = log Σ −
     /// (logit[target] − max). A NaN or +∞ logit makes the maximum NaN or +∞ and with it the whole row NaN, as in the
-    /// reference.
+    /// reference. A negative target ignores the row (PyTorch's ignore_index): its logits are not read but zeroed, and its
+    /// loss is 0; the whole group takes the same branch, so the reductions' barriers stay uniform.
     /// </summary>
     public static void SoftmaxCrossEntropyRows(ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> rowLoss, int columns, float gradientScale)
     {
         int row = Grid.IdxX;
         long start = (long)row * columns;
+        int target = targets[row];
+        if (target < 0)
+        {
+            for (int c = Group.IdxX; c < columns; c += Group.DimX)
+                logits[start + c] = 0;
+            if (Group.IsFirstThread) rowLoss[row] = 0;
+            return;
+        }
         float max = float.NegativeInfinity;
         for (int c = Group.IdxX; c < columns; c += Group.DimX)
             max = DeviceMath.Max(max, logits[start + c]);
@@ -84,7 +93,6 @@ public static class SequenceKernels
         for (int c = Group.IdxX; c < columns; c += Group.DimX)
             sum += MathF.Exp(logits[start + c] - max);
         sum = DeviceMath.GroupReduce<SumOp>(sum);
-        int target = targets[row];
         float shiftedTarget = logits[start + target] - max;
         // Every thread has read the target's logit before any thread overwrites it.
         Group.Barrier();
@@ -139,6 +147,29 @@ public static class SequenceKernels
         float sum = 0;
         for (int i = index; i < length; i += stride)
         {
+            float difference = output[i] - target[i];
+            sum += 0.5f * difference * difference;
+            output[i] = gradientScale * difference;
+        }
+        partial[index] = sum;
+    }
+
+    /// <summary>
+    /// <see cref="SquaredErrorPartials"/> over rows of <paramref name="columns"/> elements, skipping the rows r with
+    /// rowMask[r] &lt; 0 (past a sequence's end): their output and target are not read, their gradient is zero and they add
+    /// no loss.
+    /// </summary>
+    public static void SquaredErrorMaskedPartials(Index1D index, ArrayView<float> output, ArrayView<float> target, ArrayView<int> rowMask,
+        ArrayView<float> partial, int length, int stride, int columns, float gradientScale)
+    {
+        float sum = 0;
+        for (int i = index; i < length; i += stride)
+        {
+            if (rowMask[i / columns] < 0)
+            {
+                output[i] = 0;
+                continue;
+            }
             float difference = output[i] - target[i];
             sum += 0.5f * difference * difference;
             output[i] = gradientScale * difference;

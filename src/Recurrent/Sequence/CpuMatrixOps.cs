@@ -104,7 +104,10 @@ internal sealed unsafe class CpuMatrixOps : ManagedMatrixOps<float>
         double loss = 0;
         fixed (float* pl = logits)
             for (int r = 0; r < targets.Length; r++)
-                loss += SoftmaxCrossEntropyRow(pl + (long)r * columns, columns, targets[r], gradientScale);
+            {
+                if (targets[r] < 0) new Span<float>(pl + (long)r * columns, columns).Clear();
+                else loss += SoftmaxCrossEntropyRow(pl + (long)r * columns, columns, targets[r], gradientScale);
+            }
         return (float)loss;
     }
 

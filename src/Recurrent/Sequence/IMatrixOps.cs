@@ -106,6 +106,8 @@ internal interface IMatrixOps<T, TData, TIds>
     /// Fused softmax cross-entropy over the rows of <paramref name="logits"/> [R, C] with target classes
     /// <paramref name="targets"/> [R]: adds Σ_r −log softmax(logits_r)[targets[r]] into <paramref name="lossSum"/> [1] and
     /// overwrites the logits with their gradient scaled by <paramref name="gradientScale"/>: scale · (softmax − onehot).
+    /// A row whose target is negative is ignored, as PyTorch's <c>ignore_index</c> (a target past a sequence's end): it
+    /// adds no loss, its logits are not read (they may hold anything, NaN included) and its gradient row is zero.
     /// The loss stays where the operations run, so a loop over steps does not wait for a device at every step
     /// (<see cref="ReadScalar"/> reads it once).
     /// </summary>
@@ -122,11 +124,13 @@ internal interface IMatrixOps<T, TData, TIds>
     void SoftmaxCrossEntropyCounts(TData logits, int columns, TData counts, T gradientScale, TData lossSum);
 
     /// <summary>
-    /// Fused squared error: adds Σ ½(o − y)² over <paramref name="output"/> and <paramref name="target"/> (same length)
+    /// Fused squared error over the rows of <paramref name="output"/> and <paramref name="target"/> [R, C]: adds Σ ½(o − y)²
     /// into <paramref name="lossSum"/> [1] and overwrites the output with its gradient scaled by
-    /// <paramref name="gradientScale"/>: scale · (o − y).
+    /// <paramref name="gradientScale"/>: scale · (o − y). <paramref name="rowMask"/> [R], or empty (default) for none,
+    /// marks ignored rows as <see cref="SoftmaxCrossEntropy"/>'s targets do: a row r with rowMask[r] &lt; 0 adds no loss,
+    /// its output and target are not read and its gradient row is zero.
     /// </summary>
-    void SquaredError(TData output, TData target, T gradientScale, TData lossSum);
+    void SquaredError(TData output, TData target, int columns, TIds rowMask, T gradientScale, TData lossSum);
 
     /// <summary>data[0], read on the host (waits for a device).</summary>
     T ReadScalar(TData data);

@@ -180,13 +180,16 @@ internal sealed class IlgpuMatrixOps(IlgpuAccelerator gpu) : IMatrixOps<float, A
         AddSum(rowLoss, lossSum);
     }
 
-    public void SquaredError(ArrayView<float> output, ArrayView<float> target, float gradientScale, ArrayView<float> lossSum)
+    public void SquaredError(ArrayView<float> output, ArrayView<float> target, int columns, ArrayView<int> rowMask, float gradientScale, ArrayView<float> lossSum)
     {
         int length = output.IntLength;
         // Enough threads to fill a GPU, each with a coalesced stride; their partial sums are then one column sum.
         int threads = Math.Min(length, 64 * 1024);
         var partial = Workspace(ref _partials, threads);
-        gpu.Kernels.SquaredErrorPartials(new Index1D(threads), output, target, partial, length, threads, gradientScale);
+        if (rowMask.IsValid && rowMask.Length > 0)
+            gpu.Kernels.SquaredErrorMaskedPartials(new Index1D(threads), output, target, rowMask, partial, length, threads, columns, gradientScale);
+        else
+            gpu.Kernels.SquaredErrorPartials(new Index1D(threads), output, target, partial, length, threads, gradientScale);
         AddSum(partial, lossSum);
     }
 

@@ -86,7 +86,11 @@ internal class ManagedMatrixOps<T> : IMatrixOps<T, Memory<T>, Memory<int>> where
     {
         T loss = T.Zero;
         for (int r = 0; r < targets.Length; r++)
-            loss += SoftmaxCrossEntropyRow(logits.Slice(r * columns, columns), targets[r], gradientScale);
+        {
+            var row = logits.Slice(r * columns, columns);
+            if (targets[r] < 0) row.Clear();
+            else loss += SoftmaxCrossEntropyRow(row, targets[r], gradientScale);
+        }
         return loss;
     }
 
@@ -138,6 +142,22 @@ internal class ManagedMatrixOps<T> : IMatrixOps<T, Memory<T>, Memory<int>> where
         return loss;
     }
 
+    /// <summary>See <see cref="IMatrixOps{T, TData, TIds}.SquaredError"/>; returns the loss. Rows are the mask's unit, the unmasked pass the work.</summary>
+    public T SquaredError(Span<T> output, ReadOnlySpan<T> target, int columns, ReadOnlySpan<int> rowMask, T gradientScale)
+    {
+        if (rowMask.IsEmpty) return SquaredError(output, target, gradientScale);
+        // Summed in double whatever T is, as the float pass sums its own rows.
+        double loss = 0;
+        for (int r = 0; r < rowMask.Length; r++)
+        {
+            var row = output.Slice(r * columns, columns);
+            if (rowMask[r] < 0) row.Clear();
+            else loss += double.CreateChecked(SquaredError(row, target.Slice(r * columns, columns), gradientScale));
+        }
+        return T.CreateChecked(loss);
+    }
+
+    /// <summary>Squared error over every element of <paramref name="output"/> and <paramref name="target"/> (same length); returns the loss.</summary>
     public virtual T SquaredError(Span<T> output, ReadOnlySpan<T> target, T gradientScale)
     {
         T loss = T.Zero, half = T.CreateChecked(0.5);
@@ -222,8 +242,8 @@ internal class ManagedMatrixOps<T> : IMatrixOps<T, Memory<T>, Memory<int>> where
     void IMatrixOps<T, Memory<T>, Memory<int>>.SoftmaxCrossEntropyCounts(Memory<T> logits, int columns, Memory<T> counts, T gradientScale, Memory<T> lossSum) =>
         lossSum.Span[0] += SoftmaxCrossEntropyCounts(logits.Span, columns, counts.Span, gradientScale);
 
-    void IMatrixOps<T, Memory<T>, Memory<int>>.SquaredError(Memory<T> output, Memory<T> target, T gradientScale, Memory<T> lossSum) =>
-        lossSum.Span[0] += SquaredError(output.Span, target.Span, gradientScale);
+    void IMatrixOps<T, Memory<T>, Memory<int>>.SquaredError(Memory<T> output, Memory<T> target, int columns, Memory<int> rowMask, T gradientScale, Memory<T> lossSum) =>
+        lossSum.Span[0] += SquaredError(output.Span, target.Span, columns, rowMask.Span, gradientScale);
 
     T IMatrixOps<T, Memory<T>, Memory<int>>.ReadScalar(Memory<T> data) => data.Span[0];
 

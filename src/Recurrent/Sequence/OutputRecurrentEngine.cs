@@ -37,14 +37,20 @@ internal abstract class OutputRecurrentEngine<T> where T : unmanaged, IFloatingP
     protected bool Discrete => Loss == SequenceLoss.SoftmaxCrossEntropy;
 
     /// <summary>
-    /// One teacher-forced training step: returns the mean loss over the T·N predictions and adds its gradients into
-    /// <see cref="Grads"/>. <paramref name="x"/> [T, N, I] (empty when I = 0); targets are <paramref name="ids"/> [T, N]
-    /// or <paramref name="values"/> [T, N, O].
+    /// One teacher-forced training step: returns the mean loss over the real predictions (T·N, or Σ lengths) and adds its
+    /// gradients into <see cref="Grads"/>. <paramref name="x"/> [T, N, I] (empty when I = 0); targets are
+    /// <paramref name="ids"/> [T, N] or <paramref name="values"/> [T, N, O]; <paramref name="lengths"/> [N] or null (see
+    /// <see cref="SequenceTargets"/>). The steps do not depend on each other under teacher forcing, so lengths only mask
+    /// the loss: every row is computed, and those past an end (fed back a −1 token or a zero row, see
+    /// <see cref="TeacherForcing"/>) get a zero output gradient, which makes their share of every gradient zero.
     /// </summary>
-    public abstract T Train(TrainingSchedule schedule, ReadOnlyMemory<T> x, int steps, int batch, int[]? ids, ReadOnlyMemory<T> values);
+    public abstract T Train(TrainingSchedule schedule, ReadOnlyMemory<T> x, int steps, int batch, int[]? ids, ReadOnlyMemory<T> values, int[]? lengths = null);
 
-    /// <summary>The outputs o [T, N, O] (logits or values) under teacher forcing, computed over all T·N rows at once.</summary>
-    public abstract void TeacherForcedOutputs(ReadOnlyMemory<T> x, int steps, int batch, int[]? ids, ReadOnlyMemory<T> values, Memory<T> outputs);
+    /// <summary>
+    /// The outputs o [T, N, O] (logits or values) under teacher forcing, computed over all T·N rows at once; zero past
+    /// each end with <paramref name="lengths"/>.
+    /// </summary>
+    public abstract void TeacherForcedOutputs(ReadOnlyMemory<T> x, int steps, int batch, int[]? ids, ReadOnlyMemory<T> values, Memory<T> outputs, int[]? lengths = null);
 
     /// <summary>
     /// Free running: each step feeds back the model's own previous output (its argmax token for discrete outputs).
@@ -89,7 +95,11 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
     where T : unmanaged, IFloatingPointIeee754<T> where TData : struct where TIds : struct
 {
     public OutputRecurrentEngine(int inputSize, int hiddenSize, int outputSize, SequenceLoss loss, RnnActivation activation, int startToken, IMatrixOps<T, TData, TIds> ops)
-        : base(inputSize, hiddenSize, outputSize, loss, activation, startToken) => Ops = ops;
+        : base(inputSize, hiddenSize, outputSize, loss, activation, startToken)
+    {
+        Ops = ops;
+        _targets = new(ops, loss, outputSize);
+    }
 
     public IMatrixOps<T, TData, TIds> Ops { get; }
 
@@ -99,23 +109,21 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
     private readonly TData[] _values = new TData[ParameterCount], _grads = new TData[ParameterCount];
     private readonly TData[] _valueStages = new TData[ParameterCount], _gradStages = new TData[ParameterCount];
 
-    private TData _inputStage, _targetStage, _hidden, _output, _hiddenGradient, _outputTable, _countStage, _lossSum;
-    private TIds _tokenStage, _tableTokenStage;
+    private readonly TeacherForcedTargets<T, TData, TIds> _targets;
+    private TData _inputStage, _hidden, _output, _hiddenGradient, _outputTable, _countStage, _lossSum;
+    private TIds _tableTokenStage;
     /// <summary><see cref="TrainParallelByToken"/>'s host data: the table's tokens [O + 1] and the target counts [O + 1, O].</summary>
     private int[] _tableTokens = [];
     private T[] _counts = [];
-    /// <summary>Host tokens [T + 1, N]: the start token in row 0, then the targets (<see cref="TeacherForcing.StartAndTargets"/>).</summary>
-    private int[] _tokens = [];
 
-    public override T Train(TrainingSchedule schedule, ReadOnlyMemory<T> x, int steps, int batch, int[]? ids, ReadOnlyMemory<T> values)
+    public override T Train(TrainingSchedule schedule, ReadOnlyMemory<T> x, int steps, int batch, int[]? ids, ReadOnlyMemory<T> values, int[]? lengths = null)
     {
         BindParameters(withGradients: true);
         var input = Ops.Upload(x, ref _inputStage);
-        var targetValues = Discrete ? default : Ops.Upload(values, ref _targetStage);
-        var tokens = Discrete ? StageTokens(ids!, steps, batch) : default;
-        T loss = schedule == TrainingSchedule.StepByStep ? TrainStepByStep(input, tokens, targetValues, steps, batch)
-            : Discrete && InputSize == 0 && OutputSize + 1 < steps * batch ? TrainParallelByToken(ids!, steps, batch)
-            : TrainParallel(input, tokens, targetValues, steps, batch);
+        _targets.Stage(ids, values, steps, batch, StartToken, lengths);
+        T loss = schedule == TrainingSchedule.StepByStep ? TrainStepByStep(input, steps, batch)
+            : Discrete && InputSize == 0 && OutputSize + 1 < steps * batch ? TrainParallelByToken(steps, batch)
+            : TrainParallel(input, steps, batch);
         for (int p = 0; p < ParameterCount; p++) Ops.AddToHost(_grads[p], Grads[p]);
         return loss;
     }
@@ -130,30 +138,20 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
         }
     }
 
-    /// <summary>The tokens of teacher forcing, staged once: see <see cref="TeacherForcing.StartAndTargets"/>.</summary>
-    private TIds StageTokens(int[] ids, int steps, int batch) =>
-        Ops.UploadIds(TeacherForcing.StartAndTargets(ids, steps, batch, StartToken, ref _tokens), ref _tokenStage);
-
-    private TIds FedBack(TIds tokens, int firstRow, int rows) => Ops.SliceIds(tokens, firstRow, rows);
-
-    private TIds Targets(TIds tokens, int batch, int firstRow, int rows) => Ops.SliceIds(tokens, batch + firstRow, rows);
-
-    private T TrainParallel(TData x, TIds tokens, TData values, int steps, int batch)
+    private T TrainParallel(TData x, int steps, int batch)
     {
         int rows = steps * batch, hidden = HiddenSize, outputs = OutputSize;
         var h = Ops.Workspace(ref _hidden, rows * hidden);
-        HiddenForward(x, tokens, values, 0, rows, batch, h);
+        HiddenForward(x, _targets.Tokens, _targets.Values, 0, rows, batch, h);
         var o = Ops.Workspace(ref _output, rows * outputs);
         OutputForward(h, rows, o);
 
-        T scale = T.One / T.CreateChecked(rows);
         var lossSum = ZeroLoss();
-        if (Discrete) Ops.SoftmaxCrossEntropy(o, outputs, Targets(tokens, batch, 0, rows), scale, lossSum);
-        else Ops.SquaredError(o, values, scale, lossSum);
+        _targets.AddLoss(o, batch, 0, rows, lossSum);
         var dh = Ops.Workspace(ref _hiddenGradient, rows * hidden);
         OutputBackward(h, o, rows, dh);
-        HiddenBackward(x, tokens, values, 0, rows, batch, h, dh);
-        return Ops.ReadScalar(lossSum) * scale;
+        HiddenBackward(x, _targets.Tokens, _targets.Values, 0, rows, batch, h, dh);
+        return Ops.ReadScalar(lossSum) * _targets.Scale;
     }
 
     /// <summary>
@@ -162,18 +160,23 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
     /// value). Each is computed once, and the loss needs of the T·N rows only how often each (fed-back token, target) pair
     /// occurs: the cross-entropy of O + 1 rows against those counts has the same value and gradient as that of the T·N
     /// rows. Every product and pass then runs over O + 1 rows instead of T·N, which only the parallel schedule can do, as
-    /// it sees every step's token at once; a hand-written loop over t sees N tokens at a time.
+    /// it sees every step's token at once; a hand-written loop over t sees N tokens at a time. Reads the staged host
+    /// tokens (<see cref="TeacherForcedTargets{T, TData, TIds}.HostTokens"/>): row r is fed back tokens[r] and has target
+    /// tokens[N + r], −1 past a sequence's end, where the row is not counted at all.
     /// </summary>
-    private T TrainParallelByToken(int[] ids, int steps, int batch)
+    private T TrainParallelByToken(int steps, int batch)
     {
         int rows = steps * batch, hidden = HiddenSize, outputs = OutputSize, zeroStart = outputs;
-        // One table row per fed-back value that occurs (a token, or the zero start value fed back as −1, which adds no
-        // row of W), in order of value. Values that never occur get no row: the T·N rows never compute them, so a NaN
-        // in an unused row of W must not reach the loss or the gradients through a zero count.
+        var tokens = _targets.HostTokens;
+        // One table row per fed-back value that occurs in a counted row (a token, or the zero start value fed back as −1,
+        // which adds no row of W), in order of value. Values that never occur get no row: the T·N rows never compute
+        // them (or only past an end), so a NaN in an unused row of W must not reach the loss or the gradients through a
+        // zero count.
         var rowOf = new int[outputs + 1];
         for (int r = 0; r < rows; r++)
         {
-            int fedBack = r < batch ? StartToken : ids[r - batch];
+            if (tokens[batch + r] < 0) continue;
+            int fedBack = tokens[r];
             rowOf[fedBack < 0 ? zeroStart : fedBack] = 1;
         }
         int tableRows = 0;
@@ -187,8 +190,8 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
         else Array.Clear(_counts);
         for (int r = 0; r < rows; r++)
         {
-            int fedBack = r < batch ? StartToken : ids[r - batch];
-            _counts[rowOf[fedBack < 0 ? zeroStart : fedBack] * outputs + ids[r]] += T.One;
+            int fedBack = tokens[r], target = tokens[batch + r];
+            if (target >= 0) _counts[rowOf[fedBack < 0 ? zeroStart : fedBack] * outputs + target] += T.One;
         }
         var counts = Ops.Upload(_counts, ref _countStage);
 
@@ -199,20 +202,19 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
         var oTable = Ops.Workspace(ref _outputTable, tableRows * outputs);
         OutputForward(hTable, tableRows, oTable);
 
-        T scale = T.One / T.CreateChecked(rows);
         var lossSum = ZeroLoss();
-        Ops.SoftmaxCrossEntropyCounts(oTable, outputs, counts, scale, lossSum);
+        Ops.SoftmaxCrossEntropyCounts(oTable, outputs, counts, _targets.Scale, lossSum);
         var dhTable = Ops.Workspace(ref _hiddenGradient, tableRows * hidden);
         OutputBackward(hTable, oTable, tableRows, dhTable);
         Ops.ActivationBackward(Activation, hTable, dhTable, hidden, _grads[HiddenBias]);
         Ops.ScatterRowsAdd(dhTable, hidden, tableIds, _grads[FeedbackWeight]);
-        return Ops.ReadScalar(lossSum) * scale;
+        return Ops.ReadScalar(lossSum) * _targets.Scale;
     }
 
-    private T TrainStepByStep(TData x, TIds tokens, TData values, int steps, int batch)
+    private T TrainStepByStep(TData x, int steps, int batch)
     {
-        int hidden = HiddenSize, outputs = OutputSize, nh = batch * hidden, no = batch * outputs;
-        T scale = T.One / T.CreateChecked(steps * batch);
+        int hidden = HiddenSize, nh = batch * hidden, no = batch * OutputSize;
+        var (tokens, values) = (_targets.Tokens, _targets.Values);
         var lossSum = ZeroLoss();
         // As autograd runs a loop written over t: every step's activations kept, then backward from the last step.
         // The buffers are the parallel schedule's, used one step-sized slice at a time.
@@ -224,8 +226,7 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
             var ot = Ops.Slice(dOutput, t * no, no);
             HiddenForward(x, tokens, values, t * batch, batch, batch, ht);
             OutputForward(ht, batch, ot);
-            if (Discrete) Ops.SoftmaxCrossEntropy(ot, outputs, Targets(tokens, batch, t * batch, batch), scale, lossSum);
-            else Ops.SquaredError(ot, Ops.Slice(values, t * no, no), scale, lossSum);
+            _targets.AddLoss(ot, batch, t * batch, batch, lossSum);
         }
         var dh = Ops.Workspace(ref _hiddenGradient, nh);
         for (int t = steps - 1; t >= 0; t--)
@@ -234,7 +235,7 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
             OutputBackward(ht, Ops.Slice(dOutput, t * no, no), batch, dh);
             HiddenBackward(x, tokens, values, t * batch, batch, batch, ht, dh);
         }
-        return Ops.ReadScalar(lossSum) * scale;
+        return Ops.ReadScalar(lossSum) * _targets.Scale;
     }
 
     /// <summary>The loss accumulator [1], zeroed: the losses add into it where they run, and it is read once per step.</summary>
@@ -245,18 +246,18 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
         return lossSum;
     }
 
-    public override void TeacherForcedOutputs(ReadOnlyMemory<T> x, int steps, int batch, int[]? ids, ReadOnlyMemory<T> values, Memory<T> outputs)
+    public override void TeacherForcedOutputs(ReadOnlyMemory<T> x, int steps, int batch, int[]? ids, ReadOnlyMemory<T> values, Memory<T> outputs, int[]? lengths = null)
     {
         int rows = steps * batch;
         BindParameters(withGradients: false);
         var input = Ops.Upload(x, ref _inputStage);
-        var targetValues = Discrete ? default : Ops.Upload(values, ref _targetStage);
-        var tokens = Discrete ? StageTokens(ids!, steps, batch) : default;
+        _targets.Stage(ids, values, steps, batch, StartToken, lengths);
         var h = Ops.Workspace(ref _hidden, rows * HiddenSize);
         var o = Ops.Destination(outputs, ref _output);
-        HiddenForward(input, tokens, targetValues, 0, rows, batch, h);
+        HiddenForward(input, _targets.Tokens, _targets.Values, 0, rows, batch, h);
         OutputForward(h, rows, o);
         Ops.Download(o, outputs);
+        TeacherForcing.ClearPastEnds(outputs.Span, steps, batch, OutputSize, lengths);
     }
 
     public override void Generate(ReadOnlyMemory<T> x, int steps, int batch, Memory<T> outputs, int[]? tokens)
@@ -271,7 +272,8 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
         {
             // Laid out as in teacher forcing: row 0 the start token, row t + 1 the token step t emits. Rows after 0 go
             // over stale and are written where the operations run before they are read.
-            fedBack = Ops.UploadIds(TeacherForcing.StartAndTargets(null, steps, batch, StartToken, ref _tokens), ref _tokenStage);
+            _targets.Stage(null, default, steps, batch, StartToken, null);
+            fedBack = _targets.Tokens;
         }
         for (int t = 0; t < steps; t++)
         {
@@ -296,7 +298,7 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
         if (inputs > 0)
             Ops.Gemm(false, false, rows, hidden, inputs, T.One, Ops.Slice(x, firstRow * inputs, rows * inputs), inputs, _values[InputWeight], hidden, T.One, h, hidden);
         if (Discrete)
-            Ops.GatherRowsAdd(_values[FeedbackWeight], hidden, FedBack(fedBack, firstRow, rows), h);
+            Ops.GatherRowsAdd(_values[FeedbackWeight], hidden, Ops.SliceIds(fedBack, firstRow, rows), h);
         else
         {
             // Rows of the first step have the zero start value: they skip the product.
@@ -332,7 +334,7 @@ internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEng
         if (inputs > 0)
             Ops.Gemm(true, false, inputs, hidden, rows, T.One, Ops.Slice(x, firstRow * inputs, rows * inputs), inputs, dh, hidden, T.One, _grads[InputWeight], hidden);
         if (Discrete)
-            Ops.ScatterRowsAdd(dh, hidden, FedBack(fedBack, firstRow, rows), _grads[FeedbackWeight]);
+            Ops.ScatterRowsAdd(dh, hidden, Ops.SliceIds(fedBack, firstRow, rows), _grads[FeedbackWeight]);
         else
         {
             int skipped = Math.Max(batch - firstRow, 0), fed = rows - skipped;

@@ -114,11 +114,19 @@ public sealed class OutputRecurrentNetwork : IDisposable
     internal string OpsName => _engine.OpsName;
 
     /// <summary>
-    /// One teacher-forced training step: returns the loss (mean over the T·N predictions) and adds its gradient into every
-    /// parameter's <see cref="SequenceParameter.Grad"/>. Both schedules compute the same loss and gradients.
+    /// One teacher-forced training step: returns the loss (mean over the T·N predictions, or over the Σ lengths real ones
+    /// when the targets have lengths) and adds its gradient into every parameter's <see cref="SequenceParameter.Grad"/>.
+    /// Both schedules compute the same loss and gradients.
     /// </summary>
+    /// <remarks>
+    /// With lengths (<see cref="SequenceTargets.Tokens"/>, <see cref="SequenceTargets.Real"/>) sequence n counts over steps
+    /// 0 … lengths[n]−1 only: the loss and every gradient are those of the sequences trained one at a time, each truncated
+    /// to its length, weighted by their lengths. Under teacher forcing no step depends on another here, so the lengths
+    /// only mask the loss: every row is still computed (the work stays T·N rows), the rows past an end are fed back zeros
+    /// and contribute nothing. x past a sequence's end changes nothing, but must be finite like the rest of x.
+    /// </remarks>
     /// <param name="x">External input [T, N, I]; null when I = 0.</param>
-    /// <param name="targets">y: token ids [T, N] or values [T, N, O], matching <see cref="Loss"/>; y_{t−1} is also fed back at step t.</param>
+    /// <param name="targets">y: token ids [T, N] or values [T, N, O], matching <see cref="Loss"/>, optionally with lengths; y_{t−1} is also fed back at step t.</param>
     /// <param name="schedule">Parallel over time (the default) or the step-by-step baseline.</param>
     /// <exception cref="ArgumentException">x and the targets disagree in T or N, a shape does not match, a value is not finite, or the targets are of the other kind.</exception>
     /// <returns>The mean loss; NaN when a gradient came out NaN or ∞ (see the class remarks).</returns>
@@ -134,14 +142,18 @@ public sealed class OutputRecurrentNetwork : IDisposable
         Validate(x, targets);
         using var call = _calls.Enter(nameof(Train));
         float loss = DeviceFailures.Wrap(OnDevice,
-            () => _engine.Train(schedule, x?.Data ?? default(ReadOnlyMemory<float>), targets.Steps, targets.Batch, targets.TokenIds, targets.Values?.Data ?? default(ReadOnlyMemory<float>)),
+            () => _engine.Train(schedule, x?.Data ?? default(ReadOnlyMemory<float>), targets.Steps, targets.Batch, targets.TokenIds, targets.Values?.Data ?? default(ReadOnlyMemory<float>),
+                targets.Padding),
             () => Describe("training step", targets.Steps, targets.Batch));
         return ModelCalls.LossOrNaN(loss, _engine.Grads);
     }
 
-    /// <summary>The outputs o [T, N, O] (logits or values) under teacher forcing, as <see cref="Train"/> computes them.</summary>
+    /// <summary>
+    /// The outputs o [T, N, O] (logits or values) under teacher forcing, as <see cref="Train"/> computes them; with lengths,
+    /// zero past each sequence's end.
+    /// </summary>
     /// <param name="x">External input [T, N, I]; null when I = 0.</param>
-    /// <param name="targets">y [T, N] or [T, N, O]; y_{t−1} is fed back at step t.</param>
+    /// <param name="targets">y [T, N] or [T, N, O], optionally with lengths; y_{t−1} is fed back at step t.</param>
     /// <exception cref="ArgumentException">As <see cref="Train"/>.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A token id is outside [0, O), or a [T, N, ·] buffer would have more elements than one array holds.</exception>
     /// <exception cref="ObjectDisposedException">The network was disposed.</exception>
@@ -155,7 +167,8 @@ public sealed class OutputRecurrentNetwork : IDisposable
         using var call = _calls.Enter(nameof(TeacherForcedOutputs));
         var outputs = new Tensor(targets.Steps, targets.Batch, OutputSize);
         DeviceFailures.Wrap(OnDevice,
-            () => _engine.TeacherForcedOutputs(x?.Data ?? default(ReadOnlyMemory<float>), targets.Steps, targets.Batch, targets.TokenIds, targets.Values?.Data ?? default(ReadOnlyMemory<float>), outputs.Data),
+            () => _engine.TeacherForcedOutputs(x?.Data ?? default(ReadOnlyMemory<float>), targets.Steps, targets.Batch, targets.TokenIds, targets.Values?.Data ?? default(ReadOnlyMemory<float>),
+                outputs.Data, targets.Padding),
             () => Describe("teacher-forced forward", targets.Steps, targets.Batch));
         return outputs;
     }

@@ -108,10 +108,19 @@ public sealed class RecurrentSequenceModel : IDisposable
     internal float[][] Grads => _grads;
 
     /// <summary>
-    /// One teacher-forced training step: returns the loss (mean over the T·N predictions) and adds its gradient into the
-    /// model's and the recurrent stack's parameter gradients. Both schedules compute the same loss and gradients.
+    /// One teacher-forced training step: returns the loss (mean over the T·N predictions, or over the Σ lengths real ones
+    /// when the targets have lengths) and adds its gradient into the model's and the recurrent stack's parameter
+    /// gradients. Both schedules compute the same loss and gradients.
     /// </summary>
-    /// <param name="targets">y: token ids [T, N] or values [T, N, O], matching <see cref="Loss"/>; y_{t−1} is the input at step t.</param>
+    /// <remarks>
+    /// With lengths (<see cref="SequenceTargets.Tokens"/>, <see cref="SequenceTargets.Real"/>) sequence n counts over steps
+    /// 0 … lengths[n]−1 only: the loss and every gradient are those of the sequences trained one at a time, each truncated
+    /// to its length, weighted by their lengths. The parallel schedule runs the stack with the lengths
+    /// (<see cref="RecurrentLayer.Forward"/>'s <c>lengths</c>), so on a backend that packs the batch its cost follows the
+    /// real tokens (an <see cref="IlgpuBackend"/> packs it on its device, through its device-level entry); the
+    /// step-by-step baseline steps all N sequences and masks the loss past each end.
+    /// </remarks>
+    /// <param name="targets">y: token ids [T, N] or values [T, N, O], matching <see cref="Loss"/>, optionally with lengths; y_{t−1} is the input at step t.</param>
     /// <param name="schedule">Parallel over time (the default) or the step-by-step baseline: the stack run with T = 1 per call, chained through its states.</param>
     /// <exception cref="ArgumentException">A shape does not match, a value is not finite, or the targets are of the other kind.</exception>
     /// <returns>The mean loss; NaN when a gradient came out NaN or ∞ (see the class remarks).</returns>
@@ -135,7 +144,11 @@ public sealed class RecurrentSequenceModel : IDisposable
     private void RequireBatchSizes(string argumentName, int steps, int batch) =>
         ModelCalls.RequireBatchSizes(argumentName, steps, batch, ("I", InputSize), ("H", HiddenSize), ("O", OutputSize));
 
-    /// <summary>The outputs o [T, N, O] (logits or values) under teacher forcing, as <see cref="Train"/> computes them.</summary>
+    /// <summary>
+    /// The outputs o [T, N, O] (logits or values) under teacher forcing, as <see cref="Train"/> computes them; with lengths,
+    /// zero past each sequence's end.
+    /// </summary>
+    /// <param name="targets">y: token ids [T, N] or values [T, N, O], optionally with lengths; y_{t−1} is the input at step t.</param>
     /// <exception cref="ArgumentException">As <see cref="Train"/>.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A token id is outside [0, O), or a [T, N, ·] buffer would have more elements than one array holds.</exception>
     /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
@@ -238,9 +251,8 @@ internal sealed class RecurrentSequenceEngine<TData, TIds>(RecurrentSequenceMode
     private const int Embedding = 0, OutputWeight = 1, OutputBias = 2, ParameterCount = 3;
     private readonly TData[] _values = new TData[ParameterCount], _grads = new TData[ParameterCount];
     private readonly TData[] _valueStages = new TData[ParameterCount], _gradStages = new TData[ParameterCount];
-    private TData _targetStage, _input, _output, _outputGradient, _lossSum;
-    private TIds _tokenStage;
-    private int[] _tokens = [];
+    private readonly TeacherForcedTargets<float, TData, TIds> _targets = new(ops, model.Loss, model.OutputSize);
+    private TData _input, _output, _outputGradient, _lossSum;
 
     public override string OpsName => ops.Name;
 
@@ -263,10 +275,15 @@ internal sealed class RecurrentSequenceEngine<TData, TIds>(RecurrentSequenceMode
         for (int p = 0; p < ParameterCount; p++) ops.AddToHost(_grads[p], model.Grads[p]);
     }
 
-    /// <summary>The targets where the operations read them: tokens [T + 1, N] (<see cref="TeacherForcing.StartAndTargets"/>) or values [T, N, O].</summary>
-    private (TIds Tokens, TData Values) StageTargets(SequenceTargets targets) => Discrete
-        ? (ops.UploadIds(TeacherForcing.StartAndTargets(targets.TokenIds, targets.Steps, targets.Batch, model.StartTokenOrNone, ref _tokens), ref _tokenStage), default)
-        : (default, ops.Upload(targets.Values!.Data, ref _targetStage));
+    /// <summary>
+    /// The targets where the operations read them: tokens [T + 1, N] (<see cref="TeacherForcing.StartAndTargets"/>) or
+    /// values [T, N, O], marked past each end (see <see cref="TeacherForcedTargets{T, TData, TIds}"/>).
+    /// </summary>
+    private (TIds Tokens, TData Values) StageTargets(SequenceTargets targets)
+    {
+        _targets.Stage(targets.TokenIds, targets.Values?.Data ?? default, targets.Steps, targets.Batch, model.StartTokenOrNone, targets.Padding);
+        return (_targets.Tokens, _targets.Values);
+    }
 
     public override float Train(SequenceTargets targets, TrainingSchedule schedule)
     {
@@ -274,7 +291,7 @@ internal sealed class RecurrentSequenceEngine<TData, TIds>(RecurrentSequenceMode
         var (tokens, values) = StageTargets(targets);
         float loss = schedule == TrainingSchedule.StepByStep
             ? TrainStepByStep(tokens, values, targets.Steps, targets.Batch)
-            : TrainParallel(tokens, values, targets.Steps, targets.Batch);
+            : TrainParallel(tokens, values, targets.Steps, targets.Batch, targets.Padding);
         AddGradientsToHost();
         return loss;
     }
@@ -285,41 +302,41 @@ internal sealed class RecurrentSequenceEngine<TData, TIds>(RecurrentSequenceMode
     /// <summary>
     /// The stack over every step under teacher forcing: reading its inputs straight from the embedding table where it can
     /// (each of the O rows projected once instead of each of the T·N uses), else over x = the gathered or projected rows.
+    /// With <paramref name="lengths"/> the stack runs each sequence to its end only (its output is zero past it), so on a
+    /// backend that packs the batch the work follows the real tokens.
     /// </summary>
-    private IRecurrentStackPass<TData> TeacherForcedStack(TIds tokens, TData values, int steps, int batch, bool keepForBackward)
+    private IRecurrentStackPass<TData> TeacherForcedStack(TIds tokens, TData values, int steps, int batch, bool keepForBackward, int[]? lengths)
     {
         int rows = steps * batch;
         if (TableStack is { } table)
-            return table.ForwardFromTable(_values[Embedding], OutputSize, ops.SliceIds(tokens, 0, rows), steps, batch, keepForBackward);
+            return table.ForwardFromTable(_values[Embedding], OutputSize, ops.SliceIds(tokens, 0, rows), steps, batch, keepForBackward, lengths);
         var x = ops.Workspace(ref _input, rows * InputSize);
         EmbeddingForward(tokens, values, 0, rows, batch, x);
-        return stack.Forward(x, steps, batch, null, keepForBackward);
+        return stack.Forward(x, steps, batch, null, keepForBackward, lengths);
     }
 
-    private float TrainParallel(TIds tokens, TData values, int steps, int batch)
+    private float TrainParallel(TIds tokens, TData values, int steps, int batch, int[]? lengths)
     {
         int rows = steps * batch, width = OutputSize;
-        using var pass = TeacherForcedStack(tokens, values, steps, batch, keepForBackward: true);
+        using var pass = TeacherForcedStack(tokens, values, steps, batch, keepForBackward: true, lengths);
         var y = pass.Output;
         var o = ops.Workspace(ref _output, rows * width);
         OutputForward(y, rows, o);
-        float scale = 1f / rows;
         var lossSum = ZeroLoss();
-        if (Discrete) ops.SoftmaxCrossEntropy(o, width, ops.SliceIds(tokens, batch, rows), scale, lossSum);
-        else ops.SquaredError(o, values, scale, lossSum);
+        // Past an end the loss gives a zero gradient: dy is zero there, and so is every gradient the row would feed.
+        _targets.AddLoss(o, batch, 0, rows, lossSum);
         var dy = ops.Workspace(ref _outputGradient, rows * HiddenSize);
         OutputBackward(y, o, rows, dy);
         if (TableStack is { } table)
             table.BackwardFromTable(pass, dy, _grads[Embedding]);
         else
             EmbeddingBackward(tokens, values, stack.Backward(pass, dy, null), 0, rows, batch);
-        return ops.ReadScalar(lossSum) * scale;
+        return ops.ReadScalar(lossSum) * _targets.Scale;
     }
 
     private float TrainStepByStep(TIds tokens, TData values, int steps, int batch)
     {
         int input = InputSize, width = OutputSize, ni = batch * input, no = batch * width, nh = batch * HiddenSize;
-        float scale = 1f / (steps * batch);
         var lossSum = ZeroLoss();
         // Every step's input, output gradient and dy keep their own slice: step t's pass is kept until its backward.
         var x = ops.Workspace(ref _input, steps * ni);
@@ -335,8 +352,8 @@ internal sealed class RecurrentSequenceEngine<TData, TIds>(RecurrentSequenceMode
                 passes[t] = stack.Forward(xt, 1, batch, t > 0 ? passes[t - 1] : null, keepForBackward: true);
                 var ot = ops.Slice(dOutput, t * no, no);
                 OutputForward(passes[t]!.Output, batch, ot);
-                if (Discrete) ops.SoftmaxCrossEntropy(ot, width, ops.SliceIds(tokens, batch + t * batch, batch), scale, lossSum);
-                else ops.SquaredError(ot, ops.Slice(values, t * no, no), scale, lossSum);
+                // Sequences past their end keep stepping (the stack runs all N rows), but their loss is masked: a zero gradient.
+                _targets.AddLoss(ot, batch, t * batch, batch, lossSum);
             }
             for (int t = steps - 1; t >= 0; t--)
             {
@@ -345,7 +362,7 @@ internal sealed class RecurrentSequenceEngine<TData, TIds>(RecurrentSequenceMode
                 var dx = stack.Backward(passes[t]!, dyt, t + 1 < steps ? passes[t + 1] : null);
                 EmbeddingBackward(tokens, values, dx, t * batch, batch, batch);
             }
-            return ops.ReadScalar(lossSum) * scale;
+            return ops.ReadScalar(lossSum) * _targets.Scale;
         }
         finally
         {
@@ -366,10 +383,11 @@ internal sealed class RecurrentSequenceEngine<TData, TIds>(RecurrentSequenceMode
         int steps = targets.Steps, batch = targets.Batch, rows = steps * batch;
         BindParameters(withGradients: false);
         var (tokens, values) = StageTargets(targets);
-        using var pass = TeacherForcedStack(tokens, values, steps, batch, keepForBackward: false);
+        using var pass = TeacherForcedStack(tokens, values, steps, batch, keepForBackward: false, targets.Padding);
         var o = ops.Destination(outputs, ref _output);
         OutputForward(pass.Output, rows, o);
         ops.Download(o, outputs);
+        TeacherForcing.ClearPastEnds(outputs.Span, steps, batch, OutputSize, targets.Padding);
     }
 
     public override void Generate(int steps, int batch, Memory<float> outputs, int[]? tokens)
@@ -379,7 +397,12 @@ internal sealed class RecurrentSequenceEngine<TData, TIds>(RecurrentSequenceMode
         var o = ops.Destination(outputs, ref _output);
         // Tokens laid out as in teacher forcing: row 0 the start token, row t + 1 the token step t emits (written where
         // the operations run before it is read); real values feed back rows of o.
-        TIds fedBack = Discrete ? ops.UploadIds(TeacherForcing.StartAndTargets(null, steps, batch, model.StartTokenOrNone, ref _tokens), ref _tokenStage) : default;
+        TIds fedBack = default;
+        if (Discrete)
+        {
+            _targets.Stage(null, default, steps, batch, model.StartTokenOrNone, null);
+            fedBack = _targets.Tokens;
+        }
         // On the host the stack steps with its weights resident (packed once per call); the ILGPU stack has no step entry
         // yet and chains whole-sequence passes with T = 1, each of which uploads the weights again.
         using var run = stack is ISteppingStack<TData> stepping ? stepping.BeginSteps(batch) : null;

@@ -21,8 +21,13 @@ internal interface IRecurrentStackPass<TData> : IDisposable where TData : struct
 /// </summary>
 internal interface IRecurrentStack<TData> where TData : struct
 {
-    /// <summary>Runs the stack over x [T, N, I] from <paramref name="previous"/>'s final state (zeros when null).</summary>
-    IRecurrentStackPass<TData> Forward(TData x, int steps, int batch, IRecurrentStackPass<TData>? previous, bool keepForBackward);
+    /// <summary>
+    /// Runs the stack over x [T, N, I] from <paramref name="previous"/>'s final state (zeros when null). With
+    /// <paramref name="lengths"/> [N] (each in [1, T]; then without <paramref name="previous"/>) sequence n runs over its
+    /// first lengths[n] steps only, as <see cref="RecurrentLayer.Forward"/> takes them: y is zero past its end, and
+    /// backward ignores dy there and gives zero dx there.
+    /// </summary>
+    IRecurrentStackPass<TData> Forward(TData x, int steps, int batch, IRecurrentStackPass<TData>? previous, bool keepForBackward, int[]? lengths = null);
 
     /// <summary>
     /// Back-propagates dy [T, N, H] and the final-state gradient that <paramref name="next"/>'s backward left (zeros when
@@ -39,8 +44,8 @@ internal interface IRecurrentStack<TData> where TData : struct
 /// </summary>
 internal interface ITableInputStack<TData, TIds> where TData : struct where TIds : struct
 {
-    /// <summary>The stack over input rows table [V, I] selected by ids [T·N], from a zero state.</summary>
-    IRecurrentStackPass<TData> ForwardFromTable(TData table, int vocab, TIds ids, int steps, int batch, bool keepForBackward);
+    /// <summary>The stack over input rows table [V, I] selected by ids [T·N], from a zero state; <paramref name="lengths"/> as in <see cref="IRecurrentStack{TData}.Forward"/>.</summary>
+    IRecurrentStackPass<TData> ForwardFromTable(TData table, int vocab, TIds ids, int steps, int batch, bool keepForBackward, int[]? lengths = null);
 
     /// <summary>Back-propagates dy [T, N, H] through such a pass (zero final-state gradient), adding the table's gradient into <paramref name="tableGradient"/> [V, I].</summary>
     void BackwardFromTable(IRecurrentStackPass<TData> pass, TData dy, TData tableGradient);
@@ -96,12 +101,14 @@ internal sealed class HostRecurrentStack(RecurrentLayer layer)
         public void Dispose() => Result.Dispose();
     }
 
-    public IRecurrentStackPass<Memory<float>> Forward(Memory<float> x, int steps, int batch, IRecurrentStackPass<Memory<float>>? previous, bool keepForBackward)
+    public IRecurrentStackPass<Memory<float>> Forward(Memory<float> x, int steps, int batch, IRecurrentStackPass<Memory<float>>? previous, bool keepForBackward,
+        int[]? lengths = null)
     {
         var state = (previous as Pass)?.Result;
         // The engine keeps each pass's input slice until its backward, and shapes are its own: no copy, no checks, and a
         // non-finite value (a NaN parameter) propagates to the loss instead of being refused as an argument.
-        return new Pass(layer.Run(AsTensor(x, steps, batch, layer.Config.InputSize), state?.HiddenState, state?.CellState, keepForBackward, inputIsPrivate: true));
+        return new Pass(layer.Run(AsTensor(x, steps, batch, layer.Config.InputSize), state?.HiddenState, state?.CellState, keepForBackward, inputIsPrivate: true,
+            lengths));
     }
 
     public Memory<float> Backward(IRecurrentStackPass<Memory<float>> pass, Memory<float> dy, IRecurrentStackPass<Memory<float>>? next)
@@ -114,9 +121,10 @@ internal sealed class HostRecurrentStack(RecurrentLayer layer)
         return ours.Gradients.Input.Data;
     }
 
-    public IRecurrentStackPass<Memory<float>> ForwardFromTable(Memory<float> table, int vocab, Memory<int> ids, int steps, int batch, bool keepForBackward) =>
+    public IRecurrentStackPass<Memory<float>> ForwardFromTable(Memory<float> table, int vocab, Memory<int> ids, int steps, int batch, bool keepForBackward,
+        int[]? lengths = null) =>
         // The pass keeps the ids until backward: a copy, as the caller's token buffer is reused.
-        new Pass(layer.ForwardFromTableUnchecked(AsArray(table), vocab, ids.ToArray(), steps, batch, keepForBackward));
+        new Pass(layer.ForwardFromTableUnchecked(AsArray(table), vocab, ids.ToArray(), steps, batch, keepForBackward, lengths));
 
     public void BackwardFromTable(IRecurrentStackPass<Memory<float>> pass, Memory<float> dy, Memory<float> tableGradient)
     {
@@ -143,8 +151,9 @@ internal sealed class IlgpuRecurrentStack(RecurrentLayer layer, IlgpuBackend bac
         public void Dispose() => Device.Dispose();
     }
 
-    public IRecurrentStackPass<ArrayView<float>> Forward(ArrayView<float> x, int steps, int batch, IRecurrentStackPass<ArrayView<float>>? previous, bool keepForBackward) =>
-        new Pass(backend.ForwardOnDevice(layer.Parameters, x, steps, batch, (previous as Pass)?.Device, keepForBackward));
+    public IRecurrentStackPass<ArrayView<float>> Forward(ArrayView<float> x, int steps, int batch, IRecurrentStackPass<ArrayView<float>>? previous, bool keepForBackward,
+        int[]? lengths = null) =>
+        new Pass(backend.ForwardOnDevice(layer.Parameters, x, steps, batch, (previous as Pass)?.Device, keepForBackward, lengths));
 
     public ArrayView<float> Backward(IRecurrentStackPass<ArrayView<float>> pass, ArrayView<float> dy, IRecurrentStackPass<ArrayView<float>>? next) =>
         backend.BackwardOnDevice(layer.Parameters, ((Pass)pass).Device, dy, (next as Pass)?.Device);

@@ -5,12 +5,13 @@ public enum SequenceLoss
 {
     /// <summary>
     /// Discrete outputs: the model emits logits over a vocabulary of size O, the loss is softmax cross-entropy averaged over
-    /// the T·N predictions, and the fed-back value is the token (a one-hot vector, applied as a row gather).
+    /// the T·N predictions (the Σ lengths real ones of a padded batch, see <see cref="SequenceTargets"/>), and the fed-back value is the token (a one-hot vector, applied as a row gather).
     /// </summary>
     SoftmaxCrossEntropy,
 
     /// <summary>
-    /// Real-valued outputs of O features: the loss is ½‖o − y‖² summed over features and averaged over the T·N predictions,
+    /// Real-valued outputs of O features: the loss is ½‖o − y‖² summed over features and averaged over the T·N predictions
+    /// (the Σ lengths real ones of a padded batch),
     /// and the fed-back value is the vector itself.
     /// </summary>
     SquaredError,
@@ -34,14 +35,29 @@ public enum TrainingSchedule
 
 /// <summary>
 /// The targets y of a batch of sequences, sequence first: token ids [T, N] for <see cref="SequenceLoss.SoftmaxCrossEntropy"/>
-/// or values [T, N, O] for <see cref="SequenceLoss.SquaredError"/>. Under teacher forcing, y_{t−1} is also the model's
-/// fed-back input at step t. Immutable itself; it wraps the caller's arrays, which must not change while a call reads them.
+/// or values [T, N, O] for <see cref="SequenceLoss.SquaredError"/>, with optional per-sequence lengths for a padded batch.
+/// Under teacher forcing, y_{t−1} is also the model's fed-back input at step t. Immutable itself; it wraps the caller's
+/// target arrays, which must not change while a call reads them (the lengths are copied).
 /// </summary>
+/// <remarks>
+/// With lengths [N], sequence n is y[0 … lengths[n]−1, n] alone: the loss is the mean over the Σ lengths real tokens (not
+/// over T·N), and the steps past a sequence's end contribute nothing to it or to any gradient. Targets past an end are
+/// never read, so they need not be valid (a padding id outside the vocabulary, a NaN value): they are not checked. A
+/// model trained on such a batch gets the loss and gradients of its sequences trained one at a time, each truncated to
+/// its length, weighted by their lengths (the mean over all real tokens).
+/// </remarks>
 public sealed class SequenceTargets
 {
-    private SequenceTargets(int steps, int batch, int[]? tokens, Tensor? values)
+    private SequenceTargets(int steps, int batch, int[]? tokens, Tensor? values, int[]? lengths)
     {
         (Steps, Batch, TokenIds, Values) = (steps, batch, tokens, values);
+        if (lengths is not null)
+        {
+            var copy = (int[])lengths.Clone();
+            Lengths = Array.AsReadOnly(copy);
+            // All T is the dense batch: the models then take their unmasked path.
+            if (Array.Exists(copy, length => length < steps)) Padding = copy;
+        }
     }
 
     /// <summary>T: the number of steps.</summary>
@@ -52,37 +68,50 @@ public sealed class SequenceTargets
     public int[]? TokenIds { get; }
     /// <summary>Real-valued targets [T, N, O], or null for token targets.</summary>
     public Tensor? Values { get; }
+    /// <summary>The per-sequence lengths [N] (a copy of those given), or null when every sequence runs all T steps.</summary>
+    public IReadOnlyList<int>? Lengths { get; }
 
     /// <summary>Which loss these targets belong to.</summary>
     public SequenceLoss Loss => TokenIds is null ? SequenceLoss.SquaredError : SequenceLoss.SoftmaxCrossEntropy;
 
+    /// <summary>The lengths when some sequence ends before step T, else null (no lengths, or all T: nothing to mask).</summary>
+    internal int[]? Padding { get; }
+
     /// <summary>Token targets, wrapping <paramref name="ids"/> (not copied).</summary>
-    /// <param name="ids">Token ids [T, N], row-major: the id of sequence n at step t is at t·N + n.</param>
+    /// <param name="ids">Token ids [T, N], row-major: the id of sequence n at step t is at t·N + n. Ids past a sequence's end are not read.</param>
     /// <param name="steps">T ≥ 1.</param>
     /// <param name="batch">N ≥ 1.</param>
-    /// <exception cref="ArgumentException">The length of <paramref name="ids"/> is not T·N, or T or N is below 1 (an empty sequence).</exception>
-    public static SequenceTargets Tokens(int[] ids, int steps, int batch)
+    /// <param name="lengths">Per-sequence lengths [N], each in [1, T], in any order (as <see cref="SequenceLengths.Validate"/> takes
+    /// them; copied); null when every sequence runs all T steps. See the class remarks.</param>
+    /// <exception cref="ArgumentException">The length of <paramref name="ids"/> is not T·N, or T or N is below 1 (an empty sequence);
+    /// or (ParamName "lengths") <paramref name="lengths"/> does not have N entries or holds a length outside [1, T].</exception>
+    public static SequenceTargets Tokens(int[] ids, int steps, int batch, int[]? lengths = null)
     {
         ArgumentNullException.ThrowIfNull(ids);
         if (steps < 1 || batch < 1)
             throw new ArgumentException($"ids: expected shape [T, N] with T ≥ 1 and N ≥ 1, got [{steps}, {batch}] (an empty sequence).", nameof(ids));
         if (ids.Length != (long)steps * batch)
             throw new ArgumentException($"ids: expected shape [{steps}, {batch}] ({(long)steps * batch} ids), got {ids.Length} ids.", nameof(ids));
-        return new SequenceTargets(steps, batch, ids, null);
+        SequenceLengths.Validate(lengths, steps, batch);
+        return new SequenceTargets(steps, batch, ids, null, lengths);
     }
 
     /// <summary>Real-valued targets, wrapping <paramref name="values"/> (not copied).</summary>
-    /// <param name="values">Targets [T, N, O] with T, N, O ≥ 1.</param>
-    /// <exception cref="ArgumentException">The tensor is not of rank 3 or has an empty dimension.</exception>
-    public static SequenceTargets Real(Tensor values)
+    /// <param name="values">Targets [T, N, O] with T, N, O ≥ 1. Rows past a sequence's end are not read.</param>
+    /// <param name="lengths">Per-sequence lengths [N], each in [1, T], in any order (copied); null when every sequence runs all
+    /// T steps. See the class remarks.</param>
+    /// <exception cref="ArgumentException">The tensor is not of rank 3 or has an empty dimension; or (ParamName "lengths")
+    /// <paramref name="lengths"/> does not have N entries or holds a length outside [1, T].</exception>
+    public static SequenceTargets Real(Tensor values, int[]? lengths = null)
     {
         ArgumentNullException.ThrowIfNull(values);
         if (values.Rank != 3 || values.Shape[0] < 1 || values.Shape[1] < 1 || values.Shape[2] < 1)
             throw new ArgumentException($"values: expected shape [T, N, O] with T, N, O ≥ 1, got {Tensor.FormatShape(values.Shape)}.", nameof(values));
-        return new SequenceTargets(values.Shape[0], values.Shape[1], null, values);
+        SequenceLengths.Validate(lengths, values.Shape[0], values.Shape[1]);
+        return new SequenceTargets(values.Shape[0], values.Shape[1], null, values, lengths);
     }
 
-    /// <summary>Checks these targets against a model before any work starts.</summary>
+    /// <summary>Checks these targets against a model before any work starts; targets past a sequence's end are not checked.</summary>
     internal void Validate(SequenceLoss loss, int outputSize, string argumentName)
     {
         if (loss != Loss)
@@ -90,15 +119,21 @@ public sealed class SequenceTargets
         if (TokenIds is not null)
         {
             for (int i = 0; i < TokenIds.Length; i++)
-                if ((uint)TokenIds[i] >= (uint)outputSize)
+                if ((uint)TokenIds[i] >= (uint)outputSize && SequenceLengths.Runs(Padding, i % Batch, i / Batch))
                     throw new ArgumentOutOfRangeException(argumentName, TokenIds[i],
                         $"{argumentName}: token id at step {i / Batch}, sequence {i % Batch} is {TokenIds[i]}; expected an id in [0, {outputSize}) (the vocabulary).");
+            return;
         }
-        else
-        {
-            Tensor.RequireShape(Values!, argumentName, Steps, Batch, outputSize);
-            Tensor.RequireFinite(Values!, argumentName);
-        }
+        Tensor.RequireShape(Values!, argumentName, Steps, Batch, outputSize);
+        for (int n = 0; n < Batch; n++)
+            for (int t = 0; t < (Padding?[n] ?? Steps); t++)
+            {
+                var row = Values!.Data.AsSpan((t * Batch + n) * outputSize, outputSize);
+                int bad = Tensor.IndexOfNonFinite(row);
+                if (bad >= 0)
+                    throw new ArgumentException(
+                        $"{argumentName}: the value at step {t}, sequence {n}, feature {bad} is {row[bad]}; expected finite values{(Padding is null ? "" : " (within each sequence's length)")}.", argumentName);
+            }
     }
 }
 
