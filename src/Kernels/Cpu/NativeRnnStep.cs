@@ -150,8 +150,10 @@ public sealed partial class NativeRnnStep : SafeHandle
     /// <param name="dhOut">Gradient of h_out through the step after [N, H] (zeros for the last step).</param>
     /// <param name="dcOut">Gradient of c_out through the step after [N, H] for LSTM; ignored otherwise.</param>
     /// <param name="dx">Gradient of x [N, I], overwritten.</param>
-    /// <param name="dh">Gradient of h [N, H], overwritten; may be <paramref name="dhOut"/> itself.</param>
-    /// <param name="dc">Gradient of c [N, H] for LSTM, overwritten (may be <paramref name="dcOut"/> itself); ignored otherwise.</param>
+    /// <param name="dh">Gradient of h [N, H], overwritten; may be <paramref name="dhOut"/> itself (the same span: updated in place),
+    /// else must not overlap it. Must not overlap <paramref name="dy"/>.</param>
+    /// <param name="dc">Gradient of c [N, H] for LSTM, overwritten; may be <paramref name="dcOut"/> itself, else must not overlap it;
+    /// ignored otherwise.</param>
     /// <param name="dWeightIH">[G·H, I], accumulated into.</param>
     /// <param name="dWeightHH">[G·H, H], accumulated into.</param>
     /// <param name="dBiasIH">[G·H], accumulated into.</param>
