@@ -407,13 +407,14 @@ public class ReportTests
     public void LanguageModel_TimesOneScheduleAtOneShape(string schedule)
     {
         var (console, output) = CaptureConsole();
-        Assert.That(CliApp.Run(["language-model", "--schedule", schedule, "--shape", "T=3,N=2,I=4,H=5", "--iterations", "2"], console), Is.EqualTo(0), output.ToString());
+        Assert.That(CliApp.Run(["language-model", "--schedule", schedule, "--shape", "T=3,N=2,I=4,H=5", "--iterations", "2", "--warmup", "0"], console), Is.EqualTo(0), output.ToString());
         Assert.That(output.ToString(), Does.Contain($"{schedule}, T=3,N=2,I=4,H=5, O=256").And.Contain("ms per time step"));
     }
 
     [TestCase("--schedule", "sideways", "--schedule")]
     [TestCase("--shape", "T=3,N=2,I=4", "--shape")]
     [TestCase("--iterations", "0", "--iterations")]
+    [TestCase("--warmup", "-1", "--warmup")]
     public void LanguageModel_RefusesBadOptions_AsUsageErrors(string option, string value, string named)
     {
         var (console, output) = CaptureConsole();
