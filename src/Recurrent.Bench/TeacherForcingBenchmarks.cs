@@ -102,9 +102,9 @@ public class OutputRecurrentTeacherForcingBenchmarks
 /// <summary>
 /// One teacher-forced training step of an LSTM language model (<see cref="RecurrentSequenceModel"/>: embedding, one LSTM
 /// layer with I = H, output layer, softmax cross-entropy over a vocabulary of 256): the stack run once over the whole
-/// sequence with the embedding, output layer and loss over all T·N rows, against the step-by-step baseline that calls
-/// the stack with T = 1 per step, chained through h and c. On <c>cpu</c> the stack runs on the layer's default backend;
-/// where a CUDA device opens, <c>ilgpu-cuda</c> runs the stack on an <see cref="IlgpuBackend"/> and with it the whole
+/// sequence with the embedding, output layer and loss over all T·N rows, against the step-by-step baseline that steps
+/// the stack one time step at a time, chained through h and c (on <c>cpu</c> through its stepper, weights packed once per
+/// call; on ILGPU as T = 1 passes). On <c>cpu</c> the stack runs on the layer's default backend; where a CUDA device opens, <c>ilgpu-cuda</c> runs the stack on an <see cref="IlgpuBackend"/> and with it the whole
 /// model on the GPU.
 /// </summary>
 public class LstmLanguageModelTeacherForcingBenchmarks
@@ -142,7 +142,7 @@ public class LstmLanguageModelTeacherForcingBenchmarks
         _backend?.Dispose();
     }
 
-    /// <summary>The baseline: the stack called once per step (T = 1), output layer and loss per step, backward step by step through h and c.</summary>
+    /// <summary>The baseline: the stack stepped once per time step, output layer and loss per step, backward step by step through h and c.</summary>
     [Benchmark(Baseline = true)]
     public float StepByStep() => _model.Train(_targets, TrainingSchedule.StepByStep);
 

@@ -148,23 +148,27 @@ public abstract class RecurrentLayer
 
     /// <summary>
     /// Makes a stepper that advances this stack one time step at a time (for generation: each step's input depends on
-    /// the step before): <c>Step(xt [N, I], state) → (output [N, H], new state)</c>, state h [L, N, H] (and c for LSTM).
+    /// the step before): <c>Step(xt [N, I], state) → (output [N, H], new state)</c>, state h [L, N, H] (and c for LSTM);
+    /// made for training, its steps may keep their tapes and be back-propagated one at a time
+    /// (<see cref="RecurrentStepper.Backward"/>), for schedules that choose each step's input as they go.
     /// On the native CPU backend it packs every layer's weights once and keeps them resident; elsewhere each step is a
     /// whole-sequence pass with T = 1. Dispose it to free the resident weights.
     /// </summary>
+    /// <param name="training">Also allow steps with keepForBackward and their backward; on the native CPU backend this packs
+    /// W_ih and W_hh a second time, as backward's products read them (twice the resident memory).</param>
     /// <remarks>
     /// The stepper sees the parameters as they are now: once they are replaced (<see cref="Load"/>, <see cref="RnnParameters.Reset"/>,
-    /// a sequence model's SGD step) its steps throw <see cref="InvalidOperationException"/>; writes straight into a
-    /// parameter's <c>Value.Data</c> are not seen by a native stepper. See <see cref="RecurrentStepper"/>.
+    /// a sequence model's SGD step) its steps and backward steps throw <see cref="InvalidOperationException"/>; writes straight
+    /// into a parameter's <c>Value.Data</c> are not seen by a native stepper. See <see cref="RecurrentStepper"/>.
     /// </remarks>
     /// <exception cref="NotSupportedException">The stack is bidirectional: its reverse direction needs the whole sequence, so it cannot step.</exception>
     /// <exception cref="InvalidOperationException">Another thread is replacing the parameters.</exception>
     /// <exception cref="Kernels.Cpu.NativeException">The native library failed (out of memory).</exception>
-    public RecurrentStepper CreateStepper()
+    public RecurrentStepper CreateStepper(bool training = false)
     {
         if (Config.Bidirectional)
             throw new NotSupportedException($"CreateStepper: this {Config.Cell} stack is bidirectional; its reverse direction reads the sequence from its end, so it cannot advance one step at a time. Use Forward over the whole sequence.");
-        return Backend is NativeCpuBackend native ? NativeRecurrentStepper.Create(this, native.Fused) : new SequencePassStepper(this);
+        return Backend is NativeCpuBackend native ? NativeRecurrentStepper.Create(this, native.Fused, training) : new SequencePassStepper(this, training);
     }
 
     /// <summary>Checks that y [T, N, D·H] and the states [L·D, N, H] fit one array each.</summary>

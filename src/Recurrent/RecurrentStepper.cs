@@ -5,7 +5,7 @@ namespace Recurrent;
 /// <summary>
 /// The state of a unidirectional stack between two steps of a <see cref="RecurrentStepper"/>: every layer's hidden state
 /// and, for LSTM, cell state. Made by <see cref="RecurrentStepper.InitialState"/> and returned by
-/// <see cref="RecurrentStepper.Step"/>; usable only with the stepper that made it. A step never changes the state it is
+/// <see cref="RecurrentStepper.Step(Tensor, RecurrentStepState)"/>; usable only with the stepper that made it. A step never changes the state it is
 /// given, so one state may be stepped several ways (beam search, sampling several continuations).
 /// </summary>
 public sealed class RecurrentStepState
@@ -23,17 +23,62 @@ public sealed class RecurrentStepState
 }
 
 /// <summary>
+/// One step of a <see cref="RecurrentStepper"/> run by <see cref="RecurrentStepper.Step(Tensor, RecurrentStepState, bool)"/>: the
+/// output, the next state and, when asked for, what <see cref="RecurrentStepper.Backward"/> needs (the step's tape). Disposing
+/// frees the tape (device or native memory on some backends; managed memory on the native one). Not thread-safe: back-propagate
+/// and dispose it from one thread at a time.
+/// </summary>
+public sealed class RecurrentStepResult : IDisposable
+{
+    internal RecurrentStepResult(RecurrentStepper owner, int batch, Tensor output, RecurrentStepState state, object? tape) =>
+        (Owner, Batch, Output, State, Tape) = (owner, batch, output, state, tape);
+
+    /// <summary>Output [N, H]: the top layer's new hidden state.</summary>
+    public Tensor Output { get; }
+    /// <summary>The state after the step, to step on from.</summary>
+    public RecurrentStepState State { get; }
+    /// <summary>Whether <see cref="RecurrentStepper.Backward"/> can run from this step (it kept its tape, and was not disposed).</summary>
+    public bool CanBackward => Tape is not null;
+
+    internal RecurrentStepper Owner { get; }
+    internal int Batch { get; }
+    /// <summary>The stepper's own record of the step: see each stepper.</summary>
+    internal object? Tape { get; private set; }
+
+    /// <summary>Frees what the step kept for backward. Safe to call more than once.</summary>
+    public void Dispose()
+    {
+        (Tape as IDisposable)?.Dispose();
+        Tape = null;
+    }
+}
+
+/// <summary>Gradients of one step's backward with respect to the step's input and the state it started from.</summary>
+/// <param name="Input">dx [N, I].</param>
+/// <param name="Hidden">dh [L, N, H]: the gradient of the state's h; pass it to the step before's backward as its dh.</param>
+/// <param name="Cell">dc [L, N, H] for LSTM, else null.</param>
+public sealed record RecurrentStepGradients(Tensor Input, Tensor Hidden, Tensor? Cell);
+
+/// <summary>
 /// Advances a unidirectional <see cref="RecurrentLayer"/> stack one time step at a time, for autoregressive use
-/// (generation, where step t's input depends on step t − 1's output). Made by <see cref="RecurrentLayer.CreateStepper"/>.
-/// Letters: L layers, N batch, I input features, H hidden features.
+/// (generation, where step t's input depends on step t − 1's output) and for training schedules that decide each step's
+/// input as they go (step-by-step teacher forcing, scheduled sampling): <see cref="Step(Tensor, RecurrentStepState, bool)"/>
+/// with keepForBackward keeps the step's tape, and <see cref="Backward"/> back-propagates it, from the last step to the
+/// first. Made by <see cref="RecurrentLayer.CreateStepper"/>. Letters: L layers, N batch, I input features, H hidden features.
 /// </summary>
 /// <remarks>
 /// <para>On the native CPU backend (<see cref="NativeCpuBackend"/>) the stepper packs every layer's weights once, when it is
 /// made, and keeps them resident in native memory: a step costs its two matrix products and the cell's pointwise kernel
-/// per layer, where a whole-sequence pass with T = 1 re-packs W_hh each time. On other backends (the reference, ILGPU)
-/// each step is a whole-sequence pass with T = 1: the same results, with no resident weights.</para>
+/// per layer, where a whole-sequence pass with T = 1 re-packs W_hh each time; a backward step likewise its products and the
+/// cell's backward kernel (the whole-sequence backward's own step), with W_ih and W_hh packed for backward once too. On
+/// other backends (the reference, ILGPU) each step is a whole-sequence pass with T = 1, and each backward step that pass's
+/// backward: the same results, with no resident weights.</para>
+/// <para>Gradients: <see cref="Backward"/> adds the parameter gradients into the layer's <see cref="Parameter.Grad"/>, as
+/// <see cref="RecurrentLayer.Backward"/> does (one backward at a time per layer, under the same lock); back-propagating
+/// every step of a run from the last to the first, each given the step after's <see cref="RecurrentStepGradients.Hidden"/>
+/// (and <see cref="RecurrentStepGradients.Cell"/>), gives what one whole-sequence backward gives.</para>
 /// <para>Resident weights are never silently stale: the stepper records the parameters' version when it is made, and
-/// <see cref="Step"/> throws <see cref="InvalidOperationException"/> once they were replaced (<see cref="RecurrentLayer.Load"/>,
+/// its steps and backward steps throw <see cref="InvalidOperationException"/> once they were replaced (<see cref="RecurrentLayer.Load"/>,
 /// <see cref="RnnParameters.Reset"/>, a sequence model's SGD step); make a new stepper then. Direct writes into a
 /// parameter's <c>Value.Data</c> do not change the version and are not seen by a native stepper.</para>
 /// <para>Thread-safety: steps may run on several threads at once, each with its own states.</para>
@@ -43,10 +88,16 @@ public abstract class RecurrentStepper : IDisposable
     private readonly int _version;
     private volatile bool _disposed;
 
-    private protected RecurrentStepper(RecurrentLayer layer, int version) => (Layer, _version) = (layer, version);
+    private protected RecurrentStepper(RecurrentLayer layer, int version, bool training) => (Layer, _version, Training) = (layer, version, training);
 
     /// <summary>The layer this stepper advances.</summary>
     public RecurrentLayer Layer { get; }
+
+    /// <summary>
+    /// Whether the stepper was made for training (<see cref="RecurrentLayer.CreateStepper"/> with training): only then may steps
+    /// keep their tapes for <see cref="Backward"/>. A native stepper then holds the weights packed for backward too.
+    /// </summary>
+    public bool Training { get; }
 
     /// <summary>Whether the weights are resident (packed once, native CPU backend) rather than passed to a T = 1 pass per step.</summary>
     public abstract bool HasResidentWeights { get; }
@@ -82,7 +133,7 @@ public abstract class RecurrentStepper : IDisposable
 
     /// <summary>Runs every layer one step: from <paramref name="state"/> and the input <paramref name="xt"/>, the top layer's output and the next state.</summary>
     /// <param name="xt">Input of this step [N, I].</param>
-    /// <param name="state">The state after the step before, from this stepper (<see cref="InitialState"/> or an earlier <see cref="Step"/>); not changed.</param>
+    /// <param name="state">The state after the step before, from this stepper (<see cref="InitialState"/> or an earlier <see cref="Step(Tensor, RecurrentStepState)"/>); not changed.</param>
     /// <returns>Output [N, H] (the top layer's new hidden state) and the new state.</returns>
     /// <exception cref="ArgumentException"><paramref name="xt"/> is not [N, I] or holds NaN or ∞; <paramref name="state"/> comes from another
     /// stepper or has another N than <paramref name="xt"/>.</exception>
@@ -91,34 +142,143 @@ public abstract class RecurrentStepper : IDisposable
     /// <exception cref="NativeException">The native library failed (out of memory).</exception>
     public (Tensor Output, RecurrentStepState State) Step(Tensor xt, RecurrentStepState state)
     {
+        var step = Step(xt, state, keepForBackward: false);
+        return (step.Output, step.State);
+    }
+
+    /// <summary>
+    /// <see cref="Step(Tensor, RecurrentStepState)"/>, keeping what <see cref="Backward"/> needs when <paramref name="keepForBackward"/>:
+    /// the step's own copies, so changing <paramref name="xt"/> or <paramref name="state"/> afterwards does not change what backward computes.
+    /// </summary>
+    /// <param name="xt">Input of this step [N, I].</param>
+    /// <param name="state">The state after the step before, from this stepper; not changed.</param>
+    /// <param name="keepForBackward">Keep the step's tape for <see cref="Backward"/> (per layer about as much as a whole-sequence
+    /// training pass keeps per step, plus a copy of the state it started from).</param>
+    /// <returns>The output [N, H], the new state and, with <paramref name="keepForBackward"/>, the tape; dispose it once back-propagated.</returns>
+    /// <exception cref="ArgumentException">As <see cref="Step(Tensor, RecurrentStepState)"/>.</exception>
+    /// <exception cref="InvalidOperationException">As <see cref="Step(Tensor, RecurrentStepState)"/>; or <paramref name="keepForBackward"/> on a
+    /// stepper not made for training (<see cref="Training"/>).</exception>
+    /// <exception cref="ObjectDisposedException">The stepper was disposed.</exception>
+    /// <exception cref="NativeException">The native library failed (out of memory).</exception>
+    /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On an <see cref="IlgpuBackend"/>: a launch, copy or allocation failed.</exception>
+    public RecurrentStepResult Step(Tensor xt, RecurrentStepState state, bool keepForBackward)
+    {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(xt);
         ArgumentNullException.ThrowIfNull(state);
         if (xt.Rank != 2 || xt.Shape[0] < 1 || xt.Shape[1] != Config.InputSize)
             throw new ArgumentException($"xt: expected shape [N, {Config.InputSize}] with N ≥ 1, got {Tensor.FormatShape(xt.Shape)}.", nameof(xt));
-        if (!ReferenceEquals(state.Owner, this))
-            throw new ArgumentException(ReferenceEquals(state.Owner.Layer, Layer)
-                ? "state: it comes from another stepper of this layer; use states of the stepper they were made by."
-                : "state: it comes from a stepper of another layer.", nameof(state));
+        RequireOwn(state.Owner, nameof(state), "state", "states");
         if (state.Batch != xt.Shape[0])
             throw new ArgumentException($"state: it holds {state.Batch} rows (N = {state.Batch}) but xt has {xt.Shape[0]}.", nameof(state));
         Tensor.RequireFinite(xt, nameof(xt));
-        return StepUnchecked(xt.Data, xt.Shape[0], state);
+        if (keepForBackward && !Training)
+            throw new InvalidOperationException("Step: keepForBackward needs a stepper made for training (CreateStepper(training: true)), which also packs the weights backward reads; this one was made for inference.");
+        return StepUnchecked(xt.Data, xt.Shape[0], state, keepForBackward, inputIsPrivate: false);
     }
 
-    /// <summary><see cref="Step"/> for callers that validated: x [N, I], a state of this stepper with N rows. Non-finite values propagate.</summary>
-    internal (Tensor Output, RecurrentStepState State) StepUnchecked(float[] x, int batch, RecurrentStepState state)
+    /// <summary>
+    /// <see cref="Step(Tensor, RecurrentStepState, bool)"/> for callers that validated: x [N, I], a state of this stepper with N rows.
+    /// Non-finite values propagate. <paramref name="inputIsPrivate"/>: no one changes x before the step's backward, so it need not be copied.
+    /// </summary>
+    internal RecurrentStepResult StepUnchecked(float[] x, int batch, RecurrentStepState state, bool keepForBackward, bool inputIsPrivate)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        using var pass = Layer.Parameters.EnterPass();
-        if (Layer.Parameters.Version != _version)
-            throw new InvalidOperationException("stepper: the layer's parameters were replaced (Load, Reset or an SGD step) after this stepper was made; its weights would be stale. Create a new stepper.");
-        return StepCore(x, batch, state);
+        using var pass = EnterCurrentPass();
+        return StepCore(x, batch, state, keepForBackward, inputIsPrivate);
     }
 
-    private protected abstract (Tensor Output, RecurrentStepState State) StepCore(float[] x, int batch, RecurrentStepState state);
+    /// <summary>
+    /// Back-propagates one step run with keepForBackward: from the gradients of its output and of the state it produced, the
+    /// gradients of its input and of the state it started from; adds the parameter gradients into the layer's
+    /// <see cref="Parameter.Grad"/>. Back-propagate a run's steps from the last to the first, passing each result's
+    /// <see cref="RecurrentStepGradients.Hidden"/> and <see cref="RecurrentStepGradients.Cell"/> to the step before as
+    /// <paramref name="dh"/> and <paramref name="dc"/>. A step may be back-propagated again (its gradients then add again).
+    /// </summary>
+    /// <param name="step">A step of this stepper, run with keepForBackward and not disposed.</param>
+    /// <param name="dOutput">Gradient of the step's output [N, H]; zeros when null.</param>
+    /// <param name="dh">Gradient of the new state's h [L, N, H] (from the step after); zeros when null. Its top slice adds to
+    /// <paramref name="dOutput"/>, as the output is the top layer's h.</param>
+    /// <param name="dc">Gradient of the new state's c [L, N, H] (LSTM only); zeros when null.</param>
+    /// <returns>dx [N, I], and dh (and dc) [L, N, H] of the state the step started from.</returns>
+    /// <exception cref="ArgumentException"><paramref name="step"/> comes from another stepper; a shape does not match (the message names
+    /// the argument and the expected shape); a gradient holds NaN or ∞; <paramref name="dc"/> was given for a cell without a cell state.</exception>
+    /// <exception cref="InvalidOperationException">The step kept nothing for backward, or was disposed; the layer's parameters were replaced
+    /// since this stepper was made, or are being replaced on another thread.</exception>
+    /// <exception cref="ObjectDisposedException">The stepper was disposed.</exception>
+    /// <exception cref="NativeException">The native library failed (out of memory).</exception>
+    /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On an <see cref="IlgpuBackend"/>: a launch, copy or allocation failed.</exception>
+    public RecurrentStepGradients Backward(RecurrentStepResult step, Tensor? dOutput, Tensor? dh = null, Tensor? dc = null)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(step);
+        RequireOwn(step.Owner, nameof(step), "step", "steps");
+        int batch = step.Batch;
+        int[] stateShape = Config.StateShape(batch);
+        if (dOutput is not null) Tensor.RequireShape(dOutput, nameof(dOutput), batch, Config.HiddenSize);
+        if (dh is not null) Tensor.RequireShape(dh, nameof(dh), stateShape);
+        if (dc is not null)
+        {
+            if (!Config.Cell.HasCellState()) throw new ArgumentException($"dc: a {Config.Cell} layer has no cell state; pass null.", nameof(dc));
+            Tensor.RequireShape(dc, nameof(dc), stateShape);
+        }
+        if (dOutput is not null) Tensor.RequireFinite(dOutput, nameof(dOutput));
+        if (dh is not null) Tensor.RequireFinite(dh, nameof(dh));
+        if (dc is not null) Tensor.RequireFinite(dc, nameof(dc));
+        return BackwardUnchecked(step, dOutput?.Data ?? new float[batch * Config.HiddenSize], dh?.Data, dc?.Data);
+    }
 
-    private protected RecurrentStepState NewState(Tensor hidden, Tensor? cell) => new(this, hidden, cell);
+    /// <summary>
+    /// <see cref="Backward"/> for callers that validated: a step of this stepper, dOutput [N, H], dh and dc [L, N, H] or null
+    /// (zeros). Non-finite values propagate.
+    /// </summary>
+    internal RecurrentStepGradients BackwardUnchecked(RecurrentStepResult step, float[] dOutput, float[]? dh, float[]? dc)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var tape = step.Tape ?? throw new InvalidOperationException(
+            "step: it kept nothing for backward (run Step with keepForBackward: true), or it was disposed.");
+        int[] stateShape = Config.StateShape(step.Batch);
+        // The state gradients are overwritten in place, layer by layer, from the step after's (or zeros).
+        var dHidden = new Tensor(dh is null ? new float[Config.NumLayers * step.Batch * Config.HiddenSize] : (float[])dh.Clone(), stateShape);
+        var dCell = Config.Cell.HasCellState() ? new Tensor(dc is null ? new float[dHidden.Length] : (float[])dc.Clone(), stateShape) : null;
+        using var pass = EnterCurrentPass();
+        var dx = BackwardCore(tape, step.Batch, dOutput, dHidden.Data, dCell?.Data);
+        return new RecurrentStepGradients(new Tensor(dx, step.Batch, Config.InputSize), dHidden, dCell);
+    }
+
+    /// <summary>Marks a pass of the layer in flight, after checking that its parameters are still those this stepper was made with.</summary>
+    private RnnParameters.PassScope EnterCurrentPass()
+    {
+        var pass = Layer.Parameters.EnterPass();
+        if (Layer.Parameters.Version != _version)
+        {
+            pass.Dispose();
+            throw new InvalidOperationException("stepper: the layer's parameters were replaced (Load, Reset or an SGD step) after this stepper was made; its weights would be stale. Create a new stepper.");
+        }
+        return pass;
+    }
+
+    /// <summary>Refuses a state or step (<paramref name="what"/>) that another stepper made.</summary>
+    private void RequireOwn(RecurrentStepper owner, string argumentName, string what, string plural)
+    {
+        if (!ReferenceEquals(owner, this))
+            throw new ArgumentException(ReferenceEquals(owner.Layer, Layer)
+                ? $"{what}: it comes from another stepper of this layer; use {plural} of the stepper they were made by."
+                : $"{what}: it comes from a stepper of another layer.", argumentName);
+    }
+
+    /// <summary>One step inside a pass: x [N, I] (the caller's array: copy it when keeping it and not <paramref name="inputIsPrivate"/>).</summary>
+    private protected abstract RecurrentStepResult StepCore(float[] x, int batch, RecurrentStepState state, bool keepForBackward, bool inputIsPrivate);
+
+    /// <summary>
+    /// One step's backward inside a pass: from <paramref name="tape"/> (what <see cref="StepCore"/> kept) and dOutput [N, H], with
+    /// dh (and dc) [L, N, H] holding the gradients of the new state on entry and receiving those of the state the step started
+    /// from; adds the parameter gradients. Returns dx [N, I].
+    /// </summary>
+    private protected abstract float[] BackwardCore(object tape, int batch, float[] dOutput, float[] dh, float[]? dc);
+
+    private protected RecurrentStepResult NewResult(int batch, Tensor output, Tensor hidden, Tensor? cell, object? tape) =>
+        new(this, batch, output, new RecurrentStepState(this, hidden, cell), tape);
 
     /// <summary>Frees the resident weights. Safe to call more than once; a step after it throws <see cref="ObjectDisposedException"/>.</summary>
     public void Dispose()
@@ -135,11 +295,17 @@ public abstract class RecurrentStepper : IDisposable
 /// <summary>The native CPU backend's stepper: one resident-weights handle per layer (<see cref="NativeRnnStep"/>), chained here.</summary>
 internal sealed class NativeRecurrentStepper : RecurrentStepper
 {
+    /// <summary>
+    /// What a native training step keeps: layer 0's input (the caller's array when it is private, else a copy) and each layer's
+    /// native tape [<see cref="NativeRnnStep.TapeLength"/>(N)], whose second N·H floats (h_out) are the next layer's input.
+    /// </summary>
+    private sealed record Tape(float[] Input, float[][] Layers);
+
     private readonly NativeRnnStep[] _layers;
 
-    private NativeRecurrentStepper(RecurrentLayer layer, int version, NativeRnnStep[] layers) : base(layer, version) => _layers = layers;
+    private NativeRecurrentStepper(RecurrentLayer layer, int version, NativeRnnStep[] layers, bool training) : base(layer, version, training) => _layers = layers;
 
-    public static NativeRecurrentStepper Create(RecurrentLayer layer, bool fused)
+    public static NativeRecurrentStepper Create(RecurrentLayer layer, bool fused, bool training)
     {
         var config = layer.Config;
         var p = layer.Parameters;
@@ -151,36 +317,65 @@ internal sealed class NativeRecurrentStepper : RecurrentStepper
             for (int l = 0; l < config.NumLayers; l++)
                 layers[l] = NativeRnnStep.Create(config.Cell, fused, config.LayerInputSize(l), config.HiddenSize,
                     p[l, 0, ParameterKind.WeightIH].Value.Data, p[l, 0, ParameterKind.WeightHH].Value.Data,
-                    p[l, 0, ParameterKind.BiasIH].Value.Data, p[l, 0, ParameterKind.BiasHH].Value.Data);
+                    p[l, 0, ParameterKind.BiasIH].Value.Data, p[l, 0, ParameterKind.BiasHH].Value.Data, training);
         }
         catch
         {
             foreach (var made in layers) made?.Dispose();
             throw;
         }
-        return new NativeRecurrentStepper(layer, p.Version, layers);
+        return new NativeRecurrentStepper(layer, p.Version, layers, training);
     }
 
     public override bool HasResidentWeights => true;
 
-    private protected override (Tensor Output, RecurrentStepState State) StepCore(float[] x, int batch, RecurrentStepState state)
+    private protected override RecurrentStepResult StepCore(float[] x, int batch, RecurrentStepState state, bool keepForBackward, bool inputIsPrivate)
     {
         var config = Layer.Config;
         int hidden = config.HiddenSize, nh = batch * hidden;
         int[] shape = config.StateShape(batch);
         var h = new Tensor(shape);
         var c = state.Cell is null ? null : new Tensor(shape);
+        // Uninitialised: the native step writes every element of its tape.
+        var tapes = keepForBackward ? Array.ConvertAll(_layers, layer => GC.AllocateUninitializedArray<float>(layer.TapeLength(batch))) : null;
         ReadOnlySpan<float> input = x;
         for (int l = 0; l < _layers.Length; l++)
         {
             var hOut = h.Data.AsSpan(l * nh, nh);
             _layers[l].Forward(batch, input, state.Hidden.Data.AsSpan(l * nh, nh), state.Cell is null ? default : state.Cell.Data.AsSpan(l * nh, nh),
-                hOut, c is null ? default : c.Data.AsSpan(l * nh, nh));
+                hOut, c is null ? default : c.Data.AsSpan(l * nh, nh), tapes is null ? default : tapes[l]);
             input = hOut;
         }
         var output = new Tensor(batch, hidden);
         input.CopyTo(output.Data);
-        return (output, NewState(h, c));
+        var tape = tapes is null ? null : new Tape(inputIsPrivate ? x : (float[])x.Clone(), tapes);
+        return NewResult(batch, output, h, c, tape);
+    }
+
+    private protected override float[] BackwardCore(object tape, int batch, float[] dOutput, float[] dh, float[]? dc)
+    {
+        var kept = (Tape)tape;
+        var config = Layer.Config;
+        var p = Layer.Parameters;
+        int nh = batch * config.HiddenSize;
+        float[] dx = new float[batch * config.InputSize];
+        // The gradient of each layer's output: the caller's for the top layer, the layer above's dx for the others. Layer
+        // l ≥ 1 writes its dx into between[l % 2] while it reads its dy from the other.
+        float[][] between = _layers.Length > 1 ? [new float[nh], new float[nh]] : [];
+        // The layer's native steps add into Parameter.Grad with plain +=; one backward at a time, as RecurrentLayer.Backward.
+        lock (p.GradientLock)
+            for (int l = _layers.Length - 1; l >= 0; l--)
+            {
+                ReadOnlySpan<float> input = l == 0 ? kept.Input : kept.Layers[l - 1].AsSpan(nh, nh);
+                var dy = l == _layers.Length - 1 ? dOutput : between[(l + 1) % 2];
+                var dInput = l == 0 ? dx : between[l % 2];
+                var dhLayer = dh.AsSpan(l * nh, nh);
+                var dcLayer = dc is null ? default : dc.AsSpan(l * nh, nh);
+                _layers[l].Backward(batch, input, kept.Layers[l], dy, dhLayer, dcLayer, dInput, dhLayer, dcLayer,
+                    p[l, 0, ParameterKind.WeightIH].Grad.Data, p[l, 0, ParameterKind.WeightHH].Grad.Data,
+                    p[l, 0, ParameterKind.BiasIH].Grad.Data, p[l, 0, ParameterKind.BiasHH].Grad.Data);
+            }
+        return dx;
     }
 
     private protected override void Release()
@@ -189,14 +384,33 @@ internal sealed class NativeRecurrentStepper : RecurrentStepper
     }
 }
 
-/// <summary>Any other backend's stepper: each step is the layer's whole-sequence pass with T = 1 (no resident weights).</summary>
-internal sealed class SequencePassStepper(RecurrentLayer layer) : RecurrentStepper(layer, layer.Parameters.Version)
+/// <summary>
+/// Any other backend's stepper: each step is the layer's whole-sequence pass with T = 1 (no resident weights), and each
+/// backward step that pass's backward (the ILGPU backend thus uploads the weights per step; it has no step entry yet).
+/// </summary>
+internal sealed class SequencePassStepper(RecurrentLayer layer, bool training) : RecurrentStepper(layer, layer.Parameters.Version, training)
 {
     public override bool HasResidentWeights => false;
 
-    private protected override (Tensor Output, RecurrentStepState State) StepCore(float[] x, int batch, RecurrentStepState state)
+    private protected override RecurrentStepResult StepCore(float[] x, int batch, RecurrentStepState state, bool keepForBackward, bool inputIsPrivate)
     {
-        using var result = Layer.Run(new Tensor(x, 1, batch, Layer.Config.InputSize), state.Hidden, state.Cell, keepForBackward: false, inputIsPrivate: true);
-        return (new Tensor(result.Output.Data, batch, Layer.Config.HiddenSize), NewState(result.HiddenState, result.CellState));
+        var config = Layer.Config;
+        // Without backward the pass reads x during the call only, so it is private for it.
+        var result = Layer.Run(new Tensor(x, 1, batch, config.InputSize), state.Hidden, state.Cell, keepForBackward, inputIsPrivate || !keepForBackward);
+        if (!keepForBackward) result.Dispose();
+        return NewResult(batch, new Tensor(result.Output.Data, batch, config.HiddenSize), result.HiddenState, result.CellState, keepForBackward ? result : null);
+    }
+
+    private protected override float[] BackwardCore(object tape, int batch, float[] dOutput, float[] dh, float[]? dc)
+    {
+        var forward = (RnnForwardResult)tape;
+        var config = Layer.Config;
+        int[] state = config.StateShape(batch);
+        var saved = forward.Tape ?? throw new InvalidOperationException("step: its tape was disposed.");
+        var gradients = Layer.BackwardUnchecked(forward, saved, new Tensor(dOutput, 1, batch, config.HiddenSize), new Tensor(dh, state),
+            dc is null ? null : new Tensor(dc, state));
+        gradients.InitialHidden.Data.CopyTo(dh, 0);
+        gradients.InitialCell?.Data.CopyTo(dc!, 0);
+        return gradients.Input.Data;
     }
 }

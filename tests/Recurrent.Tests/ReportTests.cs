@@ -402,6 +402,26 @@ public class ReportTests
         Assert.That(SummaryTable.Time(result.Measurements[1]), Does.Contain("skipped"));
     }
 
+    [TestCase("step-by-step")]
+    [TestCase("parallel")]
+    public void LanguageModel_TimesOneScheduleAtOneShape(string schedule)
+    {
+        var (console, output) = CaptureConsole();
+        Assert.That(CliApp.Run(["language-model", "--schedule", schedule, "--shape", "T=3,N=2,I=4,H=5", "--iterations", "2", "--warmup", "0"], console), Is.EqualTo(0), output.ToString());
+        Assert.That(output.ToString(), Does.Contain($"{schedule}, T=3,N=2,I=4,H=5, O=256").And.Contain("ms per time step"));
+    }
+
+    [TestCase("--schedule", "sideways", "--schedule")]
+    [TestCase("--shape", "T=3,N=2,I=4", "--shape")]
+    [TestCase("--iterations", "0", "--iterations")]
+    [TestCase("--warmup", "-1", "--warmup")]
+    public void LanguageModel_RefusesBadOptions_AsUsageErrors(string option, string value, string named)
+    {
+        var (console, output) = CaptureConsole();
+        Assert.That(CliApp.Run(["language-model", option, value], console), Is.EqualTo(CliApp.UsageError), output.ToString());
+        Assert.That(output.ToString(), Does.Contain(named));
+    }
+
     [Test]
     public void Bench_ListsTheBenchmarkDotNetSuites_WithArgumentsAfterTheSeparator()
     {

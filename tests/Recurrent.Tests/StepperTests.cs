@@ -5,8 +5,10 @@ using Recurrent.Sequence;
 namespace Recurrent.Tests;
 
 /// <summary>
-/// <see cref="RecurrentLayer.CreateStepper"/> on every backend: T steps equal one whole-sequence forward pass (outputs and
-/// final states), generation through it feeds back what it emits, and bad states, stale weights and disposal are refused.
+/// <see cref="RecurrentLayer.CreateStepper"/> on every backend (the native one on each instruction-set path, fused and
+/// unfused): T steps equal one whole-sequence forward pass (outputs and final states), their backward steps equal the
+/// double reference's whole-sequence backward (input, initial-state and parameter gradients), generation through it feeds
+/// back what it emits, and bad states, steps, gradients, stale weights and disposal are refused.
 /// </summary>
 [TestFixture]
 public class StepperTests
@@ -25,59 +27,241 @@ public class StepperTests
 
     public static IEnumerable<string> Backends => ["reference", "native-cpu", "native-cpu-unfused", "ilgpu-cpu", "ilgpu-cpu-unfused"];
 
+    /// <summary><see cref="Backends"/> with the native backend on each instruction-set path as well as the widest one.</summary>
+    public static IEnumerable<string> BackendsPerIsa =>
+        [.. Backends, "native-avx2", "native-avx2-unfused", "native-portable", "native-portable-unfused"];
+
     internal static IRnnBackend CreateBackend(string name) => name switch
     {
         "reference" => ReferenceBackend.Instance,
-        "native-cpu" => new NativeCpuBackend(fused: true),
-        "native-cpu-unfused" => new NativeCpuBackend(fused: false),
+        "native-cpu" or "native-avx2" or "native-portable" => new NativeCpuBackend(fused: true),
+        "native-cpu-unfused" or "native-avx2-unfused" or "native-portable-unfused" => new NativeCpuBackend(fused: false),
         "ilgpu-cpu" => new IlgpuBackend(IlgpuDevice.Cpu, fused: true),
         "ilgpu-cpu-unfused" => new IlgpuBackend(IlgpuDevice.Cpu, fused: false),
         _ => throw new ArgumentOutOfRangeException(nameof(name)),
     };
 
-    private static IEnumerable<TestCaseData> StepCases() =>
-        from backend in Backends
-        from cell in TestData.AllCells
-        from layers in new[] { 1, 2 }
-        from shape in backend.StartsWith("ilgpu") ? TinyShapes : NativeShapes
-        select new TestCaseData(backend, cell, layers, shape).SetName($"Steps_MatchWholeSequenceForward_{backend}_{cell}_L{layers}_{shape}");
-
-    [TestCaseSource(nameof(StepCases))]
-    public void Steps_MatchWholeSequenceForward(string backendName, CellKind cell, int layers, Shape shape)
+    /// <summary>
+    /// Runs <paramref name="body"/> on the backend <paramref name="name"/>: for the narrower native paths with the native library
+    /// restricted to that instruction set (process-wide; NUnit runs these tests one at a time), restored afterwards; a path this
+    /// CPU lacks is ignored with the reason.
+    /// </summary>
+    private static void OnBackend(string name, Action<IRnnBackend> body)
     {
-        var backend = CreateBackend(backendName);
+        NativeIsa? isa = name.StartsWith("native-avx2") ? NativeIsa.Avx2 : name.StartsWith("native-portable") ? NativeIsa.Portable : null;
+        var backend = CreateBackend(name);
         try
         {
-            var config = new RnnConfig(cell, shape.Input, shape.Hidden, layers);
-            var layer = TestLayers.Create(config, backend, seed: 4);
-            var random = new Random(shape.GetHashCode() ^ (int)cell);
-            int[] state = config.StateShape(shape.Batch);
-            int ni = shape.Batch * shape.Input, nh = shape.Batch * shape.Hidden;
-            var x = new Tensor(TestData.UniformSingle(random, shape.Steps * ni), shape.Steps, shape.Batch, shape.Input);
-            var h0 = new Tensor(TestData.UniformSingle(random, layers * nh), state);
-            var c0 = cell.HasCellState() ? new Tensor(TestData.UniformSingle(random, layers * nh), state) : null;
-            using var whole = layer.Forward(x, h0, c0);
-
-            using var stepper = layer.CreateStepper();
-            Assert.That(stepper.HasResidentWeights, Is.EqualTo(backend is NativeCpuBackend));
-            var current = stepper.InitialState(shape.Batch, h0, c0);
-            for (int t = 0; t < shape.Steps; t++)
+            if (isa is { } level)
             {
-                var xt = new Tensor(x.Data.AsSpan(t * ni, ni).ToArray(), shape.Batch, shape.Input);
-                var (output, next) = stepper.Step(xt, current);
-                Assert.That(output.Shape, Is.EqualTo(new[] { shape.Batch, shape.Hidden }));
-                Assertions.AllClose(output.Data, Widen(whole.Output.Data.AsSpan(t * nh, nh)), Tolerances.Float32, $"y[{t}]");
-                current = next;
+                NativeLibrary.Isa = level;
+                if (NativeLibrary.Isa != level)
+                    Assert.Ignore($"This CPU cannot run the {level} kernels (its features: {NativeLibrary.CpuFeatures}).");
             }
-            Assertions.AllClose(current.Hidden.Data, Widen(whole.HiddenState.Data), Tolerances.Float32, "hN");
-            if (c0 is not null) Assertions.AllClose(current.Cell!.Data, Widen(whole.CellState!.Data), Tolerances.Float32, "cN");
-            else Assert.That(current.Cell, Is.Null);
+            body(backend);
         }
         finally
         {
+            if (isa is not null) NativeLibrary.Isa = NativeIsa.Auto;
             (backend as IDisposable)?.Dispose();
         }
     }
+
+    private static IEnumerable<TestCaseData> PerIsaCases(string name) =>
+        from backend in BackendsPerIsa
+        from cell in TestData.AllCells
+        from layers in new[] { 1, 2 }
+        from shape in backend.StartsWith("ilgpu") ? TinyShapes : NativeShapes
+        select new TestCaseData(backend, cell, layers, shape).SetName($"{name}_{backend}_{cell}_L{layers}_{shape}");
+
+    private static IEnumerable<TestCaseData> StepCases() => PerIsaCases("Steps_MatchWholeSequenceForward");
+
+    [TestCaseSource(nameof(StepCases))]
+    public void Steps_MatchWholeSequenceForward(string backendName, CellKind cell, int layers, Shape shape) => OnBackend(backendName, backend =>
+    {
+        var config = new RnnConfig(cell, shape.Input, shape.Hidden, layers);
+        var layer = TestLayers.Create(config, backend, seed: 4);
+        var random = new Random(shape.GetHashCode() ^ (int)cell);
+        int[] state = config.StateShape(shape.Batch);
+        int ni = shape.Batch * shape.Input, nh = shape.Batch * shape.Hidden;
+        var x = new Tensor(TestData.UniformSingle(random, shape.Steps * ni), shape.Steps, shape.Batch, shape.Input);
+        var h0 = new Tensor(TestData.UniformSingle(random, layers * nh), state);
+        var c0 = cell.HasCellState() ? new Tensor(TestData.UniformSingle(random, layers * nh), state) : null;
+        using var whole = layer.Forward(x, h0, c0);
+
+        using var stepper = layer.CreateStepper();
+        Assert.That(stepper.HasResidentWeights, Is.EqualTo(backend is NativeCpuBackend));
+        var current = stepper.InitialState(shape.Batch, h0, c0);
+        for (int t = 0; t < shape.Steps; t++)
+        {
+            var xt = new Tensor(x.Data.AsSpan(t * ni, ni).ToArray(), shape.Batch, shape.Input);
+            var (output, next) = stepper.Step(xt, current);
+            Assert.That(output.Shape, Is.EqualTo(new[] { shape.Batch, shape.Hidden }));
+            Assertions.AllClose(output.Data, Widen(whole.Output.Data.AsSpan(t * nh, nh)), Tolerances.Float32, $"y[{t}]");
+            current = next;
+        }
+        Assertions.AllClose(current.Hidden.Data, Widen(whole.HiddenState.Data), Tolerances.Float32, "hN");
+        if (c0 is not null) Assertions.AllClose(current.Cell!.Data, Widen(whole.CellState!.Data), Tolerances.Float32, "cN");
+        else Assert.That(current.Cell, Is.Null);
+    });
+
+    private static IEnumerable<TestCaseData> BackwardCases() => PerIsaCases("StepBackward_MatchesWholeSequenceBackwardOfTheReference");
+
+    /// <summary>
+    /// T training steps, then their backward steps from the last to the first (each given the later one's state gradient),
+    /// give the double reference's whole-sequence backward: dx, dh0, dc0 and every parameter gradient.
+    /// </summary>
+    [TestCaseSource(nameof(BackwardCases))]
+    public void StepBackward_MatchesWholeSequenceBackwardOfTheReference(string backendName, CellKind cell, int layers, Shape shape) =>
+        OnBackend(backendName, backend =>
+        {
+            var config = new RnnConfig(cell, shape.Input, shape.Hidden, layers);
+            var layer = TestLayers.Create(config, backend, seed: 6);
+            var reference = TestLayers.Create(config, ReferenceBackend.Instance, seed: 6);
+            var data = new SequenceData(config, shape, new Random(shape.GetHashCode() ^ (int)cell ^ layers));
+            using var whole = reference.Forward(data.X, data.H0, data.C0, keepForBackward: true);
+            var expected = reference.Backward(whole, data.DY, data.DHN, data.DCN);
+
+            using var stepper = layer.CreateStepper(training: true);
+            Assert.That(stepper.Training, Is.True);
+            var actual = StepThroughAndBack(stepper, data);
+            Assertions.AllClose(actual.Input, Widen(expected.Input.Data), Tolerances.Float32, "dx");
+            Assertions.AllClose(actual.Hidden.Data, Widen(expected.InitialHidden.Data), Tolerances.Float32, "dh0");
+            if (data.C0 is not null) Assertions.AllClose(actual.Cell!.Data, Widen(expected.InitialCell!.Data), Tolerances.Float32, "dc0");
+            else Assert.That(actual.Cell, Is.Null);
+            foreach (var (p, q) in layer.Parameters.All.Zip(reference.Parameters.All))
+                Assertions.AllClose(p.Grad.Data, Widen(q.Grad.Data), Tolerances.Float32, p.Name);
+        });
+
+    /// <summary>Random x [T, N, I], h0 and c0 [L, N, H], dy [T, N, H], dhN and dcN [L, N, H] (c0 and dcN for LSTM only).</summary>
+    private sealed class SequenceData
+    {
+        public SequenceData(RnnConfig config, Shape shape, Random random)
+        {
+            int[] state = config.StateShape(shape.Batch);
+            int states = config.NumLayers * shape.Batch * shape.Hidden;
+            bool hasCell = config.Cell.HasCellState();
+            (Steps, Batch) = (shape.Steps, shape.Batch);
+            X = new Tensor(TestData.UniformSingle(random, shape.Steps * shape.Batch * shape.Input), shape.Steps, shape.Batch, shape.Input);
+            H0 = new Tensor(TestData.UniformSingle(random, states), state);
+            C0 = hasCell ? new Tensor(TestData.UniformSingle(random, states), state) : null;
+            DY = new Tensor(TestData.UniformSingle(random, shape.Steps * shape.Batch * shape.Hidden), shape.Steps, shape.Batch, shape.Hidden);
+            DHN = new Tensor(TestData.UniformSingle(random, states), state);
+            DCN = hasCell ? new Tensor(TestData.UniformSingle(random, states), state) : null;
+        }
+
+        public int Steps { get; }
+        public int Batch { get; }
+        public Tensor X { get; }
+        public Tensor H0 { get; }
+        public Tensor? C0 { get; }
+        public Tensor DY { get; }
+        public Tensor DHN { get; }
+        public Tensor? DCN { get; }
+
+        /// <summary>Row t of a [T, N, W] tensor as [N, W].</summary>
+        public static Tensor At(Tensor sequence, int t)
+        {
+            int rows = sequence.Shape[1], width = sequence.Shape[2];
+            return new Tensor(sequence.Data.AsSpan(t * rows * width, rows * width).ToArray(), rows, width);
+        }
+    }
+
+    /// <summary>Steps through <paramref name="data"/> keeping every tape, then back-propagates from the last step; dx [T, N, I], dh0, dc0.</summary>
+    private static (float[] Input, Tensor Hidden, Tensor? Cell) StepThroughAndBack(RecurrentStepper stepper, SequenceData data)
+    {
+        var state = stepper.InitialState(data.Batch, data.H0, data.C0);
+        var steps = new List<RecurrentStepResult>();
+        for (int t = 0; t < data.Steps; t++)
+        {
+            var step = stepper.Step(SequenceData.At(data.X, t), state, keepForBackward: true);
+            Assert.That(step.CanBackward, Is.True);
+            steps.Add(step);
+            state = step.State;
+        }
+        var dx = new float[data.X.Length];
+        Tensor dh = data.DHN;
+        Tensor? dc = data.DCN;
+        for (int t = data.Steps - 1; t >= 0; t--)
+        {
+            var gradients = stepper.Backward(steps[t], SequenceData.At(data.DY, t), dh, dc);
+            Assert.That(gradients.Input.Shape, Is.EqualTo(new[] { data.Batch, data.X.Shape[2] }));
+            gradients.Input.Data.CopyTo(dx, t * gradients.Input.Length);
+            (dh, dc) = (gradients.Hidden, gradients.Cell);
+            steps[t].Dispose();
+            Assert.That(steps[t].CanBackward, Is.False);
+        }
+        return (dx, dh, dc);
+    }
+
+    /// <summary>
+    /// What a step keeps is its own: changing its input and the state it started from before its backward changes nothing;
+    /// and a second backward of the same steps adds the same gradients again.
+    /// </summary>
+    [TestCaseSource(nameof(AllBackends))]
+    public void StepBackward_ReadsItsOwnCopies_AndAddsAgainWhenRepeated(string backendName) => OnBackend(backendName, backend =>
+    {
+        var config = new RnnConfig(CellKind.Lstm, 3, 5, 2);
+        var layer = TestLayers.Create(config, backend, seed: 2);
+        var random = new Random(8);
+        using var stepper = layer.CreateStepper(training: true);
+        var xt = new Tensor(TestData.UniformSingle(random, 2 * 3), 2, 3);
+        var start = stepper.InitialState(2, new Tensor(TestData.UniformSingle(random, 20), 2, 2, 5), new Tensor(TestData.UniformSingle(random, 20), 2, 2, 5));
+        var dOutput = new Tensor(TestData.UniformSingle(random, 10), 2, 5);
+
+        using var clean = stepper.Step(xt, start, keepForBackward: true);
+        var expected = stepper.Backward(clean, dOutput);
+        var once = layer.Parameters.All.Select(p => (float[])p.Grad.Data.Clone()).ToArray();
+
+        layer.ZeroGrad();
+        using var changed = stepper.Step(xt, start, keepForBackward: true);
+        Array.Fill(xt.Data, 7f);
+        Array.Fill(start.Hidden.Data, -3f);
+        Array.Fill(start.Cell!.Data, 2f);
+        var actual = stepper.Backward(changed, dOutput);
+        Assert.That(actual.Input.Data, Is.EqualTo(expected.Input.Data), "dx");
+        Assert.That(actual.Hidden.Data, Is.EqualTo(expected.Hidden.Data), "dh");
+        Assert.That(actual.Cell!.Data, Is.EqualTo(expected.Cell!.Data), "dc");
+        stepper.Backward(changed, dOutput);
+        foreach (var (p, g) in layer.Parameters.All.Zip(once))
+            Assertions.AllClose(p.Grad.Data, Widen(g.Select(v => 2 * v).ToArray()), Tolerances.SummationOrder, p.Name + " after two backward steps");
+    });
+
+    [TestCaseSource(nameof(AllBackends))]
+    public void StepBackward_RefusesForeignUntapedOrStaleStepsAndMisshapenGradients(string backendName) => OnBackend(backendName, backend =>
+    {
+        var layer = new Gru(3, 4, GruVariant.ResetBefore, numLayers: 2, backend: backend);
+        var other = new Gru(3, 4, GruVariant.ResetBefore, numLayers: 2, backend: backend);
+        using var stepper = layer.CreateStepper(training: true);
+        using var sibling = layer.CreateStepper(training: true);
+        using var foreign = other.CreateStepper(training: true);
+        using var inference = layer.CreateStepper();
+        Assert.That(inference.Training, Is.False);
+        var xt = new Tensor(2, 3);
+        using var step = stepper.Step(xt, stepper.InitialState(2), keepForBackward: true);
+
+        var refused = Assert.Throws<InvalidOperationException>(() => inference.Step(xt, inference.InitialState(2), keepForBackward: true))!;
+        Assert.That(refused.Message, Does.Contain("training"));
+        AssertNames(() => stepper.Backward(sibling.Step(xt, sibling.InitialState(2), keepForBackward: true), null), "step", "another stepper");
+        AssertNames(() => stepper.Backward(foreign.Step(xt, foreign.InitialState(2), keepForBackward: true), null), "step", "another layer");
+        AssertNames(() => stepper.Backward(step, new Tensor(2, 5)), "dOutput", "[2, 4]");
+        AssertNames(() => stepper.Backward(step, null, new Tensor(1, 2, 4)), "dh", "[2, 2, 4]");
+        AssertNames(() => stepper.Backward(step, null, null, new Tensor(2, 2, 4)), "dc", "no cell state");
+        AssertNames(() => stepper.Backward(step, new Tensor([float.NaN, 0, 0, 0, 0, 0, 0, 0], 2, 4)), "dOutput", "NaN");
+        var untaped = Assert.Throws<InvalidOperationException>(() => stepper.Backward(stepper.Step(xt, stepper.InitialState(2), keepForBackward: false), null))!;
+        Assert.That(untaped.Message, Does.Contain("keepForBackward"));
+
+        using var disposed = stepper.Step(xt, stepper.InitialState(2), keepForBackward: true);
+        disposed.Dispose();
+        Assert.Throws<InvalidOperationException>(() => stepper.Backward(disposed, null));
+
+        Assert.DoesNotThrow(() => stepper.Backward(step, null));
+        layer.Parameters.Reset(3);
+        var stale = Assert.Throws<InvalidOperationException>(() => stepper.Backward(step, null))!;
+        Assert.That(stale.Message, Does.Contain("replaced"));
+        stepper.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => stepper.Backward(step, null));
+    });
 
     [Test]
     public void Step_DoesNotChangeTheStateItIsGiven()
@@ -223,6 +407,64 @@ public class StepperTests
         step.Dispose();
         Assert.Throws<ObjectDisposedException>(() => step.Forward(1, new float[2], new float[3], new float[3], new float[3], new float[3]));
     }
+
+    [Test]
+    public void NativeStep_BackwardNeedsATrainingHandleAndAWholeTape()
+    {
+        var layer = new Lstm(2, 3);
+        var p = layer.Parameters;
+        NativeRnnStep Create(bool training) => NativeRnnStep.Create(CellKind.Lstm, true, 2, 3, p["weight_ih_l0"].Value.Data, p["weight_hh_l0"].Value.Data,
+            p["bias_ih_l0"].Value.Data, p["bias_hh_l0"].Value.Data, training);
+        using var inference = Create(training: false);
+        using var training = Create(training: true);
+        Assert.That(training.Bytes, Is.GreaterThan(inference.Bytes), "the weights packed for backward");
+        // LSTM: h, h_out, c, c_out and four gate blocks per N·H.
+        Assert.That(training.TapeLength(2), Is.EqualTo(8 * 2 * 3));
+        var tape = new float[training.TapeLength(1)];
+        var h = new float[3];
+        training.Forward(1, new float[] { 1, -1 }, h, new float[3], h.ToArray(), new float[3], tape);
+        float[] Grad(string name) => p[name].Grad.Data;
+        void Backward(NativeRnnStep step, float[] stepTape) => step.Backward(1, new float[2], stepTape, new float[3], new float[3], new float[3],
+            new float[2], new float[3], new float[3], Grad("weight_ih_l0"), Grad("weight_hh_l0"), Grad("bias_ih_l0"), Grad("bias_hh_l0"));
+        var refused = Assert.Throws<InvalidOperationException>(() => Backward(inference, tape))!;
+        Assert.That(refused.Message, Does.Contain("training"));
+        var error = Assert.Throws<ArgumentException>(() => Backward(training, tape[..^1]))!;
+        Assert.That(error.ParamName, Is.EqualTo("tape"));
+        Assert.DoesNotThrow(() => Backward(training, tape));
+        error = Assert.Throws<ArgumentException>(() => training.Forward(1, new float[2], new float[3], new float[3], new float[3], new float[3], new float[5]))!;
+        Assert.That(error.ParamName, Is.EqualTo("tape"));
+    }
+
+    private static IEnumerable<TestCaseData> ScheduleCases() =>
+        from backend in new[] { "reference", "native-cpu-unfused", "native-portable", "ilgpu-cpu" }
+        from cell in TestData.AllCells
+        from loss in Enum.GetValues<SequenceLoss>()
+        select new TestCaseData(backend, cell, loss).SetName($"TrainStepByStep_MatchesParallel_{backend}_{cell}_{loss}");
+
+    /// <summary>
+    /// The sequence model's step-by-step schedule steps through the stack's stepper on the host (the default native backend is
+    /// SequenceRecurrentModelTests'), and chains T = 1 passes on ILGPU: both give the parallel schedule's loss and gradients.
+    /// </summary>
+    [TestCaseSource(nameof(ScheduleCases))]
+    public void TrainStepByStep_MatchesParallel(string backendName, CellKind cell, SequenceLoss loss) => OnBackend(backendName, backend =>
+    {
+        const int steps = 3, batch = 2, input = 3, hidden = 4, output = 5;
+        var layer = TestLayers.Create(new RnnConfig(cell, input, hidden, 2), backend, seed: 3);
+        using var model = new RecurrentSequenceModel(layer, output, loss, loss == SequenceLoss.SoftmaxCrossEntropy ? 0 : null, seed: 3);
+        var random = new Random(5);
+        var targets = loss == SequenceLoss.SoftmaxCrossEntropy
+            ? SequenceTargets.Tokens(Enumerable.Range(0, steps * batch).Select(_ => random.Next(output)).ToArray(), steps, batch)
+            : SequenceTargets.Real(new Tensor(TestData.UniformSingle(random, steps * batch * output), steps, batch, output));
+        float[][] Gradients() => model.Parameters.Select(p => (float[])p.Grad.Data.Clone()).Concat(layer.Parameters.All.Select(p => (float[])p.Grad.Data.Clone())).ToArray();
+
+        float parallelLoss = model.Train(targets, TrainingSchedule.ParallelOverTime);
+        var parallel = Gradients();
+        model.ZeroGrad();
+        float stepLoss = model.Train(targets, TrainingSchedule.StepByStep);
+        Assertions.AllClose([stepLoss], [parallelLoss], Tolerances.Float32, "loss");
+        foreach (var (actual, expected) in Gradients().Zip(parallel))
+            Assertions.AllClose(actual, Widen(expected), Tolerances.Float32, "gradient");
+    });
 
     private static void AssertNames(Action call, string argument, string fragment)
     {

@@ -152,23 +152,51 @@ RC_EXPORT rc_status rc_rnn_backward(rc_rnn_tape* tape, const rc_rnn_direction* p
 // For the test that the managed mirror lays the struct out alike.
 RC_EXPORT int32_t rc_rnn_direction_layout(int64_t* size, int64_t* offsets, int32_t capacity);
 
-// ---- One step with resident weights (haste's "iterate"): autoregressive generation, step-by-step schedules --------
+// ---- One step with resident weights (haste's "iterate"; rnn_step.cpp) -----------------------------------------------
 // A handle for one layer and one (forward) direction: created once, it packs W_ih and W_hh and copies the biases, so
-// each step pays only its products and the cell's pointwise kernel — the same step the sequence driver runs
-// (forward_step in rnn_sequence.cpp), not a copy of it. A stack is one handle per layer; the caller chains them.
+// each step pays only its products and the cell's pointwise kernel — the same step bodies the sequence driver runs
+// (forward_step and backward_step in rnn_sequence.cpp), not copies of them. Autoregressive generation, step-by-step
+// training schedules and scheduled sampling step through it. A stack is one handle per layer; the caller chains them.
 // The handle never reads the caller's parameters again: a later change to them is not seen (make a new handle).
-// Read-only once created: several threads may step one handle at once.
+// Read-only once created: several threads may step one handle at once (workspaces are per call).
+//
+// Training: rc_rnn_step_forward with a tape keeps what rc_rnn_step_backward needs in that caller-owned buffer; backward
+// then runs from it and the step's input x, with the handle's resident weights. Steps are back-propagated in reverse
+// order by the caller, which carries dh (and dc) from each step's backward to the step before's.
 typedef struct rc_rnn_step rc_rnn_step;
 
 // Reads pass's cell, fused, input_size, hidden_size, parameters and parameter_count (checked as rc_rnn_forward checks
-// them); reverse must be 0; steps, batch and every buffer are ignored. *step receives the handle (null on failure).
-RC_EXPORT rc_status rc_rnn_step_create(const rc_rnn_direction* pass, rc_rnn_step** step);
+// them); reverse must be 0; steps, batch and every buffer are ignored. training != 0 also packs what rc_rnn_step_backward
+// reads (W_ih and W_hh untransposed: twice the weights' memory); a handle made without it refuses backward.
+// *step receives the handle (null on failure).
+RC_EXPORT rc_status rc_rnn_step_create(const rc_rnn_direction* pass, int32_t training, rc_rnn_step** step);
 
 // One step of batch rows: x [N, I], h [N, H] (and c [N, H], LSTM) → h_out [N, H] (and c_out [N, H], LSTM), all dense
 // row-major and owned by the caller. h_out must not overlap h or x; c_out may be c (updated in place), else must not
-// overlap it. c and c_out are ignored (may be null) for cells without a cell state. Workspaces are per call.
+// overlap it. c and c_out are ignored (may be null) for cells without a cell state.
+// tape: null for inference; else rc_rnn_step_tape_floats(step, batch) floats, owned by the caller and overwritten,
+// overlapping no other argument: what backward needs (copies of h and c, h_out, c_out, the activated gates, GRU
+// reset-after's W_hn h + b_hn). Its first N·H floats are a copy of h, the next N·H a copy of h_out (a stack's backward
+// reads the latter as the next layer's x); the rest is the handle's own layout. The tape does not hold x.
 RC_EXPORT rc_status rc_rnn_step_forward(const rc_rnn_step* step, int64_t batch, const float* x, const float* h, const float* c,
-                                        float* h_out, float* c_out);
+                                        float* h_out, float* c_out, float* tape);
+
+// Floats a training step of batch rows keeps in its tape: per N·H, LSTM 8 (h, h_out, c, c_out, gates 4), GRU
+// reset-after 6 (h, h_out, gates 3, W_hn h + b_hn), GRU reset-before 5, Elman 2. 0 for a null handle or batch < 1.
+RC_EXPORT int64_t rc_rnn_step_tape_floats(const rc_rnn_step* step, int64_t batch);
+
+// Back-propagates one step that rc_rnn_step_forward ran with tape on this handle (or one made from the same
+// parameters), for the same batch rows and given the same x [N, I] again. The tape is only read (backward may run
+// again). Reads dy [N, H], the gradient of h_out through the step's output (the layer above, or the loss), and dh_out
+// [N, H] (and dc_out [N, H], LSTM), the gradients of h_out and c_out through the step after (zeros for the last step).
+// Writes dx [N, I] and dh [N, H] (and dc [N, H], LSTM): the gradients of x, h and c. dh may be dh_out and dc may be
+// dc_out (updated in place, so a chain of steps carries one buffer); otherwise no output overlaps an input or another
+// output. Adds (+=) into gradients[0 .. gradient_count): the cell's parameters in spec order, weight_ih [G·H, I],
+// weight_hh [G·H, H], bias_ih [G·H], bias_hh [G·H]; gradient_count must be 4 (as parameter_count). All buffers are the
+// caller's; workspaces are per call. The handle must have been created with training.
+RC_EXPORT rc_status rc_rnn_step_backward(const rc_rnn_step* step, int64_t batch, const float* x, const float* tape,
+                                         const float* dy, const float* dh_out, const float* dc_out, float* dx, float* dh,
+                                         float* dc, float* const* gradients, int64_t gradient_count);
 
 // Bytes the handle's packed weights and biases hold, about (0 for null).
 RC_EXPORT int64_t rc_rnn_step_bytes(const rc_rnn_step* step);

@@ -253,6 +253,60 @@ void forward_step(const CellOps& c, bool fused, bool train, const RecurrentWeigh
   }
 }
 
+RecurrentWeights pack_recurrent_backward(const CellOps& c, int64_t H, const float* weight_hh) {
+  RecurrentWeights w;
+  const int64_t GH = c.gates * H;
+  w.first_rows = c.split_recurrent_product ? GH - H : GH;
+  w.packed = pack_b(false, w.first_rows, H, weight_hh, H);
+  if (c.split_recurrent_product) w.packed_n = pack_b(false, H, H, weight_hh + w.first_rows * H, H);
+  return w;
+}
+
+void over_step_batch(bool fused, int64_t N, int64_t H, int64_t GH, const std::function<void(int64_t, int64_t)>& rows_body) {
+  over_batch(fused && split_batch(N, H, GH), N, rows_body);
+}
+
+void backward_step(const CellOps& c, bool fused, const RecurrentWeights& w, int64_t N, StepBackward& step, float* drh,
+                   int64_t row0, int64_t row1) {
+  const int64_t H = step.hidden, GH = c.gates * H, last = GH - H, rows = row1 - row0;
+  step.drh = drh;
+  if (fused) run_rows(c.backward, step, row0, row1, w.first_rows);
+  else c.unfused_backward(step, N);
+  if (c.split_recurrent_product) {
+    sgemm_packed(false, rows, 1.0f, step.dgates + row0 * GH + last, GH, *w.packed_n, 0.0f, drh + row0 * H, H);
+    if (fused) run_rows(c.backward_operand, step, row0, row1, H);
+    else c.unfused_backward_operand(step, N);
+  }
+  // The recurrent path to the step before: added to the direct path where there is one, else overwriting dh.
+  const float* dgr = c.scales_recurrent_block ? step.dgates_rec : step.dgates;
+  sgemm_packed(false, rows, 1.0f, dgr + row0 * GH, GH, *w.packed, c.direct_state_path ? 1.0f : 0.0f, step.dh + row0 * H, H);
+}
+
+void add_recurrent_gradients(const CellOps& c, int64_t H, int64_t rows, const float* gates, const float* dgates,
+                             const float* dgates_rec, const float* h_prevs, float* dweight_hh, float* dbias_ih, float* dbias_hh) {
+  const ElementwiseOps& ops = kernels().elementwise;
+  const int64_t GH = c.gates * H, last = GH - H;
+  const float* dg_rec = c.scales_recurrent_block ? dgates_rec : dgates;
+  if (c.split_recurrent_product) {
+    sgemm(true, false, last, H, rows, 1.0f, dgates, GH, h_prevs, H, 1.0f, dweight_hh, H);
+    // The last block's rows of W_hh saw the second product's operand, not h_prev.
+    Buffer operand = Buffer::allocate(rows * H);
+    c.recompute_operand(rows, H, gates, h_prevs, operand.get());
+    sgemm(true, false, H, H, rows, 1.0f, dgates + last, GH, operand.get(), H, 1.0f, dweight_hh + last * H, H);
+  } else {
+    sgemm(true, false, GH, H, rows, 1.0f, dg_rec, GH, h_prevs, H, 1.0f, dweight_hh, H);
+  }
+  if (c.scales_recurrent_block) {
+    add_column_sums(ops, rows, GH, dgates, GH, dbias_ih);
+    add_column_sums(ops, rows, GH, dg_rec, GH, dbias_hh);
+  } else {
+    // Both biases see the same gradient: one reduction, added to both.
+    std::vector<float> sums(GH, 0.0f);
+    add_column_sums(ops, rows, GH, dgates, GH, sums.data());
+    for (int64_t j = 0; j < GH; j++) dbias_ih[j] += sums[j], dbias_hh[j] += sums[j];
+  }
+}
+
 void forward(const rc_rnn_direction& pass, const LayerInput& input, Tape* tape) {
   const int32_t cell = pass.cell;
   const bool fused = pass.fused != 0, reverse = pass.reverse != 0;
@@ -371,60 +425,6 @@ void forward(const rc_rnn_direction& pass, const LayerInput& input, Tape* tape) 
   if (has_c) std::memcpy(pass.c_n, train ? cells + (reverse ? 0 : T) * NH : cell_state.get(), sizeof(float) * NH);
 }
 
-StepWeights::StepWeights(const rc_rnn_direction& pass)
-    : cell(pass.cell), fused(pass.fused != 0), input_size(pass.input_size), hidden(pass.hidden_size) {
-  const CellOps& c = cell_ops(cell);
-  const int64_t GH = c.gates * hidden;
-  const float* bias_ih_in = pass.parameters[2];
-  const float* bias_hh_in = pass.parameters[3];
-  bias_ih.assign(bias_ih_in, bias_ih_in + GH);
-  bias_hh.assign(bias_hh_in, bias_hh_in + GH);
-  bias = fused_bias(c, hidden, bias_ih.data(), bias_hh.data());
-  packed_ih = pack_b(true, input_size, GH, pass.parameters[0], input_size);
-  recurrent = pack_recurrent(c, hidden, pass.parameters[1], bias_hh.data());
-}
-
-int64_t StepWeights::bytes() const {
-  const int64_t GH = cell_ops(cell).gates * hidden;
-  return 4 * (GH * input_size + GH * hidden + 3 * GH);
-}
-
-void step_forward(const StepWeights& w, int64_t N, const float* x, const float* h, const float* c_in, float* h_out, float* c_out) {
-  const Kernels& k = kernels();
-  const CellOps& c = k.cells.cells[w.cell];
-  const int64_t H = w.hidden, I = w.input_size, GH = c.gates * H, NH = N * H;
-  const bool split_n = c.split_recurrent_product, fused = w.fused;
-  // Per call, not in the handle: the handle stays read-only, so threads may step it at once.
-  Buffer gates = Buffer::allocate(N * GH);
-  Buffer recurrent = Buffer::allocate(N * w.recurrent.first_rows);
-  Buffer rh = split_n ? Buffer::allocate(NH) : Buffer{};
-  Buffer recurrent_n = split_n ? Buffer::allocate(NH) : Buffer{};
-  Buffer temp1 = fused ? Buffer{} : Buffer::allocate(NH);
-  Buffer temp2 = fused ? Buffer{} : Buffer::allocate(NH);
-  Passes passes(k.elementwise, N);
-  sgemm_packed(false, N, 1.0f, x, I, *w.packed_ih, 0.0f, gates.get(), GH);
-  if (!fused) passes.add_bias(GH, w.bias_ih.data(), {gates.get(), GH});
-
-  StepForward step{};
-  step.hidden = H;
-  step.gates = gates.get();
-  step.bias = w.bias.data();
-  step.bias_hn = w.bias_hh.data() + (GH - H);
-  step.h_prev = h;
-  step.h_prev_ld = H;
-  step.c_prev = c.has_cell_state ? c_in : nullptr;
-  step.c_out = c.has_cell_state ? c_out : nullptr;
-  step.h_out = h_out;
-  step.h_out_ld = H;
-  step.rh_out = rh.get();
-  step.scratch[0] = temp1.get(), step.scratch[1] = temp2.get();
-  // As the sequence driver splits a batch through all its steps, so one step: one fork-join instead of two.
-  over_batch(fused && split_batch(N, H, GH), N, [&](int64_t row0, int64_t row1) {
-    StepForward rows_step = step;
-    forward_step(c, fused, false, w.recurrent, passes, N, rows_step, recurrent.get(), recurrent_n.get(), row0, row1);
-  });
-}
-
 void backward(const Tape& tape, const rc_rnn_direction& pass, const LayerInput& input) {
   const float* weight_ih = pass.parameters[0];
   const float* weight_hh = pass.parameters[1];
@@ -439,16 +439,13 @@ void backward(const Tape& tape, const rc_rnn_direction& pass, const LayerInput& 
   const bool reverse = tape.reverse, fused = tape.fused;
   const int64_t T = tape.steps, N = tape.batch, I = tape.input_size, H = tape.hidden;
   const int64_t G = c.gates, GH = G * H, NH = N * H, TN = T * N;
-  const int64_t last = GH - H;  // the last gate block, as in forward
   const bool has_c = c.has_cell_state, split_n = c.split_recurrent_product, after = c.scales_recurrent_block;
-  const int64_t first_rows = split_n ? last : GH;
 
   // dGates [T·N, G·H], time-indexed like x, so the weight gradients are single products at the end.
   Buffer dgates = Buffer::allocate(TN * GH);
   Buffer dgates_rec = after ? Buffer::allocate(TN * GH) : Buffer{};
   // W_hh packed once (untransposed: dh_prev = dGates · W_hh).
-  auto packed = pack_b(false, first_rows, H, weight_hh, H);
-  std::unique_ptr<PackedB> packed_n = split_n ? pack_b(false, H, H, weight_hh + last * H, H) : nullptr;
+  const RecurrentWeights recurrent_weights = pack_recurrent_backward(c, H, weight_hh);
   Buffer dh = Buffer::allocate(NH);
   Buffer dc = has_c ? Buffer::allocate(NH) : Buffer{};
   Buffer drh = split_n ? Buffer::allocate(NH) : Buffer{};
@@ -461,7 +458,6 @@ void backward(const Tape& tape, const rc_rnn_direction& pass, const LayerInput& 
   const float* states = tape.states.get();
   // Batch rows [row0, row1) through all T steps; the unfused baseline always takes the whole batch.
   auto run_steps = [&](int64_t row0, int64_t row1) {
-    const int64_t rows = row1 - row0;
     for (int64_t s = T - 1; s >= 0; s--) {
       const int64_t t = reverse ? T - 1 - s : s;
       StepBackward step{};
@@ -478,20 +474,8 @@ void backward(const Tape& tape, const rc_rnn_direction& pass, const LayerInput& 
       step.dc = dc.get();
       step.dgates = dgates.get() + t * N * GH;
       step.dgates_rec = after ? dgates_rec.get() + t * N * GH : nullptr;
-      step.drh = drh.get();
       for (int i = 0; i < 4; i++) step.scratch[i] = temps[i].get();
-
-      if (fused) run_rows(c.backward, step, row0, row1, first_rows);
-      else c.unfused_backward(step, N);
-      if (split_n) {
-        sgemm_packed(false, rows, 1.0f, step.dgates + row0 * GH + last, GH, *packed_n, 0.0f, drh.get() + row0 * H, H);
-        if (fused) run_rows(c.backward_operand, step, row0, row1, H);
-        else c.unfused_backward_operand(step, N);
-      }
-      // The recurrent path to the step before: added to the direct path where there is one, else overwriting dh.
-      const float* dgr = after ? step.dgates_rec : step.dgates;
-      sgemm_packed(false, rows, 1.0f, dgr + row0 * GH, GH, *packed, c.direct_state_path ? 1.0f : 0.0f, dh.get() + row0 * H,
-                   H);
+      backward_step(c, fused, recurrent_weights, N, step, drh.get(), row0, row1);
     }
   };
   over_batch(fused && split_batch(N, H, GH), N, run_steps);
@@ -501,7 +485,6 @@ void backward(const Tape& tape, const rc_rnn_direction& pass, const LayerInput& 
   // Weight and bias gradients over all T·N rows at once; the states the steps started from are one
   // contiguous [T·N, H] block in time order.
   const float* h_prevs = states + (reverse ? NH : 0);
-  const float* dg_rec = after ? dgates_rec.get() : dgates.get();
   // Table input: a table row's uses share its gradient terms, so the gates' gradients are summed per
   // row first and both products below run over V rows instead of T·N.
   // Table rows no id uses are not rows of the dense x, so they enter neither product (0 · NaN in an unused row
@@ -543,24 +526,7 @@ void backward(const Tape& tape, const rc_rnn_direction& pass, const LayerInput& 
   } else {
     sgemm(true, false, GH, I, TN, 1.0f, dgates.get(), GH, input.x, input.x_ld, 1.0f, dweight_ih, I);
   }
-  if (split_n) {
-    sgemm(true, false, last, H, TN, 1.0f, dgates.get(), GH, h_prevs, H, 1.0f, dweight_hh, H);
-    // The last block's rows of W_hh saw the second product's operand, not h_prev.
-    Buffer operand = Buffer::allocate(TN * H);
-    c.recompute_operand(TN, H, tape.gates.get(), h_prevs, operand.get());
-    sgemm(true, false, H, H, TN, 1.0f, dgates.get() + last, GH, operand.get(), H, 1.0f, dweight_hh + last * H, H);
-  } else {
-    sgemm(true, false, GH, H, TN, 1.0f, dg_rec, GH, h_prevs, H, 1.0f, dweight_hh, H);
-  }
-  if (after) {
-    add_column_sums(k.elementwise, TN, GH, dgates.get(), GH, dbias_ih);
-    add_column_sums(k.elementwise, TN, GH, dg_rec, GH, dbias_hh);
-  } else {
-    // Both biases see the same gradient: one reduction, added to both.
-    std::vector<float> sums(GH, 0.0f);
-    add_column_sums(k.elementwise, TN, GH, dgates.get(), GH, sums.data());
-    for (int64_t j = 0; j < GH; j++) dbias_ih[j] += sums[j], dbias_hh[j] += sums[j];
-  }
+  add_recurrent_gradients(c, H, TN, tape.gates.get(), dgates.get(), dgates_rec.get(), h_prevs, dweight_hh, dbias_ih, dbias_hh);
   if (input.from_table() && used_count == input.vocab) {
     sgemm(false, false, input.vocab, I, GH, 1.0f, dgates_by_id.get(), GH, weight_ih, I, 1.0f, pass.dinput_table, I);
   } else if (input.from_table()) {
@@ -583,10 +549,15 @@ struct rc_rnn_tape {
   rc::rnn::Tape tape;
 };
 
-namespace {
+namespace rc::rnn {
 void require(bool condition, const std::string& message) {
   if (!condition) throw std::invalid_argument(message);
 }
+
+}  // namespace rc::rnn
+
+namespace {
+using rc::rnn::require;
 
 // A row stride of 0 means dense; below the row's width rows would overlap.
 int64_t resolve_stride(const std::string& function, const char* name, int64_t stride, int64_t width) {
@@ -614,6 +585,9 @@ rc::rnn::LayerInput layer_input(const std::string& function, const rc_rnn_direct
   return {nullptr, 0, pass.input_table, pass.input_ids, pass.vocab};
 }
 
+}  // namespace
+
+namespace rc::rnn {
 // What both passes check: the cell, the sizes, the parameter table (the first read entries of it: backward
 // reads only the weights), the reserved field.
 void check_pass(const std::string& function, const rc_rnn_direction& pass, int64_t read) {
@@ -631,7 +605,9 @@ void check_pass(const std::string& function, const rc_rnn_direction& pass, int64
     require(pass.parameters[p] != nullptr, function + ": parameters[" + std::to_string(p) + "] is null");
   require(pass.lengths == nullptr, function + ": lengths: per-sequence lengths are not supported yet; expected null");
 }
-}  // namespace
+}  // namespace rc::rnn
+
+using rc::rnn::check_pass;
 
 RC_EXPORT rc_status rc_rnn_forward(const rc_rnn_direction* pass_in, int32_t keep_for_backward, rc_rnn_tape** tape) {
   return rc::guard([&] {
@@ -674,42 +650,6 @@ RC_EXPORT rc_status rc_rnn_backward(rc_rnn_tape* tape, const rc_rnn_direction* p
     rc::rnn::backward(t, pass, input);
   });
 }
-
-struct rc_rnn_step {
-  rc::rnn::StepWeights weights;
-  explicit rc_rnn_step(const rc_rnn_direction& pass) : weights(pass) {}
-};
-
-RC_EXPORT rc_status rc_rnn_step_create(const rc_rnn_direction* pass_in, rc_rnn_step** step) {
-  return rc::guard([&] {
-    require(step != nullptr, "rc_rnn_step_create: step is null");
-    *step = nullptr;
-    require(pass_in != nullptr, "rc_rnn_step_create: pass is null");
-    rc_rnn_direction pass = *pass_in;
-    // A step handle has no T or N of its own: check the rest as a one-step, one-row pass would be checked.
-    pass.steps = 1, pass.batch = 1;
-    check_pass("rc_rnn_step_create", pass, 4);
-    require(pass.reverse == 0, "rc_rnn_step_create: reverse: a step runs forward in time; expected 0");
-    *step = new rc_rnn_step(pass);
-  });
-}
-
-RC_EXPORT rc_status rc_rnn_step_forward(const rc_rnn_step* step, int64_t batch, const float* x, const float* h, const float* c,
-                                        float* h_out, float* c_out) {
-  return rc::guard([&] {
-    require(step != nullptr, "rc_rnn_step_forward: step is null");
-    require(batch >= 1, "rc_rnn_step_forward: batch: expected ≥ 1, got " + std::to_string(batch));
-    require(x && h && h_out, "rc_rnn_step_forward: a required buffer (x, h, h_out) is null");
-    const bool has_c = rc::rnn::cell_ops(step->weights.cell).has_cell_state;
-    require(!has_c || (c && c_out), "rc_rnn_step_forward: a cell with a cell state (LSTM) needs c and c_out");
-    require(h_out != h, "rc_rnn_step_forward: h_out must not be h (the step reads h after writing rows of h_out)");
-    rc::rnn::step_forward(step->weights, batch, x, h, c, h_out, c_out);
-  });
-}
-
-RC_EXPORT int64_t rc_rnn_step_bytes(const rc_rnn_step* step) { return step ? step->weights.bytes() : 0; }
-
-RC_EXPORT void rc_rnn_step_free(rc_rnn_step* step) { delete step; }
 
 RC_EXPORT int32_t rc_rnn_direction_layout(int64_t* size, int64_t* offsets, int32_t capacity) {
 #define RC_FIELD(f) static_cast<int64_t>(offsetof(rc_rnn_direction, f))

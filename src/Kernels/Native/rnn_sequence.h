@@ -4,7 +4,9 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 #include "gemm.h"
 #include "isa/kernels.h"
@@ -62,17 +64,27 @@ struct LayerInput {
   bool from_table() const { return ids != nullptr; }
 };
 
-// W_hh^T packed for the per-step products, and the recurrent bias the unfused steps add. A cell whose last block's
-// product takes another operand (split_recurrent_product) has that block packed apart. Holds a pointer to bias_hh:
-// the owner keeps it alive (the sequence driver for one call, a step handle for its life).
+// W_hh packed for the per-step products (forward: transposed, pack_recurrent; backward: as it is,
+// pack_recurrent_backward), and the recurrent bias the unfused forward steps add. A cell whose last block's product
+// takes another operand (split_recurrent_product) has that block packed apart. Holds a pointer to bias_hh: the owner
+// keeps it alive (the sequence driver for one call, a step handle for its life).
 struct RecurrentWeights {
-  std::unique_ptr<PackedB> packed;    // the first first_rows rows of W_hh, transposed: [H, first_rows]
+  std::unique_ptr<PackedB> packed;    // the first first_rows rows of W_hh: [H, first_rows] transposed, [first_rows, H] for backward
   std::unique_ptr<PackedB> packed_n;  // split_recurrent_product: the last block, [H, H]
   int64_t first_rows = 0;             // G·H, or (G−1)·H when split
   const float* bias_hh = nullptr;     // [G·H]
 };
 
 RecurrentWeights pack_recurrent(const CellOps& c, int64_t hidden, const float* weight_hh, const float* bias_hh);
+
+// What backward's per-step products read: W_hh itself, untransposed (dh_prev = dGates · W_hh), split as pack_recurrent
+// splits it; bias_hh is null.
+RecurrentWeights pack_recurrent_backward(const CellOps& c, int64_t hidden, const float* weight_hh);
+
+// Runs rows_body(row0, row1) over a step's N batch rows as the sequence driver runs its steps: split among the workers
+// where the fused step is worth it and W_hh fits a core's L2 (one fork-join per step instead of two), else all N rows
+// on the caller (the unfused baseline always takes whole batches).
+void over_step_batch(bool fused, int64_t N, int64_t H, int64_t GH, const std::function<void(int64_t, int64_t)>& rows_body);
 
 // The body of one forward time step for batch rows [row0, row1), shared by the sequence driver and the step handle
 // (rc_rnn_step_forward): the recurrent product(s) from step.h_prev, the unfused passes' recurrent bias, and the cell's
@@ -82,25 +94,28 @@ RecurrentWeights pack_recurrent(const CellOps& c, int64_t hidden, const float* w
 void forward_step(const CellOps& c, bool fused, bool train, const RecurrentWeights& w, const Passes& passes, int64_t N,
                   StepForward& step, float* recurrent, float* recurrent_n, int64_t row0, int64_t row1);
 
+// The body of one backward time step for batch rows [row0, row1), shared by the sequence driver and the step handle
+// (rc_rnn_step_backward): the cell's pointwise backward (fused: over those rows; unfused: over all N rows), for a split
+// product the gradient of its operand (drh [N, H], a workspace this sets step.drh to) and the second phase, then the
+// recurrent product into step.dh: dh_prev = dGates · W_hh (w from pack_recurrent_backward), added to the direct path
+// where the cell has one. step.dh holds the gradient of h_out on entry (from the later step; the caller's dy is apart).
+void backward_step(const CellOps& c, bool fused, const RecurrentWeights& w, int64_t N, StepBackward& step, float* drh,
+                   int64_t row0, int64_t row1);
+
+// The gradients of W_hh and both biases from rows rows of one direction (accumulated, +=): gates [rows, G·H] as the
+// tape keeps them (read by a split product's operand), dgates [rows, G·H] and (scales_recurrent_block) dgates_rec
+// [rows, G·H] as backward_step left them, h_prevs [rows, H] the states those rows started from.
+void add_recurrent_gradients(const CellOps& c, int64_t hidden, int64_t rows, const float* gates, const float* dgates,
+                             const float* dgates_rec, const float* h_prevs, float* dweight_hh, float* dbias_ih, float* dbias_hh);
+
+// The C ABI's checks, shared by its sources: require throws std::invalid_argument (RC_INVALID_ARGUMENT) with message
+// unless condition holds; check_pass checks what both passes check (the cell, the sizes, the first read entries of the
+// parameter table, the reserved fields), function naming the export in the message.
+void require(bool condition, const std::string& message);
+void check_pass(const std::string& function, const rc_rnn_direction& pass, int64_t read);
+
 // The fused kernels' bias [G·H]: b_ih + b_hh, except a scaled recurrent block's (b_ih alone; b_hn enters scaled).
 std::vector<float> fused_bias(const CellOps& c, int64_t hidden, const float* bias_ih, const float* bias_hh);
-
-// What rc_rnn_step keeps for one layer and direction: W_ih^T and W_hh^T packed, the biases copied, so a step reads
-// nothing of the caller's parameters (managed arrays may move) and pays no packing. Read-only once built.
-struct StepWeights {
-  explicit StepWeights(const rc_rnn_direction& pass);  // reads cell, fused, input_size, hidden_size, parameters
-  int32_t cell;
-  bool fused;
-  int64_t input_size, hidden;
-  std::unique_ptr<PackedB> packed_ih;  // W_ih^T [I, G·H]
-  std::vector<float> bias_ih, bias_hh, bias;  // [G·H] each; bias as fused_bias gives it
-  RecurrentWeights recurrent;          // its bias_hh points into this bias_hh
-  int64_t bytes() const;               // what the packed weights and biases take, about
-};
-
-// One step of N rows: x [N, I], h (and c) [N, H] → h_out (and c_out) [N, H]. h_out must not overlap h; c_out may be c.
-// The input projection, then forward_step: the same step the sequence driver runs.
-void step_forward(const StepWeights& w, int64_t N, const float* x, const float* h, const float* c, float* h_out, float* c_out);
 
 // Runs one direction of pass (checked by the C ABI: sizes, buffers, strides ≥ widths, ids in range; strides
 // 0 resolved to the widths) over its input rows; writes y, h_n and (LSTM) c_n. When tape is not null it is

@@ -28,6 +28,8 @@ internal static class CliApp
             config.UseStrictParsing();
             config.AddCommand<ReportCommand>("report")
                 .WithDescription("The benchmark report (the default): fused vs unfused cells, peers side by side; writes artifacts/report.");
+            config.AddCommand<LanguageModelCommand>("language-model")
+                .WithDescription("Times one schedule (step-by-step or parallel) of the teacher-forcing section's LSTM language model alone, at one shape.");
             config.AddCommand<BenchCommand>("bench")
                 .WithDescription("The BenchmarkDotNet suites; arguments after -- go to BenchmarkSwitcher (e.g. bench -- --filter '*Gemm*').");
             config.SetExceptionHandler((exception, _) =>

@@ -121,7 +121,7 @@ public sealed class RecurrentSequenceModel : IDisposable
     /// step-by-step baseline steps all N sequences and masks the loss past each end.
     /// </remarks>
     /// <param name="targets">y: token ids [T, N] or values [T, N, O], matching <see cref="Loss"/>, optionally with lengths; y_{t−1} is the input at step t.</param>
-    /// <param name="schedule">Parallel over time (the default) or the step-by-step baseline: the stack run with T = 1 per call, chained through its states.</param>
+    /// <param name="schedule">Parallel over time (the default) or the step-by-step baseline: the stack advanced one step at a time (its stepper on the host, T = 1 passes on ILGPU), chained through its states.</param>
     /// <exception cref="ArgumentException">A shape does not match, a value is not finite, or the targets are of the other kind.</exception>
     /// <returns>The mean loss; NaN when a gradient came out NaN or ∞ (see the class remarks).</returns>
     /// <exception cref="ArgumentOutOfRangeException">A token id is outside [0, O), the schedule is unknown, or a [T, N, ·] buffer would have more elements than one array holds.</exception>
@@ -334,41 +334,47 @@ internal sealed class RecurrentSequenceEngine<TData, TIds>(RecurrentSequenceMode
         return ops.ReadScalar(lossSum) * _targets.Scale;
     }
 
+    /// <summary>
+    /// The step-by-step baseline: per step the embedding, the stack, the output layer and the loss over N rows, then backward
+    /// from t = T−1. The stack steps through <see cref="BeginSteps"/>: on the host with its weights packed once per call.
+    /// </summary>
     private float TrainStepByStep(TIds tokens, TData values, int steps, int batch)
     {
         int input = InputSize, width = OutputSize, ni = batch * input, no = batch * width, nh = batch * HiddenSize;
         var lossSum = ZeroLoss();
-        // Every step's input, output gradient and dy keep their own slice: step t's pass is kept until its backward.
+        // Every step's input, output gradient and dy keep their own slice: the run keeps step t's input until its backward.
         var x = ops.Workspace(ref _input, steps * ni);
         var dOutput = ops.Workspace(ref _output, steps * no);
         var dy = ops.Workspace(ref _outputGradient, steps * nh);
-        var passes = new IRecurrentStackPass<TData>?[steps];
-        try
+        var y = new TData[steps];
+        using var run = BeginSteps(batch, keepForBackward: true);
+        for (int t = 0; t < steps; t++)
         {
-            for (int t = 0; t < steps; t++)
-            {
-                var xt = ops.Slice(x, t * ni, ni);
-                EmbeddingForward(tokens, values, t * batch, batch, batch, xt);
-                passes[t] = stack.Forward(xt, 1, batch, t > 0 ? passes[t - 1] : null, keepForBackward: true);
-                var ot = ops.Slice(dOutput, t * no, no);
-                OutputForward(passes[t]!.Output, batch, ot);
-                // Sequences past their end keep stepping (the stack runs all N rows), but their loss is masked: a zero gradient.
-                _targets.AddLoss(ot, batch, t * batch, batch, lossSum);
-            }
-            for (int t = steps - 1; t >= 0; t--)
-            {
-                var dyt = ops.Slice(dy, t * nh, nh);
-                OutputBackward(passes[t]!.Output, ops.Slice(dOutput, t * no, no), batch, dyt);
-                var dx = stack.Backward(passes[t]!, dyt, t + 1 < steps ? passes[t + 1] : null);
-                EmbeddingBackward(tokens, values, dx, t * batch, batch, batch);
-            }
-            return ops.ReadScalar(lossSum) * _targets.Scale;
+            var xt = ops.Slice(x, t * ni, ni);
+            EmbeddingForward(tokens, values, t * batch, batch, batch, xt);
+            y[t] = run.Step(xt);
+            var ot = ops.Slice(dOutput, t * no, no);
+            OutputForward(y[t], batch, ot);
+            // Sequences past their end keep stepping (the stack runs all N rows), but their loss is masked: a zero gradient.
+            _targets.AddLoss(ot, batch, t * batch, batch, lossSum);
         }
-        finally
+        for (int t = steps - 1; t >= 0; t--)
         {
-            foreach (var pass in passes) pass?.Dispose();
+            var dyt = ops.Slice(dy, t * nh, nh);
+            OutputBackward(y[t], ops.Slice(dOutput, t * no, no), batch, dyt);
+            EmbeddingBackward(tokens, values, run.Backward(dyt), t * batch, batch, batch);
         }
+        return ops.ReadScalar(lossSum) * _targets.Scale;
     }
+
+    /// <summary>
+    /// A run of the stack's steps: on the host through its stepper (weights packed once per call, for backward too with
+    /// <paramref name="keepForBackward"/>); the ILGPU stack has no step entry yet and chains whole-sequence passes with T = 1,
+    /// each of which uploads the weights again.
+    /// </summary>
+    private IRecurrentStepRun<TData> BeginSteps(int batch, bool keepForBackward) => stack is ISteppingStack<TData> stepping
+        ? stepping.BeginSteps(batch, keepForBackward)
+        : new PassChainRun<TData>(stack, batch, keepForBackward);
 
     /// <summary>The loss accumulator [1], zeroed: the losses add into it where they run, and it is read once per step.</summary>
     private TData ZeroLoss()
@@ -403,38 +409,17 @@ internal sealed class RecurrentSequenceEngine<TData, TIds>(RecurrentSequenceMode
             _targets.Stage(null, default, steps, batch, model.StartTokenOrNone, null);
             fedBack = _targets.Tokens;
         }
-        // On the host the stack steps with its weights resident (packed once per call); the ILGPU stack has no step entry
-        // yet and chains whole-sequence passes with T = 1, each of which uploads the weights again.
-        using var run = stack is ISteppingStack<TData> stepping ? stepping.BeginSteps(batch) : null;
-        IRecurrentStackPass<TData>? previous = null;
-        try
-        {
+        using (var run = BeginSteps(batch, keepForBackward: false))
             for (int t = 0; t < steps; t++)
             {
                 // The stack copies or consumes x during the call, so one step-sized buffer serves every step.
                 var x = ops.Workspace(ref _input, batch * InputSize);
                 EmbeddingForward(fedBack, o, t * batch, batch, batch, x);
-                TData y;
-                if (run is not null)
-                {
-                    y = run.Step(x);
-                }
-                else
-                {
-                    var pass = stack.Forward(x, 1, batch, previous, keepForBackward: false);
-                    previous?.Dispose();
-                    previous = pass;
-                    y = pass.Output;
-                }
+                var y = run.Step(x);
                 var ot = ops.Slice(o, t * batch * width, batch * width);
                 OutputForward(y, batch, ot);
                 if (Discrete) ops.ArgMaxRows(ot, width, ops.SliceIds(fedBack, (t + 1) * batch, batch));
             }
-        }
-        finally
-        {
-            previous?.Dispose();
-        }
         ops.Download(o, outputs);
         if (Discrete) ops.DownloadIds(ops.SliceIds(fedBack, batch, steps * batch), tokens);
     }

@@ -53,45 +53,125 @@ internal interface ITableInputStack<TData, TIds> where TData : struct where TIds
 
 /// <summary>
 /// A stack that advances one step at a time with its weights kept resident between steps (<see cref="RecurrentStepper"/>),
-/// for generation: a chain of whole-sequence passes with T = 1 would prepare (pack, upload) the weights at every step.
+/// for generation and the step-by-step training schedule: a chain of whole-sequence passes with T = 1 would prepare (pack,
+/// upload) the weights at every step, forward and backward.
 /// </summary>
 internal interface ISteppingStack<TData> where TData : struct
 {
-    /// <summary>Starts a run of steps over <paramref name="batch"/> rows from a zero state; the weights are prepared here, once.</summary>
-    IRecurrentStepRun<TData> BeginSteps(int batch);
+    /// <summary>
+    /// Starts a run of steps over <paramref name="batch"/> rows from a zero state; the weights are prepared here, once (for
+    /// backward too with <paramref name="keepForBackward"/>).
+    /// </summary>
+    IRecurrentStepRun<TData> BeginSteps(int batch, bool keepForBackward);
 }
 
-/// <summary>A run of steps of an <see cref="ISteppingStack{TData}"/>; disposing frees its resident weights.</summary>
+/// <summary>
+/// A run of steps of a stack from a zero state: through an <see cref="ISteppingStack{TData}"/>, or
+/// <see cref="PassChainRun{TData}"/>'s chain of T = 1 passes. Disposing frees what it holds (resident weights, tapes).
+/// </summary>
 internal interface IRecurrentStepRun<TData> : IDisposable where TData : struct
 {
-    /// <summary>One step: x [N, I] → y [N, H], the top layer's output, valid until the next step.</summary>
+    /// <summary>
+    /// One step: x [N, I] → y [N, H], the top layer's output, valid until the next step (with keepForBackward: until the run
+    /// is disposed). With keepForBackward the run keeps x (the caller's slice, unchanged until the step's backward).
+    /// </summary>
     TData Step(TData x);
+
+    /// <summary>
+    /// Back-propagates the latest step not back-propagated yet (so the steps go back from the last to the first): dy [N, H]
+    /// is the gradient of its output, to which the run adds the state gradient the later step's backward left (zeros for the
+    /// last step). Adds the parameter gradients into the host ones and returns dx [N, I], valid until the next call.
+    /// </summary>
+    TData Backward(TData dy);
+}
+
+/// <summary>
+/// A run of steps as a chain of whole-sequence passes with T = 1 through <see cref="IRecurrentStack{TData}.Forward"/> and
+/// <see cref="IRecurrentStack{TData}.Backward"/>, each chained to its neighbour's states: for a stack with no step entry
+/// (the ILGPU stack, which thus uploads the weights at every step).
+/// </summary>
+internal sealed class PassChainRun<TData>(IRecurrentStack<TData> stack, int batch, bool keepForBackward) : IRecurrentStepRun<TData>
+    where TData : struct
+{
+    // Without backward only the latest pass is kept (the next one starts from its state).
+    private readonly List<IRecurrentStackPass<TData>> _passes = [];
+    private int _forwardLeft = -1;
+
+    public TData Step(TData x)
+    {
+        if (_forwardLeft >= 0) throw new InvalidOperationException("a run's steps all come before its backward steps.");
+        var previous = _passes.Count > 0 ? _passes[^1] : null;
+        var pass = stack.Forward(x, 1, batch, previous, keepForBackward);
+        if (!keepForBackward)
+        {
+            previous?.Dispose();
+            _passes.Clear();
+        }
+        _passes.Add(pass);
+        return pass.Output;
+    }
+
+    public TData Backward(TData dy)
+    {
+        if (!keepForBackward) throw new InvalidOperationException("the run was begun without keepForBackward.");
+        if (_forwardLeft < 0) _forwardLeft = _passes.Count;
+        if (_forwardLeft == 0) throw new InvalidOperationException("every step of the run was back-propagated already.");
+        int t = --_forwardLeft;
+        return stack.Backward(_passes[t], dy, t + 1 < _passes.Count ? _passes[t + 1] : null);
+    }
+
+    public void Dispose()
+    {
+        foreach (var pass in _passes) pass.Dispose();
+        _passes.Clear();
+    }
 }
 
 /// <summary>The stack through <see cref="RecurrentLayer"/>'s API, on host memory, whatever its backend.</summary>
 internal sealed class HostRecurrentStack(RecurrentLayer layer)
     : IRecurrentStack<Memory<float>>, ITableInputStack<Memory<float>, Memory<int>>, ISteppingStack<Memory<float>>
 {
-    private sealed class StepRun(RecurrentStepper stepper, int batch) : IRecurrentStepRun<Memory<float>>
+    private sealed class StepRun(RecurrentStepper stepper, int batch, bool keepForBackward) : IRecurrentStepRun<Memory<float>>
     {
         private RecurrentStepState _state = stepper.InitialState(batch);
+        // With keepForBackward, every step until its backward; the state gradient the latest backward left.
+        private readonly List<RecurrentStepResult> _steps = [];
+        private float[]? _dHidden, _dCell;
 
         public Memory<float> Step(Memory<float> x)
         {
-            // Unchecked as the passes are: a non-finite value propagates to the outputs instead of being refused.
-            var (output, state) = stepper.StepUnchecked(AsArray(x), batch, _state);
-            _state = state;
-            return output.Data;
+            // Unchecked as the passes are: a non-finite value propagates to the outputs instead of being refused. x is the
+            // engine's own slice, unchanged until this step's backward.
+            var step = stepper.StepUnchecked(AsArray(x), batch, _state, keepForBackward, inputIsPrivate: true);
+            _state = step.State;
+            if (keepForBackward) _steps.Add(step);
+            return step.Output.Data;
         }
 
-        public void Dispose() => stepper.Dispose();
+        public Memory<float> Backward(Memory<float> dy)
+        {
+            if (_steps.Count == 0) throw new InvalidOperationException("no step of the run is left to back-propagate.");
+            var step = _steps[^1];
+            _steps.RemoveAt(_steps.Count - 1);
+            var gradients = stepper.BackwardUnchecked(step, AsArray(dy), _dHidden, _dCell);
+            step.Dispose();
+            (_dHidden, _dCell) = (gradients.Hidden.Data, gradients.Cell?.Data);
+            return gradients.Input.Data;
+        }
+
+        public void Dispose()
+        {
+            foreach (var step in _steps) step.Dispose();
+            stepper.Dispose();
+        }
     }
 
     /// <summary>
     /// Through <see cref="RecurrentLayer.CreateStepper"/>: resident weights on the native backend, T = 1 passes elsewhere. A
     /// run's stepper is made per call, so the weights it packs are those of this call (an SGD step between runs is seen).
     /// </summary>
-    public IRecurrentStepRun<Memory<float>> BeginSteps(int batch) => new StepRun(layer.CreateStepper(), batch);
+    public IRecurrentStepRun<Memory<float>> BeginSteps(int batch, bool keepForBackward) =>
+        new StepRun(layer.CreateStepper(training: keepForBackward), batch, keepForBackward);
 
     private sealed class Pass(RnnForwardResult result) : IRecurrentStackPass<Memory<float>>
     {
