@@ -28,7 +28,23 @@ packages=("$consumer/feed"/Recurrent.[0-9]*.nupkg)
 [ ${#packages[@]} -eq 1 ] || { echo "expected one Recurrent package in the feed, found: ${packages[*]:-none}" >&2; exit 1; }
 version="$(basename "${packages[0]}" .nupkg)"
 version="${version#Recurrent.}"
-(cd "$consumer/feed" && ls -l --time-style=+ *.nupkg *.snupkg | awk '{print "  " $5 "\t" $NF}')
+
+# What each package must hold; every file is listed.
+expect() {
+  local package="$1" listing
+  shift
+  [ -f "$consumer/feed/$package" ] || { echo "dotnet pack made no $package" >&2; exit 1; }
+  listing="$(unzip -Z1 "$consumer/feed/$package" | grep -v -e '^_rels/' -e '^package/' -e '^\[Content_Types\]')"
+  echo "  $package ($(stat -c %s "$consumer/feed/$package") bytes): $(echo $listing)"
+  for file in "$@"; do
+    grep -qxF "$file" <<<"$listing" || { echo "$package lacks $file" >&2; exit 1; }
+  done
+}
+expect "Recurrent.$version.nupkg" Recurrent.nuspec README.md LICENSE lib/net10.0/Recurrent.dll lib/net10.0/Recurrent.xml
+expect "Recurrent.$version.snupkg" lib/net10.0/Recurrent.pdb
+expect "Recurrent.Kernels.$version.nupkg" Recurrent.Kernels.nuspec README.md LICENSE lib/net10.0/Recurrent.Kernels.dll \
+  lib/net10.0/Recurrent.Kernels.xml runtimes/linux-x64/native/librecurrent_native.so
+expect "Recurrent.Kernels.$version.snupkg" lib/net10.0/Recurrent.Kernels.pdb
 
 cp "$root/tests/Consumer/Consumer.csproj" "$root/tests/Consumer/Program.cs" "$root/tests/Consumer/nuget.config" "$consumer/"
 cp "$root"/tests/Recurrent.Tests/Data/pytorch/lstm_l2_bi_f32.{params,data}.safetensors "$consumer/data/"
