@@ -1,3 +1,6 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Reflection;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace Recurrent.Kernels.Cpu;
@@ -78,6 +81,36 @@ public static partial class NativeLibrary
     {
         get => Interop.rc_get_num_threads();
         set => Check(Interop.rc_set_num_threads(value), nameof(ThreadCount));
+    }
+
+    /// <summary>
+    /// Loads librecurrent_native as the runtime would (from the application's folder, or from
+    /// <c>runtimes/linux-x64/native/</c> of the Recurrent.Kernels package, which the application's deps.json lists),
+    /// and when that fails, says why in terms of this library: the package carries the library for linux-x64 only,
+    /// and the layers' other backends need no native code. The loader's own message is the inner exception.
+    /// </summary>
+    [ModuleInitializer]
+    [SuppressMessage("Usage", "CA2255", Justification = "The resolver must be in place before the first call into the native library, whichever class makes it.")]
+    internal static void InstallResolver() =>
+        System.Runtime.InteropServices.NativeLibrary.SetDllImportResolver(typeof(NativeLibrary).Assembly, Resolve);
+
+    private static nint Resolve(string name, Assembly assembly, DllImportSearchPath? searchPath)
+    {
+        if (name != Name) return 0;
+        try
+        {
+            return System.Runtime.InteropServices.NativeLibrary.Load(name, assembly, searchPath);
+        }
+        catch (DllNotFoundException e)
+        {
+            string platform = RuntimeInformation.RuntimeIdentifier;
+            string why = OperatingSystem.IsLinux() && RuntimeInformation.ProcessArchitecture == Architecture.X64
+                ? $"it should be in the application's folder or its runtimes/linux-x64/native/, and it needs glibc 2.35 or newer ({e.Message})"
+                : $"it is built for linux-x64 only, and this process runs on {platform}";
+            throw new DllNotFoundException(
+                $"Recurrent's native CPU library (lib{Name}.so, used by NativeCpuBackend, the layers' default backend) could not be loaded: {why}. " +
+                "Give the layer another backend: new IlgpuBackend(IlgpuDevice.Auto) (CUDA, else ILGPU's CPU accelerator) or ReferenceBackend.Instance (managed, double precision).", e);
+        }
     }
 
     /// <summary>Throws <see cref="NativeException"/> with the thread's native message when a call failed.</summary>
