@@ -16,7 +16,8 @@ public readonly ref struct DirectionForward
     /// <summary>Whether this direction runs from t = T−1 down to 0.</summary>
     public required bool Reverse { get; init; }
     /// <summary>
-    /// Empty for a dense batch (T·N rows, every sequence all T steps). Else b [T] of a <see cref="PackedBatch"/>: the rows of
+    /// Empty for a dense batch (T·N rows, every sequence all T steps). Else the batch sizes b of a <see cref="PackedBatch"/> up
+    /// to its <see cref="PackedBatch.RunningSteps"/>, which <see cref="Steps"/> then is (so every b_t ≥ 1): the rows of
     /// <see cref="X"/>, <see cref="Y"/> (and of a table's ids) are packed, Σ b of them, and the states are in sorted order;
     /// see <see cref="PackedBatch"/> for the contract.
     /// </summary>
@@ -229,13 +230,14 @@ public abstract class DirectionwiseBackend : IRnnBackend
 
     /// <summary>
     /// Runs every layer and direction. y [T, N, D·H] gives T and N when dense; with <paramref name="packed"/> x (or the table's
-    /// ids), y and every layer's output are its packed rows, and the states are in its sorted order.
+    /// ids), y and every layer's output are its packed rows, the states are in its sorted order, and the passes run its
+    /// <see cref="PackedBatch.RunningSteps"/> (steps where no sequence runs are not steps of a pass).
     /// </summary>
     private StackTape? Run(RnnParameters parameters, PackedBatch? packed, float[]? x, TableInput? table, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN,
         bool keepForBackward)
     {
         var config = parameters.Config;
-        int steps = packed?.Steps ?? y.Shape[0], batch = packed?.Batch ?? y.Shape[1], hidden = config.HiddenSize, dirs = config.Directions, nh = batch * hidden;
+        int steps = packed?.RunningSteps ?? y.Shape[0], batch = packed?.Batch ?? y.Shape[1], hidden = config.HiddenSize, dirs = config.Directions, nh = batch * hidden;
         long rows = packed?.Rows ?? (long)steps * batch;
         var tape = keepForBackward ? new StackTape(config.NumLayers, dirs, table, packed) : null;
         try
@@ -255,7 +257,7 @@ public abstract class DirectionwiseBackend : IRnnBackend
                     {
                         Cell = config.Cell, Steps = steps, Batch = batch, InputSize = config.LayerInputSize(layer), HiddenSize = hidden,
                         Reverse = dir == 1,
-                        BatchSizes = packed?.BatchSizes,
+                        BatchSizes = packed is null ? default : packed.BatchSizes.AsSpan(0, steps),
                         WeightIH = parameters[layer, dir, ParameterKind.WeightIH].Value.Data,
                         WeightHH = parameters[layer, dir, ParameterKind.WeightHH].Value.Data,
                         BiasIH = parameters[layer, dir, ParameterKind.BiasIH].Value.Data,
@@ -328,7 +330,7 @@ public abstract class DirectionwiseBackend : IRnnBackend
     {
         var config = parameters.Config;
         var packed = stack.Packed;
-        int steps = packed?.Steps ?? dy.Shape[0], batch = packed?.Batch ?? dy.Shape[1], hidden = config.HiddenSize, dirs = config.Directions, nh = batch * hidden;
+        int steps = packed?.RunningSteps ?? dy.Shape[0], batch = packed?.Batch ?? dy.Shape[1], hidden = config.HiddenSize, dirs = config.Directions, nh = batch * hidden;
         long rows = packed?.Rows ?? (long)steps * batch;
         float[] dLayerOutput = dy.Data;
         for (int layer = config.NumLayers - 1; layer >= 0; layer--)
@@ -343,7 +345,7 @@ public abstract class DirectionwiseBackend : IRnnBackend
                 var call = new DirectionBackward
                 {
                     Cell = config.Cell, Steps = steps, Batch = batch, InputSize = inputSize, HiddenSize = hidden, Reverse = dir == 1,
-                    BatchSizes = packed?.BatchSizes,
+                    BatchSizes = packed is null ? default : packed.BatchSizes.AsSpan(0, steps),
                     WeightIH = parameters[layer, dir, ParameterKind.WeightIH].Value.Data,
                     WeightHH = parameters[layer, dir, ParameterKind.WeightHH].Value.Data,
                     X = stack.LayerInputs[layer],
