@@ -5,8 +5,8 @@ using Recurrent.Bench.Report;
 namespace Recurrent.Bench;
 
 /// <summary>
-/// Variable-length batches on the native CPU backend (fused): lengths uniform in [⌈T/2⌉, T] (seeded,
-/// <see cref="Workload.UniformLengths"/>: about three quarters of the padded tokens real) in cuDNN's packed layout, against
+/// Variable-length batches on the native CPU backend (fused): lengths spread evenly over [⌈T/2⌉, T]
+/// (<see cref="Workload.UniformLengths"/>: about three quarters of the padded tokens real) in cuDNN's packed layout, against
 /// the same batch padded to T (every sequence all T steps, the baseline), for inference and a training step. The packed
 /// pass computes only the real tokens, so its ratio to the baseline should be about the real share and no more.
 /// Through the backend, as a layer calls it: the packing of x and the unpacking of y (and dy, dx) are in the measured region.

@@ -8,8 +8,8 @@ using Spectre.Console.Cli;
 namespace Recurrent.Bench.Cli;
 
 /// <summary>
-/// Variable-length batches on the native CPU backend: a batch whose lengths are uniform in [⌈T/2⌉, T] (seeded,
-/// <see cref="Workload.UniformLengths"/>), run in the packed layout, against the same batch padded to T (every length T).
+/// Variable-length batches on the native CPU backend: a batch whose lengths are spread evenly over [⌈T/2⌉, T]
+/// (<see cref="Workload.UniformLengths"/>), run in the packed layout, against the same batch padded to T (every length T).
 /// The packed pass computes only the real tokens, so its time should be the padded time × real/padded tokens, and beat it:
 /// the last column is that ratio (1 = exactly proportional).
 /// </summary>
@@ -80,7 +80,7 @@ internal sealed class LengthsCommand(IAnsiConsole console) : Command<LengthsComm
         var backend = new NativeCpuBackend(fused: !settings.Unfused);
         var table = new Table().AddColumns("cell", "shape", "mode", "real tokens", $"{backend.Name} padded", "packed", "packed / padded",
             "packed / (padded × real share)");
-        console.MarkupLine(Markup.Escape($"{backend.Name}, {Environment.ProcessorCount} CPUs; lengths uniform in [⌈T/2⌉, T] (seed 5); medians ± IQR/median."));
+        console.MarkupLine(Markup.Escape($"{backend.Name}, {Environment.ProcessorCount} CPUs; lengths spread evenly over [⌈T/2⌉, T]; medians ± IQR/median."));
         foreach (var shape in shapes)
         {
             var lengths = Workload.UniformLengths(shape);

@@ -54,14 +54,15 @@ internal sealed class Workload
     }
 
     /// <summary>
-    /// Lengths [N] uniform in [⌈T/2⌉, T], seeded: a variable-length batch of the shape, with about three quarters of its
-    /// padded tokens real. The workload every variable-length measurement runs (the lengths command, VariableLengthBenchmarks).
+    /// Lengths [N] spread evenly over [⌈T/2⌉, T] (the quantiles of the uniform distribution there), ascending: a
+    /// variable-length batch of the shape with about three quarters of its padded tokens real, which the sort of the packed
+    /// layout reverses whole. No random numbers, so scripts/lengths_torch.py runs the same batch. The workload of every
+    /// variable-length measurement (the lengths command, VariableLengthBenchmarks).
     /// </summary>
-    public static int[] UniformLengths(BenchShape shape, int seed = 5)
+    public static int[] UniformLengths(BenchShape shape)
     {
-        var random = new Random(seed);
-        int shortest = (shape.Steps + 1) / 2;
-        return [.. Enumerable.Range(0, shape.Batch).Select(_ => random.Next(shortest, shape.Steps + 1))];
+        int shortest = (shape.Steps + 1) / 2, span = shape.Steps - shortest + 1;
+        return [.. Enumerable.Range(0, shape.Batch).Select(n => shortest + (int)((long)n * span / shape.Batch))];
     }
 
     /// <summary>
