@@ -175,7 +175,7 @@ public abstract class DirectionwiseBackend : IRnnBackend
         if (packed is not null)
         {
             // The packed rows are a copy already: the pass's own for backward whatever copyInput says.
-            var xPacked = new float[(long)packed.Rows * x.Shape[2]];
+            var xPacked = Rows(packed, x.Shape[2]);
             packed.Pack(x.Data, xPacked, x.Shape[2]);
             return RunPacked(parameters, packed, xPacked, null, h0, c0, y, hN, cN, keepForBackward);
         }
@@ -209,7 +209,7 @@ public abstract class DirectionwiseBackend : IRnnBackend
         Tensor? cN, bool keepForBackward)
     {
         int hidden = parameters.Config.HiddenSize, features = parameters.Config.OutputSize;
-        var yPacked = new Tensor(packed.Rows, 1, features);
+        var yPacked = new Tensor(Rows(packed, features), packed.Rows, 1, features);
         var hNSorted = new Tensor(hN.Shape.ToArray());
         Tensor? cNSorted = cN is null ? null : new(cN.Shape.ToArray());
         var tape = Run(parameters, packed, x, table, Sorted(packed, h0, hidden), c0 is null ? null : Sorted(packed, c0, hidden), yPacked, hNSorted, cNSorted,
@@ -219,6 +219,9 @@ public abstract class DirectionwiseBackend : IRnnBackend
         if (cN is not null) packed.UnsortStates(cNSorted!.Data, cN.Data, hidden);
         return tape;
     }
+
+    /// <summary>A buffer for the packed rows of <paramref name="features"/> each, not zeroed: whoever gets it writes every row.</summary>
+    private static float[] Rows(PackedBatch packed, int features) => GC.AllocateUninitializedArray<float>(checked(packed.Rows * features));
 
     /// <summary>States [L·D, N, H] in batch order, copied into <paramref name="packed"/>'s sorted order.</summary>
     private static Tensor Sorted(PackedBatch packed, Tensor states, int hidden)
@@ -310,9 +313,9 @@ public abstract class DirectionwiseBackend : IRnnBackend
         {
             // dy, dhN and dcN packed and sorted in; dx unpacked (zeros past the ends), dh0 and dc0 unsorted out.
             int hidden = config.HiddenSize;
-            var dyPacked = new Tensor(packed.Rows, 1, config.OutputSize);
+            var dyPacked = new Tensor(Rows(packed, config.OutputSize), packed.Rows, 1, config.OutputSize);
             packed.Pack(dy.Data, dyPacked.Data, config.OutputSize);
-            var dxPacked = dx is null ? null : new float[(long)packed.Rows * config.InputSize];
+            var dxPacked = dx is null ? null : Rows(packed, config.InputSize);
             var dh0Sorted = new Tensor(dh0.Shape.ToArray());
             Tensor? dc0Sorted = dc0 is null ? null : new(dc0.Shape.ToArray());
             BackwardLayers(parameters, stack, dyPacked, Sorted(packed, dhN, hidden), dcN is null ? null : Sorted(packed, dcN, hidden), dxPacked, dTable,
