@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace Recurrent;
 
 /// <summary>One layer and direction of a forward pass, as <see cref="DirectionwiseBackend"/> hands it to a backend.</summary>
@@ -152,11 +154,24 @@ public abstract class DirectionwiseBackend : IRnnBackend
         /// <summary>Each layer's dense input; null for layer 0 with <see cref="Table"/>.</summary>
         public float[]?[] LayerInputs { get; } = new float[layers][];
         public IDisposable[,] Saved { get; } = new IDisposable[layers, dirs];
+        public bool IsDisposed { get; private set; }
+
+        /// <summary>Makes the tape the owner of layer 0's packed input, rented from the pool: it returns it when disposed.</summary>
+        public void OwnPooledInput(float[] rows) => _pooledInput = rows;
 
         public void Dispose()
         {
+            IsDisposed = true;
             foreach (var saved in Saved) saved?.Dispose();
+            // Once: a second Dispose must not hand the same array to the pool twice.
+            if (Interlocked.Exchange(ref _pooledInput, null) is { } pooled)
+            {
+                LayerInputs[0] = null;
+                ArrayPool<float>.Shared.Return(pooled);
+            }
         }
+
+        private float[]? _pooledInput;
     }
 
     /// <inheritdoc />
@@ -174,13 +189,25 @@ public abstract class DirectionwiseBackend : IRnnBackend
         var packed = PackedBatch.Create(lengths, x.Shape[0], x.Shape[1]);
         if (packed is not null)
         {
-            // The packed rows are a copy already: the pass's own for backward whatever copyInput says.
-            var xPacked = Rows(packed, x.Shape[2]);
-            packed.Pack(x.Data, xPacked, x.Shape[2]);
-            return RunPacked(parameters, packed, xPacked, null, h0, c0, y, hN, cN, keepForBackward);
+            // The packed rows are a copy already: the pass's own for backward whatever copyInput says. A training pass's tape
+            // keeps them and returns them to the pool when it is disposed.
+            var xPacked = Rent(packed, x.Shape[2]);
+            StackTape? tape = null;
+            try
+            {
+                packed.Pack(x.Data, xPacked, x.Shape[2]);
+                tape = RunPacked(parameters, packed, xPacked, null, h0, c0, y, hN, cN, keepForBackward);
+                tape?.OwnPooledInput(xPacked);
+                return tape;
+            }
+            finally
+            {
+                if (tape is null) ArrayPool<float>.Shared.Return(xPacked);
+            }
         }
         // Backward reads layer 0's input again (the per-direction tapes do not keep it): a copy keeps it the pass's own.
-        return Run(parameters, null, keepForBackward && copyInput ? (float[])x.Data.Clone() : x.Data, null, h0, c0, y, hN, cN, keepForBackward);
+        return Run(parameters, x.Shape[0], x.Shape[1], null, keepForBackward && copyInput ? (float[])x.Data.Clone() : x.Data, null, h0, c0, y.Data, hN, cN,
+            keepForBackward);
     }
 
     /// <summary>
@@ -198,7 +225,7 @@ public abstract class DirectionwiseBackend : IRnnBackend
             packed.PackIds(input.Ids, ids);
             return RunPacked(parameters, packed, null, input with { Ids = ids }, h0, c0, y, hN, cN, keepForBackward);
         }
-        return Run(parameters, null, null, input, h0, c0, y, hN, cN, keepForBackward);
+        return Run(parameters, y.Shape[0], y.Shape[1], null, null, input, h0, c0, y.Data, hN, cN, keepForBackward);
     }
 
     /// <summary>
@@ -209,19 +236,30 @@ public abstract class DirectionwiseBackend : IRnnBackend
         Tensor? cN, bool keepForBackward)
     {
         int hidden = parameters.Config.HiddenSize, features = parameters.Config.OutputSize;
-        var yPacked = new Tensor(Rows(packed, features), packed.Rows, 1, features);
-        var hNSorted = new Tensor(hN.Shape.ToArray());
-        Tensor? cNSorted = cN is null ? null : new(cN.Shape.ToArray());
-        var tape = Run(parameters, packed, x, table, Sorted(packed, h0, hidden), c0 is null ? null : Sorted(packed, c0, hidden), yPacked, hNSorted, cNSorted,
-            keepForBackward);
-        packed.Unpack(yPacked.Data, y.Data, features);
-        packed.UnsortStates(hNSorted.Data, hN.Data, hidden);
-        if (cN is not null) packed.UnsortStates(cNSorted!.Data, cN.Data, hidden);
-        return tape;
+        var yPacked = Rent(packed, features);
+        try
+        {
+            var hNSorted = new Tensor(hN.Shape.ToArray());
+            Tensor? cNSorted = cN is null ? null : new(cN.Shape.ToArray());
+            var tape = Run(parameters, packed.RunningSteps, packed.Batch, packed, x, table, Sorted(packed, h0, hidden), c0 is null ? null : Sorted(packed, c0, hidden),
+                yPacked, hNSorted, cNSorted, keepForBackward);
+            packed.Unpack(yPacked, y.Data, features);
+            packed.UnsortStates(hNSorted.Data, hN.Data, hidden);
+            if (cN is not null) packed.UnsortStates(cNSorted!.Data, cN.Data, hidden);
+            return tape;
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(yPacked);
+        }
     }
 
-    /// <summary>A buffer for the packed rows of <paramref name="features"/> each, not zeroed: whoever gets it writes every row.</summary>
-    private static float[] Rows(PackedBatch packed, int features) => GC.AllocateUninitializedArray<float>(checked(packed.Rows * features));
+    /// <summary>
+    /// A buffer for the packed rows of <paramref name="features"/> each, from the pool (it may be longer), not cleared:
+    /// whoever gets it writes every row. Fresh arrays of this size cost the kernel a page fault per page on first touch,
+    /// as much as the copies that fill them; a pass's own buffers go back to the pool when it is done with them.
+    /// </summary>
+    private static float[] Rent(PackedBatch packed, int features) => ArrayPool<float>.Shared.Rent(checked(packed.Rows * features));
 
     /// <summary>States [L·D, N, H] in batch order, copied into <paramref name="packed"/>'s sorted order.</summary>
     private static Tensor Sorted(PackedBatch packed, Tensor states, int hidden)
@@ -232,15 +270,16 @@ public abstract class DirectionwiseBackend : IRnnBackend
     }
 
     /// <summary>
-    /// Runs every layer and direction. y [T, N, D·H] gives T and N when dense; with <paramref name="packed"/> x (or the table's
-    /// ids), y and every layer's output are its packed rows, the states are in its sorted order, and the passes run its
-    /// <see cref="PackedBatch.RunningSteps"/> (steps where no sequence runs are not steps of a pass).
+    /// Runs every layer and direction over <paramref name="steps"/> steps of <paramref name="batch"/> sequences. With
+    /// <paramref name="packed"/>, x (or the table's ids), y and every layer's output are its packed rows, the states are in its
+    /// sorted order, and <paramref name="steps"/> is its <see cref="PackedBatch.RunningSteps"/> (steps where no sequence runs
+    /// are not steps of a pass).
     /// </summary>
-    private StackTape? Run(RnnParameters parameters, PackedBatch? packed, float[]? x, TableInput? table, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN,
-        bool keepForBackward)
+    private StackTape? Run(RnnParameters parameters, int steps, int batch, PackedBatch? packed, float[]? x, TableInput? table, Tensor h0, Tensor? c0, float[] y,
+        Tensor hN, Tensor? cN, bool keepForBackward)
     {
         var config = parameters.Config;
-        int steps = packed?.RunningSteps ?? y.Shape[0], batch = packed?.Batch ?? y.Shape[1], hidden = config.HiddenSize, dirs = config.Directions, nh = batch * hidden;
+        int hidden = config.HiddenSize, dirs = config.Directions, nh = batch * hidden;
         long rows = packed?.Rows ?? (long)steps * batch;
         var tape = keepForBackward ? new StackTape(config.NumLayers, dirs, table, packed) : null;
         try
@@ -251,7 +290,7 @@ public abstract class DirectionwiseBackend : IRnnBackend
                 bool last = layer == config.NumLayers - 1;
                 // The last layer writes straight into y; the layers below need a buffer of their own
                 // (kept by the tape when training, as the next layer's weight gradient needs it).
-                float[] layerOutput = last ? y.Data : new float[rows * config.OutputSize];
+                float[] layerOutput = last ? y : new float[rows * config.OutputSize];
                 if (tape is not null) tape.LayerInputs[layer] = layerInput;
                 for (int dir = 0; dir < dirs; dir++)
                 {
@@ -304,6 +343,7 @@ public abstract class DirectionwiseBackend : IRnnBackend
     {
         if (tape is not StackTape stack)
             throw new ArgumentException($"tape: expected a tape made by the {Name} backend.", nameof(tape));
+        ObjectDisposedException.ThrowIf(stack.IsDisposed, stack);
         if ((stack.Table is null) != (dx is not null))
             throw new ArgumentException(stack.Table is null
                 ? "tape: this pass had dense input; back-propagate it with Backward."
@@ -313,29 +353,38 @@ public abstract class DirectionwiseBackend : IRnnBackend
         {
             // dy, dhN and dcN packed and sorted in; dx unpacked (zeros past the ends), dh0 and dc0 unsorted out.
             int hidden = config.HiddenSize;
-            var dyPacked = new Tensor(Rows(packed, config.OutputSize), packed.Rows, 1, config.OutputSize);
-            packed.Pack(dy.Data, dyPacked.Data, config.OutputSize);
-            var dxPacked = dx is null ? null : Rows(packed, config.InputSize);
-            var dh0Sorted = new Tensor(dh0.Shape.ToArray());
-            Tensor? dc0Sorted = dc0 is null ? null : new(dc0.Shape.ToArray());
-            BackwardLayers(parameters, stack, dyPacked, Sorted(packed, dhN, hidden), dcN is null ? null : Sorted(packed, dcN, hidden), dxPacked, dTable,
-                dh0Sorted, dc0Sorted);
-            if (dx is not null) packed.Unpack(dxPacked, dx, config.InputSize);
-            packed.UnsortStates(dh0Sorted.Data, dh0.Data, hidden);
-            if (dc0 is not null) packed.UnsortStates(dc0Sorted!.Data, dc0.Data, hidden);
+            var dyPacked = Rent(packed, config.OutputSize);
+            var dxPacked = dx is null ? null : Rent(packed, config.InputSize);
+            try
+            {
+                packed.Pack(dy.Data, dyPacked, config.OutputSize);
+                var dh0Sorted = new Tensor(dh0.Shape.ToArray());
+                Tensor? dc0Sorted = dc0 is null ? null : new(dc0.Shape.ToArray());
+                BackwardLayers(parameters, stack, packed.RunningSteps, packed.Batch, dyPacked, Sorted(packed, dhN, hidden), dcN is null ? null : Sorted(packed, dcN, hidden),
+                    dxPacked, dTable, dh0Sorted, dc0Sorted);
+                if (dx is not null) packed.Unpack(dxPacked, dx, config.InputSize);
+                packed.UnsortStates(dh0Sorted.Data, dh0.Data, hidden);
+                if (dc0 is not null) packed.UnsortStates(dc0Sorted!.Data, dc0.Data, hidden);
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(dyPacked);
+                if (dxPacked is not null) ArrayPool<float>.Shared.Return(dxPacked);
+            }
             return;
         }
-        BackwardLayers(parameters, stack, dy, dhN, dcN, dx, dTable, dh0, dc0);
+        BackwardLayers(parameters, stack, dy.Shape[0], dy.Shape[1], dy.Data, dhN, dcN, dx, dTable, dh0, dc0);
     }
 
     /// <summary>Every layer and direction, dense or on the packed rows of the tape's layout (then the states in its sorted order).</summary>
-    private void BackwardLayers(RnnParameters parameters, StackTape stack, Tensor dy, Tensor dhN, Tensor? dcN, float[]? dx, Span<float> dTable, Tensor dh0, Tensor? dc0)
+    private void BackwardLayers(RnnParameters parameters, StackTape stack, int steps, int batch, float[] dy, Tensor dhN, Tensor? dcN, float[]? dx, Span<float> dTable,
+        Tensor dh0, Tensor? dc0)
     {
         var config = parameters.Config;
         var packed = stack.Packed;
-        int steps = packed?.RunningSteps ?? dy.Shape[0], batch = packed?.Batch ?? dy.Shape[1], hidden = config.HiddenSize, dirs = config.Directions, nh = batch * hidden;
+        int hidden = config.HiddenSize, dirs = config.Directions, nh = batch * hidden;
         long rows = packed?.Rows ?? (long)steps * batch;
-        float[] dLayerOutput = dy.Data;
+        float[] dLayerOutput = dy;
         for (int layer = config.NumLayers - 1; layer >= 0; layer--)
         {
             int inputSize = config.LayerInputSize(layer);

@@ -78,6 +78,46 @@ public class NativeLengthsTests
         Problem.AssertClose(problem.Run(new NativeCpuBackend(fused)), problem.Reference(), "");
     }
 
+    /// <summary>
+    /// A training pass keeps its packed input (a buffer from a pool) until its tape is disposed: passes that run meanwhile,
+    /// and one that runs after another tape gave its buffer back, leave its backward unchanged. Disposing twice returns
+    /// the buffer once; backward through a disposed tape is refused.
+    /// </summary>
+    [Test]
+    public void Backward_ReadsItsOwnPackedInput_WhileOtherPassesUseThePool()
+    {
+        var config = new RnnConfig(CellKind.Lstm, 5, 8, numLayers: 2, bidirectional: true);
+        int[] lengths = [3, 6, 1, 4];
+        var problem = new Problem(config, 6, lengths, seed: 21);
+        var expected = problem.Run(new NativeCpuBackend());
+
+        var backend = new NativeCpuBackend();
+        var layer = TestLayers.Create(config, backend, 21);
+        var (x, h0, c0, dy, dhN, dcN) = problem.Inputs;
+        using var kept = layer.Forward(x, h0, c0, keepForBackward: true, lengths: lengths);
+        var other = new Tensor(TestData.UniformSingle(new Random(3), x.Length), [.. x.Shape]);
+        var returned = layer.Forward(other, keepForBackward: true, lengths: lengths);
+        returned.Dispose();
+        returned.Dispose();
+        using (layer.Forward(other, keepForBackward: true, lengths: lengths))
+        using (layer.Forward(other, lengths: lengths))
+        {
+            var gradients = layer.Backward(kept, dy, dhN, dcN);
+            Assert.That(gradients.Input.Data, Is.EqualTo(expected.Single(e => e.Name == "dx").Values), "dx");
+            Assert.That(gradients.InitialHidden.Data, Is.EqualTo(expected.Single(e => e.Name == "dh0").Values), "dh0");
+            foreach (var p in layer.Parameters.All)
+                Assert.That(p.Grad.Data, Is.EqualTo(expected.Single(e => e.Name == "grad " + p.Name).Values), p.Name);
+        }
+
+        var parameters = layer.Parameters;
+        var (y, hN, cN) = (new Tensor(6, 4, config.OutputSize), new Tensor(config.StateShape(4)), new Tensor(config.StateShape(4)));
+        var tape = backend.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward: true, lengths)!;
+        tape.Dispose();
+        tape.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => backend.Backward(parameters, tape, dy, dhN, dcN, new Tensor([.. x.Shape]), new Tensor(config.StateShape(4)),
+            new Tensor(config.StateShape(4))));
+    }
+
     private static IEnumerable<TestCaseData> PathCases() =>
         from cell in TestData.AllCells
         from fused in new[] { true, false }
@@ -159,6 +199,9 @@ public class NativeLengthsTests
             (_config, _steps, _batch, _lengths, _seed) = (source._config, 1, source._batch, Enumerable.Repeat(1, source._batch).ToArray(), source._seed);
             (_x, _dy, _h0, _dhN, _c0, _dcN) = (x, dy, source._h0, source._dhN, source._c0, source._dcN);
         }
+
+        /// <summary>x, h0, c0, dy, dhN, dcN.</summary>
+        public (Tensor X, Tensor H0, Tensor? C0, Tensor Dy, Tensor DhN, Tensor? DcN) Inputs => (_x, _h0, _c0, _dy, _dhN, _dcN);
 
         /// <summary>The same problem cut to its first step, dense.</summary>
         public Problem FirstStep()

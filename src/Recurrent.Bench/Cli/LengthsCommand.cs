@@ -11,7 +11,8 @@ namespace Recurrent.Bench.Cli;
 /// Variable-length batches on the native CPU backend: a batch whose lengths are spread evenly over [⌈T/2⌉, T]
 /// (<see cref="Workload.UniformLengths"/>), run in the packed layout, against the same batch padded to T (every length T).
 /// The packed pass computes only the real tokens, so its time should be the padded time × real/padded tokens, and beat it:
-/// the last column is that ratio (1 = exactly proportional).
+/// the last column is that ratio (1 = exactly proportional). With both layouts their samples alternate, and the ratios
+/// are medians of the pairs' ratios, which hold on a machine whose speed drifts.
 /// </summary>
 internal sealed class LengthsCommand(IAnsiConsole console) : Command<LengthsCommand.Settings>
 {
@@ -80,7 +81,8 @@ internal sealed class LengthsCommand(IAnsiConsole console) : Command<LengthsComm
         var backend = new NativeCpuBackend(fused: !settings.Unfused);
         var table = new Table().AddColumns("cell", "shape", "mode", "real tokens", $"{backend.Name} padded", "packed", "packed / padded",
             "packed / (padded × real share)");
-        console.MarkupLine(Markup.Escape($"{backend.Name}, {Environment.ProcessorCount} CPUs; lengths spread evenly over [⌈T/2⌉, T]; medians ± IQR/median."));
+        console.MarkupLine(Markup.Escape($"{backend.Name}, {Environment.ProcessorCount} CPUs; lengths spread evenly over [⌈T/2⌉, T]; medians ± IQR/median; "
+            + "ratios: median of the ratios of alternating samples ± IQR/median."));
         foreach (var shape in shapes)
         {
             var lengths = Workload.UniformLengths(shape);
@@ -90,10 +92,19 @@ internal sealed class LengthsCommand(IAnsiConsole console) : Command<LengthsComm
                 var workload = new Workload(cell, shape);
                 foreach (var mode in modes)
                 {
-                    var paddedTime = padded ? Measure(new BackendRun(backend, workload, mode), settings) : null;
-                    var packedTime = packed ? Measure(new BackendRun(backend, workload, mode, lengths), settings) : null;
+                    var paddedRun = new BackendRun(backend, workload, mode);
+                    var packedRun = new BackendRun(backend, workload, mode, lengths);
+                    SampleStatistics? paddedTime = null, packedTime = null, ratio = null;
+                    if (padded && packed)
+                    {
+                        var (paddedSamples, packedSamples) = SampleTimer.MeasurePair(paddedRun.Run, packedRun.Run, TimeSpan.FromSeconds(settings.Seconds), settings.Samples);
+                        (paddedTime, packedTime) = (Statistics(paddedSamples), Statistics(packedSamples));
+                        ratio = SampleStatistics.Of([.. packedSamples.MillisecondsPerIteration.Zip(paddedSamples.MillisecondsPerIteration, (a, b) => a / b)]);
+                    }
+                    else if (padded) paddedTime = Measure(paddedRun, settings);
+                    else packedTime = Measure(packedRun, settings);
                     table.AddRow(CellNames.Of(cell), shape.ToString(), mode.ToString().ToLowerInvariant(), $"{100 * share:F1}%", Format(paddedTime),
-                        Format(packedTime), Ratio(packedTime, paddedTime, 1), Ratio(packedTime, paddedTime, share));
+                        Format(packedTime), Ratio(ratio, 1), Ratio(ratio, share));
                 }
             }
         }
@@ -105,13 +116,14 @@ internal sealed class LengthsCommand(IAnsiConsole console) : Command<LengthsComm
     {
         var first = Stopwatch.StartNew();
         run.Run();
-        var samples = SampleTimer.Measure(run.Run, first.Elapsed, TimeSpan.FromSeconds(settings.Seconds), settings.Samples);
-        return SampleStatistics.Of(samples.MillisecondsPerIteration);
+        return Statistics(SampleTimer.Measure(run.Run, first.Elapsed, TimeSpan.FromSeconds(settings.Seconds), settings.Samples));
     }
+
+    private static SampleStatistics Statistics(Samples samples) => SampleStatistics.Of(samples.MillisecondsPerIteration);
 
     private static string Format(SampleStatistics? s) =>
         s is null ? "–" : string.Create(CultureInfo.InvariantCulture, $"{s.Median:F2} ms ±{100 * s.RelativeSpread:F0}%");
 
-    private static string Ratio(SampleStatistics? packed, SampleStatistics? padded, double share) =>
-        packed is null || padded is null ? "–" : (packed.Median / (padded.Median * share)).ToString("F3", CultureInfo.InvariantCulture);
+    private static string Ratio(SampleStatistics? ratio, double share) =>
+        ratio is null ? "–" : string.Create(CultureInfo.InvariantCulture, $"{ratio.Median / share:F3} ±{100 * ratio.RelativeSpread:F0}%");
 }
