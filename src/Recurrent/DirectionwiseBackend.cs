@@ -151,7 +151,7 @@ public abstract class DirectionwiseBackend : IRnnBackend
         public TableInput? Table { get; } = table;
         /// <summary>The layout of a variable-length pass, whose layer inputs are packed rows; null when dense.</summary>
         public PackedBatch? Packed { get; } = packed;
-        /// <summary>Each layer's dense input; null for layer 0 with <see cref="Table"/>.</summary>
+        /// <summary>Each layer's input rows (packed with <see cref="Packed"/>); null for layer 0 with <see cref="Table"/>.</summary>
         public float[]?[] LayerInputs { get; } = new float[layers][];
         public IDisposable[,] Saved { get; } = new IDisposable[layers, dirs];
         public bool IsDisposed { get; private set; }
