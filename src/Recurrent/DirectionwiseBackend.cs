@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace Recurrent;
 
 /// <summary>One layer and direction of a forward pass, as <see cref="DirectionwiseBackend"/> hands it to a backend.</summary>
@@ -16,7 +18,8 @@ public readonly ref struct DirectionForward
     /// <summary>Whether this direction runs from t = T−1 down to 0.</summary>
     public required bool Reverse { get; init; }
     /// <summary>
-    /// Empty for a dense batch (T·N rows, every sequence all T steps). Else b [T] of a <see cref="PackedBatch"/>: the rows of
+    /// Empty for a dense batch (T·N rows, every sequence all T steps). Else the batch sizes b of a <see cref="PackedBatch"/> up
+    /// to its <see cref="PackedBatch.RunningSteps"/>, which <see cref="Steps"/> then is (so every b_t ≥ 1): the rows of
     /// <see cref="X"/>, <see cref="Y"/> (and of a table's ids) are packed, Σ b of them, and the states are in sorted order;
     /// see <see cref="PackedBatch"/> for the contract.
     /// </summary>
@@ -114,7 +117,9 @@ public readonly ref struct DirectionBackward
 /// A backend that computes one layer and direction at a time. This class stacks them: it feeds each
 /// layer the previous layer's output, has each direction write its H features of the [T, N, D·H] output in
 /// place (row stride D·H) and read its half of the output gradient likewise, and has the second direction add
-/// its input gradient to the first's, so no buffer is copied between the directions. The stacking of the native backend (and of tests' per-direction
+/// its input gradient to the first's, so no buffer is copied between the directions. A variable-length batch is packed
+/// once per pass (<see cref="PackedBatch"/>: x or the ids, and the sorted states), every layer and direction runs on the
+/// packed rows, and the output is unpacked once; backward likewise packs dy once and unpacks dx once. The stacking of the native backend (and of tests' per-direction
 /// backends); the ILGPU backend still stacks on the device itself, and the reference in ReferenceRnn (issue 11 makes them one).
 /// Thread-safe when its <see cref="ForwardDirection"/> and <see cref="BackwardDirection"/> are: the stacking keeps its
 /// state in the tape of each pass.
@@ -140,17 +145,33 @@ public abstract class DirectionwiseBackend : IRnnBackend
     /// <summary>Layer 0's input when it is rows of a table: table [V, I], ids [T·N] (−1: zeros).</summary>
     internal sealed record TableInput(float[] Table, int Vocab, int[] Ids);
 
-    private sealed class StackTape(int layers, int dirs, TableInput? table) : IRnnTape
+    private sealed class StackTape(int layers, int dirs, TableInput? table, PackedBatch? packed) : IRnnTape
     {
+        /// <summary>Layer 0's table input; with <see cref="Packed"/>, its ids are the packed rows'.</summary>
         public TableInput? Table { get; } = table;
-        /// <summary>Each layer's dense input; null for layer 0 with <see cref="Table"/>.</summary>
+        /// <summary>The layout of a variable-length pass, whose layer inputs are packed rows; null when dense.</summary>
+        public PackedBatch? Packed { get; } = packed;
+        /// <summary>Each layer's input rows (packed with <see cref="Packed"/>); null for layer 0 with <see cref="Table"/>.</summary>
         public float[]?[] LayerInputs { get; } = new float[layers][];
         public IDisposable[,] Saved { get; } = new IDisposable[layers, dirs];
+        public bool IsDisposed { get; private set; }
+
+        /// <summary>Makes the tape the owner of layer 0's packed input, rented from the pool: it returns it when disposed.</summary>
+        public void OwnPooledInput(float[] rows) => _pooledInput = rows;
 
         public void Dispose()
         {
+            IsDisposed = true;
             foreach (var saved in Saved) saved?.Dispose();
+            // Once: a second Dispose must not hand the same array to the pool twice.
+            if (Interlocked.Exchange(ref _pooledInput, null) is { } pooled)
+            {
+                LayerInputs[0] = null;
+                ArrayPool<float>.Shared.Return(pooled);
+            }
         }
+
+        private float[]? _pooledInput;
     }
 
     /// <inheritdoc />
@@ -165,10 +186,28 @@ public abstract class DirectionwiseBackend : IRnnBackend
     internal IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward, bool copyInput,
         int[]? lengths = null)
     {
-        if (PackedBatch.Create(lengths, x.Shape[0], x.Shape[1]) is not null)
-            throw new NotSupportedException($"{Name}: variable-length batches are not implemented on this backend yet (issue 11, item 5).");
+        var packed = PackedBatch.Create(lengths, x.Shape[0], x.Shape[1]);
+        if (packed is not null)
+        {
+            // The packed rows are a copy already: the pass's own for backward whatever copyInput says. A training pass's tape
+            // keeps them and returns them to the pool when it is disposed.
+            var xPacked = Rent(packed, x.Shape[2]);
+            StackTape? tape = null;
+            try
+            {
+                packed.Pack(x.Data, xPacked, x.Shape[2]);
+                tape = RunPacked(parameters, packed, xPacked, null, h0, c0, y, hN, cN, keepForBackward);
+                tape?.OwnPooledInput(xPacked);
+                return tape;
+            }
+            finally
+            {
+                if (tape is null) ArrayPool<float>.Shared.Return(xPacked);
+            }
+        }
         // Backward reads layer 0's input again (the per-direction tapes do not keep it): a copy keeps it the pass's own.
-        return Run(parameters, keepForBackward && copyInput ? (float[])x.Data.Clone() : x.Data, null, h0, c0, y, hN, cN, keepForBackward);
+        return Run(parameters, x.Shape[0], x.Shape[1], null, keepForBackward && copyInput ? (float[])x.Data.Clone() : x.Data, null, h0, c0, y.Data, hN, cN,
+            keepForBackward);
     }
 
     /// <summary>
@@ -179,16 +218,70 @@ public abstract class DirectionwiseBackend : IRnnBackend
         int[]? lengths = null)
     {
         if (!SupportsTableInput) throw new NotSupportedException($"{Name}: this backend takes dense input only.");
-        if (PackedBatch.Create(lengths, y.Shape[0], y.Shape[1]) is not null)
-            throw new NotSupportedException($"{Name}: variable-length batches are not implemented on this backend yet (issue 11, item 5).");
-        return Run(parameters, null, input, h0, c0, y, hN, cN, keepForBackward);
+        var packed = PackedBatch.Create(lengths, y.Shape[0], y.Shape[1]);
+        if (packed is not null)
+        {
+            var ids = new int[packed.Rows];
+            packed.PackIds(input.Ids, ids);
+            return RunPacked(parameters, packed, null, input with { Ids = ids }, h0, c0, y, hN, cN, keepForBackward);
+        }
+        return Run(parameters, y.Shape[0], y.Shape[1], null, null, input, h0, c0, y.Data, hN, cN, keepForBackward);
     }
 
-    private IRnnTape? Run(RnnParameters parameters, float[]? x, TableInput? table, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward)
+    /// <summary>
+    /// <see cref="Run"/> on the packed rows of x (or of the table's ids): the states sorted in, the output and final states
+    /// unpacked and unsorted out (y zero past each sequence's end).
+    /// </summary>
+    private StackTape? RunPacked(RnnParameters parameters, PackedBatch packed, float[]? x, TableInput? table, Tensor h0, Tensor? c0, Tensor y, Tensor hN,
+        Tensor? cN, bool keepForBackward)
+    {
+        int hidden = parameters.Config.HiddenSize, features = parameters.Config.OutputSize;
+        var yPacked = Rent(packed, features);
+        try
+        {
+            var hNSorted = new Tensor(hN.Shape.ToArray());
+            Tensor? cNSorted = cN is null ? null : new(cN.Shape.ToArray());
+            var tape = Run(parameters, packed.RunningSteps, packed.Batch, packed, x, table, Sorted(packed, h0, hidden), c0 is null ? null : Sorted(packed, c0, hidden),
+                yPacked, hNSorted, cNSorted, keepForBackward);
+            packed.Unpack(yPacked, y.Data, features);
+            packed.UnsortStates(hNSorted.Data, hN.Data, hidden);
+            if (cN is not null) packed.UnsortStates(cNSorted!.Data, cN.Data, hidden);
+            return tape;
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(yPacked);
+        }
+    }
+
+    /// <summary>
+    /// A buffer for the packed rows of <paramref name="features"/> each, from the pool (it may be longer), not cleared:
+    /// whoever gets it writes every row. Fresh arrays of this size cost the kernel a page fault per page on first touch,
+    /// as much as the copies that fill them; a pass's own buffers go back to the pool when it is done with them.
+    /// </summary>
+    private static float[] Rent(PackedBatch packed, int features) => ArrayPool<float>.Shared.Rent(checked(packed.Rows * features));
+
+    /// <summary>States [L·D, N, H] in batch order, copied into <paramref name="packed"/>'s sorted order.</summary>
+    private static Tensor Sorted(PackedBatch packed, Tensor states, int hidden)
+    {
+        var sorted = new Tensor(states.Shape.ToArray());
+        packed.SortStates(states.Data, sorted.Data, hidden);
+        return sorted;
+    }
+
+    /// <summary>
+    /// Runs every layer and direction over <paramref name="steps"/> steps of <paramref name="batch"/> sequences. With
+    /// <paramref name="packed"/>, x (or the table's ids), y and every layer's output are its packed rows, the states are in its
+    /// sorted order, and <paramref name="steps"/> is its <see cref="PackedBatch.RunningSteps"/> (steps where no sequence runs
+    /// are not steps of a pass).
+    /// </summary>
+    private StackTape? Run(RnnParameters parameters, int steps, int batch, PackedBatch? packed, float[]? x, TableInput? table, Tensor h0, Tensor? c0, float[] y,
+        Tensor hN, Tensor? cN, bool keepForBackward)
     {
         var config = parameters.Config;
-        int steps = y.Shape[0], batch = y.Shape[1], hidden = config.HiddenSize, dirs = config.Directions, nh = batch * hidden;
-        var tape = keepForBackward ? new StackTape(config.NumLayers, dirs, table) : null;
+        int hidden = config.HiddenSize, dirs = config.Directions, nh = batch * hidden;
+        long rows = packed?.Rows ?? (long)steps * batch;
+        var tape = keepForBackward ? new StackTape(config.NumLayers, dirs, table, packed) : null;
         try
         {
             float[]? layerInput = x;
@@ -197,7 +290,7 @@ public abstract class DirectionwiseBackend : IRnnBackend
                 bool last = layer == config.NumLayers - 1;
                 // The last layer writes straight into y; the layers below need a buffer of their own
                 // (kept by the tape when training, as the next layer's weight gradient needs it).
-                float[] layerOutput = last ? y.Data : new float[steps * batch * config.OutputSize];
+                float[] layerOutput = last ? y : new float[rows * config.OutputSize];
                 if (tape is not null) tape.LayerInputs[layer] = layerInput;
                 for (int dir = 0; dir < dirs; dir++)
                 {
@@ -206,6 +299,7 @@ public abstract class DirectionwiseBackend : IRnnBackend
                     {
                         Cell = config.Cell, Steps = steps, Batch = batch, InputSize = config.LayerInputSize(layer), HiddenSize = hidden,
                         Reverse = dir == 1,
+                        BatchSizes = packed is null ? default : packed.BatchSizes.AsSpan(0, steps),
                         WeightIH = parameters[layer, dir, ParameterKind.WeightIH].Value.Data,
                         WeightHH = parameters[layer, dir, ParameterKind.WeightHH].Value.Data,
                         BiasIH = parameters[layer, dir, ParameterKind.BiasIH].Value.Data,
@@ -249,25 +343,61 @@ public abstract class DirectionwiseBackend : IRnnBackend
     {
         if (tape is not StackTape stack)
             throw new ArgumentException($"tape: expected a tape made by the {Name} backend.", nameof(tape));
+        ObjectDisposedException.ThrowIf(stack.IsDisposed, stack);
         if ((stack.Table is null) != (dx is not null))
             throw new ArgumentException(stack.Table is null
                 ? "tape: this pass had dense input; back-propagate it with Backward."
                 : "tape: this pass read its input from a table; back-propagate it with BackwardFromTable.", nameof(tape));
         var config = parameters.Config;
-        int steps = dy.Shape[0], batch = dy.Shape[1], hidden = config.HiddenSize, dirs = config.Directions, nh = batch * hidden;
-        float[] dLayerOutput = dy.Data;
+        if (stack.Packed is { } packed)
+        {
+            // dy, dhN and dcN packed and sorted in; dx unpacked (zeros past the ends), dh0 and dc0 unsorted out.
+            int hidden = config.HiddenSize;
+            var dyPacked = Rent(packed, config.OutputSize);
+            var dxPacked = dx is null ? null : Rent(packed, config.InputSize);
+            try
+            {
+                packed.Pack(dy.Data, dyPacked, config.OutputSize);
+                var dh0Sorted = new Tensor(dh0.Shape.ToArray());
+                Tensor? dc0Sorted = dc0 is null ? null : new(dc0.Shape.ToArray());
+                BackwardLayers(parameters, stack, packed.RunningSteps, packed.Batch, dyPacked, Sorted(packed, dhN, hidden), dcN is null ? null : Sorted(packed, dcN, hidden),
+                    dxPacked, dTable, dh0Sorted, dc0Sorted);
+                if (dx is not null) packed.Unpack(dxPacked, dx, config.InputSize);
+                packed.UnsortStates(dh0Sorted.Data, dh0.Data, hidden);
+                if (dc0 is not null) packed.UnsortStates(dc0Sorted!.Data, dc0.Data, hidden);
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(dyPacked);
+                if (dxPacked is not null) ArrayPool<float>.Shared.Return(dxPacked);
+            }
+            return;
+        }
+        BackwardLayers(parameters, stack, dy.Shape[0], dy.Shape[1], dy.Data, dhN, dcN, dx, dTable, dh0, dc0);
+    }
+
+    /// <summary>Every layer and direction, dense or on the packed rows of the tape's layout (then the states in its sorted order).</summary>
+    private void BackwardLayers(RnnParameters parameters, StackTape stack, int steps, int batch, float[] dy, Tensor dhN, Tensor? dcN, float[]? dx, Span<float> dTable,
+        Tensor dh0, Tensor? dc0)
+    {
+        var config = parameters.Config;
+        var packed = stack.Packed;
+        int hidden = config.HiddenSize, dirs = config.Directions, nh = batch * hidden;
+        long rows = packed?.Rows ?? (long)steps * batch;
+        float[] dLayerOutput = dy;
         for (int layer = config.NumLayers - 1; layer >= 0; layer--)
         {
             int inputSize = config.LayerInputSize(layer);
             var table = layer == 0 ? stack.Table : null;
             // Table input: both directions accumulate into the table's gradient, so no dx is written.
-            float[]? dLayerInput = layer == 0 ? dx : new float[steps * batch * inputSize];
+            float[]? dLayerInput = layer == 0 ? dx : new float[rows * inputSize];
             for (int dir = 0; dir < dirs; dir++)
             {
                 int state = (layer * dirs + dir) * nh;
                 var call = new DirectionBackward
                 {
                     Cell = config.Cell, Steps = steps, Batch = batch, InputSize = inputSize, HiddenSize = hidden, Reverse = dir == 1,
+                    BatchSizes = packed is null ? default : packed.BatchSizes.AsSpan(0, steps),
                     WeightIH = parameters[layer, dir, ParameterKind.WeightIH].Value.Data,
                     WeightHH = parameters[layer, dir, ParameterKind.WeightHH].Value.Data,
                     X = stack.LayerInputs[layer],

@@ -34,6 +34,11 @@ internal sealed class PackedBatch
     public int[] Offsets { get; }
     /// <summary>Σ b_t: the real tokens, the packed rows.</summary>
     public int Rows => Offsets[Steps];
+    /// <summary>
+    /// The longest length: b_t &gt; 0 below it, 0 from it to T. A direction pass on the packed rows runs these steps only,
+    /// its batch sizes b[0 … RunningSteps − 1], so that every step of it has a running sequence.
+    /// </summary>
+    public int RunningSteps => Array.IndexOf(BatchSizes, 0) is int end and >= 0 ? end : Steps;
 
     /// <summary>
     /// The packed layout of <paramref name="lengths"/>, or null when there is nothing to pack (no lengths, or every

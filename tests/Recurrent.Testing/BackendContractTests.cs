@@ -212,17 +212,6 @@ public abstract class BackendContractTests
     }
 
     /// <summary>
-    /// Whether the backend runs variable-length batches yet. Only while issue 11's item 5 lands backend by backend: every
-    /// backend must, and this switch goes once they all do.
-    /// </summary>
-    protected virtual bool RunsVariableLengths => true;
-
-    private void RequireVariableLengths()
-    {
-        if (!RunsVariableLengths) Assert.Ignore($"{Backend.Name}: variable-length batches are not implemented on this backend yet.");
-    }
-
-    /// <summary>
     /// Lengths [N] in [1, T] in no particular order: one sequence runs all T steps, one (when N &gt; 1 and T &gt; 1) a single
     /// step, the rest anywhere between, so the running batch shrinks unevenly and the reverse direction starts at many steps.
     /// </summary>
@@ -246,7 +235,6 @@ public abstract class BackendContractTests
     [TestCaseSource(nameof(Cases))]
     public void ForwardAndBackward_WithLengths_MatchReference(CellKind cell, TestData.Shape shape)
     {
-        RequireVariableLengths();
         var config = shape.Config(cell);
         int seed = Seed(cell, shape) + 17;
         var layer = TestLayers.Create(config, Backend, seed);
@@ -271,7 +259,6 @@ public abstract class BackendContractTests
     [TestCaseSource(nameof(Cells))]
     public void Forward_WithEveryLengthT_EqualsTheDenseRun(CellKind cell)
     {
-        RequireVariableLengths();
         var config = PerCellShape.Config(cell);
         int steps = PerCellShape.Steps, batch = PerCellShape.Batch;
         var layer = TestLayers.Create(config, Backend, seed: 8);
@@ -287,7 +274,6 @@ public abstract class BackendContractTests
     [TestCaseSource(nameof(TableCases))]
     public void FromTable_WithLengths_MatchesTheGatheredDenseRun(CellKind cell, bool fewerRowsThanUses)
     {
-        RequireVariableLengths();
         var config = PerCellShape.Config(cell);
         int steps = PerCellShape.Steps + 2, batch = PerCellShape.Batch + 2, input = config.InputSize;
         int vocab = fewerRowsThanUses ? Math.Max(1, steps * batch / 2) : 2 * steps * batch;

@@ -37,8 +37,6 @@ public sealed class NativeBackendContractTests(NativeIsa isa, bool fused) : Back
         return new NativeCpuBackend(fused);
     }
 
-    protected override bool RunsVariableLengths => false;
-
     protected override void CloseBackend() => NativeLibrary.Isa = NativeIsa.Auto;
 }
 

@@ -18,7 +18,7 @@ public class DirectionwiseBackendTests : BackendContractTests
     {
         public override string Name => "reference-per-direction";
 
-        private sealed record Saved(DirectionTape Tape, DirectionWeights Weights, double[] X) : IDisposable
+        private sealed record Saved(DirectionTape Tape, DirectionWeights Weights, double[] X, Layout Rows) : IDisposable
         {
             public void Dispose() { }
         }
@@ -35,19 +35,62 @@ public class DirectionwiseBackendTests : BackendContractTests
             for (int i = 0; i < source.Length; i++) destination[i] = (float)source[i];
         }
 
+        /// <summary>
+        /// The rows of a pass: dense, or packed by batch sizes b (the sequences already sorted, so sorted position p is
+        /// sequence p of the padded batch the reference runs, with length #{t : b_t &gt; p}).
+        /// </summary>
+        private sealed class Layout
+        {
+            public Layout(ReadOnlySpan<int> batchSizes, int steps, int batch)
+            {
+                (Sizes, Batch) = (batchSizes.ToArray(), batch);
+                if (Sizes.Length == 0) return;
+                Lengths = Enumerable.Range(0, batch).Select(p => Sizes.Count(b => b > p)).ToArray();
+                Offsets = new int[steps + 1];
+                for (int t = 0; t < steps; t++) Offsets[t + 1] = Offsets[t] + Sizes[t];
+            }
+
+            public int[] Sizes { get; }
+            public int Batch { get; }
+            public int[]? Lengths { get; }
+            public int[] Offsets { get; } = [];
+            public int Rows(int steps) => Lengths is null ? steps * Batch : Offsets[steps];
+
+            /// <summary>Packed rows → padded [T, N, F], zeros past the ends (dense: as they are).</summary>
+            public double[] Padded(double[] rows, int features)
+            {
+                if (Lengths is null) return rows;
+                var padded = new double[Sizes.Length * Batch * features];
+                for (int t = 0; t < Sizes.Length; t++)
+                    rows.AsSpan(Offsets[t] * features, Sizes[t] * features).CopyTo(padded.AsSpan(t * Batch * features));
+                return padded;
+            }
+
+            /// <summary>Padded [T, N, F] → the packed rows (dense: as they are).</summary>
+            public double[] Packed(double[] padded, int features)
+            {
+                if (Lengths is null) return padded;
+                var rows = new double[Offsets[^1] * features];
+                for (int t = 0; t < Sizes.Length; t++)
+                    padded.AsSpan(t * Batch * features, Sizes[t] * features).CopyTo(rows.AsSpan(Offsets[t] * features));
+                return rows;
+            }
+        }
+
         protected override IDisposable? ForwardDirection(in DirectionForward call, bool keepForBackward)
         {
             var weights = new DirectionWeights(Widen(call.WeightIH), Widen(call.WeightHH), Widen(call.BiasIH), Widen(call.BiasHH));
-            var x = Widen(call.X);
+            var layout = new Layout(call.BatchSizes, call.Steps, call.Batch);
+            var x = layout.Padded(WidenRows(call.X, layout.Rows(call.Steps), call.InputSize, 0), call.InputSize);
             var y = new double[(long)call.Steps * call.Batch * call.HiddenSize];
             var hN = new double[call.HN.Length];
             var cN = new double[call.CN.Length];
             var tape = ReferenceCell.Forward(call.Cell, weights, call.Steps, call.Batch, call.InputSize, call.HiddenSize,
-                x, Widen(call.H0), Widen(call.C0), call.Reverse, y, hN, cN);
-            NarrowRows(y, call.Y, call.HiddenSize, call.YStride, accumulate: false);
+                x, Widen(call.H0), Widen(call.C0), call.Reverse, y, hN, cN, layout.Lengths);
+            NarrowRows(layout.Packed(y, call.HiddenSize), call.Y, call.HiddenSize, call.YStride, accumulate: false);
             Narrow(hN, call.HN);
             Narrow(cN, call.CN);
-            return keepForBackward ? new Saved(tape, weights, x) : null;
+            return keepForBackward ? new Saved(tape, weights, x, layout) : null;
         }
 
         protected override void BackwardDirection(in DirectionBackward call, IDisposable saved)
@@ -55,12 +98,13 @@ public class DirectionwiseBackendTests : BackendContractTests
             var s = (Saved)saved;
             var grads = new DirectionWeights(new double[call.DWeightIH.Length], new double[call.DWeightHH.Length],
                 new double[call.DBiasIH.Length], new double[call.DBiasHH.Length]);
-            var dx = new double[call.DX.Length];
+            var dx = new double[(long)call.Steps * call.Batch * call.InputSize];
             var dh0 = new double[call.DH0.Length];
             var dc0 = new double[call.DC0.Length];
+            int rows = s.Rows.Rows(call.Steps);
             ReferenceCell.Backward(call.Cell, s.Weights, s.Tape, call.Steps, call.Batch, call.InputSize, call.HiddenSize, s.X, call.Reverse,
-                WidenRows(call.DY, call.Steps * call.Batch, call.HiddenSize, call.DYStride), Widen(call.DHN), Widen(call.DCN), dx, dh0, dc0, grads);
-            NarrowRows(dx, call.DX, call.InputSize, 0, call.AccumulateDX);
+                s.Rows.Padded(WidenRows(call.DY, rows, call.HiddenSize, call.DYStride), call.HiddenSize), Widen(call.DHN), Widen(call.DCN), dx, dh0, dc0, grads);
+            NarrowRows(s.Rows.Packed(dx, call.InputSize), call.DX, call.InputSize, 0, call.AccumulateDX);
             Narrow(dh0, call.DH0);
             Narrow(dc0, call.DC0);
             Accumulate(grads.WeightIH, call.DWeightIH);

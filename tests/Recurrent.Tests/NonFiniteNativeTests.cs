@@ -197,8 +197,43 @@ public class NonFiniteNativeTests
         from nanInWeights in new[] { true, false }
         select new TestCaseData(cell, fused, nanInWeights).SetArgDisplayNames(cell.ToString(), fused ? "fused" : "unfused", nanInWeights ? "NaN in W_ih" : "NaN in dy");
 
+    /// <summary>
+    /// A variable-length batch (packed: a pass reads only the rows of running sequences): NaN in x and dy past the ends of
+    /// sequences is never read, so nothing comes out NaN, as in the reference; a NaN inside a sequence stays in that
+    /// sequence's rows of y, the states and dx (rows never mix) and reaches the weight gradients, where the reference has it.
+    /// </summary>
+    [TestCaseSource(nameof(LengthsCases))]
+    public void ForwardAndBackward_WithLengths_ReadNoNaNPastTheEnds_AndKeepASequencesNaNInIt(NativeIsa isa, CellKind cell, bool fused, bool nanInASequence)
+    {
+        const int steps = 4, batch = 3, input = 5, hidden = 17;
+        int[] lengths = [2, 4, 1];
+        var config = new RnnConfig(cell, input, hidden, numLayers: 2, bidirectional: true);
+        var parameters = new RnnParameters(config);
+        parameters.Reset(12);
+        var random = new Random(13);
+        var x = new Tensor(TestData.UniformSingle(random, steps * batch * input), steps, batch, input);
+        int Row(int t, int n) => (t * batch + n) * input;
+        x.Data.AsSpan(Row(3, 0), input).Fill(float.NaN);  // sequence 0 ended at step 1
+        for (int t = 1; t < steps; t++) x.Data[Row(t, 2) + t] = float.NaN;  // sequence 2 ended at step 0
+        if (nanInASequence) x.Data[Row(2, 1) + 3] = float.NaN;
+        OnIsa(isa, () => AssertSameAsReference(new NativeCpuBackend(fused), parameters, x, random, nanInASequence ? "NaN in sequence 1" : "NaN past the ends",
+            dy =>
+            {
+                dy.Data[(2 * batch + 0) * config.OutputSize + 16] = float.NaN;
+                dy.Data[(3 * batch + 2) * config.OutputSize + 20] = float.NaN;
+            }, lengths));
+    }
+
+    private static IEnumerable<TestCaseData> LengthsCases() =>
+        from isa in Isas
+        from cell in TestData.AllCells
+        from fused in new[] { true, false }
+        from inside in new[] { false, true }
+        select new TestCaseData(isa, cell, fused, inside).SetArgDisplayNames(isa.ToString(), cell.ToString(), fused ? "fused" : "unfused",
+            inside ? "NaN in a sequence" : "NaN past the ends");
+
     private static void AssertSameAsReference(NativeCpuBackend backend, RnnParameters parameters, Tensor x, Random random, string what,
-        Action<Tensor>? editDy = null)
+        Action<Tensor>? editDy = null, int[]? lengths = null)
     {
         var config = parameters.Config;
         int steps = x.Shape[0], batch = x.Shape[1];
@@ -209,11 +244,12 @@ public class NonFiniteNativeTests
         Tensor? c0 = hasCell ? Random(state) : null, dcN = hasCell ? Random(state) : null;
         editDy?.Invoke(dy);
 
-        var reference = ReferenceRnn.Forward(ReferenceWeights.From(parameters), Widen(x.Data), steps, batch, Widen(h0.Data), c0 is null ? null : Widen(c0.Data));
+        var reference = ReferenceRnn.Forward(ReferenceWeights.From(parameters), Widen(x.Data), steps, batch, Widen(h0.Data), c0 is null ? null : Widen(c0.Data),
+            lengths);
         var expected = ReferenceRnn.Backward(reference, Widen(dy.Data), Widen(dhN.Data), dcN is null ? null : Widen(dcN.Data));
 
         var (y, hN, cN) = Outputs(config, steps, batch);
-        backend.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward: false);
+        backend.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward: false, lengths);
         NonFinite.AssertSame(y.Data, reference.Output, Tolerances.Float32, $"{what}: inference y");
         if (cN is not null) NonFinite.AssertSame(cN.Data, reference.CellN!, Tolerances.Float32, $"{what}: inference cN");
 
@@ -222,7 +258,7 @@ public class NonFiniteNativeTests
         var dx = new Tensor([.. x.Shape]);
         var dh0 = new Tensor(state);
         var dc0 = hasCell ? new Tensor(state) : null;
-        using (var tape = backend.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward: true)!)
+        using (var tape = backend.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward: true, lengths)!)
         {
             NonFinite.AssertSame(y.Data, reference.Output, Tolerances.Float32, $"{what}: y");
             NonFinite.AssertSame(hN.Data, reference.HiddenN, Tolerances.Float32, $"{what}: hN");

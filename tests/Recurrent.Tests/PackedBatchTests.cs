@@ -14,6 +14,16 @@ public class PackedBatchTests
         Assert.That(packed.BatchSizes, Is.EqualTo(new[] { 5, 4, 2, 2 }));
         Assert.That(packed.Offsets, Is.EqualTo(new[] { 0, 5, 9, 11, 13 }));
         Assert.That(packed.Rows, Is.EqualTo(2 + 4 + 1 + 4 + 2), "the real tokens");
+        Assert.That(packed.RunningSteps, Is.EqualTo(4));
+    }
+
+    /// <summary>Steps where no sequence runs (every length below T) are not steps of a pass: RunningSteps is the longest length.</summary>
+    [Test]
+    public void RunningSteps_IsTheLongestLength()
+    {
+        var packed = PackedBatch.Create([2, 1, 2], steps: 5, batch: 3)!;
+        Assert.That(packed.BatchSizes, Is.EqualTo(new[] { 3, 2, 0, 0, 0 }));
+        Assert.That(packed.RunningSteps, Is.EqualTo(2));
     }
 
     [Test]

@@ -43,6 +43,9 @@ public class ReportTests
     [TestCase("--full", "--shapes", "T=1,N=1,I=1,H=1")]
     [TestCase("--full", "--backend", "reference")]
     [TestCase("bench", "--filter", "*")]
+    [TestCase("lengths", "--layouts", "ragged")]
+    [TestCase("lengths", "--shapes", "T=10,N=2")]
+    [TestCase("lengths", "--seconds", "0")]
     public void Run_ReturnsUsageError_WhenArgumentsAreInvalid(params string[] args)
     {
         var (console, output) = CaptureConsole();
@@ -65,8 +68,29 @@ public class ReportTests
     {
         var (console, output) = CaptureConsole();
         Assert.That(CliApp.Run(["--help"], console), Is.EqualTo(0));
-        foreach (var expected in new[] { "--full", "--backend", "--cells", "--shapes", "--modes", "--out", "--samples", "--budget", "--no-peers", "--no-teacher-forcing", "report", "bench" })
+        foreach (var expected in new[] { "--full", "--backend", "--cells", "--shapes", "--modes", "--out", "--samples", "--budget", "--no-peers", "--no-teacher-forcing", "report", "bench", "lengths" })
             Assert.That(output.ToString(), Does.Contain(expected));
+    }
+
+    /// <summary>The lengths command times both layouts of its batch and prints the ratio to proportional time.</summary>
+    [Test]
+    public void Lengths_TimesPaddedAndPacked_AtATinyShape()
+    {
+        var (console, output) = CaptureConsole();
+        Assert.That(CliApp.Run(["lengths", "--shapes", "T=6,N=4,I=3,H=5", "--modes", "inference,training", "--samples", "3", "--seconds", "0.05"], console),
+            Is.EqualTo(0), output.ToString());
+        // Lengths 3, 4, 5, 6 of T=6: 18 of 24 tokens.
+        Assert.That(output.ToString(), Does.Contain("75.0%").And.Contain("inference").And.Contain("training").And.Contain("packed / (padded × real share)"));
+    }
+
+    [Test]
+    public void UniformLengths_SpreadEvenlyFromHalfOfTToT()
+    {
+        Assert.That(Workload.UniformLengths(new BenchShape(6, 4, 1, 1)), Is.EqualTo(new[] { 3, 4, 5, 6 }));
+        var lengths = Workload.UniformLengths(new BenchShape(100, 64, 1, 1));
+        Assert.That(lengths.Min(), Is.EqualTo(50));
+        Assert.That(lengths.Max(), Is.EqualTo(100));
+        Assert.That(lengths, Is.Ordered.Ascending);
     }
 
     [Test]

@@ -17,9 +17,9 @@ internal enum NativeElementwise
 /// a call in flight keeps it alive until it returns.
 /// </summary>
 /// <remarks>
-/// Bytes per time step of one layer and direction: LSTM 24·N·H (gates i, f, g, o; h; c), GRU reset-after
-/// 20·N·H (gates r, z, n; h; W_hn h + b_hn), GRU reset-before 16·N·H (gates; h), Elman 4·N·H (h); plus h0
-/// (and c0) once. The input x is not kept: <see cref="NativeRnn.Backward"/> takes it again.
+/// Bytes per row (token: T·N of them, or Σ b of a packed batch) of one layer and direction: LSTM 24·H (gates i, f, g, o;
+/// h; c), GRU reset-after 20·H (gates r, z, n; h; W_hn h + b_hn), GRU reset-before 16·H (gates; h), Elman 4·H (h); plus
+/// h0 (and c0) once. The input x is not kept: <see cref="NativeRnn.Backward"/> takes it again.
 /// </remarks>
 public sealed class NativeRnnTape : SafeHandle
 {
@@ -41,6 +41,9 @@ public sealed class NativeRnnTape : SafeHandle
     public int HiddenSize { get; internal set; }
     /// <summary>Whether the forward pass walked t from T−1 down to 0.</summary>
     public bool Reverse { get; internal set; }
+    /// <summary>The forward pass's batch sizes b [T] of a packed batch (its own copy), or empty when it was dense.</summary>
+    public ReadOnlySpan<int> BatchSizes => BatchSizeArray;
+    internal int[]? BatchSizeArray { get; set; }
 
     /// <summary>Bytes of native memory the tape holds.</summary>
     /// <exception cref="ObjectDisposedException">The tape was disposed.</exception>
@@ -62,7 +65,8 @@ public sealed class NativeRnnTape : SafeHandle
 }
 
 /// <summary>
-/// The T·N input rows [T, N, I] of a layer: dense (x itself) or rows of a table, as an embedding lookup gives them:
+/// The input rows of a layer (T·N of them, [T, N, I], or the Σ b rows of a packed batch): dense (x itself) or rows of a
+/// table, as an embedding lookup gives them:
 /// row r is Table[Ids[r]] (zeros where Ids[r] = −1), Table [V, I]. From a table the native library projects each table
 /// row once however often it is used, and backward returns the table's gradient instead of dx: with V &lt; T·N (a
 /// vocabulary against a batch of tokens) the input projection, dW_ih and the input gradient cost V rows, not T·N.
@@ -78,11 +82,11 @@ public readonly ref struct RnnInputRows
         Vocab = vocab;
     }
 
-    /// <summary>Dense input x [T, N, I]; with <paramref name="rowStride"/> &gt; I, T·N rows of I features each starting
-    /// <paramref name="rowStride"/> elements after the one before (0: dense).</summary>
+    /// <summary>Dense input x [T, N, I] (or the packed rows); with <paramref name="rowStride"/> &gt; I, rows of I features each
+    /// starting <paramref name="rowStride"/> elements after the one before (0: dense).</summary>
     public static RnnInputRows Dense(ReadOnlySpan<float> x, int rowStride = 0) => new(x, rowStride, default, default, 0);
 
-    /// <summary>Rows of <paramref name="table"/> [V, I]: row r of the input is row ids[r] (zeros for −1); ids [T·N].</summary>
+    /// <summary>Rows of <paramref name="table"/> [V, I]: row r of the input is row ids[r] (zeros for −1); ids [T·N] (or one per packed row).</summary>
     public static RnnInputRows FromTable(ReadOnlySpan<float> table, int vocab, ReadOnlySpan<int> ids) => new(default, 0, table, ids, vocab);
 
     /// <summary>x [T, N, I] for dense input, else empty.</summary>
@@ -91,24 +95,24 @@ public readonly ref struct RnnInputRows
     public int RowStride { get; }
     /// <summary>The table [V, I] for table input, else empty.</summary>
     public ReadOnlySpan<float> Table { get; }
-    /// <summary>Table rows [T·N], each in [−1, V), for table input, else empty.</summary>
+    /// <summary>Table rows, one per input row, each in [−1, V), for table input, else empty.</summary>
     public ReadOnlySpan<int> Ids { get; }
     /// <summary>V for table input, else 0.</summary>
     public int Vocab { get; }
     /// <summary>Whether the rows come from a table.</summary>
     public bool IsTable => Vocab > 0;
 
-    /// <summary>Throws unless these rows fit T·N rows of I features.</summary>
-    internal void Validate(long rows, int inputSize)
+    /// <summary>Throws unless these rows fit <paramref name="rows"/> rows of I features (<paramref name="what"/>: T·N, or the packed rows).</summary>
+    internal void Validate(long rows, int inputSize, string what)
     {
         if (!IsTable)
         {
-            NativeRnn.RequireRows(X, "x", rows, inputSize, RowStride, "T·N rows");
+            NativeRnn.RequireRows(X, "x", rows, inputSize, RowStride, what + " rows");
             return;
         }
         NativeRnn.Require(Table, "table", (long)Vocab * inputSize, $"[{Vocab}, {inputSize}]");
         if (Ids.Length < rows)
-            throw new ArgumentException($"ids: expected [{rows}] (T·N ids), got {Ids.Length} ids.", "ids");
+            throw new ArgumentException($"ids: expected [{rows}] ({what} ids), got {Ids.Length} ids.", "ids");
     }
 }
 
@@ -117,6 +121,8 @@ public readonly ref struct RnnInputRows
 /// the input projection of all T steps as one matrix product, per step the recurrent product and the
 /// pointwise kernel, and in backward the weight gradients as single products over all T·N rows.
 /// Letters: T steps, N batch, I input features, H hidden features, G gate blocks (<see cref="CellKindExtensions.GateCount"/>).
+/// A variable-length batch runs in cuDNN's packed layout (batch sizes b [T], Σ b rows; see <c>rc_rnn_direction</c> in
+/// rc_api.h): step t computes only its b_t running sequences, so a pass costs its real tokens.
 /// </summary>
 /// <remarks>
 /// Each call fills one <see cref="NativeRnnDirection"/> (the mirror of <c>rc_rnn_direction</c>) after checking every span's
@@ -146,26 +152,32 @@ public static partial class NativeRnn
     /// <param name="keepForBackward">Whether to return a tape for <see cref="Backward"/>.</param>
     /// <param name="yStride">Elements between the starts of consecutive rows [t, n] of <paramref name="y"/>; 0 means H. A
     /// bidirectional stack passes 2H, each direction's y starting at its half of the [T, N, 2H] output, so no copy interleaves them.</param>
+    /// <param name="batchSizes">Empty for a dense batch. Else b [T] of a packed batch: the sequences sorted longest first, step t
+    /// running the first b_t of them (non-increasing, b[0] = N, b[T−1] ≥ 1); <paramref name="input"/> and <paramref name="y"/>
+    /// are then Σ b rows, step t's from row Σ_{s&lt;t} b_s, and the states are in the sorted order. The forward direction leaves
+    /// each sequence's state at its own last step in <paramref name="hN"/>; the reverse direction starts it from <paramref name="h0"/> there.</param>
     /// <returns>The tape when <paramref name="keepForBackward"/>, else null.</returns>
-    /// <exception cref="ArgumentException">A size is below 1 or a buffer is too short; the message names it.</exception>
-    /// <exception cref="NativeException">The native library refused an argument it checks itself (a table id outside [−1, V)) or
-    /// failed (out of memory); the message says which.</exception>
+    /// <exception cref="ArgumentException">A size is below 1, <paramref name="batchSizes"/> has not T entries, or a buffer is too
+    /// short; the message names it.</exception>
+    /// <exception cref="NativeException">The native library refused an argument it checks itself (a table id outside [−1, V), batch
+    /// sizes that are not a packed batch's) or failed (out of memory); the message says which.</exception>
     public static unsafe NativeRnnTape? Forward(CellKind cell, bool fused, int steps, int batch, int inputSize, int hiddenSize, bool reverse,
         ReadOnlySpan<float> weightIH, ReadOnlySpan<float> weightHH, ReadOnlySpan<float> biasIH, ReadOnlySpan<float> biasHH,
         RnnInputRows input, ReadOnlySpan<float> h0, ReadOnlySpan<float> c0,
-        Span<float> y, Span<float> hN, Span<float> cN, bool keepForBackward, int yStride = 0)
+        Span<float> y, Span<float> hN, Span<float> cN, bool keepForBackward, int yStride = 0, ReadOnlySpan<int> batchSizes = default)
     {
         CheckSizes(steps, batch, inputSize, hiddenSize);
         long gh = (long)cell.GateCount() * hiddenSize;
         long nh = (long)batch * hiddenSize;
         bool hasCell = cell.HasCellState();
+        var (rows, what) = Rows(steps, batch, batchSizes);
         Require(weightIH, nameof(weightIH), (long)gh * inputSize, $"[{gh}, {inputSize}]");
         Require(weightHH, nameof(weightHH), (long)gh * hiddenSize, $"[{gh}, {hiddenSize}]");
         Require(biasIH, nameof(biasIH), gh, $"[{gh}]");
         Require(biasHH, nameof(biasHH), gh, $"[{gh}]");
-        input.Validate((long)steps * batch, inputSize);
+        input.Validate(rows, inputSize, what);
         Require(h0, nameof(h0), nh, $"[{batch}, {hiddenSize}]");
-        RequireRows(y, nameof(y), (long)steps * batch, hiddenSize, yStride, $"[{steps}, {batch}, {hiddenSize}]");
+        RequireRows(y, nameof(y), rows, hiddenSize, yStride, batchSizes.IsEmpty ? $"[{steps}, {batch}, {hiddenSize}]" : $"[{rows}, {hiddenSize}]");
         Require(hN, nameof(hN), nh, $"[{batch}, {hiddenSize}]");
         if (hasCell)
         {
@@ -176,9 +188,9 @@ public static partial class NativeRnn
         int status;
         fixed (float* pwi = weightIH, pwh = weightHH, pbi = biasIH, pbh = biasHH, px = input.X, ptable = input.Table, ph0 = h0, pc0 = c0,
                py = y, phn = hN, pcn = cN)
-        fixed (int* pids = input.Ids)
+        fixed (int* pids = input.Ids, pb = batchSizes)
         {
-            var pass = Pass(cell, steps, batch, inputSize, hiddenSize, reverse, pwi, pwh, pbi, pbh, input, px, ptable, pids);
+            var pass = Pass(cell, steps, batch, inputSize, hiddenSize, reverse, pwi, pwh, pbi, pbh, input, px, ptable, pids, pb);
             pass.Fused = fused ? 1 : 0;
             pass.H0 = ph0;
             pass.C0 = hasCell ? pc0 : null;
@@ -196,6 +208,7 @@ public static partial class NativeRnn
         if (keepForBackward)
         {
             (tape.Cell, tape.Steps, tape.Batch, tape.InputSize, tape.HiddenSize, tape.Reverse) = (cell, steps, batch, inputSize, hiddenSize, reverse);
+            tape.BatchSizeArray = batchSizes.IsEmpty ? null : batchSizes.ToArray();
             return tape;
         }
         tape.Dispose();
@@ -206,7 +219,8 @@ public static partial class NativeRnn
     /// Back-propagates through the forward pass that made <paramref name="tape"/>; the tape stays valid, so
     /// backward may run again (its parameter gradients then add up again).
     /// </summary>
-    /// <param name="tape">From <see cref="Forward"/> with keepForBackward; not disposed. Its sizes (T, N, I, H) shape every buffer below.</param>
+    /// <param name="tape">From <see cref="Forward"/> with keepForBackward; not disposed. Its sizes (T, N, I, H, and a packed batch's
+    /// batch sizes, whose Σ b rows the per-row buffers then hold) shape every buffer below.</param>
     /// <param name="weightIH">[G·H, I], as in the forward pass.</param>
     /// <param name="weightHH">[G·H, H], as in the forward pass.</param>
     /// <param name="input">The forward pass's input rows.</param>
@@ -243,13 +257,17 @@ public static partial class NativeRnn
         long gh = (long)cell.GateCount() * hiddenSize;
         long nh = (long)batch * hiddenSize;
         bool hasCell = cell.HasCellState();
+        ReadOnlySpan<int> batchSizes = tape.BatchSizes;
+        var (rows, what) = Rows(steps, batch, batchSizes);
+        bool dense = batchSizes.IsEmpty;
+        string Shape(int features) => dense ? $"[{steps}, {batch}, {features}]" : $"[{rows}, {features}]";
         Require(weightIH, nameof(weightIH), (long)gh * inputSize, $"[{gh}, {inputSize}]");
         Require(weightHH, nameof(weightHH), (long)gh * hiddenSize, $"[{gh}, {hiddenSize}]");
-        input.Validate((long)steps * batch, inputSize);
-        RequireRows(dy, nameof(dy), (long)steps * batch, hiddenSize, dyStride, $"[{steps}, {batch}, {hiddenSize}]");
+        input.Validate(rows, inputSize, what);
+        RequireRows(dy, nameof(dy), rows, hiddenSize, dyStride, Shape(hiddenSize));
         Require(dhN, nameof(dhN), nh, $"[{batch}, {hiddenSize}]");
         if (input.IsTable) Require(dTable, nameof(dTable), (long)input.Vocab * inputSize, $"[{input.Vocab}, {inputSize}]");
-        else RequireRows(dx, nameof(dx), (long)steps * batch, inputSize, dxStride, $"[{steps}, {batch}, {inputSize}]");
+        else RequireRows(dx, nameof(dx), rows, inputSize, dxStride, Shape(inputSize));
         Require(dh0, nameof(dh0), nh, $"[{batch}, {hiddenSize}]");
         Require(dWeightIH, nameof(dWeightIH), (long)gh * inputSize, $"[{gh}, {inputSize}]");
         Require(dWeightHH, nameof(dWeightHH), (long)gh * hiddenSize, $"[{gh}, {hiddenSize}]");
@@ -262,10 +280,10 @@ public static partial class NativeRnn
         }
         fixed (float* pwi = weightIH, pwh = weightHH, px = input.X, ptable = input.Table, pdy = dy, pdhn = dhN, pdcn = dcN, pdx = dx,
                pdtable = dTable, pdh0 = dh0, pdc0 = dc0, pdwi = dWeightIH, pdwh = dWeightHH, pdbi = dBiasIH, pdbh = dBiasHH)
-        fixed (int* pids = input.Ids)
+        fixed (int* pids = input.Ids, pb = batchSizes)
         {
             // Backward reads only the weights; the bias slots stay null.
-            var pass = Pass(cell, steps, batch, inputSize, hiddenSize, tape.Reverse, pwi, pwh, null, null, input, px, ptable, pids);
+            var pass = Pass(cell, steps, batch, inputSize, hiddenSize, tape.Reverse, pwi, pwh, null, null, input, px, ptable, pids, pb);
             pass.Gradients[0] = (nint)pdwi;
             pass.Gradients[1] = (nint)pdwh;
             pass.Gradients[2] = (nint)pdbi;
@@ -286,11 +304,12 @@ public static partial class NativeRnn
 
     // What both passes share: the shape, the parameter table and the input rows.
     private static unsafe NativeRnnDirection Pass(CellKind cell, int steps, int batch, int inputSize, int hiddenSize, bool reverse,
-        float* weightIH, float* weightHH, float* biasIH, float* biasHH, in RnnInputRows input, float* x, float* table, int* ids)
+        float* weightIH, float* weightHH, float* biasIH, float* biasHH, in RnnInputRows input, float* x, float* table, int* ids, int* batchSizes)
     {
         var pass = new NativeRnnDirection
         {
             Cell = (int)cell, Steps = steps, Batch = batch, InputSize = inputSize, HiddenSize = hiddenSize, Reverse = reverse ? 1 : 0,
+            BatchSizes = batchSizes,
             ParameterCount = ParameterCount,
             X = input.IsTable ? null : x,
             XStride = input.RowStride,
@@ -348,6 +367,18 @@ public static partial class NativeRnn
     {
         if (steps < 1 || batch < 1 || inputSize < 1 || hiddenSize < 1)
             throw new ArgumentException($"steps, batch, inputSize, hiddenSize: expected ≥ 1, got {steps}, {batch}, {inputSize}, {hiddenSize}.");
+    }
+
+    // The rows of the per-row buffers: T·N, or Σ b of a packed batch (whose values the native library checks before it reads
+    // a row: sizes that are not a packed batch's are refused there, whatever sum they give here).
+    private static (long Rows, string What) Rows(int steps, int batch, ReadOnlySpan<int> batchSizes)
+    {
+        if (batchSizes.IsEmpty) return ((long)steps * batch, "T·N");
+        if (batchSizes.Length != steps)
+            throw new ArgumentException($"batchSizes: expected [{steps}] (one batch size per step) or empty (dense), got {batchSizes.Length} entries.", nameof(batchSizes));
+        long rows = 0;
+        foreach (int b in batchSizes) rows += b;
+        return (rows, "Σ batchSizes");
     }
 
     // rows rows of width elements, stride apart (0: width); the last row needs only its width.

@@ -32,8 +32,8 @@ internal unsafe struct NativeRnnDirection
     public float* InputTable;
     public int* InputIds;
     public long Vocab;
-    /// <summary>Reserved for per-sequence lengths [N]; null until the native library takes them.</summary>
-    public int* Lengths;
+    /// <summary>[T]: the running sequences per step of a packed batch (cuDNN's layout); null for a dense batch.</summary>
+    public int* BatchSizes;
     public float* H0;
     public float* C0;
     public float* Y;
@@ -67,7 +67,7 @@ internal unsafe struct NativeRnnDirection
         [
             O(&d.Cell), O(&d.Fused), O(&d.Steps), O(&d.Batch), O(&d.InputSize), O(&d.HiddenSize), O(&d.Reverse), O(&d.AccumulateDX),
             O(&d.Parameters), O(&d.Gradients), O(&d.ParameterCount), O(&d.X), O(&d.XStride), O(&d.InputTable), O(&d.InputIds), O(&d.Vocab),
-            O(&d.Lengths), O(&d.H0), O(&d.C0), O(&d.Y), O(&d.YStride), O(&d.HN), O(&d.CN), O(&d.DY),
+            O(&d.BatchSizes), O(&d.H0), O(&d.C0), O(&d.Y), O(&d.YStride), O(&d.HN), O(&d.CN), O(&d.DY),
             O(&d.DYStride), O(&d.DHN), O(&d.DCN), O(&d.DX), O(&d.DXStride), O(&d.DInputTable), O(&d.DH0), O(&d.DC0),
         ];
     }

@@ -70,21 +70,29 @@ RC_EXPORT int32_t rc_cell_count(void);
 // Lets the managed side check that both sides number the cells alike.
 RC_EXPORT rc_status rc_cell_info(int32_t cell, const char** name, int64_t* gates, int32_t* has_cell_state);
 
-// What a training forward pass keeps for backward: per step and layer-direction, in bytes,
-// LSTM 24·N·H, GRU reset-after 20·N·H, GRU reset-before 16·N·H, Elman 4·N·H, plus h0 (and c0) once.
+// What a training forward pass keeps for backward: per row (token) and layer-direction, in bytes,
+// LSTM 24·H, GRU reset-after 20·H, GRU reset-before 16·H, Elman 4·H, plus h0 (and c0) once.
 // Owned by the caller from rc_rnn_forward until rc_rnn_tape_free.
 typedef struct rc_rnn_tape rc_rnn_tape;
 
 // One pass of one layer and direction: every argument of rc_rnn_forward and rc_rnn_backward in one
 // blittable struct, mirrored once on the managed side (NativeRnnDirection in NativeRnn.cs; a test compares
-// its size and offsets with rc_rnn_direction_layout). A new argument (peephole weights, per-sequence
-// lengths) is a new field here, not a new parameter in six signatures. Zero-initialise it, then fill
+// its size and offsets with rc_rnn_direction_layout). A new argument (peephole weights, batch sizes)
+// is a new field here, not a new parameter in six signatures. Zero-initialise it, then fill
 // what the pass reads: fields a pass does not read may hold anything.
 //
 // Rows: every [T, N, ·] buffer is T·N rows in time-major order; row r = t·N + n starts at r·stride
 // elements, and stride ≥ the row's width. A stride above the width lets a bidirectional stack write each
 // direction straight into its half of the [T, N, 2H] output (y at offset 0 or H, stride 2H) and read its
 // half of dy, with no scratch copy; 0 means the width (dense).
+//
+// Variable-length batches (cuDNN's packed layout, PyTorch's PackedSequence): with batch_sizes b [T], step t runs only
+// the first b_t of the N sequences, sorted longest first (b non-increasing, b[0] = N, b[T−1] ≥ 1), and the per-row
+// buffers (x, input_ids, y, dy, dx) hold Σ b rows instead of T·N, step t's b_t rows starting at row Σ_{s<t} b_s, so a
+// pass costs its real tokens. The states (h0, c0, h_n, c_n and their gradients) stay [N, H], in the sorted order. The
+// forward direction runs sequence n over steps 0 … len_n − 1 and leaves its state at step len_n − 1 in h_n (c_n); the
+// reverse direction starts it from h0 (c0) at its own last step len_n − 1 and runs down to step 0. Backward takes the
+// same batch_sizes as its forward pass.
 #define RC_RNN_MAX_PARAMETERS 8
 
 typedef struct rc_rnn_direction {
@@ -106,30 +114,30 @@ typedef struct rc_rnn_direction {
   // parameters 0 and 1 only (the weights).
   float* gradients[RC_RNN_MAX_PARAMETERS];
   int64_t parameter_count;
-  // The input rows: either x [T·N rows of I, row stride x_stride] (input_table and input_ids null) or rows
-  // of a table (x null): row r is input_table[input_ids[r]] ([vocab, I]; an id of -1 gives zeros). A
+  // The input rows (T·N, or Σ batch_sizes): either x [rows of I, row stride x_stride] (input_table and input_ids null)
+  // or rows of a table (x null): row r is input_table[input_ids[r]] ([vocab, I]; an id of -1 gives zeros). A
   // table's rows are projected once each, so with vocab < T·N the input projection costs vocab rows, not T·N.
   // Backward must see the input of its forward pass again (the tape does not keep it).
   const float* x;
   int64_t x_stride;
   const float* input_table;
-  const int32_t* input_ids;  // [T·N]
+  const int32_t* input_ids;  // [rows]
   int64_t vocab;
-  // Reserved for per-sequence lengths [N] (variable-length batches, issue 11 item 5): must be null today.
-  const int32_t* lengths;
+  // [T]: the running sequences per step of a packed batch (above); null for a dense batch (every b_t = N).
+  const int32_t* batch_sizes;
   // Forward.
   const float* h0;  // [N, H]
   const float* c0;  // [N, H], LSTM only (else may be null)
-  float* y;         // T·N rows of H, row stride y_stride: overwritten; must not overlap an input
+  float* y;         // rows of H, row stride y_stride: overwritten; must not overlap an input
   int64_t y_stride;
   float* h_n;       // [N, H], overwritten
   float* c_n;       // [N, H], LSTM only, overwritten
   // Backward.
-  const float* dy;    // T·N rows of H, row stride dy_stride
+  const float* dy;    // rows of H, row stride dy_stride
   int64_t dy_stride;
   const float* dh_n;  // [N, H]
   const float* dc_n;  // [N, H], LSTM only
-  float* dx;          // dense input: T·N rows of I, row stride dx_stride; overwritten, or added to with accumulate_dx
+  float* dx;          // dense input: rows of I, row stride dx_stride; overwritten, or added to with accumulate_dx
   int64_t dx_stride;
   float* dinput_table;  // table input: [vocab, I], accumulated into
   float* dh0;           // [N, H], overwritten
@@ -141,7 +149,7 @@ typedef struct rc_rnn_direction {
 RC_EXPORT rc_status rc_rnn_forward(const rc_rnn_direction* pass, int32_t keep_for_backward, rc_rnn_tape** tape);
 
 // Backward through the forward pass that made tape (which stays valid: backward may run again). pass
-// describes the same pass (cell, sizes and reverse must match the tape's; parameters and input must be
+// describes the same pass (cell, sizes, reverse and batch_sizes must match the tape's; parameters and input must be
 // those of the forward pass) plus the backward buffers: dy, dh_n (and dc_n) are read; dh0 (and dc0) are
 // overwritten; for dense input dx is written (see accumulate_dx); for table input dinput_table is
 // accumulated into; the gradients are accumulated into (+=).

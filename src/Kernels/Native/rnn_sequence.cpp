@@ -97,6 +97,34 @@ void release_cached_memory() {
   cache.bytes = 0;
 }
 
+RowLayout RowLayout::of(int64_t steps, int64_t batch, const int32_t* batch_sizes) {
+  RowLayout layout;
+  layout.steps = steps, layout.batch = batch;
+  layout.offsets.resize(static_cast<size_t>(steps) + 1);
+  layout.offsets[0] = 0;
+  for (int64_t t = 0; t < steps; t++) layout.offsets[t + 1] = layout.offsets[t] + (batch_sizes ? batch_sizes[t] : batch);
+  layout.dense = layout.offsets[steps] == steps * batch;  // every b_t = N (they are at most N)
+  return layout;
+}
+
+int64_t RowLayout::balanced_bound(int64_t part, int64_t parts) const {
+  if (dense) return batch * part / parts;
+  // The tokens of rows [0, r): row p runs the steps with b_t > p.
+  auto tokens_before = [&](int64_t r) {
+    int64_t sum = 0;
+    for (int64_t t = 0; t < steps; t++) sum += std::min(size(t), r);
+    return sum;
+  };
+  const int64_t target = rows() * part / parts;
+  int64_t lo = 0, hi = batch;  // the least r with tokens_before(r) ≥ target
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) / 2;
+    if (tokens_before(mid) >= target) hi = mid;
+    else lo = mid + 1;
+  }
+  return std::clamp(lo, part, batch - (parts - part));
+}
+
 namespace {
 
 // Runs a pointwise kernel over batch rows [begin, end) of a step, split among the workers when large
@@ -128,15 +156,17 @@ bool split_batch(int64_t N, int64_t H, int64_t GH) {
          H * GH * static_cast<int64_t>(sizeof(float)) <= kBatchSplitMaxWeightBytes && step_macs >= kBatchSplitMinStepMacs;
 }
 
-// Runs rows_body(begin, end) over the batch: split among the workers when split, else whole on the caller.
+// Runs rows_body(begin, end) over the batch: split among the workers when split, else whole on the caller. With a
+// layout the rows are split by their tokens: the sorted rows of a packed batch run fewer steps the later they come.
 template <class Body>
-void over_batch(bool split, int64_t N, const Body& rows_body) {
+void over_batch(bool split, int64_t N, const Body& rows_body, const RowLayout* layout = nullptr) {
   if (!split) {
     rows_body(0, N);
     return;
   }
   const int64_t parts = std::min<int64_t>(num_threads(), N / kBatchSplitMinRows);
-  parallel_for(parts, [&](int64_t begin, int64_t end) { rows_body(N * begin / parts, N * end / parts); });
+  auto bound = [&](int64_t part) { return layout ? layout->balanced_bound(part, parts) : N * part / parts; };
+  parallel_for(parts, [&](int64_t begin, int64_t end) { rows_body(bound(begin), bound(end)); });
 }
 
 bool any_negative(int64_t rows, const int32_t* ids) {
@@ -318,13 +348,14 @@ void forward(const rc_rnn_direction& pass, const LayerInput& input, Tape* tape) 
   const float* h0 = pass.h0;
   const float* c0 = pass.c0;
   // y's rows may be another direction's half of a wider output: the kernels write row n of step t at
-  // y + (t·N + n)·ys, and without a tape read it back from there as the next step's h_prev.
+  // y + (offsets[t] + n)·ys, and without a tape read it back from there as the next step's h_prev.
   float* y = pass.y;
   const int64_t ys = pass.y_stride;
   const Kernels& k = kernels();
   const CellOps& c = k.cells.cells[cell];
   const bool train = tape != nullptr;
-  const int64_t G = c.gates, GH = G * H, NH = N * H, TN = T * N;
+  const RowLayout layout = RowLayout::of(T, N, pass.batch_sizes);
+  const int64_t G = c.gates, GH = G * H, NH = N * H, R = layout.rows();
   // The last gate block, where a GRU's r meets the recurrent product (split_recurrent_product, scales_recurrent_block).
   const int64_t last = GH - H;
   const bool has_c = c.has_cell_state, split_n = c.split_recurrent_product;
@@ -335,23 +366,23 @@ void forward(const rc_rnn_direction& pass, const LayerInput& input, Tape* tape) 
     tape->fused = fused;
     tape->reverse = reverse;
     tape->steps = T, tape->batch = N, tape->input_size = I, tape->hidden = H;
-    if (c.keeps_gates) tape->gates = Buffer::allocate(TN * GH);
-    tape->states = Buffer::allocate((T + 1) * NH);
-    if (has_c) tape->cells = Buffer::allocate((T + 1) * NH);
-    if (c.scales_recurrent_block) tape->hn = Buffer::allocate(TN * H);
+    tape->layout = layout;
+    if (c.keeps_gates) tape->gates = Buffer::allocate(R * GH);
+    tape->states = Buffer::allocate(NH + R * H);
+    if (has_c) tape->cells = Buffer::allocate(NH + R * H);
+    if (c.scales_recurrent_block) tape->hn = Buffer::allocate(R * H);
   }
 
-  // The input projection of every step at once: [T·N, I] · W_ih^T -> [T·N, G·H]. When the tape keeps
+  // The input projection of every step at once: [rows, I] · W_ih^T -> [rows, G·H]. When the tape keeps
   // the gates it is computed into the tape, whose gates each step then overwrites in place.
   Buffer projection_workspace;
   float* projection;
   if (train && c.keeps_gates) {
     projection = tape->gates.get();
   } else {
-    projection_workspace = Buffer::allocate(TN * GH);
+    projection_workspace = Buffer::allocate(R * GH);
     projection = projection_workspace.get();
   }
-  Passes passes(k.elementwise, N);
   // The fused kernels add both biases as they read each gate (one vector, L1-resident), so the
   // product overwrites the projection and no pass over it is spent on the bias. A scaled recurrent
   // block's bias stays apart: r multiplies it. The unfused baseline adds b_ih here and b_hh to each
@@ -361,12 +392,12 @@ void forward(const rc_rnn_direction& pass, const LayerInput& input, Tape* tape) 
     Buffer table_projection = Buffer::allocate(input.vocab * GH);
     sgemm(false, true, input.vocab, GH, I, 1.0f, input.table, I, weight_ih, I, 0.0f, table_projection.get(), GH);
     const std::vector<float> zero_row =
-        any_negative(TN, input.ids) ? zero_row_product(GH, I, weight_ih) : std::vector<float>(GH, 0.0f);
-    gather_rows(TN, GH, input.ids, table_projection.get(), zero_row.data(), projection);
+        any_negative(R, input.ids) ? zero_row_product(GH, I, weight_ih) : std::vector<float>(GH, 0.0f);
+    gather_rows(R, GH, input.ids, table_projection.get(), zero_row.data(), projection);
   } else {
-    sgemm(false, true, TN, GH, I, 1.0f, input.x, input.x_ld, weight_ih, I, 0.0f, projection, GH);
+    sgemm(false, true, R, GH, I, 1.0f, input.x, input.x_ld, weight_ih, I, 0.0f, projection, GH);
   }
-  if (!fused) Passes(k.elementwise, TN).add_bias(GH, bias_ih, {projection, GH});
+  if (!fused) Passes(k.elementwise, R).add_bias(GH, bias_ih, {projection, GH});
 
   // W_hh^T packed once for all steps.
   const RecurrentWeights recurrent_weights = pack_recurrent(c, H, weight_hh, bias_hh);
@@ -378,13 +409,25 @@ void forward(const rc_rnn_direction& pass, const LayerInput& input, Tape* tape) 
   Buffer recurrent_n = split_n ? Buffer::allocate(NH) : Buffer{};
   Buffer temp1 = fused ? Buffer{} : Buffer::allocate(NH);
   Buffer temp2 = fused ? Buffer{} : Buffer::allocate(NH);
+  // Inference, reverse, packed: a step where sequences start reads their h0 rows beside the step before's outputs in y.
+  Buffer h_joined = (!train && reverse && !layout.dense) ? Buffer::allocate(NH) : Buffer{};
 
   float* states = train ? tape->states.get() : nullptr;
   float* cells = train && has_c ? tape->cells.get() : nullptr;
-  if (train) {
-    std::memcpy(states + (reverse ? T : 0) * NH, h0, sizeof(float) * NH);
-    if (has_c) std::memcpy(cells + (reverse ? T : 0) * NH, c0, sizeof(float) * NH);
+  if (train && !reverse) {
+    std::memcpy(states, h0, sizeof(float) * NH);
+    if (has_c) std::memcpy(cells, c0, sizeof(float) * NH);
+  } else if (train) {
+    // Each sequence starts from h0 (c0) at its own last step t: rows [b_{t+1}, b_t) of slot t+1.
+    for (int64_t t = 0; t < T; t++) {
+      const int64_t begin = layout.size(t + 1), count = layout.size(t) - begin, row = layout.slot(t + 1) + begin;
+      if (count == 0) continue;
+      std::memcpy(states + row * H, h0 + begin * H, sizeof(float) * count * H);
+      if (has_c) std::memcpy(cells + row * H, c0 + begin * H, sizeof(float) * count * H);
+    }
   } else if (has_c) {
+    // Step t updates rows [0, b_t) in place: the rows past it hold c0 until their sequence starts (reverse) or their
+    // final state once it has ended (forward).
     std::memcpy(cell_state.get(), c0, sizeof(float) * NH);
   }
 
@@ -394,35 +437,58 @@ void forward(const rc_rnn_direction& pass, const LayerInput& input, Tape* tape) 
     int64_t h_prev_ld = H;
     for (int64_t s = 0; s < T; s++) {
       const int64_t t = reverse ? T - 1 - s : s;
-      float* h_out = y + t * N * ys;
-      if (train) h_prev = states + prev_slot(reverse, t) * NH, h_prev_ld = H;
+      const int64_t running = layout.size(t), end = std::min(row1, running);
+      if (end <= row0) continue;  // these rows' sequences have ended (forward) or not yet started (reverse)
+      float* h_out = y + layout.offsets[t] * ys;
+      if (train) {
+        h_prev = states + layout.slot(prev_slot(reverse, t)) * H, h_prev_ld = H;
+      } else if (reverse && layout.size(t + 1) < end) {
+        // Rows [b_{t+1}, b_t) start here, from h0; the rows before them continue from step t+1's output.
+        const int64_t joined = std::max(row0, layout.size(t + 1));
+        if (joined > row0) {
+          for (int64_t n = row0; n < joined; n++) std::memcpy(h_joined.get() + n * H, h_prev + n * h_prev_ld, sizeof(float) * H);
+          std::memcpy(h_joined.get() + joined * H, h0 + joined * H, sizeof(float) * (end - joined) * H);
+          h_prev = h_joined.get(), h_prev_ld = H;
+        } else {
+          h_prev = h0, h_prev_ld = H;
+        }
+      }
 
       StepForward step{};
       step.hidden = H;
-      step.gates = projection + t * N * GH;
+      step.gates = projection + layout.offsets[t] * GH;
       step.bias = bias.data();
       step.bias_hn = bias_hh + last;
       step.h_prev = h_prev;
       step.h_prev_ld = h_prev_ld;
-      step.c_prev = has_c ? (train ? cells + prev_slot(reverse, t) * NH : cell_state.get()) : nullptr;
-      step.c_out = has_c ? (train ? cells + new_slot(reverse, t) * NH : cell_state.get()) : nullptr;
+      step.c_prev = has_c ? (train ? cells + layout.slot(prev_slot(reverse, t)) * H : cell_state.get()) : nullptr;
+      step.c_out = has_c ? (train ? cells + layout.slot(new_slot(reverse, t)) * H : cell_state.get()) : nullptr;
       step.h_out = h_out;
       step.h_out_ld = ys;
-      step.h_copy = train ? states + new_slot(reverse, t) * NH : nullptr;
-      step.hn_out = train && c.scales_recurrent_block ? tape->hn.get() + t * NH : nullptr;
+      step.h_copy = train ? states + layout.slot(new_slot(reverse, t)) * H : nullptr;
+      step.hn_out = train && c.scales_recurrent_block ? tape->hn.get() + layout.offsets[t] * H : nullptr;
       step.rh_out = rh.get();
       step.scratch[0] = temp1.get(), step.scratch[1] = temp2.get();
 
-      forward_step(c, fused, train, recurrent_weights, passes, N, step, recurrent.get(), recurrent_n.get(), row0, row1);
+      // The unfused passes run over whole buffers: the running rows, all of them (the unfused path never splits).
+      forward_step(c, fused, train, recurrent_weights, Passes(k.elementwise, running), running, step, recurrent.get(),
+                   recurrent_n.get(), row0, end);
       h_prev = h_out;
       h_prev_ld = ys;
     }
   };
-  over_batch(fused && split_batch(N, H, GH), N, run_steps);
+  over_batch(fused && split_batch(N, H, GH), N, run_steps, layout.dense ? nullptr : &layout);
 
-  const float* y_last = y + (reverse ? 0 : T - 1) * N * ys;
-  for (int64_t n = 0; n < N; n++) std::memcpy(pass.h_n + n * H, y_last + n * ys, sizeof(float) * H);
-  if (has_c) std::memcpy(pass.c_n, train ? cells + (reverse ? 0 : T) * NH : cell_state.get(), sizeof(float) * NH);
+  // The final states: the reverse direction's all at step 0; the forward one's, rows [b_{t+1}, b_t) at step t, where
+  // their sequences end.
+  for (int64_t t = reverse ? 0 : T - 1; t >= 0; t--) {
+    const int64_t begin = reverse ? 0 : layout.size(t + 1), end = layout.size(t);
+    for (int64_t n = begin; n < end; n++) std::memcpy(pass.h_n + n * H, y + (layout.offsets[t] + n) * ys, sizeof(float) * H);
+    if (has_c && train)
+      std::memcpy(pass.c_n + begin * H, cells + (layout.slot(new_slot(reverse, t)) + begin) * H, sizeof(float) * (end - begin) * H);
+    if (reverse) break;
+  }
+  if (has_c && !train) std::memcpy(pass.c_n, cell_state.get(), sizeof(float) * NH);
 }
 
 void backward(const Tape& tape, const rc_rnn_direction& pass, const LayerInput& input) {
@@ -437,13 +503,14 @@ void backward(const Tape& tape, const rc_rnn_direction& pass, const LayerInput& 
   const Kernels& k = kernels();
   const CellOps& c = k.cells.cells[tape.cell];
   const bool reverse = tape.reverse, fused = tape.fused;
+  const RowLayout& layout = tape.layout;
   const int64_t T = tape.steps, N = tape.batch, I = tape.input_size, H = tape.hidden;
-  const int64_t G = c.gates, GH = G * H, NH = N * H, TN = T * N;
+  const int64_t G = c.gates, GH = G * H, NH = N * H, R = layout.rows();
   const bool has_c = c.has_cell_state, split_n = c.split_recurrent_product, after = c.scales_recurrent_block;
 
-  // dGates [T·N, G·H], time-indexed like x, so the weight gradients are single products at the end.
-  Buffer dgates = Buffer::allocate(TN * GH);
-  Buffer dgates_rec = after ? Buffer::allocate(TN * GH) : Buffer{};
+  // dGates [rows, G·H], in the rows of x, so the weight gradients are single products at the end.
+  Buffer dgates = Buffer::allocate(R * GH);
+  Buffer dgates_rec = after ? Buffer::allocate(R * GH) : Buffer{};
   // W_hh packed once (untransposed: dh_prev = dGates · W_hh).
   const RecurrentWeights recurrent_weights = pack_recurrent_backward(c, H, weight_hh);
   Buffer dh = Buffer::allocate(NH);
@@ -452,6 +519,8 @@ void backward(const Tape& tape, const rc_rnn_direction& pass, const LayerInput& 
   Buffer temps[4];
   if (!fused)
     for (auto& temp : temps) temp = Buffer::allocate(NH);
+  // Step t touches rows [0, b_t) of dh and dc only. Forward direction, a sequence's rows keep dh_n (dc_n) until the
+  // step where it ends; reverse, once its first step is done they keep the gradient of h0 (c0), its state before that.
   std::memcpy(dh.get(), pass.dh_n, sizeof(float) * NH);
   if (has_c) std::memcpy(dc.get(), pass.dc_n, sizeof(float) * NH);
 
@@ -460,31 +529,42 @@ void backward(const Tape& tape, const rc_rnn_direction& pass, const LayerInput& 
   auto run_steps = [&](int64_t row0, int64_t row1) {
     for (int64_t s = T - 1; s >= 0; s--) {
       const int64_t t = reverse ? T - 1 - s : s;
+      const int64_t running = layout.size(t), end = std::min(row1, running), r = layout.offsets[t];
+      if (end <= row0) continue;  // no sequence of these rows runs step t
       StepBackward step{};
       step.hidden = H;
-      step.gates = tape.gates.get() ? tape.gates.get() + t * N * GH : nullptr;
-      step.h_prev = states + prev_slot(reverse, t) * NH;
-      step.h_new = states + new_slot(reverse, t) * NH;
-      step.c_prev = has_c ? tape.cells.get() + prev_slot(reverse, t) * NH : nullptr;
-      step.c_new = has_c ? tape.cells.get() + new_slot(reverse, t) * NH : nullptr;
-      step.hn = after ? tape.hn.get() + t * NH : nullptr;
-      step.dy = dy + t * N * dys;
+      step.gates = tape.gates.get() ? tape.gates.get() + r * GH : nullptr;
+      step.h_prev = states + layout.slot(prev_slot(reverse, t)) * H;
+      step.h_new = states + layout.slot(new_slot(reverse, t)) * H;
+      step.c_prev = has_c ? tape.cells.get() + layout.slot(prev_slot(reverse, t)) * H : nullptr;
+      step.c_new = has_c ? tape.cells.get() + layout.slot(new_slot(reverse, t)) * H : nullptr;
+      step.hn = after ? tape.hn.get() + r * H : nullptr;
+      step.dy = dy + r * dys;
       step.dy_ld = dys;
       step.dh = dh.get();
       step.dc = dc.get();
-      step.dgates = dgates.get() + t * N * GH;
-      step.dgates_rec = after ? dgates_rec.get() + t * N * GH : nullptr;
+      step.dgates = dgates.get() + r * GH;
+      step.dgates_rec = after ? dgates_rec.get() + r * GH : nullptr;
       for (int i = 0; i < 4; i++) step.scratch[i] = temps[i].get();
-      backward_step(c, fused, recurrent_weights, N, step, drh.get(), row0, row1);
+      // The unfused passes run over whole buffers: the running rows, all of them (the unfused path never splits).
+      backward_step(c, fused, recurrent_weights, running, step, drh.get(), row0, end);
     }
   };
-  over_batch(fused && split_batch(N, H, GH), N, run_steps);
+  over_batch(fused && split_batch(N, H, GH), N, run_steps, layout.dense ? nullptr : &layout);
   std::memcpy(pass.dh0, dh.get(), sizeof(float) * NH);
   if (has_c) std::memcpy(pass.dc0, dc.get(), sizeof(float) * NH);
 
-  // Weight and bias gradients over all T·N rows at once; the states the steps started from are one
-  // contiguous [T·N, H] block in time order.
+  // Weight and bias gradients over all rows at once, against the states the steps started from in the rows' order.
+  // Reverse, those are one block (slot t+1 = row N + offsets[t]); forward, slot t is that block shifted by N − b_{t−1}
+  // rows, which is 0 only when dense: packed, they are gathered.
+  Buffer h_prevs_gathered;
   const float* h_prevs = states + (reverse ? NH : 0);
+  if (!reverse && !layout.dense) {
+    h_prevs_gathered = Buffer::allocate(R * H);
+    for (int64_t t = 0; t < T; t++)
+      std::memcpy(h_prevs_gathered.get() + layout.offsets[t] * H, states + layout.slot(t) * H, sizeof(float) * layout.size(t) * H);
+    h_prevs = h_prevs_gathered.get();
+  }
   // Table input: a table row's uses share its gradient terms, so the gates' gradients are summed per
   // row first and both products below run over V rows instead of T·N.
   // Table rows no id uses are not rows of the dense x, so they enter neither product (0 · NaN in an unused row
@@ -497,9 +577,9 @@ void backward(const Tape& tape, const rc_rnn_direction& pass, const LayerInput& 
   const float* table_rows = input.table;
   if (input.from_table()) {
     dgates_by_id = Buffer::allocate(input.vocab * GH);
-    sum_rows_by_id(TN, GH, input.vocab, input.ids, dgates.get(), dgates_by_id.get());
+    sum_rows_by_id(R, GH, input.vocab, input.ids, dgates.get(), dgates_by_id.get());
     dgates_rows = dgates_by_id.get();
-    used = used_rows(TN, input.vocab, input.ids);
+    used = used_rows(R, input.vocab, input.ids);
     if (static_cast<int64_t>(used.size()) < input.vocab) {
       used_count = static_cast<int64_t>(used.size());
       used_dgates = Buffer::allocate(used_count * GH);
@@ -514,9 +594,9 @@ void backward(const Tape& tape, const rc_rnn_direction& pass, const LayerInput& 
     sgemm(true, false, GH, I, used_count, 1.0f, dgates_rows, GH, table_rows, I, 1.0f, dweight_ih, I);
     // Rows of zeros (ids < 0) add dgates · 0 to dW_ih, which is NaN in row j of it where a gradient of gate j
     // is NaN or ±∞ there: as dense x does. Finite, the terms are zero and change nothing.
-    if (any_negative(TN, input.ids)) {
+    if (any_negative(R, input.ids)) {
       std::vector<float> pad(GH, 0.0f);
-      for (int64_t r = 0; r < TN; r++)
+      for (int64_t r = 0; r < R; r++)
         if (input.ids[r] < 0)
           for (int64_t j = 0; j < GH; j++) pad[j] += 0.0f * dgates.get()[r * GH + j];
       for (int64_t j = 0; j < GH; j++)
@@ -524,9 +604,9 @@ void backward(const Tape& tape, const rc_rnn_direction& pass, const LayerInput& 
           for (int64_t c = 0; c < I; c++) dweight_ih[j * I + c] += pad[j];
     }
   } else {
-    sgemm(true, false, GH, I, TN, 1.0f, dgates.get(), GH, input.x, input.x_ld, 1.0f, dweight_ih, I);
+    sgemm(true, false, GH, I, R, 1.0f, dgates.get(), GH, input.x, input.x_ld, 1.0f, dweight_ih, I);
   }
-  add_recurrent_gradients(c, H, TN, tape.gates.get(), dgates.get(), dgates_rec.get(), h_prevs, dweight_hh, dbias_ih, dbias_hh);
+  add_recurrent_gradients(c, H, R, tape.gates.get(), dgates.get(), dgates_rec.get(), h_prevs, dweight_hh, dbias_ih, dbias_hh);
   if (input.from_table() && used_count == input.vocab) {
     sgemm(false, false, input.vocab, I, GH, 1.0f, dgates_by_id.get(), GH, weight_ih, I, 1.0f, pass.dinput_table, I);
   } else if (input.from_table()) {
@@ -536,7 +616,7 @@ void backward(const Tape& tape, const rc_rnn_direction& pass, const LayerInput& 
       for (int64_t c = 0; c < I; c++) pass.dinput_table[used[k] * I + c] += dtable_used.get()[k * I + c];
   } else {
     // With accumulate_dx the second direction of a layer adds its input gradient to the first's in the product.
-    sgemm(false, false, TN, I, GH, 1.0f, dgates.get(), GH, weight_ih, I, pass.accumulate_dx ? 1.0f : 0.0f, pass.dx,
+    sgemm(false, false, R, I, GH, 1.0f, dgates.get(), GH, weight_ih, I, pass.accumulate_dx ? 1.0f : 0.0f, pass.dx,
           pass.dx_stride);
   }
 }
@@ -567,10 +647,18 @@ int64_t resolve_stride(const std::string& function, const char* name, int64_t st
   return stride;
 }
 
+// The input rows of a checked pass: T·N, or Σ batch_sizes.
+int64_t pass_rows(const rc_rnn_direction& pass) {
+  if (!pass.batch_sizes) return pass.steps * pass.batch;
+  int64_t rows = 0;
+  for (int64_t t = 0; t < pass.steps; t++) rows += pass.batch_sizes[t];
+  return rows;
+}
+
 // Exactly one of x and (input_table, input_ids) is given; every id is checked so a bad one fails here
 // rather than reading outside the table.
 rc::rnn::LayerInput layer_input(const std::string& function, const rc_rnn_direction& pass) {
-  const int64_t rows = pass.steps * pass.batch;
+  const int64_t rows = pass_rows(pass);
   if (!pass.input_ids) {
     require(pass.x != nullptr, function + ": x and input_ids are both null; expected one");
     return {pass.x, resolve_stride(function, "x_stride", pass.x_stride, pass.input_size), nullptr, nullptr, 0};
@@ -589,7 +677,7 @@ rc::rnn::LayerInput layer_input(const std::string& function, const rc_rnn_direct
 
 namespace rc::rnn {
 // What both passes check: the cell, the sizes, the parameter table (the first read entries of it: backward
-// reads only the weights), the reserved field.
+// reads only the weights), batch_sizes.
 void check_pass(const std::string& function, const rc_rnn_direction& pass, int64_t read) {
   const int32_t cells = rc::rnn::cell_count();
   if (pass.cell < 0 || pass.cell >= cells)
@@ -603,7 +691,17 @@ void check_pass(const std::string& function, const rc_rnn_direction& pass, int64
                                                    " for this cell, got " + std::to_string(pass.parameter_count));
   for (int64_t p = 0; p < read; p++)
     require(pass.parameters[p] != nullptr, function + ": parameters[" + std::to_string(p) + "] is null");
-  require(pass.lengths == nullptr, function + ": lengths: per-sequence lengths are not supported yet; expected null");
+  if (pass.batch_sizes) {
+    const int32_t* b = pass.batch_sizes;
+    auto fail = [&](int64_t t, const std::string& expected) {
+      throw std::invalid_argument(function + ": batch_sizes[" + std::to_string(t) + "] is " + std::to_string(b[t]) + "; expected " +
+                                  expected + " (batch sizes per step, as a packed batch's: non-increasing from b[0] = batch = " +
+                                  std::to_string(pass.batch) + " to b[T-1] ≥ 1)");
+    };
+    if (b[0] != pass.batch) fail(0, std::to_string(pass.batch) + ", the batch");
+    for (int64_t t = 1; t < pass.steps; t++)
+      if (b[t] < 1 || b[t] > b[t - 1]) fail(t, "a size in [1, b[" + std::to_string(t - 1) + "] = " + std::to_string(b[t - 1]) + "]");
+  }
 }
 }  // namespace rc::rnn
 
@@ -637,6 +735,9 @@ RC_EXPORT rc_status rc_rnn_backward(rc_rnn_tape* tape, const rc_rnn_direction* p
     require(pass.cell == t.cell && pass.steps == t.steps && pass.batch == t.batch && pass.input_size == t.input_size &&
                 pass.hidden_size == t.hidden && (pass.reverse != 0) == t.reverse,
             "rc_rnn_backward: cell, steps, batch, input_size, hidden_size or reverse differ from the tape's forward pass");
+    bool same_rows = true;  // null is every b_t = N, as in forward
+    for (int64_t s = 0; same_rows && s < t.steps; s++) same_rows = (pass.batch_sizes ? pass.batch_sizes[s] : pass.batch) == t.layout.size(s);
+    require(same_rows, "rc_rnn_backward: batch_sizes differ from the tape's forward pass");
     const bool has_c = rc::rnn::cell_ops(t.cell).has_cell_state;
     require(pass.dy && pass.dh_n && pass.dh0, "rc_rnn_backward: a required buffer (dy, dh_n, dh0) is null");
     for (int64_t p = 0; p < 4; p++)
@@ -658,7 +759,7 @@ RC_EXPORT int32_t rc_rnn_direction_layout(int64_t* size, int64_t* offsets, int32
       RC_FIELD(input_size),  RC_FIELD(hidden_size), RC_FIELD(reverse),     RC_FIELD(accumulate_dx),
       RC_FIELD(parameters),  RC_FIELD(gradients),  RC_FIELD(parameter_count), RC_FIELD(x),
       RC_FIELD(x_stride),    RC_FIELD(input_table), RC_FIELD(input_ids),   RC_FIELD(vocab),
-      RC_FIELD(lengths),     RC_FIELD(h0),         RC_FIELD(c0),           RC_FIELD(y),
+      RC_FIELD(batch_sizes), RC_FIELD(h0),         RC_FIELD(c0),           RC_FIELD(y),
       RC_FIELD(y_stride),    RC_FIELD(h_n),        RC_FIELD(c_n),          RC_FIELD(dy),
       RC_FIELD(dy_stride),   RC_FIELD(dh_n),       RC_FIELD(dc_n),         RC_FIELD(dx),
       RC_FIELD(dx_stride),   RC_FIELD(dinput_table), RC_FIELD(dh0),        RC_FIELD(dc0),

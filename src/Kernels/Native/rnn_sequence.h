@@ -34,32 +34,59 @@ struct Buffer {
 
 void release_cached_memory();
 
+// Which rows of a pass each step computes: cuDNN's packed layout (PyTorch's PackedSequence). Step t runs batch rows
+// [0, b_t) (the sequences sorted longest first, so those still running are a prefix; b non-increasing, b_0 = N), and its
+// rows of every per-row buffer (x, y, dy, dx, the input projection, the gate gradients, the tape's gates) are the b_t
+// rows from offsets[t] = Σ_{s<t} b_s: a pass costs its real tokens, rows() of them. Dense: every b_t = N.
+//
+// The tape's states and cells are slots of consecutive rows: slot 0 holds N rows, slot s ≥ 1 holds b_{s−1}, from row
+// slot(s) = N + offsets[s − 1] (dense: s·N, a [T+1, N, H] block). The forward direction's step t reads slot t and
+// writes slot t+1; the reverse one reads slot t+1 and writes slot t: each reads b_t rows of a slot with room for them.
+// Forward, slot 0 is h0; reverse, rows [b_{t+1}, b_t) of slot t+1 are h0's (the sequences that start at step t, their
+// own last), so a step reads one contiguous block whichever way it runs.
+struct RowLayout {
+  int64_t steps = 0, batch = 0;
+  bool dense = true;              // every b_t = N: the T·N rows of a dense batch
+  std::vector<int64_t> offsets;  // [T + 1]
+
+  // batch_sizes: b [T], checked by the caller; null for dense.
+  static RowLayout of(int64_t steps, int64_t batch, const int32_t* batch_sizes);
+  int64_t rows() const { return offsets[steps]; }
+  // b_t; 0 past either end, so b_{t+1} at t = T−1 says every sequence ends there.
+  int64_t size(int64_t t) const { return t < 0 || t >= steps ? 0 : offsets[t + 1] - offsets[t]; }
+  int64_t slot(int64_t s) const { return s == 0 ? 0 : batch + offsets[s - 1]; }
+  // The first row of part `part` of `parts` row ranges holding about equal shares of the tokens (each row weighs the
+  // steps it runs), for splitting a batch among threads; at least one row each. Dense: N·part/parts.
+  int64_t balanced_bound(int64_t part, int64_t parts) const;
+};
+
 // What a training forward pass keeps for its backward pass; indexed by time t, not by step order.
-// Per step and layer-direction it holds (floats): LSTM 6·N·H (gates 4, h, c), GRU reset-after 5·N·H
-// (gates 3, h, W_hn h + b_hn), GRU reset-before 4·N·H (gates 3, h), Elman N·H (h); plus h0 (and c0) once.
+// Per row (token) and layer-direction it holds (floats): LSTM 6·H (gates 4, h, c), GRU reset-after 5·H (gates 3, h,
+// W_hn h + b_hn), GRU reset-before 4·H (gates 3, h), Elman H (h); plus h0 (and c0) once.
 // The input x is not kept: backward takes it again.
 struct Tape {
   int32_t cell;  // the managed CellKind's number (cells/registry.h)
   bool fused, reverse;
   int64_t steps, batch, input_size, hidden;
-  Buffer gates;   // [T, N, G·H] activated gates (empty for Elman)
-  Buffer states;  // [T+1, N, H]: forward direction h_{t-1} at t (h0 at 0); reverse h_{t+1} at t+1 (h0 at T)
-  Buffer cells;   // [T+1, N, H] LSTM, indexed as states
-  Buffer hn;      // [T, N, H] GRU reset-after: W_hn h_prev + b_hn
+  RowLayout layout;
+  Buffer gates;   // [rows, G·H] activated gates (empty for Elman)
+  Buffer states;  // [N + rows, H] in layout's slots: step t starts from slot t (forward) or t+1 (reverse)
+  Buffer cells;   // [N + rows, H] LSTM, in slots as states
+  Buffer hn;      // [rows, H] GRU reset-after: W_hn h + b_hn
 
   int64_t bytes() const { return 4 * (gates.size + states.size + cells.size + hn.size); }
 };
 
-// A layer's T·N input rows: dense, x [T·N rows of I, row stride x_ld]; or rows of a table (an embedding
-// lookup), row r being table[ids[r]] and zeros where ids[r] < 0, table [V, I]. With a table each of its V rows
+// A layer's input rows (T·N, or the packed rows of a RowLayout): dense, x [rows of I, row stride x_ld]; or rows of a
+// table (an embedding lookup), row r being table[ids[r]] and zeros where ids[r] < 0, table [V, I]. With a table each of its V rows
 // is projected once however often it is used ([V, I]·W_ih^T, then a gather), and backward sums the gate
 // gradients per table row before the products: with V < T·N (a language model's vocabulary against T·N
 // tokens) the input projection, dW_ih and the input gradient cost V rows instead of T·N.
 struct LayerInput {
-  const float* x = nullptr;       // T·N rows, or null with a table
+  const float* x = nullptr;       // the rows, or null with a table
   int64_t x_ld = 0;               // I when dense
   const float* table = nullptr;   // [V, I]
-  const int32_t* ids = nullptr;   // [T·N], each in [-1, V)
+  const int32_t* ids = nullptr;   // [rows], each in [-1, V)
   int64_t vocab = 0;              // V
   bool from_table() const { return ids != nullptr; }
 };
@@ -110,14 +137,14 @@ void add_recurrent_gradients(const CellOps& c, int64_t hidden, int64_t rows, con
 
 // The C ABI's checks, shared by its sources: require throws std::invalid_argument (RC_INVALID_ARGUMENT) with message
 // unless condition holds; check_pass checks what both passes check (the cell, the sizes, the first read entries of the
-// parameter table, the reserved fields), function naming the export in the message.
+// parameter table, batch_sizes), function naming the export in the message.
 void require(bool condition, const std::string& message);
 void check_pass(const std::string& function, const rc_rnn_direction& pass, int64_t read);
 
 // The fused kernels' bias [G·H]: b_ih + b_hh, except a scaled recurrent block's (b_ih alone; b_hn enters scaled).
 std::vector<float> fused_bias(const CellOps& c, int64_t hidden, const float* bias_ih, const float* bias_hh);
 
-// Runs one direction of pass (checked by the C ABI: sizes, buffers, strides ≥ widths, ids in range; strides
+// Runs one direction of pass (checked by the C ABI: sizes, batch_sizes, buffers, strides ≥ widths, ids in range; strides
 // 0 resolved to the widths) over its input rows; writes y, h_n and (LSTM) c_n. When tape is not null it is
 // filled for backward; otherwise only O(N·H) state is kept between steps.
 void forward(const rc_rnn_direction& pass, const LayerInput& input, Tape* tape);

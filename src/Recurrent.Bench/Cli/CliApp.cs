@@ -30,6 +30,8 @@ internal static class CliApp
                 .WithDescription("The benchmark report (the default): fused vs unfused cells, peers side by side; writes artifacts/report.");
             config.AddCommand<LanguageModelCommand>("language-model")
                 .WithDescription("Times one schedule (step-by-step or parallel) of the teacher-forcing section's LSTM language model alone, at one shape.");
+            config.AddCommand<LengthsCommand>("lengths")
+                .WithDescription("Variable-length batches on the native CPU backend: lengths spread from T/2 to T, packed against padded to T.");
             config.AddCommand<BenchCommand>("bench")
                 .WithDescription("The BenchmarkDotNet suites; arguments after -- go to BenchmarkSwitcher (e.g. bench -- --filter '*Gemm*').");
             config.SetExceptionHandler((exception, _) =>

@@ -111,7 +111,9 @@ internal sealed class ReportSettings : CommandSettings
             TimeSpan.FromSeconds(Budget ?? (Full ? FullBudgetSeconds : QuickBudgetSeconds)), Full, sweep, Out, !NoPeers, notes, !NoTeacherForcing);
     }
 
-    private static IReadOnlyList<RunMode> ParseModes(string text)
+    /// <summary>Reads --modes: inference, training or both, comma-separated.</summary>
+    /// <exception cref="FormatException">A mode is unknown.</exception>
+    internal static IReadOnlyList<RunMode> ParseModes(string text)
     {
         var modes = new List<RunMode>();
         foreach (var name in text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))

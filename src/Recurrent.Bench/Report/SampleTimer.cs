@@ -60,4 +60,47 @@ internal static class SampleTimer
         }
         return new Samples([.. samples], iterations, warmups);
     }
+
+    /// <summary>
+    /// Times <paramref name="first"/> and <paramref name="second"/> in turn, a sample of one then a sample of the other,
+    /// so a shared machine's drift in speed falls on both alike: the ratio of a pair holds where the medians of two
+    /// separate runs would not. Each is warmed up for <see cref="MinWarmupTime"/> and its samples last at least
+    /// <see cref="MinSampleTime"/>; pairs are taken until <paramref name="targetSamples"/> or the time box, at least
+    /// <see cref="MinSamples"/>.
+    /// </summary>
+    public static (Samples First, Samples Second) MeasurePair(Action first, Action second, TimeSpan timeBox, int targetSamples)
+    {
+        var total = Stopwatch.StartNew();
+        int Calibrate(Action run)
+        {
+            var warmup = Stopwatch.StartNew();
+            var watch = new Stopwatch();
+            double single = double.MaxValue;
+            do
+            {
+                watch.Restart();
+                run();
+                single = Math.Min(single, watch.Elapsed.TotalSeconds);
+            }
+            while (warmup.Elapsed < MinWarmupTime);
+            return (int)Math.Clamp(Math.Ceiling(MinSampleTime.TotalSeconds / Math.Max(single, 1e-9)), 1, 1_000_000);
+        }
+        int firstIterations = Calibrate(first), secondIterations = Calibrate(second);
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        var (firstSamples, secondSamples) = (new List<double>(targetSamples), new List<double>(targetSamples));
+        var sample = new Stopwatch();
+        double Time(Action run, int iterations)
+        {
+            sample.Restart();
+            for (int i = 0; i < iterations; i++) run();
+            return sample.Elapsed.TotalMilliseconds / iterations;
+        }
+        while (firstSamples.Count < MinSamples || (firstSamples.Count < targetSamples && total.Elapsed < timeBox))
+        {
+            firstSamples.Add(Time(first, firstIterations));
+            secondSamples.Add(Time(second, secondIterations));
+        }
+        return (new Samples([.. firstSamples], firstIterations, 0), new Samples([.. secondSamples], secondIterations, 0));
+    }
 }

@@ -54,6 +54,18 @@ internal sealed class Workload
     }
 
     /// <summary>
+    /// Lengths [N] spread evenly over [⌈T/2⌉, T] (the quantiles of the uniform distribution there), ascending: a
+    /// variable-length batch of the shape with about three quarters of its padded tokens real, which the sort of the packed
+    /// layout reverses whole. No random numbers, so scripts/lengths_torch.py runs the same batch. The workload of every
+    /// variable-length measurement (the lengths command, VariableLengthBenchmarks).
+    /// </summary>
+    public static int[] UniformLengths(BenchShape shape)
+    {
+        int shortest = (shape.Steps + 1) / 2, span = shape.Steps - shortest + 1;
+        return [.. Enumerable.Range(0, shape.Batch).Select(n => shortest + (int)((long)n * span / shape.Batch))];
+    }
+
+    /// <summary>
     /// The reference's output on a corner of the problem: the first <paramref name="steps"/> steps of the first
     /// <paramref name="rows"/> batch rows, [steps, rows, H]. In one forward direction y[0..t) depends only on x[0..t), and
     /// batch rows never mix, so this corner is exact yet keeps the double-precision reference cheap at any T and N.
@@ -85,18 +97,22 @@ internal sealed class Workload
     }
 }
 
-/// <summary>One of Recurrent's backends prepared for a workload: buffers allocated once, outside the timed region.</summary>
+/// <summary>
+/// One of Recurrent's backends prepared for a workload: buffers allocated once, outside the timed region. With lengths the
+/// batch is a variable-length one (the backend packs it per pass, as a layer's caller gets it).
+/// </summary>
 internal sealed class BackendRun : IPeerRun
 {
     private readonly IRnnBackend _backend;
     private readonly RnnParameters _parameters;
     private readonly bool _training;
+    private readonly int[]? _lengths;
     private readonly Tensor _x, _h0, _hN, _dy, _dhN, _dx, _dh0;
     private readonly Tensor? _c0, _cN, _dcN, _dc0;
 
-    public BackendRun(IRnnBackend backend, Workload workload, RunMode mode)
+    public BackendRun(IRnnBackend backend, Workload workload, RunMode mode, int[]? lengths = null)
     {
-        (_backend, _parameters, _training, _x) = (backend, workload.Parameters, mode == RunMode.Training, workload.Input);
+        (_backend, _parameters, _training, _x, _lengths) = (backend, workload.Parameters, mode == RunMode.Training, workload.Input, lengths);
         var shape = workload.Shape;
         var state = workload.Config.StateShape(shape.Batch);
         bool cell = workload.Cell.HasCellState();
@@ -113,7 +129,7 @@ internal sealed class BackendRun : IPeerRun
 
     public void Run()
     {
-        using var tape = _backend.Forward(_parameters, _x, _h0, _c0, Output, _hN, _cN, keepForBackward: _training);
+        using var tape = _backend.Forward(_parameters, _x, _h0, _c0, Output, _hN, _cN, keepForBackward: _training, _lengths);
         if (_training) _backend.Backward(_parameters, tape!, _dy, _dhN, _dcN, _dx, _dh0, _dc0);
     }
 
