@@ -303,7 +303,7 @@ public class ParameterSet
         var tensors = SafeTensors.Read(path, out var metadata);
         foreach (var (key, value) in _metadata)
             if (metadata.TryGetValue(key, out var saved) && saved != value)
-                throw new InvalidDataException($"{path}: metadata '{key}' says the file was saved from {saved}; {_description} is {value}.");
+                throw new InvalidDataException($"{path}: metadata '{key}' is {saved}, but {_description} has {value}: the names and shapes fit, the computation would not.");
         string Expected() => string.Join(", ", _parameters.Select(q => q.Name));
         foreach (var p in _parameters)
         {
