@@ -175,7 +175,7 @@ public sealed class Tensor
         return offset;
     }
 
-    internal static int ElementCount(int[] shape)
+    private static int ElementCount(int[] shape)
     {
         ArgumentNullException.ThrowIfNull(shape);
         foreach (int d in shape)

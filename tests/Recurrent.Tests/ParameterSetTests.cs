@@ -87,6 +87,9 @@ public class ParameterSetTests
         var error = Assert.Throws<ArgumentOutOfRangeException>(() => new ParameterSet([("a", [1 << 30]), ("b", [1 << 30])]))!;
         Assert.That(error.ParamName, Is.EqualTo("parameters"));
         Assert.That(error.Message, Does.Contain("'b'"));
+        var alone = Assert.Throws<ArgumentOutOfRangeException>(() => new ParameterSet([("a", [1 << 16, 1 << 16, 0]), ("huge", [1 << 16, 1 << 16, 1 << 16, 1 << 16])]))!;
+        Assert.That(alone.ParamName, Is.EqualTo("parameters"));
+        Assert.That(alone.Message, Does.Contain("'huge'"), "one parameter too large for one array, whatever its dimensions' product in 64 bits");
     }
 
     [Test]

@@ -124,12 +124,16 @@ public class ParameterSet
             else
             {
                 RequireName(entry.Name, names);
-                ArgumentNullException.ThrowIfNull(entry.Shape, nameof(entries));
-                int count;
-                try { count = Tensor.ElementCount(entry.Shape); }
-                catch (ArgumentException e2) when (e2 is not ArgumentOutOfRangeException)
+                ArgumentNullException.ThrowIfNull(entry.Shape, "parameters");
+                if (entry.Shape.Any(d => d < 0))
+                    throw new ArgumentException($"parameters: '{entry.Name}' has the shape {Tensor.FormatShape(entry.Shape)}; expected non-negative dimensions.", "parameters");
+                long count = entry.Shape.Contains(0) ? 0 : 1;
+                foreach (int d in entry.Shape)
                 {
-                    throw new ArgumentException($"parameters: '{entry.Name}' has the shape {Tensor.FormatShape(entry.Shape)}; expected non-negative dimensions.", "parameters", e2);
+                    // Both factors are below 2³¹ until the product passes the limit: no overflow.
+                    count *= d;
+                    if (count > Array.MaxLength)
+                        throw new ArgumentOutOfRangeException("parameters", $"parameters: '{entry.Name}' {Tensor.FormatShape(entry.Shape)} has more elements than one array holds ({Array.MaxLength}; one flat span).");
                 }
                 total += count;
             }
@@ -153,6 +157,9 @@ public class ParameterSet
                     // version does not change (a pending backward pass or a stepper stays valid).
                     using (set.BeginExclusive("adopting the parameters into a model", bumpVersion: false))
                     {
+                        // Checked again here, where no other adoption can run: two models made at once around one stack.
+                        if (set._owner is not null)
+                            throw new InvalidOperationException($"{entry.Name}: these parameters belong to another model already; dispose it first.");
                         set.Values.Span.CopyTo(values.AsSpan(offsets[e]));
                         set.Gradients.Span.CopyTo(gradients.AsSpan(offsets[e]));
                         set.Rebind(values, gradients, offsets[e]);
