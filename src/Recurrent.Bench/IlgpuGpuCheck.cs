@@ -126,7 +126,7 @@ public static class IlgpuGpuCheck
             {
                 onDevice.ZeroGrad();
                 float actual = onDevice.Train(x, targets, schedule);
-                var (worst, what) = Worst([("loss", [actual], [expected]), .. onDevice.Parameters.Zip(cpu.Parameters, (a, e) => (a.Name, a.Grad.Data, e.Grad.Data))], absolute, relative);
+                var (worst, what) = Worst([("loss", [actual], [expected]), .. onDevice.Parameters.All.Zip(cpu.Parameters.All, (a, e) => (a.Name, a.Grad.ToArray(), e.Grad.ToArray()))], absolute, relative);
                 Report($"output-recurrent {loss} {activation} T{steps} N{batch} I{input} H33 O{output}{(lengths is null ? "" : " padded")} {schedule}", worst, what);
             }
         }
@@ -143,8 +143,7 @@ public static class IlgpuGpuCheck
             {
                 onDevice.ZeroGrad();
                 float actual = onDevice.Train(targets, schedule);
-                var grads = onDevice.Parameters.Zip(cpu.Parameters, (a, e) => (a.Name, a.Grad.Data, e.Grad.Data))
-                    .Concat(onDevice.Recurrent.Parameters.All.Zip(cpu.Recurrent.Parameters.All, (a, e) => (a.Name, a.Grad.Data, e.Grad.Data)));
+                var grads = onDevice.Parameters.All.Zip(cpu.Parameters.All, (a, e) => (a.Name, a.Grad.ToArray(), e.Grad.ToArray()));
                 var (worst, what) = Worst([("loss", [actual], [expected]), .. grads], absolute, relative);
                 Report($"{cell} language model {loss} T{steps} N{batch} I7 H33 O17{(lengths is null ? "" : " padded")} {schedule}", worst, what);
             }

@@ -49,7 +49,7 @@ public class RnnBenchmarks
         Tensor Random(params int[] shape)
         {
             var t = new Tensor(shape);
-            for (int i = 0; i < t.Length; i++) t.Data[i] = (float)(random.NextDouble() * 2 - 1);
+            for (int i = 0; i < t.Length; i++) t.Span[i] = (float)(random.NextDouble() * 2 - 1);
             return t;
         }
         int[] state = config.StateShape(batch);

@@ -26,10 +26,10 @@ internal static class BackendRuns
         var dh0 = new Tensor(state);
         var dc0 = c0 is null ? null : new Tensor(state);
         backend.Backward(parameters, tape, dy, dhN, dcN, dx, dh0, dc0);
-        var results = new Dictionary<string, float[]> { ["y"] = y.Data, ["hN"] = hN.Data, ["dx"] = dx.Data, ["dh0"] = dh0.Data };
-        if (cN is not null) results["cN"] = cN.Data;
-        if (dc0 is not null) results["dc0"] = dc0.Data;
-        foreach (var p in parameters.All) results[p.Name] = (float[])p.Grad.Data.Clone();
+        var results = new Dictionary<string, float[]> { ["y"] = y.ToArray(), ["hN"] = hN.ToArray(), ["dx"] = dx.ToArray(), ["dh0"] = dh0.ToArray() };
+        if (cN is not null) results["cN"] = cN.ToArray();
+        if (dc0 is not null) results["dc0"] = dc0.ToArray();
+        foreach (var p in parameters.All) results[p.Name] = p.Grad.ToArray();
         return results;
     }
 }

@@ -143,7 +143,7 @@ public abstract class DirectionwiseBackend : IRnnBackend
     protected internal virtual bool SupportsTableInput => false;
 
     /// <summary>Layer 0's input when it is rows of a table: table [V, I], ids [T·N] (−1: zeros).</summary>
-    internal sealed record TableInput(float[] Table, int Vocab, int[] Ids);
+    internal sealed record TableInput(ReadOnlyMemory<float> Table, int Vocab, int[] Ids);
 
     private sealed class StackTape(int layers, int dirs, TableInput? table, PackedBatch? packed) : IRnnTape
     {
@@ -151,8 +151,8 @@ public abstract class DirectionwiseBackend : IRnnBackend
         public TableInput? Table { get; } = table;
         /// <summary>The layout of a variable-length pass, whose layer inputs are packed rows; null when dense.</summary>
         public PackedBatch? Packed { get; } = packed;
-        /// <summary>Each layer's input rows (packed with <see cref="Packed"/>); null for layer 0 with <see cref="Table"/>.</summary>
-        public float[]?[] LayerInputs { get; } = new float[layers][];
+        /// <summary>Each layer's input rows (packed with <see cref="Packed"/>); empty for layer 0 with <see cref="Table"/>.</summary>
+        public ReadOnlyMemory<float>[] LayerInputs { get; } = new ReadOnlyMemory<float>[layers];
         public IDisposable[,] Saved { get; } = new IDisposable[layers, dirs];
         public bool IsDisposed { get; private set; }
 
@@ -166,7 +166,7 @@ public abstract class DirectionwiseBackend : IRnnBackend
             // Once: a second Dispose must not hand the same array to the pool twice.
             if (Interlocked.Exchange(ref _pooledInput, null) is { } pooled)
             {
-                LayerInputs[0] = null;
+                LayerInputs[0] = default;
                 ArrayPool<float>.Shared.Return(pooled);
             }
         }
@@ -195,7 +195,7 @@ public abstract class DirectionwiseBackend : IRnnBackend
             StackTape? tape = null;
             try
             {
-                packed.Pack(x.Data, xPacked, x.Shape[2]);
+                packed.Pack(x.Span, xPacked, x.Shape[2]);
                 tape = RunPacked(parameters, packed, xPacked, null, h0, c0, y, hN, cN, keepForBackward);
                 tape?.OwnPooledInput(xPacked);
                 return tape;
@@ -206,7 +206,7 @@ public abstract class DirectionwiseBackend : IRnnBackend
             }
         }
         // Backward reads layer 0's input again (the per-direction tapes do not keep it): a copy keeps it the pass's own.
-        return Run(parameters, x.Shape[0], x.Shape[1], null, keepForBackward && copyInput ? (float[])x.Data.Clone() : x.Data, null, h0, c0, y.Data, hN, cN,
+        return Run(parameters, x.Shape[0], x.Shape[1], null, keepForBackward && copyInput ? x.ToArray() : x.Memory, null, h0, c0, y.Memory, hN, cN,
             keepForBackward);
     }
 
@@ -225,7 +225,7 @@ public abstract class DirectionwiseBackend : IRnnBackend
             packed.PackIds(input.Ids, ids);
             return RunPacked(parameters, packed, null, input with { Ids = ids }, h0, c0, y, hN, cN, keepForBackward);
         }
-        return Run(parameters, y.Shape[0], y.Shape[1], null, null, input, h0, c0, y.Data, hN, cN, keepForBackward);
+        return Run(parameters, y.Shape[0], y.Shape[1], null, default, input, h0, c0, y.Memory, hN, cN, keepForBackward);
     }
 
     /// <summary>
@@ -243,9 +243,9 @@ public abstract class DirectionwiseBackend : IRnnBackend
             Tensor? cNSorted = cN is null ? null : new(cN.Shape.ToArray());
             var tape = Run(parameters, packed.RunningSteps, packed.Batch, packed, x, table, Sorted(packed, h0, hidden), c0 is null ? null : Sorted(packed, c0, hidden),
                 yPacked, hNSorted, cNSorted, keepForBackward);
-            packed.Unpack(yPacked, y.Data, features);
-            packed.UnsortStates(hNSorted.Data, hN.Data, hidden);
-            if (cN is not null) packed.UnsortStates(cNSorted!.Data, cN.Data, hidden);
+            packed.Unpack(yPacked, y.Span, features);
+            packed.UnsortStates(hNSorted.Span, hN.Span, hidden);
+            if (cN is not null) packed.UnsortStates(cNSorted!.Span, cN.Span, hidden);
             return tape;
         }
         finally
@@ -265,7 +265,7 @@ public abstract class DirectionwiseBackend : IRnnBackend
     private static Tensor Sorted(PackedBatch packed, Tensor states, int hidden)
     {
         var sorted = new Tensor(states.Shape.ToArray());
-        packed.SortStates(states.Data, sorted.Data, hidden);
+        packed.SortStates(states.Span, sorted.Span, hidden);
         return sorted;
     }
 
@@ -275,8 +275,8 @@ public abstract class DirectionwiseBackend : IRnnBackend
     /// sorted order, and <paramref name="steps"/> is its <see cref="PackedBatch.RunningSteps"/> (steps where no sequence runs
     /// are not steps of a pass).
     /// </summary>
-    private StackTape? Run(RnnParameters parameters, int steps, int batch, PackedBatch? packed, float[]? x, TableInput? table, Tensor h0, Tensor? c0, float[] y,
-        Tensor hN, Tensor? cN, bool keepForBackward)
+    private StackTape? Run(RnnParameters parameters, int steps, int batch, PackedBatch? packed, ReadOnlyMemory<float> x, TableInput? table, Tensor h0, Tensor? c0,
+        Memory<float> y, Tensor hN, Tensor? cN, bool keepForBackward)
     {
         var config = parameters.Config;
         int hidden = config.HiddenSize, dirs = config.Directions, nh = batch * hidden;
@@ -284,13 +284,13 @@ public abstract class DirectionwiseBackend : IRnnBackend
         var tape = keepForBackward ? new StackTape(config.NumLayers, dirs, table, packed) : null;
         try
         {
-            float[]? layerInput = x;
+            ReadOnlyMemory<float> layerInput = x;
             for (int layer = 0; layer < config.NumLayers; layer++)
             {
                 bool last = layer == config.NumLayers - 1;
                 // The last layer writes straight into y; the layers below need a buffer of their own
                 // (kept by the tape when training, as the next layer's weight gradient needs it).
-                float[] layerOutput = last ? y : new float[rows * config.OutputSize];
+                Memory<float> layerOutput = last ? y : new float[rows * config.OutputSize];
                 if (tape is not null) tape.LayerInputs[layer] = layerInput;
                 for (int dir = 0; dir < dirs; dir++)
                 {
@@ -300,19 +300,19 @@ public abstract class DirectionwiseBackend : IRnnBackend
                         Cell = config.Cell, Steps = steps, Batch = batch, InputSize = config.LayerInputSize(layer), HiddenSize = hidden,
                         Reverse = dir == 1,
                         BatchSizes = packed is null ? default : packed.BatchSizes.AsSpan(0, steps),
-                        WeightIH = parameters[layer, dir, ParameterKind.WeightIH].Value.Data,
-                        WeightHH = parameters[layer, dir, ParameterKind.WeightHH].Value.Data,
-                        BiasIH = parameters[layer, dir, ParameterKind.BiasIH].Value.Data,
-                        BiasHH = parameters[layer, dir, ParameterKind.BiasHH].Value.Data,
-                        X = layerInput,
-                        InputTable = layer == 0 ? table?.Table : default,
+                        WeightIH = parameters[layer, dir, ParameterSpec.WeightIH].Value.Span,
+                        WeightHH = parameters[layer, dir, ParameterSpec.WeightHH].Value.Span,
+                        BiasIH = parameters[layer, dir, ParameterSpec.BiasIH].Value.Span,
+                        BiasHH = parameters[layer, dir, ParameterSpec.BiasHH].Value.Span,
+                        X = layerInput.Span,
+                        InputTable = layer == 0 && table is not null ? table.Table.Span : default,
                         InputIds = layer == 0 ? table?.Ids : default,
-                        H0 = h0.Data.AsSpan(state, nh),
-                        C0 = c0 is null ? default : c0.Data.AsSpan(state, nh),
-                        Y = layerOutput.AsSpan(dir * hidden),
+                        H0 = h0.Span.Slice(state, nh),
+                        C0 = c0 is null ? default : c0.Span.Slice(state, nh),
+                        Y = layerOutput.Span[(dir * hidden)..],
                         YStride = dirs * hidden,
-                        HN = hN.Data.AsSpan(state, nh),
-                        CN = cN is null ? default : cN.Data.AsSpan(state, nh),
+                        HN = hN.Span.Slice(state, nh),
+                        CN = cN is null ? default : cN.Span.Slice(state, nh),
                     };
                     var saved = ForwardDirection(call, keepForBackward);
                     if (tape is not null) tape.Saved[layer, dir] = saved ?? throw new InvalidOperationException($"{Name}: forward kept nothing for backward.");
@@ -330,7 +330,7 @@ public abstract class DirectionwiseBackend : IRnnBackend
 
     /// <inheritdoc />
     public void Backward(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0) =>
-        BackwardCore(parameters, tape, dy, dhN, dcN, dx.Data, default, dh0, dc0);
+        BackwardCore(parameters, tape, dy, dhN, dcN, dx, default, dh0, dc0);
 
     /// <summary>
     /// <see cref="Backward"/> through a pass of <see cref="ForwardFromTable"/>: the table's gradient [V, I] is accumulated
@@ -339,7 +339,7 @@ public abstract class DirectionwiseBackend : IRnnBackend
     internal void BackwardFromTable(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Span<float> dTable, Tensor dh0, Tensor? dc0) =>
         BackwardCore(parameters, tape, dy, dhN, dcN, null, dTable, dh0, dc0);
 
-    private void BackwardCore(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, float[]? dx, Span<float> dTable, Tensor dh0, Tensor? dc0)
+    private void BackwardCore(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Tensor? dx, Span<float> dTable, Tensor dh0, Tensor? dc0)
     {
         if (tape is not StackTape stack)
             throw new ArgumentException($"tape: expected a tape made by the {Name} backend.", nameof(tape));
@@ -357,14 +357,14 @@ public abstract class DirectionwiseBackend : IRnnBackend
             var dxPacked = dx is null ? null : Rent(packed, config.InputSize);
             try
             {
-                packed.Pack(dy.Data, dyPacked, config.OutputSize);
+                packed.Pack(dy.Span, dyPacked, config.OutputSize);
                 var dh0Sorted = new Tensor(dh0.Shape.ToArray());
                 Tensor? dc0Sorted = dc0 is null ? null : new(dc0.Shape.ToArray());
                 BackwardLayers(parameters, stack, packed.RunningSteps, packed.Batch, dyPacked, Sorted(packed, dhN, hidden), dcN is null ? null : Sorted(packed, dcN, hidden),
                     dxPacked, dTable, dh0Sorted, dc0Sorted);
-                if (dx is not null) packed.Unpack(dxPacked, dx, config.InputSize);
-                packed.UnsortStates(dh0Sorted.Data, dh0.Data, hidden);
-                if (dc0 is not null) packed.UnsortStates(dc0Sorted!.Data, dc0.Data, hidden);
+                if (dx is not null) packed.Unpack(dxPacked, dx.Span, config.InputSize);
+                packed.UnsortStates(dh0Sorted.Span, dh0.Span, hidden);
+                if (dc0 is not null) packed.UnsortStates(dc0Sorted!.Span, dc0.Span, hidden);
             }
             finally
             {
@@ -373,24 +373,25 @@ public abstract class DirectionwiseBackend : IRnnBackend
             }
             return;
         }
-        BackwardLayers(parameters, stack, dy.Shape[0], dy.Shape[1], dy.Data, dhN, dcN, dx, dTable, dh0, dc0);
+        BackwardLayers(parameters, stack, dy.Shape[0], dy.Shape[1], dy.Memory, dhN, dcN, dx is null ? default : dx.Memory, dTable, dh0, dc0);
     }
 
     /// <summary>Every layer and direction, dense or on the packed rows of the tape's layout (then the states in its sorted order).</summary>
-    private void BackwardLayers(RnnParameters parameters, StackTape stack, int steps, int batch, float[] dy, Tensor dhN, Tensor? dcN, float[]? dx, Span<float> dTable,
-        Tensor dh0, Tensor? dc0)
+    /// <remarks><paramref name="dx"/> is empty when layer 0's input came from a table.</remarks>
+    private void BackwardLayers(RnnParameters parameters, StackTape stack, int steps, int batch, ReadOnlyMemory<float> dy, Tensor dhN, Tensor? dcN, Memory<float> dx,
+        Span<float> dTable, Tensor dh0, Tensor? dc0)
     {
         var config = parameters.Config;
         var packed = stack.Packed;
         int hidden = config.HiddenSize, dirs = config.Directions, nh = batch * hidden;
         long rows = packed?.Rows ?? (long)steps * batch;
-        float[] dLayerOutput = dy;
+        ReadOnlyMemory<float> dLayerOutput = dy;
         for (int layer = config.NumLayers - 1; layer >= 0; layer--)
         {
             int inputSize = config.LayerInputSize(layer);
             var table = layer == 0 ? stack.Table : null;
             // Table input: both directions accumulate into the table's gradient, so no dx is written.
-            float[]? dLayerInput = layer == 0 ? dx : new float[rows * inputSize];
+            Memory<float> dLayerInput = layer == 0 ? dx : new float[rows * inputSize];
             for (int dir = 0; dir < dirs; dir++)
             {
                 int state = (layer * dirs + dir) * nh;
@@ -398,28 +399,28 @@ public abstract class DirectionwiseBackend : IRnnBackend
                 {
                     Cell = config.Cell, Steps = steps, Batch = batch, InputSize = inputSize, HiddenSize = hidden, Reverse = dir == 1,
                     BatchSizes = packed is null ? default : packed.BatchSizes.AsSpan(0, steps),
-                    WeightIH = parameters[layer, dir, ParameterKind.WeightIH].Value.Data,
-                    WeightHH = parameters[layer, dir, ParameterKind.WeightHH].Value.Data,
-                    X = stack.LayerInputs[layer],
-                    InputTable = table?.Table,
+                    WeightIH = parameters[layer, dir, ParameterSpec.WeightIH].Value.Span,
+                    WeightHH = parameters[layer, dir, ParameterSpec.WeightHH].Value.Span,
+                    X = stack.LayerInputs[layer].Span,
+                    InputTable = table is null ? default : table.Table.Span,
                     InputIds = table?.Ids,
                     DInputTable = table is null ? default : dTable,
-                    DY = dLayerOutput.AsSpan(dir * hidden),
+                    DY = dLayerOutput.Span[(dir * hidden)..],
                     DYStride = dirs * hidden,
-                    DHN = dhN.Data.AsSpan(state, nh),
-                    DCN = dcN is null ? default : dcN.Data.AsSpan(state, nh),
-                    DX = dLayerInput,
+                    DHN = dhN.Span.Slice(state, nh),
+                    DCN = dcN is null ? default : dcN.Span.Slice(state, nh),
+                    DX = dLayerInput.Span,
                     AccumulateDX = dir > 0,
-                    DH0 = dh0.Data.AsSpan(state, nh),
-                    DC0 = dc0 is null ? default : dc0.Data.AsSpan(state, nh),
-                    DWeightIH = parameters[layer, dir, ParameterKind.WeightIH].Grad.Data,
-                    DWeightHH = parameters[layer, dir, ParameterKind.WeightHH].Grad.Data,
-                    DBiasIH = parameters[layer, dir, ParameterKind.BiasIH].Grad.Data,
-                    DBiasHH = parameters[layer, dir, ParameterKind.BiasHH].Grad.Data,
+                    DH0 = dh0.Span.Slice(state, nh),
+                    DC0 = dc0 is null ? default : dc0.Span.Slice(state, nh),
+                    DWeightIH = parameters[layer, dir, ParameterSpec.WeightIH].Grad.Span,
+                    DWeightHH = parameters[layer, dir, ParameterSpec.WeightHH].Grad.Span,
+                    DBiasIH = parameters[layer, dir, ParameterSpec.BiasIH].Grad.Span,
+                    DBiasHH = parameters[layer, dir, ParameterSpec.BiasHH].Grad.Span,
                 };
                 BackwardDirection(call, stack.Saved[layer, dir]);
             }
-            if (dLayerInput is not null) dLayerOutput = dLayerInput;
+            dLayerOutput = dLayerInput;
         }
     }
 }

@@ -160,36 +160,26 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
 
     private static ArrayView<float> At(PooledBuffer buffer, long offset) => buffer.At(offset);
 
-    private PooledBuffer Upload(float[] data, string what)
+    private PooledBuffer Upload(ReadOnlyMemory<float> data, string what)
     {
         var buffer = _pool.Rent(data.Length, what);
         Transfer(() => buffer.Upload(data));
         return buffer;
     }
 
-    private void Download(PooledBuffer buffer, float[] destination) => Transfer(() => buffer.Download(destination));
+    private void Download(PooledBuffer buffer, Memory<float> destination) => Transfer(() => buffer.Download(destination));
 
+    /// <summary>Every parameter value in one copy of the flat storage; the offsets are the parameters' own.</summary>
     private (PooledBuffer Buffer, long[] Offsets) UploadParameters(RnnParameters parameters)
     {
         var all = parameters.All;
         var offsets = new long[all.Count];
-        long total = 0;
-        for (int i = 0; i < all.Count; i++)
-        {
-            offsets[i] = total;
-            total += all[i].Value.Length;
-        }
-        var buffer = _pool.Rent(total, "parameters");
-        Transfer(() =>
-        {
-            for (int i = 0; i < all.Count; i++)
-                buffer.View.SubView(offsets[i], all[i].Value.Length).CopyFromCPU(all[i].Value.Data);
-        });
-        return (buffer, offsets);
+        for (int i = 0; i < all.Count; i++) offsets[i] = all[i].Offset;
+        return (Upload(parameters.Values.Memory, "parameters"), offsets);
     }
 
-    private static int Index(RnnConfig config, int layer, int dir, ParameterKind kind) =>
-        (layer * config.Directions + dir) * config.Definition.Parameters.Count + (int)kind;
+    private static int Index(RnnConfig config, int layer, int dir, ParameterSpec spec) =>
+        (layer * config.Directions + dir) * config.Definition.Parameters.Count + config.Definition.IndexOf(spec);
 
     private string Describe(RnnConfig config, int steps, int batch) =>
         $"{config.Cell} T={steps} N={batch} I={config.InputSize} H={config.HiddenSize} L={config.NumLayers} D={config.Directions}";
@@ -225,29 +215,29 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
         var tape = new Tape(this, config.NumLayers, config.Directions)
         {
             Steps = steps, Batch = batch, Weights = weights, Offsets = offsets,
-            H0 = Upload(Sorted(packed, h0.Data, h), "h0"), C0 = c0 is null ? null : Upload(Sorted(packed, c0.Data, h), "c0"),
+            H0 = Upload(Sorted(packed, h0.Memory, h), "h0"), C0 = c0 is null ? null : Upload(Sorted(packed, c0.Memory, h), "c0"),
             Packing = packed is null ? null : new DevicePacking(packed, config.NumLayers * config.Directions, _pool, Transfer),
         };
         try
         {
-            tape.LayerBuffers[0] = Upload(PackedRows(packed, x.Data, config.InputSize), "x [T, N, I]");
+            tape.LayerBuffers[0] = Upload(PackedRows(packed, x.Memory, config.InputSize), "x [T, N, I]");
             using var hNBuffer = _pool.Rent(hN.Length, "hN");
             using var cNBuffer = cN is null ? null : _pool.Rent(cN.Length, "cN");
             RunForward(config, tape, hNBuffer, cNBuffer, keepForBackward);
             SettleBeforeDownloads("forward");
             // A variable-length batch comes back as packed rows and sorted states, put in place on the host.
-            var yRows = packed is null ? y.Data : new float[(long)packed.Rows * config.OutputSize];
-            var hNRows = packed is null ? hN.Data : new float[hN.Length];
-            var cNRows = cN is null ? null : packed is null ? cN.Data : new float[cN.Length];
+            Memory<float> yRows = packed is null ? y.Memory : new float[(long)packed.Rows * config.OutputSize];
+            Memory<float> hNRows = packed is null ? hN.Memory : new float[hN.Length];
+            Memory<float> cNRows = cN is null ? default : packed is null ? cN.Memory : new float[cN.Length];
             Download(tape.LayerBuffers[config.NumLayers], yRows);
             Download(hNBuffer, hNRows);
-            if (cNRows is not null) Download(cNBuffer!, cNRows);
+            if (cN is not null) Download(cNBuffer!, cNRows);
             _gpu.Synchronize("forward");
             if (packed is not null)
             {
-                packed.Unpack(yRows, y.Data, config.OutputSize);
-                packed.UnsortStates(hNRows, hN.Data, h);
-                if (cN is not null) packed.UnsortStates(cNRows!, cN.Data, h);
+                packed.Unpack(yRows.Span, y.Span, config.OutputSize);
+                packed.UnsortStates(hNRows.Span, hN.Span, h);
+                if (cN is not null) packed.UnsortStates(cNRows.Span, cN.Span, h);
             }
             if (keepForBackward) return tape;
             tape.Dispose();
@@ -261,20 +251,20 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     }
 
     /// <summary>x or dy in the pass's layout: the padded rows themselves, or packed on the host before their one upload.</summary>
-    private static float[] PackedRows(PackedBatch? packed, float[] padded, int features)
+    private static ReadOnlyMemory<float> PackedRows(PackedBatch? packed, ReadOnlyMemory<float> padded, int features)
     {
         if (packed is null) return padded;
         var rows = new float[(long)packed.Rows * features];
-        packed.Pack(padded, rows, features);
+        packed.Pack(padded.Span, rows, features);
         return rows;
     }
 
     /// <summary>h0, c0, dhN or dcN in the pass's order: as given, or sorted on the host before their one upload.</summary>
-    private static float[] Sorted(PackedBatch? packed, float[] states, int hidden)
+    private static ReadOnlyMemory<float> Sorted(PackedBatch? packed, ReadOnlyMemory<float> states, int hidden)
     {
         if (packed is null) return states;
         var sorted = new float[states.Length];
-        packed.SortStates(states, sorted, hidden);
+        packed.SortStates(states.Span, sorted, hidden);
         return sorted;
     }
 
@@ -307,10 +297,10 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
                     if (lstm) saved.Cells = _pool.Rent((long)rows * h, "saved cell states [T, N, H]");
                     if (keepsValue) saved.Extra = _pool.Rent((long)rows * h, "saved step values [T, N, H]");
                 }
-                var wih = At(weights, tape.Offsets[Index(config, layer, dir, ParameterKind.WeightIH)]);
-                var whh = At(weights, tape.Offsets[Index(config, layer, dir, ParameterKind.WeightHH)]);
-                var bih = At(weights, tape.Offsets[Index(config, layer, dir, ParameterKind.BiasIH)]);
-                var bhh = At(weights, tape.Offsets[Index(config, layer, dir, ParameterKind.BiasHH)]);
+                var wih = At(weights, tape.Offsets[Index(config, layer, dir, ParameterSpec.WeightIH)]);
+                var whh = At(weights, tape.Offsets[Index(config, layer, dir, ParameterSpec.WeightHH)]);
+                var bih = At(weights, tape.Offsets[Index(config, layer, dir, ParameterSpec.BiasIH)]);
+                var bhh = At(weights, tape.Offsets[Index(config, layer, dir, ParameterSpec.BiasHH)]);
                 int state = (layer * dirs + dir) * nh;
                 // All T input products at once: [T·N, I] · W_ihᵀ (packed: the Σ b real rows).
                 gemm.Sgemm(false, true, rows, gh, inputSize, 1, input.View, inputSize, wih, inputSize, 0, inputProducts.View, gh);
@@ -381,9 +371,9 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
         int h = config.HiddenSize;
         try
         {
-            using var dyBuffer = Upload(PackedRows(packed, dy.Data, config.OutputSize), "dy [T, N, D·H]");
-            using var dhNBuffer = Upload(Sorted(packed, dhN.Data, h), "dhN");
-            using var dcNBuffer = dcN is null ? null : Upload(Sorted(packed, dcN.Data, h), "dcN");
+            using var dyBuffer = Upload(PackedRows(packed, dy.Memory, config.OutputSize), "dy [T, N, D·H]");
+            using var dhNBuffer = Upload(Sorted(packed, dhN.Memory, h), "dhN");
+            using var dcNBuffer = dcN is null ? null : Upload(Sorted(packed, dcN.Memory, h), "dcN");
             using var grads = _pool.Rent(ours.Weights.Length, "parameter gradients");
             grads.Clear();
             using var dh0Buffer = _pool.Rent(dh0.Length, "dh0");
@@ -391,9 +381,9 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
             var dxBuffer = RunBackward(config, ours, dyBuffer, dhNBuffer, dcNBuffer, grads, dh0Buffer, dc0Buffer);
             SettleBeforeDownloads("backward");
             // A variable-length batch comes back as packed rows and sorted states, put in place on the host.
-            var dxRows = packed is null ? dx.Data : new float[(long)packed.Rows * config.InputSize];
-            var dh0Rows = packed is null ? dh0.Data : new float[dh0.Length];
-            var dc0Rows = dc0 is null ? null : packed is null ? dc0.Data : new float[dc0.Length];
+            Memory<float> dxRows = packed is null ? dx.Memory : new float[(long)packed.Rows * config.InputSize];
+            Memory<float> dh0Rows = packed is null ? dh0.Memory : new float[dh0.Length];
+            Memory<float> dc0Rows = dc0 is null ? default : packed is null ? dc0.Memory : new float[dc0.Length];
             try
             {
                 Download(dxBuffer, dxRows);
@@ -403,13 +393,13 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
                 dxBuffer.Dispose();
             }
             Download(dh0Buffer, dh0Rows);
-            if (dc0Rows is not null) Download(dc0Buffer!, dc0Rows);
+            if (dc0 is not null) Download(dc0Buffer!, dc0Rows);
             AddGradientsToHost(parameters, ours, grads);
             if (packed is not null)
             {
-                packed.Unpack(dxRows, dx.Data, config.InputSize);
-                packed.UnsortStates(dh0Rows, dh0.Data, h);
-                if (dc0 is not null) packed.UnsortStates(dc0Rows!, dc0.Data, h);
+                packed.Unpack(dxRows.Span, dx.Span, config.InputSize);
+                packed.UnsortStates(dh0Rows.Span, dh0.Span, h);
+                if (dc0 is not null) packed.UnsortStates(dc0Rows.Span, dc0.Span, h);
             }
         }
         catch (Exception e)
@@ -421,16 +411,12 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     /// <summary>Downloads the device gradients and adds them into the parameters' host gradients (waits for the device).</summary>
     private void AddGradientsToHost(RnnParameters parameters, Tape tape, PooledBuffer grads)
     {
-        var hostGrads = new float[tape.Weights.Length];
+        // The device gradients lie as the host's flat storage does: one download, one sum.
+        var destination = parameters.Gradients.Span;
+        var hostGrads = new float[destination.Length];
         Download(grads, hostGrads);
         _gpu.Synchronize("backward");
-        var all = parameters.All;
-        for (int i = 0; i < all.Count; i++)
-        {
-            var destination = all[i].Grad.Data;
-            long offset = tape.Offsets[i];
-            for (int k = 0; k < destination.Length; k++) destination[k] += hostGrads[offset + k];
-        }
+        for (int k = 0; k < destination.Length; k++) destination[k] += hostGrads[k];
     }
 
     /// <summary>
@@ -634,8 +620,8 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
             for (int dir = 0; dir < dirs; dir++)
             {
                 var saved = tape.Saved[layer, dir];
-                long wihOffset = tape.Offsets[Index(config, layer, dir, ParameterKind.WeightIH)];
-                long whhOffset = tape.Offsets[Index(config, layer, dir, ParameterKind.WeightHH)];
+                long wihOffset = tape.Offsets[Index(config, layer, dir, ParameterSpec.WeightIH)];
+                long whhOffset = tape.Offsets[Index(config, layer, dir, ParameterSpec.WeightHH)];
                 var wih = At(weights, wihOffset);
                 var whh = At(weights, whhOffset);
                 int state = (layer * dirs + dir) * nh;
@@ -685,8 +671,8 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
                     PreviousHidden = previousHidden?.View ?? default,
                     Extra = keepsValue ? saved.Extra!.View : default, DWeightHH = At(grads, whhOffset),
                 });
-                _gpu.Kernels.ColumnSums(dInput.View, rows, gh, gh, At(grads, tape.Offsets[Index(config, layer, dir, ParameterKind.BiasIH)]), accumulate: true, sumScratch.View);
-                _gpu.Kernels.ColumnSums(dRecur.View, rows, gh, gh, At(grads, tape.Offsets[Index(config, layer, dir, ParameterKind.BiasHH)]), accumulate: true, sumScratch.View);
+                _gpu.Kernels.ColumnSums(dInput.View, rows, gh, gh, At(grads, tape.Offsets[Index(config, layer, dir, ParameterSpec.BiasIH)]), accumulate: true, sumScratch.View);
+                _gpu.Kernels.ColumnSums(dRecur.View, rows, gh, gh, At(grads, tape.Offsets[Index(config, layer, dir, ParameterSpec.BiasHH)]), accumulate: true, sumScratch.View);
                 // The layer input's gradient: both directions' dInput · W_ih, summed.
                 gemm.Sgemm(false, false, rows, inputSize, gh, 1, dInput.View, gh, wih, inputSize, dir == 0 ? 0 : 1, dLayerInput.View, inputSize);
             }

@@ -29,7 +29,7 @@ public sealed class RnnForwardResult : IDisposable
     internal IRnnTape? Tape { get; private set; }
     /// <summary>Set when the input came from a table (<see cref="RecurrentLayer.ForwardFromTable"/>), null for dense input.</summary>
     internal RecurrentLayer.TableRun? Table { get; }
-    /// <summary>The parameters' <see cref="RnnParameters.Version"/> the pass ran with: backward refuses to run with others.</summary>
+    /// <summary>The parameters' <see cref="ParameterSet.Version"/> the pass ran with: backward refuses to run with others.</summary>
     internal int ParameterVersion { get; }
 
     /// <summary>Frees what the forward pass kept for backward.</summary>
@@ -159,7 +159,7 @@ public abstract class RecurrentLayer
     /// <remarks>
     /// The stepper sees the parameters as they are now: once they are replaced (<see cref="Load"/>, <see cref="RnnParameters.Reset"/>,
     /// a sequence model's SGD step) its steps and backward steps throw <see cref="InvalidOperationException"/>; writes straight
-    /// into a parameter's <c>Value.Data</c> are not seen by a native stepper. See <see cref="RecurrentStepper"/>.
+    /// into a parameter's <c>Value.Span</c> are not seen by a native stepper. See <see cref="RecurrentStepper"/>.
     /// </remarks>
     /// <exception cref="NotSupportedException">The stack is bidirectional: its reverse direction needs the whole sequence, so it cannot step.</exception>
     /// <exception cref="InvalidOperationException">Another thread is replacing the parameters.</exception>
@@ -226,17 +226,17 @@ public abstract class RecurrentLayer
         Tensor.RequireFinite(table, nameof(table));
         // Backward reads the ids again (and, on the table path, the table); the caller may change its own arrays meanwhile.
         bool keepsTable = keepForBackward && UsesTablePath(vocab, steps * batch);
-        return RunFromTable(keepsTable ? (float[])table.Data.Clone() : table.Data, vocab, keepForBackward ? (int[])ids.Clone() : ids, steps, batch, h0, c0, keepForBackward,
+        return RunFromTable(keepsTable ? table.ToArray() : table.Memory, vocab, keepForBackward ? (int[])ids.Clone() : ids, steps, batch, h0, c0, keepForBackward,
             (int[]?)lengths?.Clone());
     }
 
     private bool UsesTablePath(int vocab, int rows) => Backend is DirectionwiseBackend { SupportsTableInput: true } && vocab < rows;
 
     /// <summary><see cref="ForwardFromTable(Tensor, int[], int, int, Tensor?, Tensor?, bool, int[])"/> from a zero state, for callers that validated: table [V, I], ids [T·N] in [−1, V).</summary>
-    internal RnnForwardResult ForwardFromTableUnchecked(float[] table, int vocab, int[] ids, int steps, int batch, bool keepForBackward, int[]? lengths = null) =>
+    internal RnnForwardResult ForwardFromTableUnchecked(ReadOnlyMemory<float> table, int vocab, int[] ids, int steps, int batch, bool keepForBackward, int[]? lengths = null) =>
         RunFromTable(table, vocab, ids, steps, batch, null, null, keepForBackward, lengths);
 
-    private RnnForwardResult RunFromTable(float[] table, int vocab, int[] ids, int steps, int batch, Tensor? h0, Tensor? c0, bool keepForBackward, int[]? lengths)
+    private RnnForwardResult RunFromTable(ReadOnlyMemory<float> table, int vocab, int[] ids, int steps, int batch, Tensor? h0, Tensor? c0, bool keepForBackward, int[]? lengths)
     {
         int rows = steps * batch, input = Config.InputSize;
         var tableInput = new DirectionwiseBackend.TableInput(table, vocab, ids);
@@ -245,7 +245,7 @@ public abstract class RecurrentLayer
                 ((DirectionwiseBackend)Backend).ForwardFromTable(Parameters, tableInput, h, c, y, hN, cN, keepForBackward, lengths));
         var x = new Tensor(steps, batch, input);
         for (int r = 0; r < rows; r++)
-            if (ids[r] >= 0) table.AsSpan(ids[r] * input, input).CopyTo(x.Data.AsSpan(r * input, input));
+            if (ids[r] >= 0) table.Span.Slice(ids[r] * input, input).CopyTo(x.Span.Slice(r * input, input));
         var gathered = Run(x, h0, c0, keepForBackward, inputIsPrivate: true, lengths);
         return new RnnForwardResult(this, gathered.Output, gathered.HiddenState, gathered.CellState, gathered.Tape, new TableRun(tableInput, Gathered: true),
             gathered.ParameterVersion, lengths);
@@ -277,7 +277,7 @@ public abstract class RecurrentLayer
         Tensor.RequireShape(tableGradient, nameof(tableGradient), run.Input.Vocab, Config.InputSize);
         int steps = forward.Output.Shape[0], batch = forward.Output.Shape[1];
         RequireOutputGradients(dy, dhN, dcN, steps, batch);
-        return BackwardFromTableUnchecked(forward, dy ?? new Tensor(steps, batch, Config.OutputSize), tableGradient.Data, dhN, dcN);
+        return BackwardFromTableUnchecked(forward, dy ?? new Tensor(steps, batch, Config.OutputSize), tableGradient.Span, dhN, dcN);
     }
 
     /// <summary>
@@ -292,13 +292,13 @@ public abstract class RecurrentLayer
         if (run.Gathered)
         {
             var gradients = BackwardUnchecked(forward, tape, dy, dhN, dcN);
-            var dx = gradients.Input.Data;
+            ReadOnlySpan<float> dx = gradients.Input.Span;
             var ids = run.Input.Ids;
             for (int r = 0; r < ids.Length; r++)
                 if (ids[r] >= 0)
                 {
                     var destination = tableGradient.Slice(ids[r] * input, input);
-                    var source = dx.AsSpan(r * input, input);
+                    var source = dx.Slice(r * input, input);
                     for (int i = 0; i < input; i++) destination[i] += source[i];
                 }
             return new RnnStateGradients(gradients.InitialHidden, gradients.InitialCell);
@@ -366,7 +366,7 @@ public abstract class RecurrentLayer
     }
 
     /// <summary>Marks a backward pass in flight, after checking that the parameters are those <paramref name="forward"/> ran with.</summary>
-    private RnnParameters.PassScope EnterBackward(RnnForwardResult forward)
+    private ParameterSet.PassScope EnterBackward(RnnForwardResult forward)
     {
         var pass = Parameters.EnterPass();
         if (forward.ParameterVersion != Parameters.Version)
@@ -409,13 +409,10 @@ public abstract class RecurrentLayer
     /// <summary>Sets every parameter gradient to zero (after any backward pass in flight on another thread has added its gradient).</summary>
     public void ZeroGrad() => Parameters.ZeroGrad();
 
-    // Save records the cell here; Load refuses a file saved from another cell of the same shapes (GRU reset-after
-    // and reset-before, RNN tanh and relu), whose weights would load silently and compute something else.
-    private const string CellMetadataKey = "recurrent.cell";
-
     /// <summary>
     /// Saves the parameters as a safetensors file under PyTorch's names (atomically: temporary file, then rename),
-    /// recording the cell in the metadata. PyTorch loads it with <c>load_state_dict(load_file(path))</c>.
+    /// recording the cell in the metadata: <see cref="ParameterSet.Save"/> of <see cref="Parameters"/>. PyTorch loads it
+    /// with <c>load_state_dict(load_file(path))</c>.
     /// </summary>
     /// <remarks>Through a symbolic link the link's final target is replaced and the link kept; see <see cref="SafeTensors.Write"/>.</remarks>
     /// <exception cref="ArgumentNullException"><paramref name="path"/> is null.</exception>
@@ -425,23 +422,11 @@ public abstract class RecurrentLayer
     /// <exception cref="UnauthorizedAccessException">The folder may not be written (permissions).</exception>
     /// <exception cref="InvalidOperationException">A parameter holds NaN or infinity: <see cref="Load"/> refuses such files, so they are not written;
     /// or another thread is replacing the parameters.</exception>
-    public void Save(string path)
-    {
-        // Inside the pass, so no SGD step or Load changes the values between the check and the write.
-        using var pass = Parameters.EnterPass();
-        foreach (var p in Parameters.All)
-        {
-            int bad = Tensor.IndexOfNonFinite(p.Value.Data);
-            if (bad >= 0)
-                throw new InvalidOperationException($"parameter '{p.Name}' element {bad} is {p.Value.Data[bad]}; a checkpoint with non-finite values cannot be loaded again, so it is not saved.");
-        }
-        SafeTensors.Write(path, Parameters.All.Select(p => KeyValuePair.Create(p.Name, p.Value)),
-            new Dictionary<string, string> { ["format"] = "pt", [CellMetadataKey] = Config.Cell.ToString() });
-    }
+    public void Save(string path) => Parameters.Save(path);
 
     /// <summary>
-    /// Loads parameters from a safetensors file, such as one written by PyTorch's <c>save_file(rnn.state_dict(), path)</c>.
-    /// Nothing is changed unless the whole file is valid.
+    /// Loads parameters from a safetensors file, such as one written by PyTorch's <c>save_file(rnn.state_dict(), path)</c>:
+    /// <see cref="ParameterSet.Load"/> of <see cref="Parameters"/>. Nothing is changed unless the whole file is valid.
     /// </summary>
     /// <exception cref="InvalidDataException">A tensor is missing, extra, misshaped or not finite, the dtype is not F32, the file was
     /// saved from another cell, or the file is malformed; the message names the file and the tensor.</exception>
@@ -451,26 +436,7 @@ public abstract class RecurrentLayer
     /// <exception cref="UnauthorizedAccessException">The file may not be read (permissions).</exception>
     /// <exception cref="InvalidOperationException">A forward or backward pass of this layer is running on another thread.</exception>
     /// <remarks>A forward pass run before Load cannot be back-propagated after it (<see cref="Backward"/> throws).</remarks>
-    public void Load(string path)
-    {
-        var tensors = SafeTensors.Read(path, out var metadata);
-        if (metadata.TryGetValue(CellMetadataKey, out var savedCell) && savedCell != Config.Cell.ToString())
-            throw new InvalidDataException($"{path}: metadata '{CellMetadataKey}' says the file was saved from a {savedCell} layer; this layer is {Config.Cell}.");
-        foreach (var p in Parameters.All)
-        {
-            if (!tensors.TryGetValue(p.Name, out var t))
-                throw new InvalidDataException($"{path}: tensor '{p.Name}' is missing; a {Config.Cell} layer with this configuration needs {string.Join(", ", Parameters.All.Select(q => q.Name))}.");
-            if (!t.HasShape([.. p.Value.Shape]))
-                throw new InvalidDataException($"{path}: tensor '{p.Name}' has shape {Tensor.FormatShape(t.Shape)}; expected {Tensor.FormatShape(p.Value.Shape)}.");
-            int bad = Tensor.IndexOfNonFinite(t.Data);
-            if (bad >= 0) throw new InvalidDataException($"{path}: tensor '{p.Name}' element {bad} is {t.Data[bad]}; expected finite values.");
-        }
-        foreach (var name in tensors.Keys)
-            if (!Parameters.All.Any(p => p.Name == name))
-                throw new InvalidDataException($"{path}: tensor '{name}' is not a parameter of this layer; expected only {string.Join(", ", Parameters.All.Select(q => q.Name))}.");
-        using var write = Parameters.BeginWrite(nameof(Load));
-        foreach (var p in Parameters.All) tensors[p.Name].Data.CopyTo(p.Value.Data, 0);
-    }
+    public void Load(string path) => Parameters.Load(path);
 }
 
 /// <summary>Activation of an Elman RNN.</summary>

@@ -80,7 +80,7 @@ public sealed record RecurrentStepGradients(Tensor Input, Tensor Hidden, Tensor?
 /// <para>Resident weights are never silently stale: the stepper records the parameters' version when it is made, and
 /// its steps and backward steps throw <see cref="InvalidOperationException"/> once they were replaced (<see cref="RecurrentLayer.Load"/>,
 /// <see cref="RnnParameters.Reset"/>, a sequence model's SGD step); make a new stepper then. Direct writes into a
-/// parameter's <c>Value.Data</c> do not change the version and are not seen by a native stepper.</para>
+/// parameter's <c>Value.Span</c> do not change the version and are not seen by a native stepper.</para>
 /// <para>Thread-safety: steps may run on several threads at once, each with its own states.</para>
 /// </remarks>
 public abstract class RecurrentStepper : IDisposable
@@ -174,18 +174,18 @@ public abstract class RecurrentStepper : IDisposable
         Tensor.RequireFinite(xt, nameof(xt));
         if (keepForBackward && !Training)
             throw new InvalidOperationException("Step: keepForBackward needs a stepper made for training (CreateStepper(training: true)), which also packs the weights backward reads; this one was made for inference.");
-        return StepUnchecked(xt.Data, xt.Shape[0], state, keepForBackward, inputIsPrivate: false);
+        return StepUnchecked(xt, state, keepForBackward, inputIsPrivate: false);
     }
 
     /// <summary>
     /// <see cref="Step(Tensor, RecurrentStepState, bool)"/> for callers that validated: x [N, I], a state of this stepper with N rows.
     /// Non-finite values propagate. <paramref name="inputIsPrivate"/>: no one changes x before the step's backward, so it need not be copied.
     /// </summary>
-    internal RecurrentStepResult StepUnchecked(float[] x, int batch, RecurrentStepState state, bool keepForBackward, bool inputIsPrivate)
+    internal RecurrentStepResult StepUnchecked(Tensor x, RecurrentStepState state, bool keepForBackward, bool inputIsPrivate)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         using var pass = EnterCurrentPass();
-        return StepCore(x, batch, state, keepForBackward, inputIsPrivate);
+        return StepCore(x, state, keepForBackward, inputIsPrivate);
     }
 
     /// <summary>
@@ -225,29 +225,29 @@ public abstract class RecurrentStepper : IDisposable
         if (dOutput is not null) Tensor.RequireFinite(dOutput, nameof(dOutput));
         if (dh is not null) Tensor.RequireFinite(dh, nameof(dh));
         if (dc is not null) Tensor.RequireFinite(dc, nameof(dc));
-        return BackwardUnchecked(step, dOutput?.Data ?? new float[batch * Config.HiddenSize], dh?.Data, dc?.Data);
+        return BackwardUnchecked(step, dOutput ?? new Tensor(batch, Config.HiddenSize), dh, dc);
     }
 
     /// <summary>
     /// <see cref="Backward"/> for callers that validated: a step of this stepper, dOutput [N, H], dh and dc [L, N, H] or null
     /// (zeros). Non-finite values propagate.
     /// </summary>
-    internal RecurrentStepGradients BackwardUnchecked(RecurrentStepResult step, float[] dOutput, float[]? dh, float[]? dc)
+    internal RecurrentStepGradients BackwardUnchecked(RecurrentStepResult step, Tensor dOutput, Tensor? dh, Tensor? dc)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var tape = step.Tape ?? throw new InvalidOperationException(
             "step: it kept nothing for backward (run Step with keepForBackward: true), or it was disposed.");
         int[] stateShape = Config.StateShape(step.Batch);
         // The state gradients are overwritten in place, layer by layer, from the step after's (or zeros).
-        var dHidden = new Tensor(dh is null ? new float[Config.NumLayers * step.Batch * Config.HiddenSize] : (float[])dh.Clone(), stateShape);
-        var dCell = Config.Cell.HasCellState() ? new Tensor(dc is null ? new float[dHidden.Length] : (float[])dc.Clone(), stateShape) : null;
+        var dHidden = dh?.Clone() ?? new Tensor(stateShape);
+        var dCell = Config.Cell.HasCellState() ? dc?.Clone() ?? new Tensor(stateShape) : null;
         using var pass = EnterCurrentPass();
-        var dx = BackwardCore(tape, step.Batch, dOutput, dHidden.Data, dCell?.Data);
-        return new RecurrentStepGradients(new Tensor(dx, step.Batch, Config.InputSize), dHidden, dCell);
+        var dx = BackwardCore(tape, step.Batch, dOutput, dHidden, dCell);
+        return new RecurrentStepGradients(dx, dHidden, dCell);
     }
 
     /// <summary>Marks a pass of the layer in flight, after checking that its parameters are still those this stepper was made with.</summary>
-    private RnnParameters.PassScope EnterCurrentPass()
+    private ParameterSet.PassScope EnterCurrentPass()
     {
         var pass = Layer.Parameters.EnterPass();
         if (Layer.Parameters.Version != _version)
@@ -267,15 +267,15 @@ public abstract class RecurrentStepper : IDisposable
                 : $"{what}: it comes from a stepper of another layer.", argumentName);
     }
 
-    /// <summary>One step inside a pass: x [N, I] (the caller's array: copy it when keeping it and not <paramref name="inputIsPrivate"/>).</summary>
-    private protected abstract RecurrentStepResult StepCore(float[] x, int batch, RecurrentStepState state, bool keepForBackward, bool inputIsPrivate);
+    /// <summary>One step inside a pass: x [N, I] (the caller's tensor: copy it when keeping it and not <paramref name="inputIsPrivate"/>).</summary>
+    private protected abstract RecurrentStepResult StepCore(Tensor x, RecurrentStepState state, bool keepForBackward, bool inputIsPrivate);
 
     /// <summary>
     /// One step's backward inside a pass: from <paramref name="tape"/> (what <see cref="StepCore"/> kept) and dOutput [N, H], with
     /// dh (and dc) [L, N, H] holding the gradients of the new state on entry and receiving those of the state the step started
     /// from; adds the parameter gradients. Returns dx [N, I].
     /// </summary>
-    private protected abstract float[] BackwardCore(object tape, int batch, float[] dOutput, float[] dh, float[]? dc);
+    private protected abstract Tensor BackwardCore(object tape, int batch, Tensor dOutput, Tensor dh, Tensor? dc);
 
     private protected RecurrentStepResult NewResult(int batch, Tensor output, Tensor hidden, Tensor? cell, object? tape) =>
         new(this, batch, output, new RecurrentStepState(this, hidden, cell), tape);
@@ -299,7 +299,7 @@ internal sealed class NativeRecurrentStepper : RecurrentStepper
     /// What a native training step keeps: layer 0's input (the caller's array when it is private, else a copy) and each layer's
     /// native tape [<see cref="NativeRnnStep.TapeLength"/>(N)], whose second N·H floats (h_out) are the next layer's input.
     /// </summary>
-    private sealed record Tape(float[] Input, float[][] Layers);
+    private sealed record Tape(ReadOnlyMemory<float> Input, float[][] Layers);
 
     private readonly NativeRnnStep[] _layers;
 
@@ -316,8 +316,8 @@ internal sealed class NativeRecurrentStepper : RecurrentStepper
         {
             for (int l = 0; l < config.NumLayers; l++)
                 layers[l] = NativeRnnStep.Create(config.Cell, fused, config.LayerInputSize(l), config.HiddenSize,
-                    p[l, 0, ParameterKind.WeightIH].Value.Data, p[l, 0, ParameterKind.WeightHH].Value.Data,
-                    p[l, 0, ParameterKind.BiasIH].Value.Data, p[l, 0, ParameterKind.BiasHH].Value.Data, training);
+                    p[l, 0, ParameterSpec.WeightIH].Value.Span, p[l, 0, ParameterSpec.WeightHH].Value.Span,
+                    p[l, 0, ParameterSpec.BiasIH].Value.Span, p[l, 0, ParameterSpec.BiasHH].Value.Span, training);
         }
         catch
         {
@@ -329,36 +329,36 @@ internal sealed class NativeRecurrentStepper : RecurrentStepper
 
     public override bool HasResidentWeights => true;
 
-    private protected override RecurrentStepResult StepCore(float[] x, int batch, RecurrentStepState state, bool keepForBackward, bool inputIsPrivate)
+    private protected override RecurrentStepResult StepCore(Tensor x, RecurrentStepState state, bool keepForBackward, bool inputIsPrivate)
     {
         var config = Layer.Config;
-        int hidden = config.HiddenSize, nh = batch * hidden;
+        int batch = x.Shape[0], hidden = config.HiddenSize, nh = batch * hidden;
         int[] shape = config.StateShape(batch);
         var h = new Tensor(shape);
         var c = state.Cell is null ? null : new Tensor(shape);
         // Uninitialised: the native step writes every element of its tape.
         var tapes = keepForBackward ? Array.ConvertAll(_layers, layer => GC.AllocateUninitializedArray<float>(layer.TapeLength(batch))) : null;
-        ReadOnlySpan<float> input = x;
+        ReadOnlySpan<float> input = x.Span;
         for (int l = 0; l < _layers.Length; l++)
         {
-            var hOut = h.Data.AsSpan(l * nh, nh);
-            _layers[l].Forward(batch, input, state.Hidden.Data.AsSpan(l * nh, nh), state.Cell is null ? default : state.Cell.Data.AsSpan(l * nh, nh),
-                hOut, c is null ? default : c.Data.AsSpan(l * nh, nh), tapes is null ? default : tapes[l]);
+            var hOut = h.Span.Slice(l * nh, nh);
+            _layers[l].Forward(batch, input, state.Hidden.Span.Slice(l * nh, nh), state.Cell is null ? default : state.Cell.Span.Slice(l * nh, nh),
+                hOut, c is null ? default : c.Span.Slice(l * nh, nh), tapes is null ? default : tapes[l]);
             input = hOut;
         }
         var output = new Tensor(batch, hidden);
-        input.CopyTo(output.Data);
-        var tape = tapes is null ? null : new Tape(inputIsPrivate ? x : (float[])x.Clone(), tapes);
+        input.CopyTo(output.Span);
+        var tape = tapes is null ? null : new Tape(inputIsPrivate ? x.Memory : x.ToArray(), tapes);
         return NewResult(batch, output, h, c, tape);
     }
 
-    private protected override float[] BackwardCore(object tape, int batch, float[] dOutput, float[] dh, float[]? dc)
+    private protected override Tensor BackwardCore(object tape, int batch, Tensor dOutput, Tensor dh, Tensor? dc)
     {
         var kept = (Tape)tape;
         var config = Layer.Config;
         var p = Layer.Parameters;
         int nh = batch * config.HiddenSize;
-        float[] dx = new float[batch * config.InputSize];
+        var dx = new Tensor(batch, config.InputSize);
         // The gradient of each layer's output: the caller's for the top layer, the layer above's dx for the others. Layer
         // l ≥ 1 writes its dx into between[l % 2] while it reads its dy from the other.
         float[][] between = _layers.Length > 1 ? [new float[nh], new float[nh]] : [];
@@ -366,14 +366,14 @@ internal sealed class NativeRecurrentStepper : RecurrentStepper
         lock (p.GradientLock)
             for (int l = _layers.Length - 1; l >= 0; l--)
             {
-                ReadOnlySpan<float> input = l == 0 ? kept.Input : kept.Layers[l - 1].AsSpan(nh, nh);
-                var dy = l == _layers.Length - 1 ? dOutput : between[(l + 1) % 2];
-                var dInput = l == 0 ? dx : between[l % 2];
-                var dhLayer = dh.AsSpan(l * nh, nh);
-                var dcLayer = dc is null ? default : dc.AsSpan(l * nh, nh);
+                ReadOnlySpan<float> input = l == 0 ? kept.Input.Span : kept.Layers[l - 1].AsSpan(nh, nh);
+                ReadOnlySpan<float> dy = l == _layers.Length - 1 ? dOutput.Span : between[(l + 1) % 2];
+                Span<float> dInput = l == 0 ? dx.Span : between[l % 2];
+                var dhLayer = dh.Span.Slice(l * nh, nh);
+                var dcLayer = dc is null ? default : dc.Span.Slice(l * nh, nh);
                 _layers[l].Backward(batch, input, kept.Layers[l], dy, dhLayer, dcLayer, dInput, dhLayer, dcLayer,
-                    p[l, 0, ParameterKind.WeightIH].Grad.Data, p[l, 0, ParameterKind.WeightHH].Grad.Data,
-                    p[l, 0, ParameterKind.BiasIH].Grad.Data, p[l, 0, ParameterKind.BiasHH].Grad.Data);
+                    p[l, 0, ParameterSpec.WeightIH].Grad.Span, p[l, 0, ParameterSpec.WeightHH].Grad.Span,
+                    p[l, 0, ParameterSpec.BiasIH].Grad.Span, p[l, 0, ParameterSpec.BiasHH].Grad.Span);
             }
         return dx;
     }
@@ -392,25 +392,24 @@ internal sealed class SequencePassStepper(RecurrentLayer layer, bool training) :
 {
     public override bool HasResidentWeights => false;
 
-    private protected override RecurrentStepResult StepCore(float[] x, int batch, RecurrentStepState state, bool keepForBackward, bool inputIsPrivate)
+    private protected override RecurrentStepResult StepCore(Tensor x, RecurrentStepState state, bool keepForBackward, bool inputIsPrivate)
     {
         var config = Layer.Config;
+        int batch = x.Shape[0];
         // Without backward the pass reads x during the call only, so it is private for it.
-        var result = Layer.Run(new Tensor(x, 1, batch, config.InputSize), state.Hidden, state.Cell, keepForBackward, inputIsPrivate || !keepForBackward);
+        var result = Layer.Run(x.Reshape(1, batch, config.InputSize), state.Hidden, state.Cell, keepForBackward, inputIsPrivate || !keepForBackward);
         if (!keepForBackward) result.Dispose();
-        return NewResult(batch, new Tensor(result.Output.Data, batch, config.HiddenSize), result.HiddenState, result.CellState, keepForBackward ? result : null);
+        return NewResult(batch, result.Output.Reshape(batch, config.HiddenSize), result.HiddenState, result.CellState, keepForBackward ? result : null);
     }
 
-    private protected override float[] BackwardCore(object tape, int batch, float[] dOutput, float[] dh, float[]? dc)
+    private protected override Tensor BackwardCore(object tape, int batch, Tensor dOutput, Tensor dh, Tensor? dc)
     {
         var forward = (RnnForwardResult)tape;
         var config = Layer.Config;
-        int[] state = config.StateShape(batch);
         var saved = forward.Tape ?? throw new InvalidOperationException("step: its tape was disposed.");
-        var gradients = Layer.BackwardUnchecked(forward, saved, new Tensor(dOutput, 1, batch, config.HiddenSize), new Tensor(dh, state),
-            dc is null ? null : new Tensor(dc, state));
-        gradients.InitialHidden.Data.CopyTo(dh, 0);
-        gradients.InitialCell?.Data.CopyTo(dc!, 0);
-        return gradients.Input.Data;
+        var gradients = Layer.BackwardUnchecked(forward, saved, dOutput.Reshape(1, batch, config.HiddenSize), dh, dc);
+        gradients.InitialHidden.Span.CopyTo(dh.Span);
+        gradients.InitialCell?.Span.CopyTo(dc!.Span);
+        return gradients.Input.Reshape(batch, config.InputSize);
     }
 }

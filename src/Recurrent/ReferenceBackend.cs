@@ -46,15 +46,16 @@ public sealed class ReferenceBackend : IRnnBackend
         for (int i = 0; i < grads.Weights.Values.Length; i++)
         {
             var source = grads.Weights.Values[i];
-            var destination = parameters.All[i].Grad.Data;
+            var destination = parameters.All[i].Grad.Span;
             for (int k = 0; k < source.Length; k++) destination[k] += (float)source[k];
         }
     }
 
-    private static double[] Widen(Tensor t) => Array.ConvertAll(t.Data, v => (double)v);
+    private static double[] Widen(Tensor t) => ReferenceWeights.Widen(t.Span);
 
     private static void Narrow(double[] source, Tensor destination)
     {
-        for (int i = 0; i < source.Length; i++) destination.Data[i] = (float)source[i];
+        var values = destination.Span;
+        for (int i = 0; i < source.Length; i++) values[i] = (float)source[i];
     }
 }

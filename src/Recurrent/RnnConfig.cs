@@ -1,23 +1,6 @@
 namespace Recurrent;
 
 /// <summary>
-/// Which parameter of a layer and direction: its position in the cell's <see cref="CellDefinition.Parameters"/>. The named
-/// values are the four every cell has (<see cref="ParameterSpec.RnnBase"/>); a cell with more parameters reaches its
-/// others by position, <c>(ParameterKind)4</c> on, without a value added here.
-/// </summary>
-public enum ParameterKind
-{
-    /// <summary><c>weight_ih_l{k}</c>: [G·H, I_k], I_0 = input size, I_k = D·H above.</summary>
-    WeightIH,
-    /// <summary><c>weight_hh_l{k}</c>: [G·H, H].</summary>
-    WeightHH,
-    /// <summary><c>bias_ih_l{k}</c>: [G·H].</summary>
-    BiasIH,
-    /// <summary><c>bias_hh_l{k}</c>: [G·H].</summary>
-    BiasHH,
-}
-
-/// <summary>
 /// The shape of a recurrent stack: cell, input size I, hidden size H, layers L and directions D (1 or 2).
 /// Letters used throughout: T steps, N batch, G gate blocks (<see cref="CellKindExtensions.GateCount"/>).
 /// Immutable, so thread-safe.
@@ -94,31 +77,17 @@ public sealed record RnnConfig
     /// <summary>The sizes a parameter shape of layer <paramref name="layer"/> depends on.</summary>
     public LayerShape LayerSizes(int layer) => new(GateCount, HiddenSize, LayerInputSize(layer));
 
-    /// <summary>PyTorch's name of one of the four parameters every cell has, such as <c>weight_hh_l1_reverse</c>.</summary>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="kind"/> is not one of the four named values.</exception>
-    public static string ParameterName(ParameterKind kind, int layer, int direction) =>
-        (uint)kind < (uint)ParameterSpec.RnnBase.Count ? ParameterSpec.RnnBase[(int)kind].Name(layer, direction)
-            : throw new ArgumentOutOfRangeException(nameof(kind), kind, "not one of the four parameters every cell has; the cell's Definition.Parameters names the others");
-
-    /// <summary>The shape of a parameter.</summary>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="kind"/> is no parameter of this cell.</exception>
-    public int[] ParameterShape(ParameterKind kind, int layer) => Spec(kind).Shape(LayerSizes(layer));
-
-    private ParameterSpec Spec(ParameterKind kind) =>
-        (uint)kind < (uint)Definition.Parameters.Count ? Definition.Parameters[(int)kind]
-            : throw new ArgumentOutOfRangeException(nameof(kind), kind, $"{Cell} has {Definition.Parameters.Count} parameters per layer and direction");
-
     /// <summary>
     /// Every parameter in PyTorch's <c>named_parameters()</c> order: for each layer, the forward direction's (in the order
     /// of <see cref="CellDefinition.Parameters"/>), then the reverse direction's.
     /// </summary>
-    public IEnumerable<(string Name, int Layer, int Direction, ParameterKind Kind, int[] Shape)> Parameters()
+    public IEnumerable<(string Name, int Layer, int Direction, ParameterSpec Spec, int[] Shape)> Parameters()
     {
         var specs = Definition.Parameters;
         for (int layer = 0; layer < NumLayers; layer++)
             for (int direction = 0; direction < Directions; direction++)
-                for (int kind = 0; kind < specs.Count; kind++)
-                    yield return (specs[kind].Name(layer, direction), layer, direction, (ParameterKind)kind, specs[kind].Shape(LayerSizes(layer)));
+                foreach (var spec in specs)
+                    yield return (spec.Name(layer, direction), layer, direction, spec, spec.Shape(LayerSizes(layer)));
     }
 
     /// <summary>Shape of h0, hN (and c0, cN): [L·D, N, H].</summary>

@@ -5,12 +5,20 @@ namespace Recurrent;
 /// <summary>
 /// A dense, row-major float32 tensor that carries its shape. The last dimension is contiguous,
 /// as in PyTorch, so a [T,N,H] tensor stores element (t, n, h) at <c>(t·N + n)·H + h</c>.
-/// Thread-safety: its shape never changes; its elements are a plain array, safe to read from several threads and
+/// Its elements are a contiguous run of a float array: the whole array (<see cref="Tensor(float[], int[])"/>) or part of
+/// a larger one (<see cref="View(float[], int, int[])"/>, <see cref="Reshape"/>; a parameter's value and gradient are views
+/// of its set's flat storage), reached through <see cref="Span"/> and <see cref="Memory"/>.
+/// Thread-safety: its shape never changes; its elements are plain memory, safe to read from several threads and
 /// to write from one thread while no other thread reads them.
 /// </summary>
 public sealed class Tensor
 {
     private readonly int[] _shape;
+    private readonly int _length;
+    // Not readonly: a parameter set adopted into a model's flat storage moves its tensors there (ParameterSet.Adopt),
+    // so that what users hold of the parameters stays live.
+    private float[] _storage;
+    private int _offset;
 
     /// <summary>A tensor of zeros with the given shape.</summary>
     /// <exception cref="ArgumentException">A dimension is negative.</exception>
@@ -26,12 +34,39 @@ public sealed class Tensor
         long count = ElementCount(shape);
         if (data.Length != count)
             throw new ArgumentException($"data has {data.Length} elements, but shape {FormatShape(shape)} needs {count}.", nameof(data));
-        Data = data;
-        _shape = (int[])shape.Clone();
+        (_storage, _offset, _length, _shape) = (data, 0, data.Length, (int[])shape.Clone());
     }
 
-    /// <summary>The elements, row-major.</summary>
-    public float[] Data { get; }
+    private Tensor(float[] storage, int offset, int length, int[] shape) => (_storage, _offset, _length, _shape) = (storage, offset, length, shape);
+
+    /// <summary>
+    /// A tensor over elements [offset, offset + count) of <paramref name="storage"/> (not copied), count being the product of
+    /// the shape: writes through either are seen by the other.
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="storage"/> or <paramref name="shape"/> is null.</exception>
+    /// <exception cref="ArgumentException">A dimension is negative.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="offset"/> is outside [0, storage length], or the shape's elements
+    /// run past the end of <paramref name="storage"/> (ParamName "shape"); the message gives the range.</exception>
+    public static Tensor View(float[] storage, int offset, params int[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(storage);
+        int count = ElementCount(shape);
+        if ((uint)offset > (uint)storage.Length)
+            throw new ArgumentOutOfRangeException(nameof(offset), offset, $"offset: expected a start in [0, {storage.Length}] (the storage's length), got {offset}.");
+        if (count > storage.Length - offset)
+            throw new ArgumentOutOfRangeException(nameof(shape),
+                $"shape: {FormatShape(shape)} needs {count} elements from offset {offset}, but the storage has {storage.Length - offset} there (length {storage.Length}).");
+        return new Tensor(storage, offset, count, (int[])shape.Clone());
+    }
+
+    /// <summary>The elements, row-major: a span over the storage, not a copy.</summary>
+    public Span<float> Span => new(_storage, _offset, _length);
+
+    /// <summary>The elements as memory (for what outlives a call, such as an upload); over the storage, not a copy.</summary>
+    public Memory<float> Memory => new(_storage, _offset, _length);
+
+    /// <summary>A copy of the elements, row-major.</summary>
+    public float[] ToArray() => Span.ToArray();
 
     /// <summary>The dimensions, outermost first.</summary>
     public IReadOnlyList<int> Shape => _shape;
@@ -40,10 +75,7 @@ public sealed class Tensor
     public int Rank => _shape.Length;
 
     /// <summary>The number of elements.</summary>
-    public int Length => Data.Length;
-
-    /// <summary>The elements as a span.</summary>
-    public Span<float> AsSpan() => Data;
+    public int Length => _length;
 
     /// <summary>The element at the given indices (one per dimension).</summary>
     /// <exception cref="ArgumentNullException"><paramref name="index"/> is null.</exception>
@@ -51,12 +83,31 @@ public sealed class Tensor
     /// <exception cref="IndexOutOfRangeException">An index is outside its dimension.</exception>
     public float this[params int[] index]
     {
-        get => Data[Offset(index)];
-        set => Data[Offset(index)] = value;
+        get => _storage[_offset + Offset(index)];
+        set => _storage[_offset + Offset(index)] = value;
     }
 
-    /// <summary>A deep copy.</summary>
-    public Tensor Clone() => new((float[])Data.Clone(), _shape);
+    /// <summary>A deep copy, with storage of its own.</summary>
+    public Tensor Clone() => new(ToArray(), _shape);
+
+    /// <summary>The same elements (not copied) under another shape of as many elements, as PyTorch's <c>view</c>.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="shape"/> is null.</exception>
+    /// <exception cref="ArgumentException">A dimension is negative, or the shape has another number of elements (ParamName "shape").</exception>
+    public Tensor Reshape(params int[] shape)
+    {
+        int count = ElementCount(shape);
+        if (count != _length)
+            throw new ArgumentException($"shape: {FormatShape(shape)} has {count} elements; this tensor {FormatShape(_shape)} has {_length}.", nameof(shape));
+        return new Tensor(_storage, _offset, _length, (int[])shape.Clone());
+    }
+
+    /// <summary>Moves the tensor onto <paramref name="storage"/> from <paramref name="offset"/>; the caller copied the elements there.</summary>
+    internal void Rebind(float[] storage, int offset)
+    {
+        if ((uint)offset > (uint)storage.Length || _length > storage.Length - offset)
+            throw new ArgumentOutOfRangeException(nameof(offset), offset, "the new storage is too short");
+        (_storage, _offset) = (storage, offset);
+    }
 
     /// <summary>Whether the shape equals <paramref name="shape"/>.</summary>
     public bool HasShape(params int[] shape) => _shape.AsSpan().SequenceEqual(shape);
@@ -82,9 +133,10 @@ public sealed class Tensor
     public static void RequireFinite(Tensor tensor, string argumentName)
     {
         ArgumentNullException.ThrowIfNull(tensor, argumentName);
-        int bad = IndexOfNonFinite(tensor.Data);
+        var values = tensor.Span;
+        int bad = IndexOfNonFinite(values);
         if (bad >= 0)
-            throw new ArgumentException($"{argumentName}: element {bad} is {tensor.Data[bad]}; expected finite values.", argumentName);
+            throw new ArgumentException($"{argumentName}: element {bad} is {values[bad]}; expected finite values.", argumentName);
     }
 
     internal static int IndexOfNonFinite(ReadOnlySpan<float> values)

@@ -46,7 +46,7 @@ foreach (var (name, createBackend, isa) in runs)
             string worstName = "";
             foreach (var (tensor, values) in actual)
             {
-                var expected = data[tensor].AsSpan();
+                var expected = data[tensor].Span;
                 if (values.Length != expected.Length) throw new InvalidOperationException($"{tensor}: {values.Length} values, PyTorch has {expected.Length}");
                 for (int i = 0; i < values.Length; i++)
                 {
@@ -92,14 +92,14 @@ Dictionary<string, float[]> Run(IRnnBackend backend)
     var grads = lstm.Backward(forward, data["dy"], data["dhN"], data["dcN"]);
     var result = new Dictionary<string, float[]>
     {
-        ["y"] = forward.Output.AsSpan().ToArray(),
-        ["hN"] = forward.HiddenState.AsSpan().ToArray(),
-        ["cN"] = forward.CellState!.AsSpan().ToArray(),
-        ["dx"] = grads.Input.AsSpan().ToArray(),
-        ["dh0"] = grads.InitialHidden.AsSpan().ToArray(),
-        ["dc0"] = grads.InitialCell!.AsSpan().ToArray(),
+        ["y"] = forward.Output.ToArray(),
+        ["hN"] = forward.HiddenState.ToArray(),
+        ["cN"] = forward.CellState!.ToArray(),
+        ["dx"] = grads.Input.ToArray(),
+        ["dh0"] = grads.InitialHidden.ToArray(),
+        ["dc0"] = grads.InitialCell!.ToArray(),
     };
-    foreach (var p in lstm.Parameters.All) result["grad." + p.Name] = p.Grad.AsSpan().ToArray();
+    foreach (var p in lstm.Parameters.All) result["grad." + p.Name] = p.Grad.ToArray();
     return result;
 }
 

@@ -97,7 +97,7 @@ public abstract class BackendContractTests
         using var training = layer.Forward(inputs.X, inputs.H0, inputs.C0, keepForBackward: true);
         AssertOutputs(training, forward, "");
         var actual = layer.Backward(training, inputs.Dy, inputs.DhN, inputs.DcN);
-        AssertInputGradients(actual.Input.Data, actual.InitialHidden, actual.InitialCell, expected);
+        AssertInputGradients(actual.Input.ToArray(), actual.InitialHidden, actual.InitialCell, expected);
         AssertParameterGradients(layer.Parameters, expected);
     }
 
@@ -110,9 +110,9 @@ public abstract class BackendContractTests
         using var inference = layer.Forward(inputs.X, inputs.H0, inputs.C0);
         using var training = layer.Forward(inputs.X, inputs.H0, inputs.C0, keepForBackward: true);
         Assert.That(inference.CanBackward, Is.False, "inference keeps nothing for backward");
-        Assert.That(inference.Output.Data, Is.EqualTo(training.Output.Data), "y");
-        Assert.That(inference.HiddenState.Data, Is.EqualTo(training.HiddenState.Data), "hN");
-        Assert.That(inference.CellState?.Data, Is.EqualTo(training.CellState?.Data), "cN");
+        Assert.That(inference.Output.ToArray(), Is.EqualTo(training.Output.ToArray()), "y");
+        Assert.That(inference.HiddenState.ToArray(), Is.EqualTo(training.HiddenState.ToArray()), "hN");
+        Assert.That(inference.CellState?.ToArray(), Is.EqualTo(training.CellState?.ToArray()), "cN");
     }
 
     /// <summary>
@@ -130,7 +130,7 @@ public abstract class BackendContractTests
         var inputs = Inputs.Random(config, steps, batch, random);
         var (_, expected) = Reference(parameters, inputs);
         var before = parameters.All.Select(p => TestData.UniformSingle(random, p.Grad.Length)).ToArray();
-        for (int i = 0; i < before.Length; i++) before[i].CopyTo(parameters.All[i].Grad.Data, 0);
+        for (int i = 0; i < before.Length; i++) before[i].CopyTo(parameters.All[i].Grad.Span);
 
         int[] state = config.StateShape(batch);
         bool hasCell = cell.HasCellState();
@@ -141,13 +141,13 @@ public abstract class BackendContractTests
         for (int call = 1; call <= 2; call++)
         {
             Backend.Backward(parameters, tape, inputs.Dy, inputs.DhN, inputs.DcN, dx, dh0, dc0);
-            AssertInputGradients(dx.Data, dh0, dc0, expected, $" after call {call}");
+            AssertInputGradients(dx.ToArray(), dh0, dc0, expected, $" after call {call}");
         }
         for (int i = 0; i < before.Length; i++)
         {
             var sum = new double[before[i].Length];
             for (int k = 0; k < sum.Length; k++) sum[k] = before[i][k] + 2 * expected.Weights.Values[i][k];
-            Assertions.AllClose(parameters.All[i].Grad.Data, sum, Tolerances.Float32, "grad " + parameters.All[i].Name + " after two calls");
+            Assertions.AllClose(parameters.All[i].Grad.ToArray(), sum, Tolerances.Float32, "grad " + parameters.All[i].Name + " after two calls");
         }
     }
 
@@ -161,9 +161,9 @@ public abstract class BackendContractTests
         var (_, expected) = Reference(layer.Parameters, inputs);
         using var forward = layer.Forward(inputs.X, inputs.H0, inputs.C0, keepForBackward: true);
         foreach (var t in new[] { inputs.X, inputs.H0, inputs.C0 })
-            if (t is not null) Array.Fill(t.Data, 7f);
+            if (t is not null) t.Span.Fill(7f);
         var actual = layer.Backward(forward, inputs.Dy, inputs.DhN, inputs.DcN);
-        AssertInputGradients(actual.Input.Data, actual.InitialHidden, actual.InitialCell, expected);
+        AssertInputGradients(actual.Input.ToArray(), actual.InitialHidden, actual.InitialCell, expected);
         AssertParameterGradients(layer.Parameters, expected);
     }
 
@@ -186,7 +186,7 @@ public abstract class BackendContractTests
         var ids = Enumerable.Range(0, steps * batch).Select(r => r % 5 == 4 ? -1 : random.Next(vocab)).ToArray();
         var x = new Tensor(steps, batch, input);
         for (int r = 0; r < ids.Length; r++)
-            if (ids[r] >= 0) table.Data.AsSpan(ids[r] * input, input).CopyTo(x.Data.AsSpan(r * input, input));
+            if (ids[r] >= 0) table.Span.Slice(ids[r] * input, input).CopyTo(x.Span.Slice(r * input, input));
 
         using var dense = layer.Forward(x, inputs.H0, inputs.C0, keepForBackward: true);
         var expected = layer.Backward(dense, inputs.Dy, inputs.DhN, inputs.DcN);
@@ -194,21 +194,21 @@ public abstract class BackendContractTests
         var tableGradient = new Tensor(TestData.UniformSingle(random, table.Length), vocab, input);
         var expectedTableGradient = Widen(tableGradient);
         for (int r = 0; r < ids.Length; r++)
-            for (int i = 0; ids[r] >= 0 && i < input; i++) expectedTableGradient[ids[r] * input + i] += expected.Input.Data[r * input + i];
+            for (int i = 0; ids[r] >= 0 && i < input; i++) expectedTableGradient[ids[r] * input + i] += expected.Input.Span[r * input + i];
         layer.ZeroGrad();
 
         using var fromTable = layer.ForwardFromTable(table, ids, steps, batch, inputs.H0, inputs.C0, keepForBackward: true);
-        Assertions.AllClose(fromTable.Output.Data, Widen(dense.Output), Tolerances.Float32, "y");
-        Assertions.AllClose(fromTable.HiddenState.Data, Widen(dense.HiddenState), Tolerances.Float32, "hN");
-        if (dense.CellState is not null) Assertions.AllClose(fromTable.CellState!.Data, Widen(dense.CellState), Tolerances.Float32, "cN");
-        Array.Fill(table.Data, -3f);
+        Assertions.AllClose(fromTable.Output.ToArray(), Widen(dense.Output), Tolerances.Float32, "y");
+        Assertions.AllClose(fromTable.HiddenState.ToArray(), Widen(dense.HiddenState), Tolerances.Float32, "hN");
+        if (dense.CellState is not null) Assertions.AllClose(fromTable.CellState!.ToArray(), Widen(dense.CellState), Tolerances.Float32, "cN");
+        table.Span.Fill(-3f);
         Array.Fill(ids, 0);
         var actual = layer.BackwardFromTable(fromTable, inputs.Dy, tableGradient, inputs.DhN, inputs.DcN);
-        Assertions.AllClose(actual.InitialHidden.Data, Widen(expected.InitialHidden), Tolerances.Float32, "dh0");
-        if (expected.InitialCell is not null) Assertions.AllClose(actual.InitialCell!.Data, Widen(expected.InitialCell), Tolerances.Float32, "dc0");
-        Assertions.AllClose(tableGradient.Data, expectedTableGradient, Tolerances.Float32, "table gradient");
+        Assertions.AllClose(actual.InitialHidden.ToArray(), Widen(expected.InitialHidden), Tolerances.Float32, "dh0");
+        if (expected.InitialCell is not null) Assertions.AllClose(actual.InitialCell!.ToArray(), Widen(expected.InitialCell), Tolerances.Float32, "dc0");
+        Assertions.AllClose(tableGradient.ToArray(), expectedTableGradient, Tolerances.Float32, "table gradient");
         for (int p = 0; p < expectedGrads.Length; p++)
-            Assertions.AllClose(layer.Parameters.All[p].Grad.Data, expectedGrads[p], Tolerances.Float32, "grad " + layer.Parameters.All[p].Name);
+            Assertions.AllClose(layer.Parameters.All[p].Grad.ToArray(), expectedGrads[p], Tolerances.Float32, "grad " + layer.Parameters.All[p].Name);
     }
 
     /// <summary>
@@ -248,10 +248,10 @@ public abstract class BackendContractTests
         using var training = layer.Forward(inputs.X, inputs.H0, inputs.C0, keepForBackward: true, lengths: lengths);
         AssertOutputs(training, forward, "");
         Assert.That(training.Lengths, Is.EqualTo(lengths), "the result records the lengths");
-        AssertZeroPastEnds(training.Output.Data, lengths, shape.Batch, config.OutputSize, "y");
+        AssertZeroPastEnds(training.Output.ToArray(), lengths, shape.Batch, config.OutputSize, "y");
         var actual = layer.Backward(training, inputs.Dy, inputs.DhN, inputs.DcN);
-        AssertInputGradients(actual.Input.Data, actual.InitialHidden, actual.InitialCell, expected);
-        AssertZeroPastEnds(actual.Input.Data, lengths, shape.Batch, config.InputSize, "dx");
+        AssertInputGradients(actual.Input.ToArray(), actual.InitialHidden, actual.InitialCell, expected);
+        AssertZeroPastEnds(actual.Input.ToArray(), lengths, shape.Batch, config.InputSize, "dx");
         AssertParameterGradients(layer.Parameters, expected);
     }
 
@@ -265,9 +265,9 @@ public abstract class BackendContractTests
         var inputs = Inputs.Random(config, steps, batch, new Random(12));
         using var dense = layer.Forward(inputs.X, inputs.H0, inputs.C0);
         using var full = layer.Forward(inputs.X, inputs.H0, inputs.C0, lengths: Enumerable.Repeat(steps, batch).ToArray());
-        Assert.That(full.Output.Data, Is.EqualTo(dense.Output.Data), "y");
-        Assert.That(full.HiddenState.Data, Is.EqualTo(dense.HiddenState.Data), "hN");
-        Assert.That(full.CellState?.Data, Is.EqualTo(dense.CellState?.Data), "cN");
+        Assert.That(full.Output.ToArray(), Is.EqualTo(dense.Output.ToArray()), "y");
+        Assert.That(full.HiddenState.ToArray(), Is.EqualTo(dense.HiddenState.ToArray()), "hN");
+        Assert.That(full.CellState?.ToArray(), Is.EqualTo(dense.CellState?.ToArray()), "cN");
     }
 
     /// <summary>The table forms with lengths against the dense forms with the same lengths on the gathered rows.</summary>
@@ -285,7 +285,7 @@ public abstract class BackendContractTests
         var ids = Enumerable.Range(0, steps * batch).Select(r => r % 5 == 4 ? -1 : random.Next(vocab)).ToArray();
         var x = new Tensor(steps, batch, input);
         for (int r = 0; r < ids.Length; r++)
-            if (ids[r] >= 0) table.Data.AsSpan(ids[r] * input, input).CopyTo(x.Data.AsSpan(r * input, input));
+            if (ids[r] >= 0) table.Span.Slice(ids[r] * input, input).CopyTo(x.Span.Slice(r * input, input));
 
         using var dense = layer.Forward(x, inputs.H0, inputs.C0, keepForBackward: true, lengths: lengths);
         var expected = layer.Backward(dense, inputs.Dy, inputs.DhN, inputs.DcN);
@@ -293,19 +293,19 @@ public abstract class BackendContractTests
         var tableGradient = new Tensor(vocab, input);
         var expectedTableGradient = new double[tableGradient.Length];
         for (int r = 0; r < ids.Length; r++)
-            for (int i = 0; ids[r] >= 0 && i < input; i++) expectedTableGradient[ids[r] * input + i] += expected.Input.Data[r * input + i];
+            for (int i = 0; ids[r] >= 0 && i < input; i++) expectedTableGradient[ids[r] * input + i] += expected.Input.Span[r * input + i];
         layer.ZeroGrad();
 
         using var fromTable = layer.ForwardFromTable(table, ids, steps, batch, inputs.H0, inputs.C0, keepForBackward: true, lengths: lengths);
-        Assertions.AllClose(fromTable.Output.Data, Widen(dense.Output), Tolerances.Float32, "y");
-        Assertions.AllClose(fromTable.HiddenState.Data, Widen(dense.HiddenState), Tolerances.Float32, "hN");
-        if (dense.CellState is not null) Assertions.AllClose(fromTable.CellState!.Data, Widen(dense.CellState), Tolerances.Float32, "cN");
+        Assertions.AllClose(fromTable.Output.ToArray(), Widen(dense.Output), Tolerances.Float32, "y");
+        Assertions.AllClose(fromTable.HiddenState.ToArray(), Widen(dense.HiddenState), Tolerances.Float32, "hN");
+        if (dense.CellState is not null) Assertions.AllClose(fromTable.CellState!.ToArray(), Widen(dense.CellState), Tolerances.Float32, "cN");
         var actual = layer.BackwardFromTable(fromTable, inputs.Dy, tableGradient, inputs.DhN, inputs.DcN);
-        Assertions.AllClose(actual.InitialHidden.Data, Widen(expected.InitialHidden), Tolerances.Float32, "dh0");
-        if (expected.InitialCell is not null) Assertions.AllClose(actual.InitialCell!.Data, Widen(expected.InitialCell), Tolerances.Float32, "dc0");
-        Assertions.AllClose(tableGradient.Data, expectedTableGradient, Tolerances.Float32, "table gradient");
+        Assertions.AllClose(actual.InitialHidden.ToArray(), Widen(expected.InitialHidden), Tolerances.Float32, "dh0");
+        if (expected.InitialCell is not null) Assertions.AllClose(actual.InitialCell!.ToArray(), Widen(expected.InitialCell), Tolerances.Float32, "dc0");
+        Assertions.AllClose(tableGradient.ToArray(), expectedTableGradient, Tolerances.Float32, "table gradient");
         for (int p = 0; p < expectedGrads.Length; p++)
-            Assertions.AllClose(layer.Parameters.All[p].Grad.Data, expectedGrads[p], Tolerances.Float32, "grad " + layer.Parameters.All[p].Name);
+            Assertions.AllClose(layer.Parameters.All[p].Grad.ToArray(), expectedGrads[p], Tolerances.Float32, "grad " + layer.Parameters.All[p].Name);
     }
 
     /// <summary>Rows [T, N, F] at steps t ≥ lengths[n] are exactly zero.</summary>
@@ -344,28 +344,28 @@ public abstract class BackendContractTests
 
     private static void AssertOutputs(RnnForwardResult actual, ReferenceForward expected, string what)
     {
-        Assertions.AllClose(actual.Output.Data, expected.Output, Tolerances.Float32, what + "y");
-        Assertions.AllClose(actual.HiddenState.Data, expected.HiddenN, Tolerances.Float32, what + "hN");
+        Assertions.AllClose(actual.Output.ToArray(), expected.Output, Tolerances.Float32, what + "y");
+        Assertions.AllClose(actual.HiddenState.ToArray(), expected.HiddenN, Tolerances.Float32, what + "hN");
         Assert.That(actual.CellState is null, Is.EqualTo(expected.CellN is null), what + "cN present");
-        if (actual.CellState is not null) Assertions.AllClose(actual.CellState.Data, expected.CellN!, Tolerances.Float32, what + "cN");
+        if (actual.CellState is not null) Assertions.AllClose(actual.CellState.ToArray(), expected.CellN!, Tolerances.Float32, what + "cN");
     }
 
     private static void AssertInputGradients(float[] dx, Tensor dh0, Tensor? dc0, ReferenceGradients expected, string when = "")
     {
         Assertions.AllClose(dx, expected.Input, Tolerances.Float32, "dx" + when);
-        Assertions.AllClose(dh0.Data, expected.HiddenZero, Tolerances.Float32, "dh0" + when);
+        Assertions.AllClose(dh0.ToArray(), expected.HiddenZero, Tolerances.Float32, "dh0" + when);
         Assert.That(dc0 is null, Is.EqualTo(expected.CellZero is null), "dc0 present");
-        if (dc0 is not null) Assertions.AllClose(dc0.Data, expected.CellZero!, Tolerances.Float32, "dc0" + when);
+        if (dc0 is not null) Assertions.AllClose(dc0.ToArray(), expected.CellZero!, Tolerances.Float32, "dc0" + when);
     }
 
     private static void AssertParameterGradients(RnnParameters parameters, ReferenceGradients expected)
     {
         for (int i = 0; i < parameters.All.Count; i++)
-            Assertions.AllClose(parameters.All[i].Grad.Data, expected.Weights.Values[i], Tolerances.Float32, "grad " + parameters.All[i].Name);
+            Assertions.AllClose(parameters.All[i].Grad.ToArray(), expected.Weights.Values[i], Tolerances.Float32, "grad " + parameters.All[i].Name);
     }
 
     private static int Seed(CellKind cell, TestData.Shape shape) =>
         1000 * (int)cell + 31 * shape.Hidden + 7 * shape.Steps + shape.Batch + 3 * shape.Layers;
 
-    private static double[] Widen(Tensor t) => Array.ConvertAll(t.Data, v => (double)v);
+    private static double[] Widen(Tensor t) => Array.ConvertAll(t.ToArray(), v => (double)v);
 }

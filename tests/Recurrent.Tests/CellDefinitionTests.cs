@@ -101,20 +101,18 @@ public class CellDefinitionTests
         var config = new RnnConfig(cell, inputSize: 5, hiddenSize: 3, numLayers: 2, bidirectional: true);
         Assert.That(config.Definition, Is.SameAs(cell.Definition()));
         var specs = config.Definition.Parameters;
-        foreach (var p in config.Parameters())
+        var parameters = new RnnParameters(config);
+        foreach (var (p, i) in config.Parameters().Select((p, i) => (p, i)))
         {
-            var spec = specs[(int)p.Kind];
-            Assert.That(p.Name, Is.EqualTo(spec.Name(p.Layer, p.Direction)));
-            Assert.That(p.Shape, Is.EqualTo(spec.Shape(config.LayerSizes(p.Layer))));
-            Assert.That(config.ParameterShape(p.Kind, p.Layer), Is.EqualTo(p.Shape));
-            Assert.That(RnnConfig.ParameterName(p.Kind, p.Layer, p.Direction), Is.EqualTo(p.Name));
+            Assert.That(specs, Does.Contain(p.Spec));
+            Assert.That(p.Name, Is.EqualTo(p.Spec.Name(p.Layer, p.Direction)));
+            Assert.That(p.Shape, Is.EqualTo(p.Spec.Shape(config.LayerSizes(p.Layer))));
+            Assert.That(i % specs.Count, Is.EqualTo(config.Definition.IndexOf(p.Spec)), "each layer and direction lists the specs in order");
+            Assert.That(parameters[p.Layer, p.Direction, p.Spec].Name, Is.EqualTo(p.Name));
         }
         Assert.That(config.Parameters().Count(), Is.EqualTo(2 * 2 * specs.Count));
-        Assert.That(specs.Take(4), Is.EqualTo(ParameterSpec.RnnBase), "ParameterKind's named values are these positions");
-        var beyond = (ParameterKind)specs.Count;
-        Assert.That(() => config.ParameterShape(beyond, 0), Throws.TypeOf<ArgumentOutOfRangeException>());
-        Assert.That(() => RnnConfig.ParameterName(beyond, 0, 0), Throws.TypeOf<ArgumentOutOfRangeException>());
-        Assert.That(() => new RnnParameters(config)[0, 0, beyond], Throws.TypeOf<ArgumentOutOfRangeException>());
+        Assert.That(specs.Take(4), Is.EqualTo(ParameterSpec.RnnBase), "every cell lists PyTorch's four first");
+        Assert.That(() => parameters[0, 0, specs.Count], Throws.TypeOf<ArgumentOutOfRangeException>());
     }
 
     /// <summary>One reference step keeps and returns the states the definition lists, shaped [N·H], and gates [N·G·H].</summary>

@@ -7,7 +7,7 @@ internal static class FiniteDifferences
     private const double Step = 1e-6;
 
     /// <summary>d loss / d variable[i] for every i, perturbing the variable in place and restoring it.</summary>
-    public static double[] Numeric(double[] variable, Func<double> loss)
+    public static double[] Numeric(Span<double> variable, Func<double> loss)
     {
         var numeric = new double[variable.Length];
         for (int i = 0; i < variable.Length; i++)
@@ -24,6 +24,6 @@ internal static class FiniteDifferences
     }
 
     /// <summary>Asserts that <paramref name="analytic"/> matches the finite differences of <paramref name="loss"/>.</summary>
-    public static void Check(double[] variable, double[] analytic, Func<double> loss, string name) =>
+    public static void Check(Span<double> variable, ReadOnlySpan<double> analytic, Func<double> loss, string name) =>
         Assertions.AllClose(analytic, Numeric(variable, loss), Tolerances.FiniteDifference, name);
 }

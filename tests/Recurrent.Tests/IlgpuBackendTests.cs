@@ -99,29 +99,29 @@ public abstract class IlgpuBackendTests(IlgpuDevice device)
         {
             Tensor y = new(steps, batch, config.OutputSize), hN = new(state), cN = new(state);
             tapes[pass] = backend.Forward(onHost, xs[pass], h, lstm ? c : null, y, hN, lstm ? cN : null, keepForBackward: true, lengths[pass])!;
-            expected[$"y{pass}"] = y.Data;
+            expected[$"y{pass}"] = y.ToArray();
             (h, c) = (hN, cN);
         }
-        expected["hN"] = h.Data;
-        if (lstm) expected["cN"] = c.Data;
+        expected["hN"] = h.ToArray();
+        if (lstm) expected["cN"] = c.ToArray();
         Tensor dh = new(state), dc = new(state);
         for (int pass = lengths.Length - 1; pass >= 0; pass--)
         {
             Tensor dx = new(steps, batch, config.InputSize), dh0 = new(state), dc0 = new(state);
             backend.Backward(onHost, tapes[pass], dys[pass], dh, lstm ? dc : null, dx, dh0, lstm ? dc0 : null);
             tapes[pass].Dispose();
-            expected[$"dx{pass}"] = dx.Data;
+            expected[$"dx{pass}"] = dx.ToArray();
             (dh, dc) = (dh0, dc0);
         }
-        expected["dh0"] = dh.Data;
-        if (lstm) expected["dc0"] = dc.Data;
+        expected["dh0"] = dh.ToArray();
+        if (lstm) expected["dc0"] = dc.ToArray();
 
         var gpu = backend.Accelerator.Accelerator;
         using var buffers = new DisposableList();
         ArrayView<float> Upload(Tensor t)
         {
             var buffer = buffers.Add(gpu.Allocate1D<float>(t.Length));
-            buffer.View.CopyFromCPU(t.Data);
+            buffer.View.CopyFromCPU(t.ToArray());
             return buffer.View;
         }
         static float[] Download(ArrayView<float> view, int length)
@@ -160,7 +160,7 @@ public abstract class IlgpuBackendTests(IlgpuDevice device)
             foreach (var (name, values) in expected)
                 Assert.That(actual[name], Is.EqualTo(values), name);
             for (int i = 0; i < onHost.All.Count; i++)
-                Assert.That(onDevice.All[i].Grad.Data, Is.EqualTo(onHost.All[i].Grad.Data), "grad " + onHost.All[i].Name);
+                Assert.That(onDevice.All[i].Grad.ToArray(), Is.EqualTo(onHost.All[i].Grad.ToArray()), "grad " + onHost.All[i].Name);
         });
     }
 

@@ -82,7 +82,7 @@ public class LayerApiTests
         var layer = Create(cell);
         using var forward = layer.Forward(X(), keepForBackward: true);
         AssertNamesArgumentAndShapes(() => call(layer, forward), argument, expected, actual);
-        Assert.That(layer.Parameters.All.All(p => p.Grad.Data.All(g => g == 0)), "no gradient was accumulated");
+        Assert.That(layer.Parameters.All.All(p => p.Grad.ToArray().All(g => g == 0)), "no gradient was accumulated");
     }
 
     [Test]
@@ -133,7 +133,7 @@ public class LayerApiTests
         using var forward = layer.Forward(inputs["x"]!, inputs["h0"], inputs["c0"], keepForBackward: true);
         layer.Backward(forward, inputs["dy"], inputs["dhN"], inputs["dcN"]);
         foreach (var (name, tensor) in inputs)
-            if (tensor is not null) Assert.That(tensor.Data, Is.EqualTo(copies[name]!.Data), name);
+            if (tensor is not null) Assert.That(tensor.ToArray(), Is.EqualTo(copies[name]!.ToArray()), name);
     }
 
     [Test]
@@ -142,8 +142,8 @@ public class LayerApiTests
         var layer = Create(CellKind.Lstm);
         using var forward = layer.Forward(X(), keepForBackward: true);
         var grads = layer.Backward(forward, null);
-        Assert.That(grads.Input.Data.Concat(grads.InitialHidden.Data).Concat(grads.InitialCell!.Data).All(g => g == 0));
-        Assert.That(layer.Parameters.All.All(p => p.Grad.Data.All(g => g == 0)));
+        Assert.That(grads.Input.ToArray().Concat(grads.InitialHidden.ToArray()).Concat(grads.InitialCell!.ToArray()).All(g => g == 0));
+        Assert.That(layer.Parameters.All.All(p => p.Grad.ToArray().All(g => g == 0)));
         Assert.That(grads.Input.Shape, Is.EqualTo(new[] { Steps, Batch, Input }));
         Assert.That(grads.InitialCell.Shape, Is.EqualTo(new[] { 4, Batch, Hidden }));
     }
@@ -194,10 +194,10 @@ public class LayerApiTests
         var layer = PyTorchData.CreateLayer(config);
         Assert.That(layer.Parameters.All.Select(p => (p.Name, Tensor.FormatShape(p.Value.Shape))), Is.EqualTo(expected));
         Assert.That(config.Parameters().Select(p => (p.Name, Tensor.FormatShape(p.Shape))), Is.EqualTo(expected));
-        foreach (var p in layer.Parameters.All)
+        foreach (var (p, spec) in layer.Parameters.All.Zip(config.Parameters()))
         {
             Assert.That(p.Grad.Shape, Is.EqualTo(p.Value.Shape), p.Name);
-            Assert.That(layer.Parameters[p.Layer, p.Direction, p.Kind], Is.SameAs(p), p.Name);
+            Assert.That(layer.Parameters[spec.Layer, spec.Direction, spec.Spec], Is.SameAs(p), p.Name);
             Assert.That(layer.Parameters[p.Name], Is.SameAs(p), p.Name);
         }
     }
@@ -212,7 +212,7 @@ public class LayerApiTests
         var same = PyTorchData.CreateLayer(config, seed: 42);
         var other = PyTorchData.CreateLayer(config, seed: 43);
         double bound = 1 / Math.Sqrt(hidden);
-        var values = layer.Parameters.All.SelectMany(p => p.Value.Data).ToArray();
+        var values = layer.Parameters.All.SelectMany(p => p.Value.ToArray()).ToArray();
         Assert.That(values.Max(Math.Abs), Is.LessThanOrEqualTo(bound));
         // Uniform over the whole range, not a narrower or shifted one. For n uniform draws, the largest stays below
         // bound·(1 − 20/n) with probability (1 − 10/n)ⁿ ≈ e⁻¹⁰, and the mean is off by five standard deviations
@@ -221,20 +221,23 @@ public class LayerApiTests
         Assert.That(values.Max(), Is.GreaterThan(bound * (1 - 20.0 / n)));
         Assert.That(values.Min(), Is.LessThan(-bound * (1 - 20.0 / n)));
         Assert.That(Math.Abs(values.Average()), Is.LessThan(5 * bound / Math.Sqrt(3 * n)));
-        Assert.That(same.Parameters.All.SelectMany(p => p.Value.Data), Is.EqualTo(values), "the same seed gives the same parameters");
-        Assert.That(other.Parameters.All.SelectMany(p => p.Value.Data), Is.Not.EqualTo(values), "another seed gives others");
-        Assert.That(layer.Parameters.All.All(p => p.Grad.Data.All(g => g == 0)), "gradients start at zero");
+        Assert.That(same.Parameters.All.SelectMany(p => p.Value.ToArray()), Is.EqualTo(values), "the same seed gives the same parameters");
+        Assert.That(other.Parameters.All.SelectMany(p => p.Value.ToArray()), Is.Not.EqualTo(values), "another seed gives others");
+        Assert.That(layer.Parameters.All.All(p => p.Grad.ToArray().All(g => g == 0)), "gradients start at zero");
     }
 
     [Test]
     public void ParameterIndexer_OutsideTheStack_ThrowsArgumentOutOfRange()
     {
         var parameters = new Lstm(Input, Hidden, numLayers: 2).Parameters;
-        Assert.That(parameters[1, 0, ParameterKind.BiasHH].Name, Is.EqualTo("bias_hh_l1"));
-        Assert.That(() => parameters[0, 1, ParameterKind.WeightIH], Throws.TypeOf<ArgumentOutOfRangeException>(), "a one-way stack has no direction 1");
-        Assert.That(() => parameters[2, 0, ParameterKind.WeightIH], Throws.TypeOf<ArgumentOutOfRangeException>());
-        Assert.That(() => parameters[-1, 0, ParameterKind.WeightIH], Throws.TypeOf<ArgumentOutOfRangeException>());
-        Assert.That(() => parameters[0, 0, (ParameterKind)4], Throws.TypeOf<ArgumentOutOfRangeException>());
+        Assert.That(parameters[1, 0, ParameterSpec.BiasHH].Name, Is.EqualTo("bias_hh_l1"));
+        Assert.That(parameters[1, 0, 3], Is.SameAs(parameters[1, 0, ParameterSpec.BiasHH]), "by the spec's position");
+        Assert.That(() => parameters[0, 1, ParameterSpec.WeightIH], Throws.TypeOf<ArgumentOutOfRangeException>(), "a one-way stack has no direction 1");
+        Assert.That(() => parameters[2, 0, ParameterSpec.WeightIH], Throws.TypeOf<ArgumentOutOfRangeException>());
+        Assert.That(() => parameters[-1, 0, ParameterSpec.WeightIH], Throws.TypeOf<ArgumentOutOfRangeException>());
+        Assert.That(() => parameters[0, 0, 4], Throws.TypeOf<ArgumentOutOfRangeException>());
+        var foreign = new ParameterSpec("weight_hr", s => [s.Hidden, s.Hidden]);
+        Assert.That(() => parameters[0, 0, foreign], Throws.TypeOf<ArgumentOutOfRangeException>().With.Message.Contains("weight_hr"), "a spec the cell does not have");
         Assert.That(() => parameters["weight_ih_l2"], Throws.TypeOf<KeyNotFoundException>().With.Message.Contains("weight_ih_l2"));
     }
 
@@ -254,15 +257,15 @@ public class LayerApiTests
         string path = Path.Combine(_folder, "saved.safetensors");
         Create(saved, seed: 1).Save(path);
         var layer = Create(loading, seed: 2);
-        var before = layer.Parameters.All.SelectMany(p => p.Value.Data).ToArray();
+        var before = layer.Parameters.All.SelectMany(p => p.Value.ToArray()).ToArray();
         Assert.That(() => layer.Load(path), Throws.TypeOf<InvalidDataException>()
             .With.Message.Contains(path).And.Message.Contains(saved.ToString()).And.Message.Contains(loading.ToString()));
-        Assert.That(layer.Parameters.All.SelectMany(p => p.Value.Data), Is.EqualTo(before));
+        Assert.That(layer.Parameters.All.SelectMany(p => p.Value.ToArray()), Is.EqualTo(before));
 
         var withoutRecord = Path.Combine(_folder, "plain.safetensors");
         SafeTensors.Write(withoutRecord, SafeTensors.Read(path));
         layer.Load(withoutRecord);
-        Assert.That(layer.Parameters.All.SelectMany(p => p.Value.Data), Is.EqualTo(Create(saved, seed: 1).Parameters.All.SelectMany(p => p.Value.Data)));
+        Assert.That(layer.Parameters.All.SelectMany(p => p.Value.ToArray()), Is.EqualTo(Create(saved, seed: 1).Parameters.All.SelectMany(p => p.Value.ToArray())));
     }
 
     private string _folder = "";
@@ -310,12 +313,12 @@ public class LayerApiTests
     {
         string path = file(this);
         var layer = new Lstm(Input, Hidden, seed: 1);
-        var before = layer.Parameters.All.Select(p => p.Value.Data.ToArray()).ToArray();
+        var before = layer.Parameters.All.Select(p => p.Value.ToArray()).ToArray();
         var error = Assert.Throws<InvalidDataException>(() => layer.Load(path))!;
         Assert.That(error.Message, Does.Contain(path).And.Contain(fragment));
         if (tensor is not null) Assert.That(error.Message, Does.Contain($"'{tensor}'"));
         for (int i = 0; i < before.Length; i++)
-            Assert.That(layer.Parameters.All[i].Value.Data, Is.EqualTo(before[i]), layer.Parameters.All[i].Name);
+            Assert.That(layer.Parameters.All[i].Value.ToArray(), Is.EqualTo(before[i]), layer.Parameters.All[i].Name);
     }
 
     [Test]
@@ -326,7 +329,7 @@ public class LayerApiTests
         layer.Load(path);
         var source = new Lstm(Input, Hidden, seed: 9);
         for (int i = 0; i < source.Parameters.All.Count; i++)
-            Assert.That(layer.Parameters.All[i].Value.Data, Is.EqualTo(source.Parameters.All[i].Value.Data), source.Parameters.All[i].Name);
+            Assert.That(layer.Parameters.All[i].Value.ToArray(), Is.EqualTo(source.Parameters.All[i].Value.ToArray()), source.Parameters.All[i].Name);
     }
 }
 
@@ -352,7 +355,7 @@ public class NonFiniteInputTests
         var dhN = new Tensor(1, 2, 3);
         var dcN = new Tensor(1, 2, 3);
         var target = argument switch { "x" => x, "h0" => h0, "c0" => c0, "dy" => dy, "dhN" => dhN, _ => dcN };
-        target.Data[^1] = bad;
+        target.Span[^1] = bad;
         var e = Assert.Throws<ArgumentException>(() =>
         {
             using var result = lstm.Forward(x, h0, c0, keepForBackward: true);
@@ -366,7 +369,7 @@ public class NonFiniteInputTests
     public void Save_RefusesNonFiniteParameters_AndWritesNothing()
     {
         var gru = new Gru(3, 2, GruVariant.ResetAfter, backend: ReferenceBackend.Instance);
-        gru.Parameters["bias_hh_l0"].Value.Data[1] = float.NaN;
+        gru.Parameters["bias_hh_l0"].Value.Span[1] = float.NaN;
         string path = Path.Combine(Path.GetTempPath(), $"recurrent-nan-{Guid.NewGuid():N}.safetensors");
         var e = Assert.Throws<InvalidOperationException>(() => gru.Save(path))!;
         Assert.That(e.Message, Does.Contain("bias_hh_l0"));

@@ -37,7 +37,7 @@ public class NativeBackendTests
             parameters.ZeroGrad();
             using (var tape = backend.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward: true)!)
                 backend.Backward(parameters, tape, dy, dhN, dcN, dx, dh0, dc0);
-            return [yInference.Data, y.Data, hN.Data, dx.Data, dh0.Data, .. parameters.All.Select(p => (float[])p.Grad.Data.Clone())];
+            return [yInference.ToArray(), y.ToArray(), hN.ToArray(), dx.ToArray(), dh0.ToArray(), .. parameters.All.Select(p => p.Grad.ToArray())];
         }
 
         NativeRnn.ReleaseCachedMemory();

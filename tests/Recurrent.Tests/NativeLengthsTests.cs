@@ -103,10 +103,10 @@ public class NativeLengthsTests
         using (layer.Forward(other, lengths: lengths))
         {
             var gradients = layer.Backward(kept, dy, dhN, dcN);
-            Assert.That(gradients.Input.Data, Is.EqualTo(expected.Single(e => e.Name == "dx").Values), "dx");
-            Assert.That(gradients.InitialHidden.Data, Is.EqualTo(expected.Single(e => e.Name == "dh0").Values), "dh0");
+            Assert.That(gradients.Input.ToArray(), Is.EqualTo(expected.Single(e => e.Name == "dx").Values), "dx");
+            Assert.That(gradients.InitialHidden.ToArray(), Is.EqualTo(expected.Single(e => e.Name == "dh0").Values), "dh0");
             foreach (var p in layer.Parameters.All)
-                Assert.That(p.Grad.Data, Is.EqualTo(expected.Single(e => e.Name == "grad " + p.Name).Values), p.Name);
+                Assert.That(p.Grad.ToArray(), Is.EqualTo(expected.Single(e => e.Name == "grad " + p.Name).Values), p.Name);
         }
 
         var parameters = layer.Parameters;
@@ -206,7 +206,7 @@ public class NativeLengthsTests
         /// <summary>The same problem cut to its first step, dense.</summary>
         public Problem FirstStep()
         {
-            Tensor First(Tensor t) => new(t.Data[..(_batch * t.Shape[2])], 1, _batch, t.Shape[2]);
+            Tensor First(Tensor t) => new(t.Span[..(_batch * t.Shape[2])].ToArray(), 1, _batch, t.Shape[2]);
             return new Problem(this, First(_x), First(_dy));
         }
 
@@ -217,9 +217,9 @@ public class NativeLengthsTests
             int[]? lengths = _steps == 1 ? null : _lengths;
             using var forward = layer.Forward(_x, _h0, _c0, keepForBackward: true, lengths: lengths);
             var gradients = layer.Backward(forward, _dy, _dhN, _dcN);
-            return [("y", forward.Output.Data), ("hN", forward.HiddenState.Data), ("cN", forward.CellState?.Data ?? []), ("dx", gradients.Input.Data),
-                ("dh0", gradients.InitialHidden.Data), ("dc0", gradients.InitialCell?.Data ?? []),
-                .. layer.Parameters.All.Select(p => ("grad " + p.Name, p.Grad.Data))];
+            return [("y", forward.Output.ToArray()), ("hN", forward.HiddenState.ToArray()), ("cN", forward.CellState?.ToArray() ?? []), ("dx", gradients.Input.ToArray()),
+                ("dh0", gradients.InitialHidden.ToArray()), ("dc0", gradients.InitialCell?.ToArray() ?? []),
+                .. layer.Parameters.All.Select(p => ("grad " + p.Name, p.Grad.ToArray()))];
         }
 
         /// <summary>What <see cref="Run"/> gives, from the double reference on the same float parameters and inputs.</summary>
@@ -238,6 +238,6 @@ public class NativeLengthsTests
             for (int i = 0; i < actual.Length; i++) Assertions.AllClose(actual[i].Values, expected[i], Tolerances.Float32, $"{what} {actual[i].Name}".Trim());
         }
 
-        private static double[] Widen(Tensor t) => Array.ConvertAll(t.Data, v => (double)v);
+        private static double[] Widen(Tensor t) => Array.ConvertAll(t.ToArray(), v => (double)v);
     }
 }

@@ -83,21 +83,21 @@ public sealed class NonFiniteIlgpuTests
     private static IEnumerable<TestCaseData> NaNParameterCases() =>
         from cell in TestData.AllCells
         from fused in new[] { true, false }
-        from kind in Enum.GetValues<ParameterKind>()
+        from spec in ParameterSpec.RnnBase
         from gate in Enumerable.Range(0, cell.GateCount())
-        select new TestCaseData(cell, fused, kind, gate).SetArgDisplayNames(cell.ToString(), fused ? "fused" : "unfused", kind.ToString(), $"gate{gate}");
+        select new TestCaseData(cell, fused, spec, gate).SetArgDisplayNames(cell.ToString(), fused ? "fused" : "unfused", spec.Stem, $"gate{gate}");
 
     /// <summary>One NaN in gate block <paramref name="gate"/> of one parameter: outputs, states and every gradient NaN exactly where the reference's are.</summary>
     [TestCaseSource(nameof(NaNParameterCases))]
-    public void NaNParameter_GivesNaNExactlyWhereTheReferenceDoes(CellKind cell, bool fused, ParameterKind kind, int gate)
+    public void NaNParameter_GivesNaNExactlyWhereTheReferenceDoes(CellKind cell, bool fused, ParameterSpec spec, int gate)
     {
         var config = CellShape.Config(cell);
         var parameters = new RnnParameters(config);
         parameters.Reset(3);
-        var value = parameters[0, 0, kind].Value.Data;
+        var value = parameters[0, 0, spec].Value.Span;
         int h = config.HiddenSize, row = gate * h + 1;
-        value[kind is ParameterKind.WeightIH or ParameterKind.WeightHH ? row * (value.Length / (config.GateCount * h)) : row] = float.NaN;
-        CompareWithReference(cell, fused, parameters, CellShape, x => { }, $"{cell} NaN in {kind} gate {gate}", expectNaN: true);
+        value[spec == ParameterSpec.WeightIH || spec == ParameterSpec.WeightHH ? row * (value.Length / (config.GateCount * h)) : row] = float.NaN;
+        CompareWithReference(cell, fused, parameters, CellShape, x => { }, $"{cell} NaN in {spec} gate {gate}", expectNaN: true);
     }
 
     /// <summary>A NaN in the input of a two-layer bidirectional stack reaches both directions of both layers as in the reference.</summary>
@@ -121,7 +121,7 @@ public sealed class NonFiniteIlgpuTests
         var shape = cell == CellKind.RnnRelu ? new TestData.Shape(1, 2, 3, 3, 1, false) : new TestData.Shape(3, 2, 3, 3, 1, false);
         var parameters = new RnnParameters(shape.Config(cell));
         parameters.Reset(5);
-        var wih = parameters[0, 0, ParameterKind.WeightIH].Value.Data;
+        var wih = parameters[0, 0, ParameterSpec.WeightIH].Value.Span;
         for (int r = 0; r < wih.Length / shape.Input; r++) wih[r * shape.Input] *= 1e20f;
         CompareWithReference(cell, fused, parameters, shape, x =>
         {
@@ -465,11 +465,11 @@ public sealed class NonFiniteIlgpuTests
     {
         const int steps = 4, batch = 3, output = 3;
         using var model = new RecurrentSequenceModel(Layer(cell, 2, 3, _fused!), output, loss, loss == SequenceLoss.SoftmaxCrossEntropy ? 0 : null, seed: 2);
-        model.Recurrent.Parameters.All.First(p => p.Name.StartsWith("weight_hh")).Value.Data[1] = float.NaN;
+        model.Recurrent.Parameters.All.First(p => p.Name.StartsWith("weight_hh")).Value.Span[1] = float.NaN;
         var targets = SequenceOutputRecurrentTests.RandomTargets(loss, new SequenceOutputRecurrentTests.Shape(steps, batch, 0, 3, output), new Random(1));
         float value = Within($"{cell} sequence model training", () => model.Train(targets, schedule));
         Assert.That(value, Is.NaN, "loss");
-        var gradients = model.Parameters.Select(p => (p.Name, p.Grad.Data)).Concat(model.Recurrent.Parameters.All.Select(p => (p.Name, p.Grad.Data)));
+        var gradients = model.Parameters.All.Select(p => (p.Name, p.Grad.ToArray()));
         foreach (var (name, grad) in gradients)
             Assert.That(grad.Any(float.IsNaN), Is.True, $"{name} gradient holds no NaN");
     }
@@ -483,13 +483,13 @@ public sealed class NonFiniteIlgpuTests
     {
         var shape = new SequenceOutputRecurrentTests.Shape(4, 3, 2, 3, 3);
         using var network = new OutputRecurrentNetwork(shape.Input, shape.Hidden, shape.Output, SequenceLoss.SoftmaxCrossEntropy, activation, startToken: 0, seed: 4, device: _fused);
-        network.Parameters.Single(p => p.Name == "hidden_bias").Value.Data[1] = float.NaN;
+        network.Parameters["hidden_bias"].Value.Span[1] = float.NaN;
         var random = new Random(5);
         var x = new Tensor(TestData.UniformSingle(random, shape.Steps * shape.Batch * shape.Input), shape.Steps, shape.Batch, shape.Input);
         var targets = SequenceOutputRecurrentTests.RandomTargets(SequenceLoss.SoftmaxCrossEntropy, shape, random);
         float value = Within("output-recurrent training", () => network.Train(x, targets, schedule));
         Assert.That(value, Is.NaN, "loss");
-        Assert.That(network.Parameters.Single(p => p.Name == "feedback_weight").Grad.Data.Any(float.IsNaN), Is.True, "feedback_weight gradient holds no NaN");
+        Assert.That(network.Parameters["feedback_weight"].Grad.ToArray().Any(float.IsNaN), Is.True, "feedback_weight gradient holds no NaN");
     }
 
     // ---- one backend from several threads ----
@@ -513,7 +513,7 @@ public sealed class NonFiniteIlgpuTests
         layer.ZeroGrad();
         for (int r = 0; r < repeats; r++)
             foreach (var x in inputs) Within("serial step", () => Step(x));
-        var serial = layer.Parameters.All.Select(p => p.Grad.Data.Select(v => (double)v).ToArray()).ToArray();
+        var serial = layer.Parameters.All.Select(p => p.Grad.ToArray().Select(v => (double)v).ToArray()).ToArray();
 
         layer.ZeroGrad();
         Within("four threads", () =>
@@ -538,6 +538,6 @@ public sealed class NonFiniteIlgpuTests
         });
         var all = layer.Parameters.All;
         for (int p = 0; p < all.Count; p++)
-            Assertions.AllClose(all[p].Grad.Data, serial[p], Tolerances.Float32, $"{all[p].Name} from {threads} threads");
+            Assertions.AllClose(all[p].Grad.ToArray(), serial[p], Tolerances.Float32, $"{all[p].Name} from {threads} threads");
     }
 }

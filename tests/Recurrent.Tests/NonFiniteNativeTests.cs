@@ -30,8 +30,8 @@ public class NonFiniteNativeTests
         from isa in Isas
         from cell in TestData.AllCells
         from fused in new[] { true, false }
-        from kind in Enum.GetValues<ParameterKind>()
-        select new TestCaseData(isa, cell, fused, kind).SetArgDisplayNames(isa.ToString(), cell.ToString(), fused ? "fused" : "unfused", kind.ToString());
+        from spec in ParameterSpec.RnnBase
+        select new TestCaseData(isa, cell, fused, spec).SetArgDisplayNames(isa.ToString(), cell.ToString(), fused ? "fused" : "unfused", spec.Stem);
 
     /// <summary>The example: ElmanRnn(1, 1), every parameter 0 but weight_ih_l0[0] = NaN, x = [[[1]]] gave −1 (relu: 0).</summary>
     [TestCaseSource(nameof(PathCases))]
@@ -39,13 +39,13 @@ public class NonFiniteNativeTests
     {
         var config = new RnnConfig(cell, 1, 1);
         var parameters = new RnnParameters(config);  // zeros
-        parameters[0, 0, ParameterKind.WeightIH].Value.Data[0] = float.NaN;
+        parameters[0, 0, ParameterSpec.WeightIH].Value.Span[0] = float.NaN;
         var (y, hN, cN) = Outputs(config, 1, 1);
         var c0 = cell.HasCellState() ? new Tensor(config.StateShape(1)) : null;
         OnIsa(isa, () => new NativeCpuBackend(fused).Forward(parameters, new Tensor([1f], 1, 1, 1), new Tensor(config.StateShape(1)), c0, y, hN, cN, false));
         // Every cell's h depends on the first gate's pre-activation (LSTM: i multiplies the candidate into c).
-        Assert.That(float.IsNaN(y.Data[0]), $"y = {y.Data[0]}");
-        Assert.That(float.IsNaN(hN.Data[0]), $"hN = {hN.Data[0]}");
+        Assert.That(float.IsNaN(y.Span[0]), $"y = {y.Span[0]}");
+        Assert.That(float.IsNaN(hN.Span[0]), $"hN = {hN.Span[0]}");
     }
 
     /// <summary>
@@ -53,7 +53,7 @@ public class NonFiniteNativeTests
     /// so a dropped or an invented NaN shows) and at T=3 both directions (where it spreads through the recurrence).
     /// </summary>
     [TestCaseSource(nameof(ParameterCases))]
-    public void ForwardAndBackward_GiveNaNWhereTheReferenceDoes_WhenAParameterHoldsNaN(NativeIsa isa, CellKind cell, bool fused, ParameterKind kind)
+    public void ForwardAndBackward_GiveNaNWhereTheReferenceDoes_WhenAParameterHoldsNaN(NativeIsa isa, CellKind cell, bool fused, ParameterSpec spec)
     {
         const int hidden = 17;  // 16 + 1 and 8·2 + 1: a NaN in a full vector and in the scalar remainder
         foreach (var (steps, bidirectional) in new[] { (1, false), (3, true) })
@@ -62,7 +62,7 @@ public class NonFiniteNativeTests
                 var config = new RnnConfig(cell, 5, hidden, numLayers: 1, bidirectional);
                 var parameters = new RnnParameters(config);
                 parameters.Reset(7);
-                var values = parameters[0, 0, kind].Value.Data;
+                var values = parameters[0, 0, spec].Value.Span;
                 int columns = values.Length / (cell.GateCount() * hidden);
                 // Unit 16 of the gate: the remainder lane of a 16- or 8-wide row; a mid column.
                 values[(gate * hidden + 16) * columns + columns / 2] = float.NaN;
@@ -86,12 +86,12 @@ public class NonFiniteNativeTests
         parameters.Reset(5);
         var random = new Random(3);
         var x = new Tensor(TestData.UniformSingle(random, steps * batch * input), steps, batch, input);
-        x.Data[1] = float.PositiveInfinity;                      // t 0, n 0
-        x.Data[(batch + 1) * input + 2] = float.NegativeInfinity;  // t 1, n 1
+        x.Span[1] = float.PositiveInfinity;                      // t 0, n 0
+        x.Span[(batch + 1) * input + 2] = float.NegativeInfinity;  // t 1, n 1
         if (bothSignsInARow)
         {
-            x.Data[2 * batch * input + 3] = float.PositiveInfinity;  // t 2, n 0
-            x.Data[2 * batch * input + 4] = float.NegativeInfinity;
+            x.Span[2 * batch * input + 3] = float.PositiveInfinity;  // t 2, n 0
+            x.Span[2 * batch * input + 4] = float.NegativeInfinity;
         }
         OnIsa(isa, () => AssertSameAsReference(new NativeCpuBackend(fused), parameters, x, random, "∞ in x"));
     }
@@ -117,8 +117,8 @@ public class NonFiniteNativeTests
         var x = new Tensor(TestData.UniformSingle(random, 2 * 5), 1, 2, 5);
         OnIsa(isa, () => AssertSameAsReference(new NativeCpuBackend(fused), parameters, x, random, "∞ in dy", dy =>
         {
-            dy.Data[3] = float.PositiveInfinity;        // n 0, unit 3
-            dy.Data[17 + 16] = float.NegativeInfinity;  // n 1, unit 16 (a vector remainder)
+            dy.Span[3] = float.PositiveInfinity;        // n 0, unit 3
+            dy.Span[17 + 16] = float.NegativeInfinity;  // n 1, unit 16 (a vector remainder)
         }));
     }
 
@@ -137,7 +137,7 @@ public class NonFiniteNativeTests
         var parameters = new RnnParameters(config);
         parameters.Reset(9);
         var random = new Random(4);
-        var weights = parameters[0, 0, ParameterKind.WeightIH].Value.Data;
+        var weights = parameters[0, 0, ParameterSpec.WeightIH].Value.Span;
         for (int i = 0; i < weights.Length; i++) weights[i] = random.Next(2) == 0 ? 1e30f : -1e30f;
         var x = new Tensor(Enumerable.Range(0, steps * batch).Select(_ => random.Next(2) == 0 ? 1e30f : -1e30f).ToArray(), steps, batch, 1);
         OnIsa(isa, () => AssertSameAsReference(new NativeCpuBackend(fused), parameters, x, random, "1e30 · 1e30"));
@@ -155,26 +155,26 @@ public class NonFiniteNativeTests
         var config = new RnnConfig(cell, input, hidden);
         var parameters = new RnnParameters(config);
         parameters.Reset(2);
-        if (nanInWeights) parameters[0, 0, ParameterKind.WeightIH].Value.Data[5 * input + 1] = float.NaN;
+        if (nanInWeights) parameters[0, 0, ParameterSpec.WeightIH].Value.Span[5 * input + 1] = float.NaN;
         var random = new Random(6);
         var table = TestData.UniformSingle(random, vocab * input);
         int[] ids = [.. Enumerable.Range(0, steps * batch).Select(r => r % 4 == 1 ? -1 : r % vocab)];
         var x = new Tensor(steps, batch, input);
         for (int r = 0; r < ids.Length; r++)
-            if (ids[r] >= 0) table.AsSpan(ids[r] * input, input).CopyTo(x.Data.AsSpan(r * input, input));
+            if (ids[r] >= 0) table.AsSpan(ids[r] * input, input).CopyTo(x.Span.Slice(r * input, input));
         int[] state = config.StateShape(batch);
         Tensor h0 = new(TestData.UniformSingle(random, batch * hidden), state), dhN = new(state);
         Tensor? c0 = cell.HasCellState() ? new Tensor(TestData.UniformSingle(random, batch * hidden), state) : null;
         Tensor? dcN = cell.HasCellState() ? new Tensor(state) : null;
         var dy = new Tensor(TestData.UniformSingle(random, steps * batch * hidden), steps, batch, hidden);
-        if (!nanInWeights) dy.Data[1 * hidden + 4] = float.NaN;  // row 1 has id −1
+        if (!nanInWeights) dy.Span[1 * hidden + 4] = float.NaN;  // row 1 has id −1
         var backend = new NativeCpuBackend(fused);
 
         var (yDense, hNDense, cNDense) = Outputs(config, steps, batch);
         var (dx, dh0, dc0) = (new Tensor(steps, batch, input), new Tensor(state), c0 is null ? null : new Tensor(state));
         using (var tape = backend.Forward(parameters, x, h0, c0, yDense, hNDense, cNDense, keepForBackward: true)!)
             backend.Backward(parameters, tape, dy, dhN, dcN, dx, dh0, dc0);
-        var denseGrads = parameters.All.Select(p => (float[])p.Grad.Data.Clone()).ToArray();
+        var denseGrads = parameters.All.Select(p => p.Grad.ToArray()).ToArray();
         parameters.ZeroGrad();
 
         var (y, hN, cN) = Outputs(config, steps, batch);
@@ -182,13 +182,13 @@ public class NonFiniteNativeTests
         using (var tape = backend.ForwardFromTable(parameters, new DirectionwiseBackend.TableInput(table, vocab, ids), h0, c0, y, hN, cN, keepForBackward: true)!)
             backend.BackwardFromTable(parameters, tape, dy, dhN, dcN, tableGradient, new Tensor(state), c0 is null ? null : new Tensor(state));
 
-        NonFinite.AssertSame(y.Data, Widen(yDense.Data), Tolerances.Float32, "y");
-        NonFinite.AssertSame(hN.Data, Widen(hNDense.Data), Tolerances.Float32, "hN");
+        NonFinite.AssertSame(y.ToArray(), Widen(yDense.ToArray()), Tolerances.Float32, "y");
+        NonFinite.AssertSame(hN.ToArray(), Widen(hNDense.ToArray()), Tolerances.Float32, "hN");
         for (int i = 0; i < denseGrads.Length; i++)
-            NonFinite.AssertSame(parameters.All[i].Grad.Data, Widen(denseGrads[i]), Tolerances.Float32, parameters.All[i].Name);
+            NonFinite.AssertSame(parameters.All[i].Grad.ToArray(), Widen(denseGrads[i]), Tolerances.Float32, parameters.All[i].Name);
         // (relu passes a finite gradient through a NaN h, so a NaN weight leaves its gradients finite.)
         if (!nanInWeights || cell != CellKind.RnnRelu)
-            Assert.That(parameters[0, 0, ParameterKind.WeightIH].Grad.Data.Any(float.IsNaN), "the case carries a NaN into dW_ih");
+            Assert.That(parameters[0, 0, ParameterSpec.WeightIH].Grad.ToArray().Any(float.IsNaN), "the case carries a NaN into dW_ih");
     }
 
     private static IEnumerable<TestCaseData> TableCases() =>
@@ -213,14 +213,14 @@ public class NonFiniteNativeTests
         var random = new Random(13);
         var x = new Tensor(TestData.UniformSingle(random, steps * batch * input), steps, batch, input);
         int Row(int t, int n) => (t * batch + n) * input;
-        x.Data.AsSpan(Row(3, 0), input).Fill(float.NaN);  // sequence 0 ended at step 1
-        for (int t = 1; t < steps; t++) x.Data[Row(t, 2) + t] = float.NaN;  // sequence 2 ended at step 0
-        if (nanInASequence) x.Data[Row(2, 1) + 3] = float.NaN;
+        x.Span.Slice(Row(3, 0), input).Fill(float.NaN);  // sequence 0 ended at step 1
+        for (int t = 1; t < steps; t++) x.Span[Row(t, 2) + t] = float.NaN;  // sequence 2 ended at step 0
+        if (nanInASequence) x.Span[Row(2, 1) + 3] = float.NaN;
         OnIsa(isa, () => AssertSameAsReference(new NativeCpuBackend(fused), parameters, x, random, nanInASequence ? "NaN in sequence 1" : "NaN past the ends",
             dy =>
             {
-                dy.Data[(2 * batch + 0) * config.OutputSize + 16] = float.NaN;
-                dy.Data[(3 * batch + 2) * config.OutputSize + 20] = float.NaN;
+                dy.Span[(2 * batch + 0) * config.OutputSize + 16] = float.NaN;
+                dy.Span[(3 * batch + 2) * config.OutputSize + 20] = float.NaN;
             }, lengths));
     }
 
@@ -244,14 +244,14 @@ public class NonFiniteNativeTests
         Tensor? c0 = hasCell ? Random(state) : null, dcN = hasCell ? Random(state) : null;
         editDy?.Invoke(dy);
 
-        var reference = ReferenceRnn.Forward(ReferenceWeights.From(parameters), Widen(x.Data), steps, batch, Widen(h0.Data), c0 is null ? null : Widen(c0.Data),
+        var reference = ReferenceRnn.Forward(ReferenceWeights.From(parameters), Widen(x.ToArray()), steps, batch, Widen(h0.ToArray()), c0 is null ? null : Widen(c0.ToArray()),
             lengths);
-        var expected = ReferenceRnn.Backward(reference, Widen(dy.Data), Widen(dhN.Data), dcN is null ? null : Widen(dcN.Data));
+        var expected = ReferenceRnn.Backward(reference, Widen(dy.ToArray()), Widen(dhN.ToArray()), dcN is null ? null : Widen(dcN.ToArray()));
 
         var (y, hN, cN) = Outputs(config, steps, batch);
         backend.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward: false, lengths);
-        NonFinite.AssertSame(y.Data, reference.Output, Tolerances.Float32, $"{what}: inference y");
-        if (cN is not null) NonFinite.AssertSame(cN.Data, reference.CellN!, Tolerances.Float32, $"{what}: inference cN");
+        NonFinite.AssertSame(y.ToArray(), reference.Output, Tolerances.Float32, $"{what}: inference y");
+        if (cN is not null) NonFinite.AssertSame(cN.ToArray(), reference.CellN!, Tolerances.Float32, $"{what}: inference cN");
 
         (y, hN, cN) = Outputs(config, steps, batch);
         parameters.ZeroGrad();
@@ -260,16 +260,16 @@ public class NonFiniteNativeTests
         var dc0 = hasCell ? new Tensor(state) : null;
         using (var tape = backend.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward: true, lengths)!)
         {
-            NonFinite.AssertSame(y.Data, reference.Output, Tolerances.Float32, $"{what}: y");
-            NonFinite.AssertSame(hN.Data, reference.HiddenN, Tolerances.Float32, $"{what}: hN");
-            if (cN is not null) NonFinite.AssertSame(cN.Data, reference.CellN!, Tolerances.Float32, $"{what}: cN");
+            NonFinite.AssertSame(y.ToArray(), reference.Output, Tolerances.Float32, $"{what}: y");
+            NonFinite.AssertSame(hN.ToArray(), reference.HiddenN, Tolerances.Float32, $"{what}: hN");
+            if (cN is not null) NonFinite.AssertSame(cN.ToArray(), reference.CellN!, Tolerances.Float32, $"{what}: cN");
             backend.Backward(parameters, tape, dy, dhN, dcN, dx, dh0, dc0);
         }
-        NonFinite.AssertSame(dx.Data, expected.Input, Tolerances.Float32, $"{what}: dx");
-        NonFinite.AssertSame(dh0.Data, expected.HiddenZero, Tolerances.Float32, $"{what}: dh0");
-        if (dc0 is not null) NonFinite.AssertSame(dc0.Data, expected.CellZero!, Tolerances.Float32, $"{what}: dc0");
+        NonFinite.AssertSame(dx.ToArray(), expected.Input, Tolerances.Float32, $"{what}: dx");
+        NonFinite.AssertSame(dh0.ToArray(), expected.HiddenZero, Tolerances.Float32, $"{what}: dh0");
+        if (dc0 is not null) NonFinite.AssertSame(dc0.ToArray(), expected.CellZero!, Tolerances.Float32, $"{what}: dc0");
         for (int i = 0; i < parameters.All.Count; i++)
-            NonFinite.AssertSame(parameters.All[i].Grad.Data, expected.Weights.Values[i], Tolerances.Float32, $"{what}: grad {parameters.All[i].Name}");
+            NonFinite.AssertSame(parameters.All[i].Grad.ToArray(), expected.Weights.Values[i], Tolerances.Float32, $"{what}: grad {parameters.All[i].Name}");
     }
 
     private static (Tensor Y, Tensor HN, Tensor? CN) Outputs(RnnConfig config, int steps, int batch) =>

@@ -38,7 +38,7 @@ public class PeerTests
         using (var inference = peer.Prepare(parameters, x, training: false))
         {
             inference.Run();
-            Assertions.AllClose(inference.Output.Data, forward.Output, Tolerances.Float32, "y (inference)");
+            Assertions.AllClose(inference.Output.ToArray(), forward.Output, Tolerances.Float32, "y (inference)");
         }
 
         var random = new Random(77);
@@ -47,13 +47,13 @@ public class PeerTests
         // Twice: the second run must give the same gradients, not their sum.
         training.Run();
         training.Run();
-        Assertions.AllClose(training.Output.Data, forward.Output, Tolerances.Float32, "y (training)");
-        var expected = ReferenceRnn.Backward(forward, Array.ConvertAll(dy.Data, v => (double)v));
-        Assertions.AllClose(training.InputGradient.Data, expected.Input, Tolerances.Float32, "dx");
+        Assertions.AllClose(training.Output.ToArray(), forward.Output, Tolerances.Float32, "y (training)");
+        var expected = ReferenceRnn.Backward(forward, Array.ConvertAll(dy.ToArray(), v => (double)v));
+        Assertions.AllClose(training.InputGradient.ToArray(), expected.Input, Tolerances.Float32, "dx");
         var gradients = new RnnParameters(parameters.Config);
         training.CopyParameterGradientsTo(gradients);
         for (int p = 0; p < gradients.All.Count; p++)
-            Assertions.AllClose(gradients.All[p].Grad.Data, expected.Weights.Values[p], Tolerances.Float32, gradients.All[p].Name);
+            Assertions.AllClose(gradients.All[p].Grad.ToArray(), expected.Weights.Values[p], Tolerances.Float32, gradients.All[p].Name);
     }
 
     private static IEnumerable<TestCaseData> OnnxRuntimeCases() => Cases("OnnxRuntime");
@@ -67,7 +67,7 @@ public class PeerTests
         var (parameters, x, forward) = Setup(cell, shape);
         using var run = peer.Prepare(parameters, x, training: false);
         run.Run();
-        Assertions.AllClose(run.Output.Data, forward.Output, Tolerances.Float32, "y");
+        Assertions.AllClose(run.Output.ToArray(), forward.Output, Tolerances.Float32, "y");
     }
 
     [Test]
@@ -139,9 +139,9 @@ public class PeerTests
         var random = new Random(4321 + (int)cell);
         var parameters = new RnnParameters(config);
         foreach (var p in parameters.All)
-            TestData.UniformSingle(random, p.Value.Length, 0.8).CopyTo(p.Value.Data, 0);
+            TestData.UniformSingle(random, p.Value.Length, 0.8).CopyTo(p.Value.Span);
         var x = new Tensor(TestData.UniformSingle(random, shape.Steps * shape.Batch * shape.Input), shape.Steps, shape.Batch, shape.Input);
-        var forward = ReferenceRnn.Forward(ReferenceWeights.From(parameters), Array.ConvertAll(x.Data, v => (double)v), shape.Steps, shape.Batch);
+        var forward = ReferenceRnn.Forward(ReferenceWeights.From(parameters), Array.ConvertAll(x.ToArray(), v => (double)v), shape.Steps, shape.Batch);
         return (parameters, x, forward);
     }
 }

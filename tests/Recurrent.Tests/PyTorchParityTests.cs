@@ -56,7 +56,7 @@ public static class PyTorchData
     /// <summary>The public layer class for a configuration.</summary>
     public static RecurrentLayer CreateLayer(RnnConfig config, IRnnBackend? backend = null, int seed = 0) => TestLayers.Create(config, backend, seed);
 
-    internal static double[] Widen(Tensor t) => Array.ConvertAll(t.Data, v => (double)v);
+    internal static double[] Widen(Tensor t) => Array.ConvertAll(t.ToArray(), v => (double)v);
 }
 
 /// <summary>
@@ -209,8 +209,8 @@ public class PyTorchParityTests
         {
             var wrong = RunReference(testCase, data, weights);
             bool anyRejected = ResultNames(testCase).Any(name =>
-                wrong[name].Zip(data[name].Data, (a, e) => !testCase.Tolerance.Accepts(a, e)).Any(rejected => rejected));
-            double largest = ResultNames(testCase).Max(name => wrong[name].Zip(data[name].Data, (a, e) => Math.Abs(a - e)).Max());
+                wrong[name].Zip(data[name].ToArray(), (a, e) => !testCase.Tolerance.Accepts(a, e)).Any(rejected => rejected));
+            double largest = ResultNames(testCase).Max(name => wrong[name].Zip(data[name].ToArray(), (a, e) => Math.Abs(a - e)).Max());
             TestContext.Out.WriteLine($"{testCase.Name}: with {what} the largest error is {largest:g3}");
             Assert.That(anyRejected, $"{testCase.Name}: with {what} the results still pass; the comparison cannot catch that error");
         }
@@ -236,7 +236,7 @@ public class PyTorchParityTests
         double worstAbsolute = 0, worstRelative = 0;
         foreach (var name in ResultNames(testCase))
         {
-            var expected = data[name].Data;
+            var expected = data[name].ToArray();
             for (int i = 0; i < expected.Length; i++)
             {
                 double error = Math.Abs(actual[name][i] - expected[i]);

@@ -267,7 +267,7 @@ public class ReferenceLengthsTests
     private static Dictionary<string, double[]> RunReference(PyTorchCase testCase, IReadOnlyDictionary<string, Tensor> data, bool useLengths)
     {
         var x = data["x"];
-        var lengths = useLengths ? SequenceLengths.FromValues(data["lengths"].Data, x.Shape[0], x.Shape[1]) : null;
+        var lengths = useLengths ? SequenceLengths.FromValues(data["lengths"].ToArray(), x.Shape[0], x.Shape[1]) : null;
         return PyTorchParityTests.RunReference(testCase, data, ReferenceWeights.From(testCase.LoadLayer().Parameters), lengths);
     }
 
@@ -292,12 +292,12 @@ public class ReferenceLengthsTests
     {
         var data = testCase.Data;
         int steps = data["x"].Shape[0], batch = data["x"].Shape[1];
-        var lengths = SequenceLengths.FromValues(data["lengths"].Data, steps, batch);
+        var lengths = SequenceLengths.FromValues(data["lengths"].ToArray(), steps, batch);
         Assert.That(lengths, Does.Contain(1).And.Contain(steps), "lengths include 1 and T");
         Assert.That(lengths, Is.Not.Ordered.Descending, "lengths are not sorted as pack_padded_sequence's enforce_sorted wants");
 
         var wrong = RunReference(testCase, data, useLengths: false);
-        bool anyRejected = wrong.Any(kv => kv.Value.Zip(data[kv.Key].Data, (a, e) => !testCase.Tolerance.Accepts(a, e)).Any(rejected => rejected));
+        bool anyRejected = wrong.Any(kv => kv.Value.Zip(data[kv.Key].ToArray(), (a, e) => !testCase.Tolerance.Accepts(a, e)).Any(rejected => rejected));
         Assert.That(anyRejected, $"{testCase.Name}: without lengths the results still pass; the data does not test them");
     }
 

@@ -38,14 +38,14 @@ public class ForwardKeepsItsOwnInputsTests : EveryBackendFixture
     {
         // The example: dW_ih = (1 − tanh²(0.5)) · 0.5 = 0.39322 for the pass that ran with x = 0.5.
         var rnn = new ElmanRnn(1, 1, backend: Backend(backend));
-        foreach (var p in rnn.Parameters.All) Array.Clear(p.Value.Data);
-        rnn.Parameters["weight_ih_l0"].Value.Data[0] = 1;
+        foreach (var p in rnn.Parameters.All) p.Value.Span.Clear();
+        rnn.Parameters["weight_ih_l0"].Value.Span[0] = 1;
         var x = new Tensor([0.5f], 1, 1, 1);
         using var forward = rnn.Forward(x, keepForBackward: true);
-        x.Data[0] = 0;
+        x.Span[0] = 0;
         rnn.Backward(forward, new Tensor([1f], 1, 1, 1));
         double expected = (1 - Math.Pow(Math.Tanh(0.5), 2)) * 0.5;
-        Assert.That(rnn.Parameters["weight_ih_l0"].Grad.Data[0], Is.EqualTo(expected).Within(1e-5));
+        Assert.That(rnn.Parameters["weight_ih_l0"].Grad.Span[0], Is.EqualTo(expected).Within(1e-5));
     }
 
     [TestCaseSource(nameof(BackendCases))]
@@ -63,7 +63,7 @@ public class ForwardKeepsItsOwnInputsTests : EveryBackendFixture
             using var reset = gru.Forward(x, keepForBackward: true);
             gru.Parameters.Reset(seed: 2);
             Assert.That(() => gru.Backward(reset, null), Throws.InvalidOperationException);
-            Assert.That(gru.Parameters.All.SelectMany(p => p.Grad.Data), Is.All.EqualTo(0f), "a refused backward adds nothing");
+            Assert.That(gru.Parameters.All.SelectMany(p => p.Grad.ToArray()), Is.All.EqualTo(0f), "a refused backward adds nothing");
             using var fresh = gru.Forward(x, keepForBackward: true);
             Assert.That(() => gru.Backward(fresh, null), Throws.Nothing);
         }
@@ -204,7 +204,7 @@ public class ConcurrencyTests : EveryBackendFixture
             using var forward = serial.Forward(x, keepForBackward: true);
             serial.Backward(forward, dy);
             for (int p = 0; p < expected.Length; p++)
-                for (int i = 0; i < expected[p].Length; i++) expected[p][i] += serial.Parameters.All[p].Grad.Data[i];
+                for (int i = 0; i < expected[p].Length; i++) expected[p][i] += serial.Parameters.All[p].Grad.Span[i];
         }
 
         var shared = new Lstm(input, hidden, backend: Backend(backend), seed: 9);
@@ -216,7 +216,7 @@ public class ConcurrencyTests : EveryBackendFixture
             shared.Backward(forward, inputs[k].Dy);
         });
         for (int p = 0; p < expected.Length; p++)
-            Assertions.AllClose(shared.Parameters.All[p].Grad.Data, expected[p], Tolerances.SummationOrder, shared.Parameters.All[p].Name);
+            Assertions.AllClose(shared.Parameters.All[p].Grad.ToArray(), expected[p], Tolerances.SummationOrder, shared.Parameters.All[p].Name);
     }
 
     [Test]
@@ -228,14 +228,14 @@ public class ConcurrencyTests : EveryBackendFixture
         try
         {
             rnn.Save(path);
-            var before = rnn.Parameters.All.Select(p => (float[])p.Value.Data.Clone()).ToArray();
+            var before = rnn.Parameters.All.Select(p => p.Value.ToArray()).ToArray();
             var pass = Task.Run(() => rnn.Forward(new Tensor(2, 1, 2)).Dispose());
             gate.WaitUntilInside();
             Assert.That(() => rnn.Load(path), Throws.InvalidOperationException.With.Message.Contains("running on other threads"));
             Assert.That(() => rnn.Parameters.Reset(3), Throws.InvalidOperationException);
             gate.Release();
             pass.Wait();
-            for (int p = 0; p < before.Length; p++) Assert.That(rnn.Parameters.All[p].Value.Data, Is.EqualTo(before[p]));
+            for (int p = 0; p < before.Length; p++) Assert.That(rnn.Parameters.All[p].Value.ToArray(), Is.EqualTo(before[p]));
             Assert.That(() => rnn.Load(path), Throws.Nothing);
         }
         finally
@@ -302,14 +302,14 @@ public class NaNParameterAtTheLayerTests : EveryBackendFixture
     public void Forward_GivesNaN_WhenTheOnlyInputWeightIsNaN(RnnActivation activation, string backend)
     {
         var rnn = new ElmanRnn(1, 1, activation, backend: Backend(backend));
-        foreach (var p in rnn.Parameters.All) Array.Clear(p.Value.Data);
-        rnn.Parameters["weight_ih_l0"].Value.Data[0] = float.NaN;
+        foreach (var p in rnn.Parameters.All) p.Value.Span.Clear();
+        rnn.Parameters["weight_ih_l0"].Value.Span[0] = float.NaN;
         using var result = rnn.Forward(new Tensor([1f], 1, 1, 1), keepForBackward: true);
-        Assert.That(result.Output.Data[0], Is.NaN, "y");
-        Assert.That(result.HiddenState.Data[0], Is.NaN, "hN");
+        Assert.That(result.Output.Span[0], Is.NaN, "y");
+        Assert.That(result.HiddenState.Span[0], Is.NaN, "hN");
         rnn.Backward(result, new Tensor([1f], 1, 1, 1));
         // tanh′ = 1 − h² is NaN; relu′ passes the gradient at a NaN h (PyTorch's threshold_backward: h ≤ 0 ? 0 : dy), so dW_ih = dy·x = 1.
-        float dW = rnn.Parameters["weight_ih_l0"].Grad.Data[0];
+        float dW = rnn.Parameters["weight_ih_l0"].Grad.Span[0];
         if (activation == RnnActivation.Tanh) Assert.That(dW, Is.NaN, "dW_ih");
         else Assert.That(dW, Is.EqualTo(1f), "dW_ih");
     }
@@ -339,8 +339,8 @@ public class SequenceModelNonFiniteTests
     {
         var layer = PyTorchData.CreateLayer(new RnnConfig(cell, 3, 4), new NativeCpuBackend());
         var model = new RecurrentSequenceModel(layer, 5, SequenceLoss.SoftmaxCrossEntropy);
-        var values = model.Parameters.FirstOrDefault(p => p.Name == name)?.Value ?? layer.Parameters[name].Value;
-        values.Data[1] = float.NaN;
+        var values = (model.Parameters.TryGet(name, out var own) ? own : layer.Parameters[name]).Value;
+        values.Span[1] = float.NaN;
         float loss = model.Train(SequenceTargets.Tokens([1, 2, 3, 4, 0, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 0, 0, 0], 6, 3), schedule);
         Assert.That(loss, Is.NaN);
     }
@@ -352,15 +352,15 @@ public class SequenceModelNonFiniteTests
     public void OutputRecurrentNetwork_ReturnsNaN_WhenAParameterIsNaN(TrainingSchedule schedule, int inputSize)
     {
         using var network = new OutputRecurrentNetwork(inputSize, 4, 5, SequenceLoss.SoftmaxCrossEntropy);
-        foreach (var parameter in network.Parameters.Where(p => p.Value.Length > 1))
+        foreach (var parameter in network.Parameters.All.Where(p => p.Value.Length > 1))
         {
             network.ZeroGrad();
-            float saved = parameter.Value.Data[1];
-            parameter.Value.Data[1] = float.NaN;
+            float saved = parameter.Value.Span[1];
+            parameter.Value.Span[1] = float.NaN;
             var x = inputSize == 0 ? null : new Tensor(TestData.UniformSingle(new Random(3), 6 * 3 * inputSize), 6, 3, inputSize);
             float loss = network.Train(x, SequenceTargets.Tokens([1, 2, 3, 4, 0, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 0, 0, 0], 6, 3), schedule);
             Assert.That(loss, Is.NaN, parameter.Name);
-            parameter.Value.Data[1] = saved;
+            parameter.Value.Span[1] = saved;
         }
     }
 
@@ -382,9 +382,9 @@ public class SequenceModelNonFiniteTests
         {
             var layer = PyTorchData.CreateLayer(new RnnConfig(cell, 3, 3), new NativeCpuBackend());
             var model = new RecurrentSequenceModel(layer, 5, SequenceLoss.SoftmaxCrossEntropy, startToken: 0);
-            for (int i = 0; i < 3; i++) model.Parameters[0].Value.Data[4 * 3 + i] = value;
+            for (int i = 0; i < 3; i++) model.Parameters["embedding"].Value.Span[4 * 3 + i] = value;
             float loss = model.Train(TargetsWithoutToken4(), schedule);
-            return (loss, model.Parameters.Select(p => p.Grad.Data).Concat(layer.Parameters.All.Select(p => p.Grad.Data)).ToArray());
+            return (loss, model.Parameters.All.Select(p => p.Grad.ToArray()).ToArray());
         }
         AssertSchedulesAgreeAndStayFinite(Run);
     }
@@ -412,10 +412,10 @@ public class SequenceModelNonFiniteTests
         (float Loss, float[][] Grads) Run(TrainingSchedule schedule)
         {
             using var network = new OutputRecurrentNetwork(0, 3, 5, SequenceLoss.SoftmaxCrossEntropy, startToken: 0, device: gpu);
-            var feedback = network.Parameters.First(p => p.Name == "feedback_weight").Value;
-            for (int h = 0; h < 3; h++) feedback.Data[4 * 3 + h] = value;
+            var feedback = network.Parameters["feedback_weight"].Value;
+            for (int h = 0; h < 3; h++) feedback.Span[4 * 3 + h] = value;
             float loss = network.Train(null, TargetsWithoutToken4(), schedule);
-            return (loss, network.Parameters.Select(p => (float[])p.Grad.Data.Clone()).ToArray());
+            return (loss, network.Parameters.All.Select(p => p.Grad.ToArray()).ToArray());
         }
         AssertSchedulesAgreeAndStayFinite(Run);
     }
@@ -472,6 +472,6 @@ internal sealed class PoisoningBackend(IRnnBackend inner) : IRnnBackend
     public void Backward(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0)
     {
         inner.Backward(parameters, tape, dy, dhN, dcN, dx, dh0, dc0);
-        parameters.All[1].Grad.Data[0] = float.PositiveInfinity;
+        parameters.All[1].Grad.Span[0] = float.PositiveInfinity;
     }
 }

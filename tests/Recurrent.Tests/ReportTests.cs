@@ -234,7 +234,7 @@ public class ReportTests
                 bool cell = parameters.Config.Cell.HasCellState();
                 ReferenceBackend.Instance.Forward(parameters, x, new Tensor(state), cell ? new Tensor(state) : null, Output, new Tensor(state),
                     cell ? new Tensor(state) : null, keepForBackward: false);
-                for (int i = 0; i < Output.Length; i++) Output.Data[i] *= scale;
+                for (int i = 0; i < Output.Length; i++) Output.Span[i] *= scale;
             }
 
             public void Dispose() { }

@@ -19,7 +19,7 @@ public class SafeTensorsFileSystemTests
 
     private static Lstm Layer(int seed) => new(2, 3, seed: seed);
 
-    private static float[] Values(RecurrentLayer layer) => [.. layer.Parameters.All.SelectMany(p => p.Value.Data)];
+    private static float[] Values(RecurrentLayer layer) => [.. layer.Parameters.All.SelectMany(p => p.Value.ToArray())];
 
     /// <summary>What Load finds at <paramref name="path"/>, read into a fresh layer.</summary>
     private static float[] Loaded(string path)

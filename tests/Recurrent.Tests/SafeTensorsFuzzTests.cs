@@ -50,7 +50,7 @@ public class SafeTensorsFuzzTests
         var random = new Random(Seed);
         string path = Path.Combine(_folder, "mutated.safetensors");
         var outcomes = Enum.GetValues<Mutation>().ToDictionary(m => m, _ => (Loaded: 0, Refused: 0));
-        var before = layer.Parameters.All.Select(p => Bits(p.Value.Data)).ToArray();
+        var before = layer.Parameters.All.Select(p => Bits(p.Value.ToArray())).ToArray();
         for (int i = 0; i < Files; i++)
         {
             var mutation = (Mutation)random.Next(Enum.GetValues<Mutation>().Length);
@@ -66,7 +66,7 @@ public class SafeTensorsFuzzTests
             {
                 if (e is not InvalidDataException || !e.Message.Contains(path)) Assert.Fail($"{context}: {e}");
                 for (int k = 0; k < before.Length; k++)
-                    if (!Bits(layer.Parameters.All[k].Value.Data).AsSpan().SequenceEqual(before[k]))
+                    if (!Bits(layer.Parameters.All[k].Value.ToArray()).AsSpan().SequenceEqual(before[k]))
                         Assert.Fail($"{context}: the failed Load changed {layer.Parameters.All[k].Name}");
                 outcomes[mutation] = (outcomes[mutation].Loaded, outcomes[mutation].Refused + 1);
                 continue;
@@ -76,11 +76,11 @@ public class SafeTensorsFuzzTests
             foreach (var ((name, begin, count), k) in layout.Select((l, k) => (l, k)))
             {
                 var expected = MemoryMarshal.Cast<byte, float>(bytes.AsSpan((int)(bodyStart + begin), count * sizeof(float))).ToArray();
-                if (!Bits(layer.Parameters.All[k].Value.Data).AsSpan().SequenceEqual(Bits(expected)))
+                if (!Bits(layer.Parameters.All[k].Value.ToArray()).AsSpan().SequenceEqual(Bits(expected)))
                     Assert.Fail($"{context}: {name} is not what the file holds");
                 if (!expected.All(float.IsFinite)) Assert.Fail($"{context}: {name} loaded a non-finite value");
             }
-            before = layer.Parameters.All.Select(p => Bits(p.Value.Data)).ToArray();
+            before = layer.Parameters.All.Select(p => Bits(p.Value.ToArray())).ToArray();
             outcomes[mutation] = (outcomes[mutation].Loaded + 1, outcomes[mutation].Refused);
         }
         TestContext.Out.WriteLine(string.Join(", ", outcomes.Select(o => $"{o.Key}: {o.Value.Loaded} loaded, {o.Value.Refused} refused")));

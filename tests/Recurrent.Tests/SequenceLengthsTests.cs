@@ -88,7 +88,7 @@ public class SequenceLengthsTests
         var values = SequenceOutputRecurrentTests.Widen(targets.Values);
         double loss0 = reference.Train(TrainingSchedule.ParallelOverTime, SequenceOutputRecurrentTests.Widen(x), steps, batch, targets.TokenIds, values,
             PaddedBatches.Lengths);
-        var grads = reference.Grads.Select(g => (double[])g.Clone()).ToArray();
+        var grads = reference.Grads.Select(g => g.ToArray()).ToArray();
 
         double total = PaddedBatches.Lengths.Sum();
         double expectedLoss = 0;
@@ -97,16 +97,16 @@ public class SequenceLengthsTests
         {
             int length = PaddedBatches.Lengths[n];
             var alone = PaddedBatches.Truncated(targets, n, length);
-            reference.ZeroGrad();
+            foreach (var g in reference.Grads) g.Span.Clear();
             double lossN = reference.Train(TrainingSchedule.ParallelOverTime, SequenceOutputRecurrentTests.Widen(PaddedBatches.Truncated(x, n, length)), length, 1,
                 alone.TokenIds, SequenceOutputRecurrentTests.Widen(alone.Values));
             expectedLoss += lossN * length / total;
             for (int p = 0; p < grads.Length; p++)
-                for (int i = 0; i < grads[p].Length; i++) expectedGrads[p][i] += reference.Grads[p][i] * length / total;
+                for (int i = 0; i < grads[p].Length; i++) expectedGrads[p][i] += reference.Grads[p].Span[i] * length / total;
         }
         Assertions.AllClose([loss0], [expectedLoss], Tolerances.DoubleSummationOrder, "loss");
         for (int p = 0; p < grads.Length; p++)
-            Assertions.AllClose(grads[p], expectedGrads[p], Tolerances.DoubleSummationOrder, network.Network!.Parameters[p].Name);
+            Assertions.AllClose(grads[p], expectedGrads[p], Tolerances.DoubleSummationOrder, network.Network!.Parameters.All[p].Name);
     }
 
     [Test]
@@ -156,7 +156,7 @@ public class SequenceLengthsTests
         var nan = Assert.Throws<ArgumentException>(() => network.Train(null, SequenceTargets.Real(values, [2, 2])))!;
         Assert.That(nan.ParamName, Is.EqualTo("targets"));
         Assert.That(nan.Message, Does.Contain("step 1, sequence 0"));
-        Assert.That(network.Parameters.All(p => p.Grad.Data.All(g => g == 0)), Is.True, "a refused call touched the gradients");
+        Assert.That(network.Parameters.Gradients.ToArray(), Is.All.EqualTo(0f), "a refused call touched the gradients");
     }
 }
 
@@ -268,7 +268,7 @@ internal static class PaddedBatches
         var layer = TestLayers.Create(new RnnConfig(cell, 3, 5, numLayers: 2), backend, seed: 5);
         var model = new RecurrentSequenceModel(layer, Output, loss, loss == SequenceLoss.SoftmaxCrossEntropy ? Output - 1 : null, seed: 5);
         return new Model(model.OpsName, 0, Output, (_, targets, schedule) => model.Train(targets, schedule), (_, targets) => model.TeacherForcedOutputs(targets),
-            () => model.Parameters.Select(p => (p.Name, p.Grad.Data)).Concat(model.Recurrent.Parameters.All.Select(p => (p.Name, p.Grad.Data))),
+            () => model.Parameters.All.Select(p => (p.Name, p.Grad.ToArray())),
             model.ZeroGrad, model);
     }
 
@@ -277,7 +277,7 @@ internal static class PaddedBatches
     {
         var network = new OutputRecurrentNetwork(inputSize, 6, Output, loss, startToken: loss == SequenceLoss.SoftmaxCrossEntropy ? 1 : null, seed: 7, device: device);
         return new Model(network.OpsName, inputSize, Output, network.Train, network.TeacherForcedOutputs,
-            () => network.Parameters.Select(p => (p.Name, p.Grad.Data)), network.ZeroGrad, network) { Network = network };
+            () => network.Parameters.All.Select(p => (p.Name, p.Grad.ToArray())), network.ZeroGrad, network) { Network = network };
     }
 
     /// <summary>x [T, N, I] for an output-recurrent network with input (null without): random everywhere, past the ends too.</summary>
@@ -322,7 +322,7 @@ internal static class PaddedBatches
         if (padded is null) return null;
         int batch = padded.Shape[1], features = padded.Shape[2];
         var data = new float[length * features];
-        for (int t = 0; t < length; t++) padded.Data.AsSpan((t * batch + n) * features, features).CopyTo(data.AsSpan(t * features));
+        for (int t = 0; t < length; t++) padded.Span.Slice((t * batch + n) * features, features).CopyTo(data.AsSpan(t * features));
         return new Tensor(data, length, 1, features);
     }
 
@@ -387,8 +387,8 @@ internal static class PaddedBatches
             var alone = model.TeacherForcedOutputs(Truncated(x, n, Lengths[n]), Truncated(targets, n, Lengths[n]));
             var ours = Truncated(outputs, n, Steps)!;
             int within = Lengths[n] * model.OutputSize;
-            Assertions.AllClose(ours.Data.AsSpan(0, within), Array.ConvertAll(alone.Data, v => (double)v), Tolerances.Float32, $"sequence {n}");
-            Assert.That(ours.Data.AsSpan(within).ToArray(), Is.All.EqualTo(0f), $"sequence {n} past its end");
+            Assertions.AllClose(ours.Span[..within], Array.ConvertAll(alone.ToArray(), v => (double)v), Tolerances.Float32, $"sequence {n}");
+            Assert.That(ours.Span[within..].ToArray(), Is.All.EqualTo(0f), $"sequence {n} past its end");
         }
     }
 }

@@ -49,13 +49,13 @@ public class SequenceOutputRecurrentTests
         var targets = RandomTargets(loss, shape, random);
 
         float parallelLoss = network.Train(x, targets, TrainingSchedule.ParallelOverTime);
-        var parallelGrads = network.Parameters.Select(p => Array.ConvertAll(p.Grad.Data, v => (double)v)).ToArray();
+        var parallelGrads = network.Parameters.All.Select(p => Array.ConvertAll(p.Grad.ToArray(), v => (double)v)).ToArray();
         network.ZeroGrad();
         float stepLoss = network.Train(x, targets, TrainingSchedule.StepByStep);
 
         Assertions.AllClose([stepLoss], [parallelLoss], Tolerances.Float32, "loss");
         for (int p = 0; p < parallelGrads.Length; p++)
-            Assertions.AllClose(network.Parameters[p].Grad.Data, parallelGrads[p], Tolerances.Float32, network.Parameters[p].Name);
+            Assertions.AllClose(network.Parameters.All[p].Grad.ToArray(), parallelGrads[p], Tolerances.Float32, network.Parameters.All[p].Name);
     }
 
     [TestCaseSource(nameof(ReferenceCases))]
@@ -72,7 +72,7 @@ public class SequenceOutputRecurrentTests
 
         Assertions.AllClose([actual], [expected], Tolerances.Float32, "loss");
         for (int p = 0; p < reference.Grads.Length; p++)
-            Assertions.AllClose(network.Parameters[p].Grad.Data, reference.Grads[p], Tolerances.Float32, network.Parameters[p].Name);
+            Assertions.AllClose(network.Parameters.All[p].Grad.ToArray(), reference.Grads[p].Span, Tolerances.Float32, network.Parameters.All[p].Name);
     }
 
     [TestCaseSource(nameof(GradientCases))]
@@ -90,12 +90,12 @@ public class SequenceOutputRecurrentTests
         {
             var probe = OutputRecurrentEngine.Create(reference.InputSize, reference.HiddenSize, reference.OutputSize, reference.Loss,
                 reference.Activation, reference.StartToken, ManagedMatrixOps<double>.Instance);
-            for (int p = 0; p < probe.Values.Length; p++) reference.Values[p].CopyTo(probe.Values[p], 0);
+            for (int p = 0; p < probe.Values.Length; p++) reference.Values[p].CopyTo(probe.Values[p]);
             return probe.Train(TrainingSchedule.ParallelOverTime, x, shape.Steps, shape.Batch, targets.TokenIds, values);
         }
         string[] names = ["input_weight", "feedback_weight", "hidden_bias", "output_weight", "output_bias"];
         for (int p = 0; p < reference.Values.Length; p++)
-            FiniteDifferences.Check(reference.Values[p], reference.Grads[p], Loss, names[p]);
+            FiniteDifferences.Check(reference.Values[p].Span, reference.Grads[p].Span, Loss, names[p]);
     }
 
     [TestCase(SequenceLoss.SoftmaxCrossEntropy)]
@@ -112,7 +112,7 @@ public class SequenceOutputRecurrentTests
         // Change y_2 of sequence 1 only: the output of step 3 (which is fed y_2) must change, no other step may.
         var changed = loss == SequenceLoss.SoftmaxCrossEntropy
             ? SequenceTargets.Tokens(Changed(targets.TokenIds!, changedStep * shape.Batch + 1, id => (id + 1) % shape.Output), shape.Steps, shape.Batch)
-            : SequenceTargets.Real(new Tensor(Changed(targets.Values!.Data, (changedStep * shape.Batch + 1) * shape.Output, v => v + 1), shape.Steps, shape.Batch, shape.Output));
+            : SequenceTargets.Real(new Tensor(Changed(targets.Values!.ToArray(), (changedStep * shape.Batch + 1) * shape.Output, v => v + 1), shape.Steps, shape.Batch, shape.Output));
         var after = network.TeacherForcedOutputs(x, changed);
         for (int t = 0; t < shape.Steps; t++)
             for (int n = 0; n < shape.Batch; n++)
@@ -131,24 +131,24 @@ public class SequenceOutputRecurrentTests
         var random = new Random(5);
         // Large weights make the argmax change from step to step, so a generator that fed anything else would diverge.
         var network = Network(loss, RnnActivation.Tanh, shape, start, seed: 3);
-        foreach (var p in network.Parameters)
-            for (int i = 0; i < p.Value.Length; i++) p.Value.Data[i] *= 4;
+        foreach (var p in network.Parameters.All)
+            for (int i = 0; i < p.Value.Length; i++) p.Value.Span[i] *= 4;
         var x = RandomInput(shape, random);
         var generated = network.Generate(x, shape.Steps, shape.Batch);
 
         // Teacher forcing with the generated sequence as the targets feeds exactly what free running fed back.
         var own = loss == SequenceLoss.SoftmaxCrossEntropy ? SequenceTargets.Tokens(generated.Tokens!, shape.Steps, shape.Batch) : SequenceTargets.Real(generated.Outputs);
-        Assertions.AllClose(generated.Outputs.Data, Widen(network.TeacherForcedOutputs(x, own).Data), Tolerances.Float32, "generated vs teacher-forced on own outputs");
+        Assertions.AllClose(generated.Outputs.ToArray(), Widen(network.TeacherForcedOutputs(x, own).ToArray()), Tolerances.Float32, "generated vs teacher-forced on own outputs");
         if (generated.Tokens is not null)
             for (int i = 0; i < generated.Tokens.Length; i++)
-                Assert.That(generated.Tokens[i], Is.EqualTo(ArgMax(generated.Outputs.Data.AsSpan(i * shape.Output, shape.Output))), $"token {i}");
+                Assert.That(generated.Tokens[i], Is.EqualTo(ArgMax(generated.Outputs.Span.Slice(i * shape.Output, shape.Output))), $"token {i}");
 
         // And with other targets the teacher-forced outputs differ from step 1 on: generation did not use them.
         var other = RandomTargets(loss, shape, new Random(99));
         var forced = network.TeacherForcedOutputs(x, other);
         int rowLength = shape.Batch * shape.Output;
-        Assert.That(forced.Data.AsSpan(0, rowLength).SequenceEqual(generated.Outputs.Data.AsSpan(0, rowLength)), Is.True, "step 0 sees only the start value");
-        Assert.That(forced.Data.AsSpan(rowLength).SequenceEqual(generated.Outputs.Data.AsSpan(rowLength)), Is.False, "later steps");
+        Assert.That(forced.Span.Slice(0, rowLength).SequenceEqual(generated.Outputs.Span.Slice(0, rowLength)), Is.True, "step 0 sees only the start value");
+        Assert.That(forced.Span.Slice(rowLength).SequenceEqual(generated.Outputs.Span.Slice(rowLength)), Is.False, "later steps");
     }
 
     [Test]
@@ -160,11 +160,11 @@ public class SequenceOutputRecurrentTests
         var x = RandomInput(shape, random)!;
         var before = network.Generate(x, shape.Steps, shape.Batch);
         const int changedStep = 3;
-        for (int i = changedStep * shape.Batch * shape.Input; i < x.Length; i++) x.Data[i] += 1;
+        for (int i = changedStep * shape.Batch * shape.Input; i < x.Length; i++) x.Span[i] += 1;
         var after = network.Generate(x, shape.Steps, shape.Batch);
         int prefix = changedStep * shape.Batch * shape.Output;
-        Assert.That(after.Outputs.Data.AsSpan(0, prefix).SequenceEqual(before.Outputs.Data.AsSpan(0, prefix)), Is.True, "steps before the change");
-        Assert.That(after.Outputs.Data.AsSpan(prefix).SequenceEqual(before.Outputs.Data.AsSpan(prefix)), Is.False, "steps from the change on");
+        Assert.That(after.Outputs.Span.Slice(0, prefix).SequenceEqual(before.Outputs.Span.Slice(0, prefix)), Is.True, "steps before the change");
+        Assert.That(after.Outputs.Span.Slice(prefix).SequenceEqual(before.Outputs.Span.Slice(prefix)), Is.False, "steps from the change on");
     }
 
     [Test]
@@ -237,19 +237,19 @@ public class SequenceOutputRecurrentTests
 
     private static void AssertNoGradient(OutputRecurrentNetwork network)
     {
-        foreach (var p in network.Parameters)
-            Assert.That(p.Grad.Data.All(g => g == 0), Is.True, $"{p.Name} was touched");
+        foreach (var p in network.Parameters.All)
+            Assert.That(p.Grad.ToArray().All(g => g == 0), Is.True, $"{p.Name} was touched");
     }
 
     internal static OutputRecurrentEngine<double> Widen(OutputRecurrentNetwork network)
     {
         var engine = OutputRecurrentEngine.Create(network.InputSize, network.HiddenSize, network.OutputSize, network.Loss, network.Activation,
             network.StartToken ?? -1, ManagedMatrixOps<double>.Instance);
-        for (int p = 0; p < engine.Values.Length; p++) Widen(network.Parameters[p].Value.Data).CopyTo(engine.Values[p], 0);
+        for (int p = 0; p < engine.Values.Length; p++) Widen(network.Parameters.All[p].Value.ToArray()).CopyTo(engine.Values[p].Span);
         return engine;
     }
 
-    internal static double[] Widen(Tensor? t) => t is null ? [] : Widen(t.Data);
+    internal static double[] Widen(Tensor? t) => t is null ? [] : Widen(t.ToArray());
     internal static double[] Widen(float[] values) => Array.ConvertAll(values, v => (double)v);
 
     private static T[] Changed<T>(T[] values, int index, Func<T, T> change)
@@ -312,9 +312,9 @@ public abstract class IlgpuOutputRecurrentTests(IlgpuDevice device) : IlgpuBacke
             Assertions.AllClose([actual], [cpuLoss], Tolerances.Float32, $"{schedule} loss against the CPU network");
             for (int p = 0; p < reference.Grads.Length; p++)
             {
-                Assertions.AllClose(network.Parameters[p].Grad.Data, reference.Grads[p], Tolerances.Float32, $"{schedule} {network.Parameters[p].Name}");
-                Assertions.AllClose(network.Parameters[p].Grad.Data, SequenceOutputRecurrentTests.Widen(cpu.Parameters[p].Grad.Data), Tolerances.Float32,
-                    $"{schedule} {network.Parameters[p].Name} against the CPU network");
+                Assertions.AllClose(network.Parameters.All[p].Grad.ToArray(), reference.Grads[p].Span, Tolerances.Float32, $"{schedule} {network.Parameters.All[p].Name}");
+                Assertions.AllClose(network.Parameters.All[p].Grad.ToArray(), SequenceOutputRecurrentTests.Widen(cpu.Parameters.All[p].Grad.ToArray()), Tolerances.Float32,
+                    $"{schedule} {network.Parameters.All[p].Name} against the CPU network");
             }
         }
     }
@@ -338,10 +338,10 @@ public abstract class IlgpuOutputRecurrentTests(IlgpuDevice device) : IlgpuBacke
             model.Train(x, targets);
             model.Train(x, targets);
         }
-        for (int p = 0; p < network.Parameters.Count; p++)
+        for (int p = 0; p < network.Parameters.All.Count; p++)
         {
-            Assertions.AllClose(network.Parameters[p].Value.Data, SequenceOutputRecurrentTests.Widen(cpu.Parameters[p].Value.Data), Tolerances.Float32, $"{network.Parameters[p].Name} value");
-            Assertions.AllClose(network.Parameters[p].Grad.Data, SequenceOutputRecurrentTests.Widen(cpu.Parameters[p].Grad.Data), Tolerances.Float32, $"{network.Parameters[p].Name} gradient");
+            Assertions.AllClose(network.Parameters.All[p].Value.ToArray(), SequenceOutputRecurrentTests.Widen(cpu.Parameters.All[p].Value.ToArray()), Tolerances.Float32, $"{network.Parameters.All[p].Name} value");
+            Assertions.AllClose(network.Parameters.All[p].Grad.ToArray(), SequenceOutputRecurrentTests.Widen(cpu.Parameters.All[p].Grad.ToArray()), Tolerances.Float32, $"{network.Parameters.All[p].Name} gradient");
         }
     }
 
@@ -369,18 +369,18 @@ public abstract class IlgpuOutputRecurrentTests(IlgpuDevice device) : IlgpuBacke
         var cpu = new OutputRecurrentNetwork(shape.Input, shape.Hidden, shape.Output, loss, RnnActivation.Tanh, start, seed: 3);
         // Large weights make the argmax change from step to step, so a wrong fed-back token shows.
         foreach (var model in new[] { network, cpu })
-            foreach (var p in model.Parameters)
-                for (int i = 0; i < p.Value.Length; i++) p.Value.Data[i] *= 4;
+            foreach (var p in model.Parameters.All)
+                for (int i = 0; i < p.Value.Length; i++) p.Value.Span[i] *= 4;
         var x = RandomInput(shape, random);
 
         var generated = network.Generate(x, shape.Steps, shape.Batch);
         var expected = cpu.Generate(x, shape.Steps, shape.Batch);
         if (loss == SequenceLoss.SoftmaxCrossEntropy)
             Assert.That(generated.Tokens, Is.EqualTo(expected.Tokens), "generated tokens");
-        Assertions.AllClose(generated.Outputs.Data, SequenceOutputRecurrentTests.Widen(expected.Outputs.Data), Tolerances.Float32, "generated outputs");
+        Assertions.AllClose(generated.Outputs.ToArray(), SequenceOutputRecurrentTests.Widen(expected.Outputs.ToArray()), Tolerances.Float32, "generated outputs");
 
         var targets = SequenceOutputRecurrentTests.RandomTargets(loss, shape, random);
-        Assertions.AllClose(network.TeacherForcedOutputs(x, targets).Data, SequenceOutputRecurrentTests.Widen(cpu.TeacherForcedOutputs(x, targets).Data),
+        Assertions.AllClose(network.TeacherForcedOutputs(x, targets).ToArray(), SequenceOutputRecurrentTests.Widen(cpu.TeacherForcedOutputs(x, targets).ToArray()),
             Tolerances.Float32, "teacher-forced outputs");
     }
 }

@@ -46,8 +46,10 @@ public class SequenceRecurrentModelTests
         SequenceOutputRecurrentTests.RandomTargets(loss, new SequenceOutputRecurrentTests.Shape(shape.Steps, shape.Batch, 0, shape.Hidden, shape.Output), random);
 
     private static IEnumerable<(string Name, float[] Value, float[] Grad)> AllParameters(RecurrentSequenceModel model) =>
-        model.Parameters.Select(p => (p.Name, p.Value.Data, p.Grad.Data))
-            .Concat(model.Recurrent.Parameters.All.Select(p => (p.Name, p.Value.Data, p.Grad.Data)));
+        model.Parameters.All.Select(p => (p.Name, p.Value.ToArray(), p.Grad.ToArray()));
+
+    /// <summary>The model's own parameters, besides its stack's.</summary>
+    internal static readonly string[] HeadNames = ["embedding", "output_weight", "output_bias"];
 
     [TestCaseSource(nameof(StepByStepCases))]
     public void Train_StepByStepMatchesParallel(CellKind cell, SequenceLoss loss, Shape shape)
@@ -72,14 +74,14 @@ public class SequenceRecurrentModelTests
         var targets = RandomTargets(loss, shape, new Random(shape.GetHashCode() + 1));
         float actual = model.Train(targets);
 
-        var head = model.Parameters.Select(p => SequenceOutputRecurrentTests.Widen(p.Value.Data)).ToArray();
+        var head = HeadNames.Select(name => SequenceOutputRecurrentTests.Widen(model.Parameters[name].Value.ToArray())).ToArray();
         var weights = ReferenceWeights.From(model.Recurrent.Parameters);
         double Loss() => ReferenceLoss(model, head, weights, targets);
         Assertions.AllClose([actual], [Loss()], Tolerances.Float32, "loss");
 
         // The double composition's central differences are accurate to ≈1e-9, so the float gradients must meet them within Float32.
-        var all = head.Zip(model.Parameters, (value, p) => (value, p.Grad.Data, p.Name))
-            .Concat(weights.Values.Zip(model.Recurrent.Parameters.All, (value, p) => (value, p.Grad.Data, p.Name)));
+        var all = head.Zip(HeadNames, (value, name) => (value, model.Parameters[name].Grad.ToArray(), name))
+            .Concat(weights.Values.Zip(model.Recurrent.Parameters.All, (value, p) => (value, p.Grad.ToArray(), p.Name)));
         foreach (var (value, grad, name) in all)
             Assertions.AllClose(grad, FiniteDifferences.Numeric(value, Loss), Tolerances.Float32, name);
     }
@@ -95,7 +97,7 @@ public class SequenceRecurrentModelTests
         const int changedStep = 2;
         var changed = loss == SequenceLoss.SoftmaxCrossEntropy
             ? SequenceTargets.Tokens(targets.TokenIds!.Select((id, i) => i == changedStep * shape.Batch + 1 ? (id + 1) % shape.Output : id).ToArray(), shape.Steps, shape.Batch)
-            : SequenceTargets.Real(new Tensor(targets.Values!.Data.Select((v, i) => i / shape.Output == changedStep * shape.Batch + 1 ? v + 1 : v).ToArray(), shape.Steps, shape.Batch, shape.Output));
+            : SequenceTargets.Real(new Tensor(targets.Values!.ToArray().Select((v, i) => i / shape.Output == changedStep * shape.Batch + 1 ? v + 1 : v).ToArray(), shape.Steps, shape.Batch, shape.Output));
         var after = model.TeacherForcedOutputs(changed);
         for (int t = 0; t < shape.Steps; t++)
             for (int n = 0; n < shape.Batch; n++)
@@ -113,16 +115,16 @@ public class SequenceRecurrentModelTests
     {
         var shape = new Shape(7, 4, 3, 12, 6, 2);
         var model = Model(cell, loss, shape, seed: 9);
-        foreach (var p in model.Parameters)
-            for (int i = 0; i < p.Value.Length; i++) p.Value.Data[i] *= 4;
+        foreach (var p in HeadNames.Select(name => model.Parameters[name]))
+            for (int i = 0; i < p.Value.Length; i++) p.Value.Span[i] *= 4;
         var generated = model.Generate(shape.Steps, shape.Batch);
 
         var own = loss == SequenceLoss.SoftmaxCrossEntropy ? SequenceTargets.Tokens(generated.Tokens!, shape.Steps, shape.Batch) : SequenceTargets.Real(generated.Outputs);
-        Assertions.AllClose(generated.Outputs.Data, SequenceOutputRecurrentTests.Widen(model.TeacherForcedOutputs(own).Data), Tolerances.Float32,
+        Assertions.AllClose(generated.Outputs.ToArray(), SequenceOutputRecurrentTests.Widen(model.TeacherForcedOutputs(own).ToArray()), Tolerances.Float32,
             "generated vs teacher-forced on own outputs");
         var other = model.TeacherForcedOutputs(RandomTargets(loss, shape, new Random(99)));
         int rowLength = shape.Batch * shape.Output;
-        Assert.That(other.Data.AsSpan(rowLength).SequenceEqual(generated.Outputs.Data.AsSpan(rowLength)), Is.False, "later steps");
+        Assert.That(other.Span.Slice(rowLength).SequenceEqual(generated.Outputs.Span.Slice(rowLength)), Is.False, "later steps");
     }
 
     [Test]
@@ -134,7 +136,7 @@ public class SequenceRecurrentModelTests
             for (int n = 0; n < batch; n++) ids[t * batch + n] = (n + 2 * t) % vocabulary;
         var targets = SequenceTargets.Tokens(ids, steps, batch);
         var model = new RecurrentSequenceModel(new Gru(6, 12, GruVariant.ResetAfter, seed: 3), vocabulary, SequenceLoss.SoftmaxCrossEntropy, seed: 3);
-        var stackBefore = model.Recurrent.Parameters.All.Select(p => (float[])p.Value.Data.Clone()).ToArray();
+        var stackBefore = model.Recurrent.Parameters.All.Select(p => p.Value.ToArray()).ToArray();
         float first = 0, last = 0;
         for (int iteration = 0; iteration < 100; iteration++)
         {
@@ -145,7 +147,7 @@ public class SequenceRecurrentModelTests
         }
         Assert.That(last, Is.LessThan(0.3f * first), $"loss went from {first} to {last}");
         for (int p = 0; p < stackBefore.Length; p++)
-            Assert.That(model.Recurrent.Parameters.All[p].Value.Data, Is.Not.EqualTo(stackBefore[p]), model.Recurrent.Parameters.All[p].Name);
+            Assert.That(model.Recurrent.Parameters.All[p].Value.ToArray(), Is.Not.EqualTo(stackBefore[p]), model.Recurrent.Parameters.All[p].Name);
     }
 
     [Test]
@@ -186,7 +188,7 @@ public class SequenceRecurrentModelTests
                 else if (targets.TokenIds is not null)
                     x[r * input + i] = embedding[targets.TokenIds[r - batch] * input + i];
                 else
-                    for (int o = 0; o < width; o++) x[r * input + i] += targets.Values!.Data[(r - batch) * width + o] * embedding[o * input + i];
+                    for (int o = 0; o < width; o++) x[r * input + i] += targets.Values!.Span[(r - batch) * width + o] * embedding[o * input + i];
             }
         var y = ReferenceRnn.Forward(weights, x, steps, batch).Output;
         double loss = 0;
@@ -201,7 +203,7 @@ public class SequenceRecurrentModelTests
             if (targets.TokenIds is not null)
                 loss += Math.Log(logits.Sum(v => Math.Exp(v))) - logits[targets.TokenIds[r]];
             else
-                for (int o = 0; o < width; o++) loss += 0.5 * Math.Pow(logits[o] - targets.Values!.Data[r * width + o], 2);
+                for (int o = 0; o < width; o++) loss += 0.5 * Math.Pow(logits[o] - targets.Values!.Span[r * width + o], 2);
         }
         return loss / rows;
     }
@@ -241,7 +243,7 @@ public abstract class IlgpuRecurrentSequenceModelTests(IlgpuDevice device) : Ilg
     }
 
     private static IEnumerable<(string Name, float[] Grad)> Gradients(RecurrentSequenceModel model) =>
-        model.Parameters.Select(p => (p.Name, p.Grad.Data)).Concat(model.Recurrent.Parameters.All.Select(p => (p.Name, p.Grad.Data)));
+        model.Parameters.All.Select(p => (p.Name, p.Grad.ToArray()));
 
     [TestCaseSource(nameof(Cases))]
     public void Train_MatchesCpuModel_BothSchedules(CellKind cell, SequenceLoss loss, SequenceRecurrentModelTests.Shape shape)
@@ -286,16 +288,16 @@ public abstract class IlgpuRecurrentSequenceModelTests(IlgpuDevice device) : Ilg
         using var disposeDevice = onDevice;
         // Large output weights make the argmax change from step to step, so a wrong fed-back token shows.
         foreach (var model in new[] { onDevice, cpu })
-            foreach (var p in model.Parameters)
-                for (int i = 0; i < p.Value.Length; i++) p.Value.Data[i] *= 4;
+            foreach (var p in SequenceRecurrentModelTests.HeadNames.Select(name => model.Parameters[name]))
+                for (int i = 0; i < p.Value.Length; i++) p.Value.Span[i] *= 4;
         var generated = onDevice.Generate(shape.Steps, shape.Batch);
         var expected = cpu.Generate(shape.Steps, shape.Batch);
         if (loss == SequenceLoss.SoftmaxCrossEntropy)
             Assert.That(generated.Tokens, Is.EqualTo(expected.Tokens), "generated tokens");
-        Assertions.AllClose(generated.Outputs.Data, SequenceOutputRecurrentTests.Widen(expected.Outputs.Data), Tolerances.Float32, "generated outputs");
+        Assertions.AllClose(generated.Outputs.ToArray(), SequenceOutputRecurrentTests.Widen(expected.Outputs.ToArray()), Tolerances.Float32, "generated outputs");
 
         var targets = SequenceOutputRecurrentTests.RandomTargets(loss, new SequenceOutputRecurrentTests.Shape(shape.Steps, shape.Batch, 0, shape.Hidden, shape.Output), new Random(4));
-        Assertions.AllClose(onDevice.TeacherForcedOutputs(targets).Data, SequenceOutputRecurrentTests.Widen(cpu.TeacherForcedOutputs(targets).Data),
+        Assertions.AllClose(onDevice.TeacherForcedOutputs(targets).ToArray(), SequenceOutputRecurrentTests.Widen(cpu.TeacherForcedOutputs(targets).ToArray()),
             Tolerances.Float32, "teacher-forced outputs");
     }
 }

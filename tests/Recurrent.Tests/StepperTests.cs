@@ -94,14 +94,14 @@ public class StepperTests
         var current = stepper.InitialState(shape.Batch, h0, c0);
         for (int t = 0; t < shape.Steps; t++)
         {
-            var xt = new Tensor(x.Data.AsSpan(t * ni, ni).ToArray(), shape.Batch, shape.Input);
+            var xt = new Tensor(x.Span.Slice(t * ni, ni).ToArray(), shape.Batch, shape.Input);
             var (output, next) = stepper.Step(xt, current);
             Assert.That(output.Shape, Is.EqualTo(new[] { shape.Batch, shape.Hidden }));
-            Assertions.AllClose(output.Data, Widen(whole.Output.Data.AsSpan(t * nh, nh)), Tolerances.Float32, $"y[{t}]");
+            Assertions.AllClose(output.ToArray(), Widen(whole.Output.Span.Slice(t * nh, nh)), Tolerances.Float32, $"y[{t}]");
             current = next;
         }
-        Assertions.AllClose(current.Hidden.Data, Widen(whole.HiddenState.Data), Tolerances.Float32, "hN");
-        if (c0 is not null) Assertions.AllClose(current.Cell!.Data, Widen(whole.CellState!.Data), Tolerances.Float32, "cN");
+        Assertions.AllClose(current.Hidden.ToArray(), Widen(whole.HiddenState.ToArray()), Tolerances.Float32, "hN");
+        if (c0 is not null) Assertions.AllClose(current.Cell!.ToArray(), Widen(whole.CellState!.ToArray()), Tolerances.Float32, "cN");
         else Assert.That(current.Cell, Is.Null);
     });
 
@@ -125,12 +125,12 @@ public class StepperTests
             using var stepper = layer.CreateStepper(training: true);
             Assert.That(stepper.Training, Is.True);
             var actual = StepThroughAndBack(stepper, data);
-            Assertions.AllClose(actual.Input, Widen(expected.Input.Data), Tolerances.Float32, "dx");
-            Assertions.AllClose(actual.Hidden.Data, Widen(expected.InitialHidden.Data), Tolerances.Float32, "dh0");
-            if (data.C0 is not null) Assertions.AllClose(actual.Cell!.Data, Widen(expected.InitialCell!.Data), Tolerances.Float32, "dc0");
+            Assertions.AllClose(actual.Input, Widen(expected.Input.ToArray()), Tolerances.Float32, "dx");
+            Assertions.AllClose(actual.Hidden.ToArray(), Widen(expected.InitialHidden.ToArray()), Tolerances.Float32, "dh0");
+            if (data.C0 is not null) Assertions.AllClose(actual.Cell!.ToArray(), Widen(expected.InitialCell!.ToArray()), Tolerances.Float32, "dc0");
             else Assert.That(actual.Cell, Is.Null);
             foreach (var (p, q) in layer.Parameters.All.Zip(reference.Parameters.All))
-                Assertions.AllClose(p.Grad.Data, Widen(q.Grad.Data), Tolerances.Float32, p.Name);
+                Assertions.AllClose(p.Grad.ToArray(), Widen(q.Grad.ToArray()), Tolerances.Float32, p.Name);
         });
 
     /// <summary>Random x [T, N, I], h0 and c0 [L, N, H], dy [T, N, H], dhN and dcN [L, N, H] (c0 and dcN for LSTM only).</summary>
@@ -163,7 +163,7 @@ public class StepperTests
         public static Tensor At(Tensor sequence, int t)
         {
             int rows = sequence.Shape[1], width = sequence.Shape[2];
-            return new Tensor(sequence.Data.AsSpan(t * rows * width, rows * width).ToArray(), rows, width);
+            return new Tensor(sequence.Span.Slice(t * rows * width, rows * width).ToArray(), rows, width);
         }
     }
 
@@ -186,7 +186,7 @@ public class StepperTests
         {
             var gradients = stepper.Backward(steps[t], SequenceData.At(data.DY, t), dh, dc);
             Assert.That(gradients.Input.Shape, Is.EqualTo(new[] { data.Batch, data.X.Shape[2] }));
-            gradients.Input.Data.CopyTo(dx, t * gradients.Input.Length);
+            gradients.Input.Span.CopyTo(dx.AsSpan(t * gradients.Input.Length));
             (dh, dc) = (gradients.Hidden, gradients.Cell);
             steps[t].Dispose();
             Assert.That(steps[t].CanBackward, Is.False);
@@ -211,20 +211,20 @@ public class StepperTests
 
         using var clean = stepper.Step(xt, start, keepForBackward: true);
         var expected = stepper.Backward(clean, dOutput);
-        var once = layer.Parameters.All.Select(p => (float[])p.Grad.Data.Clone()).ToArray();
+        var once = layer.Parameters.All.Select(p => p.Grad.ToArray()).ToArray();
 
         layer.ZeroGrad();
         using var changed = stepper.Step(xt, start, keepForBackward: true);
-        Array.Fill(xt.Data, 7f);
-        Array.Fill(start.Hidden.Data, -3f);
-        Array.Fill(start.Cell!.Data, 2f);
+        xt.Span.Fill(7f);
+        start.Hidden.Span.Fill(-3f);
+        start.Cell!.Span.Fill(2f);
         var actual = stepper.Backward(changed, dOutput);
-        Assert.That(actual.Input.Data, Is.EqualTo(expected.Input.Data), "dx");
-        Assert.That(actual.Hidden.Data, Is.EqualTo(expected.Hidden.Data), "dh");
-        Assert.That(actual.Cell!.Data, Is.EqualTo(expected.Cell!.Data), "dc");
+        Assert.That(actual.Input.ToArray(), Is.EqualTo(expected.Input.ToArray()), "dx");
+        Assert.That(actual.Hidden.ToArray(), Is.EqualTo(expected.Hidden.ToArray()), "dh");
+        Assert.That(actual.Cell!.ToArray(), Is.EqualTo(expected.Cell!.ToArray()), "dc");
         stepper.Backward(changed, dOutput);
         foreach (var (p, g) in layer.Parameters.All.Zip(once))
-            Assertions.AllClose(p.Grad.Data, Widen(g.Select(v => 2 * v).ToArray()), Tolerances.SummationOrder, p.Name + " after two backward steps");
+            Assertions.AllClose(p.Grad.ToArray(), Widen(g.Select(v => 2 * v).ToArray()), Tolerances.SummationOrder, p.Name + " after two backward steps");
     });
 
     [TestCaseSource(nameof(AllBackends))]
@@ -271,9 +271,9 @@ public class StepperTests
         var start = stepper.InitialState(2);
         var xt = new Tensor(TestData.UniformSingle(new Random(1), 6), 2, 3);
         var (first, _) = stepper.Step(xt, start);
-        Assert.That(start.Hidden.Data.All(v => v == 0) && start.Cell!.Data.All(v => v == 0), Is.True, "start state");
+        Assert.That(start.Hidden.ToArray().All(v => v == 0) && start.Cell!.ToArray().All(v => v == 0), Is.True, "start state");
         var (again, _) = stepper.Step(xt, start);
-        Assert.That(again.Data, Is.EqualTo(first.Data), "same state, same input");
+        Assert.That(again.ToArray(), Is.EqualTo(first.ToArray()), "same state, same input");
     }
 
     private static IEnumerable<TestCaseData> GenerateCases() =>
@@ -290,18 +290,18 @@ public class StepperTests
         var layer = TestLayers.Create(new RnnConfig(cell, input, hidden, 2), CreateBackend(backendName), seed: 9);
         var model = new RecurrentSequenceModel(layer, output, loss, loss == SequenceLoss.SoftmaxCrossEntropy ? output - 1 : null, seed: 9);
         // Large weights make the argmax change from step to step, so a wrong fed-back token shows.
-        foreach (var p in model.Parameters)
-            for (int i = 0; i < p.Value.Length; i++) p.Value.Data[i] *= 4;
+        foreach (var p in SequenceRecurrentModelTests.HeadNames.Select(name => model.Parameters[name]))
+            for (int i = 0; i < p.Value.Length; i++) p.Value.Span[i] *= 4;
         var generated = model.Generate(steps, batch);
         var own = loss == SequenceLoss.SoftmaxCrossEntropy ? SequenceTargets.Tokens(generated.Tokens!, steps, batch) : SequenceTargets.Real(generated.Outputs);
-        Assertions.AllClose(generated.Outputs.Data, Widen(model.TeacherForcedOutputs(own).Data), Tolerances.Float32, "generated vs teacher-forced");
+        Assertions.AllClose(generated.Outputs.ToArray(), Widen(model.TeacherForcedOutputs(own).ToArray()), Tolerances.Float32, "generated vs teacher-forced");
 
         // An SGD step between two generations replaces the stack's weights: the next generation must use the new ones.
         model.Train(own);
         model.SgdStep(0.5f);
         var after = model.Generate(steps, batch);
         var ownAfter = loss == SequenceLoss.SoftmaxCrossEntropy ? SequenceTargets.Tokens(after.Tokens!, steps, batch) : SequenceTargets.Real(after.Outputs);
-        Assertions.AllClose(after.Outputs.Data, Widen(model.TeacherForcedOutputs(ownAfter).Data), Tolerances.Float32, "after an SGD step");
+        Assertions.AllClose(after.Outputs.ToArray(), Widen(model.TeacherForcedOutputs(ownAfter).ToArray()), Tolerances.Float32, "after an SGD step");
     }
 
     public static IEnumerable<string> AllBackends => Backends;
@@ -397,13 +397,13 @@ public class StepperTests
     {
         var layer = new Lstm(2, 3);
         var p = layer.Parameters;
-        using var step = NativeRnnStep.Create(CellKind.Lstm, true, 2, 3, p["weight_ih_l0"].Value.Data, p["weight_hh_l0"].Value.Data,
-            p["bias_ih_l0"].Value.Data, p["bias_hh_l0"].Value.Data);
+        using var step = NativeRnnStep.Create(CellKind.Lstm, true, 2, 3, p["weight_ih_l0"].Value.Span, p["weight_hh_l0"].Value.Span,
+            p["bias_ih_l0"].Value.Span, p["bias_hh_l0"].Value.Span);
         Assert.That(step.Bytes, Is.GreaterThan(0));
         var error = Assert.Throws<ArgumentException>(() => step.Forward(1, new float[2], new float[3], new float[2], new float[3], new float[3]))!;
         Assert.That(error.ParamName, Is.EqualTo("c"));
-        Assert.Throws<ArgumentException>(() => NativeRnnStep.Create(CellKind.Lstm, true, 2, 3, new float[5], p["weight_hh_l0"].Value.Data,
-            p["bias_ih_l0"].Value.Data, p["bias_hh_l0"].Value.Data));
+        Assert.Throws<ArgumentException>(() => NativeRnnStep.Create(CellKind.Lstm, true, 2, 3, new float[5], p["weight_hh_l0"].Value.Span,
+            p["bias_ih_l0"].Value.Span, p["bias_hh_l0"].Value.Span));
         step.Dispose();
         Assert.Throws<ObjectDisposedException>(() => step.Forward(1, new float[2], new float[3], new float[3], new float[3], new float[3]));
     }
@@ -413,8 +413,8 @@ public class StepperTests
     {
         var layer = new Lstm(2, 3);
         var p = layer.Parameters;
-        NativeRnnStep Create(bool training) => NativeRnnStep.Create(CellKind.Lstm, true, 2, 3, p["weight_ih_l0"].Value.Data, p["weight_hh_l0"].Value.Data,
-            p["bias_ih_l0"].Value.Data, p["bias_hh_l0"].Value.Data, training);
+        NativeRnnStep Create(bool training) => NativeRnnStep.Create(CellKind.Lstm, true, 2, 3, p["weight_ih_l0"].Value.Span, p["weight_hh_l0"].Value.Span,
+            p["bias_ih_l0"].Value.Span, p["bias_hh_l0"].Value.Span, training);
         using var inference = Create(training: false);
         using var training = Create(training: true);
         Assert.That(training.Bytes, Is.GreaterThan(inference.Bytes), "the weights packed for backward");
@@ -423,7 +423,7 @@ public class StepperTests
         var tape = new float[training.TapeLength(1)];
         var h = new float[3];
         training.Forward(1, new float[] { 1, -1 }, h, new float[3], h.ToArray(), new float[3], tape);
-        float[] Grad(string name) => p[name].Grad.Data;
+        Span<float> Grad(string name) => p[name].Grad.Span;
         void Backward(NativeRnnStep step, float[] stepTape) => step.Backward(1, new float[2], stepTape, new float[3], new float[3], new float[3],
             new float[2], new float[3], new float[3], Grad("weight_ih_l0"), Grad("weight_hh_l0"), Grad("bias_ih_l0"), Grad("bias_hh_l0"));
         var refused = Assert.Throws<InvalidOperationException>(() => Backward(inference, tape))!;
@@ -455,7 +455,7 @@ public class StepperTests
         var targets = loss == SequenceLoss.SoftmaxCrossEntropy
             ? SequenceTargets.Tokens(Enumerable.Range(0, steps * batch).Select(_ => random.Next(output)).ToArray(), steps, batch)
             : SequenceTargets.Real(new Tensor(TestData.UniformSingle(random, steps * batch * output), steps, batch, output));
-        float[][] Gradients() => model.Parameters.Select(p => (float[])p.Grad.Data.Clone()).Concat(layer.Parameters.All.Select(p => (float[])p.Grad.Data.Clone())).ToArray();
+        float[][] Gradients() => model.Parameters.All.Select(p => p.Grad.ToArray()).ToArray();
 
         float parallelLoss = model.Train(targets, TrainingSchedule.ParallelOverTime);
         var parallel = Gradients();

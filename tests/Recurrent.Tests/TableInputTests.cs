@@ -45,8 +45,8 @@ public class TableInputTests
         using var actual = native.ForwardFromTable(tableTensor, ids, shape.Steps, shape.Batch, keepForBackward: true);
         using var expected = reference.ForwardFromTable(tableTensor, ids, shape.Steps, shape.Batch, keepForBackward: true);
         Assert.That(actual.Table!.Gathered, Is.EqualTo(vocab >= rows), "the table path runs exactly when V < T·N");
-        Assertions.AllClose(actual.Output.Data, PyTorchData.Widen(expected.Output), Tolerances.Float32, "y");
-        Assertions.AllClose(actual.HiddenState.Data, PyTorchData.Widen(expected.HiddenState), Tolerances.Float32, "hN");
+        Assertions.AllClose(actual.Output.ToArray(), PyTorchData.Widen(expected.Output), Tolerances.Float32, "y");
+        Assertions.AllClose(actual.HiddenState.ToArray(), PyTorchData.Widen(expected.HiddenState), Tolerances.Float32, "hN");
 
         var actualTableGradient = TestData.UniformSingle(random, table.Length);  // accumulated into, not overwritten
         var expectedTableGradient = (float[])actualTableGradient.Clone();
@@ -54,7 +54,7 @@ public class TableInputTests
         reference.BackwardFromTable(expected, dy, new Tensor(expectedTableGradient, vocab, shape.Input));
         Assertions.AllClose(actualTableGradient, Array.ConvertAll(expectedTableGradient, v => (double)v), Tolerances.Float32, "d table");
         foreach (var (a, e) in native.Parameters.All.Zip(reference.Parameters.All))
-            Assertions.AllClose(a.Grad.Data, PyTorchData.Widen(e.Grad), Tolerances.Float32, a.Name);
+            Assertions.AllClose(a.Grad.ToArray(), PyTorchData.Widen(e.Grad), Tolerances.Float32, a.Name);
     }
 
     [TestCase(CellKind.Lstm, 3)]
@@ -77,27 +77,27 @@ public class TableInputTests
 
         var x = new Tensor(steps, batch, input);
         for (int r = 0; r < ids.Length; r++)
-            if (ids[r] >= 0) table.Data.AsSpan(ids[r] * input, input).CopyTo(x.Data.AsSpan(r * input, input));
+            if (ids[r] >= 0) table.Span.Slice(ids[r] * input, input).CopyTo(x.Span.Slice(r * input, input));
         using var dense = layer.Forward(x, h0, c0, keepForBackward: true);
         var expected = layer.Backward(dense, dy, dhN, dcN);
         var expectedGrads = layer.Parameters.All.Select(p => PyTorchData.Widen(p.Grad)).ToArray();
         var expectedTableGradient = new double[table.Length];
         for (int r = 0; r < ids.Length; r++)
-            for (int i = 0; ids[r] >= 0 && i < input; i++) expectedTableGradient[ids[r] * input + i] += expected.Input.Data[r * input + i];
+            for (int i = 0; ids[r] >= 0 && i < input; i++) expectedTableGradient[ids[r] * input + i] += expected.Input.Span[r * input + i];
         layer.ZeroGrad();
 
         using var fromTable = layer.ForwardFromTable(table, ids, steps, batch, h0, c0, keepForBackward: true);
         Assert.That(fromTable.Table!.Gathered, Is.EqualTo(vocab >= steps * batch));
-        Assertions.AllClose(fromTable.Output.Data, PyTorchData.Widen(dense.Output), Tolerances.Float32, "y");
-        Assertions.AllClose(fromTable.HiddenState.Data, PyTorchData.Widen(dense.HiddenState), Tolerances.Float32, "hN");
-        if (hasCell) Assertions.AllClose(fromTable.CellState!.Data, PyTorchData.Widen(dense.CellState!), Tolerances.Float32, "cN");
+        Assertions.AllClose(fromTable.Output.ToArray(), PyTorchData.Widen(dense.Output), Tolerances.Float32, "y");
+        Assertions.AllClose(fromTable.HiddenState.ToArray(), PyTorchData.Widen(dense.HiddenState), Tolerances.Float32, "hN");
+        if (hasCell) Assertions.AllClose(fromTable.CellState!.ToArray(), PyTorchData.Widen(dense.CellState!), Tolerances.Float32, "cN");
         var tableGradient = new Tensor(vocab, input);
         var actual = layer.BackwardFromTable(fromTable, dy, tableGradient, dhN, dcN);
-        Assertions.AllClose(actual.InitialHidden.Data, PyTorchData.Widen(expected.InitialHidden), Tolerances.Float32, "dh0");
-        if (hasCell) Assertions.AllClose(actual.InitialCell!.Data, PyTorchData.Widen(expected.InitialCell!), Tolerances.Float32, "dc0");
-        Assertions.AllClose(tableGradient.Data, expectedTableGradient, Tolerances.Float32, "d table");
+        Assertions.AllClose(actual.InitialHidden.ToArray(), PyTorchData.Widen(expected.InitialHidden), Tolerances.Float32, "dh0");
+        if (hasCell) Assertions.AllClose(actual.InitialCell!.ToArray(), PyTorchData.Widen(expected.InitialCell!), Tolerances.Float32, "dc0");
+        Assertions.AllClose(tableGradient.ToArray(), expectedTableGradient, Tolerances.Float32, "d table");
         foreach (var (p, e) in layer.Parameters.All.Zip(expectedGrads))
-            Assertions.AllClose(p.Grad.Data, e, Tolerances.Float32, p.Name);
+            Assertions.AllClose(p.Grad.ToArray(), e, Tolerances.Float32, p.Name);
     }
 
     [Test]
@@ -113,7 +113,7 @@ public class TableInputTests
         Assert.That(outside.Message, Does.Contain("[0, 2)"));
         Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => layer.ForwardFromTable(table, [-2, 0], 1, 2))!.ParamName, Is.EqualTo("ids"));
         var poisoned = new Tensor(2, 3);
-        poisoned.Data[4] = float.NaN;
+        poisoned.Span[4] = float.NaN;
         Assert.That(Assert.Throws<ArgumentException>(() => layer.ForwardFromTable(poisoned, [0, 1], 1, 2))!.ParamName, Is.EqualTo("table"));
         using var pass = layer.ForwardFromTable(table, [0, 1], 1, 2, keepForBackward: true);
         Assert.That(Assert.Throws<ArgumentException>(() => layer.BackwardFromTable(pass, null, new Tensor(3, 3)))!.ParamName, Is.EqualTo("tableGradient"));

@@ -30,8 +30,8 @@ public sealed class ParameterSpec(string stem, Func<LayerShape, int[]> shape)
     public static readonly ParameterSpec BiasHH = new("bias_hh", s => [s.Gates * s.Hidden]);
 
     /// <summary>
-    /// The four that PyTorch's <c>nn.RNNBase</c> gives every cell, in its <c>named_parameters()</c> order; their positions
-    /// are the values of <c>ParameterKind</c>.
+    /// The four that PyTorch's <c>nn.RNNBase</c> gives every cell, in its <c>named_parameters()</c> order; every cell lists
+    /// them first, at these positions (a cell's own follow).
     /// </summary>
     public static IReadOnlyList<ParameterSpec> RnnBase { get; } = [WeightIH, WeightHH, BiasIH, BiasHH];
 
@@ -91,6 +91,17 @@ public sealed class CellDefinition
 
     /// <summary>The parameters of each layer and direction in PyTorch's <c>named_parameters()</c> order.</summary>
     public IReadOnlyList<ParameterSpec> Parameters { get; }
+
+    /// <summary>The position of <paramref name="spec"/> in <see cref="Parameters"/>: its index in each layer and direction's block.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="spec"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">This cell has no such parameter.</exception>
+    public int IndexOf(ParameterSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        for (int i = 0; i < Parameters.Count; i++)
+            if (ReferenceEquals(Parameters[i], spec)) return i;
+        throw new ArgumentOutOfRangeException(nameof(spec), spec.Stem, $"spec: {Kind} has no parameter {spec.Stem}; it has {string.Join(", ", Parameters)}.");
+    }
 
     /// <inheritdoc/>
     public override string ToString() => $"{Kind}: gates {string.Join(", ", Gates)}; states {string.Join(", ", States)}";

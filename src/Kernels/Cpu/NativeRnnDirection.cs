@@ -23,7 +23,7 @@ internal unsafe struct NativeRnnDirection
     public long HiddenSize;
     public int Reverse;
     public int AccumulateDX;
-    /// <summary>By parameter-spec position (<c>ParameterKind</c>): weight_ih, weight_hh, bias_ih, bias_hh, then a cell's extras.</summary>
+    /// <summary>By parameter-spec position (<c>CellDefinition.IndexOf</c>): weight_ih, weight_hh, bias_ih, bias_hh, then a cell's extras.</summary>
     public PointerTable Parameters;
     public PointerTable Gradients;
     public long ParameterCount;

@@ -186,7 +186,7 @@ public sealed unsafe class OneDnnRun : IPeerRun
             nint src = Memory(srcMd);
             nint state = Memory(stateMd);
             NativeMemory.Clear(Data(state), api.dnnl_memory_desc_get_size(stateMd));
-            x.AsSpan().CopyTo(new Span<float>(Data(src), x.Length));
+            x.Span.CopyTo(new Span<float>(Data(src), x.Length));
             _output = Memory(QueryMd(forwardPd, ArgDstLayer));
             var weightsLayer = MemoryFor(forwardPd, ArgWeightsLayer);
             var weightsIter = MemoryFor(forwardPd, ArgWeightsIter);
@@ -244,7 +244,7 @@ public sealed unsafe class OneDnnRun : IPeerRun
             nint diffDst = Memory(QueryMd(backwardPd, ArgDiffDstLayer));
             var diffDstData = new Span<float>(Data(diffDst), _steps * _batch * directions * hidden);
             if (dy is null) diffDstData.Fill(1f);
-            else dy.AsSpan().CopyTo(diffDstData);
+            else dy.Span.CopyTo(diffDstData);
             _inputGradient = Memory(QueryMd(backwardPd, ArgDiffSrcLayer));
             nint stateGradient = Memory(stateMd);
             nint cellStateGradient = cellStateMd != null ? Memory(stateMd) : 0;
@@ -305,7 +305,7 @@ public sealed unsafe class OneDnnRun : IPeerRun
         get
         {
             var y = new Tensor(_steps, _batch, _config.OutputSize);
-            new ReadOnlySpan<float>(Data(_output), y.Length).CopyTo(y.AsSpan());
+            new ReadOnlySpan<float>(Data(_output), y.Length).CopyTo(y.Span);
             return y;
         }
     }
@@ -318,7 +318,7 @@ public sealed unsafe class OneDnnRun : IPeerRun
         {
             RequireTraining();
             var dx = new Tensor(_steps, _batch, _config.InputSize);
-            new ReadOnlySpan<float>(Data(_inputGradient), dx.Length).CopyTo(dx.AsSpan());
+            new ReadOnlySpan<float>(Data(_inputGradient), dx.Length).CopyTo(dx.Span);
             return dx;
         }
     }
@@ -345,11 +345,11 @@ public sealed unsafe class OneDnnRun : IPeerRun
         for (int d = 0; d < directions; d++)
         {
             int gh = gates * hidden;
-            GateBlocks.Unpermute(layer.AsSpan(d * gh * input, gh * input), hidden * input, order, parameters[0, d, ParameterKind.WeightIH].Grad.AsSpan());
-            GateBlocks.Unpermute(iter.AsSpan(d * gh * hidden, gh * hidden), hidden * hidden, order, parameters[0, d, ParameterKind.WeightHH].Grad.AsSpan());
+            GateBlocks.Unpermute(layer.AsSpan(d * gh * input, gh * input), hidden * input, order, parameters[0, d, ParameterSpec.WeightIH].Grad.Span);
+            GateBlocks.Unpermute(iter.AsSpan(d * gh * hidden, gh * hidden), hidden * hidden, order, parameters[0, d, ParameterSpec.WeightHH].Grad.Span);
             var biasD = bias.Slice(d * biasBlocks * hidden, biasBlocks * hidden);
-            var biasIH = parameters[0, d, ParameterKind.BiasIH].Grad.AsSpan();
-            var biasHH = parameters[0, d, ParameterKind.BiasHH].Grad.AsSpan();
+            var biasIH = parameters[0, d, ParameterSpec.BiasIH].Grad.Span;
+            var biasHH = parameters[0, d, ParameterSpec.BiasHH].Grad.Span;
             GateBlocks.Unpermute(biasD[..gh], hidden, order, biasIH);
             GateBlocks.Unpermute(biasD[..gh], hidden, order, biasHH);
             if (_linearBeforeReset)
@@ -388,19 +388,19 @@ public sealed unsafe class OneDnnRun : IPeerRun
         var permuted = new float[gh];
         for (int d = 0; d < _config.Directions; d++)
         {
-            GateBlocks.Permute(parameters[0, d, ParameterKind.WeightIH].Value.AsSpan(), hidden * input, order, new Span<float>(weightsLayer + d * gh * input, gh * input));
-            GateBlocks.Permute(parameters[0, d, ParameterKind.WeightHH].Value.AsSpan(), hidden * hidden, order, new Span<float>(weightsIter + d * gh * hidden, gh * hidden));
-            var biasIH = parameters[0, d, ParameterKind.BiasIH].Value.Data;
-            var biasHH = parameters[0, d, ParameterKind.BiasHH].Value.Data;
+            GateBlocks.Permute(parameters[0, d, ParameterSpec.WeightIH].Value.Span, hidden * input, order, new Span<float>(weightsLayer + d * gh * input, gh * input));
+            GateBlocks.Permute(parameters[0, d, ParameterSpec.WeightHH].Value.Span, hidden * hidden, order, new Span<float>(weightsIter + d * gh * hidden, gh * hidden));
+            var biasIH = parameters[0, d, ParameterSpec.BiasIH].Value.Span;
+            var biasHH = parameters[0, d, ParameterSpec.BiasHH].Value.Span;
             for (int i = 0; i < gh; i++)
                 summed[i] = biasIH[i] + biasHH[i];
             if (_linearBeforeReset)
-                Array.Copy(biasIH, 2 * hidden, summed, 2 * hidden, hidden); // b_o = b_in alone; b_hn stays inside r ⊙ (…)
+                biasIH.Slice(2 * hidden, hidden).CopyTo(summed.AsSpan(2 * hidden, hidden)); // b_o = b_in alone; b_hn stays inside r ⊙ (…)
             GateBlocks.Permute(summed, hidden, order, permuted);
             var destination = new Span<float>(bias + d * biasBlocks * hidden, biasBlocks * hidden);
             permuted.CopyTo(destination);
             if (_linearBeforeReset)
-                biasHH.AsSpan(2 * hidden, hidden).CopyTo(destination.Slice(gh, hidden));
+                biasHH.Slice(2 * hidden, hidden).CopyTo(destination.Slice(gh, hidden));
         }
     }
 

@@ -40,10 +40,10 @@ internal static class OnnxModel
         var b = new float[directions * 2 * gh];
         for (int d = 0; d < directions; d++)
         {
-            GateBlocks.Permute(parameters[0, d, ParameterKind.WeightIH].Value.AsSpan(), hidden * input, order, w.AsSpan(d * gh * input, gh * input));
-            GateBlocks.Permute(parameters[0, d, ParameterKind.WeightHH].Value.AsSpan(), hidden * hidden, order, r.AsSpan(d * gh * hidden, gh * hidden));
-            GateBlocks.Permute(parameters[0, d, ParameterKind.BiasIH].Value.AsSpan(), hidden, order, b.AsSpan(d * 2 * gh, gh));
-            GateBlocks.Permute(parameters[0, d, ParameterKind.BiasHH].Value.AsSpan(), hidden, order, b.AsSpan(d * 2 * gh + gh, gh));
+            GateBlocks.Permute(parameters[0, d, ParameterSpec.WeightIH].Value.Span, hidden * input, order, w.AsSpan(d * gh * input, gh * input));
+            GateBlocks.Permute(parameters[0, d, ParameterSpec.WeightHH].Value.Span, hidden * hidden, order, r.AsSpan(d * gh * hidden, gh * hidden));
+            GateBlocks.Permute(parameters[0, d, ParameterSpec.BiasIH].Value.Span, hidden, order, b.AsSpan(d * 2 * gh, gh));
+            GateBlocks.Permute(parameters[0, d, ParameterSpec.BiasHH].Value.Span, hidden, order, b.AsSpan(d * 2 * gh + gh, gh));
         }
 
         var graph = new ProtoWriter();

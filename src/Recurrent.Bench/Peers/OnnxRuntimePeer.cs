@@ -98,7 +98,7 @@ internal sealed class OnnxRuntimeRun : IPeerRun
         try
         {
             _session = new InferenceSession(OnnxModel.SingleLayer(parameters, _steps, _batch), _options);
-            _input = OrtValue.CreateTensorValueFromMemory((float[])x.Data.Clone(), [_steps, _batch, _config.InputSize]);
+            _input = OrtValue.CreateTensorValueFromMemory(x.ToArray(), [_steps, _batch, _config.InputSize]);
             _y = new float[_steps * _config.Directions * _batch * _config.HiddenSize];
             _output = OrtValue.CreateTensorValueFromMemory(_y, [_steps, _config.Directions, _batch, _config.HiddenSize]);
             (_inputs, _outputs) = ([_input], [_output]);
@@ -122,7 +122,7 @@ internal sealed class OnnxRuntimeRun : IPeerRun
             for (int t = 0; t < _steps; t++)
                 for (int d = 0; d < directions; d++)
                     for (int n = 0; n < _batch; n++)
-                        Array.Copy(_y, ((t * directions + d) * _batch + n) * hidden, y.Data, ((t * _batch + n) * directions + d) * hidden, hidden);
+                        _y.AsSpan(((t * directions + d) * _batch + n) * hidden, hidden).CopyTo(y.Span.Slice(((t * _batch + n) * directions + d) * hidden, hidden));
             return y;
         }
     }

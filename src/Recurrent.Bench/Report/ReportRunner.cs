@@ -165,7 +165,7 @@ internal sealed class ReportRunner(ReportOptions options, IAnsiConsole console)
             var firstRun = Stopwatch.StartNew();
             run.Run();
             firstRun.Stop();
-            var y = run.Output.Data;
+            var y = run.Output.ToArray();
             if (y.Length != workload.Shape.Steps * workload.Shape.Batch * workload.Shape.HiddenSize)
                 return Failed($"output has {y.Length} elements, expected T·N·H = {workload.Shape.Steps * workload.Shape.Batch * workload.Shape.HiddenSize}");
             var corner = workload.Corner(y, Agreement.ReferenceSteps, Agreement.ReferenceRows);

@@ -52,7 +52,7 @@ internal static class TeacherForcingSection
                 : new Tensor(Enumerable.Range(0, steps * batch * inputSize).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), steps, batch, inputSize);
             var targets = TeacherForcingShapes.RandomTargets(loss, steps, batch, random);
             return new(model + where, shape with { InputSize = inputSize }, schedule => network.Train(x, targets, schedule),
-                () => network.Parameters.Select(p => (p.Name, p.Grad.Data)).ToList(), network.ZeroGrad, network);
+                () => network.Parameters.All.Select(p => (p.Name, p.Grad.ToArray())).ToList(), network.ZeroGrad, network);
         }
 
         yield return () => OutputRecurrent("output-recurrent, cross-entropy", input, SequenceLoss.SoftmaxCrossEntropy);
@@ -63,7 +63,7 @@ internal static class TeacherForcingSection
             var model = new RecurrentSequenceModel(new Lstm(input, hidden, backend: backend, seed: 1), outputs, SequenceLoss.SoftmaxCrossEntropy, startToken: 0, seed: 1);
             var targets = TeacherForcingShapes.RandomTargets(SequenceLoss.SoftmaxCrossEntropy, steps, batch, new Random(1));
             return new($"LSTM language model ({backend.Name})", shape, schedule => model.Train(targets, schedule),
-                () => model.Parameters.Select(p => (p.Name, p.Grad.Data)).Concat(model.Recurrent.Parameters.All.Select(p => (p.Name, p.Grad.Data))).ToList(),
+                () => model.Parameters.All.Select(p => (p.Name, p.Grad.ToArray())).ToList(),
                 model.ZeroGrad, model);
         };
     }
@@ -84,7 +84,7 @@ internal static class TeacherForcingSection
                 var watch = Stopwatch.StartNew();
                 float loss = model.Train(schedule);
                 var time = watch.Elapsed;
-                return (loss, model.Gradients().Select(g => (float[])g.Grad.Clone()).ToArray(), time);
+                return (loss, model.Gradients().Select(g => g.Grad).ToArray(), time);
             }
             var parallel = Once(TrainingSchedule.ParallelOverTime);
             var stepByStep = Once(TrainingSchedule.StepByStep);

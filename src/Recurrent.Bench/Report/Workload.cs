@@ -76,12 +76,12 @@ internal sealed class Workload
         rows = Math.Min(rows, Shape.Batch);
         var x = new Tensor(steps, rows, Shape.InputSize);
         for (int t = 0; t < steps; t++)
-            Input.Data.AsSpan(t * Shape.Batch * Shape.InputSize, rows * Shape.InputSize).CopyTo(x.Data.AsSpan(t * rows * Shape.InputSize));
+            Input.Span.Slice(t * Shape.Batch * Shape.InputSize, rows * Shape.InputSize).CopyTo(x.Span[(t * rows * Shape.InputSize)..]);
         var state = Config.StateShape(rows);
         var y = new Tensor(steps, rows, Shape.HiddenSize);
         ReferenceBackend.Instance.Forward(Parameters, x, new Tensor(state), Cell.HasCellState() ? new Tensor(state) : null,
             y, new Tensor(state), Cell.HasCellState() ? new Tensor(state) : null, keepForBackward: false);
-        return y.Data;
+        return y.ToArray();
     }
 
     /// <summary>The same corner cut out of a full output y [T, N, H].</summary>

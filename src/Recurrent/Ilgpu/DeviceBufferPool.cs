@@ -1,5 +1,6 @@
 using ILGPU;
 using ILGPU.Runtime;
+using System.Runtime.InteropServices;
 using Recurrent.Kernels.Ilgpu;
 
 namespace Recurrent.Ilgpu;
@@ -94,15 +95,15 @@ internal sealed class PooledBuffer(DeviceBufferPool pool, MemoryBuffer1D<float, 
     public ArrayView<float> At(long offset) => buffer.View.SubView(offset, buffer.Length - offset);
 
     /// <summary>Copies <paramref name="source"/> into the start of the buffer.</summary>
-    public void Upload(float[] source)
+    public void Upload(ReadOnlyMemory<float> source)
     {
-        if (source.Length > 0) buffer.View.SubView(0, source.Length).CopyFromCPU(source);
+        if (source.Length > 0) buffer.View.SubView(0, source.Length).CopyFromCPU(ref MemoryMarshal.GetReference(source.Span), source.Length);
     }
 
     /// <summary>Copies the start of the buffer into <paramref name="destination"/>.</summary>
-    public void Download(float[] destination)
+    public void Download(Memory<float> destination)
     {
-        if (destination.Length > 0) buffer.View.SubView(0, destination.Length).CopyToCPU(destination);
+        if (destination.Length > 0) buffer.View.SubView(0, destination.Length).CopyToCPU(ref MemoryMarshal.GetReference(destination.Span), destination.Length);
     }
 
     /// <summary>Sets every element to zero.</summary>

@@ -28,9 +28,24 @@ public sealed class ReferenceWeights
     public static ReferenceWeights From(RnnParameters parameters)
     {
         var weights = new ReferenceWeights(parameters.Config);
-        for (int i = 0; i < weights.Values.Length; i++)
-            weights.Values[i] = Array.ConvertAll(parameters.All[i].Value.Data, v => (double)v);
+        // One pass over the flat values: the parameters lie in this order, back to back.
+        ReadOnlySpan<float> values = parameters.Values.Span;
+        for (int i = 0, offset = 0; i < weights.Values.Length; offset += weights.Values[i].Length, i++)
+            Widen(values.Slice(offset, weights.Values[i].Length), weights.Values[i]);
         return weights;
+    }
+
+    /// <summary>The values as doubles.</summary>
+    internal static double[] Widen(ReadOnlySpan<float> values)
+    {
+        var wide = new double[values.Length];
+        Widen(values, wide);
+        return wide;
+    }
+
+    private static void Widen(ReadOnlySpan<float> values, Span<double> destination)
+    {
+        for (int i = 0; i < values.Length; i++) destination[i] = values[i];
     }
 }
 

@@ -32,23 +32,10 @@ internal sealed class ModelCalls(string model)
             Sizes.Elements(argumentName, $"a [T, N, {letter}] buffer", ("T", steps), ("N", batch), (letter, Math.Max(width, 1)));
     }
 
-    /// <summary>Refuses a learning rate that would turn every parameter into NaN or ∞.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">The learning rate is NaN or infinite.</exception>
-    public static void RequireLearningRate(float learningRate)
-    {
-        if (!float.IsFinite(learningRate))
-            throw new ArgumentOutOfRangeException(nameof(learningRate), learningRate, "learningRate: expected a finite number.");
-    }
-
     /// <summary>
     /// <paramref name="loss"/>, or NaN when a gradient holds NaN or ∞ while the loss is finite (an overflow inside
     /// backward): a finite loss must mean usable gradients.
     /// </summary>
-    public static float LossOrNaN(float loss, IEnumerable<float[]> gradients)
-    {
-        if (!float.IsFinite(loss)) return loss;
-        foreach (var gradient in gradients)
-            if (Tensor.IndexOfNonFinite(gradient) >= 0) return float.NaN;
-        return loss;
-    }
+    public static float LossOrNaN(float loss, ParameterSet parameters) =>
+        float.IsFinite(loss) && Tensor.IndexOfNonFinite(parameters.Gradients.Span) >= 0 ? float.NaN : loss;
 }

@@ -12,12 +12,14 @@ internal abstract class OutputRecurrentEngine<T> where T : unmanaged, IFloatingP
 {
     public const int InputWeight = 0, FeedbackWeight = 1, HiddenBias = 2, OutputWeight = 3, OutputBias = 4, ParameterCount = 5;
 
-    protected OutputRecurrentEngine(int inputSize, int hiddenSize, int outputSize, SequenceLoss loss, RnnActivation activation, int startToken)
+    /// <summary>An engine over the given host parameters (5 each, in the order of the constants above), or over arrays of its own when null.</summary>
+    protected OutputRecurrentEngine(int inputSize, int hiddenSize, int outputSize, SequenceLoss loss, RnnActivation activation, int startToken,
+        Memory<T>[]? values, Memory<T>[]? grads)
     {
         (InputSize, HiddenSize, OutputSize, Loss, Activation, StartToken) = (inputSize, hiddenSize, outputSize, loss, activation, startToken);
         int[] lengths = [inputSize * hiddenSize, outputSize * hiddenSize, hiddenSize, hiddenSize * outputSize, outputSize];
-        Values = Array.ConvertAll(lengths, n => new T[n]);
-        Grads = Array.ConvertAll(lengths, n => new T[n]);
+        Values = values ?? Array.ConvertAll(lengths, n => (Memory<T>)new T[n]);
+        Grads = grads ?? Array.ConvertAll(lengths, n => (Memory<T>)new T[n]);
     }
 
     public int InputSize { get; }
@@ -30,9 +32,9 @@ internal abstract class OutputRecurrentEngine<T> where T : unmanaged, IFloatingP
     /// <summary>The name of the operations it runs on.</summary>
     public abstract string OpsName { get; }
     /// <summary>U [I, H], W [O, H], b [H], V [H, O], c [O], in that order (the constants above), on the host.</summary>
-    public T[][] Values { get; }
+    public Memory<T>[] Values { get; }
     /// <summary>Gradients on the host, same order and shapes as <see cref="Values"/>; training steps add into them.</summary>
-    public T[][] Grads { get; }
+    public Memory<T>[] Grads { get; }
 
     protected bool Discrete => Loss == SequenceLoss.SoftmaxCrossEntropy;
 
@@ -57,28 +59,16 @@ internal abstract class OutputRecurrentEngine<T> where T : unmanaged, IFloatingP
     /// Writes o [T, N, O] and, for discrete outputs, the tokens [T, N].
     /// </summary>
     public abstract void Generate(ReadOnlyMemory<T> x, int steps, int batch, Memory<T> outputs, int[]? tokens);
-
-    /// <summary>Adds −learningRate · gradient to every parameter.</summary>
-    public void SgdStep(T learningRate)
-    {
-        for (int p = 0; p < Values.Length; p++)
-            for (int i = 0; i < Values[p].Length; i++) Values[p][i] -= learningRate * Grads[p][i];
-    }
-
-    /// <summary>Sets every gradient to zero.</summary>
-    public void ZeroGrad()
-    {
-        foreach (var g in Grads) Array.Clear(g);
-    }
 }
 
 /// <summary>Creates engines, inferring the buffer types from the operations.</summary>
 internal static class OutputRecurrentEngine
 {
+    /// <summary>An engine on <paramref name="ops"/> over the given host parameters, or over arrays of its own when null.</summary>
     public static OutputRecurrentEngine<T, TData, TIds> Create<T, TData, TIds>(int inputSize, int hiddenSize, int outputSize, SequenceLoss loss,
-        RnnActivation activation, int startToken, IMatrixOps<T, TData, TIds> ops)
+        RnnActivation activation, int startToken, IMatrixOps<T, TData, TIds> ops, Memory<T>[]? values = null, Memory<T>[]? grads = null)
         where T : unmanaged, IFloatingPointIeee754<T> where TData : struct where TIds : struct =>
-        new(inputSize, hiddenSize, outputSize, loss, activation, startToken, ops);
+        new(inputSize, hiddenSize, outputSize, loss, activation, startToken, ops, values, grads);
 }
 
 /// <summary>
@@ -94,8 +84,9 @@ internal static class OutputRecurrentEngine
 internal sealed class OutputRecurrentEngine<T, TData, TIds> : OutputRecurrentEngine<T>
     where T : unmanaged, IFloatingPointIeee754<T> where TData : struct where TIds : struct
 {
-    public OutputRecurrentEngine(int inputSize, int hiddenSize, int outputSize, SequenceLoss loss, RnnActivation activation, int startToken, IMatrixOps<T, TData, TIds> ops)
-        : base(inputSize, hiddenSize, outputSize, loss, activation, startToken)
+    public OutputRecurrentEngine(int inputSize, int hiddenSize, int outputSize, SequenceLoss loss, RnnActivation activation, int startToken, IMatrixOps<T, TData, TIds> ops,
+        Memory<T>[]? values = null, Memory<T>[]? grads = null)
+        : base(inputSize, hiddenSize, outputSize, loss, activation, startToken, values, grads)
     {
         Ops = ops;
         _targets = new(ops, loss, outputSize);

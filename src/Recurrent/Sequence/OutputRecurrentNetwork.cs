@@ -62,21 +62,34 @@ public sealed class OutputRecurrentNetwork : IDisposable
         Sizes.Elements(nameof(inputSize), "input_weight U [I, H]", ("I", inputSize), ("H", hiddenSize));
         Sizes.Elements(nameof(outputSize), "feedback_weight W [O, H]", ("O", outputSize), ("H", hiddenSize));
         Device = device;
+        // In the order of the engine's constants (OutputRecurrentEngine<T>.InputWeight …).
+        Parameters = new ParameterSet(
+            [
+                ParameterSet.Entry.Own("input_weight", [inputSize, hiddenSize]),
+                ParameterSet.Entry.Own("feedback_weight", [outputSize, hiddenSize]),
+                ParameterSet.Entry.Own("hidden_bias", [hiddenSize]),
+                ParameterSet.Entry.Own("output_weight", [hiddenSize, outputSize]),
+                ParameterSet.Entry.Own("output_bias", [outputSize]),
+            ],
+            new Dictionary<string, string> { [ActivationMetadataKey] = activation.ToString() }, "this output-recurrent network");
+        var values = Parameters.All.Select(p => p.Value.Memory).ToArray();
+        var grads = Parameters.All.Select(p => p.Grad.Memory).ToArray();
         if (device is null)
-            _engine = OutputRecurrentEngine.Create(inputSize, hiddenSize, outputSize, loss, activation, startToken ?? -1, CpuMatrixOps.Instance);
+            _engine = OutputRecurrentEngine.Create(inputSize, hiddenSize, outputSize, loss, activation, startToken ?? -1, CpuMatrixOps.Instance, values, grads);
         else
         {
             _deviceOps = new IlgpuMatrixOps(device.Accelerator);
-            _engine = OutputRecurrentEngine.Create(inputSize, hiddenSize, outputSize, loss, activation, startToken ?? -1, _deviceOps);
+            _engine = OutputRecurrentEngine.Create(inputSize, hiddenSize, outputSize, loss, activation, startToken ?? -1, _deviceOps, values, grads);
         }
-        int[][] shapes = [[inputSize, hiddenSize], [outputSize, hiddenSize], [hiddenSize], [hiddenSize, outputSize], [outputSize]];
-        string[] names = ["input_weight", "feedback_weight", "hidden_bias", "output_weight", "output_bias"];
-        Parameters = names.Select((name, p) => new SequenceParameter(name, _engine.Values[p], _engine.Grads[p], shapes[p])).ToArray();
         var random = new Random(seed);
         float bound = 1f / MathF.Sqrt(hiddenSize);
-        foreach (var values in _engine.Values)
-            for (int i = 0; i < values.Length; i++) values[i] = (float)((random.NextDouble() * 2 - 1) * bound);
+        // Parameter after parameter, as the flat storage holds them.
+        var all = Parameters.Values.Span;
+        for (int i = 0; i < all.Length; i++) all[i] = (float)((random.NextDouble() * 2 - 1) * bound);
     }
+
+    // Save records the activation under this key: tanh and relu networks have the same parameters, and Load refuses the other's file.
+    private const string ActivationMetadataKey = "recurrent.activation";
 
     /// <summary>I: features of x_t (0 when the network has no external input).</summary>
     public int InputSize => _engine.InputSize;
@@ -96,7 +109,7 @@ public sealed class OutputRecurrentNetwork : IDisposable
     /// host, where <see cref="Parameters"/> shows them and <see cref="SgdStep"/> and <see cref="ZeroGrad"/> change them,
     /// so each call synchronises: <see cref="Train"/> uploads every parameter value (P floats, P = I·H + O·H + H + H·O + O),
     /// x and the targets, zeroes P device floats, and ends by downloading the P gradient floats and adding them into
-    /// <see cref="SequenceParameter.Grad"/> on the host; <see cref="TeacherForcedOutputs"/> and <see cref="Generate"/>
+    /// <see cref="Parameter.Grad"/> on the host; <see cref="TeacherForcedOutputs"/> and <see cref="Generate"/>
     /// upload the values and inputs and download the outputs. Per step that is about 2·P floats besides the data, small
     /// beside the step's O(T·N·(I + O)·H) work once T·N is in the hundreds.
     /// </summary>
@@ -104,9 +117,9 @@ public sealed class OutputRecurrentNetwork : IDisposable
 
     /// <summary>
     /// input_weight U [I, H], feedback_weight W [O, H], hidden_bias b [H], output_weight V [H, O], output_bias c [O], with
-    /// their gradients.
+    /// their gradients, in one flat storage (see <see cref="ParameterSet"/>); the metadata of a saved file records the activation.
     /// </summary>
-    public IReadOnlyList<SequenceParameter> Parameters { get; }
+    public ParameterSet Parameters { get; }
 
     internal OutputRecurrentEngine<float> Engine => _engine;
 
@@ -115,7 +128,7 @@ public sealed class OutputRecurrentNetwork : IDisposable
 
     /// <summary>
     /// One teacher-forced training step: returns the loss (mean over the T·N predictions, or over the Σ lengths real ones
-    /// when the targets have lengths) and adds its gradient into every parameter's <see cref="SequenceParameter.Grad"/>.
+    /// when the targets have lengths) and adds its gradient into every parameter's <see cref="Parameter.Grad"/>.
     /// Both schedules compute the same loss and gradients.
     /// </summary>
     /// <remarks>
@@ -141,12 +154,14 @@ public sealed class OutputRecurrentNetwork : IDisposable
         if (!Enum.IsDefined(schedule)) throw new ArgumentOutOfRangeException(nameof(schedule), schedule, "expected ParallelOverTime or StepByStep");
         Validate(x, targets);
         using var call = _calls.Enter(nameof(Train));
+        using var pass = Parameters.EnterPass();
         float loss = DeviceFailures.Wrap(OnDevice,
-            () => _engine.Train(schedule, x?.Data ?? default(ReadOnlyMemory<float>), targets.Steps, targets.Batch, targets.TokenIds, targets.Values?.Data ?? default(ReadOnlyMemory<float>),
-                targets.Padding),
+            () => _engine.Train(schedule, MemoryOf(x), targets.Steps, targets.Batch, targets.TokenIds, MemoryOf(targets.Values), targets.Padding),
             () => Describe("training step", targets.Steps, targets.Batch));
-        return ModelCalls.LossOrNaN(loss, _engine.Grads);
+        return ModelCalls.LossOrNaN(loss, Parameters);
     }
+
+    private static ReadOnlyMemory<float> MemoryOf(Tensor? tensor) => tensor is null ? default : tensor.Memory;
 
     /// <summary>
     /// The outputs o [T, N, O] (logits or values) under teacher forcing, as <see cref="Train"/> computes them; with lengths,
@@ -165,10 +180,10 @@ public sealed class OutputRecurrentNetwork : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         Validate(x, targets);
         using var call = _calls.Enter(nameof(TeacherForcedOutputs));
+        using var pass = Parameters.EnterPass();
         var outputs = new Tensor(targets.Steps, targets.Batch, OutputSize);
         DeviceFailures.Wrap(OnDevice,
-            () => _engine.TeacherForcedOutputs(x?.Data ?? default(ReadOnlyMemory<float>), targets.Steps, targets.Batch, targets.TokenIds, targets.Values?.Data ?? default(ReadOnlyMemory<float>),
-                outputs.Data, targets.Padding),
+            () => _engine.TeacherForcedOutputs(MemoryOf(x), targets.Steps, targets.Batch, targets.TokenIds, MemoryOf(targets.Values), outputs.Memory, targets.Padding),
             () => Describe("teacher-forced forward", targets.Steps, targets.Batch));
         return outputs;
     }
@@ -194,9 +209,10 @@ public sealed class OutputRecurrentNetwork : IDisposable
         RequireBatchSizes(steps < batch ? nameof(batch) : nameof(steps), steps, batch);
         ValidateInput(x, steps, batch);
         using var call = _calls.Enter(nameof(Generate));
+        using var pass = Parameters.EnterPass();
         var outputs = new Tensor(steps, batch, OutputSize);
         var tokens = Loss == SequenceLoss.SoftmaxCrossEntropy ? new int[steps * batch] : null;
-        DeviceFailures.Wrap(OnDevice, () => _engine.Generate(x?.Data ?? default(ReadOnlyMemory<float>), steps, batch, outputs.Data, tokens), () => Describe("generation", steps, batch));
+        DeviceFailures.Wrap(OnDevice, () => _engine.Generate(MemoryOf(x), steps, batch, outputs.Memory, tokens), () => Describe("generation", steps, batch));
         return new GeneratedSequence(outputs, tokens);
     }
 
@@ -206,14 +222,13 @@ public sealed class OutputRecurrentNetwork : IDisposable
     private string Describe(string operation, int steps, int batch) =>
         $"{OpsName}: {operation} of T={steps} N={batch} I={InputSize} H={HiddenSize} O={OutputSize} on {Device?.DeviceName}";
 
-    /// <summary>Plain gradient descent: every parameter −= learningRate · gradient.</summary>
+    /// <summary>Plain gradient descent: every parameter −= learningRate · gradient (<see cref="ParameterSet.SgdStep"/> of <see cref="Parameters"/>).</summary>
     /// <exception cref="ArgumentOutOfRangeException">The learning rate is NaN or infinite.</exception>
     /// <exception cref="InvalidOperationException">Another thread is inside a call of this network.</exception>
     public void SgdStep(float learningRate)
     {
-        ModelCalls.RequireLearningRate(learningRate);
         using var call = _calls.Enter(nameof(SgdStep));
-        _engine.SgdStep(learningRate);
+        Parameters.SgdStep(learningRate);
     }
 
     /// <summary>Sets every gradient to zero.</summary>
@@ -221,7 +236,39 @@ public sealed class OutputRecurrentNetwork : IDisposable
     public void ZeroGrad()
     {
         using var call = _calls.Enter(nameof(ZeroGrad));
-        _engine.ZeroGrad();
+        Parameters.ZeroGrad();
+    }
+
+    /// <summary>
+    /// Saves every parameter as a safetensors file under the names of <see cref="Parameters"/>, recording the activation:
+    /// <see cref="ParameterSet.Save"/>.
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="path"/> is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
+    /// <exception cref="IOException">The file cannot be written; an existing file is left as it was.</exception>
+    /// <exception cref="UnauthorizedAccessException">The folder may not be written (permissions).</exception>
+    /// <exception cref="InvalidOperationException">A parameter holds NaN or infinity, or another thread is inside a call of this network.</exception>
+    public void Save(string path)
+    {
+        using var call = _calls.Enter(nameof(Save));
+        Parameters.Save(path);
+    }
+
+    /// <summary>
+    /// Loads every parameter from a safetensors file with exactly the names and shapes of <see cref="Parameters"/>:
+    /// <see cref="ParameterSet.Load"/>. Nothing is changed unless the whole file is valid.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A tensor is missing, extra, misshaped or not finite, the file was saved from a network with
+    /// another activation, or it is malformed; the message names the file and the tensor.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="path"/> is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
+    /// <exception cref="IOException">The file cannot be read (missing: <see cref="FileNotFoundException"/>; a folder).</exception>
+    /// <exception cref="UnauthorizedAccessException">The file may not be read (permissions).</exception>
+    /// <exception cref="InvalidOperationException">Another thread is inside a call of this network.</exception>
+    public void Load(string path)
+    {
+        using var call = _calls.Enter(nameof(Load));
+        Parameters.Load(path);
     }
 
     /// <summary>Frees the network's device workspaces (nothing on the CPU). The <see cref="Device"/> backend stays open.</summary>

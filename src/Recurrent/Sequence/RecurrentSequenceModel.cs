@@ -18,16 +18,19 @@ namespace Recurrent.Sequence;
 /// Where the stack's backend is an <see cref="IlgpuBackend"/>, the embedding, output layer and loss run on that backend's
 /// accelerator too, and the stack is driven through the backend's device-level entry, so the data crosses to the device
 /// once per call and nothing at the stack boundary; otherwise they run on the CPU (native GEMM, AVX-512 passes).
-/// Parameters (the model's and the stack's) stay on the host; on a device each call uploads their values and adds the
-/// device gradients into the host ones. Not thread-safe: a training step accumulates into shared gradients and reuses
+/// Parameters (the model's and the stack's) are one <see cref="ParameterSet"/> (<see cref="Parameters"/>) and stay on the
+/// host; on a device each call uploads their values and adds the device gradients into the host ones. Not thread-safe: a training step accumulates into shared gradients and reuses
 /// the model's workspaces, so a call made while another thread is inside one throws <see cref="InvalidOperationException"/>.
 /// Non-finite values: a NaN or ∞ in a parameter, or one that arises inside a pass, propagates as IEEE arithmetic gives it;
 /// <see cref="Train"/> never returns a finite loss while the gradients hold NaN or ∞ (it returns NaN then).
 /// </summary>
 public sealed class RecurrentSequenceModel : IDisposable
 {
-    private readonly float[][] _values;
-    private readonly float[][] _grads;
+    /// <summary>The stack's parameters appear in <see cref="Parameters"/> under this prefix, as a PyTorch module's attribute <c>recurrent</c>'s would.</summary>
+    public const string RecurrentPrefix = "recurrent.";
+
+    // embedding, output_weight, output_bias: the engine's indices.
+    private readonly Parameter[] _own;
     private readonly int _startToken;
     private readonly RecurrentSequenceEngine _engine;
     private readonly IlgpuMatrixOps? _deviceOps;
@@ -37,13 +40,15 @@ public sealed class RecurrentSequenceModel : IDisposable
     /// <summary>Creates the model around <paramref name="recurrent"/> (whose parameters it trains too), seeded so runs repeat.</summary>
     /// <param name="recurrent">
     /// A unidirectional stack with input size I and hidden size H; a bidirectional one would see the future. Its backend
-    /// decides where the model runs: on an <see cref="IlgpuBackend"/>'s accelerator, else on the CPU.
+    /// decides where the model runs: on an <see cref="IlgpuBackend"/>'s accelerator, else on the CPU. Its parameters move
+    /// into the model's storage (see <see cref="Parameters"/>) until the model is disposed: a stack belongs to one model at a time.
     /// </param>
     /// <param name="outputSize">O ≥ 1: the vocabulary size for <see cref="SequenceLoss.SoftmaxCrossEntropy"/>, else the features of o_t.</param>
     /// <param name="loss">Discrete (softmax cross-entropy) or real-valued (squared error) outputs.</param>
     /// <param name="startToken">The token fed back at t = 0 (discrete outputs only), in [0, O); null feeds zeros.</param>
     /// <param name="seed">Seed of the initialisation: embedding uniform in ±1 (tokens) or ±1/√O (projection), output layer in ±1/√H.</param>
-    /// <exception cref="ArgumentException">The stack is bidirectional, or a start token was given for real-valued outputs.</exception>
+    /// <exception cref="ArgumentException">The stack is bidirectional or belongs to another model that was not disposed, or a start token was given for real-valued outputs.</exception>
+    /// <exception cref="InvalidOperationException">A pass of the stack is running on another thread (its parameters cannot move meanwhile).</exception>
     /// <exception cref="ArgumentOutOfRangeException">A size or enum value is out of range, the start token is outside the vocabulary, or
     /// the embedding [O, I] or output weight [H, O] would have more elements than one array holds.</exception>
     public RecurrentSequenceModel(RecurrentLayer recurrent, int outputSize, SequenceLoss loss, int? startToken = null, int seed = 0)
@@ -64,25 +69,46 @@ public sealed class RecurrentSequenceModel : IDisposable
         int input = recurrent.Config.InputSize, hidden = recurrent.Config.HiddenSize;
         Sizes.Elements(nameof(outputSize), "embedding [O, I]", ("O", outputSize), ("I", input));
         Sizes.Elements(nameof(outputSize), "output_weight [H, O]", ("H", hidden), ("O", outputSize));
-        int[][] shapes = [[outputSize, input], [hidden, outputSize], [outputSize]];
-        _values = Array.ConvertAll(shapes, s => new float[s.Aggregate(1, (a, b) => a * b)]);
-        _grads = Array.ConvertAll(_values, v => new float[v.Length]);
-        string[] names = ["embedding", "output_weight", "output_bias"];
-        Parameters = names.Select((name, p) => new SequenceParameter(name, _values[p], _grads[p], shapes[p])).ToArray();
+        if (recurrent.Parameters.IsAdopted)
+            throw new ArgumentException("recurrent: its parameters belong to another RecurrentSequenceModel, whose storage holds them; dispose that model first (a stack trains in one model at a time).", nameof(recurrent));
+        // The model re-homes the stack's parameters into its own flat storage rather than listing two sets, so that an
+        // optimizer, a gradient all-reduce or an upload sees one span of every value and one of every gradient (as
+        // PyTorch's flatten_parameters and FSDP's flat parameters do); the stack's tensors are rebound, not replaced, so
+        // the layer API and this set read and write the same numbers.
+        Parameters = new ParameterSet(
+            [
+                ParameterSet.Entry.Own("embedding", [outputSize, input]),
+                ParameterSet.Entry.Adopt(RecurrentPrefix, recurrent.Parameters),
+                ParameterSet.Entry.Own("output_weight", [hidden, outputSize]),
+                ParameterSet.Entry.Own("output_bias", [outputSize]),
+            ],
+            new Dictionary<string, string> { [RnnParameters.CellMetadataKey] = recurrent.Config.Cell.ToString() }, "this sequence model");
+        _own = [Parameters["embedding"], Parameters["output_weight"], Parameters["output_bias"]];
         var random = new Random(seed);
         float[] bounds = [Discrete ? 1f : 1f / MathF.Sqrt(outputSize), 1f / MathF.Sqrt(hidden), 1f / MathF.Sqrt(hidden)];
-        for (int p = 0; p < _values.Length; p++)
-            for (int i = 0; i < _values[p].Length; i++) _values[p][i] = (float)((random.NextDouble() * 2 - 1) * bounds[p]);
-        if (recurrent.Backend is IlgpuBackend device)
+        for (int p = 0; p < _own.Length; p++)
         {
-            _deviceOps = new IlgpuMatrixOps(device.Accelerator);
-            _engine = new RecurrentSequenceEngine<ILGPU.ArrayView<float>, ILGPU.ArrayView<int>>(this, _deviceOps, new IlgpuRecurrentStack(recurrent, device));
+            var values = _own[p].Value.Span;
+            for (int i = 0; i < values.Length; i++) values[i] = (float)((random.NextDouble() * 2 - 1) * bounds[p]);
         }
-        else
-            _engine = new RecurrentSequenceEngine<Memory<float>, Memory<int>>(this, CpuMatrixOps.Instance, new HostRecurrentStack(recurrent));
+        try
+        {
+            if (recurrent.Backend is IlgpuBackend device)
+            {
+                _deviceOps = new IlgpuMatrixOps(device.Accelerator);
+                _engine = new RecurrentSequenceEngine<ILGPU.ArrayView<float>, ILGPU.ArrayView<int>>(this, _deviceOps, new IlgpuRecurrentStack(recurrent, device));
+            }
+            else
+                _engine = new RecurrentSequenceEngine<Memory<float>, Memory<int>>(this, CpuMatrixOps.Instance, new HostRecurrentStack(recurrent));
+        }
+        catch
+        {
+            Parameters.Release();
+            throw;
+        }
     }
 
-    /// <summary>The recurrent stack; its <see cref="RecurrentLayer.Parameters"/> are trained with the model's own.</summary>
+    /// <summary>The recurrent stack; its <see cref="RecurrentLayer.Parameters"/> are trained with the model's own, and are part of <see cref="Parameters"/>.</summary>
     public RecurrentLayer Recurrent { get; }
     /// <summary>O: vocabulary size or output features.</summary>
     public int OutputSize { get; }
@@ -92,10 +118,15 @@ public sealed class RecurrentSequenceModel : IDisposable
     public int? StartToken => _startToken < 0 ? null : _startToken;
 
     /// <summary>
-    /// The model's own parameters besides the recurrent stack's: embedding [O, I] (a token's row, or the projection of a
-    /// real-valued y_{t−1}), output_weight V [H, O], output_bias c [O], with their gradients.
+    /// Every parameter the model trains, in one flat storage: <c>embedding</c> E [O, I] (a token's row, or the projection of
+    /// a real-valued y_{t−1}), the recurrent stack's under <see cref="RecurrentPrefix"/> (<c>recurrent.weight_ih_l0</c>, …, in
+    /// PyTorch's order), <c>output_weight</c> V [H, O] and <c>output_bias</c> c [O], with their gradients: a PyTorch module
+    /// with these attributes loads <see cref="Save"/>'s file. The stack's own set (<see cref="Recurrent"/>'s
+    /// <see cref="RecurrentLayer.Parameters"/>) moved into this storage when the model was made: its parameters and tensors
+    /// are the same objects, viewing the same numbers (a <see cref="Memory{T}"/> taken from them before is stale). Once the
+    /// model is disposed the stack is its own again, and this set refuses work (<see cref="ObjectDisposedException"/>).
     /// </summary>
-    public IReadOnlyList<SequenceParameter> Parameters { get; }
+    public ParameterSet Parameters { get; }
 
     /// <summary>The operations the embedding, output layer and loss run on, such as <c>native-cpu</c> or <c>ilgpu-cuda</c>.</summary>
     internal string OpsName => _engine.OpsName;
@@ -104,8 +135,8 @@ public sealed class RecurrentSequenceModel : IDisposable
     internal int InputSize => Recurrent.Config.InputSize;
     internal int HiddenSize => Recurrent.Config.HiddenSize;
     internal int StartTokenOrNone => _startToken;
-    internal float[][] Values => _values;
-    internal float[][] Grads => _grads;
+    /// <summary>embedding, output_weight, output_bias.</summary>
+    internal IReadOnlyList<Parameter> Own => _own;
 
     /// <summary>
     /// One teacher-forced training step: returns the loss (mean over the T·N predictions, or over the Σ lengths real ones
@@ -126,7 +157,7 @@ public sealed class RecurrentSequenceModel : IDisposable
     /// <returns>The mean loss; NaN when a gradient came out NaN or ∞ (see the class remarks).</returns>
     /// <exception cref="ArgumentOutOfRangeException">A token id is outside [0, O), the schedule is unknown, or a [T, N, ·] buffer would have more elements than one array holds.</exception>
     /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
-    /// <exception cref="InvalidOperationException">Another thread is inside a call of this model, or is replacing the stack's parameters.</exception>
+    /// <exception cref="InvalidOperationException">Another thread is inside a call of this model, or is replacing its parameters or the stack's.</exception>
     /// <exception cref="Kernels.Cpu.NativeException">The native library failed (out of memory).</exception>
     /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On a device: a launch, copy or allocation failed (the message names the operation and the sizes).</exception>
     public float Train(SequenceTargets targets, TrainingSchedule schedule = TrainingSchedule.ParallelOverTime)
@@ -137,8 +168,9 @@ public sealed class RecurrentSequenceModel : IDisposable
         targets.Validate(Loss, OutputSize, nameof(targets));
         RequireBatchSizes(nameof(targets), targets.Steps, targets.Batch);
         using var call = _calls.Enter(nameof(Train));
+        using var pass = Parameters.EnterPass();
         float loss = DeviceFailures.Wrap(OnDevice, () => _engine.Train(targets, schedule), () => Describe("training step", targets.Steps, targets.Batch));
-        return ModelCalls.LossOrNaN(loss, _grads.Concat(Recurrent.Parameters.All.Select(p => p.Grad.Data)));
+        return ModelCalls.LossOrNaN(loss, Parameters);
     }
 
     private void RequireBatchSizes(string argumentName, int steps, int batch) =>
@@ -162,8 +194,9 @@ public sealed class RecurrentSequenceModel : IDisposable
         targets.Validate(Loss, OutputSize, nameof(targets));
         RequireBatchSizes(nameof(targets), targets.Steps, targets.Batch);
         using var call = _calls.Enter(nameof(TeacherForcedOutputs));
+        using var pass = Parameters.EnterPass();
         var outputs = new Tensor(targets.Steps, targets.Batch, OutputSize);
-        DeviceFailures.Wrap(OnDevice, () => _engine.TeacherForcedOutputs(targets, outputs.Data), () => Describe("teacher-forced forward", targets.Steps, targets.Batch));
+        DeviceFailures.Wrap(OnDevice, () => _engine.TeacherForcedOutputs(targets, outputs.Memory), () => Describe("teacher-forced forward", targets.Steps, targets.Batch));
         return outputs;
     }
 
@@ -186,9 +219,10 @@ public sealed class RecurrentSequenceModel : IDisposable
             throw new ArgumentException($"steps, batch: expected T ≥ 1 and N ≥ 1, got T = {steps}, N = {batch} (an empty sequence).", steps < 1 ? nameof(steps) : nameof(batch));
         RequireBatchSizes(steps < batch ? nameof(batch) : nameof(steps), steps, batch);
         using var call = _calls.Enter(nameof(Generate));
+        using var pass = Parameters.EnterPass();
         var outputs = new Tensor(steps, batch, OutputSize);
         var tokens = Discrete ? new int[steps * batch] : null;
-        DeviceFailures.Wrap(OnDevice, () => _engine.Generate(steps, batch, outputs.Data, tokens), () => Describe("generation", steps, batch));
+        DeviceFailures.Wrap(OnDevice, () => _engine.Generate(steps, batch, outputs.Memory, tokens), () => Describe("generation", steps, batch));
         return new GeneratedSequence(outputs, tokens);
     }
 
@@ -198,34 +232,73 @@ public sealed class RecurrentSequenceModel : IDisposable
     private string Describe(string operation, int steps, int batch) =>
         $"{OpsName}: {operation} of the sequence model T={steps} N={batch} I={InputSize} H={HiddenSize} O={OutputSize}";
 
-    /// <summary>Plain gradient descent on the model's and the recurrent stack's parameters: value −= learningRate · gradient.</summary>
+    /// <summary>Plain gradient descent on every parameter, the stack's included: <see cref="ParameterSet.SgdStep"/> of <see cref="Parameters"/>.</summary>
     /// <exception cref="ArgumentOutOfRangeException">The learning rate is NaN or infinite.</exception>
     /// <exception cref="InvalidOperationException">Another thread is inside a call of this model, or running a pass of the stack.</exception>
+    /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
     public void SgdStep(float learningRate)
     {
-        ModelCalls.RequireLearningRate(learningRate);
+        ObjectDisposedException.ThrowIf(_disposed, this);
         using var call = _calls.Enter(nameof(SgdStep));
-        using var write = Recurrent.Parameters.BeginWrite(nameof(SgdStep));
-        for (int p = 0; p < _values.Length; p++)
-            for (int i = 0; i < _values[p].Length; i++) _values[p][i] -= learningRate * _grads[p][i];
-        foreach (var p in Recurrent.Parameters.All)
-            for (int i = 0; i < p.Value.Length; i++) p.Value.Data[i] -= learningRate * p.Grad.Data[i];
+        Parameters.SgdStep(learningRate);
     }
 
     /// <summary>Sets every gradient (the model's and the recurrent stack's) to zero.</summary>
     /// <exception cref="InvalidOperationException">Another thread is inside a call of this model.</exception>
+    /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
     public void ZeroGrad()
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         using var call = _calls.Enter(nameof(ZeroGrad));
-        foreach (var g in _grads) Array.Clear(g);
-        Recurrent.ZeroGrad();
+        Parameters.ZeroGrad();
     }
 
-    /// <summary>Frees the model's device workspaces (nothing on the CPU). The stack and its backend stay usable.</summary>
+    /// <summary>
+    /// Saves every parameter (the stack's under <see cref="RecurrentPrefix"/>) as a safetensors file, recording the stack's
+    /// cell: <see cref="ParameterSet.Save"/> of <see cref="Parameters"/>.
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="path"/> is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
+    /// <exception cref="IOException">The file cannot be written; an existing file is left as it was.</exception>
+    /// <exception cref="UnauthorizedAccessException">The folder may not be written (permissions).</exception>
+    /// <exception cref="InvalidOperationException">A parameter holds NaN or infinity, or another thread is inside a call of this model or replacing the stack's parameters.</exception>
+    /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
+    public void Save(string path)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        using var call = _calls.Enter(nameof(Save));
+        Parameters.Save(path);
+    }
+
+    /// <summary>
+    /// Loads every parameter from a safetensors file with exactly the names and shapes of <see cref="Parameters"/> (as
+    /// <see cref="Save"/> writes it): <see cref="ParameterSet.Load"/>. Nothing is changed unless the whole file is valid.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A tensor is missing, extra, misshaped or not finite, the file was saved around another
+    /// cell, or it is malformed; the message names the file and the tensor.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="path"/> is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
+    /// <exception cref="IOException">The file cannot be read (missing: <see cref="FileNotFoundException"/>; a folder).</exception>
+    /// <exception cref="UnauthorizedAccessException">The file may not be read (permissions).</exception>
+    /// <exception cref="InvalidOperationException">Another thread is inside a call of this model or running a pass of the stack.</exception>
+    /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
+    public void Load(string path)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        using var call = _calls.Enter(nameof(Load));
+        Parameters.Load(path);
+    }
+
+    /// <summary>
+    /// Frees the model's device workspaces (nothing on the CPU) and gives the stack its parameters back: the stack and its
+    /// backend stay usable (also in another model), and <see cref="Parameters"/> refuses further work.
+    /// </summary>
     public void Dispose()
     {
+        if (_disposed) return;
         _disposed = true;
         _deviceOps?.Dispose();
+        Parameters.Release();
     }
 }
 
@@ -265,14 +338,14 @@ internal sealed class RecurrentSequenceEngine<TData, TIds>(RecurrentSequenceMode
     {
         for (int p = 0; p < ParameterCount; p++)
         {
-            _values[p] = ops.Upload(model.Values[p], ref _valueStages[p]);
-            if (withGradients) _grads[p] = ops.GradientAccumulator(model.Grads[p], ref _gradStages[p]);
+            _values[p] = ops.Upload(model.Own[p].Value.Memory, ref _valueStages[p]);
+            if (withGradients) _grads[p] = ops.GradientAccumulator(model.Own[p].Grad.Memory, ref _gradStages[p]);
         }
     }
 
     private void AddGradientsToHost()
     {
-        for (int p = 0; p < ParameterCount; p++) ops.AddToHost(_grads[p], model.Grads[p]);
+        for (int p = 0; p < ParameterCount; p++) ops.AddToHost(_grads[p], model.Own[p].Grad.Memory);
     }
 
     /// <summary>
@@ -281,7 +354,7 @@ internal sealed class RecurrentSequenceEngine<TData, TIds>(RecurrentSequenceMode
     /// </summary>
     private (TIds Tokens, TData Values) StageTargets(SequenceTargets targets)
     {
-        _targets.Stage(targets.TokenIds, targets.Values?.Data ?? default, targets.Steps, targets.Batch, model.StartTokenOrNone, targets.Padding);
+        _targets.Stage(targets.TokenIds, targets.Values is null ? default : targets.Values.Memory, targets.Steps, targets.Batch, model.StartTokenOrNone, targets.Padding);
         return (_targets.Tokens, _targets.Values);
     }
 

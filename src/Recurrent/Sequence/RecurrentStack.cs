@@ -136,16 +136,16 @@ internal sealed class HostRecurrentStack(RecurrentLayer layer)
         private RecurrentStepState _state = stepper.InitialState(batch);
         // With keepForBackward, every step until its backward; the state gradient the latest backward left.
         private readonly List<RecurrentStepResult> _steps = [];
-        private float[]? _dHidden, _dCell;
+        private Tensor? _dHidden, _dCell;
 
         public Memory<float> Step(Memory<float> x)
         {
             // Unchecked as the passes are: a non-finite value propagates to the outputs instead of being refused. x is the
             // engine's own slice, unchanged until this step's backward.
-            var step = stepper.StepUnchecked(AsArray(x), batch, _state, keepForBackward, inputIsPrivate: true);
+            var step = stepper.StepUnchecked(AsTensor(x, batch, stepper.Layer.Config.InputSize), _state, keepForBackward, inputIsPrivate: true);
             _state = step.State;
             if (keepForBackward) _steps.Add(step);
-            return step.Output.Data;
+            return step.Output.Memory;
         }
 
         public Memory<float> Backward(Memory<float> dy)
@@ -153,10 +153,10 @@ internal sealed class HostRecurrentStack(RecurrentLayer layer)
             if (_steps.Count == 0) throw new InvalidOperationException("no step of the run is left to back-propagate.");
             var step = _steps[^1];
             _steps.RemoveAt(_steps.Count - 1);
-            var gradients = stepper.BackwardUnchecked(step, AsArray(dy), _dHidden, _dCell);
+            var gradients = stepper.BackwardUnchecked(step, AsTensor(dy, batch, stepper.Layer.Config.HiddenSize), _dHidden, _dCell);
             step.Dispose();
-            (_dHidden, _dCell) = (gradients.Hidden.Data, gradients.Cell?.Data);
-            return gradients.Input.Data;
+            (_dHidden, _dCell) = (gradients.Hidden, gradients.Cell);
+            return gradients.Input.Memory;
         }
 
         public void Dispose()
@@ -177,7 +177,7 @@ internal sealed class HostRecurrentStack(RecurrentLayer layer)
     {
         public RnnForwardResult Result { get; } = result;
         public RnnInputGradients? Gradients { get; set; }
-        public Memory<float> Output => Result.Output.Data;
+        public Memory<float> Output => Result.Output.Memory;
         public void Dispose() => Result.Dispose();
     }
 
@@ -198,13 +198,13 @@ internal sealed class HostRecurrentStack(RecurrentLayer layer)
         int steps = ours.Result.Output.Shape[0], batch = ours.Result.Output.Shape[1];
         var tape = ours.Result.Tape ?? throw new InvalidOperationException("the stack's forward pass kept nothing for backward.");
         ours.Gradients = layer.BackwardUnchecked(ours.Result, tape, AsTensor(dy, steps, batch, layer.Config.OutputSize), after?.InitialHidden, after?.InitialCell);
-        return ours.Gradients.Input.Data;
+        return ours.Gradients.Input.Memory;
     }
 
     public IRecurrentStackPass<Memory<float>> ForwardFromTable(Memory<float> table, int vocab, Memory<int> ids, int steps, int batch, bool keepForBackward,
         int[]? lengths = null) =>
         // The pass keeps the ids until backward: a copy, as the caller's token buffer is reused.
-        new Pass(layer.ForwardFromTableUnchecked(AsArray(table), vocab, ids.ToArray(), steps, batch, keepForBackward, lengths));
+        new Pass(layer.ForwardFromTableUnchecked(table, vocab, ids.ToArray(), steps, batch, keepForBackward, lengths));
 
     public void BackwardFromTable(IRecurrentStackPass<Memory<float>> pass, Memory<float> dy, Memory<float> tableGradient)
     {
@@ -212,13 +212,9 @@ internal sealed class HostRecurrentStack(RecurrentLayer layer)
         layer.BackwardFromTableUnchecked(result, AsTensor(dy, result.Output.Shape[0], result.Output.Shape[1], layer.Config.OutputSize), tableGradient.Span);
     }
 
-    /// <summary>A tensor over <paramref name="data"/>: the array itself when the memory is a whole array, else a copy.</summary>
-    private static Tensor AsTensor(Memory<float> data, params int[] shape) => new(AsArray(data), shape);
-
-    private static float[] AsArray(Memory<float> data) =>
-        MemoryMarshal.TryGetArray<float>(data, out var segment) && segment.Offset == 0 && segment.Count == segment.Array!.Length
-            ? segment.Array
-            : data.ToArray();
+    /// <summary>A tensor over <paramref name="data"/>: a view of its array when it has one (host memory always does), else a copy.</summary>
+    private static Tensor AsTensor(Memory<float> data, params int[] shape) =>
+        MemoryMarshal.TryGetArray<float>(data, out var segment) ? Tensor.View(segment.Array!, segment.Offset, shape) : new(data.ToArray(), shape);
 }
 
 /// <summary>The stack on its <see cref="IlgpuBackend"/>'s device, through the backend's device-level entries.</summary>

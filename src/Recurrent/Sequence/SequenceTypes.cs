@@ -128,7 +128,7 @@ public sealed class SequenceTargets
         for (int n = 0; n < Batch; n++)
             for (int t = 0; t < (Padding?[n] ?? Steps); t++)
             {
-                var row = Values!.Data.AsSpan((t * Batch + n) * outputSize, outputSize);
+                var row = Values!.Span.Slice((t * Batch + n) * outputSize, outputSize);
                 int bad = Tensor.IndexOfNonFinite(row);
                 if (bad >= 0)
                     throw new ArgumentException(
@@ -141,24 +141,3 @@ public sealed class SequenceTargets
 /// <param name="Outputs">The model's outputs o [T, N, O]: logits for <see cref="SequenceLoss.SoftmaxCrossEntropy"/>, values for <see cref="SequenceLoss.SquaredError"/>.</param>
 /// <param name="Tokens">The fed-back tokens [T, N] (argmax of each step's logits) for <see cref="SequenceLoss.SoftmaxCrossEntropy"/>, else null.</param>
 public sealed record GeneratedSequence(Tensor Outputs, int[]? Tokens);
-
-/// <summary>
-/// A named weight of a sequence model with its value and the gradient that training steps accumulate into. Its tensors
-/// are the model's own storage: change them only while no call of the model runs.
-/// </summary>
-public sealed class SequenceParameter
-{
-    internal SequenceParameter(string name, float[] value, float[] grad, params int[] shape)
-    {
-        Name = name;
-        Value = new Tensor(value, shape);
-        Grad = new Tensor(grad, shape);
-    }
-
-    /// <summary>The name, such as <c>output_weight</c>.</summary>
-    public string Name { get; }
-    /// <summary>The value; its shape never changes.</summary>
-    public Tensor Value { get; }
-    /// <summary>The accumulated gradient, same shape as <see cref="Value"/>.</summary>
-    public Tensor Grad { get; }
-}

@@ -17,7 +17,7 @@ public static class SafeTensors
     // A header larger than this is not a parameter file; refusing it keeps a corrupt length from allocating gigabytes.
     private const long MaxHeaderBytes = 100_000_000;   // the reference implementation's limit
 
-    private const string MetadataKey = "__metadata__";
+    internal const string MetadataKey = "__metadata__";
 
     /// <summary>Reads every tensor of a file, in the order of their data.</summary>
     /// <remarks>
@@ -86,12 +86,12 @@ public static class SafeTensors
         {
             var tensor = new Tensor(shape);
             stream.Position = dataStart + begin;
-            var bytes = MemoryMarshal.AsBytes(tensor.Data.AsSpan());
-            try { stream.ReadExactly(bytes); }
+            var values = tensor.Span;
+            try { stream.ReadExactly(MemoryMarshal.AsBytes(values)); }
             catch (EndOfStreamException) { throw Bad(path, name, "the file ends inside its data"); }
             if (!BitConverter.IsLittleEndian)
-                for (int i = 0; i < tensor.Data.Length; i++)
-                    tensor.Data[i] = BitConverter.Int32BitsToSingle(BinaryPrimitives.ReverseEndianness(BitConverter.SingleToInt32Bits(tensor.Data[i])));
+                for (int i = 0; i < values.Length; i++)
+                    values[i] = BitConverter.Int32BitsToSingle(BinaryPrimitives.ReverseEndianness(BitConverter.SingleToInt32Bits(values[i])));
             result.Add(name, tensor);
         }
         return result;
@@ -346,8 +346,8 @@ public static class SafeTensors
                 stream.Write(header);
                 foreach (var (_, tensor) in list)
                 {
-                    if (BitConverter.IsLittleEndian) stream.Write(MemoryMarshal.AsBytes(tensor.Data.AsSpan()));
-                    else foreach (float v in tensor.Data) { BinaryPrimitives.WriteSingleLittleEndian(length[..4], v); stream.Write(length[..4]); }
+                    if (BitConverter.IsLittleEndian) stream.Write(MemoryMarshal.AsBytes(tensor.Span));
+                    else foreach (float v in tensor.Span) { BinaryPrimitives.WriteSingleLittleEndian(length[..4], v); stream.Write(length[..4]); }
                 }
                 stream.Flush(flushToDisk: true);
             }
