@@ -174,42 +174,8 @@ public abstract class BackendContractTests
     /// are overwritten between forward and backward, which must not matter.
     /// </summary>
     [TestCaseSource(nameof(TableCases))]
-    public void FromTable_MatchesTheGatheredDenseRun(CellKind cell, bool fewerRowsThanUses)
-    {
-        var config = PerCellShape.Config(cell);
-        int steps = PerCellShape.Steps, batch = PerCellShape.Batch, input = config.InputSize;
-        int vocab = fewerRowsThanUses ? Math.Max(1, steps * batch / 2) : 2 * steps * batch;
-        var layer = TestLayers.Create(config, Backend, seed: 3);
-        var random = new Random(vocab + 10 * (int)cell);
-        var inputs = Inputs.Random(config, steps, batch, random);
-        var table = new Tensor(TestData.UniformSingle(random, vocab * input), vocab, input);
-        var ids = Enumerable.Range(0, steps * batch).Select(r => r % 5 == 4 ? -1 : random.Next(vocab)).ToArray();
-        var x = new Tensor(steps, batch, input);
-        for (int r = 0; r < ids.Length; r++)
-            if (ids[r] >= 0) table.Span.Slice(ids[r] * input, input).CopyTo(x.Span.Slice(r * input, input));
-
-        using var dense = layer.Forward(x, inputs.H0, inputs.C0, keepForBackward: true);
-        var expected = layer.Backward(dense, inputs.Dy, inputs.DhN, inputs.DcN);
-        var expectedGrads = layer.Parameters.All.Select(p => Widen(p.Grad)).ToArray();
-        var tableGradient = new Tensor(TestData.UniformSingle(random, table.Length), vocab, input);
-        var expectedTableGradient = Widen(tableGradient);
-        for (int r = 0; r < ids.Length; r++)
-            for (int i = 0; ids[r] >= 0 && i < input; i++) expectedTableGradient[ids[r] * input + i] += expected.Input.Span[r * input + i];
-        layer.ZeroGrad();
-
-        using var fromTable = layer.ForwardFromTable(table, ids, steps, batch, inputs.H0, inputs.C0, keepForBackward: true);
-        Assertions.AllClose(fromTable.Output.ToArray(), Widen(dense.Output), Tolerances.Float32, "y");
-        Assertions.AllClose(fromTable.HiddenState.ToArray(), Widen(dense.HiddenState), Tolerances.Float32, "hN");
-        if (dense.CellState is not null) Assertions.AllClose(fromTable.CellState!.ToArray(), Widen(dense.CellState), Tolerances.Float32, "cN");
-        table.Span.Fill(-3f);
-        Array.Fill(ids, 0);
-        var actual = layer.BackwardFromTable(fromTable, inputs.Dy, tableGradient, inputs.DhN, inputs.DcN);
-        Assertions.AllClose(actual.InitialHidden.ToArray(), Widen(expected.InitialHidden), Tolerances.Float32, "dh0");
-        if (expected.InitialCell is not null) Assertions.AllClose(actual.InitialCell!.ToArray(), Widen(expected.InitialCell), Tolerances.Float32, "dc0");
-        Assertions.AllClose(tableGradient.ToArray(), expectedTableGradient, Tolerances.Float32, "table gradient");
-        for (int p = 0; p < expectedGrads.Length; p++)
-            Assertions.AllClose(layer.Parameters.All[p].Grad.ToArray(), expectedGrads[p], Tolerances.Float32, "grad " + layer.Parameters.All[p].Name);
-    }
+    public void FromTable_MatchesTheGatheredDenseRun(CellKind cell, bool fewerRowsThanUses) =>
+        AssertTableFormsMatchGatheredDenseRun(cell, fewerRowsThanUses, PerCellShape.Steps, PerCellShape.Batch, seed: 3, withLengths: false);
 
     /// <summary>
     /// Lengths [N] in [1, T] in no particular order: one sequence runs all T steps, one (when N &gt; 1 and T &gt; 1) a single
@@ -272,15 +238,23 @@ public abstract class BackendContractTests
 
     /// <summary>The table forms with lengths against the dense forms with the same lengths on the gathered rows.</summary>
     [TestCaseSource(nameof(TableCases))]
-    public void FromTable_WithLengths_MatchesTheGatheredDenseRun(CellKind cell, bool fewerRowsThanUses)
+    public void FromTable_WithLengths_MatchesTheGatheredDenseRun(CellKind cell, bool fewerRowsThanUses) =>
+        AssertTableFormsMatchGatheredDenseRun(cell, fewerRowsThanUses, PerCellShape.Steps + 2, PerCellShape.Batch + 2, seed: 4, withLengths: true);
+
+    /// <summary>
+    /// The body of the two table tests: forward and backward from a table (repeated ids, −1 rows) against the dense forms on
+    /// the gathered rows, dx summed per table row, the table gradient added into; the table and ids overwritten between
+    /// forward and backward.
+    /// </summary>
+    private void AssertTableFormsMatchGatheredDenseRun(CellKind cell, bool fewerRowsThanUses, int steps, int batch, int seed, bool withLengths)
     {
         var config = PerCellShape.Config(cell);
-        int steps = PerCellShape.Steps + 2, batch = PerCellShape.Batch + 2, input = config.InputSize;
+        int input = config.InputSize;
         int vocab = fewerRowsThanUses ? Math.Max(1, steps * batch / 2) : 2 * steps * batch;
-        var layer = TestLayers.Create(config, Backend, seed: 4);
-        var random = new Random(vocab + 10 * (int)cell + 1);
+        var layer = TestLayers.Create(config, Backend, seed);
+        var random = new Random(vocab + 10 * (int)cell + seed);
         var inputs = Inputs.Random(config, steps, batch, random);
-        var lengths = RandomLengths(steps, batch, random);
+        var lengths = withLengths ? RandomLengths(steps, batch, random) : null;
         var table = new Tensor(TestData.UniformSingle(random, vocab * input), vocab, input);
         var ids = Enumerable.Range(0, steps * batch).Select(r => r % 5 == 4 ? -1 : random.Next(vocab)).ToArray();
         var x = new Tensor(steps, batch, input);
@@ -290,8 +264,8 @@ public abstract class BackendContractTests
         using var dense = layer.Forward(x, inputs.H0, inputs.C0, keepForBackward: true, lengths: lengths);
         var expected = layer.Backward(dense, inputs.Dy, inputs.DhN, inputs.DcN);
         var expectedGrads = layer.Parameters.All.Select(p => Widen(p.Grad)).ToArray();
-        var tableGradient = new Tensor(vocab, input);
-        var expectedTableGradient = new double[tableGradient.Length];
+        var tableGradient = new Tensor(TestData.UniformSingle(random, table.Length), vocab, input);
+        var expectedTableGradient = Widen(tableGradient);
         for (int r = 0; r < ids.Length; r++)
             for (int i = 0; ids[r] >= 0 && i < input; i++) expectedTableGradient[ids[r] * input + i] += expected.Input.Span[r * input + i];
         layer.ZeroGrad();
@@ -300,6 +274,8 @@ public abstract class BackendContractTests
         Assertions.AllClose(fromTable.Output.ToArray(), Widen(dense.Output), Tolerances.Float32, "y");
         Assertions.AllClose(fromTable.HiddenState.ToArray(), Widen(dense.HiddenState), Tolerances.Float32, "hN");
         if (dense.CellState is not null) Assertions.AllClose(fromTable.CellState!.ToArray(), Widen(dense.CellState), Tolerances.Float32, "cN");
+        table.Span.Fill(-3f);
+        Array.Fill(ids, 0);
         var actual = layer.BackwardFromTable(fromTable, inputs.Dy, tableGradient, inputs.DhN, inputs.DcN);
         Assertions.AllClose(actual.InitialHidden.ToArray(), Widen(expected.InitialHidden), Tolerances.Float32, "dh0");
         if (expected.InitialCell is not null) Assertions.AllClose(actual.InitialCell!.ToArray(), Widen(expected.InitialCell), Tolerances.Float32, "dc0");
