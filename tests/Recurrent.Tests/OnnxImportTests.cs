@@ -72,7 +72,7 @@ public class OnnxImportTests
     // Files written by torch.onnx.export
     // -------------------------------------------------------------------------------------------------------------
 
-    public sealed record TorchCase(string Name, CellKind Cell, int Input, int Hidden, int Layers, bool Bidirectional)
+    public sealed record TorchCase(string Name, CellKind Cell, int Input, int Hidden, int Layers, bool Bidirectional, bool BatchFirst = false)
     {
         public override string ToString() => Name;
     }
@@ -84,6 +84,8 @@ public class OnnxImportTests
         new("gru_l2_nobias_static", CellKind.GruResetAfter, 4, 3, 2, false),
         new("rnn_relu_l1_bi", CellKind.RnnRelu, 4, 3, 1, true),
         new("rnn_tanh_l3", CellKind.RnnTanh, 2, 3, 3, false),
+        new("lstm_l2_batch_first", CellKind.Lstm, 3, 2, 2, false, BatchFirst: true),
+        new("gru_l2_bi_opset9", CellKind.GruResetAfter, 2, 3, 2, true),
     ];
 
     private static string DataPath(string file) => Path.Combine(TestContext.CurrentContext.TestDirectory, "Data", "onnx", file);
@@ -94,8 +96,12 @@ public class OnnxImportTests
         var layer = OnnxImport.Load(DataPath($"{testCase.Name}.onnx"), ReferenceBackend.Instance);
         Assert.That(layer.Config, Is.EqualTo(new RnnConfig(testCase.Cell, testCase.Input, testCase.Hidden, testCase.Layers, testCase.Bidirectional)));
         var data = SafeTensors.Read(DataPath($"{testCase.Name}.data.safetensors"));
-        using var result = layer.Forward(data["x"], data.GetValueOrDefault("h0"), data.GetValueOrDefault("c0"));
-        Assertions.AllClose(Floats(result.Output), Widen(data["y"]), Tolerances.PyTorchFloat64, "y");
+        // A batch_first module takes x and gives y as [N, T, ·]; the graph transposes them around the stack, which the
+        // imported (sequence-first) layer leaves to its caller.
+        var x = testCase.BatchFirst ? SwapFirstTwo(data["x"]) : data["x"];
+        using var result = layer.Forward(x, data.GetValueOrDefault("h0"), data.GetValueOrDefault("c0"));
+        var y = testCase.BatchFirst ? SwapFirstTwo(result.Output) : result.Output;
+        Assertions.AllClose(Floats(y), Widen(data["y"]), Tolerances.PyTorchFloat64, "y");
         Assertions.AllClose(Floats(result.HiddenState), Widen(data["hn"]), Tolerances.PyTorchFloat64, "hn");
         if (testCase.Cell.HasCellState())
             Assertions.AllClose(Floats(result.CellState!), Widen(data["cn"]), Tolerances.PyTorchFloat64, "cn");
@@ -337,6 +343,17 @@ public class OnnxImportTests
     {
         Assert.Throws<IOException>(() => OnnxImport.Load(Path.GetTempPath()));
         Assert.Throws<FileNotFoundException>(() => OnnxImport.Load(Path.Combine(Path.GetTempPath(), $"missing-{Guid.NewGuid():N}.onnx")));
+    }
+
+    /// <summary>[A, B, C] → [B, A, C].</summary>
+    private static Tensor SwapFirstTwo(Tensor t)
+    {
+        int a = t.Shape[0], b = t.Shape[1], c = t.Shape[2];
+        var swapped = new Tensor(b, a, c);
+        for (int i = 0; i < a; i++)
+            for (int j = 0; j < b; j++)
+                Floats(t).AsSpan((i * b + j) * c, c).CopyTo(Floats(swapped).AsSpan((j * a + i) * c, c));
+        return swapped;
     }
 
     private static void AssertSameParameters(RecurrentLayer actual, RecurrentLayer expected)

@@ -209,9 +209,14 @@ internal sealed class OnnxGraphReader
     private sealed record GraphInput(string Name) : Meaning;
     /// <summary>Rows [Start, End) of a graph input along axis 0 (End may run past the end).</summary>
     private sealed record InputRows(string Name, long Start, long End) : Meaning;
-    /// <summary>The stack's input x [T, N, I] made from a graph input (an embedding's Gather or MatMul).</summary>
-    private sealed record StackInput : Meaning;
-    /// <summary>Layer k's output sequence: Y [T, D, N, H], transposed [T, N, D, H], or flat [T, N, D·H].</summary>
+    /// <summary>
+    /// The stack's input x made from a graph input (an embedding's Gather or MatMul): [T, N, I], or [N, T, I] when the
+    /// graph's input is batch first (<see cref="Transposed"/>: a Transpose by [1, 0, 2] has made it [T, N, I]).
+    /// </summary>
+    private sealed record StackInput(bool Transposed = false) : Meaning;
+    /// <summary>A batch-first graph input [N, T, I] transposed by [1, 0, 2] into the stack's x [T, N, I].</summary>
+    private sealed record TransposedInput(string Name) : Meaning;
+    /// <summary>Layer k's output sequence: Y [T, D, N, H], transposed [T, N, D, H], flat [T, N, D·H], or flat batch first [N, T, D·H].</summary>
     private sealed record LayerSequence(int Layer, SequenceForm Form) : Meaning;
     /// <summary>The final states (Y_h, or Y_c when <see cref="Cell"/>) of layers [First, End), rows in layer order.</summary>
     private sealed record LayerStates(bool Cell, int First, int End) : Meaning;
@@ -220,7 +225,7 @@ internal sealed class OnnxGraphReader
     /// <summary>The sequence model's outputs: y·V + c.</summary>
     private sealed record ModelOutputs : Meaning;
 
-    private enum SequenceForm { Y, Transposed, Flat }
+    private enum SequenceForm { Y, Transposed, Flat, FlatBatchFirst }
 
     private void Interpret(NodeProto node, int index)
     {
@@ -458,7 +463,18 @@ internal sealed class OnnxGraphReader
         long[] perm = node.Attribute.Any(a => a.Name == "perm") ? AttributeInts(node, index, "perm") : [];
         if (data is LayerSequence { Form: SequenceForm.Y } sequence && perm is [0, 2, 1, 3])
             return sequence with { Form = SequenceForm.Transposed };
-        throw Fail(node, index, "perm", $"transposes {Describe(data)} by [{string.Join(", ", perm)}]; Recurrent reads a layer's Y [T, D, N, H] transposed by [0, 2, 1, 3]");
+        // Batch first (PyTorch's batch_first=True): the graph's input [N, T, I] and output [N, T, ·] are transposed around the stack.
+        if (perm is [1, 0, 2])
+        {
+            switch (data)
+            {
+                case GraphInput g when ElementType(g.Name) == (int)TensorProto.Types.DataType.Float: return new TransposedInput(g.Name);
+                case StackInput { Transposed: false }: return new StackInput(Transposed: true);
+                case LayerSequence { Form: SequenceForm.Flat } flat: return flat with { Form = SequenceForm.FlatBatchFirst };
+            }
+        }
+        throw Fail(node, index, "perm", $"transposes {Describe(data)} by [{string.Join(", ", perm)}]; Recurrent reads a layer's Y [T, D, N, H] transposed by [0, 2, 1, 3], " +
+            "and a batch-first input or output transposed by [1, 0, 2]");
     }
 
     private Meaning Reshape(NodeProto node, int index, Meaning?[] inputs)
@@ -483,7 +499,7 @@ internal sealed class OnnxGraphReader
         var (a, b) = (Single(node, index, inputs, 2)[0], inputs[1]);
         if (a is GraphInput values && b is Known projection && ElementType(values.Name) == (int)TensorProto.Types.DataType.Float)
             return Embedding(node, index, projection, values.Name, tokens: false);
-        if (a is LayerSequence { Form: SequenceForm.Flat } sequence && sequence.Layer == _layers - 1 && b is Known weight)
+        if (a is LayerSequence { Form: SequenceForm.Flat or SequenceForm.FlatBatchFirst } sequence && sequence.Layer == _layers - 1 && b is Known weight)
         {
             if (_outputWeight is not null) throw Fail(node, index, null, "a second output layer; a sequence model has one");
             var dims = OnnxTensors.Dims(weight.Tensor, p => Fail(node, index, null, $"{weight.What}: {p}"));
@@ -525,8 +541,9 @@ internal sealed class OnnxGraphReader
         var x = Slot(0) ?? throw Fail(node, index, null, "input X is missing");
         if (layer == 0)
         {
-            if (x is GraphInput g)
+            if (x is GraphInput or TransposedInput)
             {
+                var g = x as GraphInput ?? new GraphInput(((TransposedInput)x).Name);
                 if (ElementType(g.Name) != (int)TensorProto.Types.DataType.Float)
                     throw Fail(node, index, null, $"input X, graph input '{g.Name}', is {OnnxTensors.TypeName(ElementType(g.Name))}; expected FLOAT");
                 if (_sequenceInput is not null && _sequenceInput != g.Name) throw Fail(node, index, null, $"input X is graph input '{g.Name}'; the stack's input is '{_sequenceInput}'");
@@ -738,7 +755,8 @@ internal sealed class OnnxGraphReader
         GraphInput g => $"graph input '{g.Name}'",
         InputRows r => $"rows of graph input '{r.Name}'",
         StackInput => "the embedded input",
-        LayerSequence s => $"layer {s.Layer}'s Y ({s.Form switch { SequenceForm.Y => "[T, D, N, H]", SequenceForm.Transposed => "[T, N, D, H]", _ => "[T, N, D·H]" }})",
+        TransposedInput t => $"graph input '{t.Name}' transposed",
+        LayerSequence s => $"layer {s.Layer}'s Y ({s.Form switch { SequenceForm.Y => "[T, D, N, H]", SequenceForm.Transposed => "[T, N, D, H]", SequenceForm.Flat => "[T, N, D·H]", _ => "[N, T, D·H]" }})",
         LayerStates s => $"the final {(s.Cell ? "cell" : "hidden")} states of layers {s.First} to {s.End - 1}",
         Projected => "the output layer's product",
         ModelOutputs => "the model's outputs",

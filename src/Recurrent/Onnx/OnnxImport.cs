@@ -16,7 +16,9 @@ namespace Recurrent.Onnx;
 /// 0 → <see cref="GruVariant.ResetBefore"/>; RNN activations Tanh or Relu), layout 0, default activations, no clip, no
 /// activation_alpha/beta, LSTM input_forget 0 and no peepholes (an all-zero P is accepted); the first reads a graph input
 /// x [T, N, I] and each next one the layer below's Y [T, D, N, H] made [T, N, D·H] by Transpose (perm 0, 2, 1, 3) and
-/// Reshape (0, 0, −1 or D·H), or, with one direction, Squeeze of axis 1. W, R and B are initializers or Constant nodes
+/// Reshape (0, 0, −1 or D·H), or, with one direction, Squeeze of axis 1. A batch-first graph (PyTorch's
+/// batch_first=True), whose input [N, T, I] and output are transposed by [1, 0, 2] around the stack, is read as the same
+/// (sequence-first) stack: its caller transposes x before <see cref="RecurrentLayer.Forward"/>. W, R and B are initializers or Constant nodes
 /// of float32 values (raw or typed data; B absent reads as zeros); sequence_lens is absent from every node or one graph
 /// input for all; initial_h (initial_c) is absent or zeros (ConstantOfShape, Expand, a zero initializer) for every node,
 /// or rows [k·D, (k+1)·D) of one graph input [L·D, N, H] (Slice on axis 0) for layer k. The graph's outputs are the
