@@ -236,7 +236,7 @@ internal sealed class OnnxGraphReader
         {
             "LSTM" or "GRU" or "RNN" => Recurrent(node, index, inputs),
             "Constant" => [ConstantNode(node, index)],
-            "Identity" => [Single(node, index, inputs, 1)[0]!],
+            "Identity" => [Require(node, index, inputs, 1)[0]!],
             "Cast" => [Cast(node, index, inputs)],
             "Shape" => [Shape(node, index, inputs)],
             "Gather" => [Gather(node, index, inputs)],
@@ -267,7 +267,8 @@ internal sealed class OnnxGraphReader
         _values.TryGetValue(name, out var meaning) ? meaning
             : throw Fail(node, index, null, $"its input '{name}' is neither a graph input, an initializer nor an output of an earlier node");
 
-    private Meaning?[] Single(NodeProto node, int index, Meaning?[] inputs, int count, params string[] attributes)
+    /// <summary>Checks that the first <paramref name="count"/> inputs are given and that the node has no attribute but <paramref name="attributes"/>; returns the inputs.</summary>
+    private Meaning?[] Require(NodeProto node, int index, Meaning?[] inputs, int count, params string[] attributes)
     {
         if (inputs.Length < count || inputs.Take(count).Any(m => m is null))
             throw Fail(node, index, null, $"it has {inputs.Length} input(s); {node.OpType} needs {count}");
@@ -307,7 +308,7 @@ internal sealed class OnnxGraphReader
 
     private Meaning Cast(NodeProto node, int index, Meaning?[] inputs)
     {
-        var input = Single(node, index, inputs, 1, "to", "saturate")[0];
+        var input = Require(node, index, inputs, 1, "to", "saturate")[0];
         long to = node.Attribute.FirstOrDefault(a => a.Name == "to") is { } a ? Int(node, index, a) : throw Fail(node, index, "to", "is missing");
         if (IsInts(input) && IsIntegerType(to)) return new SomeInts();
         if (IsZeros(input) && to == (int)TensorProto.Types.DataType.Float) return new Zeros();
@@ -320,13 +321,13 @@ internal sealed class OnnxGraphReader
 
     private Meaning Shape(NodeProto node, int index, Meaning?[] inputs)
     {
-        Single(node, index, inputs, 1, "start", "end");
+        Require(node, index, inputs, 1, "start", "end");
         return new SomeInts();
     }
 
     private Meaning Gather(NodeProto node, int index, Meaning?[] inputs)
     {
-        var (data, indices) = (Single(node, index, inputs, 2, "axis")[0], inputs[1]);
+        var (data, indices) = (Require(node, index, inputs, 2, "axis")[0], inputs[1]);
         long axis = node.Attribute.FirstOrDefault(a => a.Name == "axis") is { } a ? Int(node, index, a) : 0;
         if (IsInts(data) && IsInts(indices)) return new SomeInts();
         if (data is Known table && indices is GraphInput ids)
@@ -355,7 +356,7 @@ internal sealed class OnnxGraphReader
 
     private Meaning Unsqueeze(NodeProto node, int index, Meaning?[] inputs)
     {
-        var data = Single(node, index, inputs, 1, "axes")[0];
+        var data = Require(node, index, inputs, 1, "axes")[0];
         if (IsInts(data)) return new SomeInts();
         if (IsZeros(data)) return new Zeros();
         throw Fail(node, index, null, $"unsqueezes {Describe(data)}; Recurrent reads Unsqueeze of shape integers and zeros only");
@@ -363,7 +364,7 @@ internal sealed class OnnxGraphReader
 
     private Meaning Squeeze(NodeProto node, int index, Meaning?[] inputs)
     {
-        var data = Single(node, index, inputs, 1, "axes")[0];
+        var data = Require(node, index, inputs, 1, "axes")[0];
         if (IsInts(data)) return new SomeInts();
         if (IsZeros(data)) return new Zeros();
         if (data is LayerSequence { Form: not SequenceForm.Flat } sequence)
@@ -410,7 +411,7 @@ internal sealed class OnnxGraphReader
 
     private Meaning ConstantOfShape(NodeProto node, int index, Meaning?[] inputs)
     {
-        var shape = Single(node, index, inputs, 1, "value")[0];
+        var shape = Require(node, index, inputs, 1, "value")[0];
         if (!IsInts(shape)) throw Fail(node, index, null, $"its shape is {Describe(shape)}; expected integers");
         if (node.Attribute.FirstOrDefault(a => a.Name == "value") is { } a)
         {
@@ -424,14 +425,14 @@ internal sealed class OnnxGraphReader
 
     private Meaning Expand(NodeProto node, int index, Meaning?[] inputs)
     {
-        var (data, shape) = (Single(node, index, inputs, 2)[0], inputs[1]);
+        var (data, shape) = (Require(node, index, inputs, 2)[0], inputs[1]);
         if (IsZeros(data) && IsInts(shape)) return new Zeros();
         throw Fail(node, index, null, $"expands {Describe(data)}; Recurrent reads Expand of zeros only");
     }
 
     private Meaning Slice(NodeProto node, int index, Meaning?[] inputs)
     {
-        var data = Single(node, index, inputs, 1, "starts", "ends", "axes")[0];
+        var data = Require(node, index, inputs, 1, "starts", "ends", "axes")[0];
         if (IsZeros(data)) return new Zeros();
         if (IsInts(data)) return new SomeInts();
         var (name, from, to) = data switch
@@ -458,7 +459,7 @@ internal sealed class OnnxGraphReader
 
     private Meaning Transpose(NodeProto node, int index, Meaning?[] inputs)
     {
-        var data = Single(node, index, inputs, 1, "perm")[0];
+        var data = Require(node, index, inputs, 1, "perm")[0];
         if (IsZeros(data)) return new Zeros();
         long[] perm = node.Attribute.Any(a => a.Name == "perm") ? AttributeInts(node, index, "perm") : [];
         if (data is LayerSequence { Form: SequenceForm.Y } sequence && perm is [0, 2, 1, 3])
@@ -479,7 +480,7 @@ internal sealed class OnnxGraphReader
 
     private Meaning Reshape(NodeProto node, int index, Meaning?[] inputs)
     {
-        var (data, shape) = (Single(node, index, inputs, 2, "allowzero")[0], inputs[1]);
+        var (data, shape) = (Require(node, index, inputs, 2, "allowzero")[0], inputs[1]);
         if (IsZeros(data)) return new Zeros();
         if (data is LayerSequence { Form: SequenceForm.Transposed } sequence)
         {
@@ -496,7 +497,7 @@ internal sealed class OnnxGraphReader
 
     private Meaning MatMul(NodeProto node, int index, Meaning?[] inputs)
     {
-        var (a, b) = (Single(node, index, inputs, 2)[0], inputs[1]);
+        var (a, b) = (Require(node, index, inputs, 2)[0], inputs[1]);
         if (a is GraphInput values && b is Known projection && ElementType(values.Name) == (int)TensorProto.Types.DataType.Float)
             return Embedding(node, index, projection, values.Name, tokens: false);
         if (a is LayerSequence { Form: SequenceForm.Flat or SequenceForm.FlatBatchFirst } sequence && sequence.Layer == _layers - 1 && b is Known weight)
@@ -515,7 +516,7 @@ internal sealed class OnnxGraphReader
 
     private Meaning Add(NodeProto node, int index, Meaning?[] inputs)
     {
-        var (a, b) = (Single(node, index, inputs, 2)[0], inputs[1]);
+        var (a, b) = (Require(node, index, inputs, 2)[0], inputs[1]);
         var (projected, bias) = a is Projected ? (a, b) : (b, a);
         if (projected is Projected && bias is Known c)
         {
@@ -622,10 +623,11 @@ internal sealed class OnnxGraphReader
             var odd = _lengths.First(l => l.Input != _lengths[0].Input);
             throw Fail(odd.Node, _graph.Node.IndexOf(odd.Node), null, $"input sequence_lens is {(odd.Input is null ? "absent" : $"'{odd.Input}'")}, unlike layer 0's; every layer runs with the same lengths");
         }
+        // ONNX's sequence_lens is int32; a graph may take int64 lengths and Cast them.
         if (lengthInputs[0] is { } lengths)
-            RequireDeclared(lengths, "sequence lengths", (int)TensorProto.Types.DataType.Int32, [null]);
+            RequireDeclared(lengths, "sequence lengths", null, [null]);
 
-        bool anyOutput = false;
+        bool anyOutput = false, modelOutput = false;
         foreach (var output in _graph.Output)
         {
             var meaning = _values.GetValueOrDefault(output.Name)
@@ -640,8 +642,12 @@ internal sealed class OnnxGraphReader
             if (!ok)
                 throw Graph($"graph output '{output.Name}' is {Describe(meaning)}; Recurrent reads graphs whose outputs are the stack's (the last layer's Y, hn, cn) or the model's outputs");
             anyOutput = true;
+            modelOutput |= meaning is Projected or ModelOutputs;
         }
         if (!anyOutput) throw Graph("it has no outputs");
+        // An output layer whose result no output shows computes nothing the graph gives; it is not the model's.
+        if (_outputWeight is not null && !modelOutput)
+            throw Graph("its output layer (a MatMul after the stack) feeds no graph output");
 
         int input = _recognised[0].W.Length / (_directions * _cell.GateCount() * _hidden);
         if (_embedding is null)
