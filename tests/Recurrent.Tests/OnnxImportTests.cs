@@ -352,7 +352,7 @@ public class OnnxImportTests
         var swapped = new Tensor(b, a, c);
         for (int i = 0; i < a; i++)
             for (int j = 0; j < b; j++)
-                Floats(t).AsSpan((i * b + j) * c, c).CopyTo(Floats(swapped).AsSpan((j * a + i) * c, c));
+                t.Span.Slice((i * b + j) * c, c).CopyTo(swapped.Span.Slice((j * a + i) * c, c));
         return swapped;
     }
 
