@@ -73,8 +73,9 @@ public static class OnnxNames
 /// <para>Opset 14: the first opset whose LSTM, GRU and RNN are today's (version 14 added <c>layout</c>; version 22 only
 /// adds bfloat16 types), so the files run on every runtime that has these operators as they are now — ONNX Runtime
 /// since 1.8 — and it is what <c>torch.onnx.export</c> of PyTorch 1.13 writes by default.</para>
-/// Thread-safety: the export reads the parameters inside a pass of the stack, so a concurrent <see cref="RecurrentLayer.Load"/>
-/// or SGD step is refused rather than torn; concurrent exports are fine.
+/// <para>Thread-safety: the export reads the parameters inside a pass, as a forward pass does, so a concurrent
+/// <see cref="RecurrentLayer.Load"/> or SGD step is refused (<see cref="InvalidOperationException"/>) rather than giving a
+/// file of two weight sets; concurrent exports and forward passes are fine.</para>
 /// </remarks>
 public static class OnnxExport
 {
@@ -102,6 +103,9 @@ public static class OnnxExport
     }
 
     /// <summary>Writes <paramref name="layer"/> as an ONNX model into <paramref name="stream"/> (at its position; not closed).</summary>
+    /// <param name="layer">The stack; its parameters are written as they are now.</param>
+    /// <param name="stream">Where the model's bytes go.</param>
+    /// <param name="options">Extra graph inputs; none when null.</param>
     /// <exception cref="ArgumentNullException">An argument is null.</exception>
     /// <exception cref="ArgumentException"><paramref name="stream"/> cannot be written.</exception>
     /// <exception cref="InvalidOperationException">A parameter holds NaN or ∞, or another thread is replacing the parameters.</exception>
@@ -123,6 +127,9 @@ public static class OnnxExport
     /// Gather's negative index −1 selects) or zero values. The start token, which no ONNX operator expresses, is kept in
     /// the model's metadata (<c>recurrent.start_token</c>) for <see cref="OnnxImport.LoadSequenceModel(string, IRnnBackend?)"/>.
     /// </summary>
+    /// <param name="model">The model; its parameters (the stack's too) are written as they are now.</param>
+    /// <param name="path">The target; replaced if it exists. Through a symbolic link the link's final target is replaced.</param>
+    /// <param name="options">Extra graph inputs (initial states, lengths); none when null.</param>
     /// <remarks>With <see cref="OnnxExportOptions.SequenceLengths"/>, the outputs past a sequence's end are the output bias c
     /// (the stack's y is zero there), where <see cref="RecurrentSequenceModel.TeacherForcedOutputs"/> gives zeros; neither is
     /// read by a loss.</remarks>
@@ -140,7 +147,10 @@ public static class OnnxExport
         AtomicFile.Write(path, "an ONNX file", proto.WriteTo);
     }
 
-    /// <summary>Writes a sequence model as an ONNX model into <paramref name="stream"/>; see <see cref="Save(RecurrentSequenceModel, string, OnnxExportOptions?)"/>.</summary>
+    /// <summary>Writes a sequence model as an ONNX model into <paramref name="stream"/> (at its position; not closed); see <see cref="Save(RecurrentSequenceModel, string, OnnxExportOptions?)"/>.</summary>
+    /// <param name="model">The model; its parameters (the stack's too) are written as they are now.</param>
+    /// <param name="stream">Where the model's bytes go.</param>
+    /// <param name="options">Extra graph inputs (initial states, lengths); none when null.</param>
     /// <exception cref="ArgumentNullException">An argument is null.</exception>
     /// <exception cref="ArgumentException"><paramref name="stream"/> cannot be written.</exception>
     /// <exception cref="InvalidOperationException">A parameter holds NaN or ∞, or another thread is replacing the model's parameters.</exception>

@@ -58,6 +58,9 @@ public static class OnnxImport
     }
 
     /// <summary>Reads the recurrent stack of an ONNX model from <paramref name="stream"/> (to its end; not closed) into a new layer.</summary>
+    /// <param name="stream">The model's bytes.</param>
+    /// <param name="backend">Where the layer computes; the native CPU library when null.</param>
+    /// <returns>An <see cref="Lstm"/>, <see cref="Gru"/> or <see cref="ElmanRnn"/> with the model's weights.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="stream"/> is null.</exception>
     /// <exception cref="ArgumentException"><paramref name="stream"/> cannot be read.</exception>
     /// <exception cref="InvalidDataException">As <see cref="Load(string, IRnnBackend?)"/>.</exception>
@@ -91,7 +94,9 @@ public static class OnnxImport
         return SequenceModel(path, model, Read(path, model), backend);
     }
 
-    /// <summary>Reads a sequence model from <paramref name="stream"/>; see <see cref="LoadSequenceModel(string, IRnnBackend?)"/>.</summary>
+    /// <summary>Reads a sequence model from <paramref name="stream"/> (to its end; not closed); see <see cref="LoadSequenceModel(string, IRnnBackend?)"/>.</summary>
+    /// <param name="stream">The model's bytes.</param>
+    /// <param name="backend">Where the stack (and so the model) computes; the native CPU library when null.</param>
     /// <exception cref="ArgumentNullException"><paramref name="stream"/> is null.</exception>
     /// <exception cref="ArgumentException"><paramref name="stream"/> cannot be read.</exception>
     /// <exception cref="InvalidDataException">As <see cref="LoadSequenceModel(string, IRnnBackend?)"/>.</exception>
