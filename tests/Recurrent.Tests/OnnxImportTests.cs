@@ -338,6 +338,37 @@ public class OnnxImportTests
         Assert.That(layer!.Message, Does.Contain("no embedding"));
     }
 
+    /// <summary>
+    /// Damaged files (random bytes changed in good ones) either still read as a model or are refused with
+    /// <see cref="InvalidDataException"/>: no other exception escapes, whatever the damage makes of the protobuf fields.
+    /// </summary>
+    [Test]
+    public void Import_OfDamagedFiles_ReadsOrRefusesWithInvalidDataOnly()
+    {
+        var random = new Random(2024);
+        byte[][] good =
+        [
+            Export(new Lstm(3, 4, numLayers: 2, bidirectional: true, seed: 1), new OnnxExportOptions { InitialStates = true, SequenceLengths = true }),
+            File.ReadAllBytes(DataPath("gru_l2.onnx")),
+            File.ReadAllBytes(DataPath("lm_lstm_l2.onnx")),
+        ];
+        int read = 0, refused = 0;
+        for (int trial = 0; trial < 600; trial++)
+        {
+            var bytes = (byte[])good[trial % good.Length].Clone();
+            for (int flips = random.Next(1, 4); flips > 0; flips--) bytes[random.Next(bytes.Length)] = (byte)random.Next(256);
+            try
+            {
+                if (trial % good.Length == 2) OnnxImport.LoadSequenceModel(new MemoryStream(bytes)).Dispose();
+                else OnnxImport.Load(new MemoryStream(bytes));
+                read++;
+            }
+            catch (InvalidDataException) { refused++; }
+        }
+        TestContext.Out.WriteLine($"{read} damaged files still read, {refused} refused");
+        Assert.That(refused, Is.GreaterThan(0));
+    }
+
     [Test]
     public void Import_FromAFolderOrAMissingFile_IsAnIOException()
     {

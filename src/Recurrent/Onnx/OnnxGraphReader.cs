@@ -95,6 +95,7 @@ internal sealed class OnnxGraphReader
     private void FindRecurrentNodes()
     {
         NodeProto? first = null;
+        int firstIndex = -1;
         for (int i = 0; i < _graph.Node.Count; i++)
         {
             var node = _graph.Node[i];
@@ -102,19 +103,19 @@ internal sealed class OnnxGraphReader
             var (cell, hidden, directions) = RecurrentAttributes(node, i);
             if (first is null)
             {
-                (first, _cell, _hidden, _directions) = (node, cell, hidden, directions);
+                (first, firstIndex, _cell, _hidden, _directions) = (node, i, cell, hidden, directions);
             }
             else
             {
-                string where = $"(node '{NodeName(first, -1)}' has {{0}})";
+                string FirstHas(object value) => $"(node '{NodeName(first, firstIndex)}' has {value})";
                 if (node.OpType != first.OpType)
-                    throw Fail(node, i, null, $"every recurrent node of a stack has one operator; {string.Format(where, first.OpType)}");
+                    throw Fail(node, i, null, $"every recurrent node of a stack has one operator; {FirstHas(first.OpType)}");
                 if (cell != _cell)
-                    throw Fail(node, i, cell.IsGru() ? "linear_before_reset" : "activations", $"computes {cell}, another cell than the stack's first layer {string.Format(where, _cell)}");
+                    throw Fail(node, i, cell.IsGru() ? "linear_before_reset" : "activations", $"computes {cell}, another cell than the stack's first layer {FirstHas(_cell)}");
                 if (hidden != _hidden)
-                    throw Fail(node, i, "hidden_size", $"is {hidden}; every layer of a stack has one hidden size {string.Format(where, _hidden)}");
+                    throw Fail(node, i, "hidden_size", $"is {hidden}; every layer of a stack has one hidden size {FirstHas(_hidden)}");
                 if (directions != _directions)
-                    throw Fail(node, i, "direction", $"differs from the first layer's; every layer of a stack runs the same directions {string.Format(where, _directions == 2 ? "bidirectional" : "forward")}");
+                    throw Fail(node, i, "direction", $"differs from the first layer's; every layer of a stack runs the same directions {FirstHas(_directions == 2 ? "bidirectional" : "forward")}");
             }
             _layers++;
         }
