@@ -2,7 +2,8 @@
 // LSTM that PyTorch wrote (nn.LSTM(17, 9, num_layers=2, bidirectional=True) in float32, from
 // scripts/make_reference_data.py), runs forward and backward through the package on the native CPU library at every
 // instruction-set level this CPU has, and on ILGPU's CPU accelerator, and compares the outputs, the final states,
-// the input and state gradients and every parameter gradient with PyTorch's.
+// the input and state gradients and every parameter gradient with PyTorch's. Then it exports the LSTM to ONNX and
+// imports it back (the package's Google.Protobuf dependency at work) and checks that every parameter came back equal.
 //
 // Usage: consumer-check DATA_DIR   (DATA_DIR holds lstm_l2_bi_f32.params.safetensors and lstm_l2_bi_f32.data.safetensors)
 // Exit code 0 when everything agrees, 1 when anything differs or fails.
@@ -76,6 +77,24 @@ foreach (var (name, createBackend, isa) in runs)
     }
 }
 NativeLibrary.Isa = NativeIsa.Auto;
+
+try
+{
+    var original = new Lstm(inputSize: 17, hiddenSize: 9, numLayers: 2, bidirectional: true);
+    original.Load(paramsPath);
+    using var onnx = new MemoryStream();
+    Recurrent.Onnx.OnnxExport.Save(original, onnx);
+    onnx.Position = 0;
+    var imported = Recurrent.Onnx.OnnxImport.Load(onnx);
+    var differing = original.Parameters.All.Where(p => !p.Value.Span.SequenceEqual(imported.Parameters[p.Name].Value.Span)).Select(p => p.Name).ToList();
+    if (differing.Count > 0) throw new InvalidOperationException($"parameters differ after the round trip: {string.Join(", ", differing)}");
+    Console.WriteLine($"ONNX export and import: {onnx.Length} bytes, all {original.Parameters.All.Count} parameters back bit for bit");
+}
+catch (Exception e)
+{
+    Console.WriteLine($"ONNX round trip: FAILED: {e}");
+    failures++;
+}
 
 Console.WriteLine(failures == 0
     ? $"consumer check passed: {compared} tensors (y, hN, cN, dx, dh0, dc0 and 16 parameter gradients per backend) agree with PyTorch"

@@ -145,9 +145,9 @@ public class SafeTensorsFileSystemTests
     public void Save_WithLongNamesSharingABeginning_RemovesOnlyItsOwnTemporaries()
     {
         string first = new string('m', 230) + ".a.safetensors", second = new string('m', 230) + ".b.safetensors";
-        string firstLeftover = Leftover($".{SafeTensors.TemporaryStem(first)}.0123456789ab.tmp", LongAgo);
-        string secondLeftover = Leftover($".{SafeTensors.TemporaryStem(second)}.0123456789ab.tmp", LongAgo);
-        Assert.That(SafeTensors.TemporaryStem(first), Is.Not.EqualTo(SafeTensors.TemporaryStem(second)));
+        string firstLeftover = Leftover($".{AtomicFile.TemporaryStem(first)}.0123456789ab.tmp", LongAgo);
+        string secondLeftover = Leftover($".{AtomicFile.TemporaryStem(second)}.0123456789ab.tmp", LongAgo);
+        Assert.That(AtomicFile.TemporaryStem(first), Is.Not.EqualTo(AtomicFile.TemporaryStem(second)));
         Layer(seed: 1).Save(Path.Combine(_folder, first));
         Assert.That(File.Exists(firstLeftover), Is.False);
         Assert.That(File.Exists(secondLeftover), Is.True);

@@ -1,11 +1,12 @@
 using Microsoft.ML.OnnxRuntime;
+using Recurrent.Onnx;
 
 namespace Recurrent.Bench.Peers;
 
 /// <summary>
 /// ONNX Runtime (NuGet Microsoft.ML.OnnxRuntime, CPU execution provider) as an inference-only peer: each
-/// configuration is a one-node ONNX model (<c>LSTM</c>, <c>GRU</c> or <c>RNN</c>, opset 14) written in memory
-/// by <see cref="OnnxModel"/>, one layer, one or two directions; h0 (and c0) are zero.
+/// configuration is the stack as the library's <see cref="OnnxExport"/> writes it (one <c>LSTM</c>, <c>GRU</c> or
+/// <c>RNN</c> node per layer, opset 14), written in memory; h0 (and c0) are zero.
 /// </summary>
 /// <remarks>
 /// Threads: the session runs <see cref="SessionOptions.IntraOpNumThreads"/> = one per core the process may use
@@ -81,7 +82,7 @@ internal sealed class OnnxRuntimeRun : IPeerRun
     private readonly RunOptions _runOptions = new();
     private readonly OrtValue _input, _output;
     private readonly float[] _y;
-    private readonly string[] _inputNames = [OnnxModel.InputName], _outputNames = [OnnxModel.OutputName];
+    private readonly string[] _inputNames = [OnnxNames.Input], _outputNames = [OnnxNames.Output];
     private readonly OrtValue[] _inputs, _outputs;
 
     public OnnxRuntimeRun(RnnParameters parameters, Tensor x)
@@ -97,10 +98,10 @@ internal sealed class OnnxRuntimeRun : IPeerRun
         };
         try
         {
-            _session = new InferenceSession(OnnxModel.SingleLayer(parameters, _steps, _batch), _options);
+            _session = new InferenceSession(OnnxExport.ToBytes(parameters), _options);
             _input = OrtValue.CreateTensorValueFromMemory(x.ToArray(), [_steps, _batch, _config.InputSize]);
-            _y = new float[_steps * _config.Directions * _batch * _config.HiddenSize];
-            _output = OrtValue.CreateTensorValueFromMemory(_y, [_steps, _config.Directions, _batch, _config.HiddenSize]);
+            _y = new float[_steps * _batch * _config.OutputSize];
+            _output = OrtValue.CreateTensorValueFromMemory(_y, [_steps, _batch, _config.OutputSize]);
             (_inputs, _outputs) = ([_input], [_output]);
         }
         catch
@@ -112,20 +113,8 @@ internal sealed class OnnxRuntimeRun : IPeerRun
 
     public void Run() => _session.Run(_runOptions, _inputNames, _inputs, _outputNames, _outputs);
 
-    /// <summary>y [T, N, D·H] from ONNX's Y [T, D, N, H].</summary>
-    public Tensor Output
-    {
-        get
-        {
-            int directions = _config.Directions, hidden = _config.HiddenSize;
-            var y = new Tensor(_steps, _batch, directions * hidden);
-            for (int t = 0; t < _steps; t++)
-                for (int d = 0; d < directions; d++)
-                    for (int n = 0; n < _batch; n++)
-                        _y.AsSpan(((t * directions + d) * _batch + n) * hidden, hidden).CopyTo(y.Span.Slice(((t * _batch + n) * directions + d) * hidden, hidden));
-            return y;
-        }
-    }
+    /// <summary>y [T, N, D·H]: the exported graph gives Recurrent's layout.</summary>
+    public Tensor Output => new((float[])_y.Clone(), _steps, _batch, _config.OutputSize);
 
     public void Dispose()
     {
