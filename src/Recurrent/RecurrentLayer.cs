@@ -411,10 +411,10 @@ public abstract class RecurrentLayer
 
     /// <summary>
     /// Saves the parameters as a safetensors file under PyTorch's names (atomically: temporary file, then rename),
-    /// recording the cell in the metadata: <see cref="ParameterSet.Save"/> of <see cref="Parameters"/>. PyTorch loads it
+    /// recording the cell in the metadata: <see cref="ParameterSet.Save(string, SaveOptions?)"/> of <see cref="Parameters"/>. PyTorch loads it
     /// with <c>load_state_dict(load_file(path))</c>.
     /// </summary>
-    /// <remarks>Through a symbolic link the link's final target is replaced and the link kept; see <see cref="SafeTensors.Write"/>.</remarks>
+    /// <remarks>Through a symbolic link the link's final target is replaced and the link kept; see <see cref="SafeTensors.Write(string, IEnumerable{KeyValuePair{string, Tensor}}, IReadOnlyDictionary{string, string}?, SafeTensorsDType)"/>.</remarks>
     /// <exception cref="ArgumentNullException"><paramref name="path"/> is null.</exception>
     /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
     /// <exception cref="IOException">The file cannot be written (its folder is missing, the target is a folder, the disk is full);
@@ -422,21 +422,28 @@ public abstract class RecurrentLayer
     /// <exception cref="UnauthorizedAccessException">The folder may not be written (permissions).</exception>
     /// <exception cref="InvalidOperationException">A parameter holds NaN or infinity: <see cref="Load"/> refuses such files, so they are not written;
     /// or another thread is replacing the parameters.</exception>
-    public void Save(string path) => Parameters.Save(path);
+    /// <param name="path">The target; replaced if it exists.</param>
+    /// <param name="options">The dtype in the file and a prefix for the names; null: float32, PyTorch's names.</param>
+    public void Save(string path, SaveOptions? options = null) => Parameters.Save(path, options);
 
     /// <summary>
     /// Loads parameters from a safetensors file, such as one written by PyTorch's <c>save_file(rnn.state_dict(), path)</c>:
-    /// <see cref="ParameterSet.Load"/> of <see cref="Parameters"/>. Nothing is changed unless the whole file is valid.
+    /// <see cref="ParameterSet.Load(string, LoadOptions?)"/> of <see cref="Parameters"/>, which also takes streams and in-memory maps.
+    /// F16, BF16 and F64 tensors are converted to float32. Nothing is changed unless every check passes.
     /// </summary>
-    /// <exception cref="InvalidDataException">A tensor is missing, extra, misshaped or not finite, the dtype is not F32, the file was
-    /// saved from another cell, or the file is malformed; the message names the file and the tensor.</exception>
+    /// <exception cref="InvalidDataException">Strict: a tensor is missing (named with the near miss the file has) or extra. Either mode:
+    /// one is misshaped or not finite, an F64 value is beyond float32's range, the file was saved from another cell, no name starts
+    /// with the prefix (the prefixes present are listed), or the file is malformed; the message names the file and the tensor.</exception>
     /// <exception cref="ArgumentNullException"><paramref name="path"/> is null.</exception>
     /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
     /// <exception cref="IOException">The file cannot be read: it is missing (<see cref="FileNotFoundException"/>), or a folder.</exception>
     /// <exception cref="UnauthorizedAccessException">The file may not be read (permissions).</exception>
     /// <exception cref="InvalidOperationException">A forward or backward pass of this layer is running on another thread.</exception>
     /// <remarks>A forward pass run before Load cannot be back-propagated after it (<see cref="Backward"/> throws).</remarks>
-    public void Load(string path) => Parameters.Load(path);
+    /// <param name="path">The file.</param>
+    /// <param name="options">Strict or not, and the prefix of a sub-module in a whole-model file; null: strict, no prefix.</param>
+    /// <returns>The parameters the file lacks and its names that are no parameter: both empty after a strict load.</returns>
+    public LoadResult Load(string path, LoadOptions? options = null) => Parameters.Load(path, options);
 }
 
 /// <summary>Activation of an Elman RNN.</summary>

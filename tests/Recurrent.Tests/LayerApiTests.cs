@@ -297,8 +297,8 @@ public class LayerApiTests
         yield return Case("transposed tensor", t => t.WriteLstmFile(d => d["weight_ih_l0"] = new Tensor(3, 16)), "weight_ih_l0", "[16, 3]");
         yield return Case("NaN value", t => t.WriteLstmFile(d => d["bias_ih_l0"][5] = float.NaN), "bias_ih_l0", "finite");
         yield return Case("reverse direction for a one-way layer", t => t.WriteLstmFile(d => d["weight_ih_l0_reverse"] = new Tensor(16, 3)), "weight_ih_l0_reverse", "not a parameter");
-        yield return Case("F64 tensor", t => SafeTensorsTests.WriteRaw(t._folder,
-            "{\"weight_ih_l0\":{\"dtype\":\"F64\",\"shape\":[16,3],\"data_offsets\":[0,384]}}", 384), "weight_ih_l0", "F64");
+        yield return Case("I64 tensor", t => SafeTensorsTests.WriteRaw(t._folder,
+            "{\"weight_ih_l0\":{\"dtype\":\"I64\",\"shape\":[16,3],\"data_offsets\":[0,384]}}", 384), "weight_ih_l0", "I64");
         yield return Case("truncated body", t =>
         {
             string path = t.WriteLstmFile(_ => { });

@@ -187,8 +187,10 @@ public class SafeTensorsTests
         yield return Case("JSON number", "42", 0, null);
         yield return Case("JSON null", "null", 0, null);
         yield return Case("nested too deep", "{\"a\":" + new string('[', 5000) + new string(']', 5000) + "}", 0, null);
-        yield return Case("dtype F16", "{" + Entry("w", "F16", "[2]", 0, 4) + "}", 4, "w");
-        yield return Case("dtype F64", "{" + Entry("w", "F64", "[2]", 0, 16) + "}", 16, "w");
+        yield return Case("dtype I32", "{" + Entry("w", "I32", "[2]", 0, 8) + "}", 8, "w");
+        yield return Case("dtype F8_E4M3", "{" + Entry("w", "F8_E4M3", "[2]", 0, 2) + "}", 2, "w");
+        yield return Case("dtype F16 of F32's size", "{" + Entry("w", "F16", "[2]", 0, 8) + "}", 8, "w");
+        yield return Case("dtype F64 of F32's size", "{" + Entry("w", "F64", "[2]", 0, 8) + "}", 8, "w");
         yield return Case("entry not an object", "{\"w\":3}", 0, "w");
         yield return Case("no dtype", "{\"w\":{\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "w");
         yield return Case("no shape", "{\"w\":{\"dtype\":\"F32\",\"data_offsets\":[0,8]}}", 8, "w");

@@ -37,13 +37,13 @@ public sealed class Parameter
 /// Each <see cref="Parameter"/>'s value and gradient are views of those spans, in the order of <see cref="All"/>.
 /// Every model exposes its parameters as one: <see cref="RecurrentLayer.Parameters"/> (an <see cref="RnnParameters"/>),
 /// <see cref="Sequence.RecurrentSequenceModel.Parameters"/> (its own and its stack's) and
-/// <see cref="Sequence.OutputRecurrentNetwork.Parameters"/>; <see cref="Save"/> and <see cref="Load"/> are the safetensors
+/// <see cref="Sequence.OutputRecurrentNetwork.Parameters"/>; <see cref="Save(string, SaveOptions?)"/> and <see cref="Load(string, LoadOptions?)"/> are the safetensors
 /// checkpoint of every one of them.
 /// </summary>
 /// <remarks>
 /// Thread-safety: passes that read the parameters (a layer's forward and backward passes, a sequence model's calls) may
 /// run on several threads at once; gradients are added under a lock, one pass at a time, so concurrent backward passes
-/// add up to the sum of their gradients. What replaces the values (<see cref="Load"/>, <see cref="SgdStep"/>,
+/// add up to the sum of their gradients. What replaces the values (<see cref="Load(string, LoadOptions?)"/>, <see cref="SgdStep"/>,
 /// <see cref="RnnParameters.Reset"/>) refuses to run while a pass is in flight, and a pass refuses to start while they run
 /// (<see cref="InvalidOperationException"/> both ways); a layer's backward pass refuses a forward pass whose values were
 /// replaced since. <see cref="ZeroGrad"/> waits for a backward pass in flight. Writing into the spans or tensors directly is
@@ -70,7 +70,7 @@ public class ParameterSet
 
     /// <summary>Zero-valued parameters with the given names and shapes, in this order.</summary>
     /// <param name="parameters">Name and shape of each parameter. Names must be distinct, not empty and not <c>__metadata__</c> (safetensors reserves it).</param>
-    /// <param name="metadata">Strings <see cref="Save"/> records in the file's <c>__metadata__</c> and <see cref="Load"/> checks: a file that
+    /// <param name="metadata">Strings <see cref="Save(string, SaveOptions?)"/> records in the file's <c>__metadata__</c> and <see cref="Load(string, LoadOptions?)"/> checks: a file that
     /// records another value under one of these keys is refused (one that lacks the key, as PyTorch's files do, is not).
     /// Use it for what the names and shapes cannot tell apart (which cell, which activation).</param>
     /// <exception cref="ArgumentNullException"><paramref name="parameters"/>, a name or a shape is null.</exception>
@@ -208,7 +208,7 @@ public class ParameterSet
     /// <summary>Every gradient [P], in the order of <see cref="Values"/>: the storage the parameters' <see cref="Parameter.Grad"/>s view.</summary>
     public Tensor Gradients { get; }
 
-    /// <summary>What <see cref="Save"/> records in the file's metadata and <see cref="Load"/> checks (see the constructor).</summary>
+    /// <summary>What <see cref="Save(string, SaveOptions?)"/> records in the file's metadata and <see cref="Load(string, LoadOptions?)"/> checks (see the constructor).</summary>
     public IReadOnlyDictionary<string, string> Metadata => _metadata;
 
     /// <summary>The parameter named <paramref name="name"/>.</summary>
@@ -257,22 +257,65 @@ public class ParameterSet
     }
 
     /// <summary>
-    /// Saves every value as a safetensors file under the parameters' names, in the order of <see cref="All"/>, with
-    /// <see cref="Metadata"/> and <c>format: pt</c> in the file's metadata (atomically: a temporary file, then a rename).
+    /// Saves every value as a safetensors file under the parameters' names (after <see cref="SaveOptions.Prefix"/>), in the
+    /// order of <see cref="All"/>, with <see cref="Metadata"/> and <c>format: pt</c> in the file's metadata, as
+    /// <see cref="SaveOptions.DType"/> (float32 unless chosen), atomically: a temporary file, then a rename.
     /// PyTorch loads it with <c>load_state_dict(load_file(path))</c> into a module whose parameters have these names.
     /// </summary>
-    /// <remarks>Through a symbolic link the link's final target is replaced and the link kept; see <see cref="SafeTensors.Write"/>.</remarks>
+    /// <remarks>Through a symbolic link the link's final target is replaced and the link kept; see <see cref="SafeTensors.Write(string, IEnumerable{KeyValuePair{string, Tensor}}, IReadOnlyDictionary{string, string}?, SafeTensorsDType)"/>.</remarks>
     /// <exception cref="ArgumentNullException"><paramref name="path"/> is null.</exception>
     /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The options' dtype is not a defined value.</exception>
     /// <exception cref="IOException">The file cannot be written (its folder is missing, the target is a folder, the disk is full);
     /// an existing file is left as it was.</exception>
     /// <exception cref="UnauthorizedAccessException">The folder may not be written (permissions).</exception>
-    /// <exception cref="InvalidOperationException">A value is NaN or infinite: <see cref="Load"/> refuses such files, so they are not written;
-    /// or another thread is replacing the values.</exception>
+    /// <exception cref="InvalidOperationException">A value is NaN or infinite (<see cref="Load(string, LoadOptions?)"/> refuses such files, so
+    /// they are not written) or beyond the range of the chosen dtype (F16: ±65504), naming the parameter; or another thread is replacing the values.</exception>
     /// <exception cref="ObjectDisposedException">The model these parameters belong to was disposed and gave its stack back.</exception>
-    public void Save(string path)
+    public void Save(string path, SaveOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
+        SaveCore(options, (tensors, metadata, dtype) => SafeTensors.Write(path, tensors, metadata, dtype));
+    }
+
+    /// <summary>
+    /// Writes what <see cref="Save(string, SaveOptions?)"/> writes to <paramref name="stream"/>, at its current position; the
+    /// stream is flushed, not disposed. Every check runs before the first byte is written; a stream that fails part way keeps
+    /// what was written.
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="stream"/> is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="stream"/> cannot be written.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The options' dtype is not a defined value.</exception>
+    /// <exception cref="IOException">The stream fails.</exception>
+    /// <exception cref="InvalidOperationException">A value is NaN or infinite, or beyond the range of the chosen dtype, naming the
+    /// parameter; or another thread is replacing the values.</exception>
+    /// <exception cref="ObjectDisposedException">The model these parameters belong to was disposed and gave its stack back.</exception>
+    public void Save(Stream stream, SaveOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        if (!stream.CanWrite) throw new ArgumentException("stream: cannot be written.", nameof(stream));
+        SaveCore(options, (tensors, metadata, dtype) => SafeTensors.Write(stream, tensors, metadata, dtype));
+    }
+
+    /// <summary>
+    /// A copy of every value under its name (after <paramref name="prefix"/>), in the order of <see cref="All"/>: the
+    /// in-memory form of <see cref="Save(string, SaveOptions?)"/>, as PyTorch's <c>state_dict()</c>. The tensors are
+    /// copies, so later training does not change them; <see cref="Load(IReadOnlyDictionary{string, Tensor}, LoadOptions?)"/> takes them back.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Another thread is replacing the values.</exception>
+    /// <exception cref="ObjectDisposedException">The model these parameters belong to was disposed and gave its stack back.</exception>
+    public IReadOnlyDictionary<string, Tensor> StateDict(string? prefix = null)
+    {
+        using var pass = EnterPass();
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var p in _parameters) result.Add((prefix ?? "") + p.Name, p.Value.Clone());
+        return result;
+    }
+
+    private void SaveCore(SaveOptions? options, Action<IEnumerable<KeyValuePair<string, Tensor>>, IReadOnlyDictionary<string, string>, SafeTensorsDType> write)
+    {
+        options ??= SaveOptions.Default;
+        SafeTensors.SizeOf(options.DType);   // an undefined dtype is refused before any work
         // Inside a pass, so no SGD step or Load changes the values between the check and the write.
         using var pass = EnterPass();
         foreach (var p in _parameters)
@@ -281,21 +324,32 @@ public class ParameterSet
             int bad = Tensor.IndexOfNonFinite(values);
             if (bad >= 0)
                 throw new InvalidOperationException($"parameter '{p.Name}' element {bad} is {values[bad]}; a checkpoint with non-finite values cannot be loaded again, so it is not saved.");
+            bad = SafeTensors.IndexOfUnrepresentable(values, options.DType);
+            if (bad >= 0)
+                throw new InvalidOperationException($"parameter '{p.Name}' element {bad} is {values[bad]:R}, beyond the range of {options.DType}; save it as F32, BF16 or F64.");
         }
         // format first, as PyTorch's save_file writes it (and as the committed files that PyTorch checked have it).
         var metadata = new Dictionary<string, string> { ["format"] = "pt" };
         foreach (var (key, value) in _metadata) metadata[key] = value;
-        SafeTensors.Write(path, _parameters.Select(p => KeyValuePair.Create(p.Name, p.Value)), metadata);
+        string prefix = options.Prefix ?? "";
+        write(_parameters.Select(p => KeyValuePair.Create(prefix + p.Name, p.Value)), metadata, options.DType);
     }
 
     /// <summary>
-    /// Loads every value from a safetensors file, such as one written by <see cref="Save"/> or by PyTorch's
-    /// <c>save_file(module.state_dict(), path)</c>. Strict: the file must hold exactly these names, each with its shape and
-    /// finite values, and record no other value under a key of <see cref="Metadata"/>. Nothing is changed unless the whole
-    /// file is valid. Gradients are left as they are.
+    /// Loads values from a safetensors file, such as one written by <see cref="Save(string, SaveOptions?)"/> or by PyTorch's
+    /// <c>save_file(module.state_dict(), path)</c>, as PyTorch's <c>load_state_dict</c> does. F16 and BF16 tensors become
+    /// float32 exactly, F64 tensors the nearest float32. With <see cref="LoadOptions.Prefix"/> only the file's names that start
+    /// with it are considered, without it (a sub-module of a whole-model file: <c>rnn.</c>, <c>module.rnn.</c>); the rest of the
+    /// file is ignored. Strict (the default): those names must be exactly these parameters; non-strict: what matches is loaded
+    /// and the rest reported. Either way every matched tensor must have its parameter's shape and finite values, and the file
+    /// must record no other value under a key of <see cref="Metadata"/>. Nothing is changed unless every check passes.
+    /// Gradients are left as they are.
     /// </summary>
-    /// <exception cref="InvalidDataException">A tensor is missing, extra, misshaped or not finite, the dtype is not F32, the metadata
-    /// disagrees (a file saved from another cell of the same shapes), or the file is malformed; the message names the file and the tensor.</exception>
+    /// <returns>The parameters the file lacks and the file's (prefixed) names that are no parameter: both empty after a strict load.</returns>
+    /// <exception cref="InvalidDataException">Strict: a tensor is missing (the message names, for each, a near miss the file has,
+    /// such as the name under another prefix) or extra. Either mode: a tensor is misshaped or not finite, an F64 value is beyond
+    /// float32's range, the metadata disagrees (a file saved from another cell of the same shapes), no name starts with the prefix
+    /// (the message lists the prefixes present), or the file is malformed; the message names the file and the tensor.</exception>
     /// <exception cref="ArgumentNullException"><paramref name="path"/> is null.</exception>
     /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
     /// <exception cref="IOException">The file cannot be read: it is missing (<see cref="FileNotFoundException"/>), or a folder.</exception>
@@ -303,30 +357,158 @@ public class ParameterSet
     /// <exception cref="InvalidOperationException">A pass that reads these parameters is running on another thread.</exception>
     /// <exception cref="ObjectDisposedException">The model these parameters belong to was disposed and gave its stack back.</exception>
     /// <remarks>A layer's forward pass run before Load cannot be back-propagated after it (<see cref="RecurrentLayer.Backward"/> throws).</remarks>
-    public void Load(string path)
+    public LoadResult Load(string path, LoadOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ThrowIfReleased();
         var tensors = SafeTensors.Read(path, out var metadata);
+        return LoadCore(path, tensors, metadata, options, message => new InvalidDataException(message));
+    }
+
+    /// <summary>
+    /// As <see cref="Load(string, LoadOptions?)"/>, reading from <paramref name="stream"/> (from its current position to its end;
+    /// a stream that cannot seek is read whole first). Messages name the source "stream". The stream is not disposed.
+    /// </summary>
+    /// <returns>The parameters the data lacks and its (prefixed) names that are no parameter.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="stream"/> is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="stream"/> cannot be read.</exception>
+    /// <exception cref="InvalidDataException">As for a file.</exception>
+    /// <exception cref="IOException">The stream fails.</exception>
+    /// <exception cref="InvalidOperationException">A pass that reads these parameters is running on another thread.</exception>
+    /// <exception cref="ObjectDisposedException">The model these parameters belong to was disposed and gave its stack back.</exception>
+    public LoadResult Load(Stream stream, LoadOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ThrowIfReleased();
+        var tensors = SafeTensors.Read(stream, SafeTensors.StreamSource, out var metadata);
+        return LoadCore(SafeTensors.StreamSource, tensors, metadata, options, message => new InvalidDataException(message));
+    }
+
+    /// <summary>
+    /// As <see cref="Load(string, LoadOptions?)"/>, from an in-memory name → tensor map (such as <see cref="StateDict"/>
+    /// gives, or one built by hand): the same names, prefix, shape and finiteness checks, reported as
+    /// <see cref="ArgumentException"/>s; the values are copied.
+    /// </summary>
+    /// <returns>The parameters the map lacks and its (prefixed) names that are no parameter.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="tensors"/> is null.</exception>
+    /// <exception cref="ArgumentException">A tensor is null, misshaped or not finite; strict: one is missing (with its near miss)
+    /// or extra; no name starts with the prefix (ParamName "tensors").</exception>
+    /// <exception cref="InvalidOperationException">A pass that reads these parameters is running on another thread.</exception>
+    /// <exception cref="ObjectDisposedException">The model these parameters belong to was disposed and gave its stack back.</exception>
+    public LoadResult Load(IReadOnlyDictionary<string, Tensor> tensors, LoadOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(tensors);
+        ThrowIfReleased();
+        foreach (var (name, tensor) in tensors)
+            if (tensor is null) throw new ArgumentException($"tensors: tensor '{name}' is null.", nameof(tensors));
+        return LoadCore("tensors", tensors, new Dictionary<string, string>(), options, message => new ArgumentException(message, nameof(tensors)));
+    }
+
+    /// <summary>The one loader behind every source: all checks first, then one write.</summary>
+    private LoadResult LoadCore(string source, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string> metadata,
+        LoadOptions? options, Func<string, Exception> fail)
+    {
+        options ??= LoadOptions.Default;
+        string prefix = options.Prefix ?? "";
         foreach (var (key, value) in _metadata)
             if (metadata.TryGetValue(key, out var saved) && saved != value)
-                throw new InvalidDataException($"{path}: metadata '{key}' is {saved}, but {_description} has {value}: the names and shapes fit, the computation would not.");
+                throw fail($"{source}: metadata '{key}' is {saved}, but {_description} has {value}: the names and shapes fit, the computation would not.");
+        // The sub-module: names under the prefix, without it; the rest belongs to other modules and is ignored.
+        var selected = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (name, tensor) in tensors)
+            if (name.StartsWith(prefix, StringComparison.Ordinal)) selected.Add(name[prefix.Length..], tensor);
+        if (prefix.Length > 0 && selected.Count == 0)
+            throw fail($"{source}: no tensor name starts with the prefix '{prefix}'; {DescribePrefixes(tensors.Keys)}.");
         string Expected() => string.Join(", ", _parameters.Select(q => q.Name));
+        var missing = new List<string>();
         foreach (var p in _parameters)
         {
-            if (!tensors.TryGetValue(p.Name, out var t))
-                throw new InvalidDataException($"{path}: tensor '{p.Name}' is missing; {_description} needs {Expected()}.");
+            if (!selected.TryGetValue(p.Name, out var t)) { missing.Add(p.Name); continue; }
             if (!t.HasShape([.. p.Shape]))
-                throw new InvalidDataException($"{path}: tensor '{p.Name}' has shape {Tensor.FormatShape(t.Shape)}; expected {Tensor.FormatShape(p.Shape)}.");
+                throw fail($"{source}: tensor '{prefix + p.Name}' has shape {Tensor.FormatShape(t.Shape)}; expected {Tensor.FormatShape(p.Shape)}.");
             var values = t.Span;
             int bad = Tensor.IndexOfNonFinite(values);
-            if (bad >= 0) throw new InvalidDataException($"{path}: tensor '{p.Name}' element {bad} is {values[bad]}; expected finite values.");
+            if (bad >= 0) throw fail($"{source}: tensor '{prefix + p.Name}' element {bad} is {values[bad]}; expected finite values.");
         }
-        foreach (var name in tensors.Keys)
-            if (!_byName.ContainsKey(name))
-                throw new InvalidDataException($"{path}: tensor '{name}' is not a parameter of {_description}; expected only {Expected()}.");
+        var unexpected = selected.Keys.Where(name => !_byName.ContainsKey(name)).Select(name => prefix + name).ToList();
+        if (options.Strict)
+        {
+            if (missing.Count > 0)
+            {
+                const int Listed = 8;
+                var parts = missing.Take(Listed).Select(name => $"tensor '{prefix + name}' is missing{NearMiss(name, prefix, tensors.Keys, unexpected)}");
+                string more = missing.Count > Listed ? $"; and {missing.Count - Listed} more" : "";
+                throw fail($"{source}: {string.Join("; ", parts)}{more}; {_description} needs {Expected()}" +
+                           $"{(prefix.Length > 0 ? $" under the prefix '{prefix}'" : "")} (LoadOptions.Strict = false loads what matches).");
+            }
+            if (unexpected.Count > 0)
+                throw fail($"{source}: tensor '{unexpected[0]}' is not a parameter of {_description}; expected only {Expected()}" +
+                           $"{(prefix.Length > 0 ? $" under the prefix '{prefix}'" : "")}.");
+        }
         using var write = BeginWrite(nameof(Load));
-        foreach (var p in _parameters) tensors[p.Name].Span.CopyTo(p.Value.Span);
+        foreach (var p in _parameters)
+            if (selected.TryGetValue(p.Name, out var t)) t.Span.CopyTo(p.Value.Span);
+        return new LoadResult(missing, unexpected);
+    }
+
+    /// <summary>
+    /// A hint for a missing name: the file's name that ends with it under another prefix (the usual cause: a whole-model
+    /// file), else a name under the prefix within a small edit distance (a typo or another convention).
+    /// </summary>
+    private static string NearMiss(string name, string prefix, IEnumerable<string> names, IReadOnlyList<string> unexpected)
+    {
+        string? best = null;
+        foreach (var candidate in names)
+        {
+            if (candidate.Length < name.Length || !candidate.EndsWith(name, StringComparison.Ordinal)) continue;
+            string other = candidate[..^name.Length];
+            if (other == prefix || (other.Length > 0 && other[^1] != '.')) continue;
+            if (best is null || candidate.Length < best.Length) best = candidate;
+        }
+        if (best is not null)
+        {
+            string other = best[..^name.Length];
+            return $" (the file has '{best}': pass {(other.Length == 0 ? "no Prefix" : $"Prefix = \"{other}\"")})";
+        }
+        int limit = Math.Max(1, name.Length / 4);
+        string? closest = null;
+        int closestDistance = int.MaxValue;
+        foreach (var candidate in unexpected)
+        {
+            string stripped = candidate[prefix.Length..];
+            if (Math.Abs(stripped.Length - name.Length) > limit) continue;
+            int distance = EditDistance(stripped, name);
+            if (distance <= limit && distance < closestDistance) (closest, closestDistance) = (candidate, distance);
+        }
+        return closest is null ? "" : $" (the file has '{closest}', which differs by {closestDistance} character{(closestDistance == 1 ? "" : "s")})";
+    }
+
+    private static int EditDistance(string a, string b)
+    {
+        var previous = new int[b.Length + 1];
+        var current = new int[b.Length + 1];
+        for (int j = 0; j <= b.Length; j++) previous[j] = j;
+        for (int i = 1; i <= a.Length; i++)
+        {
+            current[0] = i;
+            for (int j = 1; j <= b.Length; j++)
+                current[j] = Math.Min(Math.Min(current[j - 1], previous[j]) + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+            (previous, current) = (current, previous);
+        }
+        return previous[b.Length];
+    }
+
+    /// <summary>The dotted prefixes of <paramref name="names"/> (for <c>module.rnn.weight</c>: <c>module.</c> and <c>module.rnn.</c>), for a message.</summary>
+    private static string DescribePrefixes(IEnumerable<string> names)
+    {
+        var prefixes = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var name in names)
+            for (int dot = name.IndexOf('.'); dot >= 0 && prefixes.Count < 1000; dot = name.IndexOf('.', dot + 1))
+                prefixes.Add(name[..(dot + 1)]);
+        if (prefixes.Count == 0) return "the names have no prefix (load without one)";
+        const int Listed = 20;
+        string list = string.Join(", ", prefixes.Take(Listed).Select(p => $"'{p}'"));
+        return $"the prefixes present are {list}{(prefixes.Count > Listed ? $" and {prefixes.Count - Listed} more" : "")}";
     }
 
     /// <summary>
@@ -473,4 +655,45 @@ public class ParameterSet
     {
         public void Dispose() => owner.EndWrite();
     }
+}
+
+/// <summary>How <see cref="ParameterSet.Load(string, LoadOptions?)"/> matches a file's tensors to the parameters, as PyTorch's <c>load_state_dict</c>.</summary>
+public sealed record LoadOptions
+{
+    /// <summary>The options of a plain load: strict, no prefix.</summary>
+    public static LoadOptions Default { get; } = new();
+
+    /// <summary>
+    /// True (the default): the names (under <see cref="Prefix"/>) must be exactly the parameters. False: what matches is
+    /// loaded, the rest reported in the <see cref="LoadResult"/>; shapes and finite values are checked either way.
+    /// </summary>
+    public bool Strict { get; init; } = true;
+
+    /// <summary>
+    /// The sub-module to load from a whole-model file, such as <c>rnn.</c> or <c>module.rnn.</c> (with its dot): only names
+    /// that start with it are considered, without it; the others are ignored. Null or empty: every name.
+    /// </summary>
+    public string? Prefix { get; init; }
+}
+
+/// <summary>What a load did not match: PyTorch's <c>missing_keys</c> and <c>unexpected_keys</c>.</summary>
+/// <param name="Missing">The parameters the source lacks (left as they were), by parameter name.</param>
+/// <param name="Unexpected">The source's names under the prefix that are no parameter (ignored), as the source spells them.</param>
+public sealed record LoadResult(IReadOnlyList<string> Missing, IReadOnlyList<string> Unexpected)
+{
+    /// <summary>Whether every parameter was loaded and nothing was left over.</summary>
+    public bool IsExact => Missing.Count == 0 && Unexpected.Count == 0;
+}
+
+/// <summary>How <see cref="ParameterSet.Save(string, SaveOptions?)"/> writes a file.</summary>
+public sealed record SaveOptions
+{
+    /// <summary>The options of a plain save: float32, no prefix.</summary>
+    public static SaveOptions Default { get; } = new();
+
+    /// <summary>The element type in the file (F32 unless chosen): F16 and BF16 round to nearest, ties to even, as PyTorch's <c>.half()</c> and <c>.bfloat16()</c>.</summary>
+    public SafeTensorsDType DType { get; init; } = SafeTensorsDType.F32;
+
+    /// <summary>Written before every name (such as <c>rnn.</c>), to make the file part of a whole model's state dict. Null or empty: none.</summary>
+    public string? Prefix { get; init; }
 }

@@ -4,13 +4,13 @@ namespace Recurrent;
 /// The parameters of a recurrent stack, in PyTorch's <c>named_parameters()</c> order (for each layer the forward
 /// direction's, then the reverse direction's, each in the order of the cell's <see cref="CellDefinition.Parameters"/>),
 /// in one flat storage (see <see cref="ParameterSet"/>). Its metadata records the cell, so that a file saved from a cell
-/// of the same shapes (GRU reset-after and reset-before, RNN tanh and relu) is refused by <see cref="ParameterSet.Load"/>.
+/// of the same shapes (GRU reset-after and reset-before, RNN tanh and relu) is refused by <see cref="ParameterSet.Load(string, LoadOptions?)"/>.
 /// </summary>
 /// <remarks>
 /// Thread-safety: see <see cref="ParameterSet"/>. Passes (<see cref="RecurrentLayer.Forward"/>, <see cref="RecurrentLayer.Backward"/>
 /// and the table forms) may run on several threads at once; backward passes add their gradients one at a time, so the
 /// gradient after concurrent passes is the sum of their gradients (to rounding; the order of the additions is not fixed).
-/// <see cref="Reset"/>, <see cref="ParameterSet.Load"/> and an SGD step refuse to run while a pass is in flight, and a pass
+/// <see cref="Reset"/>, <see cref="ParameterSet.Load(string, LoadOptions?)"/> and an SGD step refuse to run while a pass is in flight, and a pass
 /// refuses to start while they run; a backward pass refuses a forward pass whose values were replaced since.
 /// </remarks>
 public sealed class RnnParameters : ParameterSet

@@ -241,22 +241,25 @@ public sealed class OutputRecurrentNetwork : IDisposable
 
     /// <summary>
     /// Saves every parameter as a safetensors file under the names of <see cref="Parameters"/>, recording the activation:
-    /// <see cref="ParameterSet.Save"/>.
+    /// <see cref="ParameterSet.Save(string, SaveOptions?)"/>.
     /// </summary>
     /// <exception cref="ArgumentNullException"><paramref name="path"/> is null.</exception>
     /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
     /// <exception cref="IOException">The file cannot be written; an existing file is left as it was.</exception>
     /// <exception cref="UnauthorizedAccessException">The folder may not be written (permissions).</exception>
     /// <exception cref="InvalidOperationException">A parameter holds NaN or infinity, or another thread is inside a call of this network.</exception>
-    public void Save(string path)
+    /// <param name="path">The target; replaced if it exists.</param>
+    /// <param name="options">The dtype in the file and a prefix for the names; null: float32, no prefix.</param>
+    /// <exception cref="ArgumentOutOfRangeException">The options' dtype is not a defined value.</exception>
+    public void Save(string path, SaveOptions? options = null)
     {
         using var call = _calls.Enter(nameof(Save));
-        Parameters.Save(path);
+        Parameters.Save(path, options);
     }
 
     /// <summary>
-    /// Loads every parameter from a safetensors file with exactly the names and shapes of <see cref="Parameters"/>:
-    /// <see cref="ParameterSet.Load"/>. Nothing is changed unless the whole file is valid.
+    /// Loads the parameters from a safetensors file (F32, F16, BF16 or F64) with the names and shapes of <see cref="Parameters"/>:
+    /// <see cref="ParameterSet.Load(string, LoadOptions?)"/>. Nothing is changed unless the whole file is valid.
     /// </summary>
     /// <exception cref="InvalidDataException">A tensor is missing, extra, misshaped or not finite, the file was saved from a network with
     /// another activation, or it is malformed; the message names the file and the tensor.</exception>
@@ -265,10 +268,14 @@ public sealed class OutputRecurrentNetwork : IDisposable
     /// <exception cref="IOException">The file cannot be read (missing: <see cref="FileNotFoundException"/>; a folder).</exception>
     /// <exception cref="UnauthorizedAccessException">The file may not be read (permissions).</exception>
     /// <exception cref="InvalidOperationException">Another thread is inside a call of this network.</exception>
-    public void Load(string path)
+    /// <param name="path">The file.</param>
+    /// <param name="options">Strict or not, and the prefix of this model in a larger file; null: strict, no prefix. A strict miss names
+    /// the near miss the file has; a prefix that matches nothing lists the prefixes present (both <see cref="InvalidDataException"/>).</param>
+    /// <returns>The parameters the file lacks and its names that are no parameter: both empty after a strict load.</returns>
+    public LoadResult Load(string path, LoadOptions? options = null)
     {
         using var call = _calls.Enter(nameof(Load));
-        Parameters.Load(path);
+        return Parameters.Load(path, options);
     }
 
     /// <summary>Frees the network's device workspaces (nothing on the CPU). The <see cref="Device"/> backend stays open.</summary>

@@ -255,7 +255,7 @@ public sealed class RecurrentSequenceModel : IDisposable
 
     /// <summary>
     /// Saves every parameter (the stack's under <see cref="RecurrentPrefix"/>) as a safetensors file, recording the stack's
-    /// cell: <see cref="ParameterSet.Save"/> of <see cref="Parameters"/>.
+    /// cell: <see cref="ParameterSet.Save(string, SaveOptions?)"/> of <see cref="Parameters"/>.
     /// </summary>
     /// <exception cref="ArgumentNullException"><paramref name="path"/> is null.</exception>
     /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
@@ -263,16 +263,19 @@ public sealed class RecurrentSequenceModel : IDisposable
     /// <exception cref="UnauthorizedAccessException">The folder may not be written (permissions).</exception>
     /// <exception cref="InvalidOperationException">A parameter holds NaN or infinity, or another thread is inside a call of this model or replacing the stack's parameters.</exception>
     /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
-    public void Save(string path)
+    /// <param name="path">The target; replaced if it exists.</param>
+    /// <param name="options">The dtype in the file and a prefix for the names; null: float32, no prefix.</param>
+    /// <exception cref="ArgumentOutOfRangeException">The options' dtype is not a defined value.</exception>
+    public void Save(string path, SaveOptions? options = null)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         using var call = _calls.Enter(nameof(Save));
-        Parameters.Save(path);
+        Parameters.Save(path, options);
     }
 
     /// <summary>
-    /// Loads every parameter from a safetensors file with exactly the names and shapes of <see cref="Parameters"/> (as
-    /// <see cref="Save"/> writes it): <see cref="ParameterSet.Load"/>. Nothing is changed unless the whole file is valid.
+    /// Loads the parameters from a safetensors file (F32, F16, BF16 or F64) with the names and shapes of <see cref="Parameters"/> (as
+    /// <see cref="Save"/> writes it): <see cref="ParameterSet.Load(string, LoadOptions?)"/>. Nothing is changed unless the whole file is valid.
     /// </summary>
     /// <exception cref="InvalidDataException">A tensor is missing, extra, misshaped or not finite, the file was saved around another
     /// cell, or it is malformed; the message names the file and the tensor.</exception>
@@ -282,11 +285,15 @@ public sealed class RecurrentSequenceModel : IDisposable
     /// <exception cref="UnauthorizedAccessException">The file may not be read (permissions).</exception>
     /// <exception cref="InvalidOperationException">Another thread is inside a call of this model or running a pass of the stack.</exception>
     /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
-    public void Load(string path)
+    /// <param name="path">The file.</param>
+    /// <param name="options">Strict or not, and the prefix of this model in a larger file; null: strict, no prefix. A strict miss names
+    /// the near miss the file has; a prefix that matches nothing lists the prefixes present (both <see cref="InvalidDataException"/>).</param>
+    /// <returns>The parameters the file lacks and its names that are no parameter: both empty after a strict load.</returns>
+    public LoadResult Load(string path, LoadOptions? options = null)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         using var call = _calls.Enter(nameof(Load));
-        Parameters.Load(path);
+        return Parameters.Load(path, options);
     }
 
     /// <summary>
