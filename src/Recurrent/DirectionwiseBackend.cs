@@ -19,6 +19,10 @@ public abstract class DirectionwiseBackend : IRnnBackend
     /// A compute for one stack pass over <paramref name="parameters"/> (values read, gradients added into); with
     /// <paramref name="table"/>, layer 0's rows come from it and backward adds the table's gradient into <paramref name="tableGradient"/>.
     /// </summary>
+    /// <remarks>
+    /// Its backward may read a pass's <see cref="DirectionPass{TBuffer}.X"/> (a training pass keeps layer 0's input as a copy,
+    /// or packed) but not its H0, C0 or Y: in a dense pass those are the caller's buffers, which may change before backward.
+    /// </remarks>
     internal abstract IDirectionCompute<Memory<float>> Compute(RnnParameters parameters, TableInput? table, Memory<float> tableGradient);
 
     /// <summary>

@@ -15,8 +15,11 @@ namespace Recurrent;
 /// the input product W_ih x is one matrix product over all T steps; each step then runs the recurrent product and the
 /// cell's pointwise part, fused (one kernel) or unfused (one kernel per elementwise operation). Matrix products run on
 /// cuBLAS on CUDA where it loads, else on a kernel (see <see cref="IlgpuGemm"/>). Device buffers are pooled across calls.
-/// A variable-length batch runs in cuDNN's packed layout (<see cref="PackedBatch"/>): packed once on the way in, every
-/// layer on the Σ b real rows (step t's products and pointwise part on its b_t rows), unpacked once on the way out.
+/// The layers and directions are stacked by <see cref="RecurrentStacking{TBuffer}"/> on device buffers, for the host entry
+/// and the device-level entry (<see cref="ForwardOnDevice"/>) alike; this class is the per-direction compute and the
+/// transfers around it. A variable-length batch runs in cuDNN's packed layout (<see cref="PackedBatch"/>): packed on the
+/// device once on the way in, every layer on the Σ b real rows (step t's products and pointwise part on its b_t rows),
+/// unpacked once on the way out.
 /// </summary>
 /// <remarks>
 /// Thread-safe: calls from several threads (on one layer or on several sharing this backend) run one at a time, in

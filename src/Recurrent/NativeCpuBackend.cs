@@ -13,7 +13,7 @@ namespace Recurrent;
 /// </summary>
 /// <remarks>
 /// Training memory per token (T·N of them, or the real tokens of a variable-length batch) of each layer and direction,
-/// besides the layer inputs that <see cref="DirectionwiseBackend"/> keeps: LSTM 24·H bytes, GRU reset-after 20·H, GRU
+/// besides the layer inputs that the stacking (<see cref="Stacking.RecurrentStacking{TBuffer}"/>) keeps: LSTM 24·H bytes, GRU reset-after 20·H, GRU
 /// reset-before 16·H, Elman 4·H. Inference keeps O(N·H) between steps and frees its per-call workspace (the [T·N, G·H] input
 /// projection) on return. The native memory of a training pass is freed when its <see cref="RnnForwardResult"/>
 /// is disposed (or finalized).
