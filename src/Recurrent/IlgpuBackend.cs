@@ -440,7 +440,10 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
 
         private DeviceBufferPool Pool => backend._pool;
 
-        /// <summary>A workspace buffer of <paramref name="length"/>, rented once per pass.</summary>
+        /// <summary>
+        /// A workspace buffer of <paramref name="length"/>, rented once per pass: every layer and direction of a stack has the
+        /// same rows, G·H and H, so one of each serves them all.
+        /// </summary>
         private ArrayView<float> Workspace(long length, string what)
         {
             if (!_named.TryGetValue(what, out var buffer))
@@ -448,6 +451,8 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
                 _named[what] = buffer = Pool.Rent(length, what);
                 _workspace.Add(buffer);
             }
+            else if (buffer.Length != Math.Max(length, 1))
+                throw new InvalidOperationException($"{what}: a workspace of {buffer.Length} floats was asked for again with {length}.");
             return buffer.View;
         }
 
