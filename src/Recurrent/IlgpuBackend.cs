@@ -4,6 +4,7 @@ using ILGPU.Runtime;
 using Recurrent.Ilgpu;
 using Recurrent.Kernels.Ilgpu;
 using Recurrent.Kernels.Ilgpu.Cells;
+using Recurrent.Stacking;
 
 namespace Recurrent;
 
@@ -14,8 +15,11 @@ namespace Recurrent;
 /// the input product W_ih x is one matrix product over all T steps; each step then runs the recurrent product and the
 /// cell's pointwise part, fused (one kernel) or unfused (one kernel per elementwise operation). Matrix products run on
 /// cuBLAS on CUDA where it loads, else on a kernel (see <see cref="IlgpuGemm"/>). Device buffers are pooled across calls.
-/// A variable-length batch runs in cuDNN's packed layout (<see cref="PackedBatch"/>): packed once on the way in, every
-/// layer on the Σ b real rows (step t's products and pointwise part on its b_t rows), unpacked once on the way out.
+/// The layers and directions are stacked by <see cref="RecurrentStacking{TBuffer}"/> on device buffers, for the host entry
+/// and the device-level entry (<see cref="ForwardOnDevice"/>) alike; this class is the per-direction compute and the
+/// transfers around it. A variable-length batch runs in cuDNN's packed layout (<see cref="PackedBatch"/>): packed on the
+/// device once on the way in, every layer on the Σ b real rows (step t's products and pointwise part on its b_t rows),
+/// unpacked once on the way out.
 /// </summary>
 /// <remarks>
 /// Thread-safe: calls from several threads (on one layer or on several sharing this backend) run one at a time, in
@@ -120,45 +124,36 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     }
 
     /// <summary>
-    /// The device buffers a forward pass leaves for its backward pass. Its rows are those of <see cref="Packing"/> when the
-    /// batch has lengths (Σ b packed rows; h0, c0 in sorted order), else the dense T·N.
+    /// What a forward pass leaves for its backward pass: the stacking's tape on device buffers, the parameters as they were
+    /// uploaded, the packed layout's index buffers, and the device buffers of the pass's inputs and output that the
+    /// stacking's tape refers to.
     /// </summary>
-    internal sealed class Tape(IlgpuBackend owner, int layers, int dirs) : IRnnTape
+    internal sealed class Tape(IlgpuBackend owner) : IRnnTape
     {
         public IlgpuBackend Owner { get; } = owner;
         public required int Steps { get; init; }
         public required int Batch { get; init; }
         public required PooledBuffer Weights { get; init; }
         public required long[] Offsets { get; init; }
-        public required PooledBuffer H0 { get; init; }
-        public PooledBuffer? C0 { get; init; }
         /// <summary>The packed layout of a variable-length batch, or null for a dense one.</summary>
         public DevicePacking? Packing { get; init; }
-        /// <summary>Layer l's input: x for l = 0, the output [rows, D·H] of layer l − 1 above; the last entry is y.</summary>
-        public PooledBuffer[] LayerBuffers { get; } = new PooledBuffer[layers + 1];
-        public DirectionSaved[,] Saved { get; } = new DirectionSaved[layers, dirs];
-
-        /// <summary>The rows of every step together: T·N, or Σ b packed.</summary>
-        public int Rows => Packing?.Batch.Rows ?? Steps * Batch;
-
-        /// <summary>b_t, the rows of step t (N when dense); 0 for a step outside [0, T), so a direction's ends need no case of their own.</summary>
-        public int Running(int t) => t < 0 || t >= Steps ? 0 : Packing?.Batch.BatchSizes[t] ?? Batch;
-
-        /// <summary>The first row of step t.</summary>
-        public long FirstRow(int t) => Packing?.Batch.Offsets[t] ?? (long)t * Batch;
+        public StackingTape<ArrayView<float>>? Stacking { get; set; }
+        /// <summary>The pass's own copies of x, h0, c0 (and the host entry's y), which <see cref="Stacking"/> may refer to.</summary>
+        public List<PooledBuffer> Inputs { get; } = [];
 
         public void Dispose()
         {
+            Stacking?.Dispose();
             Weights.Dispose();
-            H0.Dispose();
-            C0?.Dispose();
             Packing?.Dispose();
-            foreach (var b in LayerBuffers) b?.Dispose();
-            foreach (var s in Saved) s?.Dispose();
+            foreach (var b in Inputs) b.Dispose();
+            Inputs.Clear();
         }
     }
 
     private static ArrayView<float> At(PooledBuffer buffer, long offset) => buffer.At(offset);
+
+    private static ArrayView<float> At(ArrayView<float> view, long offset) => view.SubView(offset, view.Length - offset);
 
     private PooledBuffer Upload(ReadOnlyMemory<float> data, string what)
     {
@@ -178,9 +173,6 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
         return (Upload(parameters.Values.Memory, "parameters"), offsets);
     }
 
-    private static int Index(RnnConfig config, int layer, int dir, ParameterSpec spec) =>
-        (layer * config.Directions + dir) * config.Definition.Parameters.Count + config.Definition.IndexOf(spec);
-
     private string Describe(RnnConfig config, int steps, int batch) =>
         $"{config.Cell} T={steps} N={batch} I={config.InputSize} H={config.HiddenSize} L={config.NumLayers} D={config.Directions}";
 
@@ -188,11 +180,29 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
         e is ArgumentException or IlgpuOperationException ? e
             : new IlgpuOperationException($"{Name}: {operation} of {Describe(config, steps, batch)} failed on {_gpu.Accelerator.Name}: {e.GetBaseException().Message}", e);
 
+    /// <summary>A forward pass's tape: its parameters uploaded, and its packed layout's index buffers when it has lengths.</summary>
+    private Tape NewTape(RnnParameters parameters, int steps, int batch, PackedBatch? packed)
+    {
+        var config = parameters.Config;
+        var (weights, offsets) = UploadParameters(parameters);
+        return new Tape(this)
+        {
+            Steps = steps, Batch = batch, Weights = weights, Offsets = offsets,
+            Packing = packed is null ? null : new DevicePacking(packed, config.NumLayers * config.Directions, _pool, Transfer),
+        };
+    }
+
+    /// <summary>A pooled buffer the tape keeps (its inputs' copies, the host entry's y).</summary>
+    private static PooledBuffer Keep(Tape tape, PooledBuffer buffer)
+    {
+        tape.Inputs.Add(buffer);
+        return buffer;
+    }
+
     /// <inheritdoc />
     /// <remarks>
-    /// With <paramref name="lengths"/>, x is packed and h0, c0 sorted on the host before their one upload, and y unpacked,
-    /// hN, cN unsorted after their one download; the tape keeps the layout for <see cref="Backward"/>, which does the same
-    /// with dy, dhN, dcN and dx, dh0, dc0.
+    /// x, h0 and c0 are uploaded once, the stack runs on the device (<see cref="RecurrentStacking{TBuffer}"/>; with
+    /// <paramref name="lengths"/> packed and sorted there by gathers), and y, hN, cN are downloaded once.
     /// </remarks>
     /// <exception cref="ArgumentOutOfRangeException">The gate buffers [T, N, G·H] would have more elements than a kernel indexes (int).</exception>
     public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward, int[]? lengths = null)
@@ -210,35 +220,24 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
         PackedBatch? packed)
     {
         var config = parameters.Config;
-        int steps = x.Shape[0], batch = x.Shape[1], h = config.HiddenSize;
-        var (weights, offsets) = UploadParameters(parameters);
-        var tape = new Tape(this, config.NumLayers, config.Directions)
-        {
-            Steps = steps, Batch = batch, Weights = weights, Offsets = offsets,
-            H0 = Upload(Sorted(packed, h0.Memory, h), "h0"), C0 = c0 is null ? null : Upload(Sorted(packed, c0.Memory, h), "c0"),
-            Packing = packed is null ? null : new DevicePacking(packed, config.NumLayers * config.Directions, _pool, Transfer),
-        };
+        int steps = x.Shape[0], batch = x.Shape[1];
+        var tape = NewTape(parameters, steps, batch, packed);
         try
         {
-            tape.LayerBuffers[0] = Upload(PackedRows(packed, x.Memory, config.InputSize), "x [T, N, I]");
+            var xBuffer = Keep(tape, Upload(x.Memory, "x [T, N, I]"));
+            var h0Buffer = Keep(tape, Upload(h0.Memory, "h0"));
+            var c0Buffer = c0 is null ? null : Keep(tape, Upload(c0.Memory, "c0"));
+            var yBuffer = Keep(tape, _pool.Rent(y.Length, "y [T, N, D·H]"));
             using var hNBuffer = _pool.Rent(hN.Length, "hN");
             using var cNBuffer = cN is null ? null : _pool.Rent(cN.Length, "cN");
-            RunForward(config, tape, hNBuffer, cNBuffer, keepForBackward);
+            using (var compute = new DirectionCompute(this, config, tape, grads: null))
+                tape.Stacking = RecurrentStacking<ArrayView<float>>.Forward(compute, config, steps, batch, packed, xBuffer.View, fromTable: false,
+                    h0Buffer.View, c0Buffer?.View ?? default, yBuffer.View, hNBuffer.View, cNBuffer?.View ?? default, keepForBackward);
             SettleBeforeDownloads("forward");
-            // A variable-length batch comes back as packed rows and sorted states, put in place on the host.
-            Memory<float> yRows = packed is null ? y.Memory : new float[(long)packed.Rows * config.OutputSize];
-            Memory<float> hNRows = packed is null ? hN.Memory : new float[hN.Length];
-            Memory<float> cNRows = cN is null ? default : packed is null ? cN.Memory : new float[cN.Length];
-            Download(tape.LayerBuffers[config.NumLayers], yRows);
-            Download(hNBuffer, hNRows);
-            if (cN is not null) Download(cNBuffer!, cNRows);
+            Download(yBuffer, y.Memory);
+            Download(hNBuffer, hN.Memory);
+            if (cN is not null) Download(cNBuffer!, cN.Memory);
             _gpu.Synchronize("forward");
-            if (packed is not null)
-            {
-                packed.Unpack(yRows.Span, y.Span, config.OutputSize);
-                packed.UnsortStates(hNRows.Span, hN.Span, h);
-                if (cN is not null) packed.UnsortStates(cNRows.Span, cN.Span, h);
-            }
             if (keepForBackward) return tape;
             tape.Dispose();
             return null;
@@ -249,112 +248,6 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
             throw Wrap(e, "forward", config, steps, batch);
         }
     }
-
-    /// <summary>x or dy in the pass's layout: the padded rows themselves, or packed on the host before their one upload.</summary>
-    private static ReadOnlyMemory<float> PackedRows(PackedBatch? packed, ReadOnlyMemory<float> padded, int features)
-    {
-        if (packed is null) return padded;
-        var rows = new float[(long)packed.Rows * features];
-        packed.Pack(padded.Span, rows, features);
-        return rows;
-    }
-
-    /// <summary>h0, c0, dhN or dcN in the pass's order: as given, or sorted on the host before their one upload.</summary>
-    private static ReadOnlyMemory<float> Sorted(PackedBatch? packed, ReadOnlyMemory<float> states, int hidden)
-    {
-        if (packed is null) return states;
-        var sorted = new float[states.Length];
-        packed.SortStates(states.Span, sorted, hidden);
-        return sorted;
-    }
-
-    private void RunForward(RnnConfig config, Tape tape, PooledBuffer hN, PooledBuffer? cN, bool training)
-    {
-        var cell = DeviceCells.For(config.Cell);
-        int steps = tape.Steps, batch = tape.Batch, rows = tape.Rows, h = config.HiddenSize, dirs = config.Directions, dh = dirs * h;
-        int gh = config.GateCount * h, nh = batch * h, ngh = batch * gh;
-        bool lstm = config.Cell.HasCellState(), keepsValue = cell.KeepsStepValue;
-        var gemm = _gpu.Gemm;
-        using var inputProducts = _pool.Rent((long)rows * gh, "input products W_ih x [T, N, G·H]");
-        using var recurrentProduct = _pool.Rent(ngh, "recurrent product [N, G·H]");
-        // Without a tape a step's gates, cell state and kept value are scratch, reused every step.
-        using var gateScratch = training ? null : _pool.Rent(ngh, "gates [N, G·H]");
-        using var cellScratch = training || !lstm ? null : _pool.Rent(nh, "cell state [N, H]");
-        using var extraScratch = training || !keepsValue ? null : _pool.Rent(nh, "kept step value [N, H]");
-        var weights = tape.Weights;
-        for (int layer = 0; layer < config.NumLayers; layer++)
-        {
-            int inputSize = config.LayerInputSize(layer);
-            var input = tape.LayerBuffers[layer];
-            var output = tape.LayerBuffers[layer + 1] = _pool.Rent((long)rows * dh, $"layer {layer} output [T, N, D·H]");
-            for (int dir = 0; dir < dirs; dir++)
-            {
-                var saved = new DirectionSaved();
-                if (training)
-                {
-                    tape.Saved[layer, dir] = saved;
-                    saved.Gates = _pool.Rent((long)rows * gh, "saved gates [T, N, G·H]");
-                    if (lstm) saved.Cells = _pool.Rent((long)rows * h, "saved cell states [T, N, H]");
-                    if (keepsValue) saved.Extra = _pool.Rent((long)rows * h, "saved step values [T, N, H]");
-                }
-                var wih = At(weights, tape.Offsets[Index(config, layer, dir, ParameterSpec.WeightIH)]);
-                var whh = At(weights, tape.Offsets[Index(config, layer, dir, ParameterSpec.WeightHH)]);
-                var bih = At(weights, tape.Offsets[Index(config, layer, dir, ParameterSpec.BiasIH)]);
-                var bhh = At(weights, tape.Offsets[Index(config, layer, dir, ParameterSpec.BiasHH)]);
-                int state = (layer * dirs + dir) * nh;
-                // All T input products at once: [T·N, I] · W_ihᵀ (packed: the Σ b real rows).
-                gemm.Sgemm(false, true, rows, gh, inputSize, 1, input.View, inputSize, wih, inputSize, 0, inputProducts.View, gh);
-
-                // Rows [first, first + count) of step t, continuing from step tPrev's rows or starting from h0 and c0.
-                void StepRows(int t, int tPrev, bool continuing, int first, int count)
-                {
-                    if (count == 0) return;
-                    long row = tape.FirstRow(t) + first, previous = continuing ? tape.FirstRow(tPrev) + first : 0, initial = state + (long)first * h;
-                    ArrayView<float> cPrev = default, cOut = default;
-                    if (lstm)
-                    {
-                        cPrev = !continuing ? At(tape.C0!, initial) : training ? At(saved.Cells!, previous * h) : At(cellScratch!, (long)first * h);
-                        cOut = training ? At(saved.Cells!, row * h) : At(cellScratch!, (long)first * h);
-                    }
-                    cell.Forward(_cells, new ForwardStep
-                    {
-                        Batch = count, Hidden = h,
-                        InputProduct = At(inputProducts, row * gh), RecurrentProduct = At(recurrentProduct, (long)first * gh),
-                        WeightHH = whh, BiasIH = bih, BiasHH = bhh,
-                        HPrev = continuing ? At(output, previous * dh + dir * h) : At(tape.H0, initial), HPrevStride = continuing ? dh : h,
-                        HOut = At(output, row * dh + dir * h), HOutStride = dh,
-                        CPrev = cPrev, COut = cOut,
-                        Gates = training ? At(saved.Gates!, row * gh) : At(gateScratch!, (long)first * gh),
-                        Extra = keepsValue ? training ? At(saved.Extra!, row * h) : At(extraScratch!, (long)first * h) : default,
-                    });
-                }
-
-                bool reverse = dir == 1;
-                for (int s = 0; s < steps; s++)
-                {
-                    int t = reverse ? steps - 1 - s : s, tPrev = reverse ? t + 1 : t - 1, tNext = reverse ? t - 1 : t + 1;
-                    int running = tape.Running(t);
-                    // The first rows continue from step tPrev; packed in reverse, the sequences whose last step is t start here.
-                    int carried = Math.Min(running, tape.Running(tPrev));
-                    StepRows(t, tPrev, continuing: true, 0, carried);
-                    StepRows(t, tPrev, continuing: false, carried, running - carried);
-                    // The last rows end here (packed forward, the sequences whose last step is t): their states are final.
-                    int ending = Math.Min(running, tape.Running(tNext));
-                    if (ending < running)
-                    {
-                        long row = tape.FirstRow(t) + ending, final = state + (long)ending * h;
-                        CopyRows(At(output, row * dh + dir * h), dh, At(hN, final), h, running - ending, h);
-                        if (lstm) CopyRows(training ? At(saved.Cells!, row * h) : At(cellScratch!, (long)ending * h), h, At(cN!, final), h, running - ending, h);
-                    }
-                }
-                if (!training) saved.Dispose();
-            }
-        }
-    }
-
-    /// <summary>destination rows = source rows, [rows, cols] blocks with their own strides.</summary>
-    private void CopyRows(ArrayView<float> source, int sourceStride, ArrayView<float> destination, int destinationStride, int rows, int cols) =>
-        _gpu.Kernels.Unary<UnaryOps.Copy>()(new Index2D(cols, rows), source, new Block(0, sourceStride), destination, new Block(0, destinationStride));
 
     /// <inheritdoc />
     public void Backward(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0)
@@ -367,40 +260,24 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     private void BackwardLocked(RnnParameters parameters, Tape ours, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0)
     {
         var config = parameters.Config;
-        var packed = ours.Packing?.Batch;
-        int h = config.HiddenSize;
         try
         {
-            using var dyBuffer = Upload(PackedRows(packed, dy.Memory, config.OutputSize), "dy [T, N, D·H]");
-            using var dhNBuffer = Upload(Sorted(packed, dhN.Memory, h), "dhN");
-            using var dcNBuffer = dcN is null ? null : Upload(Sorted(packed, dcN.Memory, h), "dcN");
+            using var dyBuffer = Upload(dy.Memory, "dy [T, N, D·H]");
+            using var dhNBuffer = Upload(dhN.Memory, "dhN");
+            using var dcNBuffer = dcN is null ? null : Upload(dcN.Memory, "dcN");
             using var grads = _pool.Rent(ours.Weights.Length, "parameter gradients");
             grads.Clear();
+            using var dxBuffer = _pool.Rent(dx.Length, "dx [T, N, I]");
             using var dh0Buffer = _pool.Rent(dh0.Length, "dh0");
             using var dc0Buffer = dc0 is null ? null : _pool.Rent(dc0.Length, "dc0");
-            var dxBuffer = RunBackward(config, ours, dyBuffer, dhNBuffer, dcNBuffer, grads, dh0Buffer, dc0Buffer);
+            using (var compute = new DirectionCompute(this, config, ours, grads))
+                RecurrentStacking<ArrayView<float>>.Backward(compute, config, Stacking(ours), ours.Steps, ours.Batch, dyBuffer.View, dhNBuffer.View,
+                    dcNBuffer?.View ?? default, dxBuffer.View, dh0Buffer.View, dc0Buffer?.View ?? default);
             SettleBeforeDownloads("backward");
-            // A variable-length batch comes back as packed rows and sorted states, put in place on the host.
-            Memory<float> dxRows = packed is null ? dx.Memory : new float[(long)packed.Rows * config.InputSize];
-            Memory<float> dh0Rows = packed is null ? dh0.Memory : new float[dh0.Length];
-            Memory<float> dc0Rows = dc0 is null ? default : packed is null ? dc0.Memory : new float[dc0.Length];
-            try
-            {
-                Download(dxBuffer, dxRows);
-            }
-            finally
-            {
-                dxBuffer.Dispose();
-            }
-            Download(dh0Buffer, dh0Rows);
-            if (dc0 is not null) Download(dc0Buffer!, dc0Rows);
-            AddGradientsToHost(parameters, ours, grads);
-            if (packed is not null)
-            {
-                packed.Unpack(dxRows.Span, dx.Span, config.InputSize);
-                packed.UnsortStates(dh0Rows.Span, dh0.Span, h);
-                if (dc0 is not null) packed.UnsortStates(dc0Rows.Span, dc0.Span, h);
-            }
+            Download(dxBuffer, dx.Memory);
+            Download(dh0Buffer, dh0.Memory);
+            if (dc0 is not null) Download(dc0Buffer!, dc0.Memory);
+            AddGradientsToHost(parameters, grads);
         }
         catch (Exception e)
         {
@@ -408,8 +285,11 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
         }
     }
 
+    private static StackingTape<ArrayView<float>> Stacking(Tape tape) =>
+        tape.Stacking ?? throw new InvalidOperationException("tape: its forward pass did not finish.");
+
     /// <summary>Downloads the device gradients and adds them into the parameters' host gradients (waits for the device).</summary>
-    private void AddGradientsToHost(RnnParameters parameters, Tape tape, PooledBuffer grads)
+    private void AddGradientsToHost(RnnParameters parameters, PooledBuffer grads)
     {
         // The device gradients lie as the host's flat storage does: one download, one sum.
         var destination = parameters.Gradients.Span;
@@ -423,28 +303,23 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     /// A forward pass whose input came from, and whose output stays on, the device: for models that run the layers
     /// around the stack on the same accelerator (<see cref="Sequence.RecurrentSequenceModel"/>). Disposing frees it.
     /// </summary>
-    internal sealed class DevicePass : IDisposable
+    internal sealed class DevicePass(Tape tape, PooledBuffer output, PooledBuffer hN, PooledBuffer? cN) : IDisposable
     {
-        internal DevicePass(Tape tape, PooledBuffer hN, PooledBuffer? cN, PooledBuffer? paddedOutput, int layers) =>
-            (Tape, HN, CN, _paddedOutput, Output) = (tape, hN, cN, paddedOutput, paddedOutput?.View ?? tape.LayerBuffers[layers].View);
-
-        private readonly PooledBuffer? _paddedOutput;
-
-        internal Tape Tape { get; }
-        /// <summary>y [T, N, D·H] (with lengths: unpacked, zeros past each sequence's end).</summary>
-        public ArrayView<float> Output { get; }
+        internal Tape Tape { get; } = tape;
+        /// <summary>y [T, N, D·H] (with lengths: zeros past each sequence's end).</summary>
+        public ArrayView<float> Output => output.View;
         /// <summary>hN, cN [L·D, N, H] in batch order: the next chained pass starts from them, whatever its lengths.</summary>
-        internal PooledBuffer HN { get; }
-        internal PooledBuffer? CN { get; }
+        internal PooledBuffer HN { get; } = hN;
+        internal PooledBuffer? CN { get; } = cN;
         /// <summary>After <see cref="BackwardOnDevice"/>: dx [T, N, I] (zeros past each end), and dh0, dc0 (batch order) for the previous chained pass.</summary>
         internal PooledBuffer? Dx, Dh0, Dc0;
 
         public void Dispose()
         {
             Tape.Dispose();
+            output.Dispose();
             HN.Dispose();
             CN?.Dispose();
-            _paddedOutput?.Dispose();
             Dx?.Dispose();
             Dh0?.Dispose();
             Dc0?.Dispose();
@@ -461,26 +336,11 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     }
 
     /// <summary>
-    /// <see cref="DeviceCopy"/> of <paramref name="rows"/> rows of <paramref name="columns"/>, or with a
-    /// <paramref name="gather"/> index (a <see cref="DevicePacking"/> one) the rows it names in its order: packed, unpacked,
-    /// sorted or unsorted on the device.
-    /// </summary>
-    private PooledBuffer DeviceRows(ArrayView<float> source, long rows, int columns, ArrayView<int> gather, string what)
-    {
-        if (!gather.IsValid) return DeviceCopy(source, rows * columns, what);
-        var buffer = _pool.Rent(gather.Length * columns, what);
-        if (!source.IsValid) buffer.Clear();
-        else if (gather.Length > 0 && columns > 0)
-            _gpu.Kernels.GatherRows(new Index1D(gather.IntLength * columns), source, gather, buffer.View, columns);
-        return buffer;
-    }
-
-    /// <summary>
-    /// <see cref="Forward"/> on device data: x [T, N, I] is copied on the device into the tape (the caller may reuse it),
-    /// the initial state is <paramref name="previous"/>'s final one (zeros when null), and y stays on the device in
-    /// the returned pass. Parameters are uploaded as in <see cref="Forward"/>. Shapes are the caller's to check.
-    /// With <paramref name="lengths"/> (as <see cref="Forward"/>'s), x is packed and the initial state sorted by gathers on
-    /// the device, and y, hN and cN come back unpacked and in batch order the same way: no host round trip.
+    /// <see cref="Forward"/> on device data: the same stacking, with x [T, N, I] read on the device (a dense pass copies it
+    /// into the tape, so the caller may reuse it; a packed one packs it), the initial state <paramref name="previous"/>'s
+    /// final one (zeros when null), and y left on the device in the returned pass. Parameters are uploaded as in
+    /// <see cref="Forward"/>. Shapes are the caller's to check. With <paramref name="lengths"/> (as <see cref="Forward"/>'s)
+    /// x is packed, the states sorted, y unpacked and hN, cN unsorted by gathers on the device: no host round trip.
     /// </summary>
     /// <exception cref="ArgumentException">(ParamName "lengths") as <see cref="SequenceLengths.Validate"/>.</exception>
     internal DevicePass ForwardOnDevice(RnnParameters parameters, ArrayView<float> x, int steps, int batch, DevicePass? previous, bool keepForBackward,
@@ -495,54 +355,40 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
         PackedBatch? packed)
     {
         var config = parameters.Config;
-        int slices = config.NumLayers * config.Directions, h = config.HiddenSize;
-        long state = slices * (long)batch * h;
+        long state = config.NumLayers * config.Directions * (long)batch * config.HiddenSize;
         bool lstm = config.Cell.HasCellState();
-        var (weights, offsets) = UploadParameters(parameters);
-        var packing = packed is null ? null : new DevicePacking(packed, slices, _pool, Transfer);
-        var sort = packing?.Sort ?? default;
-        var tape = new Tape(this, config.NumLayers, config.Directions)
-        {
-            Steps = steps, Batch = batch, Weights = weights, Offsets = offsets, Packing = packing,
-            H0 = DeviceRows(previous is null ? default : previous.HN.View, slices * (long)batch, h, sort, "h0"),
-            C0 = lstm ? DeviceRows(previous is null ? default : previous.CN!.View, slices * (long)batch, h, sort, "c0") : null,
-        };
-        PooledBuffer? hN = null, cN = null, paddedOutput = null;
+        var tape = NewTape(parameters, steps, batch, packed);
+        PooledBuffer? y = null, hN = null, cN = null;
         try
         {
-            tape.LayerBuffers[0] = DeviceRows(x, (long)steps * batch, config.InputSize, packing?.Pack ?? default, "x [T, N, I]");
+            // The packed rows are the pass's own already; a dense pass's x is copied, as the caller may reuse it before backward.
+            var input = packed is null ? Keep(tape, DeviceCopy(x, (long)steps * batch * config.InputSize, "x [T, N, I]")).View : x;
+            var h0 = Keep(tape, DeviceCopy(previous is null ? default : previous.HN.View, state, "h0"));
+            var c0 = lstm ? Keep(tape, DeviceCopy(previous is null ? default : previous.CN!.View, state, "c0")) : null;
+            y = _pool.Rent((long)steps * batch * config.OutputSize, "y [T, N, D·H]");
             hN = _pool.Rent(state, "hN");
             cN = lstm ? _pool.Rent(state, "cN") : null;
-            RunForward(config, tape, hN, cN, keepForBackward);
-            if (packing is not null)
-            {
-                paddedOutput = DeviceRows(tape.LayerBuffers[config.NumLayers].View, 0, config.OutputSize, packing.Unpack, "y [T, N, D·H]");
-                hN = Unsorted(hN, packing, h, "hN");
-                if (cN is not null) cN = Unsorted(cN, packing, h, "cN");
-            }
-            return new DevicePass(tape, hN, cN, paddedOutput, config.NumLayers);
+            using (var compute = new DirectionCompute(this, config, tape, grads: null))
+                tape.Stacking = RecurrentStacking<ArrayView<float>>.Forward(compute, config, steps, batch, packed, input, fromTable: false,
+                    h0.View, c0?.View ?? default, y.View, hN.View, cN?.View ?? default, keepForBackward);
+            return new DevicePass(tape, y, hN, cN);
         }
         catch (Exception e)
         {
             tape.Dispose();
+            y?.Dispose();
             hN?.Dispose();
             cN?.Dispose();
-            paddedOutput?.Dispose();
             throw Wrap(e, "forward", config, steps, batch);
         }
     }
 
-    /// <summary>States in batch order from <paramref name="sorted"/> ones, which go back to the pool.</summary>
-    private PooledBuffer Unsorted(PooledBuffer sorted, DevicePacking packing, int hidden, string what)
-    {
-        using (sorted) return DeviceRows(sorted.View, 0, hidden, packing.Unsort, what);
-    }
-
     /// <summary>
-    /// <see cref="Backward"/> on device data: from dy [T, N, D·H] and the initial-state gradients <paramref name="next"/>
-    /// left (the pass chained after this one; zeros when null), leaves dx, dh0 and dc0 in <paramref name="pass"/> and
-    /// returns dx. Parameter gradients are downloaded and added into the host ones, as in <see cref="Backward"/>. A pass
-    /// with lengths packs dy and sorts dhN, dcN on the device, and unpacks dx (zeros past each end) and unsorts dh0, dc0.
+    /// <see cref="Backward"/> on device data, the same stacking: from dy [T, N, D·H] and the initial-state gradients
+    /// <paramref name="next"/> left (the pass chained after this one; zeros when null), leaves dx, dh0 and dc0 in
+    /// <paramref name="pass"/> and returns dx. Parameter gradients are downloaded and added into the host ones, as in
+    /// <see cref="Backward"/>. A pass with lengths packs dy and sorts dhN, dcN on the device, and unpacks dx (zeros past
+    /// each end) and unsorts dh0, dc0.
     /// </summary>
     internal ArrayView<float> BackwardOnDevice(RnnParameters parameters, DevicePass pass, ArrayView<float> dy, DevicePass? next)
     {
@@ -553,30 +399,21 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     {
         var config = parameters.Config;
         var tape = pass.Tape;
-        var packing = tape.Packing;
-        int slices = config.NumLayers * config.Directions, h = config.HiddenSize;
-        long state = slices * (long)tape.Batch * h;
+        long state = config.NumLayers * config.Directions * (long)tape.Batch * config.HiddenSize;
         bool lstm = config.Cell.HasCellState();
-        var sort = packing?.Sort ?? default;
         try
         {
-            using var dyBuffer = DeviceRows(dy, (long)tape.Steps * tape.Batch, config.OutputSize, packing?.Pack ?? default, "dy [T, N, D·H]");
-            using var dhN = DeviceRows(next?.Dh0 is null ? default : next.Dh0.View, slices * (long)tape.Batch, h, sort, "dhN");
-            using var dcN = lstm ? DeviceRows(next?.Dc0 is null ? default : next.Dc0.View, slices * (long)tape.Batch, h, sort, "dcN") : null;
+            using var dhN = DeviceCopy(next?.Dh0 is null ? default : next.Dh0.View, state, "dhN");
+            using var dcN = lstm ? DeviceCopy(next?.Dc0 is null ? default : next.Dc0.View, state, "dcN") : null;
             using var grads = _pool.Rent(tape.Weights.Length, "parameter gradients");
             grads.Clear();
+            pass.Dx = _pool.Rent((long)tape.Steps * tape.Batch * config.InputSize, "dx [T, N, I]");
             pass.Dh0 = _pool.Rent(state, "dh0");
             pass.Dc0 = lstm ? _pool.Rent(state, "dc0") : null;
-            pass.Dx = RunBackward(config, tape, dyBuffer, dhN, dcN, grads, pass.Dh0, pass.Dc0);
-            if (packing is not null)
-            {
-                var packedDx = pass.Dx;
-                pass.Dx = null;
-                using (packedDx) pass.Dx = DeviceRows(packedDx.View, 0, config.InputSize, packing.Unpack, "dx [T, N, I]");
-                pass.Dh0 = Unsorted(pass.Dh0, packing, h, "dh0");
-                if (pass.Dc0 is not null) pass.Dc0 = Unsorted(pass.Dc0, packing, h, "dc0");
-            }
-            AddGradientsToHost(parameters, tape, grads);
+            using (var compute = new DirectionCompute(this, config, tape, grads))
+                RecurrentStacking<ArrayView<float>>.Backward(compute, config, Stacking(tape), tape.Steps, tape.Batch, dy, dhN.View, dcN?.View ?? default,
+                    pass.Dx.View, pass.Dh0.View, pass.Dc0?.View ?? default);
+            AddGradientsToHost(parameters, grads);
             return pass.Dx.View;
         }
         catch (Exception e)
@@ -585,102 +422,250 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
         }
     }
 
-    /// <summary>
-    /// Back-propagates through every layer and direction on the device; returns dx [T, N, I] (packed: [Σ b, I]; the caller
-    /// disposes it). Each sequence's dh_n and dc_n enter at its own last step in the direction's order: dh and dc start as
-    /// dhN and dcN, and a step touches only its running rows, so a row that has not started back yet still holds them;
-    /// likewise a row whose sequence started from h0 keeps its dh0 from then on.
-    /// </summary>
-    private PooledBuffer RunBackward(RnnConfig config, Tape tape, PooledBuffer dy,
-        PooledBuffer dhN, PooledBuffer? dcN, PooledBuffer grads,
-        PooledBuffer dh0, PooledBuffer? dc0)
-    {
-        var cell = DeviceCells.For(config.Cell);
-        int steps = tape.Steps, batch = tape.Batch, h = config.HiddenSize, dirs = config.Directions, dhStride = dirs * h;
-        int gh = config.GateCount * h, nh = batch * h, rows = tape.Rows;
-        bool lstm = config.Cell.HasCellState(), keepsValue = cell.KeepsStepValue;
-        var gemm = _gpu.Gemm;
-        using var dInput = _pool.Rent((long)rows * gh, "input-sum gradients [T, N, G·H]");
-        using var dRecurBuffer = cell.SeparateRecurrentGradient ? _pool.Rent((long)rows * gh, "recurrent-sum gradients [T, N, G·H]") : null;
-        var dRecur = dRecurBuffer ?? dInput;
-        using var dh = _pool.Rent(nh, "dh [N, H]");
-        using var dc = lstm ? _pool.Rent(nh, "dc [N, H]") : null;
-        using var stepScratch = _pool.Rent(nh, "backward step scratch [N, H]");
-        using var sumScratch = _pool.Rent(IlgpuKernels.ColumnSumScratchLength(gh), "bias-gradient partial sums");
-        using var previousHidden = tape.Packing is null ? null : _pool.Rent((long)rows * h, "previous hidden states [Σb, H]");
-        var weights = tape.Weights;
-        PooledBuffer dOutput = dy;
-        PooledBuffer? ownedOutput = null;
-        for (int layer = config.NumLayers - 1; layer >= 0; layer--)
-        {
-            int inputSize = config.LayerInputSize(layer);
-            var input = tape.LayerBuffers[layer];
-            var output = tape.LayerBuffers[layer + 1];
-            var dLayerInput = _pool.Rent((long)rows * inputSize, $"layer {layer} input gradient [T, N, I]");
-            for (int dir = 0; dir < dirs; dir++)
-            {
-                var saved = tape.Saved[layer, dir];
-                long wihOffset = tape.Offsets[Index(config, layer, dir, ParameterSpec.WeightIH)];
-                long whhOffset = tape.Offsets[Index(config, layer, dir, ParameterSpec.WeightHH)];
-                var wih = At(weights, wihOffset);
-                var whh = At(weights, whhOffset);
-                int state = (layer * dirs + dir) * nh;
-                CopyRows(At(dhN, state), h, dh.View, h, batch, h);
-                if (lstm) CopyRows(At(dcN!, state), h, dc!.View, h, batch, h);
+    /// <summary>destination rows = source rows, [rows, cols] blocks with their own strides.</summary>
+    private void CopyRows(ArrayView<float> source, int sourceStride, ArrayView<float> destination, int destinationStride, int rows, int cols) =>
+        _gpu.Kernels.Unary<UnaryOps.Copy>()(new Index2D(cols, rows), source, new Block(0, sourceStride), destination, new Block(0, destinationStride));
 
-                // Rows [first, first + count) of step t back, as the forward pass ran them (StepRows in RunForward).
-                void StepRows(int t, int tPrev, bool continuing, int first, int count)
+    /// <summary>
+    /// One layer and direction on the device, for the stacking of one pass (used under the backend's lock, then disposed).
+    /// Forward: the input product W_ih x of all steps as one matrix product, then per step the recurrent product and the
+    /// cell's pointwise part on the step's running rows. Backward: per step back, then the parameter gradients as single
+    /// products over all rows. The workspace (products, scratch) is rented on first use and shared by the layers and directions.
+    /// </summary>
+    private sealed class DirectionCompute(IlgpuBackend backend, RnnConfig config, Tape tape, PooledBuffer? grads) : IDirectionCompute<ArrayView<float>>, IDisposable
+    {
+        private readonly IDeviceCell _cell = DeviceCells.For(config.Cell);
+        private readonly List<PooledBuffer> _workspace = [];
+        private readonly Dictionary<string, PooledBuffer> _named = [];
+
+        private DeviceBufferPool Pool => backend._pool;
+
+        /// <summary>
+        /// A workspace buffer of <paramref name="length"/>, rented once per pass: every layer and direction of a stack has the
+        /// same rows, G·H and H, so one of each serves them all.
+        /// </summary>
+        private ArrayView<float> Workspace(long length, string what)
+        {
+            if (!_named.TryGetValue(what, out var buffer))
+            {
+                _named[what] = buffer = Pool.Rent(length, what);
+                _workspace.Add(buffer);
+            }
+            else if (buffer.Length != Math.Max(length, 1))
+                throw new InvalidOperationException($"{what}: a workspace of {buffer.Length} floats was asked for again with {length}.");
+            return buffer.View;
+        }
+
+        public BufferLease<ArrayView<float>> Allocate(long elements, string what)
+        {
+            var buffer = Pool.Rent(elements, what);
+            return new(buffer.View, buffer);
+        }
+
+        private ArrayView<float> Parameter(in DirectionPass<ArrayView<float>> pass, ParameterSpec spec, PooledBuffer storage) =>
+            At(storage, tape.Offsets[(pass.Layer * config.Directions + pass.Direction) * config.Definition.Parameters.Count + config.Definition.IndexOf(spec)]);
+
+        /// <summary>b_t, the rows of step t (N when dense); 0 for a step outside [0, T), so a direction's ends need no case of their own.</summary>
+        private static int Running(in DirectionPass<ArrayView<float>> pass, int t) =>
+            t < 0 || t >= pass.Steps ? 0 : pass.Packed?.BatchSizes[t] ?? pass.Batch;
+
+        /// <summary>The first row of step t.</summary>
+        private static long FirstRow(in DirectionPass<ArrayView<float>> pass, int t) => pass.Packed?.Offsets[t] ?? (long)t * pass.Batch;
+
+        private static long Rows(in DirectionPass<ArrayView<float>> pass) => pass.Packed?.Rows ?? (long)pass.Steps * pass.Batch;
+
+        private static ArrayView<float> Row(StridedRows<ArrayView<float>> rows, long row) => At(rows.Buffer, rows.Offset + row * rows.Stride);
+
+        public IDisposable? Forward(in DirectionPass<ArrayView<float>> pass, bool keepForBackward)
+        {
+            var cell = _cell;
+            var cells = backend._cells;
+            int batch = pass.Batch, h = pass.HiddenSize, inputSize = pass.InputSize, rows = (int)Rows(pass);
+            int gh = config.GateCount * h, nh = batch * h, ngh = batch * gh;
+            bool lstm = config.Cell.HasCellState(), keepsValue = cell.KeepsStepValue, training = keepForBackward;
+            var inputProducts = Workspace((long)rows * gh, "input products W_ih x [T, N, G·H]");
+            var recurrentProduct = Workspace(ngh, "recurrent product [N, G·H]");
+            // Without a tape a step's gates, cell state and kept value are scratch, reused every step.
+            var gateScratch = training ? default : Workspace(ngh, "gates [N, G·H]");
+            var cellScratch = training || !lstm ? default : Workspace(nh, "cell state [N, H]");
+            var extraScratch = training || !keepsValue ? default : Workspace(nh, "kept step value [N, H]");
+            var saved = new DirectionSaved();
+            try
+            {
+                if (training)
+                {
+                    saved.Gates = Pool.Rent((long)rows * gh, "saved gates [T, N, G·H]");
+                    if (lstm) saved.Cells = Pool.Rent((long)rows * h, "saved cell states [T, N, H]");
+                    if (keepsValue) saved.Extra = Pool.Rent((long)rows * h, "saved step values [T, N, H]");
+                }
+                var whh = Parameter(pass, ParameterSpec.WeightHH, tape.Weights);
+                var bih = Parameter(pass, ParameterSpec.BiasIH, tape.Weights);
+                var bhh = Parameter(pass, ParameterSpec.BiasHH, tape.Weights);
+                // All T input products at once: [T·N, I] · W_ihᵀ (packed: the Σ b real rows).
+                backend._gpu.Gemm.Sgemm(false, true, rows, gh, inputSize, 1, pass.X.Buffer, inputSize, Parameter(pass, ParameterSpec.WeightIH, tape.Weights), inputSize,
+                    0, inputProducts, gh);
+                var y = pass.Y;
+                var h0 = pass.H0;
+                var c0 = pass.C0;
+
+                // Rows [first, first + count) of step t, continuing from step tPrev's rows or starting from h0 and c0.
+                void StepRows(in DirectionPass<ArrayView<float>> pass, int t, int tPrev, bool continuing, int first, int count)
                 {
                     if (count == 0) return;
-                    long row = tape.FirstRow(t) + first, previous = continuing ? tape.FirstRow(tPrev) + first : 0, initial = state + (long)first * h;
-                    cell.Backward(_cells, new BackwardStep
+                    long row = FirstRow(pass, t) + first, previous = continuing ? FirstRow(pass, tPrev) + first : 0, initial = (long)first * h;
+                    ArrayView<float> cPrev = default, cOut = default;
+                    if (lstm)
+                    {
+                        cPrev = !continuing ? At(c0.Buffer, c0.Offset + initial) : training ? At(saved.Cells!, previous * h) : At(cellScratch, (long)first * h);
+                        cOut = training ? At(saved.Cells!, row * h) : At(cellScratch, (long)first * h);
+                    }
+                    cell.Forward(cells, new ForwardStep
                     {
                         Batch = count, Hidden = h,
-                        Dy = At(dOutput, row * dhStride + dir * h), DyStride = dhStride,
-                        Dh = At(dh, (long)first * h), Dc = lstm ? At(dc!, (long)first * h) : default,
-                        WeightHH = whh, Gates = At(saved.Gates!, row * gh),
-                        CNew = lstm ? At(saved.Cells!, row * h) : default,
-                        CPrev = lstm ? continuing ? At(saved.Cells!, previous * h) : At(tape.C0!, initial) : default,
-                        Extra = keepsValue ? At(saved.Extra!, row * h) : default, Scratch = At(stepScratch, (long)first * h),
-                        HPrev = continuing ? At(output, previous * dhStride + dir * h) : At(tape.H0, initial),
-                        HPrevStride = continuing ? dhStride : h,
-                        DInput = At(dInput, row * gh), DRecur = At(dRecur, row * gh),
+                        InputProduct = At(inputProducts, row * gh), RecurrentProduct = At(recurrentProduct, (long)first * gh),
+                        WeightHH = whh, BiasIH = bih, BiasHH = bhh,
+                        HPrev = continuing ? Row(y, previous) : At(h0.Buffer, h0.Offset + initial), HPrevStride = continuing ? y.Stride : h,
+                        HOut = Row(y, row), HOutStride = y.Stride,
+                        CPrev = cPrev, COut = cOut,
+                        Gates = training ? At(saved.Gates!, row * gh) : At(gateScratch, (long)first * gh),
+                        Extra = keepsValue ? training ? At(saved.Extra!, row * h) : At(extraScratch, (long)first * h) : default,
                     });
                 }
 
-                bool reverse = dir == 1;
-                for (int s = steps - 1; s >= 0; s--)
+                int steps = pass.Steps;
+                bool reverse = pass.Reverse;
+                for (int s = 0; s < steps; s++)
                 {
-                    int t = reverse ? steps - 1 - s : s, tPrev = reverse ? t + 1 : t - 1;
-                    int running = tape.Running(t), carried = Math.Min(running, tape.Running(tPrev));
-                    StepRows(t, tPrev, continuing: true, 0, carried);
-                    StepRows(t, tPrev, continuing: false, carried, running - carried);
+                    int t = reverse ? steps - 1 - s : s, tPrev = reverse ? t + 1 : t - 1, tNext = reverse ? t - 1 : t + 1;
+                    int running = Running(pass, t);
+                    // The first rows continue from step tPrev; packed in reverse, the sequences whose last step is t start here.
+                    int carried = Math.Min(running, Running(pass, tPrev));
+                    StepRows(pass, t, tPrev, continuing: true, 0, carried);
+                    StepRows(pass, t, tPrev, continuing: false, carried, running - carried);
+                    // The last rows end here (packed forward, the sequences whose last step is t): their states are final.
+                    int ending = Math.Min(running, Running(pass, tNext));
+                    if (ending < running)
+                    {
+                        long row = FirstRow(pass, t) + ending, final = (long)ending * h;
+                        backend.CopyRows(Row(y, row), y.Stride, At(pass.HN.Buffer, pass.HN.Offset + final), h, running - ending, h);
+                        if (lstm)
+                            backend.CopyRows(training ? At(saved.Cells!, row * h) : At(cellScratch, (long)ending * h), h, At(pass.CN.Buffer, pass.CN.Offset + final), h,
+                                running - ending, h);
+                    }
                 }
-                CopyRows(dh.View, h, At(dh0, state), h, batch, h);
-                if (lstm) CopyRows(dc!.View, h, At(dc0!, state), h, batch, h);
-
-                // Parameter gradients: one product over all T·N rows each (packed: the real rows only).
-                gemm.Sgemm(true, false, gh, inputSize, rows, 1, dInput.View, gh, input.View, inputSize, 1, At(grads, wihOffset), inputSize);
-                if (previousHidden is not null)
-                    _gpu.Kernels.GatherPreviousHidden(new Index1D(rows * h), At(output, dir * h), dhStride, At(tape.H0, state),
-                        tape.Packing!.PreviousRows(reverse), previousHidden.View, h);
-                cell.RecurrentWeightGradient(_cells, new RecurrentWeightPass
-                {
-                    Steps = steps, Batch = batch, Rows = rows, Hidden = h, Reverse = reverse,
-                    DRecur = dRecur.View, Outputs = At(output, dir * h), OutputStride = dhStride, H0 = At(tape.H0, state),
-                    PreviousHidden = previousHidden?.View ?? default,
-                    Extra = keepsValue ? saved.Extra!.View : default, DWeightHH = At(grads, whhOffset),
-                });
-                _gpu.Kernels.ColumnSums(dInput.View, rows, gh, gh, At(grads, tape.Offsets[Index(config, layer, dir, ParameterSpec.BiasIH)]), accumulate: true, sumScratch.View);
-                _gpu.Kernels.ColumnSums(dRecur.View, rows, gh, gh, At(grads, tape.Offsets[Index(config, layer, dir, ParameterSpec.BiasHH)]), accumulate: true, sumScratch.View);
-                // The layer input's gradient: both directions' dInput · W_ih, summed.
-                gemm.Sgemm(false, false, rows, inputSize, gh, 1, dInput.View, gh, wih, inputSize, dir == 0 ? 0 : 1, dLayerInput.View, inputSize);
+                if (training) return saved;
+                saved.Dispose();
+                return null;
             }
-            ownedOutput?.Dispose();
-            ownedOutput = dLayerInput;
-            dOutput = dLayerInput;
+            catch
+            {
+                saved.Dispose();
+                throw;
+            }
         }
-        return ownedOutput!;
+
+        /// <remarks>
+        /// Each sequence's dh_n and dc_n enter at its own last step in the direction's order: dh and dc start as dhN and dcN,
+        /// and a step touches only its running rows, so a row that has not started back yet still holds them; likewise a row
+        /// whose sequence started from h0 keeps its dh0 from then on.
+        /// </remarks>
+        public void Backward(in DirectionPass<ArrayView<float>> pass, IDisposable savedState)
+        {
+            var saved = (DirectionSaved)savedState;
+            var cell = _cell;
+            var cells = backend._cells;
+            var gemm = backend._gpu.Gemm;
+            var kernels = backend._gpu.Kernels;
+            int steps = pass.Steps, batch = pass.Batch, h = pass.HiddenSize, inputSize = pass.InputSize, rows = (int)Rows(pass);
+            int gh = config.GateCount * h, nh = batch * h;
+            bool lstm = config.Cell.HasCellState(), keepsValue = cell.KeepsStepValue;
+            var dInput = Workspace((long)rows * gh, "input-sum gradients [T, N, G·H]");
+            var dRecur = cell.SeparateRecurrentGradient ? Workspace((long)rows * gh, "recurrent-sum gradients [T, N, G·H]") : dInput;
+            var dh = Workspace(nh, "dh [N, H]");
+            var dc = lstm ? Workspace(nh, "dc [N, H]") : default;
+            var stepScratch = Workspace(nh, "backward step scratch [N, H]");
+            var sumScratch = Workspace(IlgpuKernels.ColumnSumScratchLength(gh), "bias-gradient partial sums");
+            var previousHidden = pass.Packed is null ? default : Workspace((long)rows * h, "previous hidden states [Σb, H]");
+            var weights = tape.Weights;
+            var wih = Parameter(pass, ParameterSpec.WeightIH, weights);
+            var whh = Parameter(pass, ParameterSpec.WeightHH, weights);
+            var (y, dy, h0, c0) = (pass.Y, pass.DY, pass.H0, pass.C0);
+            backend.CopyRows(At(pass.DHN.Buffer, pass.DHN.Offset), h, dh, h, batch, h);
+            if (lstm) backend.CopyRows(At(pass.DCN.Buffer, pass.DCN.Offset), h, dc, h, batch, h);
+
+            // Rows [first, first + count) of step t back, as the forward pass ran them (StepRows in Forward).
+            void StepRows(in DirectionPass<ArrayView<float>> pass, int t, int tPrev, bool continuing, int first, int count)
+            {
+                if (count == 0) return;
+                long row = FirstRow(pass, t) + first, previous = continuing ? FirstRow(pass, tPrev) + first : 0, initial = (long)first * h;
+                cell.Backward(cells, new BackwardStep
+                {
+                    Batch = count, Hidden = h,
+                    Dy = Row(dy, row), DyStride = dy.Stride,
+                    Dh = At(dh, (long)first * h), Dc = lstm ? At(dc, (long)first * h) : default,
+                    WeightHH = whh, Gates = At(saved.Gates!, row * gh),
+                    CNew = lstm ? At(saved.Cells!, row * h) : default,
+                    CPrev = lstm ? continuing ? At(saved.Cells!, previous * h) : At(c0.Buffer, c0.Offset + initial) : default,
+                    Extra = keepsValue ? At(saved.Extra!, row * h) : default, Scratch = At(stepScratch, (long)first * h),
+                    HPrev = continuing ? Row(y, previous) : At(h0.Buffer, h0.Offset + initial),
+                    HPrevStride = continuing ? y.Stride : h,
+                    DInput = At(dInput, row * gh), DRecur = At(dRecur, row * gh),
+                });
+            }
+
+            bool reverse = pass.Reverse;
+            for (int s = steps - 1; s >= 0; s--)
+            {
+                int t = reverse ? steps - 1 - s : s, tPrev = reverse ? t + 1 : t - 1;
+                int running = Running(pass, t), carried = Math.Min(running, Running(pass, tPrev));
+                StepRows(pass, t, tPrev, continuing: true, 0, carried);
+                StepRows(pass, t, tPrev, continuing: false, carried, running - carried);
+            }
+            backend.CopyRows(dh, h, At(pass.DH0.Buffer, pass.DH0.Offset), h, batch, h);
+            if (lstm) backend.CopyRows(dc, h, At(pass.DC0.Buffer, pass.DC0.Offset), h, batch, h);
+
+            // Parameter gradients: one product over all T·N rows each (packed: the real rows only).
+            var g = grads!;
+            gemm.Sgemm(true, false, gh, inputSize, rows, 1, dInput, gh, pass.X.Buffer, inputSize, 1, Parameter(pass, ParameterSpec.WeightIH, g), inputSize);
+            if (pass.Packed is not null)
+                kernels.GatherPreviousHidden(new Index1D(rows * h), At(y.Buffer, y.Offset), y.Stride, At(h0.Buffer, h0.Offset),
+                    tape.Packing!.PreviousRows(reverse), previousHidden, h);
+            cell.RecurrentWeightGradient(cells, new RecurrentWeightPass
+            {
+                Steps = steps, Batch = batch, Rows = rows, Hidden = h, Reverse = reverse,
+                DRecur = dRecur, Outputs = At(y.Buffer, y.Offset), OutputStride = y.Stride, H0 = At(h0.Buffer, h0.Offset),
+                PreviousHidden = previousHidden,
+                Extra = keepsValue ? saved.Extra!.View : default, DWeightHH = Parameter(pass, ParameterSpec.WeightHH, g),
+            });
+            kernels.ColumnSums(dInput, rows, gh, gh, Parameter(pass, ParameterSpec.BiasIH, g), accumulate: true, sumScratch);
+            kernels.ColumnSums(dRecur, rows, gh, gh, Parameter(pass, ParameterSpec.BiasHH, g), accumulate: true, sumScratch);
+            // The layer input's gradient: this direction's dInput · W_ih, added to the other direction's when it wrote first.
+            gemm.Sgemm(false, false, rows, inputSize, gh, 1, dInput, gh, wih, inputSize, pass.AccumulateDX ? 1 : 0, pass.DX.Buffer, inputSize);
+        }
+
+        public void Pack(PackedBatch layout, ArrayView<float> padded, ArrayView<float> packed, int features) =>
+            Gather(padded, tape.Packing!.Pack, packed, features);
+
+        public void Unpack(PackedBatch layout, ArrayView<float> packed, ArrayView<float> padded, int features) =>
+            Gather(packed, tape.Packing!.Unpack, padded, features);
+
+        public void SortStates(PackedBatch layout, ArrayView<float> states, ArrayView<float> sorted, long elements, int hidden) =>
+            Gather(states, tape.Packing!.Sort, sorted, hidden);
+
+        public void UnsortStates(PackedBatch layout, ArrayView<float> sorted, ArrayView<float> states, long elements, int hidden) =>
+            Gather(sorted, tape.Packing!.Unsort, states, hidden);
+
+        /// <summary>destination row r = source row gather[r] (zeros for −1), rows of <paramref name="columns"/>.</summary>
+        private void Gather(ArrayView<float> source, ArrayView<int> gather, ArrayView<float> destination, int columns)
+        {
+            if (gather.Length > 0 && columns > 0)
+                backend._gpu.Kernels.GatherRows(new Index1D(gather.IntLength * columns), source, gather, destination, columns);
+        }
+
+        public void Dispose()
+        {
+            foreach (var buffer in _workspace) buffer.Dispose();
+        }
     }
 
     /// <summary>Frees the device. Tapes of this backend must not be used afterwards.</summary>

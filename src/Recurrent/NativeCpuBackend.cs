@@ -1,4 +1,5 @@
 using Recurrent.Kernels.Cpu;
+using Recurrent.Stacking;
 
 namespace Recurrent;
 
@@ -12,7 +13,7 @@ namespace Recurrent;
 /// </summary>
 /// <remarks>
 /// Training memory per token (T·N of them, or the real tokens of a variable-length batch) of each layer and direction,
-/// besides the layer inputs that <see cref="DirectionwiseBackend"/> keeps: LSTM 24·H bytes, GRU reset-after 20·H, GRU
+/// besides the layer inputs that the stacking (<see cref="Stacking.RecurrentStacking{TBuffer}"/>) keeps: LSTM 24·H bytes, GRU reset-after 20·H, GRU
 /// reset-before 16·H, Elman 4·H. Inference keeps O(N·H) between steps and frees its per-call workspace (the [T·N, G·H] input
 /// projection) on return. The native memory of a training pass is freed when its <see cref="RnnForwardResult"/>
 /// is disposed (or finalized).
@@ -38,25 +39,46 @@ public sealed class NativeCpuBackend(bool fused = true) : DirectionwiseBackend
     /// <inheritdoc />
     protected internal override bool SupportsTableInput => true;
 
-    /// <inheritdoc />
-    protected override IDisposable? ForwardDirection(in DirectionForward call, bool keepForBackward) =>
-        NativeRnn.Forward(call.Cell, Fused, call.Steps, call.Batch, call.InputSize, call.HiddenSize, call.Reverse,
-            call.WeightIH, call.WeightHH, call.BiasIH, call.BiasHH, Rows(call.X, call.InputTable, call.InputIds, call.InputSize),
-            call.H0, call.C0, call.Y, call.HN, call.CN, keepForBackward, call.YStride, call.BatchSizes);
+    internal override IDirectionCompute<Memory<float>> Compute(RnnParameters parameters, TableInput? table, Memory<float> tableGradient) =>
+        new DirectionCompute(this, parameters, table, tableGradient);
 
-    /// <inheritdoc />
-    protected override void BackwardDirection(in DirectionBackward call, IDisposable saved)
+    /// <summary>One direction pass on the native library: the stacking's arguments as spans, one call to rc_rnn_forward or rc_rnn_backward.</summary>
+    private sealed class DirectionCompute(NativeCpuBackend backend, RnnParameters parameters, TableInput? table, Memory<float> tableGradient)
+        : HostDirectionCompute<float>
     {
-        if (saved is not NativeRnnTape tape)
-            throw new ArgumentException($"saved: expected what the {Name} backend's forward pass kept, got {saved?.GetType().Name ?? "null"}.", nameof(saved));
-        // The tape's own batch sizes shape the backward pass; a stack hands the same ones again.
-        if (!call.BatchSizes.SequenceEqual(tape.BatchSizes))
-            throw new ArgumentException("call: its batch sizes differ from those of the forward pass that made saved.", nameof(call));
-        NativeRnn.Backward(tape, call.WeightIH, call.WeightHH, Rows(call.X, call.InputTable, call.InputIds, call.InputSize),
-            call.DY, call.DHN, call.DCN, call.DX, call.DInputTable, call.DH0, call.DC0, call.DWeightIH, call.DWeightHH, call.DBiasIH, call.DBiasHH,
-            call.DYStride, accumulateDX: call.AccumulateDX);
-    }
+        public override IDisposable? Forward(in DirectionPass<Memory<float>> pass, bool keepForBackward)
+        {
+            var config = parameters.Config;
+            int n = pass.Batch, h = pass.HiddenSize;
+            return NativeRnn.Forward(config.Cell, backend.Fused, pass.Steps, n, pass.InputSize, h, pass.Reverse,
+                Value(pass, 0), Value(pass, 1), Value(pass, 2), Value(pass, 3), Rows(pass),
+                State(pass.H0, n, h), State(pass.C0, n, h), From(pass.Y), State(pass.HN, n, h), State(pass.CN, n, h), keepForBackward, pass.Y.Stride,
+                BatchSizes(pass));
+        }
 
-    private static RnnInputRows Rows(ReadOnlySpan<float> x, ReadOnlySpan<float> table, ReadOnlySpan<int> ids, int inputSize) =>
-        ids.IsEmpty ? RnnInputRows.Dense(x) : RnnInputRows.FromTable(table, table.Length / inputSize, ids);
+        public override void Backward(in DirectionPass<Memory<float>> pass, IDisposable saved)
+        {
+            if (saved is not NativeRnnTape tape)
+                throw new ArgumentException($"saved: expected what the {backend.Name} backend's forward pass kept, got {saved?.GetType().Name ?? "null"}.", nameof(saved));
+            // The tape's own batch sizes shape the backward pass; a stack hands the same ones again.
+            if (!BatchSizes(pass).SequenceEqual(tape.BatchSizes))
+                throw new ArgumentException("pass: its batch sizes differ from those of the forward pass that made saved.", nameof(pass));
+            int n = pass.Batch, h = pass.HiddenSize;
+            NativeRnn.Backward(tape, Value(pass, 0), Value(pass, 1), Rows(pass),
+                From(pass.DY), State(pass.DHN, n, h), State(pass.DCN, n, h), From(pass.DX), pass.FromTable ? tableGradient.Span : default,
+                State(pass.DH0, n, h), State(pass.DC0, n, h), Grad(pass, 0), Grad(pass, 1), Grad(pass, 2), Grad(pass, 3),
+                pass.DY.Stride, pass.DX.Stride, accumulateDX: pass.AccumulateDX);
+        }
+
+        // By spec position: weight_ih, weight_hh, bias_ih, bias_hh.
+        private Span<float> Value(in DirectionPass<Memory<float>> pass, int position) => parameters[pass.Layer, pass.Direction, position].Value.Span;
+
+        private Span<float> Grad(in DirectionPass<Memory<float>> pass, int position) => parameters[pass.Layer, pass.Direction, position].Grad.Span;
+
+        private static ReadOnlySpan<int> BatchSizes(in DirectionPass<Memory<float>> pass) =>
+            pass.Packed is null ? default : pass.Packed.BatchSizes.AsSpan(0, pass.Steps);
+
+        private RnnInputRows Rows(in DirectionPass<Memory<float>> pass) =>
+            pass.FromTable ? RnnInputRows.FromTable(table!.Table.Span, table.Vocab, table.Ids) : RnnInputRows.Dense(From(pass.X), pass.X.Stride);
+    }
 }

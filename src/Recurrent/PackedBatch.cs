@@ -8,7 +8,7 @@ namespace Recurrent;
 /// so the work is proportional to the real tokens), and unpacks its output once.
 /// </summary>
 /// <remarks>
-/// The contract of a direction pass on packed rows (<see cref="DirectionForward.BatchSizes"/>, the native
+/// The contract of a direction pass on packed rows (<see cref="Stacking.DirectionPass{TBuffer}.Packed"/>, the native
 /// <c>rc_rnn_direction.batch_sizes</c>): b = <see cref="BatchSizes"/> is non-increasing with b[0] = N (every length ≥ 1);
 /// input, output and their gradients are Σ b rows in this layout; the states h0, c0, hN, cN and their gradients are N rows in
 /// sorted order. The forward direction runs sorted sequence p over steps 0 … len−1 and leaves its state at step len−1 in
@@ -66,7 +66,7 @@ internal sealed class PackedBatch
     }
 
     /// <summary>Padded rows [T, N, F] → packed rows [Σ b, F]; rows past a sequence's end are not read.</summary>
-    public void Pack(ReadOnlySpan<float> padded, Span<float> packed, int features)
+    public void Pack<T>(ReadOnlySpan<T> padded, Span<T> packed, int features)
     {
         for (int t = 0; t < Steps; t++)
             for (int p = 0; p < BatchSizes[t]; p++)
@@ -74,7 +74,7 @@ internal sealed class PackedBatch
     }
 
     /// <summary>Packed rows [Σ b, F] → padded rows [T, N, F]: every row is written, zeros past a sequence's end.</summary>
-    public void Unpack(ReadOnlySpan<float> packed, Span<float> padded, int features)
+    public void Unpack<T>(ReadOnlySpan<T> packed, Span<T> padded, int features)
     {
         for (int t = 0; t < Steps; t++)
         {
@@ -94,7 +94,7 @@ internal sealed class PackedBatch
     }
 
     /// <summary>States [S, N, H] in batch order → [S, N, H] in sorted order (each of the S slices permuted alike).</summary>
-    public void SortStates(ReadOnlySpan<float> states, Span<float> sorted, int hidden)
+    public void SortStates<T>(ReadOnlySpan<T> states, Span<T> sorted, int hidden)
     {
         int slices = states.Length / (Batch * hidden);
         for (int s = 0; s < slices; s++)
@@ -103,7 +103,7 @@ internal sealed class PackedBatch
     }
 
     /// <summary>States [S, N, H] in sorted order → [S, N, H] in batch order.</summary>
-    public void UnsortStates(ReadOnlySpan<float> sorted, Span<float> states, int hidden)
+    public void UnsortStates<T>(ReadOnlySpan<T> sorted, Span<T> states, int hidden)
     {
         int slices = sorted.Length / (Batch * hidden);
         for (int s = 0; s < slices; s++)

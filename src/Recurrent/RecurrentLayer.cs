@@ -277,14 +277,14 @@ public abstract class RecurrentLayer
         Tensor.RequireShape(tableGradient, nameof(tableGradient), run.Input.Vocab, Config.InputSize);
         int steps = forward.Output.Shape[0], batch = forward.Output.Shape[1];
         RequireOutputGradients(dy, dhN, dcN, steps, batch);
-        return BackwardFromTableUnchecked(forward, dy ?? new Tensor(steps, batch, Config.OutputSize), tableGradient.Span, dhN, dcN);
+        return BackwardFromTableUnchecked(forward, dy ?? new Tensor(steps, batch, Config.OutputSize), tableGradient.Memory, dhN, dcN);
     }
 
     /// <summary>
     /// <see cref="BackwardFromTable(RnnForwardResult, Tensor?, Tensor, Tensor?, Tensor?)"/> for callers that validated the
     /// shapes; <paramref name="tableGradient"/> [V, I] is added into.
     /// </summary>
-    internal RnnStateGradients BackwardFromTableUnchecked(RnnForwardResult forward, Tensor dy, Span<float> tableGradient, Tensor? dhN = null, Tensor? dcN = null)
+    internal RnnStateGradients BackwardFromTableUnchecked(RnnForwardResult forward, Tensor dy, Memory<float> tableGradient, Tensor? dhN = null, Tensor? dcN = null)
     {
         var run = forward.Table ?? throw new ArgumentException("forward: the pass had dense input; back-propagate it with Backward.", nameof(forward));
         var tape = forward.Tape ?? throw new InvalidOperationException("forward: this forward pass kept nothing for backward, or it was disposed.");
@@ -297,7 +297,7 @@ public abstract class RecurrentLayer
             for (int r = 0; r < ids.Length; r++)
                 if (ids[r] >= 0)
                 {
-                    var destination = tableGradient.Slice(ids[r] * input, input);
+                    var destination = tableGradient.Span.Slice(ids[r] * input, input);
                     var source = dx.Slice(r * input, input);
                     for (int i = 0; i < input; i++) destination[i] += source[i];
                 }

@@ -6,9 +6,9 @@ namespace Recurrent.Ilgpu;
 
 /// <summary>
 /// A <see cref="PackedBatch"/> on the device: the index buffers of <see cref="PackingKernels"/>, built on the host and
-/// uploaded the first time a pass needs them, then kept until the pass's tape is disposed. A backward pass needs the
-/// previous-hidden rows (dW_hh); only the device-level entry needs the gathers that pack, unpack, sort and unsort, since
-/// the host entry does those on the host around its one upload and download.
+/// uploaded the first time a pass needs them, then kept until the pass's tape is disposed: the gathers that pack, unpack,
+/// sort and unsort (the stacking's moves of the packed layout on the device), and the previous-hidden rows a backward
+/// pass needs (dW_hh).
 /// </summary>
 /// <remarks>Not thread-safe: the backend's lock serialises its users; <see cref="Dispose"/> may come from any thread.</remarks>
 internal sealed class DevicePacking(PackedBatch batch, int stateSlices, DeviceBufferPool pool, Action<Action> transfer) : IDisposable

@@ -8,10 +8,10 @@ namespace Recurrent.Reference;
 public sealed record DirectionWeights(double[] WeightIH, double[] WeightHH, double[] BiasIH, double[] BiasHH);
 
 /// <summary>What the reference keeps of one layer and direction for its backward pass.</summary>
-internal sealed class DirectionTape
+internal sealed class DirectionTape(int steps) : IDisposable
 {
-    public required ReferenceStep?[] Steps { get; init; }   // indexed by time t, whichever way the direction walks; null where no sequence runs
-    public required int[][] Running { get; init; }          // [t]: the sequences n that computed step t, ascending: the rows of Steps[t]
+    public ReferenceStep[] Steps { get; } = new ReferenceStep[steps];   // indexed by time t, whichever way the direction walks
+    public void Dispose() { }
 }
 
 /// <summary>
@@ -59,38 +59,39 @@ internal static class ReferenceCell
     }
 
     /// <summary>
-    /// Runs one direction over x [T, N, I]; writes y [T, N, H], hN, cN; returns the tape. With
-    /// <paramref name="lengths"/> ([N], validated by the caller; null = all T) sequence n computes only the steps
-    /// t &lt; lengths[n], so the reverse direction starts at its own last step; elsewhere its state is carried unchanged
-    /// and its rows of y are zero. hN is then each sequence's state at its own end, as PyTorch's packed sequences give.
+    /// Step t's rows: dense, the N rows from t·N; packed (<paramref name="packed"/>, the sequences sorted longest first), the
+    /// b_t rows of the sequences still running, from row Σ_{s&lt;t} b_s. The running sequences are then states rows 0 … b_t − 1.
     /// </summary>
-    public static DirectionTape Forward(CellKind cell, DirectionWeights w, int steps, int batch, int inputSize, int hidden,
+    private static (int First, int Count) StepRows(PackedBatch? packed, int batch, int t) =>
+        packed is null ? (t * batch, batch) : (packed.Offsets[t], packed.BatchSizes[t]);
+
+    /// <summary>
+    /// Runs one direction over the rows of x (I each; dense [T, N, I] or <paramref name="packed"/>'s packed rows); writes its
+    /// output rows of H, <paramref name="yStride"/> apart in y, and hN, cN; returns the tape. Packed, step t computes only
+    /// the running sequences, so the reverse direction starts each at its own last step (from h0, which its state row
+    /// holds until then) and a finished sequence keeps its final state: hN is each sequence's state at its own end, as
+    /// PyTorch's packed sequences give.
+    /// </summary>
+    public static DirectionTape Forward(CellKind cell, DirectionWeights w, int steps, int batch, int inputSize, int hidden, PackedBatch? packed,
         ReadOnlySpan<double> x, ReadOnlySpan<double> h0, ReadOnlySpan<double> c0, bool reverse,
-        Span<double> y, Span<double> hN, Span<double> cN, int[]? lengths = null)
+        Span<double> y, int yStride, Span<double> hN, Span<double> cN)
     {
         var step = ReferenceCells.For(cell);
-        int gh = cell.GateCount() * hidden, nh = batch * hidden;
-        var tape = new DirectionTape { Steps = new ReferenceStep?[steps], Running = new int[steps][] };
-        // The whole batch's states [N·H]; each step computes the running rows only, as a smaller batch, and writes them
-        // back, so a finished (or not yet started) sequence keeps its state. With every sequence running the gathered
-        // rows are the whole batch in order, and the arithmetic is exactly that of an unpadded batch.
+        int gh = cell.GateCount() * hidden;
+        var tape = new DirectionTape(steps);
+        // The whole batch's states [N·H]; each step computes its first m rows, the running sequences, as a smaller batch, and
+        // writes them back. With every sequence running that is the whole batch, and the arithmetic that of an unpadded batch.
         double[][] states = cell.HasCellState() ? [h0.ToArray(), c0.ToArray()] : [h0.ToArray()];
         for (int s = 0; s < steps; s++)
         {
             int t = reverse ? steps - 1 - s : s;
-            var running = Running(lengths, batch, t);
-            tape.Running[t] = running;
-            var yt = y.Slice(t * nh, nh);
-            yt.Clear();
-            if (running.Length == 0) continue;
-            int m = running.Length;
-            var xt = Gather(x.Slice(t * batch * inputSize, batch * inputSize), running, inputSize);
+            var (first, m) = StepRows(packed, batch, t);
             var input = new double[m * gh];    // W_ih x + b_ih
-            AddMatVec(w.WeightIH, w.BiasIH, gh, inputSize, xt, m, input);
-            var kept = step.Forward(w, m, hidden, input, Array.ConvertAll(states, state => Gather(state, running, hidden)));
+            AddMatVec(w.WeightIH, w.BiasIH, gh, inputSize, x.Slice(first * inputSize, m * inputSize), m, input);
+            var kept = step.Forward(w, m, hidden, input, Array.ConvertAll(states, state => state[..(m * hidden)]));
             tape.Steps[t] = kept;
-            for (int k = 0; k < states.Length; k++) Scatter(kept.End[k], running, hidden, states[k]);
-            Scatter(kept.End[0], running, hidden, yt);
+            for (int k = 0; k < states.Length; k++) kept.End[k].CopyTo(states[k], 0);
+            for (int r = 0; r < m; r++) kept.End[0].AsSpan(r * hidden, hidden).CopyTo(y.Slice((first + r) * yStride, hidden));
         }
         states[0].CopyTo(hN);
         if (cell.HasCellState()) states[1].CopyTo(cN);
@@ -98,57 +99,33 @@ internal static class ReferenceCell
     }
 
     /// <summary>
-    /// Back-propagates one direction. Adds into dx [T, N, I] and into the gradients <paramref name="grads"/>;
-    /// writes dh0 and dc0. A sequence's steps past its length (the tape's) take nothing: its dy there is ignored, its dx
-    /// there stays as it was, and its state gradients pass those steps unchanged.
+    /// Back-propagates one direction through the pass that made <paramref name="tape"/>, on the same rows. Adds into dx (rows
+    /// of I) and into the gradients <paramref name="grads"/>; writes dh0 and dc0. dy is read as the output was written:
+    /// rows of H, <paramref name="dyStride"/> apart.
     /// </summary>
-    public static void Backward(CellKind cell, DirectionWeights w, DirectionTape tape, int steps, int batch, int inputSize, int hidden,
-        ReadOnlySpan<double> x, bool reverse, ReadOnlySpan<double> dy, ReadOnlySpan<double> dhN, ReadOnlySpan<double> dcN,
+    public static void Backward(CellKind cell, DirectionWeights w, DirectionTape tape, int steps, int batch, int inputSize, int hidden, PackedBatch? packed,
+        ReadOnlySpan<double> x, bool reverse, ReadOnlySpan<double> dy, int dyStride, ReadOnlySpan<double> dhN, ReadOnlySpan<double> dcN,
         Span<double> dx, Span<double> dh0, Span<double> dc0, DirectionWeights grads)
     {
         var step = ReferenceCells.For(cell);
-        int gh = cell.GateCount() * hidden, nh = batch * hidden;
+        int gh = cell.GateCount() * hidden;
         double[][] dStates = cell.HasCellState() ? [dhN.ToArray(), dcN.ToArray()] : [dhN.ToArray()];
         for (int s = steps - 1; s >= 0; s--)
         {
             int t = reverse ? steps - 1 - s : s;
-            var running = tape.Running[t];
-            if (running.Length == 0) continue;
-            int m = running.Length;
-            var xt = Gather(x.Slice(t * batch * inputSize, batch * inputSize), running, inputSize);
-            var dRunning = Array.ConvertAll(dStates, d => Gather(d, running, hidden));
-            var dyt = Gather(dy.Slice(t * nh, nh), running, hidden);
+            var (first, m) = StepRows(packed, batch, t);
+            var dRunning = Array.ConvertAll(dStates, d => d[..(m * hidden)]);
             double[] dh = dRunning[0];
-            for (int i = 0; i < m * hidden; i++) dh[i] += dyt[i];
+            for (int r = 0; r < m; r++)
+                for (int j = 0; j < hidden; j++) dh[r * hidden + j] += dy[(first + r) * dyStride + j];
             var dInput = new double[m * gh];   // gradient of W_ih x + b_ih
-            var dStart = step.Backward(w, tape.Steps[t]!, m, hidden, dRunning, dInput, grads);
-            for (int k = 0; k < dStates.Length; k++) Scatter(dStart[k], running, hidden, dStates[k]);
-            AddOuter(grads.WeightIH, grads.BiasIH, gh, inputSize, dInput, xt, m);
-            // Added into the rows as they stand (the other direction's share may be there), in the unpadded order of sums.
-            var dxt = dx.Slice(t * batch * inputSize, batch * inputSize);
-            var dxRunning = Gather(dxt, running, inputSize);
-            AddMatTVec(w.WeightIH, gh, inputSize, dInput, m, dxRunning);
-            Scatter(dxRunning, running, inputSize, dxt);
+            var dStart = step.Backward(w, tape.Steps[t], m, hidden, dRunning, dInput, grads);
+            for (int k = 0; k < dStates.Length; k++) dStart[k].CopyTo(dStates[k], 0);
+            AddOuter(grads.WeightIH, grads.BiasIH, gh, inputSize, dInput, x.Slice(first * inputSize, m * inputSize), m);
+            // Added into the rows as they stand: the layer's other direction may have written its share first.
+            AddMatTVec(w.WeightIH, gh, inputSize, dInput, m, dx.Slice(first * inputSize, m * inputSize));
         }
         dStates[0].CopyTo(dh0);
         if (cell.HasCellState()) dStates[1].CopyTo(dc0);
-    }
-
-    /// <summary>The sequences n with t &lt; lengths[n], ascending (all N when lengths is null).</summary>
-    private static int[] Running(int[]? lengths, int batch, int t) =>
-        Enumerable.Range(0, batch).Where(n => SequenceLengths.Runs(lengths, n, t)).ToArray();
-
-    /// <summary>The rows <paramref name="rows"/> of a [N, width] buffer, as a new [rows, width] array.</summary>
-    private static double[] Gather(ReadOnlySpan<double> source, int[] rows, int width)
-    {
-        var result = new double[rows.Length * width];
-        for (int r = 0; r < rows.Length; r++) source.Slice(rows[r] * width, width).CopyTo(result.AsSpan(r * width, width));
-        return result;
-    }
-
-    /// <summary>Writes a [rows, width] array back to the rows <paramref name="rows"/> of a [N, width] buffer.</summary>
-    private static void Scatter(ReadOnlySpan<double> source, int[] rows, int width, Span<double> destination)
-    {
-        for (int r = 0; r < rows.Length; r++) source.Slice(r * width, width).CopyTo(destination.Slice(rows[r] * width, width));
     }
 }

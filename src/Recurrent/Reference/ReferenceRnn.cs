@@ -1,3 +1,5 @@
+using Recurrent.Stacking;
+
 namespace Recurrent.Reference;
 
 /// <summary>Every parameter of a stack in double precision, in <see cref="RnnConfig.Parameters"/> order.</summary>
@@ -59,8 +61,6 @@ public sealed class ReferenceForward
         int states = config.NumLayers * config.Directions * batch * config.HiddenSize;
         HiddenN = new double[states];
         CellN = config.Cell.HasCellState() ? new double[states] : null;
-        LayerInputs = new double[config.NumLayers][];
-        Tapes = new DirectionTape[config.NumLayers, config.Directions];
     }
 
     /// <summary>The configuration.</summary>
@@ -80,8 +80,8 @@ public sealed class ReferenceForward
     /// <summary>cN [L·D, N, H] for LSTM, else null.</summary>
     public double[]? CellN { get; }
 
-    internal double[][] LayerInputs { get; }
-    internal DirectionTape[,] Tapes { get; }
+    /// <summary>Each layer's input and each direction's steps, for <see cref="ReferenceRnn.Backward"/>.</summary>
+    internal StackingTape<Memory<double>> Tape { get; set; } = null!;
 }
 
 /// <summary>Gradients from <see cref="ReferenceRnn.Backward"/>.</summary>
@@ -93,8 +93,9 @@ public sealed record ReferenceGradients(double[] Input, double[] HiddenZero, dou
 
 /// <summary>
 /// The reference implementation of a whole stack (layers, directions) in double precision: plain code,
-/// checked by finite differences and by PyTorch, against which every fast backend is tested. Thread-safe: pure functions
-/// of their arguments.
+/// checked by finite differences and by PyTorch, against which every fast backend is tested. The layers and directions
+/// are stacked by <see cref="RecurrentStacking{TBuffer}"/>, as every backend's are; each direction is
+/// <see cref="ReferenceCell"/>'s time loop. Thread-safe: pure functions of their arguments.
 /// </summary>
 public static class ReferenceRnn
 {
@@ -110,30 +111,15 @@ public static class ReferenceRnn
         int[]? lengths = null)
     {
         var config = weights.Config;
-        int hidden = config.HiddenSize, dirs = config.Directions, nh = batch * hidden;
         if (x.Length != steps * batch * config.InputSize)
             throw new ArgumentException($"x: expected {steps}·{batch}·{config.InputSize} elements, got {x.Length}.", nameof(x));
-        SequenceLengths.Validate(lengths, steps, batch);
+        var packed = PackedBatch.Create(lengths, steps, batch);
         lengths = (int[]?)lengths?.Clone();   // kept for backward; the caller's array may change after this returns
         var result = new ReferenceForward(config, weights, steps, batch, lengths);
-        double[] layerInput = x;
-        for (int layer = 0; layer < config.NumLayers; layer++)
-        {
-            int inputSize = config.LayerInputSize(layer);
-            result.LayerInputs[layer] = layerInput;
-            var layerOutput = new double[steps * batch * config.OutputSize];
-            for (int dir = 0; dir < dirs; dir++)
-            {
-                int state = (layer * dirs + dir) * nh;
-                var y = new double[steps * nh];
-                result.Tapes[layer, dir] = ReferenceCell.Forward(config.Cell, weights.Direction(layer, dir), steps, batch, inputSize, hidden,
-                    layerInput, Slice(h0, state, nh), Slice(c0, state, nh), dir == 1,
-                    y, result.HiddenN.AsSpan(state, nh), result.CellN is null ? default : result.CellN.AsSpan(state, nh), lengths);
-                Interleave(y, layerOutput, steps * batch, hidden, dirs, dir);
-            }
-            layerInput = layerOutput;
-        }
-        layerInput.CopyTo(result.Output, 0);
+        // Backward reads x again (the tape keeps it as layer 0's input): a copy keeps it the pass's own.
+        result.Tape = RecurrentStacking<Memory<double>>.Forward(new DirectionCompute(weights, null), config, steps, batch, packed,
+            (double[])x.Clone(), fromTable: false, h0 ?? new double[result.HiddenN.Length], result.CellN is null ? default : c0 ?? new double[result.CellN.Length],
+            result.Output, result.HiddenN, result.CellN, keepForBackward: true)!;
         return result;
     }
 
@@ -145,43 +131,37 @@ public static class ReferenceRnn
     public static ReferenceGradients Backward(ReferenceForward forward, double[] dy, double[]? dhN = null, double[]? dcN = null)
     {
         var config = forward.Config;
-        int steps = forward.Steps, batch = forward.Batch, hidden = config.HiddenSize, dirs = config.Directions, nh = batch * hidden;
-        var grads = new ReferenceGradients(new double[steps * batch * config.InputSize], new double[forward.HiddenN.Length],
+        var grads = new ReferenceGradients(new double[forward.Steps * forward.Batch * config.InputSize], new double[forward.HiddenN.Length],
             forward.CellN is null ? null : new double[forward.CellN.Length], new ReferenceWeights(config));
-        double[] dLayerOutput = dy;
-        for (int layer = config.NumLayers - 1; layer >= 0; layer--)
-        {
-            int inputSize = config.LayerInputSize(layer);
-            var dLayerInput = new double[steps * batch * inputSize];
-            for (int dir = 0; dir < dirs; dir++)
-            {
-                int state = (layer * dirs + dir) * nh;
-                var dyDir = new double[steps * nh];
-                Deinterleave(dLayerOutput, dyDir, steps * batch, hidden, dirs, dir);
-                ReferenceCell.Backward(config.Cell, forward.Weights.Direction(layer, dir), forward.Tapes[layer, dir], steps, batch, inputSize, hidden,
-                    forward.LayerInputs[layer], dir == 1, dyDir, Slice(dhN, state, nh), Slice(dcN, state, nh),
-                    dLayerInput, grads.HiddenZero.AsSpan(state, nh), grads.CellZero is null ? default : grads.CellZero.AsSpan(state, nh),
-                    grads.Weights.Direction(layer, dir));
-            }
-            dLayerOutput = dLayerInput;
-        }
-        dLayerOutput.CopyTo(grads.Input, 0);
+        RecurrentStacking<Memory<double>>.Backward(new DirectionCompute(forward.Weights, grads.Weights), config, forward.Tape, forward.Steps, forward.Batch,
+            dy, dhN ?? new double[grads.HiddenZero.Length], grads.CellZero is null ? default : dcN ?? new double[grads.CellZero.Length],
+            grads.Input, grads.HiddenZero, grads.CellZero);
         return grads;
     }
 
-    private static ReadOnlySpan<double> Slice(double[]? state, int start, int length) =>
-        state is null ? new double[length] : state.AsSpan(start, length);
-
-    // y of one direction [rows, H] into the layer's output [rows, D·H] at feature offset dir·H, and back.
-    private static void Interleave(double[] source, double[] destination, int rows, int hidden, int dirs, int dir)
+    /// <summary>One direction of the reference: <see cref="ReferenceCell"/> on the stacking's rows.</summary>
+    private sealed class DirectionCompute(ReferenceWeights weights, ReferenceWeights? grads) : HostDirectionCompute<double>
     {
-        for (int r = 0; r < rows; r++)
-            Array.Copy(source, r * hidden, destination, (r * dirs + dir) * hidden, hidden);
-    }
+        /// <summary>Plain arrays: the reference keeps nothing pooled.</summary>
+        public override BufferLease<Memory<double>> Allocate(long elements, string what) => new(new double[elements], null);
 
-    private static void Deinterleave(double[] source, double[] destination, int rows, int hidden, int dirs, int dir)
-    {
-        for (int r = 0; r < rows; r++)
-            Array.Copy(source, (r * dirs + dir) * hidden, destination, r * hidden, hidden);
+        public override IDisposable? Forward(in DirectionPass<Memory<double>> pass, bool keepForBackward)
+        {
+            int n = pass.Batch, h = pass.HiddenSize;
+            return ReferenceCell.Forward(weights.Config.Cell, weights.Direction(pass.Layer, pass.Direction), pass.Steps, n, pass.InputSize, h, pass.Packed,
+                From(pass.X), State(pass.H0, n, h), State(pass.C0, n, h), pass.Reverse, From(pass.Y), pass.Y.Stride, State(pass.HN, n, h), State(pass.CN, n, h));
+        }
+
+        public override void Backward(in DirectionPass<Memory<double>> pass, IDisposable saved)
+        {
+            int n = pass.Batch, h = pass.HiddenSize;
+            var dx = From(pass.DX)[..(Rows(pass) * pass.InputSize)];
+            if (!pass.AccumulateDX) dx.Clear();
+            ReferenceCell.Backward(weights.Config.Cell, weights.Direction(pass.Layer, pass.Direction), (DirectionTape)saved, pass.Steps, n, pass.InputSize, h,
+                pass.Packed, From(pass.X), pass.Reverse, From(pass.DY), pass.DY.Stride, State(pass.DHN, n, h), State(pass.DCN, n, h),
+                dx, State(pass.DH0, n, h), State(pass.DC0, n, h), grads!.Direction(pass.Layer, pass.Direction));
+        }
+
+        private static int Rows(in DirectionPass<Memory<double>> pass) => pass.Packed?.Rows ?? pass.Steps * pass.Batch;
     }
 }

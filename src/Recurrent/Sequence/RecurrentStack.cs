@@ -209,7 +209,7 @@ internal sealed class HostRecurrentStack(RecurrentLayer layer)
     public void BackwardFromTable(IRecurrentStackPass<Memory<float>> pass, Memory<float> dy, Memory<float> tableGradient)
     {
         var result = ((Pass)pass).Result;
-        layer.BackwardFromTableUnchecked(result, AsTensor(dy, result.Output.Shape[0], result.Output.Shape[1], layer.Config.OutputSize), tableGradient.Span);
+        layer.BackwardFromTableUnchecked(result, AsTensor(dy, result.Output.Shape[0], result.Output.Shape[1], layer.Config.OutputSize), tableGradient);
     }
 
     /// <summary>A tensor over <paramref name="data"/>: a view of its array when it has one (host memory always does), else a copy.</summary>
