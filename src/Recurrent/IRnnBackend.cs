@@ -53,3 +53,13 @@ public interface IRnnBackend
     /// <param name="dc0">Gradient of the initial cell state for LSTM, else null; overwritten.</param>
     void Backward(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0);
 }
+
+/// <summary>
+/// A backend that steps a stack with its own <see cref="RecurrentStepper"/> (weights resident between steps);
+/// <see cref="RecurrentLayer.CreateStepper"/> asks it, and runs any other backend's steps as whole-sequence passes with T = 1.
+/// </summary>
+internal interface IStepperFactory
+{
+    /// <summary>A stepper of <paramref name="layer"/> (unidirectional, on this backend; its parameters prepared here, once).</summary>
+    RecurrentStepper CreateStepper(RecurrentLayer layer, bool training);
+}

@@ -28,7 +28,7 @@ namespace Recurrent;
 /// nothing the device could have overlapped. Each <see cref="Backward"/> adds into the parameters' host gradients
 /// under that lock; tapes may be disposed from any thread.
 /// </remarks>
-public sealed class IlgpuBackend : IRnnBackend, IDisposable
+public sealed partial class IlgpuBackend : IRnnBackend, IDisposable
 {
     private readonly IlgpuAccelerator _gpu;
     private readonly CellContext _cells;
@@ -125,8 +125,8 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
 
     /// <summary>
     /// What a forward pass leaves for its backward pass: the stacking's tape on device buffers, the parameters as they were
-    /// uploaded, the packed layout's index buffers, and the device buffers of the pass's inputs and output that the
-    /// stacking's tape refers to.
+    /// uploaded (or a stepper's resident ones, which the tape does not own), the packed layout's index buffers, and the device
+    /// buffers of the pass's inputs and output that the stacking's tape refers to.
     /// </summary>
     internal sealed class Tape(IlgpuBackend owner) : IRnnTape
     {
@@ -134,6 +134,8 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
         public required int Steps { get; init; }
         public required int Batch { get; init; }
         public required PooledBuffer Weights { get; init; }
+        /// <summary>Whether <see cref="Weights"/> are this pass's own upload (freed with the tape) rather than resident ones.</summary>
+        public bool OwnsWeights { get; init; } = true;
         public required long[] Offsets { get; init; }
         /// <summary>The packed layout of a variable-length batch, or null for a dense one.</summary>
         public DevicePacking? Packing { get; init; }
@@ -144,7 +146,7 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
         public void Dispose()
         {
             Stacking?.Dispose();
-            Weights.Dispose();
+            if (OwnsWeights) Weights.Dispose();
             Packing?.Dispose();
             foreach (var b in Inputs) b.Dispose();
             Inputs.Clear();
@@ -167,11 +169,17 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     /// <summary>Every parameter value in one copy of the flat storage; the offsets are the parameters' own.</summary>
     private (PooledBuffer Buffer, long[] Offsets) UploadParameters(RnnParameters parameters)
     {
+        Interlocked.Increment(ref _parameterUploads);
         var all = parameters.All;
         var offsets = new long[all.Count];
         for (int i = 0; i < all.Count; i++) offsets[i] = all[i].Offset;
         return (Upload(parameters.Values.Memory, "parameters"), offsets);
     }
+
+    private int _parameterUploads;
+
+    /// <summary>How many times the parameters were uploaded (one copy of the flat storage each): tests check that steppers upload once.</summary>
+    internal int ParameterUploads => Volatile.Read(ref _parameterUploads);
 
     private string Describe(RnnConfig config, int steps, int batch) =>
         $"{config.Cell} T={steps} N={batch} I={config.InputSize} H={config.HiddenSize} L={config.NumLayers} D={config.Directions}";
@@ -180,14 +188,17 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
         e is ArgumentException or IlgpuOperationException ? e
             : new IlgpuOperationException($"{Name}: {operation} of {Describe(config, steps, batch)} failed on {_gpu.Accelerator.Name}: {e.GetBaseException().Message}", e);
 
-    /// <summary>A forward pass's tape: its parameters uploaded, and its packed layout's index buffers when it has lengths.</summary>
-    private Tape NewTape(RnnParameters parameters, int steps, int batch, PackedBatch? packed)
+    /// <summary>
+    /// A forward pass's tape: its parameters uploaded (or <paramref name="resident"/>'s, without an upload), and its packed
+    /// layout's index buffers when it has lengths.
+    /// </summary>
+    private Tape NewTape(RnnParameters parameters, int steps, int batch, PackedBatch? packed, IlgpuResidentWeights? resident = null)
     {
         var config = parameters.Config;
-        var (weights, offsets) = UploadParameters(parameters);
+        var (weights, offsets) = resident is null ? UploadParameters(parameters) : (resident.Weights, resident.Offsets);
         return new Tape(this)
         {
-            Steps = steps, Batch = batch, Weights = weights, Offsets = offsets,
+            Steps = steps, Batch = batch, Weights = weights, Offsets = offsets, OwnsWeights = resident is null,
             Packing = packed is null ? null : new DevicePacking(packed, config.NumLayers * config.Directions, _pool, Transfer),
         };
     }
@@ -348,23 +359,29 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     {
         var packed = PackedBatch.Create(lengths, steps, batch);
         RequireIndexable(parameters.Config, steps, batch);
-        lock (_gate) return ForwardOnDeviceLocked(parameters, x, steps, batch, previous, keepForBackward, packed);
+        lock (_gate)
+            return ForwardOnDeviceLocked(parameters, x, steps, batch, previous is null ? default : previous.HN.View, previous?.CN?.View ?? default,
+                keepForBackward, packed, resident: null);
     }
 
-    private DevicePass ForwardOnDeviceLocked(RnnParameters parameters, ArrayView<float> x, int steps, int batch, DevicePass? previous, bool keepForBackward,
-        PackedBatch? packed)
+    /// <summary>
+    /// The device-level forward from initial states <paramref name="h0Source"/>, <paramref name="c0Source"/> [L·D, N, H]
+    /// (copied into the tape; zeros when invalid), on <paramref name="resident"/> weights when given, else on an upload.
+    /// </summary>
+    private DevicePass ForwardOnDeviceLocked(RnnParameters parameters, ArrayView<float> x, int steps, int batch, ArrayView<float> h0Source,
+        ArrayView<float> c0Source, bool keepForBackward, PackedBatch? packed, IlgpuResidentWeights? resident)
     {
         var config = parameters.Config;
         long state = config.NumLayers * config.Directions * (long)batch * config.HiddenSize;
         bool lstm = config.Cell.HasCellState();
-        var tape = NewTape(parameters, steps, batch, packed);
+        var tape = NewTape(parameters, steps, batch, packed, resident);
         PooledBuffer? y = null, hN = null, cN = null;
         try
         {
             // The packed rows are the pass's own already; a dense pass's x is copied, as the caller may reuse it before backward.
             var input = packed is null ? Keep(tape, DeviceCopy(x, (long)steps * batch * config.InputSize, "x [T, N, I]")).View : x;
-            var h0 = Keep(tape, DeviceCopy(previous is null ? default : previous.HN.View, state, "h0"));
-            var c0 = lstm ? Keep(tape, DeviceCopy(previous is null ? default : previous.CN!.View, state, "c0")) : null;
+            var h0 = Keep(tape, DeviceCopy(h0Source, state, "h0"));
+            var c0 = lstm ? Keep(tape, DeviceCopy(c0Source, state, "c0")) : null;
             y = _pool.Rent((long)steps * batch * config.OutputSize, "y [T, N, D·H]");
             hN = _pool.Rent(state, "hN");
             cN = lstm ? _pool.Rent(state, "cN") : null;
@@ -392,10 +409,18 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
     /// </summary>
     internal ArrayView<float> BackwardOnDevice(RnnParameters parameters, DevicePass pass, ArrayView<float> dy, DevicePass? next)
     {
-        lock (_gate) return BackwardOnDeviceLocked(parameters, pass, dy, next);
+        lock (_gate)
+            return BackwardOnDeviceLocked(parameters, pass, dy, next?.Dh0 is null ? default : next.Dh0.View, next?.Dc0 is null ? default : next.Dc0.View,
+                gradientSink: null);
     }
 
-    private ArrayView<float> BackwardOnDeviceLocked(RnnParameters parameters, DevicePass pass, ArrayView<float> dy, DevicePass? next)
+    /// <summary>
+    /// The device-level backward from final-state gradients <paramref name="dhNSource"/>, <paramref name="dcNSource"/>
+    /// [L·D, N, H] (zeros when invalid). The parameter gradients add into <paramref name="gradientSink"/> (device, laid out as
+    /// the flat storage) when given, else are downloaded and added into the host ones.
+    /// </summary>
+    private ArrayView<float> BackwardOnDeviceLocked(RnnParameters parameters, DevicePass pass, ArrayView<float> dy, ArrayView<float> dhNSource,
+        ArrayView<float> dcNSource, PooledBuffer? gradientSink)
     {
         var config = parameters.Config;
         var tape = pass.Tape;
@@ -403,17 +428,22 @@ public sealed class IlgpuBackend : IRnnBackend, IDisposable
         bool lstm = config.Cell.HasCellState();
         try
         {
-            using var dhN = DeviceCopy(next?.Dh0 is null ? default : next.Dh0.View, state, "dhN");
-            using var dcN = lstm ? DeviceCopy(next?.Dc0 is null ? default : next.Dc0.View, state, "dcN") : null;
-            using var grads = _pool.Rent(tape.Weights.Length, "parameter gradients");
-            grads.Clear();
+            using var dhN = DeviceCopy(dhNSource, state, "dhN");
+            using var dcN = lstm ? DeviceCopy(dcNSource, state, "dcN") : null;
+            using var ownGrads = gradientSink is null ? _pool.Rent(tape.Weights.Length, "parameter gradients") : null;
+            ownGrads?.Clear();
+            var grads = gradientSink ?? ownGrads!;
+            // A pass back-propagated again (a stepper's step may be) frees the gradients of the time before.
+            pass.Dx?.Dispose();
+            pass.Dh0?.Dispose();
+            pass.Dc0?.Dispose();
             pass.Dx = _pool.Rent((long)tape.Steps * tape.Batch * config.InputSize, "dx [T, N, I]");
             pass.Dh0 = _pool.Rent(state, "dh0");
             pass.Dc0 = lstm ? _pool.Rent(state, "dc0") : null;
             using (var compute = new DirectionCompute(this, config, tape, grads))
                 RecurrentStacking<ArrayView<float>>.Backward(compute, config, Stacking(tape), tape.Steps, tape.Batch, dy, dhN.View, dcN?.View ?? default,
                     pass.Dx.View, pass.Dh0.View, pass.Dc0?.View ?? default);
-            AddGradientsToHost(parameters, grads);
+            if (gradientSink is null) AddGradientsToHost(parameters, grads);
             return pass.Dx.View;
         }
         catch (Exception e)

@@ -25,8 +25,11 @@ namespace Recurrent;
 /// each activation, each product and sum of the state update) as its own pass over whole buffers, as a framework
 /// without fusion does: the baseline that shows what fusion is worth.
 /// </param>
-public sealed class NativeCpuBackend(bool fused = true) : DirectionwiseBackend
+public sealed class NativeCpuBackend(bool fused = true) : DirectionwiseBackend, IStepperFactory
 {
+    /// <summary>A <see cref="NativeRecurrentStepper"/>: every layer's weights packed once, resident in native memory.</summary>
+    RecurrentStepper IStepperFactory.CreateStepper(RecurrentLayer layer, bool training) => NativeRecurrentStepper.Create(layer, Fused, training);
+
     /// <summary>The fused instance layers use when given no backend.</summary>
     internal static NativeCpuBackend Default { get; } = new();
 

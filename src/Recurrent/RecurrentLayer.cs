@@ -151,24 +151,26 @@ public abstract class RecurrentLayer
     /// the step before): <c>Step(xt [N, I], state) → (output [N, H], new state)</c>, state h [L, N, H] (and c for LSTM);
     /// made for training, its steps may keep their tapes and be back-propagated one at a time
     /// (<see cref="RecurrentStepper.Backward"/>), for schedules that choose each step's input as they go.
-    /// On the native CPU backend it packs every layer's weights once and keeps them resident; elsewhere each step is a
-    /// whole-sequence pass with T = 1. Dispose it to free the resident weights.
+    /// On the native CPU backend it packs every layer's weights once and keeps them resident in native memory; on ILGPU it
+    /// uploads them once and keeps them on the device; on the reference each step is a whole-sequence pass with T = 1.
+    /// Dispose it to free the resident weights.
     /// </summary>
     /// <param name="training">Also allow steps with keepForBackward and their backward; on the native CPU backend this packs
     /// W_ih and W_hh a second time, as backward's products read them (twice the resident memory).</param>
     /// <remarks>
     /// The stepper sees the parameters as they are now: once they are replaced (<see cref="Load"/>, <see cref="RnnParameters.Reset"/>,
     /// a sequence model's SGD step) its steps and backward steps throw <see cref="InvalidOperationException"/>; writes straight
-    /// into a parameter's <c>Value.Span</c> are not seen by a native stepper. See <see cref="RecurrentStepper"/>.
+    /// into a parameter's <c>Value.Span</c> are not seen by a native or ILGPU stepper. See <see cref="RecurrentStepper"/>.
     /// </remarks>
     /// <exception cref="NotSupportedException">The stack is bidirectional: its reverse direction needs the whole sequence, so it cannot step.</exception>
     /// <exception cref="InvalidOperationException">Another thread is replacing the parameters.</exception>
     /// <exception cref="Kernels.Cpu.NativeException">The native library failed (out of memory).</exception>
+    /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On an <see cref="IlgpuBackend"/>: the upload or allocation failed.</exception>
     public RecurrentStepper CreateStepper(bool training = false)
     {
         if (Config.Bidirectional)
             throw new NotSupportedException($"CreateStepper: this {Config.Cell} stack is bidirectional; its reverse direction reads the sequence from its end, so it cannot advance one step at a time. Use Forward over the whole sequence.");
-        return Backend is NativeCpuBackend native ? NativeRecurrentStepper.Create(this, native.Fused, training) : new SequencePassStepper(this, training);
+        return Backend is IStepperFactory factory ? factory.CreateStepper(this, training) : new SequencePassStepper(this, training);
     }
 
     /// <summary>Checks that y [T, N, D·H] and the states [L·D, N, H] fit one array each.</summary>

@@ -71,8 +71,10 @@ public sealed record RecurrentStepGradients(Tensor Input, Tensor Hidden, Tensor?
 /// made, and keeps them resident in native memory: a step costs its two matrix products and the cell's pointwise kernel
 /// per layer, where a whole-sequence pass with T = 1 re-packs W_hh each time; a backward step likewise its products and the
 /// cell's backward kernel (the whole-sequence backward's own step), with W_ih and W_hh packed for backward once too. On
-/// other backends (the reference, ILGPU) each step is a whole-sequence pass with T = 1, and each backward step that pass's
-/// backward: the same results, with no resident weights.</para>
+/// <see cref="IlgpuBackend"/> it uploads the parameters once and keeps them on the device; each step uploads x and the state,
+/// runs the device stack with T = 1 and downloads the output and the new state, its tape staying on the device. On other
+/// backends (the reference) each step is a whole-sequence pass with T = 1, and each backward step that pass's backward: the
+/// same results, with no resident weights.</para>
 /// <para>Gradients: <see cref="Backward"/> adds the parameter gradients into the layer's <see cref="Parameter.Grad"/>, as
 /// <see cref="RecurrentLayer.Backward"/> does (one backward at a time per layer, under the same lock); back-propagating
 /// every step of a run from the last to the first, each given the step after's <see cref="RecurrentStepGradients.Hidden"/>
@@ -80,7 +82,7 @@ public sealed record RecurrentStepGradients(Tensor Input, Tensor Hidden, Tensor?
 /// <para>Resident weights are never silently stale: the stepper records the parameters' version when it is made, and
 /// its steps and backward steps throw <see cref="InvalidOperationException"/> once they were replaced (<see cref="RecurrentLayer.Load"/>,
 /// <see cref="RnnParameters.Reset"/>, a sequence model's SGD step); make a new stepper then. Direct writes into a
-/// parameter's <c>Value.Span</c> do not change the version and are not seen by a native stepper.</para>
+/// parameter's <c>Value.Span</c> do not change the version and are not seen by a native or ILGPU stepper.</para>
 /// <para>Thread-safety: steps may run on several threads at once, each with its own states.</para>
 /// </remarks>
 public abstract class RecurrentStepper : IDisposable
@@ -99,7 +101,7 @@ public abstract class RecurrentStepper : IDisposable
     /// </summary>
     public bool Training { get; }
 
-    /// <summary>Whether the weights are resident (packed once, native CPU backend) rather than passed to a T = 1 pass per step.</summary>
+    /// <summary>Whether the weights are resident (packed once on the native CPU backend, uploaded once on ILGPU) rather than passed to a T = 1 pass per step.</summary>
     public abstract bool HasResidentWeights { get; }
 
     private RnnConfig Config => Layer.Config;
@@ -385,8 +387,8 @@ internal sealed class NativeRecurrentStepper : RecurrentStepper
 }
 
 /// <summary>
-/// Any other backend's stepper: each step is the layer's whole-sequence pass with T = 1 (no resident weights), and each
-/// backward step that pass's backward (the ILGPU backend thus uploads the weights per step; it has no step entry yet).
+/// The stepper of a backend without one of its own (<see cref="IStepperFactory"/>): each step is the layer's whole-sequence
+/// pass with T = 1 (no resident weights), and each backward step that pass's backward.
 /// </summary>
 internal sealed class SequencePassStepper(RecurrentLayer layer, bool training) : RecurrentStepper(layer, layer.Parameters.Version, training)
 {

@@ -90,7 +90,7 @@ public class StepperTests
         using var whole = layer.Forward(x, h0, c0);
 
         using var stepper = layer.CreateStepper();
-        Assert.That(stepper.HasResidentWeights, Is.EqualTo(backend is NativeCpuBackend));
+        Assert.That(stepper.HasResidentWeights, Is.EqualTo(backend is NativeCpuBackend or IlgpuBackend));
         var current = stepper.InitialState(shape.Batch, h0, c0);
         for (int t = 0; t < shape.Steps; t++)
         {
@@ -277,7 +277,7 @@ public class StepperTests
     }
 
     private static IEnumerable<TestCaseData> GenerateCases() =>
-        from backend in new[] { "reference", "native-cpu", "native-cpu-unfused" }
+        from backend in new[] { "reference", "native-cpu", "native-cpu-unfused", "ilgpu-cpu" }
         from cell in TestData.AllCells
         from loss in Enum.GetValues<SequenceLoss>()
         select new TestCaseData(backend, cell, loss).SetName($"Generate_MatchesTeacherForcedOutputsOfItsOwnTokens_{backend}_{cell}_{loss}");
@@ -363,6 +363,49 @@ public class StepperTests
             File.Delete(path);
             (backend as IDisposable)?.Dispose();
         }
+    }
+
+    /// <summary>
+    /// The ILGPU stepper uploads the parameters once, when it is made: its training steps and backward steps upload
+    /// nothing more, and a direct write into a parameter's values afterwards is not seen (as on the native stepper).
+    /// </summary>
+    [TestCase(true)]
+    [TestCase(false)]
+    public void IlgpuStepper_UploadsTheWeightsOnce(bool fused)
+    {
+        using var backend = new IlgpuBackend(IlgpuDevice.Cpu, fused);
+        var layer = new Gru(2, 3, GruVariant.ResetBefore, numLayers: 2, backend: backend, seed: 3);
+        var xt = new Tensor(TestData.UniformSingle(new Random(5), 4), 2, 2);
+        int before = backend.ParameterUploads;
+        using var stepper = layer.CreateStepper(training: true);
+        Assert.That(backend.ParameterUploads, Is.EqualTo(before + 1), "made");
+        using var first = stepper.Step(xt, stepper.InitialState(2), keepForBackward: true);
+        using var second = stepper.Step(xt, first.State, keepForBackward: true);
+        var gradients = stepper.Backward(second, new Tensor(TestData.UniformSingle(new Random(6), 6), 2, 3));
+        stepper.Backward(first, null, gradients.Hidden);
+        Assert.That(backend.ParameterUploads, Is.EqualTo(before + 1), "after two steps and their backward");
+
+        var p = layer.Parameters["weight_hh_l1"];
+        for (int i = 0; i < p.Value.Length; i++) p.Value.Span[i] += 1;
+        var (resident, _) = stepper.Step(xt, first.State);
+        Assert.That(resident.ToArray(), Is.EqualTo(second.Output.ToArray()), "a direct write is not seen");
+        using var fresh = layer.CreateStepper();
+        var (changed, _) = fresh.Step(xt, fresh.InitialState(2, first.State.Hidden));
+        Assert.That(changed.ToArray(), Is.Not.EqualTo(second.Output.ToArray()), "a new stepper sees it");
+    }
+
+    /// <summary>The sequence model's device-level step runs (generation, the step-by-step schedule) upload the weights once per run.</summary>
+    [Test]
+    public void IlgpuSequenceSteps_UploadTheWeightsOncePerRun()
+    {
+        const int steps = 4, batch = 2;
+        using var backend = new IlgpuBackend(IlgpuDevice.Cpu);
+        var model = new RecurrentSequenceModel(new Lstm(3, 4, numLayers: 2, backend: backend, seed: 2), 3, SequenceLoss.SoftmaxCrossEntropy, startToken: 2, seed: 2);
+        int before = backend.ParameterUploads;
+        var generated = model.Generate(steps, batch);
+        Assert.That(backend.ParameterUploads, Is.EqualTo(before + 1), "generation");
+        model.Train(SequenceTargets.Tokens(generated.Tokens!, steps, batch), TrainingSchedule.StepByStep);
+        Assert.That(backend.ParameterUploads, Is.EqualTo(before + 2), "a step-by-step training pass");
     }
 
     [TestCaseSource(nameof(AllBackends))]

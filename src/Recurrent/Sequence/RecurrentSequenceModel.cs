@@ -416,7 +416,7 @@ internal sealed class RecurrentSequenceEngine<TData, TIds>(RecurrentSequenceMode
 
     /// <summary>
     /// The step-by-step baseline: per step the embedding, the stack, the output layer and the loss over N rows, then backward
-    /// from t = T−1. The stack steps through <see cref="BeginSteps"/>: on the host with its weights packed once per call.
+    /// from t = T−1. The stack steps through <see cref="IRecurrentStack{TData}.BeginSteps"/>, its weights prepared once per call.
     /// </summary>
     private float TrainStepByStep(TIds tokens, TData values, int steps, int batch)
     {
@@ -427,7 +427,7 @@ internal sealed class RecurrentSequenceEngine<TData, TIds>(RecurrentSequenceMode
         var dOutput = ops.Workspace(ref _output, steps * no);
         var dy = ops.Workspace(ref _outputGradient, steps * nh);
         var y = new TData[steps];
-        using var run = BeginSteps(batch, keepForBackward: true);
+        using var run = stack.BeginSteps(batch, keepForBackward: true);
         for (int t = 0; t < steps; t++)
         {
             var xt = ops.Slice(x, t * ni, ni);
@@ -446,15 +446,6 @@ internal sealed class RecurrentSequenceEngine<TData, TIds>(RecurrentSequenceMode
         }
         return ops.ReadScalar(lossSum) * _targets.Scale;
     }
-
-    /// <summary>
-    /// A run of the stack's steps: on the host through its stepper (weights packed once per call, for backward too with
-    /// <paramref name="keepForBackward"/>); the ILGPU stack has no step entry yet and chains whole-sequence passes with T = 1,
-    /// each of which uploads the weights again.
-    /// </summary>
-    private IRecurrentStepRun<TData> BeginSteps(int batch, bool keepForBackward) => stack is ISteppingStack<TData> stepping
-        ? stepping.BeginSteps(batch, keepForBackward)
-        : new PassChainRun<TData>(stack, batch, keepForBackward);
 
     /// <summary>The loss accumulator [1], zeroed: the losses add into it where they run, and it is read once per step.</summary>
     private TData ZeroLoss()
@@ -489,7 +480,7 @@ internal sealed class RecurrentSequenceEngine<TData, TIds>(RecurrentSequenceMode
             _targets.Stage(null, default, steps, batch, model.StartTokenOrNone, null);
             fedBack = _targets.Tokens;
         }
-        using (var run = BeginSteps(batch, keepForBackward: false))
+        using (var run = stack.BeginSteps(batch, keepForBackward: false))
             for (int t = 0; t < steps; t++)
             {
                 // The stack copies or consumes x during the call, so one step-sized buffer serves every step.

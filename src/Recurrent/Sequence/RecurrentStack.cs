@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using ILGPU;
+using Recurrent.Ilgpu;
 
 namespace Recurrent.Sequence;
 
@@ -35,6 +36,14 @@ internal interface IRecurrentStack<TData> where TData : struct
     /// valid until the pass is disposed.
     /// </summary>
     TData Backward(IRecurrentStackPass<TData> pass, TData dy, IRecurrentStackPass<TData>? next);
+
+    /// <summary>
+    /// Starts a run of steps over <paramref name="batch"/> rows from a zero state, for generation and the step-by-step
+    /// training schedule, with the weights prepared here, once (for backward too with <paramref name="keepForBackward"/>)
+    /// and resident until the run is disposed: a chain of whole-sequence passes with T = 1 would prepare (pack, upload)
+    /// them at every step, forward and backward.
+    /// </summary>
+    IRecurrentStepRun<TData> BeginSteps(int batch, bool keepForBackward);
 }
 
 /// <summary>
@@ -52,22 +61,8 @@ internal interface ITableInputStack<TData, TIds> where TData : struct where TIds
 }
 
 /// <summary>
-/// A stack that advances one step at a time with its weights kept resident between steps (<see cref="RecurrentStepper"/>),
-/// for generation and the step-by-step training schedule: a chain of whole-sequence passes with T = 1 would prepare (pack,
-/// upload) the weights at every step, forward and backward.
-/// </summary>
-internal interface ISteppingStack<TData> where TData : struct
-{
-    /// <summary>
-    /// Starts a run of steps over <paramref name="batch"/> rows from a zero state; the weights are prepared here, once (for
-    /// backward too with <paramref name="keepForBackward"/>).
-    /// </summary>
-    IRecurrentStepRun<TData> BeginSteps(int batch, bool keepForBackward);
-}
-
-/// <summary>
-/// A run of steps of a stack from a zero state: through an <see cref="ISteppingStack{TData}"/>, or
-/// <see cref="PassChainRun{TData}"/>'s chain of T = 1 passes. Disposing frees what it holds (resident weights, tapes).
+/// A run of steps of a stack from a zero state (<see cref="IRecurrentStack{TData}.BeginSteps"/>). Disposing frees what it
+/// holds (resident weights, tapes).
 /// </summary>
 internal interface IRecurrentStepRun<TData> : IDisposable where TData : struct
 {
@@ -85,51 +80,9 @@ internal interface IRecurrentStepRun<TData> : IDisposable where TData : struct
     TData Backward(TData dy);
 }
 
-/// <summary>
-/// A run of steps as a chain of whole-sequence passes with T = 1 through <see cref="IRecurrentStack{TData}.Forward"/> and
-/// <see cref="IRecurrentStack{TData}.Backward"/>, each chained to its neighbour's states: for a stack with no step entry
-/// (the ILGPU stack, which thus uploads the weights at every step).
-/// </summary>
-internal sealed class PassChainRun<TData>(IRecurrentStack<TData> stack, int batch, bool keepForBackward) : IRecurrentStepRun<TData>
-    where TData : struct
-{
-    // Without backward only the latest pass is kept (the next one starts from its state).
-    private readonly List<IRecurrentStackPass<TData>> _passes = [];
-    private int _forwardLeft = -1;
-
-    public TData Step(TData x)
-    {
-        if (_forwardLeft >= 0) throw new InvalidOperationException("a run's steps all come before its backward steps.");
-        var previous = _passes.Count > 0 ? _passes[^1] : null;
-        var pass = stack.Forward(x, 1, batch, previous, keepForBackward);
-        if (!keepForBackward)
-        {
-            previous?.Dispose();
-            _passes.Clear();
-        }
-        _passes.Add(pass);
-        return pass.Output;
-    }
-
-    public TData Backward(TData dy)
-    {
-        if (!keepForBackward) throw new InvalidOperationException("the run was begun without keepForBackward.");
-        if (_forwardLeft < 0) _forwardLeft = _passes.Count;
-        if (_forwardLeft == 0) throw new InvalidOperationException("every step of the run was back-propagated already.");
-        int t = --_forwardLeft;
-        return stack.Backward(_passes[t], dy, t + 1 < _passes.Count ? _passes[t + 1] : null);
-    }
-
-    public void Dispose()
-    {
-        foreach (var pass in _passes) pass.Dispose();
-        _passes.Clear();
-    }
-}
-
 /// <summary>The stack through <see cref="RecurrentLayer"/>'s API, on host memory, whatever its backend.</summary>
 internal sealed class HostRecurrentStack(RecurrentLayer layer)
-    : IRecurrentStack<Memory<float>>, ITableInputStack<Memory<float>, Memory<int>>, ISteppingStack<Memory<float>>
+    : IRecurrentStack<Memory<float>>, ITableInputStack<Memory<float>, Memory<int>>
 {
     private sealed class StepRun(RecurrentStepper stepper, int batch, bool keepForBackward) : IRecurrentStepRun<Memory<float>>
     {
@@ -167,7 +120,7 @@ internal sealed class HostRecurrentStack(RecurrentLayer layer)
     }
 
     /// <summary>
-    /// Through <see cref="RecurrentLayer.CreateStepper"/>: resident weights on the native backend, T = 1 passes elsewhere. A
+    /// Through <see cref="RecurrentLayer.CreateStepper"/>: resident weights on the native and ILGPU backends, T = 1 passes on the reference. A
     /// run's stepper is made per call, so the weights it packs are those of this call (an SGD step between runs is seen).
     /// </summary>
     public IRecurrentStepRun<Memory<float>> BeginSteps(int batch, bool keepForBackward) =>
@@ -220,6 +173,70 @@ internal sealed class HostRecurrentStack(RecurrentLayer layer)
 /// <summary>The stack on its <see cref="IlgpuBackend"/>'s device, through the backend's device-level entries.</summary>
 internal sealed class IlgpuRecurrentStack(RecurrentLayer layer, IlgpuBackend backend) : IRecurrentStack<ArrayView<float>>
 {
+    /// <summary>
+    /// A run of device steps on weights uploaded once (<see cref="IlgpuResidentWeights"/>): each step a T = 1 device pass
+    /// chained to the step before's final state, its input, output and states never leaving the device. The parameter
+    /// gradients of its backward steps add up on the device and reach the host once, when the first step is back-propagated.
+    /// </summary>
+    private sealed class StepRun(IlgpuBackend backend, IlgpuResidentWeights weights, int batch, bool keepForBackward) : IRecurrentStepRun<ArrayView<float>>
+    {
+        // Without backward only the latest pass is kept (the next step starts from its state).
+        private readonly List<IlgpuBackend.DevicePass?> _passes = [];
+        private PooledBuffer? _gradients;
+        private int _forwardLeft = -1;
+
+        public ArrayView<float> Step(ArrayView<float> x)
+        {
+            if (_forwardLeft >= 0) throw new InvalidOperationException("a run's steps all come before its backward steps.");
+            if (weights.Parameters.Version != weights.Version)
+                throw new InvalidOperationException("the stack's parameters were replaced during a run of steps; its resident weights would be stale.");
+            var previous = _passes.Count > 0 ? _passes[^1] : null;
+            var pass = backend.StepOnDevice(weights, x, batch, previous is null ? default : previous.HN.View, previous?.CN?.View ?? default, keepForBackward);
+            if (!keepForBackward)
+            {
+                previous?.Dispose();
+                _passes.Clear();
+            }
+            _passes.Add(pass);
+            return pass.Output;
+        }
+
+        public ArrayView<float> Backward(ArrayView<float> dy)
+        {
+            if (!keepForBackward) throw new InvalidOperationException("the run was begun without keepForBackward.");
+            if (_forwardLeft < 0) _forwardLeft = _passes.Count;
+            if (_forwardLeft == 0) throw new InvalidOperationException("every step of the run was back-propagated already.");
+            int t = --_forwardLeft;
+            var next = t + 1 < _passes.Count ? _passes[t + 1] : null;
+            _gradients ??= backend.RentGradients(weights);
+            var dx = backend.StepBackwardOnDevice(weights, _passes[t]!, dy, next?.Dh0 is null ? default : next.Dh0.View,
+                next?.Dc0 is null ? default : next.Dc0.View, _gradients);
+            // Step t + 1 is done with: its dx was valid until this call, and its dh0, dc0 were read just now.
+            next?.Dispose();
+            if (next is not null) _passes[t + 1] = null;
+            if (t == 0)
+                lock (weights.Parameters.GradientLock)
+                    backend.FlushGradients(weights.Parameters, _gradients);
+            return dx;
+        }
+
+        public void Dispose()
+        {
+            foreach (var pass in _passes) pass?.Dispose();
+            _passes.Clear();
+            _gradients?.Dispose();
+            _gradients = null;
+            weights.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Uploads the weights once for the run; a run is begun per call, so the weights are those of this call (an SGD step
+    /// between runs is seen).
+    /// </summary>
+    public IRecurrentStepRun<ArrayView<float>> BeginSteps(int batch, bool keepForBackward) =>
+        new StepRun(backend, backend.UploadResident(layer.Parameters), batch, keepForBackward);
+
     private sealed class Pass(IlgpuBackend.DevicePass pass) : IRecurrentStackPass<ArrayView<float>>
     {
         public IlgpuBackend.DevicePass Device { get; } = pass;
