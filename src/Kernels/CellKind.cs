@@ -34,6 +34,7 @@ public enum CellKind
 }
 
 /// <summary>Facts about each <see cref="CellKind"/> that every backend shares, read from its <see cref="CellDefinition"/>.</summary>
+/// <remarks>Thread-safety: safe; it holds no state. Lifetime: nothing to free.</remarks>
 public static class CellKindExtensions
 {
     /// <summary>Gate blocks per cell: rows of W_ih and W_hh are <c>GateCount · H</c>.</summary>

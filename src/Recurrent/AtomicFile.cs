@@ -6,7 +6,7 @@ namespace Recurrent;
 /// Writes a file whole or not at all, for every file format Recurrent saves (safetensors, ONNX): the bytes go to a
 /// temporary file beside the target, which is flushed to disk and renamed over the target, so an interrupted save never
 /// leaves a half-written file, and a failed one leaves the old file as it was and no temporary file behind.
-/// Thread-safe: concurrent writes of one target each write their own temporary file, and the last rename wins whole.
+/// Thread-safety: safe; concurrent writes of one target each write their own temporary file, and the last rename wins whole.
 /// </summary>
 /// <remarks>
 /// A symbolic link is followed to its final target, which is replaced and the link kept (a dangling link gets the file

@@ -7,9 +7,10 @@ namespace Recurrent;
 /// <see cref="RecurrentStacking{TBuffer}"/>, which stacks the layers and directions (in-place bidirectional halves, the
 /// second direction adding its input gradient to the first's, a variable-length batch packed once and unpacked once).
 /// This class adds what the host entry has beyond the stacking: a training pass's copy of x, and layer 0's input as rows of
-/// a table. The native backend and tests' per-direction backends derive from it. Thread-safe when their computes are: the
+/// a table. The native backend and tests' per-direction backends derive from it. Thread-safety: safe when their computes are: the
 /// stacking keeps its state in the tape of each pass.
 /// </summary>
+/// <remarks>Lifetime: holds nothing itself; a training pass's native or managed memory lives in its tape, freed when the <see cref="RnnForwardResult"/> is disposed.</remarks>
 public abstract class DirectionwiseBackend : IRnnBackend
 {
     /// <inheritdoc />

@@ -4,8 +4,9 @@ namespace Recurrent;
 /// Moves whole gate blocks between Recurrent's gate order (PyTorch's: <see cref="CellDefinition.Gates"/>) and another
 /// framework's. The other order is stated once, as a map onto Recurrent's: for each of its gate blocks, the index of
 /// Recurrent's block it is (ONNX's map is in <see cref="Onnx.OnnxExport"/>'s notes; oneDNN's in the benchmark's peer).
-/// Thread-safe: it holds no state.
+/// Thread-safety: safe; it holds no state.
 /// </summary>
+/// <remarks>Lifetime: nothing to free.</remarks>
 public static class GateBlocks
 {
     /// <summary>

@@ -4,6 +4,7 @@ namespace Recurrent;
 /// What a backend keeps from a forward pass for the backward pass. Opaque to callers; owned by the
 /// <see cref="RnnForwardResult"/> that holds it.
 /// </summary>
+/// <remarks>Thread-safety: one pass's record, not for concurrent use; backward runs on it once at a time and <see cref="IDisposable.Dispose"/> may come from any thread. Lifetime: <see cref="IDisposable.Dispose"/> frees what the pass kept (native memory on the native backend, device buffers on ILGPU); a tape must not be used after it is disposed, nor after its backend is disposed.</remarks>
 public interface IRnnTape : IDisposable
 {
 }
@@ -12,6 +13,7 @@ public interface IRnnTape : IDisposable
 /// A compute backend for whole recurrent stacks: the reference, the native CPU library, ILGPU.
 /// Layers validate every shape before calling, so a backend may rely on them.
 /// </summary>
+/// <remarks>Thread-safety: every implementation in this library is safe to call from several threads (the ILGPU backend serialises its calls under a lock). Lifetime: a backend is borrowed by the layers and models that use it; one that holds device memory (<see cref="IlgpuBackend"/>) is <see cref="IDisposable"/> and is disposed by its creator after every layer, model and tape that uses it.</remarks>
 public interface IRnnBackend
 {
     /// <summary>A short name for reports, such as <c>reference</c> or <c>native-cpu</c>.</summary>

@@ -22,11 +22,12 @@ namespace Recurrent;
 /// unpacked once on the way out.
 /// </summary>
 /// <remarks>
-/// Thread-safe: calls from several threads (on one layer or on several sharing this backend) run one at a time, in
+/// Thread-safety: safe; calls from several threads (on one layer or on several sharing this backend) run one at a time, in
 /// the order they take the backend's lock. The backend's state (the buffer pool, the unfused steps' temporaries, the
 /// transfer clock) is shared by every call, and the device runs one stream in order anyway, so serialising costs
 /// nothing the device could have overlapped. Each <see cref="Backward"/> adds into the parameters' host gradients
 /// under that lock; tapes may be disposed from any thread.
+/// <para>Lifetime: the creator owns it; layers, steppers and sequence models borrow it. <see cref="Dispose"/> frees the device (the accelerator, the buffer pool, cuBLAS), so dispose every forward result, stepper and model that uses it first; nothing may use it afterwards.</para>
 /// </remarks>
 public sealed partial class IlgpuBackend : IRnnBackend, IDisposable
 {

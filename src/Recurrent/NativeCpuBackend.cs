@@ -17,8 +17,9 @@ namespace Recurrent;
 /// reset-before 16·H, Elman 4·H. Inference keeps O(N·H) between steps and frees its per-call workspace (the [T·N, G·H] input
 /// projection) on return. The native memory of a training pass is freed when its <see cref="RnnForwardResult"/>
 /// is disposed (or finalized).
-/// Thread-safe: an instance holds no state, and the native library serves concurrent calls (a call that finds the
+/// Thread-safety: safe; an instance holds no state, and the native library serves concurrent calls (a call that finds the
 /// library's thread pool busy runs on its own thread instead of waiting).
+/// <para>Lifetime: holds nothing (not IDisposable); a training pass's native memory is in its tape, and a stepper's resident weights are freed by disposing the <see cref="RecurrentStepper"/>.</para>
 /// </remarks>
 /// <param name="fused">
 /// True (the default) for the fused pointwise kernels; false runs every elementwise operation of a cell (bias add,

@@ -12,7 +12,7 @@ namespace Recurrent;
 /// <c>rc_rnn_direction.batch_sizes</c>): b = <see cref="BatchSizes"/> is non-increasing with b[0] = N (every length ≥ 1);
 /// input, output and their gradients are Σ b rows in this layout; the states h0, c0, hN, cN and their gradients are N rows in
 /// sorted order. The forward direction runs sorted sequence p over steps 0 … len−1 and leaves its state at step len−1 in
-/// hN; the reverse direction starts sequence p from h0 at its own last step len−1 and runs down to step 0. Thread-safe:
+/// hN; the reverse direction starts sequence p from h0 at its own last step len−1 and runs down to step 0. Thread-safety: safe;
 /// immutable once made.
 /// </remarks>
 internal sealed class PackedBatch

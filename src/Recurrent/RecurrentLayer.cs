@@ -2,8 +2,9 @@ namespace Recurrent;
 
 /// <summary>
 /// The result of <see cref="RecurrentLayer.Forward"/>: outputs, final states and, when asked for, what backward needs.
-/// Not thread-safe: back-propagate and dispose it from one thread at a time.
+/// Thread-safety: not safe; back-propagate and dispose it from one thread at a time.
 /// </summary>
+/// <remarks>Lifetime: owned by the caller of the forward pass; <see cref="Dispose"/> frees the pass's tape (native memory on the native backend, device buffers on ILGPU), after which <see cref="RecurrentLayer.Backward"/> refuses it. The output tensors are managed and stay valid after disposal.</remarks>
 public sealed class RnnForwardResult : IDisposable
 {
     /// <summary>Made while the pass is still in flight, so no replacement of the parameters slips in before the version is read.</summary>
@@ -41,12 +42,14 @@ public sealed class RnnForwardResult : IDisposable
 }
 
 /// <summary>Gradients of a backward pass with respect to the inputs of the forward pass.</summary>
+/// <remarks>Thread-safety: an immutable record holding new tensors that belong to the caller (see <see cref="Tensor"/>). Lifetime: managed memory only; nothing to dispose.</remarks>
 /// <param name="Input">dx [T, N, I].</param>
 /// <param name="InitialHidden">dh0 [L·D, N, H].</param>
 /// <param name="InitialCell">dc0 [L·D, N, H] for LSTM, else null.</param>
 public sealed record RnnInputGradients(Tensor Input, Tensor InitialHidden, Tensor? InitialCell);
 
 /// <summary>Gradients of a backward pass through <see cref="RecurrentLayer.ForwardFromTable"/> with respect to the initial state (the table's gradient is added into the caller's tensor).</summary>
+/// <remarks>Thread-safety: an immutable record holding new tensors that belong to the caller (see <see cref="Tensor"/>). Lifetime: managed memory only; nothing to dispose.</remarks>
 /// <param name="InitialHidden">dh0 [L·D, N, H].</param>
 /// <param name="InitialCell">dc0 [L·D, N, H] for LSTM, else null.</param>
 public sealed record RnnStateGradients(Tensor InitialHidden, Tensor? InitialCell);
@@ -58,6 +61,7 @@ public sealed record RnnStateGradients(Tensor InitialHidden, Tensor? InitialCell
 /// Thread-safety: forward and backward passes may run on several threads at once (concurrent backward passes add up
 /// to the sum of their gradients); what replaces the parameters is refused while a pass runs; see <see cref="RnnParameters"/>.
 /// </summary>
+/// <remarks>Lifetime: not IDisposable: a layer holds managed memory only (its parameters); native or device memory lives in the results of training forward passes (<see cref="RnnForwardResult"/>), in steppers and in the backend, each disposed by its own owner. The layer borrows its backend.</remarks>
 public abstract class RecurrentLayer
 {
     /// <summary>Creates the layer with parameters initialised as PyTorch does (uniform in ±1/√H).</summary>
@@ -467,6 +471,7 @@ public enum GruVariant
 }
 
 /// <summary>A multi-layer, optionally bidirectional LSTM, as PyTorch's <c>nn.LSTM</c> (gate order i, f, g, o).</summary>
+/// <remarks>Thread-safety and lifetime: as <see cref="RecurrentLayer"/>.</remarks>
 public sealed class Lstm(int inputSize, int hiddenSize, int numLayers = 1, bool bidirectional = false, IRnnBackend? backend = null, int seed = 0)
     : RecurrentLayer(new RnnConfig(CellKind.Lstm, inputSize, hiddenSize, numLayers, bidirectional), backend, seed);
 
@@ -474,6 +479,7 @@ public sealed class Lstm(int inputSize, int hiddenSize, int numLayers = 1, bool 
 /// A multi-layer, optionally bidirectional GRU (gate order r, z, n). The variant has no default on purpose:
 /// <see cref="GruVariant.ResetAfter"/> is PyTorch's <c>nn.GRU</c>.
 /// </summary>
+/// <remarks>Thread-safety and lifetime: as <see cref="RecurrentLayer"/>.</remarks>
 public sealed class Gru(int inputSize, int hiddenSize, GruVariant variant, int numLayers = 1, bool bidirectional = false, IRnnBackend? backend = null, int seed = 0)
     : RecurrentLayer(new RnnConfig(variant switch
     {
@@ -483,6 +489,7 @@ public sealed class Gru(int inputSize, int hiddenSize, GruVariant variant, int n
     }, inputSize, hiddenSize, numLayers, bidirectional), backend, seed);
 
 /// <summary>A multi-layer, optionally bidirectional Elman RNN, as PyTorch's <c>nn.RNN</c>.</summary>
+/// <remarks>Thread-safety and lifetime: as <see cref="RecurrentLayer"/>.</remarks>
 public sealed class ElmanRnn(int inputSize, int hiddenSize, RnnActivation activation = RnnActivation.Tanh, int numLayers = 1, bool bidirectional = false, IRnnBackend? backend = null, int seed = 0)
     : RecurrentLayer(new RnnConfig(activation switch
     {

@@ -8,6 +8,7 @@ namespace Recurrent;
 /// <see cref="RecurrentStepper.Step(Tensor, RecurrentStepState)"/>; usable only with the stepper that made it. A step never changes the state it is
 /// given, so one state may be stepped several ways (beam search, sampling several continuations).
 /// </summary>
+/// <remarks>Thread-safety: never changed after it is made, so several threads may step from one state at once. Lifetime: managed memory only; valid as long as its stepper is not disposed.</remarks>
 public sealed class RecurrentStepState
 {
     internal RecurrentStepState(RecurrentStepper owner, Tensor hidden, Tensor? cell) => (Owner, Hidden, Cell) = (owner, hidden, cell);
@@ -25,9 +26,10 @@ public sealed class RecurrentStepState
 /// <summary>
 /// One step of a <see cref="RecurrentStepper"/> run by <see cref="RecurrentStepper.Step(Tensor, RecurrentStepState, bool)"/>: the
 /// output, the next state and, when asked for, what <see cref="RecurrentStepper.Backward"/> needs (the step's tape). Disposing
-/// frees the tape (device or native memory on some backends; managed memory on the native one). Not thread-safe: back-propagate
+/// frees the tape (device or native memory on some backends; managed memory on the native one). Thread-safety: not safe; back-propagate
 /// and dispose it from one thread at a time.
 /// </summary>
+/// <remarks>Lifetime: owned by the caller of the step; dispose it once its backward has run (or when no backward will); a backward after disposal is refused. Its tape must not outlive the stepper.</remarks>
 public sealed class RecurrentStepResult : IDisposable
 {
     internal RecurrentStepResult(RecurrentStepper owner, int batch, Tensor output, RecurrentStepState state, object? tape) =>
@@ -54,6 +56,7 @@ public sealed class RecurrentStepResult : IDisposable
 }
 
 /// <summary>Gradients of one step's backward with respect to the step's input and the state it started from.</summary>
+/// <remarks>Thread-safety: an immutable record holding new tensors that belong to the caller (see <see cref="Tensor"/>). Lifetime: managed memory only; nothing to dispose.</remarks>
 /// <param name="Input">dx [N, I].</param>
 /// <param name="Hidden">dh [L, N, H]: the gradient of the state's h; pass it to the step before's backward as its dh.</param>
 /// <param name="Cell">dc [L, N, H] for LSTM, else null.</param>
@@ -84,6 +87,7 @@ public sealed record RecurrentStepGradients(Tensor Input, Tensor Hidden, Tensor?
 /// <see cref="RnnParameters.Reset"/>, a sequence model's SGD step); make a new stepper then. Direct writes into a
 /// parameter's <c>Value.Span</c> do not change the version and are not seen by a native or ILGPU stepper.</para>
 /// <para>Thread-safety: steps may run on several threads at once, each with its own states.</para>
+/// <para>Lifetime: owned by the caller of <see cref="RecurrentLayer.CreateStepper"/>; it borrows its layer and backend. <see cref="Dispose"/> frees the resident weights (native memory on the native backend, device buffers on ILGPU); a call after it throws <see cref="ObjectDisposedException"/>. Dispose it before the backend.</para>
 /// </remarks>
 public abstract class RecurrentStepper : IDisposable
 {

@@ -4,8 +4,9 @@ namespace Recurrent;
 
 /// <summary>
 /// The reference as a backend: widens to double, runs <see cref="ReferenceRnn"/>, narrows the results.
-/// Slow by design; the ground truth behind the same interface as the fast backends. Thread-safe: it holds no state.
+/// Slow by design; the ground truth behind the same interface as the fast backends. Thread-safety: safe; it holds no state.
 /// </summary>
+/// <remarks>Lifetime: holds nothing (not IDisposable); its tapes are managed.</remarks>
 public sealed class ReferenceBackend : IRnnBackend
 {
     /// <summary>The shared instance (the backend holds no state).</summary>

@@ -3,8 +3,9 @@ namespace Recurrent;
 /// <summary>
 /// The shape of a recurrent stack: cell, input size I, hidden size H, layers L and directions D (1 or 2).
 /// Letters used throughout: T steps, N batch, G gate blocks (<see cref="CellKindExtensions.GateCount"/>).
-/// Immutable, so thread-safe.
+/// Thread-safety: immutable, so safe.
 /// </summary>
+/// <remarks>Lifetime: nothing to free.</remarks>
 public sealed record RnnConfig
 {
     /// <summary>Creates a configuration, checking every size.</summary>

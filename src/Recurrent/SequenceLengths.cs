@@ -5,6 +5,7 @@ namespace Recurrent;
 /// enforce_sorted=False)</c> takes them: sequence n occupies steps 0 … lengths[n]−1, in any order of lengths. One place
 /// checks them, so every entry point that takes lengths rejects the same inputs with the same message.
 /// </summary>
+/// <remarks>Thread-safety: safe; it holds no state. Lifetime: nothing to free.</remarks>
 public static class SequenceLengths
 {
     /// <summary>

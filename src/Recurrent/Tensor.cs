@@ -11,6 +11,7 @@ namespace Recurrent;
 /// Thread-safety: its shape never changes; its elements are plain memory, safe to read from several threads and
 /// to write from one thread while no other thread reads them.
 /// </summary>
+/// <remarks>Lifetime: managed memory only (not IDisposable); a view keeps its whole array alive, and a parameter's view is stale once its set's storage moves (see <see cref="Sequence.RecurrentSequenceModel.Parameters"/>).</remarks>
 public sealed class Tensor
 {
     private readonly int[] _shape;

@@ -1,6 +1,7 @@
 namespace Recurrent;
 
 /// <summary>The sizes a parameter's shape depends on, for one layer.</summary>
+/// <remarks>Thread-safety: an immutable value, safe from any thread. Lifetime: nothing to free.</remarks>
 /// <param name="Gates">G: gate blocks of the cell.</param>
 /// <param name="Hidden">H: features of the hidden state.</param>
 /// <param name="Input">Input features of this layer: I for the first, D·H above.</param>
@@ -10,6 +11,7 @@ public readonly record struct LayerShape(int Gates, int Hidden, int Input);
 /// One parameter every layer and direction of a cell holds: PyTorch's name stem and its shape. A cell lists its own,
 /// so a later one (peephole weights, layer-norm gains, a projection) adds specs rather than values to a closed enum.
 /// </summary>
+/// <remarks>Thread-safety: immutable, so safe. Lifetime: nothing to free.</remarks>
 /// <param name="stem">PyTorch's name without the layer suffix, such as <c>weight_ih</c>.</param>
 /// <param name="shape">The shape for a layer's sizes.</param>
 public sealed class ParameterSpec(string stem, Func<LayerShape, int[]> shape)
@@ -49,6 +51,7 @@ public sealed class ParameterSpec(string stem, Func<LayerShape, int[]> shape)
 /// parameters of each layer and direction. One file per cell under <c>src/Kernels/Cells</c>, registered once in
 /// <see cref="CellDefinitions"/>; each backend keeps its own step forward and backward per cell beside these facts.
 /// </summary>
+/// <remarks>Thread-safety: immutable after construction (the registered definitions are shared by every layer), so safe. Lifetime: nothing to free.</remarks>
 public sealed class CellDefinition
 {
     /// <summary>Checks and keeps a definition.</summary>

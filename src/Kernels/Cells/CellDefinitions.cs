@@ -4,6 +4,7 @@ namespace Recurrent;
 /// The registry: every <see cref="CellKind"/>'s <see cref="CellDefinition"/>. Adding a cell is a value of the enum, a file
 /// beside this one and one line in <see cref="All"/>.
 /// </summary>
+/// <remarks>Thread-safety: safe; a read-only registry. Lifetime: nothing to free.</remarks>
 public static class CellDefinitions
 {
     /// <summary>Every definition, in the order of <see cref="CellKind"/>'s values.</summary>

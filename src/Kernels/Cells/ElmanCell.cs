@@ -4,6 +4,7 @@ namespace Recurrent.Cells;
 /// Elman RNN (PyTorch's <c>nn.RNN</c>), h' = act(W_ih x + b_ih + W_hh h + b_hh) with act tanh or relu: one gate block,
 /// which is the new h itself.
 /// </summary>
+/// <remarks>Thread-safety: safe; it holds no state. Lifetime: nothing to free.</remarks>
 public static class ElmanCell
 {
     /// <summary><see cref="CellKind.RnnTanh"/>: <c>nn.RNN(nonlinearity='tanh')</c>.</summary>

@@ -5,6 +5,7 @@ namespace Recurrent.Cells;
 /// applied to h before the recurrent product: gates r, z, n; n = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn),
 /// h' = (1 − z) ⊙ n + z ⊙ h. PyTorch has no module for it; its parameters are <c>nn.GRU</c>'s, names, shapes and order.
 /// </summary>
+/// <remarks>Thread-safety: safe; it holds no state. Lifetime: nothing to free.</remarks>
 public static class GruResetBeforeCell
 {
     /// <summary><see cref="CellKind.GruResetBefore"/>.</summary>

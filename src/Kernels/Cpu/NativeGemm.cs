@@ -6,6 +6,7 @@ namespace Recurrent.Kernels.Cpu;
 /// The native library's single-precision matrix product, row-major: cache-blocked, packed, with AVX-512, AVX2 or
 /// portable micro-kernels chosen by <see cref="NativeLibrary.Isa"/>, on <see cref="NativeLibrary.ThreadCount"/> threads.
 /// </summary>
+/// <remarks>Thread-safety: safe; the native library serves concurrent calls (each call writes only its own C). Lifetime: the class holds nothing; a <see cref="PackedMatrix"/> it makes is the caller's to dispose.</remarks>
 public static partial class NativeGemm
 {
     /// <summary>
@@ -115,6 +116,7 @@ public static partial class NativeGemm
 /// A right-hand side op(B)[K,N] packed by <see cref="NativeGemm.PackB"/> into native memory, for products that reuse
 /// it (a weight matrix at every time step). Dispose it to free that memory.
 /// </summary>
+/// <remarks>Thread-safety: read-only after packing, so several threads may multiply by it at once; do not dispose it while a product uses it. Lifetime: owned by the caller of <see cref="NativeGemm.PackB"/>; <see cref="SafeHandle.Dispose()"/> (or the finalizer) frees the native memory, and a disposed matrix cannot be used.</remarks>
 public sealed class PackedMatrix : SafeHandle
 {
     internal PackedMatrix(nint handle, int rows, int cols) : base(0, ownsHandle: true)

@@ -44,6 +44,7 @@ public enum NativeIsa
 }
 
 /// <summary>A failure reported by the native library, carrying its message.</summary>
+/// <remarks>Thread-safety: immutable, so safe. Lifetime: nothing to free.</remarks>
 public sealed class NativeException(NativeStatus status, string operation, string message)
     : Exception($"{operation} failed ({status}): {message}")
 {
@@ -52,6 +53,7 @@ public sealed class NativeException(NativeStatus status, string operation, strin
 }
 
 /// <summary>Managed entry points of the native CPU library (librecurrent_native).</summary>
+/// <remarks>Thread-safety: safe; the native library is loaded once per process and its entry points serve concurrent calls. Lifetime: the library stays loaded for the process.</remarks>
 public static partial class NativeLibrary
 {
     internal const string Name = "recurrent_native";

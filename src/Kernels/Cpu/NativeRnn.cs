@@ -20,6 +20,7 @@ internal enum NativeElementwise
 /// Bytes per row (token: T·N of them, or Σ b of a packed batch) of one layer and direction: LSTM 24·H (gates i, f, g, o;
 /// h; c), GRU reset-after 20·H (gates r, z, n; h; W_hn h + b_hn), GRU reset-before 16·H (gates; h), Elman 4·H (h); plus
 /// h0 (and c0) once. The input x is not kept: <see cref="NativeRnn.Backward"/> takes it again.
+/// <para>Thread-safety: one pass's record; pass it to one backward at a time, and dispose it from one thread. Lifetime: owned by whoever called the training forward (in the library: the layer's <c>RnnForwardResult</c>); it must not be used after disposal.</para>
 /// </remarks>
 public sealed class NativeRnnTape : SafeHandle
 {
@@ -71,6 +72,7 @@ public sealed class NativeRnnTape : SafeHandle
 /// row once however often it is used, and backward returns the table's gradient instead of dx: with V &lt; T·N (a
 /// vocabulary against a batch of tokens) the input projection, dW_ih and the input gradient cost V rows, not T·N.
 /// </summary>
+/// <remarks>Thread-safety: a stack-only view of the caller's spans, used by the thread that made it. Lifetime: lives no longer than the call it is passed to; owns nothing.</remarks>
 public readonly ref struct RnnInputRows
 {
     private RnnInputRows(ReadOnlySpan<float> x, int rowStride, ReadOnlySpan<float> table, ReadOnlySpan<int> ids, int vocab)
@@ -128,6 +130,7 @@ public readonly ref struct RnnInputRows
 /// Each call fills one <see cref="NativeRnnDirection"/> (the mirror of <c>rc_rnn_direction</c>) after checking every span's
 /// length here, so the native side gets one pointer whatever the cell needs and a too-short buffer fails with an
 /// <see cref="ArgumentException"/> naming it rather than a read past its end.
+/// <para>Thread-safety: safe; stateless entry points over the native library, which serves concurrent calls. Lifetime: the class holds nothing; a training forward's <see cref="NativeRnnTape"/> is the caller's to dispose.</para>
 /// </remarks>
 public static partial class NativeRnn
 {

@@ -11,9 +11,10 @@ namespace Recurrent.Kernels.Cpu;
 /// </summary>
 /// <remarks>
 /// The handle copies the parameters when it is created and never reads the spans again: a later change to them is not
-/// seen (create a new handle). Thread-safe: the handle is read-only after creation and each step allocates its own
+/// seen (create a new handle). Thread-safety: safe; the handle is read-only after creation and each step allocates its own
 /// workspaces, so several threads may step one handle at once (backward steps into the same gradient spans must not
 /// run at once: they add with plain +=).
+/// <para>Lifetime: owned by its creator (in the library: a <c>RecurrentStepper</c>, which disposes it); it must not be used after disposal.</para>
 /// </remarks>
 public sealed partial class NativeRnnStep : SafeHandle
 {

@@ -1,6 +1,7 @@
 namespace Recurrent.Kernels.Ilgpu;
 
 /// <summary>An activation passed into a kernel as a type, so the kernel is specialised and the call inlined.</summary>
+/// <remarks>Thread-safety: implementations are stateless values used inside kernels. Lifetime: nothing to free.</remarks>
 public interface IActivation
 {
     /// <summary>f(x).</summary>
@@ -10,6 +11,7 @@ public interface IActivation
 }
 
 /// <summary>tanh.</summary>
+/// <remarks>Thread-safety: an immutable value, safe from any thread. Lifetime: nothing to free.</remarks>
 public readonly struct TanhActivation : IActivation
 {
     /// <inheritdoc />
@@ -19,6 +21,7 @@ public readonly struct TanhActivation : IActivation
 }
 
 /// <summary>max(x, 0), NaN for NaN.</summary>
+/// <remarks>Thread-safety: an immutable value, safe from any thread. Lifetime: nothing to free.</remarks>
 public readonly struct ReluActivation : IActivation
 {
     /// <inheritdoc />

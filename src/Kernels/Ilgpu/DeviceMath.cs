@@ -8,6 +8,7 @@ namespace Recurrent.Kernels.Ilgpu;
 /// pass, or can hang. Every result here is what IEEE arithmetic and the double-precision reference give: a NaN operand
 /// gives NaN, tanh(±∞) is ±1. Not a kernel class: <see cref="IlgpuKernels.All"/> does not list it.
 /// </summary>
+/// <remarks>Thread-safety: safe; it holds no state. Lifetime: nothing to free.</remarks>
 public static class DeviceMath
 {
     /// <summary>The largest group a kernel using <see cref="GroupReduce{TOp}"/> may be launched with (CUDA's limit).</summary>
@@ -68,6 +69,7 @@ public static class DeviceMath
 }
 
 /// <summary>An associative operation for <see cref="DeviceMath.GroupReduce{TOp}"/>.</summary>
+/// <remarks>Thread-safety: implementations are stateless values. Lifetime: nothing to free.</remarks>
 public interface IReduceOp
 {
     /// <summary>The operation.</summary>
@@ -75,6 +77,7 @@ public interface IReduceOp
 }
 
 /// <summary>a + b.</summary>
+/// <remarks>Thread-safety: an immutable value, safe from any thread. Lifetime: nothing to free.</remarks>
 public readonly struct SumOp : IReduceOp
 {
     /// <inheritdoc />
@@ -82,6 +85,7 @@ public readonly struct SumOp : IReduceOp
 }
 
 /// <summary><see cref="DeviceMath.Max"/>: NaN when either operand is.</summary>
+/// <remarks>Thread-safety: an immutable value, safe from any thread. Lifetime: nothing to free.</remarks>
 public readonly struct MaxOp : IReduceOp
 {
     /// <inheritdoc />
@@ -89,6 +93,7 @@ public readonly struct MaxOp : IReduceOp
 }
 
 /// <summary>target[index] += value, atomically: how <see cref="SequenceKernels.ScatterRowsAdd{TAdd}"/> adds rows whose ids repeat.</summary>
+/// <remarks>Thread-safety: implementations are stateless values; the add itself is atomic on the device. Lifetime: nothing to free.</remarks>
 public interface IAtomicAdd
 {
     /// <summary>Adds <paramref name="value"/> into <paramref name="target"/>[<paramref name="index"/>].</summary>
@@ -99,6 +104,7 @@ public interface IAtomicAdd
 /// ILGPU's float <c>Atomic.Add</c>: on CUDA one <c>red.add.f32</c>, which adds a NaN like any value. Only for CUDA:
 /// elsewhere ILGPU builds it from a compare-exchange loop that compares floats, and that never ends once the target is NaN.
 /// </summary>
+/// <remarks>Thread-safety: an immutable value, safe from any thread. Lifetime: nothing to free.</remarks>
 public readonly struct HardwareAtomicAdd : IAtomicAdd
 {
     /// <inheritdoc />
@@ -109,6 +115,7 @@ public readonly struct HardwareAtomicAdd : IAtomicAdd
 /// A compare-exchange loop on the float's bits: it retries only while another thread changed those bits in between,
 /// so it ends whatever the target holds, NaN included (a float compare would see NaN ≠ NaN and retry forever).
 /// </summary>
+/// <remarks>Lifetime: an immutable value with nothing to free.</remarks>
 public readonly struct BitCompareExchangeAdd : IAtomicAdd
 {
     /// <inheritdoc />

@@ -7,6 +7,7 @@ namespace Recurrent.Kernels.Ilgpu;
 /// A rows × cols block of a buffer: element (row, col) is at Offset + row · Stride + col. Stride 0 repeats one row
 /// for every row, which is how a bias [cols] is broadcast over a batch.
 /// </summary>
+/// <remarks>Thread-safety: an immutable value, safe from any thread. Lifetime: nothing to free.</remarks>
 public readonly struct Block(int offset, int stride)
 {
     /// <summary>Index of element (0, 0).</summary>
@@ -19,6 +20,7 @@ public readonly struct Block(int offset, int stride)
 }
 
 /// <summary>y = op(x), passed into <see cref="ElementwiseKernels.Unary{TOp}"/> as a type.</summary>
+/// <remarks>Thread-safety: implementations are stateless values. Lifetime: nothing to free.</remarks>
 public interface IUnaryOp
 {
     /// <summary>The operation.</summary>
@@ -26,6 +28,7 @@ public interface IUnaryOp
 }
 
 /// <summary>y = op(a, b), passed into <see cref="ElementwiseKernels.Binary{TOp}"/> as a type.</summary>
+/// <remarks>Thread-safety: implementations are stateless values. Lifetime: nothing to free.</remarks>
 public interface IBinaryOp
 {
     /// <summary>The operation.</summary>
@@ -33,6 +36,7 @@ public interface IBinaryOp
 }
 
 /// <summary>The unary operations of the unfused cells.</summary>
+/// <remarks>Thread-safety: its operations are stateless values, safe from any thread. Lifetime: nothing to free.</remarks>
 public static class UnaryOps
 {
     /// <summary>1 / (1 + e^−x).</summary>
@@ -54,6 +58,7 @@ public static class UnaryOps
 }
 
 /// <summary>The binary operations of the unfused cells.</summary>
+/// <remarks>Thread-safety: its operations are stateless values, safe from any thread. Lifetime: nothing to free.</remarks>
 public static class BinaryOps
 {
     /// <summary>a + b.</summary>
@@ -68,6 +73,7 @@ public static class BinaryOps
 /// One elementwise operation per launch over a whole rows × cols block: the unfused baseline that the fused cell
 /// kernels are measured against. Launched over Index2D(cols, rows); destination may be a source (same element).
 /// </summary>
+/// <remarks>Thread-safety: safe; a kernel is a pure function of its arguments, and the class holds no state. Lifetime: nothing to free; the compiled kernels belong to the <see cref="IlgpuKernels"/> that loaded them.</remarks>
 public static class ElementwiseKernels
 {
     /// <summary>destination = op(source), blockwise.</summary>

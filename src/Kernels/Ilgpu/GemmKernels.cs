@@ -8,6 +8,7 @@ namespace Recurrent.Kernels.Ilgpu;
 /// <see cref="GemmKernels.TiledSgemm"/> as one argument. op(A) is A stored [M,K] with row stride Lda, or with
 /// TransA the transpose of A stored [K,M]; likewise B.
 /// </summary>
+/// <remarks>Thread-safety: an immutable value, safe from any thread. Lifetime: nothing to free.</remarks>
 public readonly struct GemmShape(int m, int n, int k, bool transA, bool transB, float alpha, int lda, int ldb, float beta, int ldc)
 {
     /// <summary>Rows of C.</summary>
@@ -33,6 +34,7 @@ public readonly struct GemmShape(int m, int n, int k, bool transA, bool transB, 
 }
 
 /// <summary>The matrix-product kernels used where cuBLAS is not.</summary>
+/// <remarks>Thread-safety: safe; a kernel is a pure function of its arguments, and the class holds no state. Lifetime: nothing to free; the compiled kernels belong to the <see cref="IlgpuKernels"/> that loaded them.</remarks>
 public static class GemmKernels
 {
     /// <summary>

@@ -12,6 +12,7 @@ namespace Recurrent.Kernels.Ilgpu;
 /// One ILGPU context and accelerator with the library's kernels (loaded once, cached) and its matrix product.
 /// Owns them: dispose it to free the device.
 /// </summary>
+/// <remarks>Thread-safety: kernel loading is locked, but launches and transfers share the accelerator's one stream, so its user serialises them (the ILGPU backend under its lock). Lifetime: owned by its creator (an <c>IlgpuBackend</c>); <see cref="Dispose"/> frees the matrix product (cuBLAS handle), the accelerator with its loaded kernels, and the ILGPU context. Buffers allocated on it must be disposed first and nothing may use it afterwards.</remarks>
 public sealed class IlgpuAccelerator : IDisposable
 {
     private IlgpuAccelerator(Context context, Accelerator accelerator, IlgpuDevice kind, GemmProvider gemm)

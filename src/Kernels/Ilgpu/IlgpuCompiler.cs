@@ -13,6 +13,7 @@ namespace Recurrent.Kernels.Ilgpu;
 /// Compiles kernels to a GPU's code without the GPU: ILGPU's backends need only a context, so CI on a machine without
 /// CUDA still proves that every kernel compiles to PTX (a kernel using something CUDA cannot do fails here).
 /// </summary>
+/// <remarks>Thread-safety: not safe; compile from one thread at a time. Lifetime: owns an ILGPU context (no device), freed by <see cref="Dispose"/>.</remarks>
 public sealed class IlgpuCompiler : IDisposable
 {
     private readonly Context _context = Context.Create(builder => builder.EnableAlgorithms());

@@ -24,6 +24,7 @@ public enum GemmProvider
 /// looks for <c>libcublas.so.12</c>, then <c>.11</c>, then <c>.10</c> (on Windows <c>cublas64_12.dll</c> …) on the
 /// loader's path; pip's PyTorch ships one in <c>site-packages/nvidia/cublas/lib</c>.
 /// </summary>
+/// <remarks>Thread-safety: the cuBLAS handle is locked per call, but products are queued on the accelerator's one stream, so its user serialises them. Lifetime: owned by its <see cref="IlgpuAccelerator"/>; <see cref="Dispose"/> frees the cuBLAS handle (the accelerator stays open).</remarks>
 public sealed class IlgpuGemm : IDisposable
 {
     private readonly Accelerator _accelerator;

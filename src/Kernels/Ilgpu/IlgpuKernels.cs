@@ -10,6 +10,7 @@ namespace Recurrent.Kernels.Ilgpu;
 /// accelerator on first use and then cached for its lifetime (compiling a kernel costs milliseconds to seconds;
 /// launching a loaded one, microseconds).
 /// </summary>
+/// <remarks>Thread-safety: loading and caching are locked, so several threads may ask for kernels; launching them shares the accelerator's stream. Lifetime: not IDisposable; the loaded kernels belong to the accelerator and are freed when it is disposed, after which they must not be launched.</remarks>
 public sealed class IlgpuKernels(Accelerator accelerator)
 {
     private readonly Accelerator _accelerator = accelerator;
@@ -165,6 +166,7 @@ public sealed class IlgpuKernels(Accelerator accelerator)
     }
 
     /// <summary>A kernel method as ILGPU compiles it: generic kernels closed over one operation type.</summary>
+    /// <remarks>Thread-safety: immutable (init-only), so safe to share once made. Lifetime: nothing to free.</remarks>
     /// <param name="Name">Class.Method or Class.Method&lt;Op&gt;.</param>
     /// <param name="Method">The closed method.</param>
     /// <param name="ExplicitlyGrouped">Whether it is launched with a <see cref="KernelConfig"/> (group size and shared memory of its own).</param>

@@ -9,6 +9,7 @@ namespace Recurrent.Kernels.Ilgpu;
 /// destination row, so no launch has to clear a buffer first. Launched over the destination's rows · columns elements (a
 /// flat index: a 2-D launch caps the rows at 65 535).
 /// </summary>
+/// <remarks>Thread-safety: safe; a kernel is a pure function of its arguments, and the class holds no state. Lifetime: nothing to free; the compiled kernels belong to the <see cref="IlgpuKernels"/> that loaded them.</remarks>
 public static class PackingKernels
 {
     /// <summary>

@@ -4,6 +4,7 @@ using ILGPU.Runtime;
 namespace Recurrent.Kernels.Ilgpu;
 
 /// <summary>Sizes of a column sum: a [Rows, Cols] matrix with row stride Ld.</summary>
+/// <remarks>Thread-safety: an immutable value, safe from any thread. Lifetime: nothing to free.</remarks>
 public readonly struct ColumnSumShape(int rows, int cols, int ld, bool accumulate, int rowsPerChunk = 0)
 {
     /// <summary>Rows summed.</summary>
@@ -19,6 +20,7 @@ public readonly struct ColumnSumShape(int rows, int cols, int ld, bool accumulat
 }
 
 /// <summary>Reductions: bias gradients are column sums of the gate gradients [T·N, G·H].</summary>
+/// <remarks>Thread-safety: safe; a kernel is a pure function of its arguments, and the class holds no state. Lifetime: nothing to free; the compiled kernels belong to the <see cref="IlgpuKernels"/> that loaded them.</remarks>
 public static class ReductionKernels
 {
     /// <summary>

@@ -8,6 +8,7 @@ namespace Recurrent.Kernels.Ilgpu;
 /// gradient's first reduction pass, the fused losses and free running's argmax. Matrices are row-major [rows, columns]
 /// and dense; token ids below zero stand for a zero row.
 /// </summary>
+/// <remarks>Thread-safety: safe; a kernel is a pure function of its arguments, and the class holds no state. Lifetime: nothing to free; the compiled kernels belong to the <see cref="IlgpuKernels"/> that loaded them.</remarks>
 public static class SequenceKernels
 {
     /// <summary>

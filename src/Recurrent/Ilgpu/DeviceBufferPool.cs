@@ -9,7 +9,7 @@ namespace Recurrent.Ilgpu;
 /// Device buffers kept for reuse, by exact length. Allocating and freeing device memory is slow on CUDA (cuMemFree
 /// waits for the whole device), so a backend rents its scratch and tape buffers here and repeated calls with the same
 /// shapes allocate nothing. A buffer returned while kernels still use it is safe to rent again: every user enqueues
-/// on the accelerator's one stream, in order. Thread-safe: buffers come back when tapes are disposed, on whatever
+/// on the accelerator's one stream, in order. Thread-safety: safe; buffers come back when tapes are disposed, on whatever
 /// thread that happens, while the backend may be renting for another call.
 /// </summary>
 internal sealed class DeviceBufferPool(IlgpuAccelerator gpu) : IDisposable

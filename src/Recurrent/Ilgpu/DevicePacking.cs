@@ -10,7 +10,7 @@ namespace Recurrent.Ilgpu;
 /// sort and unsort (the stacking's moves of the packed layout on the device), and the previous-hidden rows a backward
 /// pass needs (dW_hh).
 /// </summary>
-/// <remarks>Not thread-safe: the backend's lock serialises its users; <see cref="Dispose"/> may come from any thread.</remarks>
+/// <remarks>Thread-safety: not safe; the backend's lock serialises its users; <see cref="Dispose"/> may come from any thread.</remarks>
 internal sealed class DevicePacking(PackedBatch batch, int stateSlices, DeviceBufferPool pool, Action<Action> transfer) : IDisposable
 {
     private PooledBuffer? _previous, _gathers;

@@ -5,7 +5,8 @@ using Recurrent.Sequence;
 
 namespace Recurrent.Onnx;
 
-/// <summary>What an exported graph takes besides its sequence input. Immutable, so thread-safe.</summary>
+/// <summary>What an exported graph takes besides its sequence input. Thread-safety: immutable, so safe.</summary>
+/// <remarks>Lifetime: nothing to free.</remarks>
 public sealed record OnnxExportOptions
 {
     /// <summary>
@@ -29,6 +30,7 @@ public sealed record OnnxExportOptions
 /// Graph input and output names of the ONNX files <see cref="OnnxExport"/> writes (shapes with the letters of
 /// <see cref="RnnConfig"/>: T steps and N batch are symbolic dimensions, the others fixed).
 /// </summary>
+/// <remarks>Thread-safety: constants only, so safe. Lifetime: nothing to free.</remarks>
 public static class OnnxNames
 {
     /// <summary>A layer's input x [T, N, I], float.</summary>
@@ -76,6 +78,7 @@ public static class OnnxNames
 /// <para>Thread-safety: the export reads the parameters inside a pass, as a forward pass does, so a concurrent
 /// <see cref="RecurrentLayer.Load"/> or SGD step is refused (<see cref="InvalidOperationException"/>) rather than giving a
 /// file of two weight sets; concurrent exports and forward passes are fine.</para>
+/// <para>Lifetime: holds nothing; the model it reads stays the caller's.</para>
 /// </remarks>
 public static class OnnxExport
 {

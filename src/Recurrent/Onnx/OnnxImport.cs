@@ -7,7 +7,7 @@ namespace Recurrent.Onnx;
 /// <summary>
 /// Reads recurrent stacks and language models from ONNX files: those <see cref="OnnxExport"/> writes and those
 /// <c>torch.onnx.export</c> writes of <c>nn.LSTM</c>, <c>nn.GRU</c> and <c>nn.RNN</c> (and of an Embedding → RNN → Linear
-/// model), giving a new layer or model with the file's weights. Thread-safe: it holds no state.
+/// model), giving a new layer or model with the file's weights. Thread-safety: safe; it holds no state.
 /// </summary>
 /// <remarks>
 /// <para><b>What is read.</b> A graph is read when it computes exactly what a Recurrent stack computes: its LSTM, GRU or
@@ -34,6 +34,7 @@ namespace Recurrent.Onnx;
 /// width against the layer below, declared input shapes), weights that are not finite float32 or are stored outside
 /// the file, graph outputs that are not the stack's, bytes that are not a protobuf model. Nothing is made unless the
 /// whole file is read.</para>
+/// <para>Lifetime: holds nothing; the layer or model it returns is the caller's (a sequence model is <see cref="IDisposable"/>; a layer on the default backend holds no native memory).</para>
 /// </remarks>
 public static class OnnxImport
 {

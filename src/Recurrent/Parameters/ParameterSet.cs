@@ -9,6 +9,7 @@ namespace Recurrent;
 /// both views of the set's flat storage (<see cref="ParameterSet.Values"/>, <see cref="ParameterSet.Gradients"/>) at
 /// <see cref="Offset"/>. See <see cref="ParameterSet"/> for what may run concurrently.
 /// </summary>
+/// <remarks>Thread-safety: its name and shape never change; its value and gradient are views of its set's storage, governed by <see cref="ParameterSet"/>'s rules. Lifetime: belongs to its set; nothing to free.</remarks>
 public sealed class Parameter
 {
     internal Parameter(string name, int offset, Tensor value, Tensor grad) => (Name, Offset, Value, Grad) = (name, offset, value, grad);
@@ -48,6 +49,7 @@ public sealed class Parameter
 /// (<see cref="InvalidOperationException"/> both ways); a layer's backward pass refuses a forward pass whose values were
 /// replaced since. <see cref="ZeroGrad"/> waits for a backward pass in flight. Writing into the spans or tensors directly is
 /// outside this protection: do it only while no pass is in flight, and not between a forward pass and its backward pass.
+/// <para>Lifetime: managed memory only (not IDisposable). A set shared into a sequence model refuses work once the model is disposed (<see cref="ObjectDisposedException"/>); the stack's own set is then usable again.</para>
 /// </remarks>
 public class ParameterSet
 {
@@ -658,6 +660,7 @@ public class ParameterSet
 }
 
 /// <summary>How <see cref="ParameterSet.Load(string, LoadOptions?)"/> matches a file's tensors to the parameters, as PyTorch's <c>load_state_dict</c>.</summary>
+/// <remarks>Thread-safety: immutable (init-only), so safe to share once made. Lifetime: nothing to free.</remarks>
 public sealed record LoadOptions
 {
     /// <summary>The options of a plain load: strict, no prefix.</summary>
@@ -677,6 +680,7 @@ public sealed record LoadOptions
 }
 
 /// <summary>What a load did not match: PyTorch's <c>missing_keys</c> and <c>unexpected_keys</c>.</summary>
+/// <remarks>Thread-safety: immutable, so safe. Lifetime: nothing to free.</remarks>
 /// <param name="Missing">The parameters the source lacks (left as they were), by parameter name.</param>
 /// <param name="Unexpected">The source's names under the prefix that are no parameter (ignored), as the source spells them.</param>
 public sealed record LoadResult(IReadOnlyList<string> Missing, IReadOnlyList<string> Unexpected)
@@ -686,6 +690,7 @@ public sealed record LoadResult(IReadOnlyList<string> Missing, IReadOnlyList<str
 }
 
 /// <summary>How <see cref="ParameterSet.Save(string, SaveOptions?)"/> writes a file.</summary>
+/// <remarks>Thread-safety: immutable (init-only), so safe to share once made. Lifetime: nothing to free.</remarks>
 public sealed record SaveOptions
 {
     /// <summary>The options of a plain save: float32, no prefix.</summary>

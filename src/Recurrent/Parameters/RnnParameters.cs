@@ -12,6 +12,7 @@ namespace Recurrent;
 /// gradient after concurrent passes is the sum of their gradients (to rounding; the order of the additions is not fixed).
 /// <see cref="Reset"/>, <see cref="ParameterSet.Load(string, LoadOptions?)"/> and an SGD step refuse to run while a pass is in flight, and a pass
 /// refuses to start while they run; a backward pass refuses a forward pass whose values were replaced since.
+/// <para>Lifetime: managed memory only, owned by its layer (not IDisposable). Steppers made from the layer refuse to step once these parameters are replaced.</para>
 /// </remarks>
 public sealed class RnnParameters : ParameterSet
 {

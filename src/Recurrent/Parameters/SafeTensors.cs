@@ -10,9 +10,10 @@ namespace Recurrent;
 /// Reads and writes the safetensors format (an 8-byte little-endian header length, a JSON header, then the
 /// raw little-endian data), as PyTorch's <c>safetensors.torch</c> writes them. Tensors are float32 in memory; files may
 /// hold F32, F16, BF16 or F64 (<see cref="SafeTensorsDType"/>), converted on reading and on writing.
-/// Thread-safe: it holds no state; concurrent writes of one target each write their own temporary file, and the last
+/// Thread-safety: safe; it holds no state; concurrent writes of one target each write their own temporary file, and the last
 /// rename wins whole.
 /// </summary>
+/// <remarks>Lifetime: holds nothing; streams passed in stay the caller's to close.</remarks>
 public static class SafeTensors
 {
     // A header larger than this is not a parameter file; refusing it keeps a corrupt length from allocating gigabytes.

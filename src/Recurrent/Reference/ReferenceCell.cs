@@ -1,6 +1,7 @@
 namespace Recurrent.Reference;
 
 /// <summary>The four parameters of one layer and direction in double precision, PyTorch's layout.</summary>
+/// <remarks>Thread-safety: the record is immutable, its arrays are plain memory (share them read-only). Lifetime: managed; nothing to free.</remarks>
 /// <param name="WeightIH">[G·H, I].</param>
 /// <param name="WeightHH">[G·H, H].</param>
 /// <param name="BiasIH">[G·H].</param>

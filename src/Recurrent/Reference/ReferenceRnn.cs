@@ -3,6 +3,7 @@ using Recurrent.Stacking;
 namespace Recurrent.Reference;
 
 /// <summary>Every parameter of a stack in double precision, in <see cref="RnnConfig.Parameters"/> order.</summary>
+/// <remarks>Thread-safety: plain arrays: safe to read from several threads, to write from one while none reads. Lifetime: managed; nothing to free.</remarks>
 public sealed class ReferenceWeights
 {
     /// <summary>Zeros shaped for <paramref name="config"/>.</summary>
@@ -52,6 +53,7 @@ public sealed class ReferenceWeights
 }
 
 /// <summary>The result of <see cref="ReferenceRnn.Forward"/>: outputs, final states and what backward needs.</summary>
+/// <remarks>Thread-safety: plain arrays: safe to read from several threads, to write from one while none reads. Lifetime: managed; nothing to free.</remarks>
 public sealed class ReferenceForward
 {
     internal ReferenceForward(RnnConfig config, ReferenceWeights weights, int steps, int batch, int[]? lengths)
@@ -85,6 +87,7 @@ public sealed class ReferenceForward
 }
 
 /// <summary>Gradients from <see cref="ReferenceRnn.Backward"/>.</summary>
+/// <remarks>Thread-safety: the record is immutable, its arrays are the caller's plain memory. Lifetime: managed; nothing to free.</remarks>
 /// <param name="Input">dx [T, N, I].</param>
 /// <param name="HiddenZero">dh0 [L·D, N, H].</param>
 /// <param name="CellZero">dc0 [L·D, N, H] for LSTM, else null.</param>
@@ -95,8 +98,9 @@ public sealed record ReferenceGradients(double[] Input, double[] HiddenZero, dou
 /// The reference implementation of a whole stack (layers, directions) in double precision: plain code,
 /// checked by finite differences and by PyTorch, against which every fast backend is tested. The layers and directions
 /// are stacked by <see cref="RecurrentStacking{TBuffer}"/>, as every backend's are; each direction is
-/// <see cref="ReferenceCell"/>'s time loop. Thread-safe: pure functions of their arguments.
+/// <see cref="ReferenceCell"/>'s time loop. Thread-safety: safe; pure functions of their arguments.
 /// </summary>
+/// <remarks>Lifetime: holds nothing.</remarks>
 public static class ReferenceRnn
 {
     /// <summary>

@@ -13,7 +13,7 @@ namespace Recurrent.Sequence;
 /// once per step) wait for the device. Owns its workspaces (freed by <see cref="Dispose"/>), not the accelerator.
 /// </summary>
 /// <remarks>
-/// Not thread-safe: a training step is a sequence of these operations over this instance's workspaces, so one model
+/// Thread-safety: not safe; a training step is a sequence of these operations over this instance's workspaces, so one model
 /// (which owns one instance) must run one call at a time; its model is what has to serialise them. Instances of
 /// different models may run on different threads over one accelerator: kernel launches are, ILGPU's CPU accelerator
 /// runs one at a time, the shared cuBLAS handle takes one call at a time (<see cref="IlgpuGemm"/>), and the

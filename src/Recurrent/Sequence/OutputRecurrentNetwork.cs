@@ -17,11 +17,12 @@ namespace Recurrent.Sequence;
 /// <see cref="IlgpuBackend"/> it runs on that backend's accelerator instead (CUDA, or ILGPU's CPU simulator for tests):
 /// the same computation, with products on cuBLAS or the ILGPU GEMM kernel and fused pointwise kernels; see
 /// <see cref="Device"/> for what crosses to the device on each call.
-/// Not thread-safe: a training step accumulates into shared gradients and reuses the network's workspaces, so a call made
+/// Thread-safety: not safe; a training step accumulates into shared gradients and reuses the network's workspaces, so a call made
 /// while another thread is inside one throws <see cref="InvalidOperationException"/>.
 /// Non-finite values: a NaN or ∞ in a parameter, or one that arises inside a pass, propagates as IEEE arithmetic gives it;
 /// <see cref="Train"/> never returns a finite loss while the gradients hold NaN or ∞ (it returns NaN then).
 /// </summary>
+/// <remarks>Lifetime: owned by its creator; it borrows the <see cref="Device"/> backend (dispose the network first). <see cref="Dispose"/> frees its device workspaces (nothing on the CPU); a call after it throws <see cref="ObjectDisposedException"/>.</remarks>
 public sealed class OutputRecurrentNetwork : IDisposable
 {
     private readonly OutputRecurrentEngine<float> _engine;

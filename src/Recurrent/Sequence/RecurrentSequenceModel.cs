@@ -19,11 +19,12 @@ namespace Recurrent.Sequence;
 /// accelerator too, and the stack is driven through the backend's device-level entry, so the data crosses to the device
 /// once per call and nothing at the stack boundary; otherwise they run on the CPU (native GEMM, AVX-512 passes).
 /// Parameters (the model's and the stack's) are one <see cref="ParameterSet"/> (<see cref="Parameters"/>) and stay on the
-/// host; on a device each call uploads their values and adds the device gradients into the host ones. Not thread-safe: a training step accumulates into shared gradients and reuses
+/// host; on a device each call uploads their values and adds the device gradients into the host ones. Thread-safety: not safe; a training step accumulates into shared gradients and reuses
 /// the model's workspaces, so a call made while another thread is inside one throws <see cref="InvalidOperationException"/>.
 /// Non-finite values: a NaN or ∞ in a parameter, or one that arises inside a pass, propagates as IEEE arithmetic gives it;
 /// <see cref="Train"/> never returns a finite loss while the gradients hold NaN or ∞ (it returns NaN then).
 /// </summary>
+/// <remarks>Lifetime: owned by its creator; it borrows its stack and the stack's backend. <see cref="Dispose"/> frees its device workspaces (nothing on the CPU) and gives the stack its own parameters back; a call after it throws <see cref="ObjectDisposedException"/>. Dispose it before the backend.</remarks>
 public sealed class RecurrentSequenceModel : IDisposable
 {
     /// <summary>The stack's parameters appear in <see cref="Parameters"/> under this prefix, as a PyTorch module's attribute <c>recurrent</c>'s would.</summary>

@@ -45,6 +45,7 @@ public enum TrainingSchedule
 /// never read, so they need not be valid (a padding id outside the vocabulary, a NaN value): they are not checked. A
 /// model trained on such a batch gets the loss and gradients of its sequences trained one at a time, each truncated to
 /// its length, weighted by their lengths (the mean over all real tokens).
+/// <para>Thread-safety: immutable itself, so several calls may read one instance at once while the wrapped arrays are not written. Lifetime: managed; nothing to free.</para>
 /// </remarks>
 public sealed class SequenceTargets
 {
@@ -138,6 +139,7 @@ public sealed class SequenceTargets
 }
 
 /// <summary>What free-running generation produced.</summary>
+/// <remarks>Thread-safety: an immutable record holding new arrays that belong to the caller. Lifetime: managed; nothing to free.</remarks>
 /// <param name="Outputs">The model's outputs o [T, N, O]: logits for <see cref="SequenceLoss.SoftmaxCrossEntropy"/>, values for <see cref="SequenceLoss.SquaredError"/>.</param>
 /// <param name="Tokens">The fed-back tokens [T, N] (argmax of each step's logits) for <see cref="SequenceLoss.SoftmaxCrossEntropy"/>, else null.</param>
 public sealed record GeneratedSequence(Tensor Outputs, int[]? Tokens);

@@ -100,7 +100,7 @@ internal interface IDirectionCompute<TBuffer>
 /// <summary>
 /// What a forward pass of <see cref="RecurrentStacking{TBuffer}"/> keeps for its backward pass: each layer's input and the
 /// top output (packed rows with <see cref="Packed"/>), the initial states as the directions read them, each direction's
-/// saved state, and the buffers it allocated, which <see cref="Dispose"/> frees. Not thread-safe; Dispose is idempotent.
+/// saved state, and the buffers it allocated, which <see cref="Dispose"/> frees. Thread-safety: not safe; Dispose is idempotent.
 /// </summary>
 internal sealed class StackingTape<TBuffer> : IDisposable
 {
@@ -148,7 +148,7 @@ internal sealed class StackingTape<TBuffer> : IDisposable
 /// Buffers: the caller's x, h0, c0, y, hN, cN (and dy, dhN, dcN, dx, dh0, dc0) are read and written as given; the stacking
 /// allocates the layer outputs below the top and the packed copies, and the tape owns them. A dense pass keeps the
 /// caller's x, h0, c0 and y in the tape as they are: a caller whose backward reads them gives buffers nobody changes before
-/// backward. Thread-safe as far as the compute is: the stacking keeps its state in the tape of each pass.
+/// backward. Thread-safety: safe as far as the compute is: the stacking keeps its state in the tape of each pass.
 /// </remarks>
 /// <typeparam name="TBuffer">Where the rows live.</typeparam>
 internal static class RecurrentStacking<TBuffer>

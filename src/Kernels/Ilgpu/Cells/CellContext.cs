@@ -8,6 +8,7 @@ namespace Recurrent.Kernels.Ilgpu.Cells;
 /// fused kernel or the unfused baseline, and the unfused baseline's launches and temporaries. The cells themselves hold
 /// no state, so this is the one thing a backend creates (and disposes) per accelerator.
 /// </summary>
+/// <remarks>Thread-safety: not safe; its unfused temporaries are shared by every step, so its user serialises the calls (the ILGPU backend under its lock). Lifetime: owned by the backend that made it; <see cref="Dispose"/> frees the unfused baseline's device temporaries (not the accelerator, which it borrows); do not use it after the accelerator is disposed.</remarks>
 public sealed class CellContext(IlgpuAccelerator gpu, bool fused) : IDisposable
 {
     private MemoryBuffer1D<float, Stride1D.Dense>? _scratch;

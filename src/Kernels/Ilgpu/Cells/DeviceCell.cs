@@ -10,6 +10,7 @@ namespace Recurrent.Kernels.Ilgpu.Cells;
 /// <see cref="CellKind"/> has. Implementations are stateless (one instance serves every accelerator); per-accelerator
 /// state lives in the <see cref="CellContext"/>.
 /// </summary>
+/// <remarks>Thread-safety: implementations hold no state (what a step runs on is the <see cref="CellContext"/>), so one instance serves every backend. Lifetime: nothing to free.</remarks>
 public interface IDeviceCell
 {
     /// <summary>Gate blocks G: W_ih and W_hh have G·H rows, the gate buffers G·H columns.</summary>
@@ -42,6 +43,7 @@ public interface IDeviceCell
 /// the pointwise part, then dh_{t−1} = dRecur · W_hh. A cell supplies its pointwise part fused and unfused; a cell that
 /// splits its step (GRU reset-before) overrides the rest.
 /// </summary>
+/// <remarks>Thread-safety: holds only its gate count, so safe; the calls are as safe as the <see cref="CellContext"/> they are given. Lifetime: nothing to free.</remarks>
 public abstract class DeviceCell(int gateCount) : IDeviceCell
 {
     /// <inheritdoc />
@@ -137,6 +139,7 @@ public abstract class DeviceCell(int gateCount) : IDeviceCell
 /// start at their (row 0, first feature) and step rows by a stride, so a direction reads and writes its H features of
 /// a [T, N, D·H] layer output in place.
 /// </summary>
+/// <remarks>Thread-safety: an immutable value, safe from any thread. Lifetime: nothing to free.</remarks>
 public readonly struct StepShape(int hidden, int hPrevStride, int hOutStride, int dyStride)
 {
     /// <summary>H.</summary>
@@ -155,6 +158,7 @@ public readonly struct StepShape(int hidden, int hPrevStride, int hOutStride, in
 /// or in a variable-length batch the sequences still running, or a run of them that share where h_{t−1} comes from
 /// (rows are independent, so a step may be run as several of these).
 /// </summary>
+/// <remarks>Thread-safety: an immutable value; the device views it names are the caller's. Lifetime: owns none of its views: they must stay allocated while the step runs.</remarks>
 public readonly struct ForwardStep
 {
     /// <summary>N, the rows of this step.</summary>
@@ -199,6 +203,7 @@ public readonly struct ForwardStep
 }
 
 /// <summary>The device buffers of one backward step, with N rows as <see cref="ForwardStep"/>.</summary>
+/// <remarks>Thread-safety: an immutable value; the device views it names are the caller's. Lifetime: owns none of its views: they must stay allocated while the step runs.</remarks>
 public readonly struct BackwardStep
 {
     /// <summary>N, the rows of this step.</summary>
@@ -246,6 +251,7 @@ public readonly struct BackwardStep
 /// <see cref="Rows"/> rows: T·N of a dense batch, or the Σ b packed rows of a variable-length one (step t's b_t rows
 /// after those of the steps before it; the real tokens only, so padding adds nothing to the gradient).
 /// </summary>
+/// <remarks>Thread-safety: an immutable value; the device views it names are the caller's. Lifetime: owns none of its views: they must stay allocated while the pass runs.</remarks>
 public readonly struct RecurrentWeightPass
 {
     /// <summary>T.</summary>

@@ -7,6 +7,7 @@ namespace Recurrent.Kernels.Ilgpu.Cells;
 /// a new cell is its own file (its kernels, fused and unfused step, in <c>Cells/</c>) and one line here. Its kernels are
 /// found for the compile tests by <see cref="IlgpuKernels.All"/> (any static class named <c>…Kernels</c>).
 /// </summary>
+/// <remarks>Thread-safety: safe; it holds no state. The cells it returns are shared, stateless instances. Lifetime: nothing to free.</remarks>
 public static class DeviceCells
 {
     private static readonly FrozenDictionary<CellKind, IDeviceCell> Table = new Dictionary<CellKind, IDeviceCell>

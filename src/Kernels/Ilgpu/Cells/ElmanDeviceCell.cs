@@ -9,6 +9,7 @@ namespace Recurrent.Kernels.Ilgpu.Cells;
 /// take f as <typeparamref name="TActivation"/>; the unfused baseline launches the elementwise kernels of the same f
 /// and f' (<typeparamref name="TApply"/>, <typeparamref name="TDerivative"/>), which the registration pairs with it.
 /// </summary>
+/// <remarks>Thread-safety: stateless, so safe. Lifetime: nothing to free.</remarks>
 /// <typeparam name="TActivation">f, and f' through f's output.</typeparam>
 /// <typeparam name="TApply">f as an elementwise operation.</typeparam>
 /// <typeparam name="TDerivative">f' from f's output as an elementwise operation.</typeparam>
@@ -58,6 +59,7 @@ public sealed class ElmanDeviceCell<TActivation, TApply, TDerivative>() : Device
 /// The Elman RNN's fused step kernels. Index k runs over the N·H elements (n = k / H, j = k mod H). gx [N, H] = W_ih x_t
 /// and gr [N, H] = W_hh h, both without bias.
 /// </summary>
+/// <remarks>Thread-safety: safe; a kernel is a pure function of its arguments, and the class holds no state. Lifetime: nothing to free; the compiled kernels belong to the <see cref="IlgpuKernels"/> that loaded them.</remarks>
 public static class ElmanKernels
 {
     /// <summary>h' = f(gx + gr + b_ih + b_hh), also kept in <paramref name="gates"/> [N, H].</summary>

@@ -10,6 +10,7 @@ namespace Recurrent.Kernels.Ilgpu.Cells;
 /// h' = (1 − z) ⊙ n + z ⊙ h. One recurrent product over all 3H rows, as the usual cell. The step keeps W_hn h + b_hn
 /// for dr; the recurrent sum's gradient differs from the input sum's in the n block (scaled by r).
 /// </summary>
+/// <remarks>Thread-safety: stateless, so safe. Lifetime: nothing to free.</remarks>
 public sealed class GruResetAfterDeviceCell() : DeviceCell(3)
 {
     /// <inheritdoc />
@@ -70,6 +71,7 @@ public sealed class GruResetAfterDeviceCell() : DeviceCell(3)
 /// GRU reset-after's fused step kernels. Index k runs over the N·H elements (n = k / H, j = k mod H). gx [N, 3H] = W_ih x_t
 /// and gr [N, 3H] = W_hh h, both without bias; <c>gates</c> [N, 3H] keeps r, z, n activated.
 /// </summary>
+/// <remarks>Thread-safety: safe; a kernel is a pure function of its arguments, and the class holds no state. Lifetime: nothing to free; the compiled kernels belong to the <see cref="IlgpuKernels"/> that loaded them.</remarks>
 public static class GruResetAfterKernels
 {
     /// <summary>

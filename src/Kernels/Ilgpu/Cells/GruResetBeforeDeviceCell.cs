@@ -11,6 +11,7 @@ namespace Recurrent.Kernels.Ilgpu.Cells;
 /// gates half (r, z, r ⊙ h), W_hn (r ⊙ h), the candidate half (n, h'); back, the gates half (dz, dn), d(r ⊙ h) =
 /// dRecur_n · W_hn, the reset half (dr), then dRecur_r,z · W_hr,z. The step keeps r ⊙ h, the operand of dW_hn.
 /// </summary>
+/// <remarks>Thread-safety: stateless, so safe. Lifetime: nothing to free.</remarks>
 public sealed class GruResetBeforeDeviceCell() : DeviceCell(3)
 {
     /// <inheritdoc />
@@ -122,6 +123,7 @@ public sealed class GruResetBeforeDeviceCell() : DeviceCell(3)
 /// GRU reset-before's fused kernels, two per step each way. Index k runs over the N·H elements (n = k / H, j = k mod H).
 /// gx [N, 3H] = W_ih x_t and gr [N, 3H] the recurrent products, both without bias; <c>gates</c> [N, 3H] keeps r, z, n activated.
 /// </summary>
+/// <remarks>Thread-safety: safe; a kernel is a pure function of its arguments, and the class holds no state. Lifetime: nothing to free; the compiled kernels belong to the <see cref="IlgpuKernels"/> that loaded them.</remarks>
 public static class GruResetBeforeKernels
 {
     /// <summary>

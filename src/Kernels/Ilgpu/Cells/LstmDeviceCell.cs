@@ -8,6 +8,7 @@ namespace Recurrent.Kernels.Ilgpu.Cells;
 /// <summary>
 /// LSTM, gate blocks i, f, g, o: c' = f ⊙ c + i ⊙ g, h' = o ⊙ tanh(c'). The step keeps the activated gates and c'.
 /// </summary>
+/// <remarks>Thread-safety: stateless, so safe. Lifetime: nothing to free.</remarks>
 public sealed class LstmDeviceCell() : DeviceCell(4)
 {
     /// <inheritdoc />
@@ -78,6 +79,7 @@ public sealed class LstmDeviceCell() : DeviceCell(4)
 /// The LSTM's fused step kernels. Index k runs over the N·H elements (n = k / H, j = k mod H). gx [N, 4H] = W_ih x_t and
 /// gr [N, 4H] = W_hh h, both without bias; <c>gates</c> [N, 4H] keeps i, f, g, o activated.
 /// </summary>
+/// <remarks>Thread-safety: safe; a kernel is a pure function of its arguments, and the class holds no state. Lifetime: nothing to free; the compiled kernels belong to the <see cref="IlgpuKernels"/> that loaded them.</remarks>
 public static class LstmKernels
 {
     /// <summary>c' = f ⊙ c + i ⊙ g into <paramref name="cOut"/> (may be <paramref name="cPrev"/>), h' = o ⊙ tanh(c').</summary>
