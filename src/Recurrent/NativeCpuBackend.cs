@@ -57,7 +57,7 @@ public sealed class NativeCpuBackend(bool fused = true) : DirectionwiseBackend, 
             return NativeRnn.Forward(config.Cell, backend.Fused, pass.Steps, n, pass.InputSize, h, pass.Reverse,
                 Value(pass, 0), Value(pass, 1), Value(pass, 2), Value(pass, 3), Rows(pass),
                 State(pass.H0, n, h), State(pass.C0, n, h), From(pass.Y), State(pass.HN, n, h), State(pass.CN, n, h), keepForBackward, pass.Y.Stride,
-                BatchSizes(pass));
+                BatchSizes(pass), Own(pass, p => p.Value.Memory));
         }
 
         public override void Backward(in DirectionPass<Memory<float>> pass, IDisposable saved)
@@ -71,13 +71,23 @@ public sealed class NativeCpuBackend(bool fused = true) : DirectionwiseBackend, 
             NativeRnn.Backward(tape, Value(pass, 0), Value(pass, 1), Rows(pass),
                 From(pass.DY), State(pass.DHN, n, h), State(pass.DCN, n, h), From(pass.DX), pass.FromTable ? tableGradient.Span : default,
                 State(pass.DH0, n, h), State(pass.DC0, n, h), Grad(pass, 0), Grad(pass, 1), Grad(pass, 2), Grad(pass, 3),
-                pass.DY.Stride, pass.DX.Stride, accumulateDX: pass.AccumulateDX);
+                pass.DY.Stride, pass.DX.Stride, accumulateDX: pass.AccumulateDX, Own(pass, p => p.Value.Memory), Own(pass, p => p.Grad.Memory));
         }
 
-        // By spec position: weight_ih, weight_hh, bias_ih, bias_hh.
+        // By spec position: weight_ih, weight_hh, bias_ih, bias_hh, the four every cell lists first (ParameterSpec.RnnBase).
         private Span<float> Value(in DirectionPass<Memory<float>> pass, int position) => parameters[pass.Layer, pass.Direction, position].Value.Span;
 
         private Span<float> Grad(in DirectionPass<Memory<float>> pass, int position) => parameters[pass.Layer, pass.Direction, position].Grad.Span;
+
+        // The cell's own parameters (or their gradients), after those four in the cell definition's order.
+        private Memory<float>[] Own(in DirectionPass<Memory<float>> pass, Func<Parameter, Memory<float>> part)
+        {
+            int count = parameters.Config.Definition.Parameters.Count;
+            if (count == ParameterSpec.RnnBase.Count) return [];
+            var own = new Memory<float>[count - ParameterSpec.RnnBase.Count];
+            for (int k = 0; k < own.Length; k++) own[k] = part(parameters[pass.Layer, pass.Direction, ParameterSpec.RnnBase.Count + k]);
+            return own;
+        }
 
         private static ReadOnlySpan<int> BatchSizes(in DirectionPass<Memory<float>> pass) =>
             pass.Packed is null ? default : pass.Packed.BatchSizes.AsSpan(0, pass.Steps);

@@ -323,7 +323,7 @@ internal sealed class NativeRecurrentStepper : RecurrentStepper
             for (int l = 0; l < config.NumLayers; l++)
                 layers[l] = NativeRnnStep.Create(config.Cell, fused, config.LayerInputSize(l), config.HiddenSize,
                     p[l, 0, ParameterSpec.WeightIH].Value.Span, p[l, 0, ParameterSpec.WeightHH].Value.Span,
-                    p[l, 0, ParameterSpec.BiasIH].Value.Span, p[l, 0, ParameterSpec.BiasHH].Value.Span, training);
+                    p[l, 0, ParameterSpec.BiasIH].Value.Span, p[l, 0, ParameterSpec.BiasHH].Value.Span, training, Own(p, l, q => q.Value.Memory));
         }
         catch
         {
@@ -379,9 +379,19 @@ internal sealed class NativeRecurrentStepper : RecurrentStepper
                 var dcLayer = dc is null ? default : dc.Span.Slice(l * nh, nh);
                 _layers[l].Backward(batch, input, kept.Layers[l], dy, dhLayer, dcLayer, dInput, dhLayer, dcLayer,
                     p[l, 0, ParameterSpec.WeightIH].Grad.Span, p[l, 0, ParameterSpec.WeightHH].Grad.Span,
-                    p[l, 0, ParameterSpec.BiasIH].Grad.Span, p[l, 0, ParameterSpec.BiasHH].Grad.Span);
+                    p[l, 0, ParameterSpec.BiasIH].Grad.Span, p[l, 0, ParameterSpec.BiasHH].Grad.Span, Own(p, l, q => q.Grad.Memory));
             }
         return dx;
+    }
+
+    // The cell's own parameters of layer l (or their gradients), after the four every cell has, in its definition's order.
+    private static Memory<float>[] Own(RnnParameters p, int l, Func<Parameter, Memory<float>> part)
+    {
+        int count = p.Config.Definition.Parameters.Count - ParameterSpec.RnnBase.Count;
+        if (count == 0) return [];
+        var own = new Memory<float>[count];
+        for (int k = 0; k < count; k++) own[k] = part(p[l, 0, ParameterSpec.RnnBase.Count + k]);
+        return own;
     }
 
     private protected override void Release()

@@ -29,8 +29,10 @@ public class DirectionwiseBackendTests : BackendContractTests
 
         private sealed class ReferenceCompute(RnnParameters parameters) : HostDirectionCompute<float>
         {
-            private DirectionWeights Weights(in DirectionPass<Memory<float>> pass) => new(Widen(Value(pass, 0)), Widen(Value(pass, 1)),
-                Widen(Value(pass, 2)), Widen(Value(pass, 3)));
+            private int Count => parameters.Config.Definition.Parameters.Count;
+
+            private DirectionWeights Weights(DirectionPass<Memory<float>> pass) =>
+                new(Enumerable.Range(0, Count).Select(p => Widen(Value(pass, p))).ToArray());
 
             private Span<float> Value(in DirectionPass<Memory<float>> pass, int position) => parameters[pass.Layer, pass.Direction, position].Value.Span;
 
@@ -55,8 +57,8 @@ public class DirectionwiseBackendTests : BackendContractTests
             {
                 var s = (Saved)saved;
                 int n = pass.Batch, h = pass.HiddenSize, rows = Rows(pass);
-                var grads = new DirectionWeights(new double[Value(pass, 0).Length], new double[Value(pass, 1).Length],
-                    new double[Value(pass, 2).Length], new double[Value(pass, 3).Length]);
+                var all = pass;
+                var grads = new DirectionWeights(Enumerable.Range(0, Count).Select(p => new double[Value(all, p).Length]).ToArray());
                 var dx = new double[rows * pass.InputSize];
                 var dh0 = new double[n * h];
                 var dc0 = new double[pass.DC0.Buffer.IsEmpty ? 0 : n * h];
@@ -65,11 +67,10 @@ public class DirectionwiseBackendTests : BackendContractTests
                 NarrowRows(dx, From(pass.DX), pass.InputSize, pass.DX.Stride, pass.AccumulateDX);
                 Narrow(dh0, State(pass.DH0, n, h));
                 Narrow(dc0, State(pass.DC0, n, h));
-                double[][] sources = [grads.WeightIH, grads.WeightHH, grads.BiasIH, grads.BiasHH];
-                for (int p = 0; p < sources.Length; p++)
+                for (int p = 0; p < grads.Count; p++)
                 {
                     var destination = parameters[pass.Layer, pass.Direction, p].Grad.Span;
-                    for (int i = 0; i < sources[p].Length; i++) destination[i] += (float)sources[p][i];
+                    for (int i = 0; i < grads[p].Length; i++) destination[i] += (float)grads[p][i];
                 }
             }
         }

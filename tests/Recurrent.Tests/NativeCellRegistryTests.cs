@@ -15,19 +15,20 @@ public class NativeCellRegistryTests
     private static IEnumerable<NativeIsa> Isas() => [NativeIsa.Auto, NativeIsa.Avx2, NativeIsa.Portable];
 
     [TestCaseSource(nameof(Isas))]
-    public void EveryCellKind_HasTheSameNameGateCountAndCellState_InTheNativeRegistry(NativeIsa isa)
+    public void EveryCellKind_HasTheSameNameGateCountCellStateAndParameterCount_InTheNativeRegistry(NativeIsa isa)
     {
         try
         {
             NativeLibrary.Isa = isa;
             foreach (var cell in Enum.GetValues<CellKind>())
             {
-                var (name, gates, hasCellState) = NativeRnn.NativeCellInfo((int)cell);
+                var (name, gates, hasCellState, parameters) = NativeRnn.NativeCellInfo((int)cell);
                 Assert.Multiple(() =>
                 {
                     Assert.That(name, Is.EqualTo(cell.ToString()), $"native name of cell {(int)cell}");
                     Assert.That(gates, Is.EqualTo(cell.GateCount()), $"gate count of {cell}");
                     Assert.That(hasCellState, Is.EqualTo(cell.HasCellState()), $"cell state of {cell}");
+                    Assert.That(parameters, Is.EqualTo(cell.Definition().Parameters.Count), $"parameter count of {cell}");
                 });
             }
         }

@@ -159,6 +159,7 @@ public static partial class NativeRnn
     /// running the first b_t of them (non-increasing, b[0] = N, b[T−1] ≥ 1); <paramref name="input"/> and <paramref name="y"/>
     /// are then Σ b rows, step t's from row Σ_{s&lt;t} b_s, and the states are in the sorted order. The forward direction leaves
     /// each sequence's state at its own last step in <paramref name="hN"/>; the reverse direction starts it from <paramref name="h0"/> there.</param>
+    /// <param name="own">The cell's parameters after the four above, in <c>CellDefinition.Parameters</c> order (none for today's cells).</param>
     /// <returns>The tape when <paramref name="keepForBackward"/>, else null.</returns>
     /// <exception cref="ArgumentException">A size is below 1, <paramref name="batchSizes"/> has not T entries, or a buffer is too
     /// short; the message names it.</exception>
@@ -167,7 +168,8 @@ public static partial class NativeRnn
     public static unsafe NativeRnnTape? Forward(CellKind cell, bool fused, int steps, int batch, int inputSize, int hiddenSize, bool reverse,
         ReadOnlySpan<float> weightIH, ReadOnlySpan<float> weightHH, ReadOnlySpan<float> biasIH, ReadOnlySpan<float> biasHH,
         RnnInputRows input, ReadOnlySpan<float> h0, ReadOnlySpan<float> c0,
-        Span<float> y, Span<float> hN, Span<float> cN, bool keepForBackward, int yStride = 0, ReadOnlySpan<int> batchSizes = default)
+        Span<float> y, Span<float> hN, Span<float> cN, bool keepForBackward, int yStride = 0, ReadOnlySpan<int> batchSizes = default,
+        ReadOnlySpan<Memory<float>> own = default)
     {
         CheckSizes(steps, batch, inputSize, hiddenSize);
         long gh = (long)cell.GateCount() * hiddenSize;
@@ -194,6 +196,7 @@ public static partial class NativeRnn
         fixed (int* pids = input.Ids, pb = batchSizes)
         {
             var pass = Pass(cell, steps, batch, inputSize, hiddenSize, reverse, pwi, pwh, pbi, pbh, input, px, ptable, pids, pb);
+            using var pinned = PinOwn(cell, inputSize, hiddenSize, own, nameof(own), (nint*)&pass.Parameters, ref pass.ParameterCount);
             pass.Fused = fused ? 1 : 0;
             pass.H0 = ph0;
             pass.C0 = hasCell ? pc0 : null;
@@ -243,6 +246,8 @@ public static partial class NativeRnn
     /// <param name="dxStride">Row stride of <paramref name="dx"/>; 0 means I.</param>
     /// <param name="accumulateDX">Whether to add the input gradient to <paramref name="dx"/> rather than overwrite it: the second
     /// direction of a layer adds to the first's in its own matrix product, with no managed sum.</param>
+    /// <param name="own">The cell's own parameters, as in the forward pass.</param>
+    /// <param name="dOwn">Their gradients, same order and shapes, accumulated into.</param>
     /// <exception cref="ObjectDisposedException">The tape was disposed.</exception>
     /// <exception cref="ArgumentException">The tape is invalid or a buffer is too short; the message names it.</exception>
     /// <exception cref="NativeException">The native library refused an argument it checks itself (a table id outside [−1, V)) or
@@ -251,7 +256,7 @@ public static partial class NativeRnn
         ReadOnlySpan<float> dy, ReadOnlySpan<float> dhN, ReadOnlySpan<float> dcN,
         Span<float> dx, Span<float> dTable, Span<float> dh0, Span<float> dc0,
         Span<float> dWeightIH, Span<float> dWeightHH, Span<float> dBiasIH, Span<float> dBiasHH,
-        int dyStride = 0, int dxStride = 0, bool accumulateDX = false)
+        int dyStride = 0, int dxStride = 0, bool accumulateDX = false, ReadOnlySpan<Memory<float>> own = default, ReadOnlySpan<Memory<float>> dOwn = default)
     {
         ArgumentNullException.ThrowIfNull(tape);
         ObjectDisposedException.ThrowIf(tape.IsClosed, tape);
@@ -287,6 +292,9 @@ public static partial class NativeRnn
         {
             // Backward reads only the weights; the bias slots stay null.
             var pass = Pass(cell, steps, batch, inputSize, hiddenSize, tape.Reverse, pwi, pwh, null, null, input, px, ptable, pids, pb);
+            using var pinned = PinOwn(cell, inputSize, hiddenSize, own, nameof(own), (nint*)&pass.Parameters, ref pass.ParameterCount);
+            long count = Base;
+            using var pinnedGradients = PinOwn(cell, inputSize, hiddenSize, dOwn, nameof(dOwn), (nint*)&pass.Gradients, ref count);
             pass.Gradients[0] = (nint)pdwi;
             pass.Gradients[1] = (nint)pdwh;
             pass.Gradients[2] = (nint)pdbi;
@@ -313,7 +321,7 @@ public static partial class NativeRnn
         {
             Cell = (int)cell, Steps = steps, Batch = batch, InputSize = inputSize, HiddenSize = hiddenSize, Reverse = reverse ? 1 : 0,
             BatchSizes = batchSizes,
-            ParameterCount = ParameterCount,
+            ParameterCount = Base,
             X = input.IsTable ? null : x,
             XStride = input.RowStride,
             InputTable = input.IsTable ? table : null,
@@ -327,8 +335,55 @@ public static partial class NativeRnn
         return pass;
     }
 
-    // weight_ih, weight_hh, bias_ih, bias_hh: every cell registered today.
-    private const int ParameterCount = 4;
+    // weight_ih, weight_hh, bias_ih, bias_hh: the four every cell lists first (ParameterSpec.RnnBase).
+    internal const int Base = 4;
+
+    /// <summary>
+    /// Pins a cell's own parameters (those after the four every cell has, in <c>CellDefinition.Parameters</c> order) or their
+    /// gradients into table[4 ..] and sets count to the cell's parameter count. Per pass, not per step.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="own"/> has not the cell's own count, or one is too short.</exception>
+    internal static unsafe PinnedParameters PinOwn(CellKind cell, int inputSize, int hiddenSize, ReadOnlySpan<Memory<float>> own, string name,
+        nint* table, ref long count)
+    {
+        var specs = cell.Definition().Parameters;
+        if (specs.Count > NativeRnnDirection.MaxParameters)
+            throw new InvalidOperationException($"{cell} has {specs.Count} parameters, more than RC_RNN_MAX_PARAMETERS ({NativeRnnDirection.MaxParameters}); raise it on both sides.");
+        if (own.Length != specs.Count - Base)
+            throw new ArgumentException($"{name}: {cell} has {specs.Count - Base} parameters besides weight_ih, weight_hh, bias_ih and bias_hh" +
+                $"{(specs.Count > Base ? $" ({string.Join(", ", specs.Skip(Base))})" : "")}; got {own.Length}.", name);
+        count = specs.Count;
+        if (own.IsEmpty) return default;
+        var shape = new LayerShape(cell.GateCount(), hiddenSize, inputSize);
+        var handles = new System.Buffers.MemoryHandle[own.Length];
+        var pinned = new PinnedParameters(handles);
+        try
+        {
+            for (int k = 0; k < own.Length; k++)
+            {
+                int[] dims = specs[Base + k].Shape(shape);
+                Require(own[k].Span, $"{name}[{k}] ({specs[Base + k].Stem})", dims.Aggregate(1L, (a, d) => a * d), $"[{string.Join(", ", dims)}]");
+                handles[k] = own[k].Pin();
+                table[Base + k] = (nint)handles[k].Pointer;
+            }
+        }
+        catch
+        {
+            pinned.Dispose();
+            throw;
+        }
+        return pinned;
+    }
+
+    /// <summary>What <see cref="PinOwn"/> pinned; disposing unpins it.</summary>
+    internal readonly struct PinnedParameters(System.Buffers.MemoryHandle[]? handles) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (handles is null) return;
+            foreach (var handle in handles) handle.Dispose();
+        }
+    }
 
     /// <summary>
     /// Runs one elementwise operation of the pointwise kernels on the instruction set in use: destination = a op b for
@@ -347,17 +402,17 @@ public static partial class NativeRnn
     internal static int NativeCellCount => rc_cell_count();
 
     /// <summary>
-    /// What the native library registers as cell number <paramref name="cell"/>: its <see cref="CellKind"/> name, gate blocks and
-    /// whether it carries a cell state. For the test that both sides number and describe the cells alike.
+    /// What the native library registers as cell number <paramref name="cell"/>: its <see cref="CellKind"/> name, gate blocks,
+    /// whether it carries a cell state and its parameter count. For the test that both sides number and describe the cells alike.
     /// </summary>
     /// <exception cref="NativeException">No cell has that number.</exception>
-    internal static unsafe (string Name, int GateCount, bool HasCellState) NativeCellInfo(int cell)
+    internal static unsafe (string Name, int GateCount, bool HasCellState, int ParameterCount) NativeCellInfo(int cell)
     {
         byte* name;
-        long gates;
+        long gates, parameters;
         int hasCellState;
-        NativeLibrary.Check(rc_cell_info(cell, &name, &gates, &hasCellState), nameof(rc_cell_info));
-        return (Marshal.PtrToStringUTF8((nint)name)!, checked((int)gates), hasCellState != 0);
+        NativeLibrary.Check(rc_cell_info(cell, &name, &gates, &hasCellState, &parameters), nameof(rc_cell_info));
+        return (Marshal.PtrToStringUTF8((nint)name)!, checked((int)gates), hasCellState != 0, checked((int)parameters));
     }
 
     /// <summary>
@@ -418,7 +473,7 @@ public static partial class NativeRnn
     private static partial int rc_cell_count();
 
     [LibraryImport(NativeLibrary.Name)]
-    private static unsafe partial int rc_cell_info(int cell, byte** name, long* gates, int* hasCellState);
+    private static unsafe partial int rc_cell_info(int cell, byte** name, long* gates, int* hasCellState, long* parameters);
 
     [LibraryImport(NativeLibrary.Name)]
     internal static partial long rc_rnn_tape_bytes(NativeRnnTape tape);

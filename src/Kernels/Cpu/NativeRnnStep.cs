@@ -69,10 +69,13 @@ public sealed partial class NativeRnnStep : SafeHandle
     /// <param name="biasIH">[G·H]; copied.</param>
     /// <param name="biasHH">[G·H]; copied.</param>
     /// <param name="training">Also pack W_ih and W_hh for <see cref="Backward"/> (twice the weights' memory).</param>
+    /// <param name="own">The cell's parameters after the four above, in <c>CellDefinition.Parameters</c> order (none for today's
+    /// cells); copied.</param>
     /// <exception cref="ArgumentException">A size is below 1 or a span is too short; the message names it.</exception>
     /// <exception cref="NativeException">The native library failed (out of memory).</exception>
     public static unsafe NativeRnnStep Create(CellKind cell, bool fused, int inputSize, int hiddenSize,
-        ReadOnlySpan<float> weightIH, ReadOnlySpan<float> weightHH, ReadOnlySpan<float> biasIH, ReadOnlySpan<float> biasHH, bool training = false)
+        ReadOnlySpan<float> weightIH, ReadOnlySpan<float> weightHH, ReadOnlySpan<float> biasIH, ReadOnlySpan<float> biasHH, bool training = false,
+        ReadOnlySpan<Memory<float>> own = default)
     {
         if (inputSize < 1 || hiddenSize < 1)
             throw new ArgumentException($"inputSize, hiddenSize: expected ≥ 1, got {inputSize}, {hiddenSize}.");
@@ -88,12 +91,12 @@ public sealed partial class NativeRnnStep : SafeHandle
             var pass = new NativeRnnDirection
             {
                 Cell = (int)cell, Fused = fused ? 1 : 0, Steps = 1, Batch = 1, InputSize = inputSize, HiddenSize = hiddenSize,
-                ParameterCount = 4,
             };
             pass.Parameters[0] = (nint)pwi;
             pass.Parameters[1] = (nint)pwh;
             pass.Parameters[2] = (nint)pbi;
             pass.Parameters[3] = (nint)pbh;
+            using var pinned = NativeRnn.PinOwn(cell, inputSize, hiddenSize, own, nameof(own), (nint*)&pass.Parameters, ref pass.ParameterCount);
             status = rc_rnn_step_create(&pass, training ? 1 : 0, out step);
         }
         if (status != 0)
@@ -159,13 +162,14 @@ public sealed partial class NativeRnnStep : SafeHandle
     /// <param name="dWeightHH">[G·H, H], accumulated into.</param>
     /// <param name="dBiasIH">[G·H], accumulated into.</param>
     /// <param name="dBiasHH">[G·H], accumulated into.</param>
+    /// <param name="dOwn">The gradients of the cell's own parameters (as <see cref="Create"/>'s own), accumulated into.</param>
     /// <exception cref="ObjectDisposedException">The handle was disposed.</exception>
     /// <exception cref="InvalidOperationException">The handle was made without training.</exception>
     /// <exception cref="ArgumentException">N is below 1 or a span is too short; the message names it.</exception>
     /// <exception cref="NativeException">The native library refused an argument or failed (out of memory).</exception>
     public unsafe void Backward(int batch, ReadOnlySpan<float> x, ReadOnlySpan<float> tape, ReadOnlySpan<float> dy, ReadOnlySpan<float> dhOut,
         ReadOnlySpan<float> dcOut, Span<float> dx, Span<float> dh, Span<float> dc,
-        Span<float> dWeightIH, Span<float> dWeightHH, Span<float> dBiasIH, Span<float> dBiasHH)
+        Span<float> dWeightIH, Span<float> dWeightHH, Span<float> dBiasIH, Span<float> dBiasHH, ReadOnlySpan<Memory<float>> dOwn = default)
     {
         ObjectDisposedException.ThrowIf(IsClosed, this);
         if (!Training)
@@ -192,8 +196,13 @@ public sealed partial class NativeRnnStep : SafeHandle
         fixed (float* px = x, ptape = tape, pdy = dy, pdho = dhOut, pdco = dcOut, pdx = dx, pdh = dh, pdc = dc,
                pdwi = dWeightIH, pdwh = dWeightHH, pdbi = dBiasIH, pdbh = dBiasHH)
         {
-            float** gradients = stackalloc float*[] { pdwi, pdwh, pdbi, pdbh };
-            NativeLibrary.Check(rc_rnn_step_backward(this, batch, px, ptape, pdy, pdho, hasCell ? pdco : null, pdx, pdh, hasCell ? pdc : null, gradients, 4),
+            var gradients = default(NativeRnnDirection.PointerTable);
+            nint* table = (nint*)&gradients;
+            (table[0], table[1], table[2], table[3]) = ((nint)pdwi, (nint)pdwh, (nint)pdbi, (nint)pdbh);
+            long count = NativeRnn.Base;
+            using var pinned = NativeRnn.PinOwn(Cell, InputSize, HiddenSize, dOwn, nameof(dOwn), table, ref count);
+            NativeLibrary.Check(rc_rnn_step_backward(this, batch, px, ptape, pdy, pdho, hasCell ? pdco : null, pdx, pdh, hasCell ? pdc : null,
+                    (float**)table, count),
                 nameof(rc_rnn_step_backward));
         }
     }

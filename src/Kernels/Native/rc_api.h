@@ -55,10 +55,10 @@ RC_EXPORT int32_t rc_get_num_threads(void);
 // ---- Recurrent layers (rnn_sequence.cpp) ----------------------------------------------------------
 // One layer and one direction over a whole sequence. Letters: T steps, N batch, I input features,
 // H hidden features, G gate blocks (Elman 1, GRU 3, LSTM 4). All buffers are row-major float32,
-// owned by the caller, and must not overlap unless stated. Gate order is PyTorch's (CellKind.cs).
+// owned by the caller, and must not overlap unless stated. Gate order is PyTorch's (each cell's definition,
+// src/Kernels/Cells/<Cell>Cell.cs).
 //
-// cell: 0 Elman tanh, 1 Elman relu, 2 LSTM (i, f, g, o), 3 GRU reset-after (PyTorch/cuDNN), 4 GRU reset-before:
-// the managed CellKind's numbers, registered in cells/registry.h and described by rc_cell_info.
+// cell: the managed CellKind's number; cells/registry.h lists them and rc_cell_info describes each.
 // fused: nonzero runs the fused pointwise kernels; zero runs each elementwise operation as its own
 // pass over whole buffers (the unfused baseline). The tape remembers the choice for backward.
 
@@ -66,9 +66,10 @@ RC_EXPORT int32_t rc_get_num_threads(void);
 RC_EXPORT int32_t rc_cell_count(void);
 
 // Describes cell number cell: *name receives its managed CellKind name ("Lstm"; static storage, not to be
-// freed), *gates its gate blocks G, *has_cell_state 1 where it carries c besides h (LSTM), else 0.
-// Lets the managed side check that both sides number the cells alike.
-RC_EXPORT rc_status rc_cell_info(int32_t cell, const char** name, int64_t* gates, int32_t* has_cell_state);
+// freed), *gates its gate blocks G, *has_cell_state 1 where it carries c besides h (LSTM), else 0, *parameters
+// its parameter count per layer and direction (the parameter_count a pass gives).
+// Lets the managed side check that both sides number and describe the cells alike.
+RC_EXPORT rc_status rc_cell_info(int32_t cell, const char** name, int64_t* gates, int32_t* has_cell_state, int64_t* parameters);
 
 // What a training forward pass keeps for backward: per row (token) and layer-direction, in bytes,
 // LSTM 24·H, GRU reset-after 20·H, GRU reset-before 16·H, Elman 4·H, plus h0 (and c0) once.
@@ -76,12 +77,12 @@ RC_EXPORT rc_status rc_cell_info(int32_t cell, const char** name, int64_t* gates
 typedef struct rc_rnn_tape rc_rnn_tape;
 
 // One pass of one layer and direction: every argument of rc_rnn_forward and rc_rnn_backward in one
-// blittable struct, mirrored once on the managed side (NativeRnnDirection in NativeRnn.cs; a test compares
-// its size and offsets with rc_rnn_direction_layout). A new argument (peephole weights, batch sizes)
-// is a new field here, not a new parameter in six signatures. Zero-initialise it, then fill
-// what the pass reads: fields a pass does not read may hold anything.
+// blittable struct, mirrored once on the managed side (NativeRnnDirection.cs; a test compares
+// its size and offsets with rc_rnn_direction_layout). A new argument is a new field here. Zero-initialise it,
+// then fill what the pass reads: fields a pass does not read may hold anything.
 //
-// Rows: every [T, N, ·] buffer is T·N rows in time-major order; row r = t·N + n starts at r·stride
+// Rows: every [T, N, ·] buffer is T·N rows in time-major order; row r (r = t·N + n when dense; packed with
+// batch_sizes: see below) starts at r·stride
 // elements, and stride ≥ the row's width. A stride above the width lets a bidirectional stack write each
 // direction straight into its half of the [T, N, 2H] output (y at offset 0 or H, stride 2H) and read its
 // half of dy, with no scratch copy; 0 means the width (dense).
@@ -106,12 +107,13 @@ typedef struct rc_rnn_direction {
   // Backward: nonzero adds the input gradient into dx (dx += ...) instead of overwriting it, so the two
   // directions of a layer sum their input gradients into one buffer with no managed loop.
   int32_t accumulate_dx;
-  // Parameters by the position of the cell's parameter spec (ParameterKind): 0 weight_ih [G·H, I],
-  // 1 weight_hh [G·H, H], 2 bias_ih [G·H], 3 bias_hh [G·H]; a cell with more (peepholes, layer-norm
-  // gains) takes more entries. Read only. parameter_count: the entries given, the cell's count today (4).
+  // Parameters by their position in the cell's CellDefinition.Parameters: every cell's first four are 0 weight_ih
+  // [G·H, I], 1 weight_hh [G·H, H], 2 bias_ih [G·H], 3 bias_hh [G·H]; a cell with more (peepholes, layer-norm gains)
+  // lists its own after them. Read only. parameter_count: the entries given, which must be the cell's count
+  // (rc_cell_info's parameters).
   const float* parameters[RC_RNN_MAX_PARAMETERS];
-  // Backward: their gradients, same positions and shapes, accumulated into (+=). Backward reads
-  // parameters 0 and 1 only (the weights).
+  // Backward: their gradients, same positions and shapes, accumulated into (+=). Backward reads every parameter
+  // but the biases (2 and 3), which may be null there.
   float* gradients[RC_RNN_MAX_PARAMETERS];
   int64_t parameter_count;
   // The input rows (T·N, or Σ batch_sizes): either x [rows of I, row stride x_stride] (input_table and input_ids null)
@@ -174,13 +176,14 @@ RC_EXPORT int32_t rc_rnn_direction_layout(int64_t* size, int64_t* offsets, int32
 typedef struct rc_rnn_step rc_rnn_step;
 
 // Reads pass's cell, fused, input_size, hidden_size, parameters and parameter_count (checked as rc_rnn_forward checks
-// them); reverse must be 0; steps, batch and every buffer are ignored. training != 0 also packs what rc_rnn_step_backward
+// them; all are copied or packed); reverse must be 0; steps, batch and every buffer are ignored. training != 0 also packs what rc_rnn_step_backward
 // reads (W_ih and W_hh untransposed: twice the weights' memory); a handle made without it refuses backward.
 // *step receives the handle (null on failure).
 RC_EXPORT rc_status rc_rnn_step_create(const rc_rnn_direction* pass, int32_t training, rc_rnn_step** step);
 
 // One step of batch rows: x [N, I], h [N, H] (and c [N, H], LSTM) → h_out [N, H] (and c_out [N, H], LSTM), all dense
-// row-major and owned by the caller. h_out must not overlap h or x; c_out may be c (updated in place), else must not
+// row-major and owned by the caller. h_out must not overlap h or x (so x may not alias h_out: a stack's next layer reads
+// this layer's h_out as its x and writes its own h_out elsewhere); c_out may be c (updated in place), else must not
 // overlap it. c and c_out are ignored (may be null) for cells without a cell state.
 // tape: null for inference; else rc_rnn_step_tape_floats(step, batch) floats, owned by the caller and overwritten,
 // overlapping no other argument: what backward needs (copies of h and c, h_out, c_out, the activated gates, GRU
@@ -200,7 +203,8 @@ RC_EXPORT int64_t rc_rnn_step_tape_floats(const rc_rnn_step* step, int64_t batch
 // Writes dx [N, I] and dh [N, H] (and dc [N, H], LSTM): the gradients of x, h and c. dh may be dh_out and dc may be
 // dc_out (updated in place, so a chain of steps carries one buffer); otherwise no output overlaps an input or another
 // output. Adds (+=) into gradients[0 .. gradient_count): the cell's parameters in spec order, weight_ih [G·H, I],
-// weight_hh [G·H, H], bias_ih [G·H], bias_hh [G·H]; gradient_count must be 4 (as parameter_count). All buffers are the
+// weight_hh [G·H, H], bias_ih [G·H], bias_hh [G·H], then the cell's own; gradient_count must be the cell's parameter
+// count (as parameter_count). All buffers are the
 // caller's; workspaces are per call. The handle must have been created with training.
 RC_EXPORT rc_status rc_rnn_step_backward(const rc_rnn_step* step, int64_t batch, const float* x, const float* tape,
                                          const float* dy, const float* dh_out, const float* dc_out, float* dx, float* dh,

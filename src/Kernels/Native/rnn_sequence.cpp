@@ -469,6 +469,7 @@ void forward(const rc_rnn_direction& pass, const LayerInput& input, Tape* tape) 
       step.hn_out = train && c.scales_recurrent_block ? tape->hn.get() + layout.offsets[t] * H : nullptr;
       step.rh_out = rh.get();
       step.scratch[0] = temp1.get(), step.scratch[1] = temp2.get();
+      step.own = pass.parameters + kBaseParameters;
 
       // The unfused passes run over whole buffers: the running rows, all of them (the unfused path never splits).
       forward_step(c, fused, train, recurrent_weights, Passes(k.elementwise, running), running, step, recurrent.get(),
@@ -546,6 +547,8 @@ void backward(const Tape& tape, const rc_rnn_direction& pass, const LayerInput& 
       step.dgates = dgates.get() + r * GH;
       step.dgates_rec = after ? dgates_rec.get() + r * GH : nullptr;
       for (int i = 0; i < 4; i++) step.scratch[i] = temps[i].get();
+      step.own = pass.parameters + kBaseParameters;
+      step.d_own = pass.gradients + kBaseParameters;
       // The unfused passes run over whole buffers: the running rows, all of them (the unfused path never splits).
       backward_step(c, fused, recurrent_weights, running, step, drh.get(), row0, end);
     }
@@ -676,9 +679,9 @@ rc::rnn::LayerInput layer_input(const std::string& function, const rc_rnn_direct
 }  // namespace
 
 namespace rc::rnn {
-// What both passes check: the cell, the sizes, the parameter table (the first read entries of it: backward
-// reads only the weights), batch_sizes.
-void check_pass(const std::string& function, const rc_rnn_direction& pass, int64_t read) {
+// What both passes check: the cell, the sizes, the parameter table (all of the cell's entries; backward reads
+// neither bias, which the driver folds into the forward pass), batch_sizes.
+void check_pass(const std::string& function, const rc_rnn_direction& pass, bool backward) {
   const int32_t cells = rc::rnn::cell_count();
   if (pass.cell < 0 || pass.cell >= cells)
     throw std::invalid_argument(function + ": cell: expected 0.." + std::to_string(cells - 1) + ", got " + std::to_string(pass.cell));
@@ -686,11 +689,14 @@ void check_pass(const std::string& function, const rc_rnn_direction& pass, int64
     throw std::invalid_argument(function + ": steps, batch, input_size, hidden_size: expected ≥ 1, got " +
                                 std::to_string(pass.steps) + ", " + std::to_string(pass.batch) + ", " +
                                 std::to_string(pass.input_size) + ", " + std::to_string(pass.hidden_size));
-  constexpr int64_t kParameters = 4;  // every cell registered today: weight_ih, weight_hh, bias_ih, bias_hh
-  require(pass.parameter_count == kParameters, function + ": parameter_count: expected " + std::to_string(kParameters) +
-                                                   " for this cell, got " + std::to_string(pass.parameter_count));
-  for (int64_t p = 0; p < read; p++)
-    require(pass.parameters[p] != nullptr, function + ": parameters[" + std::to_string(p) + "] is null");
+  const int64_t count = rc::rnn::cell_ops(pass.cell).parameters;
+  require(count <= RC_RNN_MAX_PARAMETERS, function + ": the cell registers " + std::to_string(count) +
+                                              " parameters, more than RC_RNN_MAX_PARAMETERS; raise it");
+  require(pass.parameter_count == count, function + ": parameter_count: expected " + std::to_string(count) + " for cell " +
+                                             rc::rnn::cell_ops(pass.cell).name + ", got " + std::to_string(pass.parameter_count));
+  for (int64_t p = 0; p < count; p++)
+    require(pass.parameters[p] != nullptr || (backward && (p == 2 || p == 3)),
+            function + ": parameters[" + std::to_string(p) + "] is null");
   if (pass.batch_sizes) {
     const int32_t* b = pass.batch_sizes;
     auto fail = [&](int64_t t, const std::string& expected) {
@@ -712,7 +718,7 @@ RC_EXPORT rc_status rc_rnn_forward(const rc_rnn_direction* pass_in, int32_t keep
     if (tape) *tape = nullptr;
     require(pass_in != nullptr, "rc_rnn_forward: pass is null");
     rc_rnn_direction pass = *pass_in;
-    check_pass("rc_rnn_forward", pass, 4);
+    check_pass("rc_rnn_forward", pass, false);
     const bool has_c = rc::rnn::cell_ops(pass.cell).has_cell_state;
     require(pass.h0 && pass.y && pass.h_n, "rc_rnn_forward: a required buffer (h0, y, h_n) is null");
     const rc::rnn::LayerInput input = layer_input("rc_rnn_forward", pass);
@@ -730,7 +736,7 @@ RC_EXPORT rc_status rc_rnn_backward(rc_rnn_tape* tape, const rc_rnn_direction* p
     require(tape != nullptr, "rc_rnn_backward: tape is null (was the forward pass run with keep_for_backward?)");
     require(pass_in != nullptr, "rc_rnn_backward: pass is null");
     rc_rnn_direction pass = *pass_in;
-    check_pass("rc_rnn_backward", pass, 2);
+    check_pass("rc_rnn_backward", pass, true);
     const rc::rnn::Tape& t = tape->tape;
     require(pass.cell == t.cell && pass.steps == t.steps && pass.batch == t.batch && pass.input_size == t.input_size &&
                 pass.hidden_size == t.hidden && (pass.reverse != 0) == t.reverse,
@@ -740,7 +746,7 @@ RC_EXPORT rc_status rc_rnn_backward(rc_rnn_tape* tape, const rc_rnn_direction* p
     require(same_rows, "rc_rnn_backward: batch_sizes differ from the tape's forward pass");
     const bool has_c = rc::rnn::cell_ops(t.cell).has_cell_state;
     require(pass.dy && pass.dh_n && pass.dh0, "rc_rnn_backward: a required buffer (dy, dh_n, dh0) is null");
-    for (int64_t p = 0; p < 4; p++)
+    for (int64_t p = 0; p < pass.parameter_count; p++)
       require(pass.gradients[p] != nullptr, "rc_rnn_backward: gradients[" + std::to_string(p) + "] is null");
     const rc::rnn::LayerInput input = layer_input("rc_rnn_backward", pass);
     require(input.from_table() ? pass.dinput_table != nullptr : pass.dx != nullptr,
@@ -772,16 +778,17 @@ RC_EXPORT int32_t rc_rnn_direction_layout(int64_t* size, int64_t* offsets, int32
   return count;
 }
 
-RC_EXPORT rc_status rc_cell_info(int32_t cell, const char** name, int64_t* gates, int32_t* has_cell_state) {
+RC_EXPORT rc_status rc_cell_info(int32_t cell, const char** name, int64_t* gates, int32_t* has_cell_state, int64_t* parameters) {
   return rc::guard([&] {
     const int32_t cells = rc::rnn::cell_count();
     if (cell < 0 || cell >= cells)
       throw std::invalid_argument("rc_cell_info: cell: expected 0.." + std::to_string(cells - 1) + ", got " + std::to_string(cell));
-    require(name && gates && has_cell_state, "rc_cell_info: a required pointer is null");
+    require(name && gates && has_cell_state && parameters, "rc_cell_info: a required pointer is null");
     const rc::rnn::CellOps& ops = rc::rnn::cell_ops(cell);
     *name = ops.name;
     *gates = ops.gates;
     *has_cell_state = ops.has_cell_state ? 1 : 0;
+    *parameters = ops.parameters;
   });
 }
 

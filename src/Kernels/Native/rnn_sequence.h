@@ -136,10 +136,10 @@ void add_recurrent_gradients(const CellOps& c, int64_t hidden, int64_t rows, con
                              const float* dgates_rec, const float* h_prevs, float* dweight_hh, float* dbias_ih, float* dbias_hh);
 
 // The C ABI's checks, shared by its sources: require throws std::invalid_argument (RC_INVALID_ARGUMENT) with message
-// unless condition holds; check_pass checks what both passes check (the cell, the sizes, the first read entries of the
-// parameter table, batch_sizes), function naming the export in the message.
+// unless condition holds; check_pass checks what both passes check (the cell, the sizes, the parameter table against the
+// cell's count, batch_sizes), function naming the export in the message.
 void require(bool condition, const std::string& message);
-void check_pass(const std::string& function, const rc_rnn_direction& pass, int64_t read);
+void check_pass(const std::string& function, const rc_rnn_direction& pass, bool backward);
 
 // The fused kernels' bias [G·H]: b_ih + b_hh, except a scaled recurrent block's (b_ih alone; b_hn enters scaled).
 std::vector<float> fused_bias(const CellOps& c, int64_t hidden, const float* bias_ih, const float* bias_hh);

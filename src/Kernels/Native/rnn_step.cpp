@@ -29,6 +29,8 @@ struct StepWeights {
   RecurrentWeights recurrent;                   // its bias_hh points into this bias_hh
   std::unique_ptr<PackedB> packed_ih_backward;  // training: W_ih [G·H, I]
   RecurrentWeights recurrent_backward;          // training: W_hh [G·H, H] as pack_recurrent_backward packs it
+  std::vector<std::vector<float>> own;          // the cell's own parameters (cell.h), copied
+  std::vector<const float*> own_pointers;       // into own, as the step structs take them
   int64_t bytes() const;                        // what the packed weights and biases take, about
 };
 
@@ -47,11 +49,19 @@ StepWeights::StepWeights(const rc_rnn_direction& pass, bool training)
     packed_ih_backward = pack_b(false, GH, input_size, pass.parameters[0], input_size);
     recurrent_backward = pack_recurrent_backward(c, hidden, pass.parameters[1]);
   }
+  for (int64_t k = 0; k + kBaseParameters < c.parameters; k++) {
+    require(c.own_floats != nullptr, std::string("cell ") + c.name + " has its own parameters but no own_floats");
+    const float* value = pass.parameters[kBaseParameters + k];
+    own.emplace_back(value, value + c.own_floats(k, input_size, hidden));
+    own_pointers.push_back(own.back().data());
+  }
 }
 
 int64_t StepWeights::bytes() const {
   const int64_t GH = cell_ops(cell).gates * hidden;
-  return 4 * ((training ? 2 : 1) * (GH * input_size + GH * hidden) + 3 * GH);
+  int64_t own_floats = 0;
+  for (const auto& values : own) own_floats += static_cast<int64_t>(values.size());
+  return 4 * ((training ? 2 : 1) * (GH * input_size + GH * hidden) + 3 * GH + own_floats);
 }
 
 // Where a training step keeps its tape's fields in the caller's buffer of tape_floats(c, N, H) floats. h and h_out
@@ -131,6 +141,7 @@ void step_forward(const StepWeights& w, int64_t N, const float* x, const float* 
   step.hn_out = kept.hn;
   step.rh_out = rh.get();
   step.scratch[0] = temp1.get(), step.scratch[1] = temp2.get();
+  step.own = w.own_pointers.data();
   // As the sequence driver splits a batch through all its steps, so one step: one fork-join instead of two.
   over_step_batch(fused, N, H, GH, [&](int64_t row0, int64_t row1) {
     StepForward rows_step = step;
@@ -142,7 +153,7 @@ void step_forward(const StepWeights& w, int64_t N, const float* x, const float* 
 // Back-propagates one step that step_forward ran with tape, given its input x again: dy and dh_out (and dc_out) are the
 // gradients of h_out (through the step's output and through the later step) and of c_out; writes dx [N, I], dh and
 // dc [N, H] (the gradients of h and c; dh may be dh_out, dc may be dc_out) and adds the parameter gradients into
-// gradients[0..3] (weight_ih, weight_hh, bias_ih, bias_hh). The per-step part is the sequence driver's backward_step;
+// gradients (the cell's parameters in spec order: weight_ih, weight_hh, bias_ih, bias_hh, then its own). The per-step part is the sequence driver's backward_step;
 // the weight gradients are its products over N rows instead of T·N.
 void step_backward(const StepWeights& w, int64_t N, const float* x, const float* tape, const float* dy, const float* dh_out,
                    const float* dc_out, float* dx, float* dh, float* dc, float* const* gradients) {
@@ -177,6 +188,8 @@ void step_backward(const StepWeights& w, int64_t N, const float* x, const float*
   step.dgates = dgates.get();
   step.dgates_rec = dgates_rec.get();
   for (int i = 0; i < 4; i++) step.scratch[i] = temps[i].get();
+  step.own = w.own_pointers.data();
+  step.d_own = gradients + kBaseParameters;
   over_step_batch(fused, N, H, GH, [&](int64_t row0, int64_t row1) {
     StepBackward rows_step = step;
     backward_step(c, fused, w.recurrent_backward, N, rows_step, drh.get(), row0, row1);
@@ -209,7 +222,7 @@ RC_EXPORT rc_status rc_rnn_step_create(const rc_rnn_direction* pass_in, int32_t 
     rc_rnn_direction pass = *pass_in;
     // A step handle has no T or N of its own: check the rest as a one-step, one-row pass would be checked.
     pass.steps = 1, pass.batch = 1;
-    check_pass("rc_rnn_step_create", pass, 4);
+    check_pass("rc_rnn_step_create", pass, false);
     require(pass.reverse == 0, "rc_rnn_step_create: reverse: a step runs forward in time; expected 0");
     *step = new rc_rnn_step(pass, training != 0);
   });
@@ -245,11 +258,11 @@ RC_EXPORT rc_status rc_rnn_step_backward(const rc_rnn_step* step, int64_t batch,
     require(x && tape && dy && dh_out && dx && dh, "rc_rnn_step_backward: a required buffer (x, tape, dy, dh_out, dx, dh) is null");
     const bool has_c = rc::rnn::cell_ops(step->weights.cell).has_cell_state;
     require(!has_c || (dc_out && dc), "rc_rnn_step_backward: a cell with a cell state (LSTM) needs dc_out and dc");
-    constexpr int64_t kParameters = 4;  // as check_pass: weight_ih, weight_hh, bias_ih, bias_hh
-    require(gradients != nullptr && gradient_count == kParameters,
-            "rc_rnn_step_backward: gradients: expected " + std::to_string(kParameters) + " entries, got " +
+    const int64_t count = rc::rnn::cell_ops(step->weights.cell).parameters;  // as rc_rnn_step_create's parameter_count
+    require(gradients != nullptr && gradient_count == count,
+            "rc_rnn_step_backward: gradients: expected " + std::to_string(count) + " entries, got " +
                 std::to_string(gradients ? gradient_count : 0));
-    for (int64_t p = 0; p < kParameters; p++)
+    for (int64_t p = 0; p < count; p++)
       require(gradients[p] != nullptr, "rc_rnn_step_backward: gradients[" + std::to_string(p) + "] is null");
     require(dy != dh, "rc_rnn_step_backward: dh must not be dy (dh is written while dy is read)");
     rc::rnn::step_backward(step->weights, batch, x, tape, dy, dh_out, has_c ? dc_out : nullptr, dx, dh, has_c ? dc : nullptr,

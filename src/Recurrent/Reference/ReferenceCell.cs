@@ -1,12 +1,42 @@
 namespace Recurrent.Reference;
 
-/// <summary>The four parameters of one layer and direction in double precision, PyTorch's layout.</summary>
-/// <remarks>Thread-safety: the record is immutable, its arrays are plain memory (share them read-only). Lifetime: managed; nothing to free.</remarks>
-/// <param name="WeightIH">[G·H, I].</param>
-/// <param name="WeightHH">[G·H, H].</param>
-/// <param name="BiasIH">[G·H].</param>
-/// <param name="BiasHH">[G·H].</param>
-public sealed record DirectionWeights(double[] WeightIH, double[] WeightHH, double[] BiasIH, double[] BiasHH);
+/// <summary>
+/// The parameters of one layer and direction in double precision, PyTorch's layout, by their position in the cell's
+/// <see cref="CellDefinition.Parameters"/>: the four every cell has by name, a cell's own (peepholes, layer-norm gains)
+/// by position after them.
+/// </summary>
+/// <remarks>Thread-safety: its arrays are plain memory (share them read-only). Lifetime: managed; nothing to free.</remarks>
+public sealed class DirectionWeights
+{
+    private readonly double[][] _parameters;
+
+    /// <summary>Keeps the parameters, in spec order (the arrays themselves, not copies).</summary>
+    /// <exception cref="ArgumentException">Fewer than the four every cell has.</exception>
+    public DirectionWeights(params double[][] parameters)
+    {
+        if (parameters.Length < ParameterSpec.RnnBase.Count)
+            throw new ArgumentException($"parameters: expected at least weight_ih, weight_hh, bias_ih, bias_hh, got {parameters.Length}.", nameof(parameters));
+        _parameters = parameters;
+    }
+
+    /// <summary>The parameter at spec position <paramref name="position"/>.</summary>
+    public double[] this[int position] => _parameters[position];
+
+    /// <summary>The number of parameters: the cell's <see cref="CellDefinition.Parameters"/> count.</summary>
+    public int Count => _parameters.Length;
+
+    /// <summary>weight_ih [G·H, I].</summary>
+    public double[] WeightIH => _parameters[0];
+
+    /// <summary>weight_hh [G·H, H].</summary>
+    public double[] WeightHH => _parameters[1];
+
+    /// <summary>bias_ih [G·H].</summary>
+    public double[] BiasIH => _parameters[2];
+
+    /// <summary>bias_hh [G·H].</summary>
+    public double[] BiasHH => _parameters[3];
+}
 
 /// <summary>What the reference keeps of one layer and direction for its backward pass.</summary>
 internal sealed class DirectionTape(int steps) : IDisposable

@@ -19,12 +19,11 @@ public sealed class ReferenceWeights
     /// <summary>One flat array a parameter, in PyTorch's order.</summary>
     public double[][] Values { get; }
 
-    /// <summary>The four parameters of one layer and direction.</summary>
+    /// <summary>The parameters of one layer and direction, in spec order.</summary>
     public DirectionWeights Direction(int layer, int direction)
     {
-        // The four every cell has lead each direction's block (ParameterSpec.RnnBase); a cell with more has them after.
-        int first = (layer * Config.Directions + direction) * Config.Definition.Parameters.Count;
-        return new DirectionWeights(Values[first], Values[first + 1], Values[first + 2], Values[first + 3]);
+        int count = Config.Definition.Parameters.Count;
+        return new DirectionWeights(Values.AsSpan((layer * Config.Directions + direction) * count, count).ToArray());
     }
 
     /// <summary>Widens float parameters.</summary>

@@ -11,7 +11,12 @@
 //     framework without fusion runs the cell (the baseline).
 //
 // Layouts are row-major, one row per batch element: a gate buffer [N, G·H] holds the gate blocks in
-// PyTorch's order (CellKind.cs), a state buffer [N, H] one state per row.
+// PyTorch's order (the cell's definition, src/Kernels/Cells/<Cell>Cell.cs), a state buffer [N, H] one state per row.
+//
+// Parameters: every cell has PyTorch's four, weight_ih, weight_hh, bias_ih, bias_hh, which the driver applies (the matrix
+// products and the biases). A cell may have more of its own (peepholes, layer-norm gains), after those four in the
+// order of its managed CellDefinition.Parameters: the driver passes them to the kernels as own (values) and d_own
+// (their gradients, accumulated into), so a cell's own parameters need no edit of the driver.
 #pragma once
 #include <cstdint>
 
@@ -36,6 +41,7 @@ struct StepForward {
   float* hn_out;            // [N, H] scales_recurrent_block training: the scaled block's recurrent product + bias
   float* rh_out;            // [N, H] split_recurrent_product, first phase: the second product's operand (GRU's r ⊙ h)
   float* scratch[2];        // [N, H] each, unfused: intermediate results
+  const float* const* own;  // the cell's own parameters (CellOps::parameters − 4 of them), in spec order
 };
 
 // One backward time step.
@@ -56,6 +62,8 @@ struct StepBackward {
   float* dgates_rec;        // [N, G·H] scales_recurrent_block out: gradient of W_hh h + b_hh
   const float* drh;         // [N, H] split_recurrent_product, second phase: gradient of the second product's operand
   float* scratch[4];        // [N, H] each, unfused: intermediate results
+  const float* const* own;  // the cell's own parameters, as StepForward's
+  float* const* d_own;      // their gradients, same order and shapes, accumulated into (+=)
 };
 
 // A fused kernel runs batch rows [row_begin, row_end), so the driver may split them among threads; an
@@ -65,9 +73,17 @@ using RowKernel = void (*)(const Step&, int64_t row_begin, int64_t row_end);
 template <class Step>
 using BatchKernel = void (*)(const Step&, int64_t rows);
 
+// PyTorch's four parameters every cell has (weight_ih, weight_hh, bias_ih, bias_hh): the driver's own.
+constexpr int64_t kBaseParameters = 4;
+
 struct CellOps {
   const char* name;              // the managed CellKind's name (NativeCellRegistryTests compares them)
   int64_t gates;                 // G
+  // Parameters per layer and direction, the four base ones included: the managed CellDefinition.Parameters.Count
+  // (NativeCellRegistryTests compares them). A cell with its own raises it and sets own_floats.
+  int64_t parameters = kBaseParameters;
+  // The floats of own parameter k (position kBaseParameters + k) for a layer's sizes; a step handle copies them.
+  int64_t (*own_floats)(int64_t k, int64_t input, int64_t hidden) = nullptr;
   bool has_cell_state;           // a state c besides h (LSTM): the tape keeps it, forward takes c0, backward dc
   bool keeps_gates;              // the tape keeps the activated gates (Elman's backward needs only h')
   // The last gate block's recurrent product takes r ⊙ h (GRU reset-before), known only once the other

@@ -1,5 +1,5 @@
 // The registration: every cell the library computes, numbered as the managed CellKind (src/Kernels/CellKind.cs),
-// whose names and facts NativeCellRegistryTests compares with these through rc_cell_info. A new cell is one
+// whose names, facts and parameter counts NativeCellRegistryTests compares with these through rc_cell_info. A new cell is one
 // header under cells/ and one line here. Per ISA, as isa/vector.h says.
 #pragma once
 #include "cells/elman.h"
