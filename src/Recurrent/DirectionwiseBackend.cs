@@ -21,8 +21,8 @@ public abstract class DirectionwiseBackend : IRnnBackend
     /// <paramref name="table"/>, layer 0's rows come from it and backward adds the table's gradient into <paramref name="tableGradient"/>.
     /// </summary>
     /// <remarks>
-    /// Its backward may read a pass's <see cref="DirectionPass{TBuffer}.X"/> (a training pass keeps layer 0's input as a copy,
-    /// or packed) but not its H0, C0 or Y: in a dense pass those are the caller's buffers, which may change before backward.
+    /// Its backward may read a pass's <see cref="DirectionPass{TBuffer}.X"/>, H0 and C0 (a training pass keeps copies of
+    /// layer 0's input and of the initial states, or packed and sorted ones) but not Y, which is the caller's output.
     /// </remarks>
     internal abstract IDirectionCompute<Memory<float>> Compute(RnnParameters parameters, TableInput? table, Memory<float> tableGradient);
 
@@ -88,8 +88,13 @@ public abstract class DirectionwiseBackend : IRnnBackend
     private StackTape? Run(RnnParameters parameters, int steps, int batch, PackedBatch? packed, Memory<float> x, TableInput? table, Tensor h0, Tensor? c0,
         Tensor y, Tensor hN, Tensor? cN, bool keepForBackward)
     {
+        // The tape keeps the initial states for backward (a packed pass keeps sorted copies): copies of the caller's, so
+        // changing h0 or c0 before backward changes nothing (IRnnBackend's contract). L·D·N·H floats, once a pass.
+        bool copyStates = keepForBackward && packed is null;
+        Memory<float> initialH = copyStates ? h0.ToArray() : h0.Memory;
+        Memory<float> initialC = c0 is null ? default : copyStates ? c0.ToArray() : c0.Memory;
         var stacking = RecurrentStacking<Memory<float>>.Forward(Compute(parameters, table, default), parameters.Config, steps, batch, packed,
-            x, table is not null, h0.Memory, c0?.Memory ?? default, y.Memory, hN.Memory, cN?.Memory ?? default, keepForBackward);
+            x, table is not null, initialH, initialC, y.Memory, hN.Memory, cN?.Memory ?? default, keepForBackward);
         return stacking is null ? null : new StackTape(stacking, table, steps, batch);
     }
 

@@ -533,7 +533,7 @@ public sealed partial class IlgpuBackend : IRnnBackend, IDisposable
                 var bih = Parameter(pass, ParameterSpec.BiasIH, tape.Weights);
                 var bhh = Parameter(pass, ParameterSpec.BiasHH, tape.Weights);
                 // All T input products at once: [T·N, I] · W_ihᵀ (packed: the Σ b real rows).
-                backend._gpu.Gemm.Sgemm(false, true, rows, gh, inputSize, 1, pass.X.Buffer, inputSize, Parameter(pass, ParameterSpec.WeightIH, tape.Weights), inputSize,
+                backend._gpu.Gemm.Sgemm(false, true, rows, gh, inputSize, 1, At(pass.X.Buffer, pass.X.Offset), pass.X.Stride, Parameter(pass, ParameterSpec.WeightIH, tape.Weights), inputSize,
                     0, inputProducts, gh);
                 var y = pass.Y;
                 var h0 = pass.H0;
@@ -657,7 +657,7 @@ public sealed partial class IlgpuBackend : IRnnBackend, IDisposable
 
             // Parameter gradients: one product over all T·N rows each (packed: the real rows only).
             var g = grads!;
-            gemm.Sgemm(true, false, gh, inputSize, rows, 1, dInput, gh, pass.X.Buffer, inputSize, 1, Parameter(pass, ParameterSpec.WeightIH, g), inputSize);
+            gemm.Sgemm(true, false, gh, inputSize, rows, 1, dInput, gh, At(pass.X.Buffer, pass.X.Offset), pass.X.Stride, 1, Parameter(pass, ParameterSpec.WeightIH, g), inputSize);
             if (pass.Packed is not null)
                 kernels.GatherPreviousHidden(new Index1D(rows * h), At(y.Buffer, y.Offset), y.Stride, At(h0.Buffer, h0.Offset),
                     tape.Packing!.PreviousRows(reverse), previousHidden, h);
@@ -671,7 +671,7 @@ public sealed partial class IlgpuBackend : IRnnBackend, IDisposable
             kernels.ColumnSums(dInput, rows, gh, gh, Parameter(pass, ParameterSpec.BiasIH, g), accumulate: true, sumScratch);
             kernels.ColumnSums(dRecur, rows, gh, gh, Parameter(pass, ParameterSpec.BiasHH, g), accumulate: true, sumScratch);
             // The layer input's gradient: this direction's dInput · W_ih, added to the other direction's when it wrote first.
-            gemm.Sgemm(false, false, rows, inputSize, gh, 1, dInput, gh, wih, inputSize, pass.AccumulateDX ? 1 : 0, pass.DX.Buffer, inputSize);
+            gemm.Sgemm(false, false, rows, inputSize, gh, 1, dInput, gh, wih, inputSize, pass.AccumulateDX ? 1 : 0, At(pass.DX.Buffer, pass.DX.Offset), pass.DX.Stride);
         }
 
         public void Pack(PackedBatch layout, ArrayView<float> padded, ArrayView<float> packed, int features) =>

@@ -150,6 +150,7 @@ public static class ReferenceRnn
 
         public override IDisposable? Forward(in DirectionPass<Memory<double>> pass, bool keepForBackward)
         {
+            RequireDenseRows(pass.X, pass.InputSize, "x");
             int n = pass.Batch, h = pass.HiddenSize;
             return ReferenceCell.Forward(weights.Config.Cell, weights.Direction(pass.Layer, pass.Direction), pass.Steps, n, pass.InputSize, h, pass.Packed,
                 From(pass.X), State(pass.H0, n, h), State(pass.C0, n, h), pass.Reverse, From(pass.Y), pass.Y.Stride, State(pass.HN, n, h), State(pass.CN, n, h));
@@ -157,6 +158,8 @@ public static class ReferenceRnn
 
         public override void Backward(in DirectionPass<Memory<double>> pass, IDisposable saved)
         {
+            RequireDenseRows(pass.X, pass.InputSize, "x");
+            RequireDenseRows(pass.DX, pass.InputSize, "dx");
             int n = pass.Batch, h = pass.HiddenSize;
             var dx = From(pass.DX)[..(Rows(pass) * pass.InputSize)];
             if (!pass.AccumulateDX) dx.Clear();
@@ -166,5 +169,15 @@ public static class ReferenceRnn
         }
 
         private static int Rows(in DirectionPass<Memory<double>> pass) => pass.Packed?.Rows ?? pass.Steps * pass.Batch;
+
+        /// <summary>
+        /// The reference's time loop steps the input rows by I, to stay plain: a stacking that handed it strided input rows
+        /// would be read wrongly, so it is refused rather than assumed.
+        /// </summary>
+        private static void RequireDenseRows(StridedRows<Memory<double>> rows, int width, string what)
+        {
+            if (rows.Stride != width)
+                throw new InvalidOperationException($"reference direction: {what} rows {rows.Stride} apart; the reference reads dense rows of {width}.");
+        }
     }
 }
