@@ -54,17 +54,29 @@ DTYPES = {"F32": (torch.float32, 4), "F64": (torch.float64, 8)}
 # safetensors, as the reference implementation (huggingface/safetensors, safetensors/src/tensor.rs) writes and reads it
 # ---------------------------------------------------------------------------------------------------------------------
 
-def save_file(tensors, path, metadata=None):
-    """Writes {name: float32 tensor} like safetensors.torch.save_file."""
+SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64"}
+
+
+def raw_bytes(t):
+    """A tensor's elements as safetensors stores them: little-endian, row-major."""
+    t = t.detach().contiguous()
+    if t.dtype == torch.bfloat16:
+        # numpy has no bfloat16: the same 16 bits as int16.
+        return t.view(torch.int16).numpy().astype("<i2").tobytes()
+    return t.numpy().astype(t.numpy().dtype.newbyteorder("<")).tobytes()
+
+
+def save_tensors(tensors, path, metadata=None):
+    """Writes {name: tensor} like safetensors.torch.save_file, each tensor in its own dtype (F32, F16, BF16, F64)."""
     header = {}
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     offset = 0
     blobs = []
     for name in sorted(tensors):
-        t = tensors[name].detach().to(torch.float32).contiguous()
-        blob = t.numpy().astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(blob)]}
+        t = tensors[name]
+        blob = raw_bytes(t)
+        header[name] = {"dtype": SAFETENSORS_DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(blob)]}
         offset += len(blob)
         blobs.append(blob)
     header_bytes = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
@@ -74,6 +86,11 @@ def save_file(tensors, path, metadata=None):
         f.write(header_bytes)
         for blob in blobs:
             f.write(blob)
+
+
+def save_file(tensors, path, metadata=None):
+    """Writes {name: tensor} as float32, like safetensors.torch.save_file of float32 tensors."""
+    save_tensors({name: t.detach().to(torch.float32) for name, t in tensors.items()}, path, metadata)
 
 
 def load_file(path):
