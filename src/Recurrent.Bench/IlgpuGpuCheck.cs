@@ -133,7 +133,7 @@ public static class IlgpuGpuCheck
         foreach (var (cell, loss) in new[] { (CellKind.Lstm, SequenceLoss.SoftmaxCrossEntropy), (CellKind.GruResetBefore, SequenceLoss.SquaredError) })
         foreach (var lengths in paddings)
         {
-            RecurrentLayer Layer(IRnnBackend? rnn) => cell == CellKind.Lstm ? new Lstm(7, 33, backend: rnn, seed: 3) : new Gru(7, 33, GruVariant.ResetBefore, backend: rnn, seed: 3);
+            RecurrentLayer Layer(IRnnBackend? rnn) => cell == CellKind.Lstm ? new Lstm(7, 33, backend: rnn, seed: 3) : new Gru(7, 33, variant: GruVariant.ResetBefore, backend: rnn, seed: 3);
             int? start = loss == SequenceLoss.SoftmaxCrossEntropy ? 0 : null;
             var targets = Targets(loss, steps, batch, 17, new Random(6), lengths);
             var cpu = new RecurrentSequenceModel(Layer(lengths is null ? null : ReferenceBackend.Instance), 17, loss, start, seed: 3);

@@ -476,11 +476,16 @@ public sealed class Lstm(int inputSize, int hiddenSize, int numLayers = 1, bool 
     : RecurrentLayer(new RnnConfig(CellKind.Lstm, inputSize, hiddenSize, numLayers, bidirectional), backend, seed);
 
 /// <summary>
-/// A multi-layer, optionally bidirectional GRU (gate order r, z, n). The variant has no default on purpose:
-/// <see cref="GruVariant.ResetAfter"/> is PyTorch's <c>nn.GRU</c>.
+/// A multi-layer, optionally bidirectional GRU (gate order r, z, n). The variant defaults to
+/// <see cref="GruVariant.ResetAfter"/>, PyTorch's <c>nn.GRU</c>, cuDNN's and ONNX's <c>linear_before_reset=1</c>; pass
+/// <c>variant: GruVariant.ResetBefore</c> for weights from Keras (<c>reset_after=False</c>) or the textbook form.
 /// </summary>
-/// <remarks>Thread-safety and lifetime: as <see cref="RecurrentLayer"/>.</remarks>
-public sealed class Gru(int inputSize, int hiddenSize, GruVariant variant, int numLayers = 1, bool bidirectional = false, IRnnBackend? backend = null, int seed = 0)
+/// <remarks>
+/// Arguments in the order shared by <see cref="Lstm"/>, <see cref="Gru"/> and <see cref="ElmanRnn"/>: sizes, layer count,
+/// direction, then the cell-specific choice, backend and seed.
+/// Thread-safety and lifetime: as <see cref="RecurrentLayer"/>.
+/// </remarks>
+public sealed class Gru(int inputSize, int hiddenSize, int numLayers = 1, bool bidirectional = false, GruVariant variant = GruVariant.ResetAfter, IRnnBackend? backend = null, int seed = 0)
     : RecurrentLayer(new RnnConfig(variant switch
     {
         GruVariant.ResetAfter => CellKind.GruResetAfter,
@@ -490,7 +495,7 @@ public sealed class Gru(int inputSize, int hiddenSize, GruVariant variant, int n
 
 /// <summary>A multi-layer, optionally bidirectional Elman RNN, as PyTorch's <c>nn.RNN</c>.</summary>
 /// <remarks>Thread-safety and lifetime: as <see cref="RecurrentLayer"/>.</remarks>
-public sealed class ElmanRnn(int inputSize, int hiddenSize, RnnActivation activation = RnnActivation.Tanh, int numLayers = 1, bool bidirectional = false, IRnnBackend? backend = null, int seed = 0)
+public sealed class ElmanRnn(int inputSize, int hiddenSize, int numLayers = 1, bool bidirectional = false, RnnActivation activation = RnnActivation.Tanh, IRnnBackend? backend = null, int seed = 0)
     : RecurrentLayer(new RnnConfig(activation switch
     {
         RnnActivation.Tanh => CellKind.RnnTanh,

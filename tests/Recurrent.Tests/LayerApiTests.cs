@@ -153,12 +153,23 @@ public class LayerApiTests
     // ---------------------------------------------------------------------------------------------------------
 
     [Test]
-    public void Gru_HasNoDefaultVariant_AndRefusesAnUnknownOne()
+    public void LayerConstructors_ShareOneArgumentOrder_CellChoiceAfterTheSharedOnes()
+    {
+        static string[] Names(Type type) => type.GetConstructors().Single().GetParameters().Select(p => p.Name!).ToArray();
+        string[] shared = ["inputSize", "hiddenSize", "numLayers", "bidirectional"];
+        Assert.That(Names(typeof(Lstm)), Is.EqualTo(shared.Concat(["backend", "seed"])));
+        Assert.That(Names(typeof(Gru)), Is.EqualTo(shared.Concat(["variant", "backend", "seed"])));
+        Assert.That(Names(typeof(ElmanRnn)), Is.EqualTo(shared.Concat(["activation", "backend", "seed"])));
+    }
+
+    [Test]
+    public void Gru_DefaultsToPyTorchsVariant_AndRefusesAnUnknownOne()
     {
         var variant = typeof(Gru).GetConstructors().Single().GetParameters().Single(p => p.ParameterType == typeof(GruVariant));
-        Assert.That(variant.HasDefaultValue, Is.False, "callers must choose between PyTorch's reset-after GRU and the reset-before form");
-        Assert.That(() => new Gru(3, 4, (GruVariant)2), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("variant"));
-        Assert.That(() => new ElmanRnn(3, 4, (RnnActivation)7), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("activation"));
+        Assert.That(variant.DefaultValue, Is.EqualTo(GruVariant.ResetAfter), "nn.GRU, cuDNN and ONNX linear_before_reset=1");
+        Assert.That(new Gru(3, 4).Config.Cell, Is.EqualTo(CellKind.GruResetAfter));
+        Assert.That(() => new Gru(3, 4, variant: (GruVariant)2), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("variant"));
+        Assert.That(() => new ElmanRnn(3, 4, activation: (RnnActivation)7), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("activation"));
     }
 
     [TestCase(0, 4, 1)]
@@ -368,7 +379,7 @@ public class NonFiniteInputTests
     [Test]
     public void Save_RefusesNonFiniteParameters_AndWritesNothing()
     {
-        var gru = new Gru(3, 2, GruVariant.ResetAfter, backend: ReferenceBackend.Instance);
+        var gru = new Gru(3, 2, variant: GruVariant.ResetAfter, backend: ReferenceBackend.Instance);
         gru.Parameters["bias_hh_l0"].Value.Span[1] = float.NaN;
         string path = Path.Combine(Path.GetTempPath(), $"recurrent-nan-{Guid.NewGuid():N}.safetensors");
         var e = Assert.Throws<InvalidOperationException>(() => gru.Save(path))!;

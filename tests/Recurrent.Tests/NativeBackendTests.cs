@@ -110,7 +110,7 @@ public class NativeBackendTests
     [Test]
     public void Layers_UseTheFusedNativeBackend_ByDefault()
     {
-        var gru = new Gru(3, 4, GruVariant.ResetAfter);
+        var gru = new Gru(3, 4, variant: GruVariant.ResetAfter);
         Assert.That(gru.Backend, Is.InstanceOf<NativeCpuBackend>());
         Assert.That(((NativeCpuBackend)gru.Backend).Fused, Is.True);
         Assert.That(gru.Backend.Name, Is.EqualTo("native-cpu"));

@@ -451,8 +451,8 @@ public sealed class NonFiniteIlgpuTests
     private static RecurrentLayer Layer(CellKind cell, int input, int hidden, IRnnBackend backend) => cell switch
     {
         CellKind.Lstm => new Lstm(input, hidden, backend: backend, seed: 3),
-        CellKind.GruResetAfter => new Gru(input, hidden, GruVariant.ResetAfter, backend: backend, seed: 3),
-        _ => new ElmanRnn(input, hidden, RnnActivation.Relu, backend: backend, seed: 3),
+        CellKind.GruResetAfter => new Gru(input, hidden, variant: GruVariant.ResetAfter, backend: backend, seed: 3),
+        _ => new ElmanRnn(input, hidden, activation: RnnActivation.Relu, backend: backend, seed: 3),
     };
 
     /// <summary>
@@ -503,7 +503,7 @@ public sealed class NonFiniteIlgpuTests
     {
         const int threads = 4, repeats = 2;
         var backend = fused ? _fused! : _unfused!;
-        var layer = new Gru(3, 4, GruVariant.ResetBefore, backend: backend, seed: 9);
+        var layer = new Gru(3, 4, variant: GruVariant.ResetBefore, backend: backend, seed: 9);
         var inputs = Enumerable.Range(0, threads).Select(i => new Tensor(TestData.UniformSingle(new Random(i), 3 * 2 * 3), 3, 2, 3)).ToArray();
         void Step(Tensor x)
         {

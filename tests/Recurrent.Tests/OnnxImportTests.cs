@@ -40,7 +40,7 @@ public class OnnxImportTests
         string path = Path.Combine(Path.GetTempPath(), $"onnx-roundtrip-{Guid.NewGuid():N}.onnx");
         try
         {
-            var original = new Gru(5, 3, GruVariant.ResetAfter, numLayers: 2, seed: 4);
+            var original = new Gru(5, 3, variant: GruVariant.ResetAfter, numLayers: 2, seed: 4);
             OnnxExport.Save(original, path);
             var imported = OnnxImport.Load(path, ReferenceBackend.Instance);
             Assert.That(imported.Backend, Is.SameAs(ReferenceBackend.Instance));
@@ -54,7 +54,7 @@ public class OnnxImportTests
     [TestCase(SequenceLoss.SquaredError, null)]
     public void SequenceModelRoundTrip_GivesTheSameModel(SequenceLoss loss, int? startToken)
     {
-        using var original = new RecurrentSequenceModel(new Gru(4, 6, GruVariant.ResetBefore, numLayers: 2, seed: 2), outputSize: 9, loss, startToken, seed: 5);
+        using var original = new RecurrentSequenceModel(new Gru(4, 6, variant: GruVariant.ResetBefore, numLayers: 2, seed: 2), outputSize: 9, loss, startToken, seed: 5);
         using var imported = OnnxImport.LoadSequenceModel(new MemoryStream(ExportModel(original, new())));
         Assert.That((imported.OutputSize, imported.Loss, imported.StartToken), Is.EqualTo((original.OutputSize, original.Loss, original.StartToken)));
         Assert.That(imported.Recurrent.Config, Is.EqualTo(original.Recurrent.Config));

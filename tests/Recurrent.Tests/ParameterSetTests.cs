@@ -241,7 +241,7 @@ public class ParameterSetTests
     [Test]
     public void SequenceModel_HoldsItsStacksParametersInItsOwnFlatStorage()
     {
-        var layer = new Gru(3, 4, GruVariant.ResetAfter, numLayers: 2, seed: 1);
+        var layer = new Gru(3, 4, variant: GruVariant.ResetAfter, numLayers: 2, seed: 1);
         var stackValues = layer.Parameters.Values.ToArray();
         var valueTensor = layer.Parameters["weight_hh_l1"].Value;
         using var model = new RecurrentSequenceModel(layer, 5, SequenceLoss.SoftmaxCrossEntropy, seed: 2);
@@ -318,10 +318,10 @@ public class ParameterSetTests
     [Test]
     public void RecurrentLayer_SaveThenLoad_RoundTrips()
     {
-        var saved = new Gru(3, 4, GruVariant.ResetBefore, numLayers: 2, bidirectional: true, seed: 1);
+        var saved = new Gru(3, 4, variant: GruVariant.ResetBefore, numLayers: 2, bidirectional: true, seed: 1);
         string path = PathOf("gru.safetensors");
         saved.Save(path);
-        var loaded = new Gru(3, 4, GruVariant.ResetBefore, numLayers: 2, bidirectional: true, seed: 2);
+        var loaded = new Gru(3, 4, variant: GruVariant.ResetBefore, numLayers: 2, bidirectional: true, seed: 2);
         loaded.Load(path);
         Assert.That(loaded.Parameters.Values.ToArray(), Is.EqualTo(saved.Parameters.Values.ToArray()));
     }
@@ -350,10 +350,10 @@ public class ParameterSetTests
     [Test]
     public void RecurrentSequenceModel_Load_RefusesAFileSavedAroundAnotherCellOfTheSameShapes()
     {
-        using var saved = new RecurrentSequenceModel(new Gru(2, 3, GruVariant.ResetAfter), 4, SequenceLoss.SoftmaxCrossEntropy);
+        using var saved = new RecurrentSequenceModel(new Gru(2, 3, variant: GruVariant.ResetAfter), 4, SequenceLoss.SoftmaxCrossEntropy);
         string path = PathOf("model.safetensors");
         saved.Save(path);
-        using var other = new RecurrentSequenceModel(new Gru(2, 3, GruVariant.ResetBefore), 4, SequenceLoss.SoftmaxCrossEntropy);
+        using var other = new RecurrentSequenceModel(new Gru(2, 3, variant: GruVariant.ResetBefore), 4, SequenceLoss.SoftmaxCrossEntropy);
         Assert.That(() => other.Load(path), Throws.TypeOf<InvalidDataException>().With.Message.Contains("GruResetAfter").And.Message.Contains("GruResetBefore"));
     }
 

@@ -54,7 +54,7 @@ public class ForwardKeepsItsOwnInputsTests : EveryBackendFixture
         var path = Path.Combine(Path.GetTempPath(), $"recurrent-version-{Guid.NewGuid():N}.safetensors");
         try
         {
-            var gru = new Gru(2, 3, GruVariant.ResetAfter, backend: Backend(backend));
+            var gru = new Gru(2, 3, variant: GruVariant.ResetAfter, backend: Backend(backend));
             gru.Save(path);
             var x = new Tensor(TestData.UniformSingle(new Random(1), 2 * 2 * 2), 2, 2, 2);
             using var forward = gru.Forward(x, keepForBackward: true);
@@ -92,7 +92,7 @@ public class SizeOverflowTests
 
     private static IEnumerable<TestCaseData> ImpossibleLayers()
     {
-        yield return new TestCaseData((Func<object>)(() => new Gru(1 << 30, 16, GruVariant.ResetBefore)), "inputSize").SetArgDisplayNames("GRU G·H·I");
+        yield return new TestCaseData((Func<object>)(() => new Gru(1 << 30, 16, variant: GruVariant.ResetBefore)), "inputSize").SetArgDisplayNames("GRU G·H·I");
         yield return new TestCaseData((Func<object>)(() => new ElmanRnn(1, 40_000, numLayers: 2, bidirectional: true)), "hiddenSize").SetArgDisplayNames("RNN G·H·D·H");
         yield return new TestCaseData((Func<object>)(() => new ElmanRnn(1, 50_000)), "hiddenSize").SetArgDisplayNames("RNN H·H");
         yield return new TestCaseData((Func<object>)(() => new Lstm(1, 1 << 20, numLayers: 1 << 10, bidirectional: true)), "numLayers").SetArgDisplayNames("LSTM L·D·H");
@@ -301,7 +301,7 @@ public class NaNParameterAtTheLayerTests : EveryBackendFixture
     [TestCaseSource(nameof(Cases))]
     public void Forward_GivesNaN_WhenTheOnlyInputWeightIsNaN(RnnActivation activation, string backend)
     {
-        var rnn = new ElmanRnn(1, 1, activation, backend: Backend(backend));
+        var rnn = new ElmanRnn(1, 1, activation: activation, backend: Backend(backend));
         foreach (var p in rnn.Parameters.All) p.Value.Span.Clear();
         rnn.Parameters["weight_ih_l0"].Value.Span[0] = float.NaN;
         using var result = rnn.Forward(new Tensor([1f], 1, 1, 1), keepForBackward: true);

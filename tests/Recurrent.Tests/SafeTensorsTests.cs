@@ -92,14 +92,14 @@ public class SafeTensorsTests
     [Test]
     public void SaveThenLoad_RoundTripsEveryParameterBitForBit()
     {
-        var saved = new Gru(3, 5, GruVariant.ResetBefore, numLayers: 2, bidirectional: true, seed: 11);
+        var saved = new Gru(3, 5, variant: GruVariant.ResetBefore, numLayers: 2, bidirectional: true, seed: 11);
         // Values whose bits a sloppy writer would lose: −0, the smallest subnormal, the largest float.
         var first = saved.Parameters.All[0].Value.Span;
         (first[0], first[1], first[2], first[3]) = (-0f, float.Epsilon, float.MaxValue, -float.MaxValue);
         string path = Path.Combine(_folder, "gru.safetensors");
         saved.Save(path);
 
-        var loaded = new Gru(3, 5, GruVariant.ResetBefore, numLayers: 2, bidirectional: true, seed: 12);
+        var loaded = new Gru(3, 5, variant: GruVariant.ResetBefore, numLayers: 2, bidirectional: true, seed: 12);
         loaded.Load(path);
         for (int i = 0; i < saved.Parameters.All.Count; i++)
             Assert.That(Bits(loaded.Parameters.All[i].Value.ToArray()), Is.EqualTo(Bits(saved.Parameters.All[i].Value.ToArray())), saved.Parameters.All[i].Name);

@@ -140,7 +140,7 @@ public class SequenceLengthsTests
     [Test]
     public void Train_ChecksTargetsWithinLengthsOnly_BeforeAnyWork()
     {
-        var model = new RecurrentSequenceModel(new Gru(3, 4, GruVariant.ResetAfter, backend: ReferenceBackend.Instance), 5, SequenceLoss.SoftmaxCrossEntropy);
+        var model = new RecurrentSequenceModel(new Gru(3, 4, variant: GruVariant.ResetAfter, backend: ReferenceBackend.Instance), 5, SequenceLoss.SoftmaxCrossEntropy);
         // [T = 2, N = 2], lengths [1, 2]: id 9 at step 1 of sequence 0 is past its end; at step 1 of sequence 1 it is not.
         Assert.That(float.IsFinite(model.Train(SequenceTargets.Tokens([0, 1, 9, 2], 2, 2, [1, 2]))), Is.True);
         model.ZeroGrad();

@@ -230,8 +230,8 @@ public class StepperTests
     [TestCaseSource(nameof(AllBackends))]
     public void StepBackward_RefusesForeignUntapedOrStaleStepsAndMisshapenGradients(string backendName) => OnBackend(backendName, backend =>
     {
-        var layer = new Gru(3, 4, GruVariant.ResetBefore, numLayers: 2, backend: backend);
-        var other = new Gru(3, 4, GruVariant.ResetBefore, numLayers: 2, backend: backend);
+        var layer = new Gru(3, 4, variant: GruVariant.ResetBefore, numLayers: 2, backend: backend);
+        var other = new Gru(3, 4, variant: GruVariant.ResetBefore, numLayers: 2, backend: backend);
         using var stepper = layer.CreateStepper(training: true);
         using var sibling = layer.CreateStepper(training: true);
         using var foreign = other.CreateStepper(training: true);
@@ -312,8 +312,8 @@ public class StepperTests
         var backend = CreateBackend(backendName);
         try
         {
-            var layer = new Gru(3, 4, GruVariant.ResetAfter, numLayers: 2, backend: backend);
-            var other = new Gru(3, 4, GruVariant.ResetAfter, numLayers: 2, backend: backend);
+            var layer = new Gru(3, 4, variant: GruVariant.ResetAfter, numLayers: 2, backend: backend);
+            var other = new Gru(3, 4, variant: GruVariant.ResetAfter, numLayers: 2, backend: backend);
             using var stepper = layer.CreateStepper();
             using var sibling = layer.CreateStepper();
             using var foreign = other.CreateStepper();
@@ -374,7 +374,7 @@ public class StepperTests
     public void IlgpuStepper_UploadsTheWeightsOnce(bool fused)
     {
         using var backend = new IlgpuBackend(IlgpuDevice.Cpu, fused);
-        var layer = new Gru(2, 3, GruVariant.ResetBefore, numLayers: 2, backend: backend, seed: 3);
+        var layer = new Gru(2, 3, variant: GruVariant.ResetBefore, numLayers: 2, backend: backend, seed: 3);
         var xt = new Tensor(TestData.UniformSingle(new Random(5), 4), 2, 2);
         int before = backend.ParameterUploads;
         using var stepper = layer.CreateStepper(training: true);
