@@ -198,13 +198,13 @@ public class OnnxExportTests
         return stream.ToArray();
     }
 
-    private static Tensor Random(Random random, params int[] shape) =>
+    private static FloatTensor Random(Random random, params int[] shape) =>
         new(TestData.UniformSingle(random, shape.Aggregate(1, (a, b) => a * b)), shape);
 
     /// <summary>A copy of a tensor's elements (a view's too), for reading.</summary>
-    internal static float[] Floats(Tensor tensor) => tensor.ToArray();
+    internal static float[] Floats(FloatTensor tensor) => tensor.ToArray();
 
-    internal static double[] Widen(Tensor tensor) => Widen(Floats(tensor));
+    internal static double[] Widen(FloatTensor tensor) => Widen(Floats(tensor));
 
     internal static double[] Widen(float[] values) => Array.ConvertAll(values, v => (double)v);
 }

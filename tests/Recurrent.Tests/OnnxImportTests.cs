@@ -64,7 +64,7 @@ public class OnnxImportTests
         var random = new Random(3);
         var targets = loss == SequenceLoss.SoftmaxCrossEntropy
             ? SequenceTargets.Tokens(Enumerable.Range(0, 12).Select(_ => random.Next(9)).ToArray(), 4, 3)
-            : SequenceTargets.Real(new Tensor(TestData.UniformSingle(random, 4 * 3 * 9), 4, 3, 9));
+            : SequenceTargets.Real(new FloatTensor(TestData.UniformSingle(random, 4 * 3 * 9), 4, 3, 9));
         Assert.That(Floats(imported.TeacherForcedOutputs(targets)), Is.EqualTo(Floats(original.TeacherForcedOutputs(targets))));
     }
 
@@ -377,10 +377,10 @@ public class OnnxImportTests
     }
 
     /// <summary>[A, B, C] → [B, A, C].</summary>
-    private static Tensor SwapFirstTwo(Tensor t)
+    private static FloatTensor SwapFirstTwo(FloatTensor t)
     {
         int a = t.Shape[0], b = t.Shape[1], c = t.Shape[2];
-        var swapped = new Tensor(b, a, c);
+        var swapped = new FloatTensor(b, a, c);
         for (int i = 0; i < a; i++)
             for (int j = 0; j < b; j++)
                 t.Span.Slice((i * b + j) * c, c).CopyTo(swapped.Span.Slice((j * a + i) * c, c));

@@ -97,7 +97,7 @@ public class SequenceRecurrentModelTests
         const int changedStep = 2;
         var changed = loss == SequenceLoss.SoftmaxCrossEntropy
             ? SequenceTargets.Tokens(targets.TokenIds!.Select((id, i) => i == changedStep * shape.Batch + 1 ? (id + 1) % shape.Output : id).ToArray(), shape.Steps, shape.Batch)
-            : SequenceTargets.Real(new Tensor(targets.Values!.ToArray().Select((v, i) => i / shape.Output == changedStep * shape.Batch + 1 ? v + 1 : v).ToArray(), shape.Steps, shape.Batch, shape.Output));
+            : SequenceTargets.Real(new FloatTensor(targets.Values!.ToArray().Select((v, i) => i / shape.Output == changedStep * shape.Batch + 1 ? v + 1 : v).ToArray(), shape.Steps, shape.Batch, shape.Output));
         var after = model.TeacherForcedOutputs(changed);
         for (int t = 0; t < shape.Steps; t++)
             for (int n = 0; n < shape.Batch; n++)
@@ -164,10 +164,10 @@ public class SequenceRecurrentModelTests
         var outside = Assert.Throws<ArgumentOutOfRangeException>(() => model.Train(SequenceTargets.Tokens([0, 1, 2, 7], 2, 2)))!;
         Assert.That(outside.ParamName, Is.EqualTo("targets"));
         Assert.That(outside.Message, Does.Contain("[0, 5)").And.Contain("7"));
-        Assert.That(Assert.Throws<ArgumentException>(() => model.Train(SequenceTargets.Real(new Tensor(2, 2, 5))))!.ParamName, Is.EqualTo("targets"));
+        Assert.That(Assert.Throws<ArgumentException>(() => model.Train(SequenceTargets.Real(new FloatTensor(2, 2, 5))))!.ParamName, Is.EqualTo("targets"));
         Assert.That(Assert.Throws<ArgumentException>(() => model.Generate(3, 0))!.ParamName, Is.EqualTo("batch"));
         var real = new RecurrentSequenceModel(new Gru(3, 4, variant: GruVariant.ResetAfter), 5, SequenceLoss.SquaredError);
-        var misshaped = Assert.Throws<ArgumentException>(() => real.Train(SequenceTargets.Real(new Tensor(2, 2, 6))))!;
+        var misshaped = Assert.Throws<ArgumentException>(() => real.Train(SequenceTargets.Real(new FloatTensor(2, 2, 6))))!;
         Assert.That(misshaped.Message, Does.Contain("[2, 2, 5]").And.Contain("[2, 2, 6]"));
         foreach (var (name, _, grad) in AllParameters(model).Concat(AllParameters(real)))
             Assert.That(grad.All(g => g == 0), Is.True, $"{name} was touched");
