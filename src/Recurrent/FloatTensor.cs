@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using System.Text;
 
 namespace Recurrent;
@@ -68,6 +69,41 @@ public sealed class FloatTensor
 
     /// <summary>A copy of the elements, row-major.</summary>
     public float[] ToArray() => Span.ToArray();
+
+    /// <summary>
+    /// The elements as a <see cref="TensorSpan{T}"/> of <c>System.Numerics.Tensors</c> with this shape, dense and
+    /// row-major: over the same memory, not a copy (writes through either are seen by the other).
+    /// </summary>
+    public TensorSpan<float> AsTensorSpan() => new(Span, Lengths());
+
+    /// <summary>As <see cref="AsTensorSpan"/>, read-only.</summary>
+    public ReadOnlyTensorSpan<float> AsReadOnlyTensorSpan() => new(Span, Lengths());
+
+    /// <summary>
+    /// A new tensor with the shape and elements (row-major) of <paramref name="source"/>, from <c>System.Numerics.Tensors</c>
+    /// (a <see cref="Tensor{T}"/> converts implicitly). One copy, whatever the source's strides: a tensor owns a plain
+    /// float array, which a tensor span cannot lend.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A dimension or the element count does not fit an <see cref="int"/> (one array).</exception>
+    public static FloatTensor From(in ReadOnlyTensorSpan<float> source)
+    {
+        var lengths = source.Lengths;
+        var shape = new int[lengths.Length];
+        for (int i = 0; i < shape.Length; i++)
+            shape[i] = lengths[i] <= int.MaxValue ? (int)lengths[i]
+                : throw new ArgumentOutOfRangeException(nameof(source), $"source: dimension {i} is {lengths[i]}; at most {int.MaxValue}.");
+        var result = new FloatTensor(shape);
+        source.FlattenTo(result.Span);
+        return result;
+    }
+
+    private nint[] Lengths()
+    {
+        var lengths = new nint[_shape.Length];
+        for (int i = 0; i < lengths.Length; i++)
+            lengths[i] = _shape[i];
+        return lengths;
+    }
 
     /// <summary>The dimensions, outermost first.</summary>
     public IReadOnlyList<int> Shape => _shape;
