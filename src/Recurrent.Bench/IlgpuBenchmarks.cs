@@ -32,8 +32,8 @@ public class IlgpuBenchmarks
 
     private IlgpuBackend _fused = null!, _unfused = null!;
     private RnnParameters _parameters = null!;
-    private Tensor _x = null!, _h0 = null!, _y = null!, _hN = null!, _dy = null!, _dhN = null!, _dx = null!, _dh0 = null!;
-    private Tensor? _c0, _cN, _dcN, _dc0;
+    private FloatTensor _x = null!, _h0 = null!, _y = null!, _hN = null!, _dy = null!, _dhN = null!, _dx = null!, _dh0 = null!;
+    private FloatTensor? _c0, _cN, _dcN, _dc0;
 
     /// <summary>T×N×H: standard and small on CUDA, tiny elsewhere.</summary>
     public static IEnumerable<string> Shapes() => CudaPresent.Value ? ["T100_N64_H512", "T50_N16_H128"] : ["T5_N2_H8"];
@@ -61,11 +61,11 @@ public class IlgpuBenchmarks
         var random = new Random(2);
         float[] Values(int count) => Enumerable.Range(0, count).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
         var state = config.StateShape(batch);
-        _x = new Tensor(Values(steps * batch * size), steps, batch, size);
-        _dy = new Tensor(Values(steps * batch * size), steps, batch, size);
-        (_y, _dx) = (new Tensor(steps, batch, size), new Tensor(steps, batch, size));
-        (_h0, _hN, _dhN, _dh0) = (new Tensor(state), new Tensor(state), new Tensor(state), new Tensor(state));
-        if (Cell.HasCellState()) (_c0, _cN, _dcN, _dc0) = (new Tensor(state), new Tensor(state), new Tensor(state), new Tensor(state));
+        _x = new FloatTensor(Values(steps * batch * size), steps, batch, size);
+        _dy = new FloatTensor(Values(steps * batch * size), steps, batch, size);
+        (_y, _dx) = (new FloatTensor(steps, batch, size), new FloatTensor(steps, batch, size));
+        (_h0, _hN, _dhN, _dh0) = (new FloatTensor(state), new FloatTensor(state), new FloatTensor(state), new FloatTensor(state));
+        if (Cell.HasCellState()) (_c0, _cN, _dcN, _dc0) = (new FloatTensor(state), new FloatTensor(state), new FloatTensor(state), new FloatTensor(state));
         // Kernel compilation and cuBLAS set-up happen on first use: do it here, not in the first measured call.
         Training(_fused);
         Training(_unfused);

@@ -117,7 +117,7 @@ public static class IlgpuGpuCheck
             int output = input == 0 ? 5 : 17;
             int? start = loss == SequenceLoss.SoftmaxCrossEntropy ? 0 : null;
             var random = new Random(5);
-            var x = input == 0 ? null : new Tensor(Values(random, steps * batch * input), steps, batch, input);
+            var x = input == 0 ? null : new FloatTensor(Values(random, steps * batch * input), steps, batch, input);
             var targets = Targets(loss, steps, batch, output, random, lengths);
             var cpu = new OutputRecurrentNetwork(input, 33, output, loss, activation, start, seed: 3);
             float expected = cpu.Train(x, targets);
@@ -133,7 +133,7 @@ public static class IlgpuGpuCheck
         foreach (var (cell, loss) in new[] { (CellKind.Lstm, SequenceLoss.SoftmaxCrossEntropy), (CellKind.GruResetBefore, SequenceLoss.SquaredError) })
         foreach (var lengths in paddings)
         {
-            RecurrentLayer Layer(IRnnBackend? rnn) => cell == CellKind.Lstm ? new Lstm(7, 33, backend: rnn, seed: 3) : new Gru(7, 33, GruVariant.ResetBefore, backend: rnn, seed: 3);
+            RecurrentLayer Layer(IRnnBackend? rnn) => cell == CellKind.Lstm ? new Lstm(7, 33, backend: rnn, seed: 3) : new Gru(7, 33, variant: GruVariant.ResetBefore, backend: rnn, seed: 3);
             int? start = loss == SequenceLoss.SoftmaxCrossEntropy ? 0 : null;
             var targets = Targets(loss, steps, batch, 17, new Random(6), lengths);
             var cpu = new RecurrentSequenceModel(Layer(lengths is null ? null : ReferenceBackend.Instance), 17, loss, start, seed: 3);
@@ -166,7 +166,7 @@ public static class IlgpuGpuCheck
         {
             int steps = shape.Steps, batch = shape.Batch, h = shape.Size;
             var random = new Random(2);
-            var x = new Tensor(Values(random, steps * batch * h), steps, batch, h);
+            var x = new FloatTensor(Values(random, steps * batch * h), steps, batch, h);
             foreach (var loss in Enum.GetValues<SequenceLoss>())
             {
                 using var network = new OutputRecurrentNetwork(h, h, output, loss, seed: 1, device: backend);
@@ -189,7 +189,7 @@ public static class IlgpuGpuCheck
         bool Past(int row) => lengths is not null && row / batch >= lengths[row % batch];
         return loss == SequenceLoss.SoftmaxCrossEntropy
             ? SequenceTargets.Tokens(Enumerable.Range(0, steps * batch).Select(r => Past(r) ? output + 3 : random.Next(output)).ToArray(), steps, batch, lengths)
-            : SequenceTargets.Real(new Tensor(Values(random, steps * batch * output).Select((v, i) => Past(i / output) ? float.NaN : v).ToArray(), steps, batch, output), lengths);
+            : SequenceTargets.Real(new FloatTensor(Values(random, steps * batch * output).Select((v, i) => Past(i / output) ? float.NaN : v).ToArray(), steps, batch, output), lengths);
     }
 
     /// <summary>The worst excess of actual over expected beyond the tolerance, and where.</summary>
@@ -232,12 +232,12 @@ public static class IlgpuGpuCheck
         var state = config.StateShape(batch);
         int stateLength = state.Aggregate(1, (a, b) => a * b);
         bool lstm = config.Cell.HasCellState();
-        var x = new Tensor(Values(steps * batch * config.InputSize), steps, batch, config.InputSize);
-        var h0 = new Tensor(Values(stateLength), state);
-        var c0 = lstm ? new Tensor(Values(stateLength), state) : null;
-        var dy = new Tensor(Values(steps * batch * config.OutputSize), steps, batch, config.OutputSize);
-        var dhN = new Tensor(Values(stateLength), state);
-        var dcN = lstm ? new Tensor(Values(stateLength), state) : null;
+        var x = new FloatTensor(Values(steps * batch * config.InputSize), steps, batch, config.InputSize);
+        var h0 = new FloatTensor(Values(stateLength), state);
+        var c0 = lstm ? new FloatTensor(Values(stateLength), state) : null;
+        var dy = new FloatTensor(Values(steps * batch * config.OutputSize), steps, batch, config.OutputSize);
+        var dhN = new FloatTensor(Values(stateLength), state);
+        var dcN = lstm ? new FloatTensor(Values(stateLength), state) : null;
         var expected = BackendRuns.ForwardBackward(ReferenceBackend.Instance, parameters, x, h0, c0, dy, dhN, dcN, lengths);
         var actual = BackendRuns.ForwardBackward(backend, parameters, x, h0, c0, dy, dhN, dcN, lengths);
         double worst = double.NegativeInfinity;
@@ -264,12 +264,12 @@ public static class IlgpuGpuCheck
         var random = new Random(2);
         int steps = shape.Steps, batch = shape.Batch, h = shape.Size;
         var state = config.StateShape(batch);
-        var x = new Tensor(Enumerable.Range(0, steps * batch * h).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), steps, batch, h);
-        Tensor h0 = new(state), hN = new(state), dhN = new(state), dh0 = new(state);
-        Tensor? c0 = cell.HasCellState() ? new(state) : null, cN = c0 is null ? null : new(state);
-        Tensor? dcN = c0 is null ? null : new(state), dc0 = c0 is null ? null : new(state);
-        Tensor y = new(steps, batch, h), dx = new(steps, batch, h);
-        var dy = new Tensor(Enumerable.Range(0, steps * batch * h).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), steps, batch, h);
+        var x = new FloatTensor(Enumerable.Range(0, steps * batch * h).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), steps, batch, h);
+        FloatTensor h0 = new(state), hN = new(state), dhN = new(state), dh0 = new(state);
+        FloatTensor? c0 = cell.HasCellState() ? new(state) : null, cN = c0 is null ? null : new(state);
+        FloatTensor? dcN = c0 is null ? null : new(state), dc0 = c0 is null ? null : new(state);
+        FloatTensor y = new(steps, batch, h), dx = new(steps, batch, h);
+        var dy = new FloatTensor(Enumerable.Range(0, steps * batch * h).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), steps, batch, h);
         void Once()
         {
             using var tape = backend.Forward(parameters, x, h0, c0, y, hN, cN, training);

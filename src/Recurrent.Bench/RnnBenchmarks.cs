@@ -27,8 +27,8 @@ public class RnnBenchmarks
 
     private static readonly NativeCpuBackend Fused = new(fused: true), Unfused = new(fused: false);
     private RnnParameters _parameters = null!;
-    private Tensor _x = null!, _h0 = null!, _y = null!, _hN = null!, _dy = null!, _dhN = null!, _dx = null!, _dh0 = null!;
-    private Tensor? _c0, _cN, _dcN, _dc0;
+    private FloatTensor _x = null!, _h0 = null!, _y = null!, _hN = null!, _dy = null!, _dhN = null!, _dx = null!, _dh0 = null!;
+    private FloatTensor? _c0, _cN, _dcN, _dc0;
 
     /// <summary>Parses <see cref="Shape"/>.</summary>
     public static (int Steps, int Batch, int Input, int Hidden) ParseShape(string shape)
@@ -46,9 +46,9 @@ public class RnnBenchmarks
         _parameters = new RnnParameters(config);
         _parameters.Reset(1);
         var random = new Random(2);
-        Tensor Random(params int[] shape)
+        FloatTensor Random(params int[] shape)
         {
-            var t = new Tensor(shape);
+            var t = new FloatTensor(shape);
             for (int i = 0; i < t.Length; i++) t.Span[i] = (float)(random.NextDouble() * 2 - 1);
             return t;
         }
@@ -57,15 +57,15 @@ public class RnnBenchmarks
         _x = Random(steps, batch, input);
         _h0 = Random(state);
         _c0 = hasCell ? Random(state) : null;
-        _y = new Tensor(steps, batch, hidden);
-        _hN = new Tensor(state);
-        _cN = hasCell ? new Tensor(state) : null;
+        _y = new FloatTensor(steps, batch, hidden);
+        _hN = new FloatTensor(state);
+        _cN = hasCell ? new FloatTensor(state) : null;
         _dy = Random(steps, batch, hidden);
         _dhN = Random(state);
         _dcN = hasCell ? Random(state) : null;
-        _dx = new Tensor(steps, batch, input);
-        _dh0 = new Tensor(state);
-        _dc0 = hasCell ? new Tensor(state) : null;
+        _dx = new FloatTensor(steps, batch, input);
+        _dh0 = new FloatTensor(state);
+        _dc0 = hasCell ? new FloatTensor(state) : null;
     }
 
     private void Inference(NativeCpuBackend backend) =>

@@ -27,7 +27,7 @@ internal static class TeacherForcingShapes
     public static SequenceTargets RandomTargets(SequenceLoss loss, int steps, int batch, Random random) =>
         loss == SequenceLoss.SoftmaxCrossEntropy
             ? SequenceTargets.Tokens(Enumerable.Range(0, steps * batch).Select(_ => random.Next(OutputSize)).ToArray(), steps, batch)
-            : SequenceTargets.Real(new Tensor(Enumerable.Range(0, steps * batch * OutputSize).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), steps, batch, OutputSize));
+            : SequenceTargets.Real(new FloatTensor(Enumerable.Range(0, steps * batch * OutputSize).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), steps, batch, OutputSize));
 }
 
 /// <summary>
@@ -51,7 +51,7 @@ public class OutputRecurrentTeacherForcingBenchmarks
     /// <summary>Where the network runs: the native CPU path, or ILGPU on CUDA.</summary>
     [ParamsSource(nameof(Devices))]
     public string Device { get; set; } = "cpu";
-    private Tensor? _input;
+    private FloatTensor? _input;
     private SequenceTargets _targets = null!;
 
     /// <summary>T, N, H.</summary>
@@ -75,7 +75,7 @@ public class OutputRecurrentTeacherForcingBenchmarks
         int input = ExternalInput ? hidden : 0;
         _backend = Device == "ilgpu-cuda" ? new IlgpuBackend(IlgpuDevice.Cuda) : null;
         _network = new OutputRecurrentNetwork(input, hidden, TeacherForcingShapes.OutputSize, Loss, seed: 1, device: _backend);
-        _input = ExternalInput ? new Tensor(Enumerable.Range(0, steps * batch * input).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), steps, batch, input) : null;
+        _input = ExternalInput ? new FloatTensor(Enumerable.Range(0, steps * batch * input).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), steps, batch, input) : null;
         _targets = TeacherForcingShapes.RandomTargets(Loss, steps, batch, random);
         // Kernel compilation, cuBLAS set-up and workspace allocation happen on first use: not in a measured call.
         if (_backend is not null)

@@ -46,15 +46,15 @@ public abstract class DirectionwiseBackend : IRnnBackend
     }
 
     /// <inheritdoc />
-    public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward, int[]? lengths = null) =>
+    public IRnnTape? Forward(RnnParameters parameters, FloatTensor x, FloatTensor h0, FloatTensor? c0, FloatTensor y, FloatTensor hN, FloatTensor? cN, bool keepForBackward, int[]? lengths = null) =>
         Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward, copyInput: true, lengths);
 
     /// <summary>
-    /// <see cref="Forward(RnnParameters, Tensor, Tensor, Tensor?, Tensor, Tensor, Tensor?, bool, int[])"/>; without
+    /// <see cref="Forward(RnnParameters, FloatTensor, FloatTensor, FloatTensor?, FloatTensor, FloatTensor, FloatTensor?, bool, int[])"/>; without
     /// <paramref name="copyInput"/> a training pass keeps x itself for backward rather than a copy, for callers whose x
     /// nobody changes before backward.
     /// </summary>
-    internal IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward, bool copyInput,
+    internal IRnnTape? Forward(RnnParameters parameters, FloatTensor x, FloatTensor h0, FloatTensor? c0, FloatTensor y, FloatTensor hN, FloatTensor? cN, bool keepForBackward, bool copyInput,
         int[]? lengths = null)
     {
         int steps = x.Shape[0], batch = x.Shape[1];
@@ -66,10 +66,10 @@ public abstract class DirectionwiseBackend : IRnnBackend
     }
 
     /// <summary>
-    /// <see cref="Forward(RnnParameters, Tensor, Tensor, Tensor?, Tensor, Tensor, Tensor?, bool, int[])"/> with layer 0's input rows taken from a table (an embedding lookup); only when
+    /// <see cref="Forward(RnnParameters, FloatTensor, FloatTensor, FloatTensor?, FloatTensor, FloatTensor, FloatTensor?, bool, int[])"/> with layer 0's input rows taken from a table (an embedding lookup); only when
     /// <see cref="SupportsTableInput"/>. y [T, N, D·H] gives T and N.
     /// </summary>
-    internal IRnnTape? ForwardFromTable(RnnParameters parameters, TableInput input, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward,
+    internal IRnnTape? ForwardFromTable(RnnParameters parameters, TableInput input, FloatTensor h0, FloatTensor? c0, FloatTensor y, FloatTensor hN, FloatTensor? cN, bool keepForBackward,
         int[]? lengths = null)
     {
         if (!SupportsTableInput) throw new NotSupportedException($"{Name}: this backend takes dense input only.");
@@ -85,8 +85,8 @@ public abstract class DirectionwiseBackend : IRnnBackend
         return Run(parameters, steps, batch, packed, default, input, h0, c0, y, hN, cN, keepForBackward);
     }
 
-    private StackTape? Run(RnnParameters parameters, int steps, int batch, PackedBatch? packed, Memory<float> x, TableInput? table, Tensor h0, Tensor? c0,
-        Tensor y, Tensor hN, Tensor? cN, bool keepForBackward)
+    private StackTape? Run(RnnParameters parameters, int steps, int batch, PackedBatch? packed, Memory<float> x, TableInput? table, FloatTensor h0, FloatTensor? c0,
+        FloatTensor y, FloatTensor hN, FloatTensor? cN, bool keepForBackward)
     {
         // The tape keeps the initial states for backward (a packed pass keeps sorted copies): copies of the caller's, so
         // changing h0 or c0 before backward changes nothing (IRnnBackend's contract). L·D·N·H floats, once a pass.
@@ -99,17 +99,17 @@ public abstract class DirectionwiseBackend : IRnnBackend
     }
 
     /// <inheritdoc />
-    public void Backward(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0) =>
+    public void Backward(RnnParameters parameters, IRnnTape tape, FloatTensor dy, FloatTensor dhN, FloatTensor? dcN, FloatTensor dx, FloatTensor dh0, FloatTensor? dc0) =>
         BackwardCore(parameters, tape, dy, dhN, dcN, dx, default, dh0, dc0);
 
     /// <summary>
     /// <see cref="Backward"/> through a pass of <see cref="ForwardFromTable"/>: the table's gradient [V, I] is accumulated
     /// into <paramref name="dTable"/> instead of dx being written.
     /// </summary>
-    internal void BackwardFromTable(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Memory<float> dTable, Tensor dh0, Tensor? dc0) =>
+    internal void BackwardFromTable(RnnParameters parameters, IRnnTape tape, FloatTensor dy, FloatTensor dhN, FloatTensor? dcN, Memory<float> dTable, FloatTensor dh0, FloatTensor? dc0) =>
         BackwardCore(parameters, tape, dy, dhN, dcN, null, dTable, dh0, dc0);
 
-    private void BackwardCore(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Tensor? dx, Memory<float> dTable, Tensor dh0, Tensor? dc0)
+    private void BackwardCore(RnnParameters parameters, IRnnTape tape, FloatTensor dy, FloatTensor dhN, FloatTensor? dcN, FloatTensor? dx, Memory<float> dTable, FloatTensor dh0, FloatTensor? dc0)
     {
         if (tape is not StackTape stack)
             throw new ArgumentException($"tape: expected a tape made by the {Name} backend.", nameof(tape));

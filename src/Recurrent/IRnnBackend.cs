@@ -39,7 +39,7 @@ public interface IRnnBackend
     /// <c>pad_packed_sequence(total_length=T)</c>: y is zero past its end, its final states are those at its own end (the
     /// reverse direction starts there), x past its end is not read, and backward ignores dy there and writes zero dx there.
     /// The tape keeps them (a copy) for <see cref="Backward"/>.</param>
-    IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward, int[]? lengths = null);
+    IRnnTape? Forward(RnnParameters parameters, FloatTensor x, FloatTensor h0, FloatTensor? c0, FloatTensor y, FloatTensor hN, FloatTensor? cN, bool keepForBackward, int[]? lengths = null);
 
     /// <summary>
     /// Back-propagates through the sequence of the forward pass that made <paramref name="tape"/>,
@@ -53,7 +53,7 @@ public interface IRnnBackend
     /// <param name="dx">Gradient of the input [T, N, I], overwritten.</param>
     /// <param name="dh0">Gradient of the initial hidden state [L·D, N, H], overwritten.</param>
     /// <param name="dc0">Gradient of the initial cell state for LSTM, else null; overwritten.</param>
-    void Backward(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0);
+    void Backward(RnnParameters parameters, IRnnTape tape, FloatTensor dy, FloatTensor dhN, FloatTensor? dcN, FloatTensor dx, FloatTensor dh0, FloatTensor? dc0);
 }
 
 /// <summary>

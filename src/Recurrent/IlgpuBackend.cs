@@ -217,7 +217,7 @@ public sealed partial class IlgpuBackend : IRnnBackend, IDisposable
     /// <paramref name="lengths"/> packed and sorted there by gathers), and y, hN, cN are downloaded once.
     /// </remarks>
     /// <exception cref="ArgumentOutOfRangeException">The gate buffers [T, N, G·H] would have more elements than a kernel indexes (int).</exception>
-    public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward, int[]? lengths = null)
+    public IRnnTape? Forward(RnnParameters parameters, FloatTensor x, FloatTensor h0, FloatTensor? c0, FloatTensor y, FloatTensor hN, FloatTensor? cN, bool keepForBackward, int[]? lengths = null)
     {
         var packed = PackedBatch.Create(lengths, x.Shape[0], x.Shape[1]);
         RequireIndexable(parameters.Config, x.Shape[0], x.Shape[1]);
@@ -228,7 +228,7 @@ public sealed partial class IlgpuBackend : IRnnBackend, IDisposable
     private static void RequireIndexable(RnnConfig config, int steps, int batch) =>
         Sizes.Elements("x", "the ILGPU gate buffers [T, N, G·H]", ("T", steps), ("N", batch), ("G", config.GateCount), ("H", config.HiddenSize));
 
-    private Tape? ForwardLocked(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward,
+    private Tape? ForwardLocked(RnnParameters parameters, FloatTensor x, FloatTensor h0, FloatTensor? c0, FloatTensor y, FloatTensor hN, FloatTensor? cN, bool keepForBackward,
         PackedBatch? packed)
     {
         var config = parameters.Config;
@@ -262,14 +262,14 @@ public sealed partial class IlgpuBackend : IRnnBackend, IDisposable
     }
 
     /// <inheritdoc />
-    public void Backward(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0)
+    public void Backward(RnnParameters parameters, IRnnTape tape, FloatTensor dy, FloatTensor dhN, FloatTensor? dcN, FloatTensor dx, FloatTensor dh0, FloatTensor? dc0)
     {
         if (tape is not Tape ours || ours.Owner != this)
             throw new ArgumentException($"tape: expected a tape made by this {Name} backend's forward pass.", nameof(tape));
         lock (_gate) BackwardLocked(parameters, ours, dy, dhN, dcN, dx, dh0, dc0);
     }
 
-    private void BackwardLocked(RnnParameters parameters, Tape ours, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0)
+    private void BackwardLocked(RnnParameters parameters, Tape ours, FloatTensor dy, FloatTensor dhN, FloatTensor? dcN, FloatTensor dx, FloatTensor dh0, FloatTensor? dc0)
     {
         var config = parameters.Config;
         try

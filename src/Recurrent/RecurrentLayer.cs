@@ -8,7 +8,7 @@ namespace Recurrent;
 public sealed class RnnForwardResult : IDisposable
 {
     /// <summary>Made while the pass is still in flight, so no replacement of the parameters slips in before the version is read.</summary>
-    internal RnnForwardResult(RecurrentLayer layer, Tensor output, Tensor hidden, Tensor? cell, IRnnTape? tape, RecurrentLayer.TableRun? table = null,
+    internal RnnForwardResult(RecurrentLayer layer, FloatTensor output, FloatTensor hidden, FloatTensor? cell, IRnnTape? tape, RecurrentLayer.TableRun? table = null,
         int? parameterVersion = null, int[]? lengths = null)
     {
         (Layer, Output, HiddenState, CellState, Tape, Table, Lengths) = (layer, output, hidden, cell, tape, table, lengths);
@@ -16,11 +16,11 @@ public sealed class RnnForwardResult : IDisposable
     }
 
     /// <summary>y [T, N, D·H]: the last layer's hidden state at every step, forward direction first.</summary>
-    public Tensor Output { get; }
+    public FloatTensor Output { get; }
     /// <summary>hN [L·D, N, H].</summary>
-    public Tensor HiddenState { get; }
+    public FloatTensor HiddenState { get; }
     /// <summary>cN [L·D, N, H] for LSTM, else null.</summary>
-    public Tensor? CellState { get; }
+    public FloatTensor? CellState { get; }
     /// <summary>The per-sequence lengths [N] the pass ran with (its own copy), or null when every sequence ran all T steps.</summary>
     public IReadOnlyList<int>? Lengths { get; }
     /// <summary>Whether <see cref="RecurrentLayer.Backward"/> can run from this result.</summary>
@@ -42,17 +42,17 @@ public sealed class RnnForwardResult : IDisposable
 }
 
 /// <summary>Gradients of a backward pass with respect to the inputs of the forward pass.</summary>
-/// <remarks>Thread-safety: an immutable record holding new tensors that belong to the caller (see <see cref="Tensor"/>). Lifetime: managed memory only; nothing to dispose.</remarks>
+/// <remarks>Thread-safety: an immutable record holding new tensors that belong to the caller (see <see cref="FloatTensor"/>). Lifetime: managed memory only; nothing to dispose.</remarks>
 /// <param name="Input">dx [T, N, I].</param>
 /// <param name="InitialHidden">dh0 [L·D, N, H].</param>
 /// <param name="InitialCell">dc0 [L·D, N, H] for LSTM, else null.</param>
-public sealed record RnnInputGradients(Tensor Input, Tensor InitialHidden, Tensor? InitialCell);
+public sealed record RnnInputGradients(FloatTensor Input, FloatTensor InitialHidden, FloatTensor? InitialCell);
 
 /// <summary>Gradients of a backward pass through <see cref="RecurrentLayer.ForwardFromTable"/> with respect to the initial state (the table's gradient is added into the caller's tensor).</summary>
-/// <remarks>Thread-safety: an immutable record holding new tensors that belong to the caller (see <see cref="Tensor"/>). Lifetime: managed memory only; nothing to dispose.</remarks>
+/// <remarks>Thread-safety: an immutable record holding new tensors that belong to the caller (see <see cref="FloatTensor"/>). Lifetime: managed memory only; nothing to dispose.</remarks>
 /// <param name="InitialHidden">dh0 [L·D, N, H].</param>
 /// <param name="InitialCell">dc0 [L·D, N, H] for LSTM, else null.</param>
-public sealed record RnnStateGradients(Tensor InitialHidden, Tensor? InitialCell);
+public sealed record RnnStateGradients(FloatTensor InitialHidden, FloatTensor? InitialCell);
 
 /// <summary>
 /// A stack of recurrent layers with PyTorch's parameters, shapes and semantics (sequence first).
@@ -108,18 +108,18 @@ public abstract class RecurrentLayer
     /// <exception cref="InvalidOperationException">Another thread is replacing the parameters (<see cref="Load"/>, <see cref="RnnParameters.Reset"/>).</exception>
     /// <exception cref="Kernels.Cpu.NativeException">The native library failed (out of memory; the message says what it was doing).</exception>
     /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On an <see cref="IlgpuBackend"/>: a launch, copy or allocation failed.</exception>
-    public RnnForwardResult Forward(Tensor x, Tensor? h0 = null, Tensor? c0 = null, bool keepForBackward = false, int[]? lengths = null)
+    public RnnForwardResult Forward(FloatTensor x, FloatTensor? h0 = null, FloatTensor? c0 = null, bool keepForBackward = false, int[]? lengths = null)
     {
         ArgumentNullException.ThrowIfNull(x);
         if (x.Rank != 3 || x.Shape[0] < 1 || x.Shape[1] < 1 || x.Shape[2] != Config.InputSize)
-            throw new ArgumentException($"x: expected shape [T, N, {Config.InputSize}] with T ≥ 1 and N ≥ 1, got {Tensor.FormatShape(x.Shape)}.", nameof(x));
+            throw new ArgumentException($"x: expected shape [T, N, {Config.InputSize}] with T ≥ 1 and N ≥ 1, got {FloatTensor.FormatShape(x.Shape)}.", nameof(x));
         int steps = x.Shape[0], batch = x.Shape[1];
         RequireOutputSizes(steps, batch, nameof(x));
         int[] state = Config.StateShape(batch);
         RequireInitialState(h0, c0, state);
         SequenceLengths.Validate(lengths, steps, batch);
         // NaN or ∞ in an input would silently poison every later step; the check is a small fraction of the pass.
-        Tensor.RequireFinite(x, nameof(x));
+        FloatTensor.RequireFinite(x, nameof(x));
         return Run(x, h0, c0, keepForBackward, inputIsPrivate: false, (int[]?)lengths?.Clone());
     }
 
@@ -128,7 +128,7 @@ public abstract class RecurrentLayer
     /// one changes before backward (a gathered table, a sequence model's workspace), so the backend need not copy it.
     /// </summary>
     /// <paramref name="lengths"/>: validated, and the pass's own (the result keeps it).
-    internal RnnForwardResult Run(Tensor x, Tensor? h0, Tensor? c0, bool keepForBackward, bool inputIsPrivate, int[]? lengths = null) =>
+    internal RnnForwardResult Run(FloatTensor x, FloatTensor? h0, FloatTensor? c0, bool keepForBackward, bool inputIsPrivate, int[]? lengths = null) =>
         RunPass(x.Shape[0], x.Shape[1], h0, c0, null, lengths, (h, c, y, hN, cN) => Backend is DirectionwiseBackend directionwise
             ? directionwise.Forward(Parameters, x, h, c, y, hN, cN, keepForBackward, copyInput: !inputIsPrivate, lengths)
             : Backend.Forward(Parameters, x, h, c, y, hN, cN, keepForBackward, lengths));
@@ -137,16 +137,16 @@ public abstract class RecurrentLayer
     /// Allocates y [T, N, D·H], hN and cN, puts zeros for a missing h0 or c0, and runs <paramref name="pass"/> (h0, c0, y,
     /// hN, cN → tape) with the pass marked in flight; the result records the parameters' version inside it.
     /// </summary>
-    private RnnForwardResult RunPass(int steps, int batch, Tensor? h0, Tensor? c0, TableRun? table, int[]? lengths,
-        Func<Tensor, Tensor?, Tensor, Tensor, Tensor?, IRnnTape?> pass)
+    private RnnForwardResult RunPass(int steps, int batch, FloatTensor? h0, FloatTensor? c0, TableRun? table, int[]? lengths,
+        Func<FloatTensor, FloatTensor?, FloatTensor, FloatTensor, FloatTensor?, IRnnTape?> pass)
     {
         int[] state = Config.StateShape(batch);
         bool hasCell = Config.Cell.HasCellState();
-        var y = new Tensor(steps, batch, Config.OutputSize);
-        var hN = new Tensor(state);
-        var cN = hasCell ? new Tensor(state) : null;
+        var y = new FloatTensor(steps, batch, Config.OutputSize);
+        var hN = new FloatTensor(state);
+        var cN = hasCell ? new FloatTensor(state) : null;
         using var inFlight = Parameters.EnterPass();
-        var tape = pass(h0 ?? new Tensor(state), hasCell ? c0 ?? new Tensor(state) : null, y, hN, cN);
+        var tape = pass(h0 ?? new FloatTensor(state), hasCell ? c0 ?? new FloatTensor(state) : null, y, hN, cN);
         return new RnnForwardResult(this, y, hN, cN, tape, table, lengths: lengths);
     }
 
@@ -211,13 +211,13 @@ public abstract class RecurrentLayer
     /// <exception cref="InvalidOperationException">Another thread is replacing the parameters.</exception>
     /// <exception cref="Kernels.Cpu.NativeException">The native library failed (out of memory).</exception>
     /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On an <see cref="IlgpuBackend"/>: a launch, copy or allocation failed.</exception>
-    public RnnForwardResult ForwardFromTable(Tensor table, int[] ids, int steps, int batch, Tensor? h0 = null, Tensor? c0 = null, bool keepForBackward = false,
+    public RnnForwardResult ForwardFromTable(FloatTensor table, int[] ids, int steps, int batch, FloatTensor? h0 = null, FloatTensor? c0 = null, bool keepForBackward = false,
         int[]? lengths = null)
     {
         ArgumentNullException.ThrowIfNull(table);
         ArgumentNullException.ThrowIfNull(ids);
         if (table.Rank != 2 || table.Shape[0] < 1 || table.Shape[1] != Config.InputSize)
-            throw new ArgumentException($"table: expected shape [V, {Config.InputSize}] with V ≥ 1, got {Tensor.FormatShape(table.Shape)}.", nameof(table));
+            throw new ArgumentException($"table: expected shape [V, {Config.InputSize}] with V ≥ 1, got {FloatTensor.FormatShape(table.Shape)}.", nameof(table));
         if (steps < 1 || batch < 1)
             throw new ArgumentException($"steps, batch: expected T ≥ 1 and N ≥ 1, got T = {steps}, N = {batch} (an empty sequence).", steps < 1 ? nameof(steps) : nameof(batch));
         if (ids.Length != (long)steps * batch)
@@ -229,7 +229,7 @@ public abstract class RecurrentLayer
                 throw new ArgumentOutOfRangeException(nameof(ids), ids[r], $"ids: id {r} (step {r / batch}, sequence {r % batch}) is {ids[r]}; expected −1 (a zero row) or a table row in [0, {vocab}).");
         RequireInitialState(h0, c0, Config.StateShape(batch));
         SequenceLengths.Validate(lengths, steps, batch);
-        Tensor.RequireFinite(table, nameof(table));
+        FloatTensor.RequireFinite(table, nameof(table));
         // Backward reads the ids again (and, on the table path, the table); the caller may change its own arrays meanwhile.
         bool keepsTable = keepForBackward && UsesTablePath(vocab, steps * batch);
         return RunFromTable(keepsTable ? table.ToArray() : table.Memory, vocab, keepForBackward ? (int[])ids.Clone() : ids, steps, batch, h0, c0, keepForBackward,
@@ -238,18 +238,18 @@ public abstract class RecurrentLayer
 
     private bool UsesTablePath(int vocab, int rows) => Backend is DirectionwiseBackend { SupportsTableInput: true } && vocab < rows;
 
-    /// <summary><see cref="ForwardFromTable(Tensor, int[], int, int, Tensor?, Tensor?, bool, int[])"/> from a zero state, for callers that validated: table [V, I], ids [T·N] in [−1, V).</summary>
+    /// <summary><see cref="ForwardFromTable(FloatTensor, int[], int, int, FloatTensor?, FloatTensor?, bool, int[])"/> from a zero state, for callers that validated: table [V, I], ids [T·N] in [−1, V).</summary>
     internal RnnForwardResult ForwardFromTableUnchecked(ReadOnlyMemory<float> table, int vocab, int[] ids, int steps, int batch, bool keepForBackward, int[]? lengths = null) =>
         RunFromTable(table, vocab, ids, steps, batch, null, null, keepForBackward, lengths);
 
-    private RnnForwardResult RunFromTable(ReadOnlyMemory<float> table, int vocab, int[] ids, int steps, int batch, Tensor? h0, Tensor? c0, bool keepForBackward, int[]? lengths)
+    private RnnForwardResult RunFromTable(ReadOnlyMemory<float> table, int vocab, int[] ids, int steps, int batch, FloatTensor? h0, FloatTensor? c0, bool keepForBackward, int[]? lengths)
     {
         int rows = steps * batch, input = Config.InputSize;
         var tableInput = new DirectionwiseBackend.TableInput(table, vocab, ids);
         if (UsesTablePath(vocab, rows))
             return RunPass(steps, batch, h0, c0, new TableRun(tableInput, Gathered: false), lengths, (h, c, y, hN, cN) =>
                 ((DirectionwiseBackend)Backend).ForwardFromTable(Parameters, tableInput, h, c, y, hN, cN, keepForBackward, lengths));
-        var x = new Tensor(steps, batch, input);
+        var x = new FloatTensor(steps, batch, input);
         for (int r = 0; r < rows; r++)
             if (ids[r] >= 0) table.Span.Slice(ids[r] * input, input).CopyTo(x.Span.Slice(r * input, input));
         var gathered = Run(x, h0, c0, keepForBackward, inputIsPrivate: true, lengths);
@@ -258,7 +258,7 @@ public abstract class RecurrentLayer
     }
 
     /// <summary>
-    /// Back-propagates through a pass of <see cref="ForwardFromTable(Tensor, int[], int, int, Tensor?, Tensor?, bool, int[])"/>
+    /// Back-propagates through a pass of <see cref="ForwardFromTable(FloatTensor, int[], int, int, FloatTensor?, FloatTensor?, bool, int[])"/>
     /// (run with keepForBackward): adds every parameter's gradient into its <see cref="Parameter.Grad"/> and the table's
     /// gradient into <paramref name="tableGradient"/>, as <see cref="Backward"/> followed by summing dx per table row would.
     /// </summary>
@@ -273,24 +273,24 @@ public abstract class RecurrentLayer
     /// <exception cref="ArgumentException">A shape does not match, a gradient holds NaN or ∞, or the pass came from another layer or had dense input.</exception>
     /// <exception cref="Kernels.Cpu.NativeException">The native library failed (out of memory).</exception>
     /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On an <see cref="IlgpuBackend"/>: a launch, copy or allocation failed.</exception>
-    public RnnStateGradients BackwardFromTable(RnnForwardResult forward, Tensor? dy, Tensor tableGradient, Tensor? dhN = null, Tensor? dcN = null)
+    public RnnStateGradients BackwardFromTable(RnnForwardResult forward, FloatTensor? dy, FloatTensor tableGradient, FloatTensor? dhN = null, FloatTensor? dcN = null)
     {
         ArgumentNullException.ThrowIfNull(forward);
         ArgumentNullException.ThrowIfNull(tableGradient);
         if (!ReferenceEquals(forward.Layer, this))
             throw new ArgumentException("forward: the result comes from another layer.", nameof(forward));
         var run = forward.Table ?? throw new ArgumentException("forward: the pass had dense input; back-propagate it with Backward.", nameof(forward));
-        Tensor.RequireShape(tableGradient, nameof(tableGradient), run.Input.Vocab, Config.InputSize);
+        FloatTensor.RequireShape(tableGradient, nameof(tableGradient), run.Input.Vocab, Config.InputSize);
         int steps = forward.Output.Shape[0], batch = forward.Output.Shape[1];
         RequireOutputGradients(dy, dhN, dcN, steps, batch);
-        return BackwardFromTableUnchecked(forward, dy ?? new Tensor(steps, batch, Config.OutputSize), tableGradient.Memory, dhN, dcN);
+        return BackwardFromTableUnchecked(forward, dy ?? new FloatTensor(steps, batch, Config.OutputSize), tableGradient.Memory, dhN, dcN);
     }
 
     /// <summary>
-    /// <see cref="BackwardFromTable(RnnForwardResult, Tensor?, Tensor, Tensor?, Tensor?)"/> for callers that validated the
+    /// <see cref="BackwardFromTable(RnnForwardResult, FloatTensor?, FloatTensor, FloatTensor?, FloatTensor?)"/> for callers that validated the
     /// shapes; <paramref name="tableGradient"/> [V, I] is added into.
     /// </summary>
-    internal RnnStateGradients BackwardFromTableUnchecked(RnnForwardResult forward, Tensor dy, Memory<float> tableGradient, Tensor? dhN = null, Tensor? dcN = null)
+    internal RnnStateGradients BackwardFromTableUnchecked(RnnForwardResult forward, FloatTensor dy, Memory<float> tableGradient, FloatTensor? dhN = null, FloatTensor? dcN = null)
     {
         var run = forward.Table ?? throw new ArgumentException("forward: the pass had dense input; back-propagate it with Backward.", nameof(forward));
         var tape = forward.Tape ?? throw new InvalidOperationException("forward: this forward pass kept nothing for backward, or it was disposed.");
@@ -333,7 +333,7 @@ public abstract class RecurrentLayer
     /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On an <see cref="IlgpuBackend"/>: a launch, copy or allocation failed.</exception>
     /// <remarks>Several threads may run backward passes of one layer at once: the gradients are added one pass at a time
     /// (see <see cref="RnnParameters"/>).</remarks>
-    public RnnInputGradients Backward(RnnForwardResult forward, Tensor? dy, Tensor? dhN = null, Tensor? dcN = null)
+    public RnnInputGradients Backward(RnnForwardResult forward, FloatTensor? dy, FloatTensor? dhN = null, FloatTensor? dcN = null)
     {
         ArgumentNullException.ThrowIfNull(forward);
         if (!ReferenceEquals(forward.Layer, this))
@@ -344,17 +344,17 @@ public abstract class RecurrentLayer
             throw new ArgumentException("forward: the pass read its input from a table; back-propagate it with BackwardFromTable.", nameof(forward));
         int steps = forward.Output.Shape[0], batch = forward.Output.Shape[1];
         RequireOutputGradients(dy, dhN, dcN, steps, batch);
-        return BackwardUnchecked(forward, tape, dy ?? new Tensor(steps, batch, Config.OutputSize), dhN, dcN);
+        return BackwardUnchecked(forward, tape, dy ?? new FloatTensor(steps, batch, Config.OutputSize), dhN, dcN);
     }
 
     /// <summary>
     /// <see cref="Backward"/> for callers that validated the shapes; gradients may hold non-finite values (inside a sequence
     /// model they propagate to its loss rather than being refused).
     /// </summary>
-    internal RnnInputGradients BackwardUnchecked(RnnForwardResult forward, IRnnTape tape, Tensor dy, Tensor? dhN, Tensor? dcN)
+    internal RnnInputGradients BackwardUnchecked(RnnForwardResult forward, IRnnTape tape, FloatTensor dy, FloatTensor? dhN, FloatTensor? dcN)
     {
         int steps = forward.Output.Shape[0], batch = forward.Output.Shape[1];
-        var dx = new Tensor(steps, batch, Config.InputSize);
+        var dx = new FloatTensor(steps, batch, Config.InputSize);
         var states = BackwardStates(batch, dhN, dcN);
         using var pass = EnterBackward(forward);
         // Backends add into Parameter.Grad with plain +=; one backward at a time keeps concurrent passes from losing updates.
@@ -364,11 +364,11 @@ public abstract class RecurrentLayer
     }
 
     /// <summary>The final-state gradients with zeros for null ones, and fresh dh0 and dc0 (LSTM) for a backward pass to overwrite.</summary>
-    private (Tensor DhN, Tensor? DcN, Tensor Dh0, Tensor? Dc0) BackwardStates(int batch, Tensor? dhN, Tensor? dcN)
+    private (FloatTensor DhN, FloatTensor? DcN, FloatTensor Dh0, FloatTensor? Dc0) BackwardStates(int batch, FloatTensor? dhN, FloatTensor? dcN)
     {
         int[] state = Config.StateShape(batch);
         bool hasCell = Config.Cell.HasCellState();
-        return (dhN ?? new Tensor(state), hasCell ? dcN ?? new Tensor(state) : null, new Tensor(state), hasCell ? new Tensor(state) : null);
+        return (dhN ?? new FloatTensor(state), hasCell ? dcN ?? new FloatTensor(state) : null, new FloatTensor(state), hasCell ? new FloatTensor(state) : null);
     }
 
     /// <summary>Marks a backward pass in flight, after checking that the parameters are those <paramref name="forward"/> ran with.</summary>
@@ -384,32 +384,32 @@ public abstract class RecurrentLayer
     }
 
     /// <summary>Checks h0 and c0 (each may be null) against the state shape [L·D, N, H]: shape, cell kind, finite values.</summary>
-    private void RequireInitialState(Tensor? h0, Tensor? c0, int[] state)
+    private void RequireInitialState(FloatTensor? h0, FloatTensor? c0, int[] state)
     {
-        if (h0 is not null) Tensor.RequireShape(h0, nameof(h0), state);
+        if (h0 is not null) FloatTensor.RequireShape(h0, nameof(h0), state);
         if (c0 is not null)
         {
             if (!Config.Cell.HasCellState()) throw new ArgumentException($"c0: a {Config.Cell} layer has no cell state; pass null.", nameof(c0));
-            Tensor.RequireShape(c0, nameof(c0), state);
+            FloatTensor.RequireShape(c0, nameof(c0), state);
         }
-        if (h0 is not null) Tensor.RequireFinite(h0, nameof(h0));
-        if (c0 is not null) Tensor.RequireFinite(c0, nameof(c0));
+        if (h0 is not null) FloatTensor.RequireFinite(h0, nameof(h0));
+        if (c0 is not null) FloatTensor.RequireFinite(c0, nameof(c0));
     }
 
     /// <summary>Checks dy [T, N, D·H], dhN and dcN [L·D, N, H] (each may be null): shape, cell kind, finite values.</summary>
-    private void RequireOutputGradients(Tensor? dy, Tensor? dhN, Tensor? dcN, int steps, int batch)
+    private void RequireOutputGradients(FloatTensor? dy, FloatTensor? dhN, FloatTensor? dcN, int steps, int batch)
     {
         int[] state = Config.StateShape(batch);
-        if (dy is not null) Tensor.RequireShape(dy, nameof(dy), steps, batch, Config.OutputSize);
-        if (dhN is not null) Tensor.RequireShape(dhN, nameof(dhN), state);
+        if (dy is not null) FloatTensor.RequireShape(dy, nameof(dy), steps, batch, Config.OutputSize);
+        if (dhN is not null) FloatTensor.RequireShape(dhN, nameof(dhN), state);
         if (dcN is not null)
         {
             if (!Config.Cell.HasCellState()) throw new ArgumentException($"dcN: a {Config.Cell} layer has no cell state; pass null.", nameof(dcN));
-            Tensor.RequireShape(dcN, nameof(dcN), state);
+            FloatTensor.RequireShape(dcN, nameof(dcN), state);
         }
-        if (dy is not null) Tensor.RequireFinite(dy, nameof(dy));
-        if (dhN is not null) Tensor.RequireFinite(dhN, nameof(dhN));
-        if (dcN is not null) Tensor.RequireFinite(dcN, nameof(dcN));
+        if (dy is not null) FloatTensor.RequireFinite(dy, nameof(dy));
+        if (dhN is not null) FloatTensor.RequireFinite(dhN, nameof(dhN));
+        if (dcN is not null) FloatTensor.RequireFinite(dcN, nameof(dcN));
     }
 
     /// <summary>Sets every parameter gradient to zero (after any backward pass in flight on another thread has added its gradient).</summary>
@@ -420,7 +420,7 @@ public abstract class RecurrentLayer
     /// recording the cell in the metadata: <see cref="ParameterSet.Save(string, SaveOptions?)"/> of <see cref="Parameters"/>. PyTorch loads it
     /// with <c>load_state_dict(load_file(path))</c>.
     /// </summary>
-    /// <remarks>Through a symbolic link the link's final target is replaced and the link kept; see <see cref="SafeTensors.Write(string, IEnumerable{KeyValuePair{string, Tensor}}, IReadOnlyDictionary{string, string}?, SafeTensorsDType)"/>.</remarks>
+    /// <remarks>Through a symbolic link the link's final target is replaced and the link kept; see <see cref="SafeTensors.Write(string, IEnumerable{KeyValuePair{string, FloatTensor}}, IReadOnlyDictionary{string, string}?, SafeTensorsDType)"/>.</remarks>
     /// <exception cref="ArgumentNullException"><paramref name="path"/> is null.</exception>
     /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
     /// <exception cref="IOException">The file cannot be written (its folder is missing, the target is a folder, the disk is full);
@@ -476,11 +476,16 @@ public sealed class Lstm(int inputSize, int hiddenSize, int numLayers = 1, bool 
     : RecurrentLayer(new RnnConfig(CellKind.Lstm, inputSize, hiddenSize, numLayers, bidirectional), backend, seed);
 
 /// <summary>
-/// A multi-layer, optionally bidirectional GRU (gate order r, z, n). The variant has no default on purpose:
-/// <see cref="GruVariant.ResetAfter"/> is PyTorch's <c>nn.GRU</c>.
+/// A multi-layer, optionally bidirectional GRU (gate order r, z, n). The variant defaults to
+/// <see cref="GruVariant.ResetAfter"/>, PyTorch's <c>nn.GRU</c>, cuDNN's and ONNX's <c>linear_before_reset=1</c>; pass
+/// <c>variant: GruVariant.ResetBefore</c> for weights from Keras (<c>reset_after=False</c>) or the textbook form.
 /// </summary>
-/// <remarks>Thread-safety and lifetime: as <see cref="RecurrentLayer"/>.</remarks>
-public sealed class Gru(int inputSize, int hiddenSize, GruVariant variant, int numLayers = 1, bool bidirectional = false, IRnnBackend? backend = null, int seed = 0)
+/// <remarks>
+/// Arguments in the order shared by <see cref="Lstm"/>, <see cref="Gru"/> and <see cref="ElmanRnn"/>: sizes, layer count,
+/// direction, then the cell-specific choice, backend and seed.
+/// Thread-safety and lifetime: as <see cref="RecurrentLayer"/>.
+/// </remarks>
+public sealed class Gru(int inputSize, int hiddenSize, int numLayers = 1, bool bidirectional = false, GruVariant variant = GruVariant.ResetAfter, IRnnBackend? backend = null, int seed = 0)
     : RecurrentLayer(new RnnConfig(variant switch
     {
         GruVariant.ResetAfter => CellKind.GruResetAfter,
@@ -490,7 +495,7 @@ public sealed class Gru(int inputSize, int hiddenSize, GruVariant variant, int n
 
 /// <summary>A multi-layer, optionally bidirectional Elman RNN, as PyTorch's <c>nn.RNN</c>.</summary>
 /// <remarks>Thread-safety and lifetime: as <see cref="RecurrentLayer"/>.</remarks>
-public sealed class ElmanRnn(int inputSize, int hiddenSize, RnnActivation activation = RnnActivation.Tanh, int numLayers = 1, bool bidirectional = false, IRnnBackend? backend = null, int seed = 0)
+public sealed class ElmanRnn(int inputSize, int hiddenSize, int numLayers = 1, bool bidirectional = false, RnnActivation activation = RnnActivation.Tanh, IRnnBackend? backend = null, int seed = 0)
     : RecurrentLayer(new RnnConfig(activation switch
     {
         RnnActivation.Tanh => CellKind.RnnTanh,

@@ -5,18 +5,18 @@ namespace Recurrent;
 /// <summary>
 /// The state of a unidirectional stack between two steps of a <see cref="RecurrentStepper"/>: every layer's hidden state
 /// and, for LSTM, cell state. Made by <see cref="RecurrentStepper.InitialState"/> and returned by
-/// <see cref="RecurrentStepper.Step(Tensor, RecurrentStepState)"/>; usable only with the stepper that made it. A step never changes the state it is
+/// <see cref="RecurrentStepper.Step(FloatTensor, RecurrentStepState)"/>; usable only with the stepper that made it. A step never changes the state it is
 /// given, so one state may be stepped several ways (beam search, sampling several continuations).
 /// </summary>
 /// <remarks>Thread-safety: never changed after it is made, so several threads may step from one state at once. Lifetime: managed memory only; valid as long as its stepper is not disposed.</remarks>
 public sealed class RecurrentStepState
 {
-    internal RecurrentStepState(RecurrentStepper owner, Tensor hidden, Tensor? cell) => (Owner, Hidden, Cell) = (owner, hidden, cell);
+    internal RecurrentStepState(RecurrentStepper owner, FloatTensor hidden, FloatTensor? cell) => (Owner, Hidden, Cell) = (owner, hidden, cell);
 
     /// <summary>h [L, N, H]: layer l's hidden state in slice l. Its values may be changed between steps (to reset a row); its shape is fixed.</summary>
-    public Tensor Hidden { get; }
+    public FloatTensor Hidden { get; }
     /// <summary>c [L, N, H] for LSTM, else null.</summary>
-    public Tensor? Cell { get; }
+    public FloatTensor? Cell { get; }
     /// <summary>N.</summary>
     public int Batch => Hidden.Shape[1];
 
@@ -24,7 +24,7 @@ public sealed class RecurrentStepState
 }
 
 /// <summary>
-/// One step of a <see cref="RecurrentStepper"/> run by <see cref="RecurrentStepper.Step(Tensor, RecurrentStepState, bool)"/>: the
+/// One step of a <see cref="RecurrentStepper"/> run by <see cref="RecurrentStepper.Step(FloatTensor, RecurrentStepState, bool)"/>: the
 /// output, the next state and, when asked for, what <see cref="RecurrentStepper.Backward"/> needs (the step's tape). Disposing
 /// frees the tape (device or native memory on some backends; managed memory on the native one). Thread-safety: not safe; back-propagate
 /// and dispose it from one thread at a time.
@@ -32,11 +32,11 @@ public sealed class RecurrentStepState
 /// <remarks>Lifetime: owned by the caller of the step; dispose it once its backward has run (or when no backward will); a backward after disposal is refused. Its tape must not outlive the stepper.</remarks>
 public sealed class RecurrentStepResult : IDisposable
 {
-    internal RecurrentStepResult(RecurrentStepper owner, int batch, Tensor output, RecurrentStepState state, object? tape) =>
+    internal RecurrentStepResult(RecurrentStepper owner, int batch, FloatTensor output, RecurrentStepState state, object? tape) =>
         (Owner, Batch, Output, State, Tape) = (owner, batch, output, state, tape);
 
     /// <summary>Output [N, H]: the top layer's new hidden state.</summary>
-    public Tensor Output { get; }
+    public FloatTensor Output { get; }
     /// <summary>The state after the step, to step on from.</summary>
     public RecurrentStepState State { get; }
     /// <summary>Whether <see cref="RecurrentStepper.Backward"/> can run from this step (it kept its tape, and was not disposed).</summary>
@@ -56,16 +56,16 @@ public sealed class RecurrentStepResult : IDisposable
 }
 
 /// <summary>Gradients of one step's backward with respect to the step's input and the state it started from.</summary>
-/// <remarks>Thread-safety: an immutable record holding new tensors that belong to the caller (see <see cref="Tensor"/>). Lifetime: managed memory only; nothing to dispose.</remarks>
+/// <remarks>Thread-safety: an immutable record holding new tensors that belong to the caller (see <see cref="FloatTensor"/>). Lifetime: managed memory only; nothing to dispose.</remarks>
 /// <param name="Input">dx [N, I].</param>
 /// <param name="Hidden">dh [L, N, H]: the gradient of the state's h; pass it to the step before's backward as its dh.</param>
 /// <param name="Cell">dc [L, N, H] for LSTM, else null.</param>
-public sealed record RecurrentStepGradients(Tensor Input, Tensor Hidden, Tensor? Cell);
+public sealed record RecurrentStepGradients(FloatTensor Input, FloatTensor Hidden, FloatTensor? Cell);
 
 /// <summary>
 /// Advances a unidirectional <see cref="RecurrentLayer"/> stack one time step at a time, for autoregressive use
 /// (generation, where step t's input depends on step t − 1's output) and for training schedules that decide each step's
-/// input as they go (step-by-step teacher forcing, scheduled sampling): <see cref="Step(Tensor, RecurrentStepState, bool)"/>
+/// input as they go (step-by-step teacher forcing, scheduled sampling): <see cref="Step(FloatTensor, RecurrentStepState, bool)"/>
 /// with keepForBackward keeps the step's tape, and <see cref="Backward"/> back-propagates it, from the last step to the
 /// first. Made by <see cref="RecurrentLayer.CreateStepper"/>. Letters: L layers, N batch, I input features, H hidden features.
 /// </summary>
@@ -117,7 +117,7 @@ public abstract class RecurrentStepper : IDisposable
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="batch"/> is below 1.</exception>
     /// <exception cref="ArgumentException">A shape does not match, <paramref name="c0"/> was given for a cell without a cell state, or a value is NaN or ∞.</exception>
     /// <exception cref="ObjectDisposedException">The stepper was disposed.</exception>
-    public RecurrentStepState InitialState(int batch, Tensor? h0 = null, Tensor? c0 = null)
+    public RecurrentStepState InitialState(int batch, FloatTensor? h0 = null, FloatTensor? c0 = null)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentOutOfRangeException.ThrowIfLessThan(batch, 1);
@@ -125,35 +125,35 @@ public abstract class RecurrentStepper : IDisposable
         bool hasCell = Config.Cell.HasCellState();
         if (h0 is not null)
         {
-            Tensor.RequireShape(h0, nameof(h0), shape);
-            Tensor.RequireFinite(h0, nameof(h0));
+            FloatTensor.RequireShape(h0, nameof(h0), shape);
+            FloatTensor.RequireFinite(h0, nameof(h0));
         }
         if (c0 is not null)
         {
             if (!hasCell) throw new ArgumentException($"c0: a {Config.Cell} layer has no cell state; pass null.", nameof(c0));
-            Tensor.RequireShape(c0, nameof(c0), shape);
-            Tensor.RequireFinite(c0, nameof(c0));
+            FloatTensor.RequireShape(c0, nameof(c0), shape);
+            FloatTensor.RequireFinite(c0, nameof(c0));
         }
-        return new RecurrentStepState(this, h0?.Clone() ?? new Tensor(shape), hasCell ? c0?.Clone() ?? new Tensor(shape) : null);
+        return new RecurrentStepState(this, h0?.Clone() ?? new FloatTensor(shape), hasCell ? c0?.Clone() ?? new FloatTensor(shape) : null);
     }
 
     /// <summary>Runs every layer one step: from <paramref name="state"/> and the input <paramref name="xt"/>, the top layer's output and the next state.</summary>
     /// <param name="xt">Input of this step [N, I].</param>
-    /// <param name="state">The state after the step before, from this stepper (<see cref="InitialState"/> or an earlier <see cref="Step(Tensor, RecurrentStepState)"/>); not changed.</param>
+    /// <param name="state">The state after the step before, from this stepper (<see cref="InitialState"/> or an earlier <see cref="Step(FloatTensor, RecurrentStepState)"/>); not changed.</param>
     /// <returns>Output [N, H] (the top layer's new hidden state) and the new state.</returns>
     /// <exception cref="ArgumentException"><paramref name="xt"/> is not [N, I] or holds NaN or ∞; <paramref name="state"/> comes from another
     /// stepper or has another N than <paramref name="xt"/>.</exception>
     /// <exception cref="InvalidOperationException">The layer's parameters were replaced since this stepper was made, or are being replaced on another thread.</exception>
     /// <exception cref="ObjectDisposedException">The stepper was disposed.</exception>
     /// <exception cref="NativeException">The native library failed (out of memory).</exception>
-    public (Tensor Output, RecurrentStepState State) Step(Tensor xt, RecurrentStepState state)
+    public (FloatTensor Output, RecurrentStepState State) Step(FloatTensor xt, RecurrentStepState state)
     {
         var step = Step(xt, state, keepForBackward: false);
         return (step.Output, step.State);
     }
 
     /// <summary>
-    /// <see cref="Step(Tensor, RecurrentStepState)"/>, keeping what <see cref="Backward"/> needs when <paramref name="keepForBackward"/>:
+    /// <see cref="Step(FloatTensor, RecurrentStepState)"/>, keeping what <see cref="Backward"/> needs when <paramref name="keepForBackward"/>:
     /// the step's own copies, so changing <paramref name="xt"/> or <paramref name="state"/> afterwards does not change what backward computes.
     /// </summary>
     /// <param name="xt">Input of this step [N, I].</param>
@@ -161,33 +161,33 @@ public abstract class RecurrentStepper : IDisposable
     /// <param name="keepForBackward">Keep the step's tape for <see cref="Backward"/> (per layer about as much as a whole-sequence
     /// training pass keeps per step, plus a copy of the state it started from).</param>
     /// <returns>The output [N, H], the new state and, with <paramref name="keepForBackward"/>, the tape; dispose it once back-propagated.</returns>
-    /// <exception cref="ArgumentException">As <see cref="Step(Tensor, RecurrentStepState)"/>.</exception>
-    /// <exception cref="InvalidOperationException">As <see cref="Step(Tensor, RecurrentStepState)"/>; or <paramref name="keepForBackward"/> on a
+    /// <exception cref="ArgumentException">As <see cref="Step(FloatTensor, RecurrentStepState)"/>.</exception>
+    /// <exception cref="InvalidOperationException">As <see cref="Step(FloatTensor, RecurrentStepState)"/>; or <paramref name="keepForBackward"/> on a
     /// stepper not made for training (<see cref="Training"/>).</exception>
     /// <exception cref="ObjectDisposedException">The stepper was disposed.</exception>
     /// <exception cref="NativeException">The native library failed (out of memory).</exception>
     /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On an <see cref="IlgpuBackend"/>: a launch, copy or allocation failed.</exception>
-    public RecurrentStepResult Step(Tensor xt, RecurrentStepState state, bool keepForBackward)
+    public RecurrentStepResult Step(FloatTensor xt, RecurrentStepState state, bool keepForBackward)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(xt);
         ArgumentNullException.ThrowIfNull(state);
         if (xt.Rank != 2 || xt.Shape[0] < 1 || xt.Shape[1] != Config.InputSize)
-            throw new ArgumentException($"xt: expected shape [N, {Config.InputSize}] with N ≥ 1, got {Tensor.FormatShape(xt.Shape)}.", nameof(xt));
+            throw new ArgumentException($"xt: expected shape [N, {Config.InputSize}] with N ≥ 1, got {FloatTensor.FormatShape(xt.Shape)}.", nameof(xt));
         RequireOwn(state.Owner, nameof(state), "state", "states");
         if (state.Batch != xt.Shape[0])
             throw new ArgumentException($"state: it holds {state.Batch} rows (N = {state.Batch}) but xt has {xt.Shape[0]}.", nameof(state));
-        Tensor.RequireFinite(xt, nameof(xt));
+        FloatTensor.RequireFinite(xt, nameof(xt));
         if (keepForBackward && !Training)
             throw new InvalidOperationException("Step: keepForBackward needs a stepper made for training (CreateStepper(training: true)), which also packs the weights backward reads; this one was made for inference.");
         return StepUnchecked(xt, state, keepForBackward, inputIsPrivate: false);
     }
 
     /// <summary>
-    /// <see cref="Step(Tensor, RecurrentStepState, bool)"/> for callers that validated: x [N, I], a state of this stepper with N rows.
+    /// <see cref="Step(FloatTensor, RecurrentStepState, bool)"/> for callers that validated: x [N, I], a state of this stepper with N rows.
     /// Non-finite values propagate. <paramref name="inputIsPrivate"/>: no one changes x before the step's backward, so it need not be copied.
     /// </summary>
-    internal RecurrentStepResult StepUnchecked(Tensor x, RecurrentStepState state, bool keepForBackward, bool inputIsPrivate)
+    internal RecurrentStepResult StepUnchecked(FloatTensor x, RecurrentStepState state, bool keepForBackward, bool inputIsPrivate)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         using var pass = EnterCurrentPass();
@@ -214,39 +214,39 @@ public abstract class RecurrentStepper : IDisposable
     /// <exception cref="ObjectDisposedException">The stepper was disposed.</exception>
     /// <exception cref="NativeException">The native library failed (out of memory).</exception>
     /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On an <see cref="IlgpuBackend"/>: a launch, copy or allocation failed.</exception>
-    public RecurrentStepGradients Backward(RecurrentStepResult step, Tensor? dOutput, Tensor? dh = null, Tensor? dc = null)
+    public RecurrentStepGradients Backward(RecurrentStepResult step, FloatTensor? dOutput, FloatTensor? dh = null, FloatTensor? dc = null)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(step);
         RequireOwn(step.Owner, nameof(step), "step", "steps");
         int batch = step.Batch;
         int[] stateShape = Config.StateShape(batch);
-        if (dOutput is not null) Tensor.RequireShape(dOutput, nameof(dOutput), batch, Config.HiddenSize);
-        if (dh is not null) Tensor.RequireShape(dh, nameof(dh), stateShape);
+        if (dOutput is not null) FloatTensor.RequireShape(dOutput, nameof(dOutput), batch, Config.HiddenSize);
+        if (dh is not null) FloatTensor.RequireShape(dh, nameof(dh), stateShape);
         if (dc is not null)
         {
             if (!Config.Cell.HasCellState()) throw new ArgumentException($"dc: a {Config.Cell} layer has no cell state; pass null.", nameof(dc));
-            Tensor.RequireShape(dc, nameof(dc), stateShape);
+            FloatTensor.RequireShape(dc, nameof(dc), stateShape);
         }
-        if (dOutput is not null) Tensor.RequireFinite(dOutput, nameof(dOutput));
-        if (dh is not null) Tensor.RequireFinite(dh, nameof(dh));
-        if (dc is not null) Tensor.RequireFinite(dc, nameof(dc));
-        return BackwardUnchecked(step, dOutput ?? new Tensor(batch, Config.HiddenSize), dh, dc);
+        if (dOutput is not null) FloatTensor.RequireFinite(dOutput, nameof(dOutput));
+        if (dh is not null) FloatTensor.RequireFinite(dh, nameof(dh));
+        if (dc is not null) FloatTensor.RequireFinite(dc, nameof(dc));
+        return BackwardUnchecked(step, dOutput ?? new FloatTensor(batch, Config.HiddenSize), dh, dc);
     }
 
     /// <summary>
     /// <see cref="Backward"/> for callers that validated: a step of this stepper, dOutput [N, H], dh and dc [L, N, H] or null
     /// (zeros). Non-finite values propagate.
     /// </summary>
-    internal RecurrentStepGradients BackwardUnchecked(RecurrentStepResult step, Tensor dOutput, Tensor? dh, Tensor? dc)
+    internal RecurrentStepGradients BackwardUnchecked(RecurrentStepResult step, FloatTensor dOutput, FloatTensor? dh, FloatTensor? dc)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var tape = step.Tape ?? throw new InvalidOperationException(
             "step: it kept nothing for backward (run Step with keepForBackward: true), or it was disposed.");
         int[] stateShape = Config.StateShape(step.Batch);
         // The state gradients are overwritten in place, layer by layer, from the step after's (or zeros).
-        var dHidden = dh?.Clone() ?? new Tensor(stateShape);
-        var dCell = Config.Cell.HasCellState() ? dc?.Clone() ?? new Tensor(stateShape) : null;
+        var dHidden = dh?.Clone() ?? new FloatTensor(stateShape);
+        var dCell = Config.Cell.HasCellState() ? dc?.Clone() ?? new FloatTensor(stateShape) : null;
         using var pass = EnterCurrentPass();
         var dx = BackwardCore(tape, step.Batch, dOutput, dHidden, dCell);
         return new RecurrentStepGradients(dx, dHidden, dCell);
@@ -274,16 +274,16 @@ public abstract class RecurrentStepper : IDisposable
     }
 
     /// <summary>One step inside a pass: x [N, I] (the caller's tensor: copy it when keeping it and not <paramref name="inputIsPrivate"/>).</summary>
-    private protected abstract RecurrentStepResult StepCore(Tensor x, RecurrentStepState state, bool keepForBackward, bool inputIsPrivate);
+    private protected abstract RecurrentStepResult StepCore(FloatTensor x, RecurrentStepState state, bool keepForBackward, bool inputIsPrivate);
 
     /// <summary>
     /// One step's backward inside a pass: from <paramref name="tape"/> (what <see cref="StepCore"/> kept) and dOutput [N, H], with
     /// dh (and dc) [L, N, H] holding the gradients of the new state on entry and receiving those of the state the step started
     /// from; adds the parameter gradients. Returns dx [N, I].
     /// </summary>
-    private protected abstract Tensor BackwardCore(object tape, int batch, Tensor dOutput, Tensor dh, Tensor? dc);
+    private protected abstract FloatTensor BackwardCore(object tape, int batch, FloatTensor dOutput, FloatTensor dh, FloatTensor? dc);
 
-    private protected RecurrentStepResult NewResult(int batch, Tensor output, Tensor hidden, Tensor? cell, object? tape) =>
+    private protected RecurrentStepResult NewResult(int batch, FloatTensor output, FloatTensor hidden, FloatTensor? cell, object? tape) =>
         new(this, batch, output, new RecurrentStepState(this, hidden, cell), tape);
 
     /// <summary>Frees the resident weights. Safe to call more than once; a step after it throws <see cref="ObjectDisposedException"/>.</summary>
@@ -335,13 +335,13 @@ internal sealed class NativeRecurrentStepper : RecurrentStepper
 
     public override bool HasResidentWeights => true;
 
-    private protected override RecurrentStepResult StepCore(Tensor x, RecurrentStepState state, bool keepForBackward, bool inputIsPrivate)
+    private protected override RecurrentStepResult StepCore(FloatTensor x, RecurrentStepState state, bool keepForBackward, bool inputIsPrivate)
     {
         var config = Layer.Config;
         int batch = x.Shape[0], hidden = config.HiddenSize, nh = batch * hidden;
         int[] shape = config.StateShape(batch);
-        var h = new Tensor(shape);
-        var c = state.Cell is null ? null : new Tensor(shape);
+        var h = new FloatTensor(shape);
+        var c = state.Cell is null ? null : new FloatTensor(shape);
         // Uninitialised: the native step writes every element of its tape.
         var tapes = keepForBackward ? Array.ConvertAll(_layers, layer => GC.AllocateUninitializedArray<float>(layer.TapeLength(batch))) : null;
         ReadOnlySpan<float> input = x.Span;
@@ -352,19 +352,19 @@ internal sealed class NativeRecurrentStepper : RecurrentStepper
                 hOut, c is null ? default : c.Span.Slice(l * nh, nh), tapes is null ? default : tapes[l]);
             input = hOut;
         }
-        var output = new Tensor(batch, hidden);
+        var output = new FloatTensor(batch, hidden);
         input.CopyTo(output.Span);
         var tape = tapes is null ? null : new Tape(inputIsPrivate ? x.Memory : x.ToArray(), tapes);
         return NewResult(batch, output, h, c, tape);
     }
 
-    private protected override Tensor BackwardCore(object tape, int batch, Tensor dOutput, Tensor dh, Tensor? dc)
+    private protected override FloatTensor BackwardCore(object tape, int batch, FloatTensor dOutput, FloatTensor dh, FloatTensor? dc)
     {
         var kept = (Tape)tape;
         var config = Layer.Config;
         var p = Layer.Parameters;
         int nh = batch * config.HiddenSize;
-        var dx = new Tensor(batch, config.InputSize);
+        var dx = new FloatTensor(batch, config.InputSize);
         // The gradient of each layer's output: the caller's for the top layer, the layer above's dx for the others. Layer
         // l ≥ 1 writes its dx into between[l % 2] while it reads its dy from the other.
         float[][] between = _layers.Length > 1 ? [new float[nh], new float[nh]] : [];
@@ -408,7 +408,7 @@ internal sealed class SequencePassStepper(RecurrentLayer layer, bool training) :
 {
     public override bool HasResidentWeights => false;
 
-    private protected override RecurrentStepResult StepCore(Tensor x, RecurrentStepState state, bool keepForBackward, bool inputIsPrivate)
+    private protected override RecurrentStepResult StepCore(FloatTensor x, RecurrentStepState state, bool keepForBackward, bool inputIsPrivate)
     {
         var config = Layer.Config;
         int batch = x.Shape[0];
@@ -418,7 +418,7 @@ internal sealed class SequencePassStepper(RecurrentLayer layer, bool training) :
         return NewResult(batch, result.Output.Reshape(batch, config.HiddenSize), result.HiddenState, result.CellState, keepForBackward ? result : null);
     }
 
-    private protected override Tensor BackwardCore(object tape, int batch, Tensor dOutput, Tensor dh, Tensor? dc)
+    private protected override FloatTensor BackwardCore(object tape, int batch, FloatTensor dOutput, FloatTensor dh, FloatTensor? dc)
     {
         var forward = (RnnForwardResult)tape;
         var config = Layer.Config;

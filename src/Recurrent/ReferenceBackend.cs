@@ -23,7 +23,7 @@ public sealed class ReferenceBackend : IRnnBackend
 
     /// <inheritdoc />
     /// <exception cref="ArgumentOutOfRangeException">The gate pre-activations [T·N, G·H] of a layer would have more elements than one array holds.</exception>
-    public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward, int[]? lengths = null)
+    public IRnnTape? Forward(RnnParameters parameters, FloatTensor x, FloatTensor h0, FloatTensor? c0, FloatTensor y, FloatTensor hN, FloatTensor? cN, bool keepForBackward, int[]? lengths = null)
     {
         var config = parameters.Config;
         // The reference keeps every step's gates in one array per layer and direction.
@@ -36,7 +36,7 @@ public sealed class ReferenceBackend : IRnnBackend
     }
 
     /// <inheritdoc />
-    public void Backward(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0)
+    public void Backward(RnnParameters parameters, IRnnTape tape, FloatTensor dy, FloatTensor dhN, FloatTensor? dcN, FloatTensor dx, FloatTensor dh0, FloatTensor? dc0)
     {
         if (tape is not Tape reference)
             throw new ArgumentException("tape: expected a tape made by the reference backend.", nameof(tape));
@@ -52,9 +52,9 @@ public sealed class ReferenceBackend : IRnnBackend
         }
     }
 
-    private static double[] Widen(Tensor t) => ReferenceWeights.Widen(t.Span);
+    private static double[] Widen(FloatTensor t) => ReferenceWeights.Widen(t.Span);
 
-    private static void Narrow(double[] source, Tensor destination)
+    private static void Narrow(double[] source, FloatTensor destination)
     {
         var values = destination.Span;
         for (int i = 0; i < source.Length; i++) values[i] = (float)source[i];

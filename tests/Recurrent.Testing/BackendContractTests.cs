@@ -134,9 +134,9 @@ public abstract class BackendContractTests
 
         int[] state = config.StateShape(batch);
         bool hasCell = cell.HasCellState();
-        var y = new Tensor(steps, batch, config.OutputSize);
-        Tensor hN = new(state), dh0 = Noise(random, state), dx = Noise(random, steps, batch, config.InputSize);
-        Tensor? cN = hasCell ? new(state) : null, dc0 = hasCell ? Noise(random, state) : null;
+        var y = new FloatTensor(steps, batch, config.OutputSize);
+        FloatTensor hN = new(state), dh0 = Noise(random, state), dx = Noise(random, steps, batch, config.InputSize);
+        FloatTensor? cN = hasCell ? new(state) : null, dc0 = hasCell ? Noise(random, state) : null;
         using var tape = Backend.Forward(parameters, inputs.X, inputs.H0, inputs.C0, y, hN, cN, keepForBackward: true)!;
         for (int call = 1; call <= 2; call++)
         {
@@ -255,16 +255,16 @@ public abstract class BackendContractTests
         var random = new Random(vocab + 10 * (int)cell + seed);
         var inputs = Inputs.Random(config, steps, batch, random);
         var lengths = withLengths ? RandomLengths(steps, batch, random) : null;
-        var table = new Tensor(TestData.UniformSingle(random, vocab * input), vocab, input);
+        var table = new FloatTensor(TestData.UniformSingle(random, vocab * input), vocab, input);
         var ids = Enumerable.Range(0, steps * batch).Select(r => r % 5 == 4 ? -1 : random.Next(vocab)).ToArray();
-        var x = new Tensor(steps, batch, input);
+        var x = new FloatTensor(steps, batch, input);
         for (int r = 0; r < ids.Length; r++)
             if (ids[r] >= 0) table.Span.Slice(ids[r] * input, input).CopyTo(x.Span.Slice(r * input, input));
 
         using var dense = layer.Forward(x, inputs.H0, inputs.C0, keepForBackward: true, lengths: lengths);
         var expected = layer.Backward(dense, inputs.Dy, inputs.DhN, inputs.DcN);
         var expectedGrads = layer.Parameters.All.Select(p => Widen(p.Grad)).ToArray();
-        var tableGradient = new Tensor(TestData.UniformSingle(random, table.Length), vocab, input);
+        var tableGradient = new FloatTensor(TestData.UniformSingle(random, table.Length), vocab, input);
         var expectedTableGradient = Widen(tableGradient);
         for (int r = 0; r < ids.Length; r++)
             for (int i = 0; ids[r] >= 0 && i < input; i++) expectedTableGradient[ids[r] * input + i] += expected.Input.Span[r * input + i];
@@ -295,7 +295,7 @@ public abstract class BackendContractTests
     }
 
     /// <summary>A forward pass's arguments and the loss seeds of its backward pass, seeded random.</summary>
-    protected sealed record Inputs(Tensor X, Tensor H0, Tensor? C0, Tensor Dy, Tensor DhN, Tensor? DcN)
+    protected sealed record Inputs(FloatTensor X, FloatTensor H0, FloatTensor? C0, FloatTensor Dy, FloatTensor DhN, FloatTensor? DcN)
     {
         /// <summary>x [T, N, I], dy [T, N, D·H], h0, dhN and (LSTM) c0, dcN [L·D, N, H], uniform in [−1, 1].</summary>
         public static Inputs Random(RnnConfig config, int steps, int batch, Random random)
@@ -307,7 +307,7 @@ public abstract class BackendContractTests
         }
     }
 
-    private static Tensor Noise(Random random, params int[] shape) =>
+    private static FloatTensor Noise(Random random, params int[] shape) =>
         new(TestData.UniformSingle(random, shape.Aggregate(1, (a, b) => a * b)), shape);
 
     /// <summary>The reference's forward and backward in double on the float parameters and inputs (read before the pass runs).</summary>
@@ -326,7 +326,7 @@ public abstract class BackendContractTests
         if (actual.CellState is not null) Assertions.AllClose(actual.CellState.ToArray(), expected.CellN!, Tolerances.Float32, what + "cN");
     }
 
-    private static void AssertInputGradients(float[] dx, Tensor dh0, Tensor? dc0, ReferenceGradients expected, string when = "")
+    private static void AssertInputGradients(float[] dx, FloatTensor dh0, FloatTensor? dc0, ReferenceGradients expected, string when = "")
     {
         Assertions.AllClose(dx, expected.Input, Tolerances.Float32, "dx" + when);
         Assertions.AllClose(dh0.ToArray(), expected.HiddenZero, Tolerances.Float32, "dh0" + when);
@@ -343,5 +343,5 @@ public abstract class BackendContractTests
     private static int Seed(CellKind cell, TestData.Shape shape) =>
         1000 * (int)cell + 31 * shape.Hidden + 7 * shape.Steps + shape.Batch + 3 * shape.Layers;
 
-    private static double[] Widen(Tensor t) => Array.ConvertAll(t.ToArray(), v => (double)v);
+    private static double[] Widen(FloatTensor t) => Array.ConvertAll(t.ToArray(), v => (double)v);
 }

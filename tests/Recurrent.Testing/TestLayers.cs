@@ -7,10 +7,10 @@ public static class TestLayers
     public static RecurrentLayer Create(RnnConfig config, IRnnBackend? backend = null, int seed = 0) => config.Cell switch
     {
         CellKind.Lstm => new Lstm(config.InputSize, config.HiddenSize, config.NumLayers, config.Bidirectional, backend, seed),
-        CellKind.GruResetAfter => new Gru(config.InputSize, config.HiddenSize, GruVariant.ResetAfter, config.NumLayers, config.Bidirectional, backend, seed),
-        CellKind.GruResetBefore => new Gru(config.InputSize, config.HiddenSize, GruVariant.ResetBefore, config.NumLayers, config.Bidirectional, backend, seed),
-        CellKind.RnnTanh => new ElmanRnn(config.InputSize, config.HiddenSize, RnnActivation.Tanh, config.NumLayers, config.Bidirectional, backend, seed),
-        CellKind.RnnRelu => new ElmanRnn(config.InputSize, config.HiddenSize, RnnActivation.Relu, config.NumLayers, config.Bidirectional, backend, seed),
+        CellKind.GruResetAfter => new Gru(config.InputSize, config.HiddenSize, config.NumLayers, config.Bidirectional, GruVariant.ResetAfter, backend, seed),
+        CellKind.GruResetBefore => new Gru(config.InputSize, config.HiddenSize, config.NumLayers, config.Bidirectional, GruVariant.ResetBefore, backend, seed),
+        CellKind.RnnTanh => new ElmanRnn(config.InputSize, config.HiddenSize, config.NumLayers, config.Bidirectional, RnnActivation.Tanh, backend, seed),
+        CellKind.RnnRelu => new ElmanRnn(config.InputSize, config.HiddenSize, config.NumLayers, config.Bidirectional, RnnActivation.Relu, backend, seed),
         _ => throw new ArgumentOutOfRangeException(nameof(config)),
     };
 }

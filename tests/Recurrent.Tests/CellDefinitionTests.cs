@@ -78,7 +78,7 @@ public class CellDefinitionTests
         int input = entry.GetProperty("input_size").GetInt32(), hidden = entry.GetProperty("hidden_size").GetInt32();
         int layers = entry.GetProperty("num_layers").GetInt32(), directions = entry.GetProperty("bidirectional").GetBoolean() ? 2 : 1;
         var expected = entry.GetProperty("named_parameters").EnumerateArray()
-            .Select(p => (p.GetProperty("name").GetString()!, Tensor.FormatShape(p.GetProperty("shape").EnumerateArray().Select(d => d.GetInt32()))))
+            .Select(p => (p.GetProperty("name").GetString()!, FloatTensor.FormatShape(p.GetProperty("shape").EnumerateArray().Select(d => d.GetInt32()))))
             .ToArray();
 
         var actual = new List<(string, string)>();
@@ -87,7 +87,7 @@ public class CellDefinitionTests
                 foreach (var spec in definition.Parameters)
                 {
                     var sizes = new LayerShape(definition.GateCount, hidden, layer == 0 ? input : directions * hidden);
-                    actual.Add((spec.Name(layer, direction), Tensor.FormatShape(spec.Shape(sizes))));
+                    actual.Add((spec.Name(layer, direction), FloatTensor.FormatShape(spec.Shape(sizes))));
                 }
 
         Assert.That(actual, Is.EqualTo(expected));

@@ -47,7 +47,7 @@ public abstract class IlgpuBackendTests(IlgpuDevice device)
             parameters.Reset(8);
             var random = new Random(8);
             var state = config.StateShape(shape.Batch);
-            Tensor Random(params int[] dims) => new(TestData.UniformSingle(random, dims.Aggregate(1, (a, b) => a * b)), dims);
+            FloatTensor Random(params int[] dims) => new(TestData.UniformSingle(random, dims.Aggregate(1, (a, b) => a * b)), dims);
             var c = cell.HasCellState();
             return BackendRuns.ForwardBackward(backend, parameters, Random(shape.Steps, shape.Batch, shape.Input), Random(state), c ? Random(state) : null,
                 Random(shape.Steps, shape.Batch, config.OutputSize), Random(state), c ? Random(state) : null, lengths);
@@ -87,27 +87,27 @@ public abstract class IlgpuBackendTests(IlgpuDevice device)
         var random = new Random(22);
         var state = config.StateShape(batch);
         bool lstm = cell.HasCellState();
-        Tensor Random(params int[] dims) => new(TestData.UniformSingle(random, dims.Aggregate(1, (a, b) => a * b)), dims);
+        FloatTensor Random(params int[] dims) => new(TestData.UniformSingle(random, dims.Aggregate(1, (a, b) => a * b)), dims);
         var xs = lengths.Select(_ => Random(steps, batch, config.InputSize)).ToArray();
         var dys = lengths.Select(_ => Random(steps, batch, config.OutputSize)).ToArray();
 
         // The host entry, chained by hand: each pass starts from the previous one's final state, and back.
         var expected = new Dictionary<string, float[]>();
         var tapes = new IRnnTape[lengths.Length];
-        Tensor h = new(state), c = new(state);
+        FloatTensor h = new(state), c = new(state);
         for (int pass = 0; pass < lengths.Length; pass++)
         {
-            Tensor y = new(steps, batch, config.OutputSize), hN = new(state), cN = new(state);
+            FloatTensor y = new(steps, batch, config.OutputSize), hN = new(state), cN = new(state);
             tapes[pass] = backend.Forward(onHost, xs[pass], h, lstm ? c : null, y, hN, lstm ? cN : null, keepForBackward: true, lengths[pass])!;
             expected[$"y{pass}"] = y.ToArray();
             (h, c) = (hN, cN);
         }
         expected["hN"] = h.ToArray();
         if (lstm) expected["cN"] = c.ToArray();
-        Tensor dh = new(state), dc = new(state);
+        FloatTensor dh = new(state), dc = new(state);
         for (int pass = lengths.Length - 1; pass >= 0; pass--)
         {
-            Tensor dx = new(steps, batch, config.InputSize), dh0 = new(state), dc0 = new(state);
+            FloatTensor dx = new(steps, batch, config.InputSize), dh0 = new(state), dc0 = new(state);
             backend.Backward(onHost, tapes[pass], dys[pass], dh, lstm ? dc : null, dx, dh0, lstm ? dc0 : null);
             tapes[pass].Dispose();
             expected[$"dx{pass}"] = dx.ToArray();
@@ -118,7 +118,7 @@ public abstract class IlgpuBackendTests(IlgpuDevice device)
 
         var gpu = backend.Accelerator.Accelerator;
         using var buffers = new DisposableList();
-        ArrayView<float> Upload(Tensor t)
+        ArrayView<float> Upload(FloatTensor t)
         {
             var buffer = buffers.Add(gpu.Allocate1D<float>(t.Length));
             buffer.View.CopyFromCPU(t.ToArray());
@@ -187,9 +187,9 @@ public abstract class IlgpuBackendTests(IlgpuDevice device)
         var config = new RnnConfig(CellKind.RnnTanh, 1, 1);
         var parameters = new RnnParameters(config);
         var state = config.StateShape(1);
-        using var tape = ReferenceBackend.Instance.Forward(parameters, new Tensor(1, 1, 1), new Tensor(state), null, new Tensor(1, 1, 1), new Tensor(state), null, true)!;
+        using var tape = ReferenceBackend.Instance.Forward(parameters, new FloatTensor(1, 1, 1), new FloatTensor(state), null, new FloatTensor(1, 1, 1), new FloatTensor(state), null, true)!;
         var e = Assert.Throws<ArgumentException>(() =>
-            _fused!.Backward(parameters, tape, new Tensor(1, 1, 1), new Tensor(state), null, new Tensor(1, 1, 1), new Tensor(state), null))!;
+            _fused!.Backward(parameters, tape, new FloatTensor(1, 1, 1), new FloatTensor(state), null, new FloatTensor(1, 1, 1), new FloatTensor(state), null))!;
         Assert.That(e.ParamName, Is.EqualTo("tape"));
     }
 }

@@ -16,7 +16,7 @@ public class LayerApiTests
     private static RecurrentLayer Create(CellKind cell, int seed = 0) =>
         PyTorchData.CreateLayer(new RnnConfig(cell, Input, Hidden, 2, bidirectional: true), seed: seed);
 
-    private static Tensor X(int steps = Steps, int batch = Batch) => new(TestData.UniformSingle(new Random(3), steps * batch * Input), steps, batch, Input);
+    private static FloatTensor X(int steps = Steps, int batch = Batch) => new(TestData.UniformSingle(new Random(3), steps * batch * Input), steps, batch, Input);
 
     private static void AssertNamesArgumentAndShapes(Action call, string argument, string expected, string actual)
     {
@@ -33,17 +33,17 @@ public class LayerApiTests
     {
         TestCaseData Case(string what, CellKind cell, Func<RecurrentLayer, RnnForwardResult> call, string argument, string expected, string actual) =>
             new TestCaseData(cell, call, argument, expected, actual).SetArgDisplayNames(what);
-        yield return Case("x with I=4", CellKind.Lstm, l => l.Forward(new Tensor(Steps, Batch, 4)), "x", "[T, N, 3]", "[2, 5, 4]");
-        yield return Case("x of rank 2", CellKind.Lstm, l => l.Forward(new Tensor(Steps, Input)), "x", "[T, N, 3]", "[2, 3]");
-        yield return Case("x with T=0", CellKind.GruResetAfter, l => l.Forward(new Tensor(0, Batch, Input)), "x", "T ≥ 1", "[0, 5, 3]");
-        yield return Case("x with N=0", CellKind.RnnTanh, l => l.Forward(new Tensor(Steps, 0, Input)), "x", "N ≥ 1", "[2, 0, 3]");
-        yield return Case("h0 with H=3", CellKind.Lstm, l => l.Forward(X(), new Tensor(4, Batch, 3)), "h0", "[4, 5, 4]", "[4, 5, 3]");
-        yield return Case("h0 of another batch", CellKind.GruResetBefore, l => l.Forward(X(), new Tensor(4, 6, Hidden)), "h0", "[4, 5, 4]", "[4, 6, 4]");
-        yield return Case("h0 of one direction", CellKind.RnnRelu, l => l.Forward(X(), new Tensor(2, Batch, Hidden)), "h0", "[4, 5, 4]", "[2, 5, 4]");
-        yield return Case("h0 of rank 2", CellKind.Lstm, l => l.Forward(X(), new Tensor(Batch, Hidden)), "h0", "[4, 5, 4]", "[5, 4]");
-        yield return Case("c0 with N=1", CellKind.Lstm, l => l.Forward(X(), null, new Tensor(4, 1, Hidden)), "c0", "[4, 5, 4]", "[4, 1, 4]");
-        yield return Case("c0 to a GRU", CellKind.GruResetAfter, l => l.Forward(X(), null, new Tensor(4, Batch, Hidden)), "c0", "no cell state", "GruResetAfter");
-        yield return Case("c0 to an RNN", CellKind.RnnTanh, l => l.Forward(X(), null, new Tensor(4, Batch, Hidden)), "c0", "no cell state", "RnnTanh");
+        yield return Case("x with I=4", CellKind.Lstm, l => l.Forward(new FloatTensor(Steps, Batch, 4)), "x", "[T, N, 3]", "[2, 5, 4]");
+        yield return Case("x of rank 2", CellKind.Lstm, l => l.Forward(new FloatTensor(Steps, Input)), "x", "[T, N, 3]", "[2, 3]");
+        yield return Case("x with T=0", CellKind.GruResetAfter, l => l.Forward(new FloatTensor(0, Batch, Input)), "x", "T ≥ 1", "[0, 5, 3]");
+        yield return Case("x with N=0", CellKind.RnnTanh, l => l.Forward(new FloatTensor(Steps, 0, Input)), "x", "N ≥ 1", "[2, 0, 3]");
+        yield return Case("h0 with H=3", CellKind.Lstm, l => l.Forward(X(), new FloatTensor(4, Batch, 3)), "h0", "[4, 5, 4]", "[4, 5, 3]");
+        yield return Case("h0 of another batch", CellKind.GruResetBefore, l => l.Forward(X(), new FloatTensor(4, 6, Hidden)), "h0", "[4, 5, 4]", "[4, 6, 4]");
+        yield return Case("h0 of one direction", CellKind.RnnRelu, l => l.Forward(X(), new FloatTensor(2, Batch, Hidden)), "h0", "[4, 5, 4]", "[2, 5, 4]");
+        yield return Case("h0 of rank 2", CellKind.Lstm, l => l.Forward(X(), new FloatTensor(Batch, Hidden)), "h0", "[4, 5, 4]", "[5, 4]");
+        yield return Case("c0 with N=1", CellKind.Lstm, l => l.Forward(X(), null, new FloatTensor(4, 1, Hidden)), "c0", "[4, 5, 4]", "[4, 1, 4]");
+        yield return Case("c0 to a GRU", CellKind.GruResetAfter, l => l.Forward(X(), null, new FloatTensor(4, Batch, Hidden)), "c0", "no cell state", "GruResetAfter");
+        yield return Case("c0 to an RNN", CellKind.RnnTanh, l => l.Forward(X(), null, new FloatTensor(4, Batch, Hidden)), "c0", "no cell state", "RnnTanh");
     }
 
     [TestCaseSource(nameof(BadForwardArguments))]
@@ -68,11 +68,11 @@ public class LayerApiTests
     {
         TestCaseData Case(string what, CellKind cell, Func<RecurrentLayer, RnnForwardResult, RnnInputGradients> call, string argument, string expected, string actual) =>
             new TestCaseData(cell, call, argument, expected, actual).SetArgDisplayNames(what);
-        yield return Case("dy with one direction", CellKind.Lstm, (l, f) => l.Backward(f, new Tensor(Steps, Batch, Hidden)), "dy", "[2, 5, 8]", "[2, 5, 4]");
-        yield return Case("dy with T=3", CellKind.GruResetBefore, (l, f) => l.Backward(f, new Tensor(3, Batch, 8)), "dy", "[2, 5, 8]", "[3, 5, 8]");
-        yield return Case("dhN with N=1", CellKind.RnnRelu, (l, f) => l.Backward(f, null, new Tensor(4, 1, Hidden)), "dhN", "[4, 5, 4]", "[4, 1, 4]");
-        yield return Case("dcN with H=5", CellKind.Lstm, (l, f) => l.Backward(f, null, null, new Tensor(4, Batch, 5)), "dcN", "[4, 5, 4]", "[4, 5, 5]");
-        yield return Case("dcN to a GRU", CellKind.GruResetAfter, (l, f) => l.Backward(f, null, null, new Tensor(4, Batch, Hidden)), "dcN", "no cell state", "GruResetAfter");
+        yield return Case("dy with one direction", CellKind.Lstm, (l, f) => l.Backward(f, new FloatTensor(Steps, Batch, Hidden)), "dy", "[2, 5, 8]", "[2, 5, 4]");
+        yield return Case("dy with T=3", CellKind.GruResetBefore, (l, f) => l.Backward(f, new FloatTensor(3, Batch, 8)), "dy", "[2, 5, 8]", "[3, 5, 8]");
+        yield return Case("dhN with N=1", CellKind.RnnRelu, (l, f) => l.Backward(f, null, new FloatTensor(4, 1, Hidden)), "dhN", "[4, 5, 4]", "[4, 1, 4]");
+        yield return Case("dcN with H=5", CellKind.Lstm, (l, f) => l.Backward(f, null, null, new FloatTensor(4, Batch, 5)), "dcN", "[4, 5, 4]", "[4, 5, 5]");
+        yield return Case("dcN to a GRU", CellKind.GruResetAfter, (l, f) => l.Backward(f, null, null, new FloatTensor(4, Batch, Hidden)), "dcN", "no cell state", "GruResetAfter");
     }
 
     [TestCaseSource(nameof(BadBackwardArguments))]
@@ -123,8 +123,8 @@ public class LayerApiTests
     {
         var layer = Create(cell);
         var random = new Random(8);
-        Tensor Random(params int[] shape) => new(TestData.UniformSingle(random, shape.Aggregate(1, (a, b) => a * b)), shape);
-        var inputs = new Dictionary<string, Tensor?>
+        FloatTensor Random(params int[] shape) => new(TestData.UniformSingle(random, shape.Aggregate(1, (a, b) => a * b)), shape);
+        var inputs = new Dictionary<string, FloatTensor?>
         {
             ["x"] = Random(Steps, Batch, Input), ["h0"] = Random(4, Batch, Hidden), ["c0"] = cell.HasCellState() ? Random(4, Batch, Hidden) : null,
             ["dy"] = Random(Steps, Batch, 2 * Hidden), ["dhN"] = Random(4, Batch, Hidden), ["dcN"] = cell.HasCellState() ? Random(4, Batch, Hidden) : null,
@@ -153,12 +153,23 @@ public class LayerApiTests
     // ---------------------------------------------------------------------------------------------------------
 
     [Test]
-    public void Gru_HasNoDefaultVariant_AndRefusesAnUnknownOne()
+    public void LayerConstructors_ShareOneArgumentOrder_CellChoiceAfterTheSharedOnes()
+    {
+        static string[] Names(Type type) => type.GetConstructors().Single().GetParameters().Select(p => p.Name!).ToArray();
+        string[] shared = ["inputSize", "hiddenSize", "numLayers", "bidirectional"];
+        Assert.That(Names(typeof(Lstm)), Is.EqualTo(shared.Concat(["backend", "seed"])));
+        Assert.That(Names(typeof(Gru)), Is.EqualTo(shared.Concat(["variant", "backend", "seed"])));
+        Assert.That(Names(typeof(ElmanRnn)), Is.EqualTo(shared.Concat(["activation", "backend", "seed"])));
+    }
+
+    [Test]
+    public void Gru_DefaultsToPyTorchsVariant_AndRefusesAnUnknownOne()
     {
         var variant = typeof(Gru).GetConstructors().Single().GetParameters().Single(p => p.ParameterType == typeof(GruVariant));
-        Assert.That(variant.HasDefaultValue, Is.False, "callers must choose between PyTorch's reset-after GRU and the reset-before form");
-        Assert.That(() => new Gru(3, 4, (GruVariant)2), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("variant"));
-        Assert.That(() => new ElmanRnn(3, 4, (RnnActivation)7), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("activation"));
+        Assert.That(variant.DefaultValue, Is.EqualTo(GruVariant.ResetAfter), "nn.GRU, cuDNN and ONNX linear_before_reset=1");
+        Assert.That(new Gru(3, 4).Config.Cell, Is.EqualTo(CellKind.GruResetAfter));
+        Assert.That(() => new Gru(3, 4, variant: (GruVariant)2), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("variant"));
+        Assert.That(() => new ElmanRnn(3, 4, activation: (RnnActivation)7), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("activation"));
     }
 
     [TestCase(0, 4, 1)]
@@ -187,13 +198,13 @@ public class LayerApiTests
         var config = new RnnConfig(cell, entry.GetProperty("input_size").GetInt32(), entry.GetProperty("hidden_size").GetInt32(),
             entry.GetProperty("num_layers").GetInt32(), entry.GetProperty("bidirectional").GetBoolean());
         var expected = entry.GetProperty("named_parameters").EnumerateArray()
-            .Select(p => (p.GetProperty("name").GetString(), Tensor.FormatShape(p.GetProperty("shape").EnumerateArray().Select(d => d.GetInt32()))))
+            .Select(p => (p.GetProperty("name").GetString(), FloatTensor.FormatShape(p.GetProperty("shape").EnumerateArray().Select(d => d.GetInt32()))))
             .ToArray();
         Assert.That(expected, Has.Length.EqualTo(16), "two layers, two directions, four parameters each");
 
         var layer = PyTorchData.CreateLayer(config);
-        Assert.That(layer.Parameters.All.Select(p => (p.Name, Tensor.FormatShape(p.Value.Shape))), Is.EqualTo(expected));
-        Assert.That(config.Parameters().Select(p => (p.Name, Tensor.FormatShape(p.Shape))), Is.EqualTo(expected));
+        Assert.That(layer.Parameters.All.Select(p => (p.Name, FloatTensor.FormatShape(p.Value.Shape))), Is.EqualTo(expected));
+        Assert.That(config.Parameters().Select(p => (p.Name, FloatTensor.FormatShape(p.Shape))), Is.EqualTo(expected));
         foreach (var (p, spec) in layer.Parameters.All.Zip(config.Parameters()))
         {
             Assert.That(p.Grad.Shape, Is.EqualTo(p.Value.Shape), p.Name);
@@ -277,7 +288,7 @@ public class LayerApiTests
     public void DeleteFolder() => Directory.Delete(_folder, recursive: true);
 
     /// <summary>A file for an LSTM(3, 4) of one layer, changed by <paramref name="change"/>.</summary>
-    private string WriteLstmFile(Action<Dictionary<string, Tensor>> change)
+    private string WriteLstmFile(Action<Dictionary<string, FloatTensor>> change)
     {
         var source = new Lstm(Input, Hidden, seed: 9);
         var tensors = source.Parameters.All.ToDictionary(p => p.Name, p => p.Value.Clone());
@@ -292,11 +303,11 @@ public class LayerApiTests
         TestCaseData Case(string what, Func<LayerApiTests, string> file, string? tensor, string fragment) =>
             new TestCaseData(file, tensor, fragment).SetArgDisplayNames(what);
         yield return Case("missing tensor", t => t.WriteLstmFile(d => d.Remove("bias_hh_l0")), "bias_hh_l0", "missing");
-        yield return Case("extra tensor", t => t.WriteLstmFile(d => d["weight_ih_l1"] = new Tensor(16, 8)), "weight_ih_l1", "not a parameter");
-        yield return Case("misshaped tensor", t => t.WriteLstmFile(d => d["weight_hh_l0"] = new Tensor(16, 3)), "weight_hh_l0", "[16, 3]");
-        yield return Case("transposed tensor", t => t.WriteLstmFile(d => d["weight_ih_l0"] = new Tensor(3, 16)), "weight_ih_l0", "[16, 3]");
+        yield return Case("extra tensor", t => t.WriteLstmFile(d => d["weight_ih_l1"] = new FloatTensor(16, 8)), "weight_ih_l1", "not a parameter");
+        yield return Case("misshaped tensor", t => t.WriteLstmFile(d => d["weight_hh_l0"] = new FloatTensor(16, 3)), "weight_hh_l0", "[16, 3]");
+        yield return Case("transposed tensor", t => t.WriteLstmFile(d => d["weight_ih_l0"] = new FloatTensor(3, 16)), "weight_ih_l0", "[16, 3]");
         yield return Case("NaN value", t => t.WriteLstmFile(d => d["bias_ih_l0"][5] = float.NaN), "bias_ih_l0", "finite");
-        yield return Case("reverse direction for a one-way layer", t => t.WriteLstmFile(d => d["weight_ih_l0_reverse"] = new Tensor(16, 3)), "weight_ih_l0_reverse", "not a parameter");
+        yield return Case("reverse direction for a one-way layer", t => t.WriteLstmFile(d => d["weight_ih_l0_reverse"] = new FloatTensor(16, 3)), "weight_ih_l0_reverse", "not a parameter");
         yield return Case("I64 tensor", t => SafeTensorsTests.WriteRaw(t._folder,
             "{\"weight_ih_l0\":{\"dtype\":\"I64\",\"shape\":[16,3],\"data_offsets\":[0,384]}}", 384), "weight_ih_l0", "I64");
         yield return Case("truncated body", t =>
@@ -348,12 +359,12 @@ public class NonFiniteInputTests
     public void NonFinite_IsRefusedNamingTheArgument(string argument, float bad, int inputSize)
     {
         var lstm = new Lstm(inputSize, 3, backend: ReferenceBackend.Instance);
-        var x = new Tensor(2, 2, inputSize);
-        var h0 = new Tensor(1, 2, 3);
-        var c0 = new Tensor(1, 2, 3);
-        var dy = new Tensor(2, 2, 3);
-        var dhN = new Tensor(1, 2, 3);
-        var dcN = new Tensor(1, 2, 3);
+        var x = new FloatTensor(2, 2, inputSize);
+        var h0 = new FloatTensor(1, 2, 3);
+        var c0 = new FloatTensor(1, 2, 3);
+        var dy = new FloatTensor(2, 2, 3);
+        var dhN = new FloatTensor(1, 2, 3);
+        var dcN = new FloatTensor(1, 2, 3);
         var target = argument switch { "x" => x, "h0" => h0, "c0" => c0, "dy" => dy, "dhN" => dhN, _ => dcN };
         target.Span[^1] = bad;
         var e = Assert.Throws<ArgumentException>(() =>
@@ -368,7 +379,7 @@ public class NonFiniteInputTests
     [Test]
     public void Save_RefusesNonFiniteParameters_AndWritesNothing()
     {
-        var gru = new Gru(3, 2, GruVariant.ResetAfter, backend: ReferenceBackend.Instance);
+        var gru = new Gru(3, 2, variant: GruVariant.ResetAfter, backend: ReferenceBackend.Instance);
         gru.Parameters["bias_hh_l0"].Value.Span[1] = float.NaN;
         string path = Path.Combine(Path.GetTempPath(), $"recurrent-nan-{Guid.NewGuid():N}.safetensors");
         var e = Assert.Throws<InvalidOperationException>(() => gru.Save(path))!;

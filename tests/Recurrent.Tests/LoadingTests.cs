@@ -26,9 +26,9 @@ public class LoadingTests
     /// <summary>The nn.LSTM(3, 4) of the fixtures.</summary>
     private static Lstm CreateLstm(int seed = 5) => new(3, 4, seed: seed);
 
-    private static int[] Bits(Tensor t) => t.ToArray().Select(BitConverter.SingleToInt32Bits).ToArray();
+    private static int[] Bits(FloatTensor t) => t.ToArray().Select(BitConverter.SingleToInt32Bits).ToArray();
 
-    private static void AssertValuesAre(RecurrentLayer layer, IReadOnlyDictionary<string, Tensor> expected)
+    private static void AssertValuesAre(RecurrentLayer layer, IReadOnlyDictionary<string, FloatTensor> expected)
     {
         Assert.That(layer.Parameters.All.Select(p => p.Name), Is.EquivalentTo(expected.Keys));
         foreach (var p in layer.Parameters.All)
@@ -110,7 +110,7 @@ public class LoadingTests
     }
 
     /// <summary>The tensors as an F64 file (they hold float32 values, widened exactly), with one element replaced.</summary>
-    private string WriteF64(IReadOnlyDictionary<string, Tensor> tensors, string name, int index, double value)
+    private string WriteF64(IReadOnlyDictionary<string, FloatTensor> tensors, string name, int index, double value)
     {
         var header = new StringBuilder("{");
         var body = new List<byte>();
@@ -200,8 +200,8 @@ public class LoadingTests
         string path = Path.Combine(_folder, "partial.safetensors");
         var source = SafeTensors.Read(Fixture("lstm.f32.safetensors"));
         var tensors = source.Where(p => p.Key != "bias_hh_l0").ToDictionary(p => p.Key, p => p.Value);
-        tensors["extra"] = new Tensor(2);
-        tensors["weight_ih_l1"] = new Tensor(16, 4);
+        tensors["extra"] = new FloatTensor(2);
+        tensors["weight_ih_l1"] = new FloatTensor(16, 4);
         SafeTensors.Write(path, tensors);
         var layer = CreateLstm();
         var biasBefore = Bits(layer.Parameters["bias_hh_l0"].Value);
@@ -223,7 +223,7 @@ public class LoadingTests
     {
         var layer = CreateLstm();
         var map = SafeTensors.Read(Fixture("whole_model.safetensors")).ToDictionary(p => p.Key, p => p.Value);
-        map["rnn.weight_ih_l0_reverse"] = new Tensor(16, 3);
+        map["rnn.weight_ih_l0_reverse"] = new FloatTensor(16, 3);
         var result = layer.Parameters.Load(map, new LoadOptions { Prefix = "rnn.", Strict = false });
         Assert.That(result.Missing, Is.Empty);
         Assert.That(result.Unexpected, Is.EqualTo(new[] { "rnn.weight_ih_l0_reverse" }));
@@ -235,7 +235,7 @@ public class LoadingTests
     {
         var source = SafeTensors.Read(Fixture("lstm.f32.safetensors"));
         var misshaped = source.ToDictionary(p => p.Key, p => p.Value);
-        misshaped["weight_hh_l0"] = new Tensor(4, 16);
+        misshaped["weight_hh_l0"] = new FloatTensor(4, 16);
         var layer = CreateLstm();
         var before = Snapshot(layer);
         var options = new LoadOptions { Strict = strict };
@@ -302,7 +302,7 @@ public class LoadingTests
         Assert.That(miss.Message, Does.Contain("'weight_ih_l0' is missing (the file has 'rnn.weight_ih_l0': pass Prefix = \"rnn.\")"));
         var none = Assert.Throws<ArgumentException>(() => layer.Parameters.Load(map, new LoadOptions { Prefix = "encoder." }))!;
         Assert.That(none.Message, Does.Contain("'rnn.'").And.Contain("'fc.'").And.Contain("'embedding.'"));
-        Assert.Throws<ArgumentException>(() => layer.Parameters.Load(new Dictionary<string, Tensor> { ["weight_ih_l0"] = null! }));
+        Assert.Throws<ArgumentException>(() => layer.Parameters.Load(new Dictionary<string, FloatTensor> { ["weight_ih_l0"] = null! }));
         Assert.That(layer.Parameters.Load(map, new LoadOptions { Prefix = "rnn." }).IsExact, Is.True);
         AssertValuesAre(layer, SafeTensors.Read(Fixture("lstm.f32.safetensors")));
     }

@@ -51,7 +51,7 @@ public class NativeBackendTests
     public void Backward_Throws_WhenForwardKeptNothingOrWasDisposed()
     {
         var lstm = new Lstm(3, 4, numLayers: 2, bidirectional: true);
-        var x = new Tensor(TestData.UniformSingle(new Random(1), 2 * 1 * 3), 2, 1, 3);
+        var x = new FloatTensor(TestData.UniformSingle(new Random(1), 2 * 1 * 3), 2, 1, 3);
 
         var inference = lstm.Forward(x);
         Assert.That(inference.CanBackward, Is.False);
@@ -110,7 +110,7 @@ public class NativeBackendTests
     [Test]
     public void Layers_UseTheFusedNativeBackend_ByDefault()
     {
-        var gru = new Gru(3, 4, GruVariant.ResetAfter);
+        var gru = new Gru(3, 4, variant: GruVariant.ResetAfter);
         Assert.That(gru.Backend, Is.InstanceOf<NativeCpuBackend>());
         Assert.That(((NativeCpuBackend)gru.Backend).Fused, Is.True);
         Assert.That(gru.Backend.Name, Is.EqualTo("native-cpu"));
@@ -118,20 +118,20 @@ public class NativeBackendTests
     }
 
     /// <summary>Random x [T, N, I] (or dy [T, N, D·H] when <paramref name="output"/>), h0 and (LSTM) c0 [L·D, N, H].</summary>
-    private static (Tensor X, Tensor H0, Tensor? C0) Inputs(RnnConfig config, int steps, int batch, Random random, bool output = false)
+    private static (FloatTensor X, FloatTensor H0, FloatTensor? C0) Inputs(RnnConfig config, int steps, int batch, Random random, bool output = false)
     {
         int features = output ? config.OutputSize : config.InputSize;
         int[] state = config.StateShape(batch);
         int stateCount = state.Aggregate(1, (a, b) => a * b);
-        var x = new Tensor(TestData.UniformSingle(random, steps * batch * features), steps, batch, features);
-        var h0 = new Tensor(TestData.UniformSingle(random, stateCount), state);
-        var c0 = config.Cell.HasCellState() ? new Tensor(TestData.UniformSingle(random, stateCount), state) : null;
+        var x = new FloatTensor(TestData.UniformSingle(random, steps * batch * features), steps, batch, features);
+        var h0 = new FloatTensor(TestData.UniformSingle(random, stateCount), state);
+        var c0 = config.Cell.HasCellState() ? new FloatTensor(TestData.UniformSingle(random, stateCount), state) : null;
         return (x, h0, c0);
     }
 
-    private static (Tensor Y, Tensor HN, Tensor? CN) Outputs(RnnConfig config, int steps, int batch)
+    private static (FloatTensor Y, FloatTensor HN, FloatTensor? CN) Outputs(RnnConfig config, int steps, int batch)
     {
         int[] state = config.StateShape(batch);
-        return (new Tensor(steps, batch, config.OutputSize), new Tensor(state), config.Cell.HasCellState() ? new Tensor(state) : null);
+        return (new FloatTensor(steps, batch, config.OutputSize), new FloatTensor(state), config.Cell.HasCellState() ? new FloatTensor(state) : null);
     }
 }

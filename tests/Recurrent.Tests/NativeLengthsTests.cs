@@ -95,7 +95,7 @@ public class NativeLengthsTests
         var layer = TestLayers.Create(config, backend, 21);
         var (x, h0, c0, dy, dhN, dcN) = problem.Inputs;
         using var kept = layer.Forward(x, h0, c0, keepForBackward: true, lengths: lengths);
-        var other = new Tensor(TestData.UniformSingle(new Random(3), x.Length), [.. x.Shape]);
+        var other = new FloatTensor(TestData.UniformSingle(new Random(3), x.Length), [.. x.Shape]);
         var returned = layer.Forward(other, keepForBackward: true, lengths: lengths);
         returned.Dispose();
         returned.Dispose();
@@ -110,12 +110,12 @@ public class NativeLengthsTests
         }
 
         var parameters = layer.Parameters;
-        var (y, hN, cN) = (new Tensor(6, 4, config.OutputSize), new Tensor(config.StateShape(4)), new Tensor(config.StateShape(4)));
+        var (y, hN, cN) = (new FloatTensor(6, 4, config.OutputSize), new FloatTensor(config.StateShape(4)), new FloatTensor(config.StateShape(4)));
         var tape = backend.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward: true, lengths)!;
         tape.Dispose();
         tape.Dispose();
-        Assert.Throws<ObjectDisposedException>(() => backend.Backward(parameters, tape, dy, dhN, dcN, new Tensor([.. x.Shape]), new Tensor(config.StateShape(4)),
-            new Tensor(config.StateShape(4))));
+        Assert.Throws<ObjectDisposedException>(() => backend.Backward(parameters, tape, dy, dhN, dcN, new FloatTensor([.. x.Shape]), new FloatTensor(config.StateShape(4)),
+            new FloatTensor(config.StateShape(4))));
     }
 
     private static IEnumerable<TestCaseData> PathCases() =>
@@ -177,15 +177,15 @@ public class NativeLengthsTests
         private readonly RnnConfig _config;
         private readonly int _steps, _batch, _seed;
         private readonly int[] _lengths;
-        private readonly Tensor _x, _h0, _dy, _dhN;
-        private readonly Tensor? _c0, _dcN;
+        private readonly FloatTensor _x, _h0, _dy, _dhN;
+        private readonly FloatTensor? _c0, _dcN;
 
         public Problem(RnnConfig config, int steps, int[] lengths, int seed)
         {
             (_config, _steps, _batch, _lengths, _seed) = (config, steps, lengths.Length, lengths, seed);
             var random = new Random(seed);
             int[] state = config.StateShape(_batch);
-            Tensor Noise(params int[] shape) => new(TestData.UniformSingle(random, shape.Aggregate(1, (a, b) => a * b)), shape);
+            FloatTensor Noise(params int[] shape) => new(TestData.UniformSingle(random, shape.Aggregate(1, (a, b) => a * b)), shape);
             _x = Noise(steps, _batch, config.InputSize);
             _dy = Noise(steps, _batch, config.OutputSize);
             _h0 = Noise(state);
@@ -194,19 +194,19 @@ public class NativeLengthsTests
             _dcN = config.Cell.HasCellState() ? Noise(state) : null;
         }
 
-        private Problem(Problem source, Tensor x, Tensor dy)
+        private Problem(Problem source, FloatTensor x, FloatTensor dy)
         {
             (_config, _steps, _batch, _lengths, _seed) = (source._config, 1, source._batch, Enumerable.Repeat(1, source._batch).ToArray(), source._seed);
             (_x, _dy, _h0, _dhN, _c0, _dcN) = (x, dy, source._h0, source._dhN, source._c0, source._dcN);
         }
 
         /// <summary>x, h0, c0, dy, dhN, dcN.</summary>
-        public (Tensor X, Tensor H0, Tensor? C0, Tensor Dy, Tensor DhN, Tensor? DcN) Inputs => (_x, _h0, _c0, _dy, _dhN, _dcN);
+        public (FloatTensor X, FloatTensor H0, FloatTensor? C0, FloatTensor Dy, FloatTensor DhN, FloatTensor? DcN) Inputs => (_x, _h0, _c0, _dy, _dhN, _dcN);
 
         /// <summary>The same problem cut to its first step, dense.</summary>
         public Problem FirstStep()
         {
-            Tensor First(Tensor t) => new(t.Span[..(_batch * t.Shape[2])].ToArray(), 1, _batch, t.Shape[2]);
+            FloatTensor First(FloatTensor t) => new(t.Span[..(_batch * t.Shape[2])].ToArray(), 1, _batch, t.Shape[2]);
             return new Problem(this, First(_x), First(_dy));
         }
 
@@ -238,6 +238,6 @@ public class NativeLengthsTests
             for (int i = 0; i < actual.Length; i++) Assertions.AllClose(actual[i].Values, expected[i], Tolerances.Float32, $"{what} {actual[i].Name}".Trim());
         }
 
-        private static double[] Widen(Tensor t) => Array.ConvertAll(t.ToArray(), v => (double)v);
+        private static double[] Widen(FloatTensor t) => Array.ConvertAll(t.ToArray(), v => (double)v);
     }
 }

@@ -139,12 +139,12 @@ public sealed class NonFiniteIlgpuTests
         bool lstm = cell.HasCellState();
         var xData = TestData.UniformSingle(random, steps * batch * shape.Input);
         editInput(xData);
-        var x = new Tensor(xData, steps, batch, shape.Input);
-        var h0 = new Tensor(TestData.UniformSingle(random, stateLength, 0.5), state);
-        var c0 = lstm ? new Tensor(TestData.UniformSingle(random, stateLength, 0.5), state) : null;
-        var dy = new Tensor(TestData.UniformSingle(random, steps * batch * config.OutputSize), steps, batch, config.OutputSize);
-        var dhN = new Tensor(TestData.UniformSingle(random, stateLength), state);
-        var dcN = lstm ? new Tensor(TestData.UniformSingle(random, stateLength), state) : null;
+        var x = new FloatTensor(xData, steps, batch, shape.Input);
+        var h0 = new FloatTensor(TestData.UniformSingle(random, stateLength, 0.5), state);
+        var c0 = lstm ? new FloatTensor(TestData.UniformSingle(random, stateLength, 0.5), state) : null;
+        var dy = new FloatTensor(TestData.UniformSingle(random, steps * batch * config.OutputSize), steps, batch, config.OutputSize);
+        var dhN = new FloatTensor(TestData.UniformSingle(random, stateLength), state);
+        var dcN = lstm ? new FloatTensor(TestData.UniformSingle(random, stateLength), state) : null;
         var backend = fused ? _fused! : _unfused!;
         var expected = BackendRuns.ForwardBackward(ReferenceBackend.Instance, parameters, x, h0, c0, dy, dhN, dcN);
         var actual = Within(what, () => BackendRuns.ForwardBackward(backend, parameters, x, h0, c0, dy, dhN, dcN));
@@ -451,8 +451,8 @@ public sealed class NonFiniteIlgpuTests
     private static RecurrentLayer Layer(CellKind cell, int input, int hidden, IRnnBackend backend) => cell switch
     {
         CellKind.Lstm => new Lstm(input, hidden, backend: backend, seed: 3),
-        CellKind.GruResetAfter => new Gru(input, hidden, GruVariant.ResetAfter, backend: backend, seed: 3),
-        _ => new ElmanRnn(input, hidden, RnnActivation.Relu, backend: backend, seed: 3),
+        CellKind.GruResetAfter => new Gru(input, hidden, variant: GruVariant.ResetAfter, backend: backend, seed: 3),
+        _ => new ElmanRnn(input, hidden, activation: RnnActivation.Relu, backend: backend, seed: 3),
     };
 
     /// <summary>
@@ -485,7 +485,7 @@ public sealed class NonFiniteIlgpuTests
         using var network = new OutputRecurrentNetwork(shape.Input, shape.Hidden, shape.Output, SequenceLoss.SoftmaxCrossEntropy, activation, startToken: 0, seed: 4, device: _fused);
         network.Parameters["hidden_bias"].Value.Span[1] = float.NaN;
         var random = new Random(5);
-        var x = new Tensor(TestData.UniformSingle(random, shape.Steps * shape.Batch * shape.Input), shape.Steps, shape.Batch, shape.Input);
+        var x = new FloatTensor(TestData.UniformSingle(random, shape.Steps * shape.Batch * shape.Input), shape.Steps, shape.Batch, shape.Input);
         var targets = SequenceOutputRecurrentTests.RandomTargets(SequenceLoss.SoftmaxCrossEntropy, shape, random);
         float value = Within("output-recurrent training", () => network.Train(x, targets, schedule));
         Assert.That(value, Is.NaN, "loss");
@@ -503,9 +503,9 @@ public sealed class NonFiniteIlgpuTests
     {
         const int threads = 4, repeats = 2;
         var backend = fused ? _fused! : _unfused!;
-        var layer = new Gru(3, 4, GruVariant.ResetBefore, backend: backend, seed: 9);
-        var inputs = Enumerable.Range(0, threads).Select(i => new Tensor(TestData.UniformSingle(new Random(i), 3 * 2 * 3), 3, 2, 3)).ToArray();
-        void Step(Tensor x)
+        var layer = new Gru(3, 4, variant: GruVariant.ResetBefore, backend: backend, seed: 9);
+        var inputs = Enumerable.Range(0, threads).Select(i => new FloatTensor(TestData.UniformSingle(new Random(i), 3 * 2 * 3), 3, 2, 3)).ToArray();
+        void Step(FloatTensor x)
         {
             using var forward = layer.Forward(x, keepForBackward: true);
             layer.Backward(forward, forward.Output);

@@ -41,8 +41,8 @@ public class NonFiniteNativeTests
         var parameters = new RnnParameters(config);  // zeros
         parameters[0, 0, ParameterSpec.WeightIH].Value.Span[0] = float.NaN;
         var (y, hN, cN) = Outputs(config, 1, 1);
-        var c0 = cell.HasCellState() ? new Tensor(config.StateShape(1)) : null;
-        OnIsa(isa, () => new NativeCpuBackend(fused).Forward(parameters, new Tensor([1f], 1, 1, 1), new Tensor(config.StateShape(1)), c0, y, hN, cN, false));
+        var c0 = cell.HasCellState() ? new FloatTensor(config.StateShape(1)) : null;
+        OnIsa(isa, () => new NativeCpuBackend(fused).Forward(parameters, new FloatTensor([1f], 1, 1, 1), new FloatTensor(config.StateShape(1)), c0, y, hN, cN, false));
         // Every cell's h depends on the first gate's pre-activation (LSTM: i multiplies the candidate into c).
         Assert.That(float.IsNaN(y.Span[0]), $"y = {y.Span[0]}");
         Assert.That(float.IsNaN(hN.Span[0]), $"hN = {hN.Span[0]}");
@@ -67,7 +67,7 @@ public class NonFiniteNativeTests
                 // Unit 16 of the gate: the remainder lane of a 16- or 8-wide row; a mid column.
                 values[(gate * hidden + 16) * columns + columns / 2] = float.NaN;
                 var random = new Random(steps * 10 + gate);
-                var x = new Tensor(TestData.UniformSingle(random, steps * 2 * 5), steps, 2, 5);
+                var x = new FloatTensor(TestData.UniformSingle(random, steps * 2 * 5), steps, 2, 5);
                 OnIsa(isa, () => AssertSameAsReference(new NativeCpuBackend(fused), parameters, x, random, $"T{steps} gate {gate}"));
             }
     }
@@ -85,7 +85,7 @@ public class NonFiniteNativeTests
         var parameters = new RnnParameters(config);
         parameters.Reset(5);
         var random = new Random(3);
-        var x = new Tensor(TestData.UniformSingle(random, steps * batch * input), steps, batch, input);
+        var x = new FloatTensor(TestData.UniformSingle(random, steps * batch * input), steps, batch, input);
         x.Span[1] = float.PositiveInfinity;                      // t 0, n 0
         x.Span[(batch + 1) * input + 2] = float.NegativeInfinity;  // t 1, n 1
         if (bothSignsInARow)
@@ -114,7 +114,7 @@ public class NonFiniteNativeTests
         var parameters = new RnnParameters(config);
         parameters.Reset(6);
         var random = new Random(8);
-        var x = new Tensor(TestData.UniformSingle(random, 2 * 5), 1, 2, 5);
+        var x = new FloatTensor(TestData.UniformSingle(random, 2 * 5), 1, 2, 5);
         OnIsa(isa, () => AssertSameAsReference(new NativeCpuBackend(fused), parameters, x, random, "∞ in dy", dy =>
         {
             dy.Span[3] = float.PositiveInfinity;        // n 0, unit 3
@@ -139,7 +139,7 @@ public class NonFiniteNativeTests
         var random = new Random(4);
         var weights = parameters[0, 0, ParameterSpec.WeightIH].Value.Span;
         for (int i = 0; i < weights.Length; i++) weights[i] = random.Next(2) == 0 ? 1e30f : -1e30f;
-        var x = new Tensor(Enumerable.Range(0, steps * batch).Select(_ => random.Next(2) == 0 ? 1e30f : -1e30f).ToArray(), steps, batch, 1);
+        var x = new FloatTensor(Enumerable.Range(0, steps * batch).Select(_ => random.Next(2) == 0 ? 1e30f : -1e30f).ToArray(), steps, batch, 1);
         OnIsa(isa, () => AssertSameAsReference(new NativeCpuBackend(fused), parameters, x, random, "1e30 · 1e30"));
     }
 
@@ -159,19 +159,19 @@ public class NonFiniteNativeTests
         var random = new Random(6);
         var table = TestData.UniformSingle(random, vocab * input);
         int[] ids = [.. Enumerable.Range(0, steps * batch).Select(r => r % 4 == 1 ? -1 : r % vocab)];
-        var x = new Tensor(steps, batch, input);
+        var x = new FloatTensor(steps, batch, input);
         for (int r = 0; r < ids.Length; r++)
             if (ids[r] >= 0) table.AsSpan(ids[r] * input, input).CopyTo(x.Span.Slice(r * input, input));
         int[] state = config.StateShape(batch);
-        Tensor h0 = new(TestData.UniformSingle(random, batch * hidden), state), dhN = new(state);
-        Tensor? c0 = cell.HasCellState() ? new Tensor(TestData.UniformSingle(random, batch * hidden), state) : null;
-        Tensor? dcN = cell.HasCellState() ? new Tensor(state) : null;
-        var dy = new Tensor(TestData.UniformSingle(random, steps * batch * hidden), steps, batch, hidden);
+        FloatTensor h0 = new(TestData.UniformSingle(random, batch * hidden), state), dhN = new(state);
+        FloatTensor? c0 = cell.HasCellState() ? new FloatTensor(TestData.UniformSingle(random, batch * hidden), state) : null;
+        FloatTensor? dcN = cell.HasCellState() ? new FloatTensor(state) : null;
+        var dy = new FloatTensor(TestData.UniformSingle(random, steps * batch * hidden), steps, batch, hidden);
         if (!nanInWeights) dy.Span[1 * hidden + 4] = float.NaN;  // row 1 has id −1
         var backend = new NativeCpuBackend(fused);
 
         var (yDense, hNDense, cNDense) = Outputs(config, steps, batch);
-        var (dx, dh0, dc0) = (new Tensor(steps, batch, input), new Tensor(state), c0 is null ? null : new Tensor(state));
+        var (dx, dh0, dc0) = (new FloatTensor(steps, batch, input), new FloatTensor(state), c0 is null ? null : new FloatTensor(state));
         using (var tape = backend.Forward(parameters, x, h0, c0, yDense, hNDense, cNDense, keepForBackward: true)!)
             backend.Backward(parameters, tape, dy, dhN, dcN, dx, dh0, dc0);
         var denseGrads = parameters.All.Select(p => p.Grad.ToArray()).ToArray();
@@ -180,7 +180,7 @@ public class NonFiniteNativeTests
         var (y, hN, cN) = Outputs(config, steps, batch);
         var tableGradient = new float[table.Length];
         using (var tape = backend.ForwardFromTable(parameters, new DirectionwiseBackend.TableInput(table, vocab, ids), h0, c0, y, hN, cN, keepForBackward: true)!)
-            backend.BackwardFromTable(parameters, tape, dy, dhN, dcN, tableGradient, new Tensor(state), c0 is null ? null : new Tensor(state));
+            backend.BackwardFromTable(parameters, tape, dy, dhN, dcN, tableGradient, new FloatTensor(state), c0 is null ? null : new FloatTensor(state));
 
         NonFinite.AssertSame(y.ToArray(), Widen(yDense.ToArray()), Tolerances.Float32, "y");
         NonFinite.AssertSame(hN.ToArray(), Widen(hNDense.ToArray()), Tolerances.Float32, "hN");
@@ -211,7 +211,7 @@ public class NonFiniteNativeTests
         var parameters = new RnnParameters(config);
         parameters.Reset(12);
         var random = new Random(13);
-        var x = new Tensor(TestData.UniformSingle(random, steps * batch * input), steps, batch, input);
+        var x = new FloatTensor(TestData.UniformSingle(random, steps * batch * input), steps, batch, input);
         int Row(int t, int n) => (t * batch + n) * input;
         x.Span.Slice(Row(3, 0), input).Fill(float.NaN);  // sequence 0 ended at step 1
         for (int t = 1; t < steps; t++) x.Span[Row(t, 2) + t] = float.NaN;  // sequence 2 ended at step 0
@@ -232,16 +232,16 @@ public class NonFiniteNativeTests
         select new TestCaseData(isa, cell, fused, inside).SetArgDisplayNames(isa.ToString(), cell.ToString(), fused ? "fused" : "unfused",
             inside ? "NaN in a sequence" : "NaN past the ends");
 
-    private static void AssertSameAsReference(NativeCpuBackend backend, RnnParameters parameters, Tensor x, Random random, string what,
-        Action<Tensor>? editDy = null, int[]? lengths = null)
+    private static void AssertSameAsReference(NativeCpuBackend backend, RnnParameters parameters, FloatTensor x, Random random, string what,
+        Action<FloatTensor>? editDy = null, int[]? lengths = null)
     {
         var config = parameters.Config;
         int steps = x.Shape[0], batch = x.Shape[1];
         int[] state = config.StateShape(batch);
         bool hasCell = config.Cell.HasCellState();
-        Tensor Random(int[] shape) => new(TestData.UniformSingle(random, shape.Aggregate(1, (a, b) => a * b)), shape);
-        Tensor h0 = Random(state), dhN = Random(state), dy = Random([steps, batch, config.OutputSize]);
-        Tensor? c0 = hasCell ? Random(state) : null, dcN = hasCell ? Random(state) : null;
+        FloatTensor Random(int[] shape) => new(TestData.UniformSingle(random, shape.Aggregate(1, (a, b) => a * b)), shape);
+        FloatTensor h0 = Random(state), dhN = Random(state), dy = Random([steps, batch, config.OutputSize]);
+        FloatTensor? c0 = hasCell ? Random(state) : null, dcN = hasCell ? Random(state) : null;
         editDy?.Invoke(dy);
 
         var reference = ReferenceRnn.Forward(ReferenceWeights.From(parameters), Widen(x.ToArray()), steps, batch, Widen(h0.ToArray()), c0 is null ? null : Widen(c0.ToArray()),
@@ -255,9 +255,9 @@ public class NonFiniteNativeTests
 
         (y, hN, cN) = Outputs(config, steps, batch);
         parameters.ZeroGrad();
-        var dx = new Tensor([.. x.Shape]);
-        var dh0 = new Tensor(state);
-        var dc0 = hasCell ? new Tensor(state) : null;
+        var dx = new FloatTensor([.. x.Shape]);
+        var dh0 = new FloatTensor(state);
+        var dc0 = hasCell ? new FloatTensor(state) : null;
         using (var tape = backend.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward: true, lengths)!)
         {
             NonFinite.AssertSame(y.ToArray(), reference.Output, Tolerances.Float32, $"{what}: y");
@@ -272,9 +272,9 @@ public class NonFiniteNativeTests
             NonFinite.AssertSame(parameters.All[i].Grad.ToArray(), expected.Weights.Values[i], Tolerances.Float32, $"{what}: grad {parameters.All[i].Name}");
     }
 
-    private static (Tensor Y, Tensor HN, Tensor? CN) Outputs(RnnConfig config, int steps, int batch) =>
-        (new Tensor(steps, batch, config.OutputSize), new Tensor(config.StateShape(batch)),
-            config.Cell.HasCellState() ? new Tensor(config.StateShape(batch)) : null);
+    private static (FloatTensor Y, FloatTensor HN, FloatTensor? CN) Outputs(RnnConfig config, int steps, int batch) =>
+        (new FloatTensor(steps, batch, config.OutputSize), new FloatTensor(config.StateShape(batch)),
+            config.Cell.HasCellState() ? new FloatTensor(config.StateShape(batch)) : null);
 
     private static double[] Widen(float[] values) => Array.ConvertAll(values, v => (double)v);
 

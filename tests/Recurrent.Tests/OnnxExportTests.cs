@@ -66,7 +66,7 @@ public class OnnxExportTests
     [Test]
     public void Export_IsDeterministicAndDeclaresOpset14AndTheCell()
     {
-        var layer = new Gru(3, 4, GruVariant.ResetBefore, numLayers: 2, bidirectional: true, backend: ReferenceBackend.Instance, seed: 3);
+        var layer = new Gru(3, 4, variant: GruVariant.ResetBefore, numLayers: 2, bidirectional: true, backend: ReferenceBackend.Instance, seed: 3);
         var first = Export(layer, new());
         Assert.That(Export(layer, new()), Is.EqualTo(first));
         var model = Recurrent.Onnx.Protobuf.ModelProto.Parser.ParseFrom(first);
@@ -110,7 +110,7 @@ public class OnnxExportTests
         {
             string path = Path.Combine(folder, "model.onnx");
             File.WriteAllText(path, "old");
-            var layer = new ElmanRnn(2, 3, RnnActivation.Relu, seed: 5);
+            var layer = new ElmanRnn(2, 3, activation: RnnActivation.Relu, seed: 5);
             OnnxExport.Save(layer, path);
             Assert.That(File.ReadAllBytes(path), Is.EqualTo(Export(layer, new())));
             Assert.That(Directory.GetFiles(folder), Is.EquivalentTo(new[] { path }));
@@ -198,13 +198,13 @@ public class OnnxExportTests
         return stream.ToArray();
     }
 
-    private static Tensor Random(Random random, params int[] shape) =>
+    private static FloatTensor Random(Random random, params int[] shape) =>
         new(TestData.UniformSingle(random, shape.Aggregate(1, (a, b) => a * b)), shape);
 
     /// <summary>A copy of a tensor's elements (a view's too), for reading.</summary>
-    internal static float[] Floats(Tensor tensor) => tensor.ToArray();
+    internal static float[] Floats(FloatTensor tensor) => tensor.ToArray();
 
-    internal static double[] Widen(Tensor tensor) => Widen(Floats(tensor));
+    internal static double[] Widen(FloatTensor tensor) => Widen(Floats(tensor));
 
     internal static double[] Widen(float[] values) => Array.ConvertAll(values, v => (double)v);
 }

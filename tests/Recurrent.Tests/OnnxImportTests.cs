@@ -40,7 +40,7 @@ public class OnnxImportTests
         string path = Path.Combine(Path.GetTempPath(), $"onnx-roundtrip-{Guid.NewGuid():N}.onnx");
         try
         {
-            var original = new Gru(5, 3, GruVariant.ResetAfter, numLayers: 2, seed: 4);
+            var original = new Gru(5, 3, variant: GruVariant.ResetAfter, numLayers: 2, seed: 4);
             OnnxExport.Save(original, path);
             var imported = OnnxImport.Load(path, ReferenceBackend.Instance);
             Assert.That(imported.Backend, Is.SameAs(ReferenceBackend.Instance));
@@ -54,7 +54,7 @@ public class OnnxImportTests
     [TestCase(SequenceLoss.SquaredError, null)]
     public void SequenceModelRoundTrip_GivesTheSameModel(SequenceLoss loss, int? startToken)
     {
-        using var original = new RecurrentSequenceModel(new Gru(4, 6, GruVariant.ResetBefore, numLayers: 2, seed: 2), outputSize: 9, loss, startToken, seed: 5);
+        using var original = new RecurrentSequenceModel(new Gru(4, 6, variant: GruVariant.ResetBefore, numLayers: 2, seed: 2), outputSize: 9, loss, startToken, seed: 5);
         using var imported = OnnxImport.LoadSequenceModel(new MemoryStream(ExportModel(original, new())));
         Assert.That((imported.OutputSize, imported.Loss, imported.StartToken), Is.EqualTo((original.OutputSize, original.Loss, original.StartToken)));
         Assert.That(imported.Recurrent.Config, Is.EqualTo(original.Recurrent.Config));
@@ -64,7 +64,7 @@ public class OnnxImportTests
         var random = new Random(3);
         var targets = loss == SequenceLoss.SoftmaxCrossEntropy
             ? SequenceTargets.Tokens(Enumerable.Range(0, 12).Select(_ => random.Next(9)).ToArray(), 4, 3)
-            : SequenceTargets.Real(new Tensor(TestData.UniformSingle(random, 4 * 3 * 9), 4, 3, 9));
+            : SequenceTargets.Real(new FloatTensor(TestData.UniformSingle(random, 4 * 3 * 9), 4, 3, 9));
         Assert.That(Floats(imported.TeacherForcedOutputs(targets)), Is.EqualTo(Floats(original.TeacherForcedOutputs(targets))));
     }
 
@@ -377,10 +377,10 @@ public class OnnxImportTests
     }
 
     /// <summary>[A, B, C] → [B, A, C].</summary>
-    private static Tensor SwapFirstTwo(Tensor t)
+    private static FloatTensor SwapFirstTwo(FloatTensor t)
     {
         int a = t.Shape[0], b = t.Shape[1], c = t.Shape[2];
-        var swapped = new Tensor(b, a, c);
+        var swapped = new FloatTensor(b, a, c);
         for (int i = 0; i < a; i++)
             for (int j = 0; j < b; j++)
                 t.Span.Slice((i * b + j) * c, c).CopyTo(swapped.Span.Slice((j * a + i) * c, c));

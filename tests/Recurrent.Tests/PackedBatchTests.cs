@@ -82,10 +82,10 @@ public class PackedBatchTests
     public void Forward_RefusesBadLengths_NamingThem_BeforeAnyWork(int[] lengths)
     {
         var layer = new Lstm(2, 3);
-        var x = new Tensor(3, 2, 2);
+        var x = new FloatTensor(3, 2, 2);
         var e = Assert.Throws<ArgumentException>(() => layer.Forward(x, lengths: lengths));
         Assert.That(e!.ParamName, Is.EqualTo("lengths"));
-        var table = new Tensor(4, 2);
+        var table = new FloatTensor(4, 2);
         e = Assert.Throws<ArgumentException>(() => layer.ForwardFromTable(table, new int[6], 3, 2, lengths: lengths));
         Assert.That(e!.ParamName, Is.EqualTo("lengths"));
     }

@@ -39,7 +39,7 @@ public class ParameterSetTests
         var set = Set();
         Assert.That(set.All.Select(p => p.Name), Is.EqualTo(new[] { "w", "b", "empty", "g" }));
         Assert.That(set.All.Select(p => p.Offset), Is.EqualTo(new[] { 0, 6, 9, 9 }));
-        Assert.That(set.All.Select(p => Tensor.FormatShape(p.Shape)), Is.EqualTo(new[] { "[2, 3]", "[3]", "[0, 4]", "[1]" }));
+        Assert.That(set.All.Select(p => FloatTensor.FormatShape(p.Shape)), Is.EqualTo(new[] { "[2, 3]", "[3]", "[0, 4]", "[1]" }));
         Assert.That(set.Values.Shape, Is.EqualTo(new[] { 10 }));
         Assert.That(set.Gradients.Shape, Is.EqualTo(new[] { 10 }));
 
@@ -197,7 +197,7 @@ public class ParameterSetTests
 
     private static IEnumerable<TestCaseData> MismatchedFiles()
     {
-        TestCaseData Case(string what, (string, int[])[] file, Action<Dictionary<string, Tensor>>? change, string? tensor, string fragment) =>
+        TestCaseData Case(string what, (string, int[])[] file, Action<Dictionary<string, FloatTensor>>? change, string? tensor, string fragment) =>
             new TestCaseData(file, change, tensor, fragment).SetArgDisplayNames(what);
         (string, int[])[] same = [("w", [2, 3]), ("b", [3])];
         yield return Case("missing", [("w", [2, 3])], null, "b", "missing");
@@ -208,11 +208,11 @@ public class ParameterSetTests
     }
 
     [TestCaseSource(nameof(MismatchedFiles))]
-    public void Load_MismatchedFile_ThrowsInvalidDataNamingFileAndTensor_AndChangesNothing((string, int[])[] file, Action<Dictionary<string, Tensor>>? change,
+    public void Load_MismatchedFile_ThrowsInvalidDataNamingFileAndTensor_AndChangesNothing((string, int[])[] file, Action<Dictionary<string, FloatTensor>>? change,
         string? tensor, string fragment)
     {
         string path = PathOf("file.safetensors");
-        var tensors = file.ToDictionary(f => f.Item1, f => new Tensor(f.Item2));
+        var tensors = file.ToDictionary(f => f.Item1, f => new FloatTensor(f.Item2));
         change?.Invoke(tensors);
         SafeTensors.Write(path, tensors, new Dictionary<string, string> { ["kind"] = fragment.Contains("other") ? "other" : "test" });
         var set = new ParameterSet([("w", [2, 3]), ("b", [3])], new Dictionary<string, string> { ["kind"] = "test" });
@@ -241,7 +241,7 @@ public class ParameterSetTests
     [Test]
     public void SequenceModel_HoldsItsStacksParametersInItsOwnFlatStorage()
     {
-        var layer = new Gru(3, 4, GruVariant.ResetAfter, numLayers: 2, seed: 1);
+        var layer = new Gru(3, 4, variant: GruVariant.ResetAfter, numLayers: 2, seed: 1);
         var stackValues = layer.Parameters.Values.ToArray();
         var valueTensor = layer.Parameters["weight_hh_l1"].Value;
         using var model = new RecurrentSequenceModel(layer, 5, SequenceLoss.SoftmaxCrossEntropy, seed: 2);
@@ -272,7 +272,7 @@ public class ParameterSetTests
         var values = model.Parameters.Values.ToArray();
         var gradients = model.Parameters.Gradients.ToArray();
         Assert.That(gradients.Count(g => g != 0), Is.GreaterThan(gradients.Length / 2));
-        using var pending = layer.Forward(new Tensor(1, 1, 2), keepForBackward: true);
+        using var pending = layer.Forward(new FloatTensor(1, 1, 2), keepForBackward: true);
         model.SgdStep(0.5f);
         for (int i = 0; i < values.Length; i++)
             Assert.That(model.Parameters.Values.Span[i], Is.EqualTo(values[i] - 0.5f * gradients[i]), $"element {i}");
@@ -318,10 +318,10 @@ public class ParameterSetTests
     [Test]
     public void RecurrentLayer_SaveThenLoad_RoundTrips()
     {
-        var saved = new Gru(3, 4, GruVariant.ResetBefore, numLayers: 2, bidirectional: true, seed: 1);
+        var saved = new Gru(3, 4, variant: GruVariant.ResetBefore, numLayers: 2, bidirectional: true, seed: 1);
         string path = PathOf("gru.safetensors");
         saved.Save(path);
-        var loaded = new Gru(3, 4, GruVariant.ResetBefore, numLayers: 2, bidirectional: true, seed: 2);
+        var loaded = new Gru(3, 4, variant: GruVariant.ResetBefore, numLayers: 2, bidirectional: true, seed: 2);
         loaded.Load(path);
         Assert.That(loaded.Parameters.Values.ToArray(), Is.EqualTo(saved.Parameters.Values.ToArray()));
     }
@@ -332,7 +332,7 @@ public class ParameterSetTests
     {
         var targets = loss == SequenceLoss.SoftmaxCrossEntropy
             ? SequenceTargets.Tokens([1, 2, 3, 0, 1, 2], 3, 2)
-            : SequenceTargets.Real(new Tensor(TestData.UniformSingle(new Random(1), 3 * 2 * 4), 3, 2, 4));
+            : SequenceTargets.Real(new FloatTensor(TestData.UniformSingle(new Random(1), 3 * 2 * 4), 3, 2, 4));
         using var saved = new RecurrentSequenceModel(new Lstm(2, 3, numLayers: 2, seed: 1), 4, loss, seed: 1);
         string path = PathOf("model.safetensors");
         saved.Save(path);
@@ -350,10 +350,10 @@ public class ParameterSetTests
     [Test]
     public void RecurrentSequenceModel_Load_RefusesAFileSavedAroundAnotherCellOfTheSameShapes()
     {
-        using var saved = new RecurrentSequenceModel(new Gru(2, 3, GruVariant.ResetAfter), 4, SequenceLoss.SoftmaxCrossEntropy);
+        using var saved = new RecurrentSequenceModel(new Gru(2, 3, variant: GruVariant.ResetAfter), 4, SequenceLoss.SoftmaxCrossEntropy);
         string path = PathOf("model.safetensors");
         saved.Save(path);
-        using var other = new RecurrentSequenceModel(new Gru(2, 3, GruVariant.ResetBefore), 4, SequenceLoss.SoftmaxCrossEntropy);
+        using var other = new RecurrentSequenceModel(new Gru(2, 3, variant: GruVariant.ResetBefore), 4, SequenceLoss.SoftmaxCrossEntropy);
         Assert.That(() => other.Load(path), Throws.TypeOf<InvalidDataException>().With.Message.Contains("GruResetAfter").And.Message.Contains("GruResetBefore"));
     }
 
@@ -368,7 +368,7 @@ public class ParameterSetTests
         using var loaded = new OutputRecurrentNetwork(inputSize, 4, 5, SequenceLoss.SoftmaxCrossEntropy, seed: 2);
         loaded.Load(path);
         Assert.That(loaded.Parameters.Values.ToArray(), Is.EqualTo(saved.Parameters.Values.ToArray()));
-        var x = inputSize == 0 ? null : new Tensor(TestData.UniformSingle(new Random(2), 3 * 2 * inputSize), 3, 2, inputSize);
+        var x = inputSize == 0 ? null : new FloatTensor(TestData.UniformSingle(new Random(2), 3 * 2 * inputSize), 3, 2, inputSize);
         var targets = SequenceTargets.Tokens([1, 2, 3, 0, 4, 2], 3, 2);
         Assert.That(loaded.Train(x, targets), Is.EqualTo(saved.Train(x, targets)));
 

@@ -42,7 +42,7 @@ public class PeerTests
         }
 
         var random = new Random(77);
-        var dy = new Tensor(TestData.UniformSingle(random, shape.Steps * shape.Batch * parameters.Config.OutputSize), shape.Steps, shape.Batch, parameters.Config.OutputSize);
+        var dy = new FloatTensor(TestData.UniformSingle(random, shape.Steps * shape.Batch * parameters.Config.OutputSize), shape.Steps, shape.Batch, parameters.Config.OutputSize);
         using var training = peer.Prepare(parameters, x, training: true, dy);
         // Twice: the second run must give the same gradients, not their sum.
         training.Run();
@@ -90,8 +90,8 @@ public class PeerTests
         Assert.That(peer.Name, Does.Match(@"^ONNX Runtime \d+\.\d+\.\d+$"));
         Assert.That(peer.SupportsTraining, Is.False);
         var single = new RnnParameters(new RnnConfig(CellKind.GruResetAfter, 3, 4));
-        Assert.Throws<NotSupportedException>(() => peer.Prepare(single, new Tensor(2, 1, 3), training: true));
-        var e = Assert.Throws<ArgumentException>(() => peer.Prepare(single, new Tensor(2, 1, 5), training: false));
+        Assert.Throws<NotSupportedException>(() => peer.Prepare(single, new FloatTensor(2, 1, 3), training: true));
+        var e = Assert.Throws<ArgumentException>(() => peer.Prepare(single, new FloatTensor(2, 1, 5), training: false));
         Assert.That(e!.ParamName, Is.EqualTo("x"));
     }
 
@@ -102,9 +102,9 @@ public class PeerTests
         Assert.That(peer.Name, Does.Match(@"^oneDNN \d+\.\d+\.\d+$"));
         Assert.That(peer.SupportsTraining, Is.True);
         var parameters = new RnnParameters(new RnnConfig(CellKind.Lstm, 3, 4, numLayers: 2));
-        Assert.Throws<NotSupportedException>(() => peer.Prepare(parameters, new Tensor(2, 1, 3), training: false));
+        Assert.Throws<NotSupportedException>(() => peer.Prepare(parameters, new FloatTensor(2, 1, 3), training: false));
         var single = new RnnParameters(new RnnConfig(CellKind.Lstm, 3, 4));
-        var e = Assert.Throws<ArgumentException>(() => peer.Prepare(single, new Tensor(2, 1, 5), training: false));
+        var e = Assert.Throws<ArgumentException>(() => peer.Prepare(single, new FloatTensor(2, 1, 5), training: false));
         Assert.That(e!.ParamName, Is.EqualTo("x"));
     }
 
@@ -143,14 +143,14 @@ public class PeerTests
     }
 
     /// <summary>Seeded weights (larger than PyTorch's init, so gates saturate somewhat), x, and the reference's forward pass.</summary>
-    private static (RnnParameters Parameters, Tensor X, ReferenceForward Forward) Setup(CellKind cell, TestData.Shape shape)
+    private static (RnnParameters Parameters, FloatTensor X, ReferenceForward Forward) Setup(CellKind cell, TestData.Shape shape)
     {
         var config = shape.Config(cell);
         var random = new Random(4321 + (int)cell);
         var parameters = new RnnParameters(config);
         foreach (var p in parameters.All)
             TestData.UniformSingle(random, p.Value.Length, 0.8).CopyTo(p.Value.Span);
-        var x = new Tensor(TestData.UniformSingle(random, shape.Steps * shape.Batch * shape.Input), shape.Steps, shape.Batch, shape.Input);
+        var x = new FloatTensor(TestData.UniformSingle(random, shape.Steps * shape.Batch * shape.Input), shape.Steps, shape.Batch, shape.Input);
         var forward = ReferenceRnn.Forward(ReferenceWeights.From(parameters), Array.ConvertAll(x.ToArray(), v => (double)v), shape.Steps, shape.Batch);
         return (parameters, x, forward);
     }

@@ -19,7 +19,7 @@ public sealed record PyTorchCase(string Name, CellKind Cell, int Input, int Hidd
 
     public string ParamsPath => PyTorchData.PathOf($"{Name}.params.safetensors");
 
-    public IReadOnlyDictionary<string, Tensor> Data => SafeTensors.Read(PyTorchData.PathOf($"{Name}.data.safetensors"));
+    public IReadOnlyDictionary<string, FloatTensor> Data => SafeTensors.Read(PyTorchData.PathOf($"{Name}.data.safetensors"));
 
     /// <summary>A layer of this case's configuration, its parameters loaded from the PyTorch file.</summary>
     public RecurrentLayer LoadLayer(IRnnBackend? backend = null)
@@ -56,7 +56,7 @@ public static class PyTorchData
     /// <summary>The public layer class for a configuration.</summary>
     public static RecurrentLayer CreateLayer(RnnConfig config, IRnnBackend? backend = null, int seed = 0) => TestLayers.Create(config, backend, seed);
 
-    internal static double[] Widen(Tensor t) => Array.ConvertAll(t.ToArray(), v => (double)v);
+    internal static double[] Widen(FloatTensor t) => Array.ConvertAll(t.ToArray(), v => (double)v);
 }
 
 /// <summary>
@@ -70,7 +70,7 @@ public class PyTorchParityTests
         PyTorchData.Cases.Select(c => new TestCaseData(c).SetArgDisplayNames(c.Name));
 
     /// <summary>What the reference computed for a case (with per-sequence lengths when given), in double, named as in the data file.</summary>
-    internal static Dictionary<string, double[]> RunReference(PyTorchCase testCase, IReadOnlyDictionary<string, Tensor> data, ReferenceWeights weights, int[]? lengths = null)
+    internal static Dictionary<string, double[]> RunReference(PyTorchCase testCase, IReadOnlyDictionary<string, FloatTensor> data, ReferenceWeights weights, int[]? lengths = null)
     {
         var x = data["x"];
         bool hasCell = testCase.Cell.HasCellState();
@@ -88,7 +88,7 @@ public class PyTorchParityTests
         return result;
     }
 
-    private static Dictionary<string, double[]> RunLayer(PyTorchCase testCase, IReadOnlyDictionary<string, Tensor> data, RecurrentLayer layer)
+    private static Dictionary<string, double[]> RunLayer(PyTorchCase testCase, IReadOnlyDictionary<string, FloatTensor> data, RecurrentLayer layer)
     {
         bool hasCell = testCase.Cell.HasCellState();
         layer.ZeroGrad();
@@ -113,7 +113,7 @@ public class PyTorchParityTests
         return names;
     }
 
-    private static void AssertMatchesPyTorch(PyTorchCase testCase, IReadOnlyDictionary<string, Tensor> data, Dictionary<string, double[]> actual,
+    private static void AssertMatchesPyTorch(PyTorchCase testCase, IReadOnlyDictionary<string, FloatTensor> data, Dictionary<string, double[]> actual,
         Tolerance? tolerance = null)
     {
         Assert.Multiple(() =>

@@ -264,7 +264,7 @@ public class ReferenceLengthsTests
         PyTorchLengthCases.Select(c => new TestCaseData(c).SetArgDisplayNames(c.Name));
 
     /// <summary>What the reference computes for a case with or without its lengths, named as in the data file.</summary>
-    private static Dictionary<string, double[]> RunReference(PyTorchCase testCase, IReadOnlyDictionary<string, Tensor> data, bool useLengths)
+    private static Dictionary<string, double[]> RunReference(PyTorchCase testCase, IReadOnlyDictionary<string, FloatTensor> data, bool useLengths)
     {
         var x = data["x"];
         var lengths = useLengths ? SequenceLengths.FromValues(data["lengths"].ToArray(), x.Shape[0], x.Shape[1]) : null;

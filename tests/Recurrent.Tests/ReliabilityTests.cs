@@ -40,10 +40,10 @@ public class ForwardKeepsItsOwnInputsTests : EveryBackendFixture
         var rnn = new ElmanRnn(1, 1, backend: Backend(backend));
         foreach (var p in rnn.Parameters.All) p.Value.Span.Clear();
         rnn.Parameters["weight_ih_l0"].Value.Span[0] = 1;
-        var x = new Tensor([0.5f], 1, 1, 1);
+        var x = new FloatTensor([0.5f], 1, 1, 1);
         using var forward = rnn.Forward(x, keepForBackward: true);
         x.Span[0] = 0;
-        rnn.Backward(forward, new Tensor([1f], 1, 1, 1));
+        rnn.Backward(forward, new FloatTensor([1f], 1, 1, 1));
         double expected = (1 - Math.Pow(Math.Tanh(0.5), 2)) * 0.5;
         Assert.That(rnn.Parameters["weight_ih_l0"].Grad.Span[0], Is.EqualTo(expected).Within(1e-5));
     }
@@ -54,9 +54,9 @@ public class ForwardKeepsItsOwnInputsTests : EveryBackendFixture
         var path = Path.Combine(Path.GetTempPath(), $"recurrent-version-{Guid.NewGuid():N}.safetensors");
         try
         {
-            var gru = new Gru(2, 3, GruVariant.ResetAfter, backend: Backend(backend));
+            var gru = new Gru(2, 3, variant: GruVariant.ResetAfter, backend: Backend(backend));
             gru.Save(path);
-            var x = new Tensor(TestData.UniformSingle(new Random(1), 2 * 2 * 2), 2, 2, 2);
+            var x = new FloatTensor(TestData.UniformSingle(new Random(1), 2 * 2 * 2), 2, 2, 2);
             using var forward = gru.Forward(x, keepForBackward: true);
             gru.Load(path);
             Assert.That(() => gru.Backward(forward, null), Throws.InvalidOperationException.With.Message.Contains("replaced"));
@@ -92,14 +92,14 @@ public class SizeOverflowTests
 
     private static IEnumerable<TestCaseData> ImpossibleLayers()
     {
-        yield return new TestCaseData((Func<object>)(() => new Gru(1 << 30, 16, GruVariant.ResetBefore)), "inputSize").SetArgDisplayNames("GRU G·H·I");
+        yield return new TestCaseData((Func<object>)(() => new Gru(1 << 30, 16, variant: GruVariant.ResetBefore)), "inputSize").SetArgDisplayNames("GRU G·H·I");
         yield return new TestCaseData((Func<object>)(() => new ElmanRnn(1, 40_000, numLayers: 2, bidirectional: true)), "hiddenSize").SetArgDisplayNames("RNN G·H·D·H");
         yield return new TestCaseData((Func<object>)(() => new ElmanRnn(1, 50_000)), "hiddenSize").SetArgDisplayNames("RNN H·H");
         yield return new TestCaseData((Func<object>)(() => new Lstm(1, 1 << 20, numLayers: 1 << 10, bidirectional: true)), "numLayers").SetArgDisplayNames("LSTM L·D·H");
         yield return new TestCaseData((Func<object>)(() => new OutputRecurrentNetwork(50000, 50000, 10, SequenceLoss.SquaredError)), "inputSize").SetArgDisplayNames("output-recurrent I·H");
         yield return new TestCaseData((Func<object>)(() => new OutputRecurrentNetwork(0, 50000, 50000, SequenceLoss.SoftmaxCrossEntropy)), "outputSize").SetArgDisplayNames("output-recurrent O·H");
         yield return new TestCaseData((Func<object>)(() => new RecurrentSequenceModel(new ElmanRnn(60_000, 2), 60_000, SequenceLoss.SoftmaxCrossEntropy)), "outputSize").SetArgDisplayNames("language model O·I");
-        yield return new TestCaseData((Func<object>)(() => new Tensor(1 << 16, 1 << 16)), "shape").SetArgDisplayNames("tensor");
+        yield return new TestCaseData((Func<object>)(() => new FloatTensor(1 << 16, 1 << 16)), "shape").SetArgDisplayNames("tensor");
         yield return new TestCaseData((Func<object>)(() => new ElmanRnn(1, 1, numLayers: 1 << 27)), "numLayers").SetArgDisplayNames("RNN total parameters");
         yield return new TestCaseData((Func<object>)(() => new Lstm(40_000, 12_000)), "hiddenSize").SetArgDisplayNames("LSTM total parameters, one layer");
     }
@@ -114,11 +114,11 @@ public class SizeOverflowTests
     [Test]
     public void Tensor_WithAnEmptyDimension_IsEmpty_WhateverTheOrder()
     {
-        Assert.That(new Tensor(int.MaxValue, 0).Length, Is.Zero);
-        Assert.That(new Tensor(0, int.MaxValue).Length, Is.Zero);
-        Assert.That(new Tensor(65536, 65536, 0).Length, Is.Zero);
+        Assert.That(new FloatTensor(int.MaxValue, 0).Length, Is.Zero);
+        Assert.That(new FloatTensor(0, int.MaxValue).Length, Is.Zero);
+        Assert.That(new FloatTensor(65536, 65536, 0).Length, Is.Zero);
         Assert.That(() => new RnnParameters(null!), Throws.ArgumentNullException);
-        Assert.That(() => new Tensor(2, 2)[null!], Throws.ArgumentNullException);
+        Assert.That(() => new FloatTensor(2, 2)[null!], Throws.ArgumentNullException);
     }
 
     [Test]
@@ -136,12 +136,12 @@ public class SizeOverflowTests
     {
         // x [1000, 1000, 1] is 4 MB; y [1000, 1000, 2·1100] would be 2.2e9 elements.
         var rnn = new ElmanRnn(1, 1100, bidirectional: true);
-        var x = new Tensor(1000, 1000, 1);
+        var x = new FloatTensor(1000, 1000, 1);
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => rnn.Forward(x))!;
         Assert.That(e.ParamName, Is.EqualTo("x"));
         Assert.That(e.Message, Does.Contain("T·N·D·H"));
         var ids = new int[1000 * 1000];
-        Assert.That(() => rnn.ForwardFromTable(new Tensor(3, 1), ids, 1000, 1000),
+        Assert.That(() => rnn.ForwardFromTable(new FloatTensor(3, 1), ids, 1000, 1000),
             Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("ids"));
     }
 
@@ -192,8 +192,8 @@ public class ConcurrencyTests : EveryBackendFixture
         var inputs = Enumerable.Range(0, threads).Select(k =>
         {
             var random = new Random(100 + k);
-            return (X: new Tensor(TestData.UniformSingle(random, steps * batch * input), steps, batch, input),
-                    Dy: new Tensor(TestData.UniformSingle(random, steps * batch * hidden), steps, batch, hidden));
+            return (X: new FloatTensor(TestData.UniformSingle(random, steps * batch * input), steps, batch, input),
+                    Dy: new FloatTensor(TestData.UniformSingle(random, steps * batch * hidden), steps, batch, hidden));
         }).ToArray();
 
         var serial = new Lstm(input, hidden, backend: Backend(backend), seed: 9);
@@ -229,7 +229,7 @@ public class ConcurrencyTests : EveryBackendFixture
         {
             rnn.Save(path);
             var before = rnn.Parameters.All.Select(p => p.Value.ToArray()).ToArray();
-            var pass = Task.Run(() => rnn.Forward(new Tensor(2, 1, 2)).Dispose());
+            var pass = Task.Run(() => rnn.Forward(new FloatTensor(2, 1, 2)).Dispose());
             gate.WaitUntilInside();
             Assert.That(() => rnn.Load(path), Throws.InvalidOperationException.With.Message.Contains("running on other threads"));
             Assert.That(() => rnn.Parameters.Reset(3), Throws.InvalidOperationException);
@@ -301,13 +301,13 @@ public class NaNParameterAtTheLayerTests : EveryBackendFixture
     [TestCaseSource(nameof(Cases))]
     public void Forward_GivesNaN_WhenTheOnlyInputWeightIsNaN(RnnActivation activation, string backend)
     {
-        var rnn = new ElmanRnn(1, 1, activation, backend: Backend(backend));
+        var rnn = new ElmanRnn(1, 1, activation: activation, backend: Backend(backend));
         foreach (var p in rnn.Parameters.All) p.Value.Span.Clear();
         rnn.Parameters["weight_ih_l0"].Value.Span[0] = float.NaN;
-        using var result = rnn.Forward(new Tensor([1f], 1, 1, 1), keepForBackward: true);
+        using var result = rnn.Forward(new FloatTensor([1f], 1, 1, 1), keepForBackward: true);
         Assert.That(result.Output.Span[0], Is.NaN, "y");
         Assert.That(result.HiddenState.Span[0], Is.NaN, "hN");
-        rnn.Backward(result, new Tensor([1f], 1, 1, 1));
+        rnn.Backward(result, new FloatTensor([1f], 1, 1, 1));
         // tanh′ = 1 − h² is NaN; relu′ passes the gradient at a NaN h (PyTorch's threshold_backward: h ≤ 0 ? 0 : dy), so dW_ih = dy·x = 1.
         float dW = rnn.Parameters["weight_ih_l0"].Grad.Span[0];
         if (activation == RnnActivation.Tanh) Assert.That(dW, Is.NaN, "dW_ih");
@@ -357,7 +357,7 @@ public class SequenceModelNonFiniteTests
             network.ZeroGrad();
             float saved = parameter.Value.Span[1];
             parameter.Value.Span[1] = float.NaN;
-            var x = inputSize == 0 ? null : new Tensor(TestData.UniformSingle(new Random(3), 6 * 3 * inputSize), 6, 3, inputSize);
+            var x = inputSize == 0 ? null : new FloatTensor(TestData.UniformSingle(new Random(3), 6 * 3 * inputSize), 6, 3, inputSize);
             float loss = network.Train(x, SequenceTargets.Tokens([1, 2, 3, 4, 0, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 0, 0, 0], 6, 3), schedule);
             Assert.That(loss, Is.NaN, parameter.Name);
             parameter.Value.Span[1] = saved;
@@ -444,14 +444,14 @@ internal sealed class BlockingBackend(IRnnBackend inner) : IRnnBackend, IDisposa
 
     public void Release() => _release.Set();
 
-    public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward, int[]? lengths = null)
+    public IRnnTape? Forward(RnnParameters parameters, FloatTensor x, FloatTensor h0, FloatTensor? c0, FloatTensor y, FloatTensor hN, FloatTensor? cN, bool keepForBackward, int[]? lengths = null)
     {
         _inside.Set();
         if (!_release.Wait(TimeSpan.FromSeconds(30))) throw new TimeoutException("never released");
         return inner.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward, lengths);
     }
 
-    public void Backward(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0) =>
+    public void Backward(RnnParameters parameters, IRnnTape tape, FloatTensor dy, FloatTensor dhN, FloatTensor? dcN, FloatTensor dx, FloatTensor dh0, FloatTensor? dc0) =>
         inner.Backward(parameters, tape, dy, dhN, dcN, dx, dh0, dc0);
 
     public void Dispose()
@@ -466,10 +466,10 @@ internal sealed class PoisoningBackend(IRnnBackend inner) : IRnnBackend
 {
     public string Name => inner.Name;
 
-    public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward, int[]? lengths = null) =>
+    public IRnnTape? Forward(RnnParameters parameters, FloatTensor x, FloatTensor h0, FloatTensor? c0, FloatTensor y, FloatTensor hN, FloatTensor? cN, bool keepForBackward, int[]? lengths = null) =>
         inner.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward, lengths);
 
-    public void Backward(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0)
+    public void Backward(RnnParameters parameters, IRnnTape tape, FloatTensor dy, FloatTensor dhN, FloatTensor? dcN, FloatTensor dx, FloatTensor dh0, FloatTensor? dc0)
     {
         inner.Backward(parameters, tape, dy, dhN, dcN, dx, dh0, dc0);
         parameters.All[1].Grad.Span[0] = float.PositiveInfinity;

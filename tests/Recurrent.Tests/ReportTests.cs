@@ -216,7 +216,7 @@ public class ReportTests
         public bool SupportsTraining => false;
         public bool Supports(CellKind cell) => cell != CellKind.GruResetBefore;
 
-        public IPeerRun Prepare(RnnParameters parameters, Tensor x, bool training)
+        public IPeerRun Prepare(RnnParameters parameters, FloatTensor x, bool training)
         {
             if (throws) throw new InvalidOperationException("no primitive for this shape");
             return new Run(parameters, x, scale);
@@ -224,16 +224,16 @@ public class ReportTests
 
         public void Dispose() { }
 
-        private sealed class Run(RnnParameters parameters, Tensor x, float scale) : IPeerRun
+        private sealed class Run(RnnParameters parameters, FloatTensor x, float scale) : IPeerRun
         {
-            public Tensor Output { get; } = new(x.Shape[0], x.Shape[1], parameters.Config.HiddenSize);
+            public FloatTensor Output { get; } = new(x.Shape[0], x.Shape[1], parameters.Config.HiddenSize);
 
             void IPeerRun.Run()
             {
                 var state = parameters.Config.StateShape(x.Shape[1]);
                 bool cell = parameters.Config.Cell.HasCellState();
-                ReferenceBackend.Instance.Forward(parameters, x, new Tensor(state), cell ? new Tensor(state) : null, Output, new Tensor(state),
-                    cell ? new Tensor(state) : null, keepForBackward: false);
+                ReferenceBackend.Instance.Forward(parameters, x, new FloatTensor(state), cell ? new FloatTensor(state) : null, Output, new FloatTensor(state),
+                    cell ? new FloatTensor(state) : null, keepForBackward: false);
                 for (int i = 0; i < Output.Length; i++) Output.Span[i] *= scale;
             }
 
@@ -316,10 +316,10 @@ public class ReportTests
     {
         public string Name => name;
 
-        public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward, int[]? lengths = null) =>
+        public IRnnTape? Forward(RnnParameters parameters, FloatTensor x, FloatTensor h0, FloatTensor? c0, FloatTensor y, FloatTensor hN, FloatTensor? cN, bool keepForBackward, int[]? lengths = null) =>
             ReferenceBackend.Instance.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward, lengths);
 
-        public void Backward(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0) =>
+        public void Backward(RnnParameters parameters, IRnnTape tape, FloatTensor dy, FloatTensor dhN, FloatTensor? dcN, FloatTensor dx, FloatTensor dh0, FloatTensor? dc0) =>
             ReferenceBackend.Instance.Backward(parameters, tape, dy, dhN, dcN, dx, dh0, dc0);
     }
 
@@ -399,13 +399,13 @@ public class ReportTests
     {
         public string Name => "slow";
 
-        public IRnnTape? Forward(RnnParameters parameters, Tensor x, Tensor h0, Tensor? c0, Tensor y, Tensor hN, Tensor? cN, bool keepForBackward, int[]? lengths = null)
+        public IRnnTape? Forward(RnnParameters parameters, FloatTensor x, FloatTensor h0, FloatTensor? c0, FloatTensor y, FloatTensor hN, FloatTensor? cN, bool keepForBackward, int[]? lengths = null)
         {
             Thread.Sleep(delay);
             return ReferenceBackend.Instance.Forward(parameters, x, h0, c0, y, hN, cN, keepForBackward, lengths);
         }
 
-        public void Backward(RnnParameters parameters, IRnnTape tape, Tensor dy, Tensor dhN, Tensor? dcN, Tensor dx, Tensor dh0, Tensor? dc0) =>
+        public void Backward(RnnParameters parameters, IRnnTape tape, FloatTensor dy, FloatTensor dhN, FloatTensor? dcN, FloatTensor dx, FloatTensor dh0, FloatTensor? dc0) =>
             ReferenceBackend.Instance.Backward(parameters, tape, dy, dhN, dcN, dx, dh0, dc0);
     }
 

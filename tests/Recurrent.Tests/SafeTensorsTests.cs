@@ -92,14 +92,14 @@ public class SafeTensorsTests
     [Test]
     public void SaveThenLoad_RoundTripsEveryParameterBitForBit()
     {
-        var saved = new Gru(3, 5, GruVariant.ResetBefore, numLayers: 2, bidirectional: true, seed: 11);
+        var saved = new Gru(3, 5, variant: GruVariant.ResetBefore, numLayers: 2, bidirectional: true, seed: 11);
         // Values whose bits a sloppy writer would lose: −0, the smallest subnormal, the largest float.
         var first = saved.Parameters.All[0].Value.Span;
         (first[0], first[1], first[2], first[3]) = (-0f, float.Epsilon, float.MaxValue, -float.MaxValue);
         string path = Path.Combine(_folder, "gru.safetensors");
         saved.Save(path);
 
-        var loaded = new Gru(3, 5, GruVariant.ResetBefore, numLayers: 2, bidirectional: true, seed: 12);
+        var loaded = new Gru(3, 5, variant: GruVariant.ResetBefore, numLayers: 2, bidirectional: true, seed: 12);
         loaded.Load(path);
         for (int i = 0; i < saved.Parameters.All.Count; i++)
             Assert.That(Bits(loaded.Parameters.All[i].Value.ToArray()), Is.EqualTo(Bits(saved.Parameters.All[i].Value.ToArray())), saved.Parameters.All[i].Name);
@@ -110,7 +110,7 @@ public class SafeTensorsTests
     public void WriteThenRead_RoundTripsScalarEmptyAndThreeDimensionalTensors()
     {
         var random = new Random(5);
-        var tensors = new Dictionary<string, Tensor>
+        var tensors = new Dictionary<string, FloatTensor>
         {
             ["scalar"] = new(new[] { 3.5f }),
             ["empty"] = new(0, 3),
@@ -140,7 +140,7 @@ public class SafeTensorsTests
     [TestCase(null, null, true, "{\"__metadata__\":{\"framework\":\"pt\"}}     ")]
     public void Write_ProducesTheReferenceImplementationsBytes(string? name, int[]? shape, bool withMetadata, string expectedHeader)
     {
-        var tensors = name is null ? [] : new[] { KeyValuePair.Create(name, new Tensor([0f, 1, 2, 3, 4, 5], shape!)) };
+        var tensors = name is null ? [] : new[] { KeyValuePair.Create(name, new FloatTensor([0f, 1, 2, 3, 4, 5], shape!)) };
         string path = Path.Combine(_folder, "t.safetensors");
         SafeTensors.Write(path, tensors, withMetadata ? new Dictionary<string, string> { ["framework"] = "pt" } : null);
 
@@ -164,9 +164,9 @@ public class SafeTensorsTests
     public void Write_RefusesRepeatedOrReservedNames()
     {
         string path = Path.Combine(_folder, "t.safetensors");
-        var pairs = new[] { KeyValuePair.Create("a", new Tensor(1)), KeyValuePair.Create("a", new Tensor(2)) };
+        var pairs = new[] { KeyValuePair.Create("a", new FloatTensor(1)), KeyValuePair.Create("a", new FloatTensor(2)) };
         Assert.That(() => SafeTensors.Write(path, pairs), Throws.ArgumentException.With.Message.Contains("'a'"));
-        Assert.That(() => SafeTensors.Write(path, [KeyValuePair.Create("__metadata__", new Tensor(1))]), Throws.ArgumentException);
+        Assert.That(() => SafeTensors.Write(path, [KeyValuePair.Create("__metadata__", new FloatTensor(1))]), Throws.ArgumentException);
         Assert.That(Directory.GetFiles(_folder), Is.Empty);
     }
 
@@ -330,7 +330,7 @@ public class SafeTensorsTests
     public void Read_TruncatedBody_ThrowsInvalidDataNamingTheCutTensor(int bytesCut)
     {
         string path = Path.Combine(_folder, "t.safetensors");
-        SafeTensors.Write(path, [KeyValuePair.Create("first", new Tensor(3)), KeyValuePair.Create("second", new Tensor(4))]);
+        SafeTensors.Write(path, [KeyValuePair.Create("first", new FloatTensor(3)), KeyValuePair.Create("second", new FloatTensor(4))]);
         var bytes = File.ReadAllBytes(path);
         File.WriteAllBytes(path, bytes[..^bytesCut]);
         var error = Assert.Throws<InvalidDataException>(() => SafeTensors.Read(path))!;
@@ -379,7 +379,7 @@ public class SafeTensorsTests
         string path = Path.Combine(_folder, "m.safetensors");
         new Lstm(2, 3, seed: 1).Save(path);
         var before = File.ReadAllBytes(path);
-        var repeated = new[] { KeyValuePair.Create("x", new Tensor(1)), KeyValuePair.Create("x", new Tensor(1)) };
+        var repeated = new[] { KeyValuePair.Create("x", new FloatTensor(1)), KeyValuePair.Create("x", new FloatTensor(1)) };
         Assert.That(() => SafeTensors.Write(path, repeated), Throws.ArgumentException);
         Assert.That(File.ReadAllBytes(path), Is.EqualTo(before));
         Assert.That(Directory.GetFileSystemEntries(_folder), Is.EqualTo(new[] { path }));

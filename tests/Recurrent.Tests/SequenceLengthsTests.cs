@@ -113,7 +113,7 @@ public class SequenceLengthsTests
     public void Targets_RejectBadLengths_NamingLengths()
     {
         var ids = new int[6];
-        var values = new Tensor(3, 2, 4);
+        var values = new FloatTensor(3, 2, 4);
         int[][] bad = [[1], [1, 2, 3], [0, 2], [1, 4], [-1, 2]];
         foreach (var lengths in bad)
         {
@@ -140,7 +140,7 @@ public class SequenceLengthsTests
     [Test]
     public void Train_ChecksTargetsWithinLengthsOnly_BeforeAnyWork()
     {
-        var model = new RecurrentSequenceModel(new Gru(3, 4, GruVariant.ResetAfter, backend: ReferenceBackend.Instance), 5, SequenceLoss.SoftmaxCrossEntropy);
+        var model = new RecurrentSequenceModel(new Gru(3, 4, variant: GruVariant.ResetAfter, backend: ReferenceBackend.Instance), 5, SequenceLoss.SoftmaxCrossEntropy);
         // [T = 2, N = 2], lengths [1, 2]: id 9 at step 1 of sequence 0 is past its end; at step 1 of sequence 1 it is not.
         Assert.That(float.IsFinite(model.Train(SequenceTargets.Tokens([0, 1, 9, 2], 2, 2, [1, 2]))), Is.True);
         model.ZeroGrad();
@@ -149,7 +149,7 @@ public class SequenceLengthsTests
         Assert.That(outside.Message, Does.Contain("step 1, sequence 1"));
 
         var network = new OutputRecurrentNetwork(0, 4, 3, SequenceLoss.SquaredError);
-        var values = new Tensor(2, 2, 3);
+        var values = new FloatTensor(2, 2, 3);
         values[1, 0, 2] = float.NaN;
         Assert.That(float.IsFinite(network.Train(null, SequenceTargets.Real(values, [1, 2]))), Is.True);
         network.ZeroGrad();
@@ -247,16 +247,16 @@ internal static class PaddedBatches
     public static readonly CellKind[] Cells = [CellKind.Lstm, CellKind.GruResetBefore];
 
     /// <summary>One model under test: train, teacher-forced outputs, its gradients by name, zeroing them.</summary>
-    public sealed class Model(string name, int inputSize, int outputSize, Func<Tensor?, SequenceTargets, TrainingSchedule, float> train,
-        Func<Tensor?, SequenceTargets, Tensor> outputs, Func<IEnumerable<(string Name, float[] Grad)>> gradients, Action zeroGrad, IDisposable? owner)
+    public sealed class Model(string name, int inputSize, int outputSize, Func<FloatTensor?, SequenceTargets, TrainingSchedule, float> train,
+        Func<FloatTensor?, SequenceTargets, FloatTensor> outputs, Func<IEnumerable<(string Name, float[] Grad)>> gradients, Action zeroGrad, IDisposable? owner)
         : IDisposable
     {
         public int InputSize => inputSize;
         public int OutputSize => outputSize;
         public string OpsName => name;
         public OutputRecurrentNetwork? Network { get; init; }
-        public float Train(Tensor? x, SequenceTargets targets, TrainingSchedule schedule) => train(x, targets, schedule);
-        public Tensor TeacherForcedOutputs(Tensor? x, SequenceTargets targets) => outputs(x, targets);
+        public float Train(FloatTensor? x, SequenceTargets targets, TrainingSchedule schedule) => train(x, targets, schedule);
+        public FloatTensor TeacherForcedOutputs(FloatTensor? x, SequenceTargets targets) => outputs(x, targets);
         public (string Name, float[] Grad)[] Gradients() => gradients().Select(g => (g.Name, (float[])g.Grad.Clone())).ToArray();
         public void ZeroGrad() => zeroGrad();
         public void Dispose() => owner?.Dispose();
@@ -281,8 +281,8 @@ internal static class PaddedBatches
     }
 
     /// <summary>x [T, N, I] for an output-recurrent network with input (null without): random everywhere, past the ends too.</summary>
-    public static Tensor? Input(int inputSize, Random random) =>
-        inputSize == 0 ? null : new Tensor(TestData.UniformSingle(random, Steps * Lengths.Length * inputSize), Steps, Lengths.Length, inputSize);
+    public static FloatTensor? Input(int inputSize, Random random) =>
+        inputSize == 0 ? null : new FloatTensor(TestData.UniformSingle(random, Steps * Lengths.Length * inputSize), Steps, Lengths.Length, inputSize);
 
     /// <summary>
     /// Random targets [T, N] or [T, N, O] with <paramref name="lengths"/> (or none); past each end they hold what must not be
@@ -299,7 +299,7 @@ internal static class PaddedBatches
                 for (int n = 0; n < batch; n++) ids[t * batch + n] = Past(t, n) ? (n % 2 == 0 ? -5 : outputSize + 7) : random.Next(outputSize);
             return SequenceTargets.Tokens(ids, Steps, batch, lengths);
         }
-        var values = new Tensor(TestData.UniformSingle(random, Steps * batch * outputSize), Steps, batch, outputSize);
+        var values = new FloatTensor(TestData.UniformSingle(random, Steps * batch * outputSize), Steps, batch, outputSize);
         for (int t = 0; t < Steps; t++)
             for (int n = 0; n < batch; n++)
                 if (Past(t, n))
@@ -317,13 +317,13 @@ internal static class PaddedBatches
     }
 
     /// <summary>Rows [0, length) of sequence n of a [T, N, F] tensor, as [length, 1, F]; null for null.</summary>
-    public static Tensor? Truncated(Tensor? padded, int n, int length)
+    public static FloatTensor? Truncated(FloatTensor? padded, int n, int length)
     {
         if (padded is null) return null;
         int batch = padded.Shape[1], features = padded.Shape[2];
         var data = new float[length * features];
         for (int t = 0; t < length; t++) padded.Span.Slice((t * batch + n) * features, features).CopyTo(data.AsSpan(t * features));
-        return new Tensor(data, length, 1, features);
+        return new FloatTensor(data, length, 1, features);
     }
 
     /// <summary>

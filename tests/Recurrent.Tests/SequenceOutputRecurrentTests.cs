@@ -35,10 +35,10 @@ public class SequenceOutputRecurrentTests
     internal static SequenceTargets RandomTargets(SequenceLoss loss, Shape shape, Random random) =>
         loss == SequenceLoss.SoftmaxCrossEntropy
             ? SequenceTargets.Tokens(Enumerable.Range(0, shape.Steps * shape.Batch).Select(_ => random.Next(shape.Output)).ToArray(), shape.Steps, shape.Batch)
-            : SequenceTargets.Real(new Tensor(TestData.UniformSingle(random, shape.Steps * shape.Batch * shape.Output), shape.Steps, shape.Batch, shape.Output));
+            : SequenceTargets.Real(new FloatTensor(TestData.UniformSingle(random, shape.Steps * shape.Batch * shape.Output), shape.Steps, shape.Batch, shape.Output));
 
-    private static Tensor? RandomInput(Shape shape, Random random) =>
-        shape.Input == 0 ? null : new Tensor(TestData.UniformSingle(random, shape.Steps * shape.Batch * shape.Input), shape.Steps, shape.Batch, shape.Input);
+    private static FloatTensor? RandomInput(Shape shape, Random random) =>
+        shape.Input == 0 ? null : new FloatTensor(TestData.UniformSingle(random, shape.Steps * shape.Batch * shape.Input), shape.Steps, shape.Batch, shape.Input);
 
     [TestCaseSource(nameof(StepByStepCases))]
     public void Train_StepByStepMatchesParallel(SequenceLoss loss, RnnActivation activation, Shape shape, int? start)
@@ -112,7 +112,7 @@ public class SequenceOutputRecurrentTests
         // Change y_2 of sequence 1 only: the output of step 3 (which is fed y_2) must change, no other step may.
         var changed = loss == SequenceLoss.SoftmaxCrossEntropy
             ? SequenceTargets.Tokens(Changed(targets.TokenIds!, changedStep * shape.Batch + 1, id => (id + 1) % shape.Output), shape.Steps, shape.Batch)
-            : SequenceTargets.Real(new Tensor(Changed(targets.Values!.ToArray(), (changedStep * shape.Batch + 1) * shape.Output, v => v + 1), shape.Steps, shape.Batch, shape.Output));
+            : SequenceTargets.Real(new FloatTensor(Changed(targets.Values!.ToArray(), (changedStep * shape.Batch + 1) * shape.Output, v => v + 1), shape.Steps, shape.Batch, shape.Output));
         var after = network.TeacherForcedOutputs(x, changed);
         for (int t = 0; t < shape.Steps; t++)
             for (int n = 0; n < shape.Batch; n++)
@@ -194,7 +194,7 @@ public class SequenceOutputRecurrentTests
     {
         var network = new OutputRecurrentNetwork(3, 4, 5, SequenceLoss.SoftmaxCrossEntropy);
         var targets = SequenceTargets.Tokens([1, 2, 3, 4, 0, 1], 3, 2);
-        var e = Assert.Throws<ArgumentException>(() => network.Train(new Tensor(4, 2, 3), targets))!;
+        var e = Assert.Throws<ArgumentException>(() => network.Train(new FloatTensor(4, 2, 3), targets))!;
         Assert.That(e.ParamName, Is.EqualTo("x"));
         Assert.That(e.Message, Does.Contain("[3, 2, 3]").And.Contain("[4, 2, 3]"));
         AssertNoGradient(network);
@@ -218,7 +218,7 @@ public class SequenceOutputRecurrentTests
     {
         Assert.That(Assert.Throws<ArgumentException>(() => SequenceTargets.Tokens([], 0, 2))!.ParamName, Is.EqualTo("ids"));
         Assert.That(Assert.Throws<ArgumentException>(() => SequenceTargets.Tokens([1, 2, 3], 2, 2))!.ParamName, Is.EqualTo("ids"));
-        Assert.That(Assert.Throws<ArgumentException>(() => SequenceTargets.Real(new Tensor(0, 2, 3)))!.ParamName, Is.EqualTo("values"));
+        Assert.That(Assert.Throws<ArgumentException>(() => SequenceTargets.Real(new FloatTensor(0, 2, 3)))!.ParamName, Is.EqualTo("values"));
         var network = new OutputRecurrentNetwork(0, 4, 5, SequenceLoss.SoftmaxCrossEntropy);
         Assert.That(Assert.Throws<ArgumentException>(() => network.Generate(null, 0, 2))!.ParamName, Is.EqualTo("steps"));
     }
@@ -227,9 +227,9 @@ public class SequenceOutputRecurrentTests
     public void Train_RejectsTargetsOfOtherKindOrWidth()
     {
         var discrete = new OutputRecurrentNetwork(0, 4, 5, SequenceLoss.SoftmaxCrossEntropy);
-        Assert.That(Assert.Throws<ArgumentException>(() => discrete.Train(null, SequenceTargets.Real(new Tensor(2, 1, 5))))!.ParamName, Is.EqualTo("targets"));
+        Assert.That(Assert.Throws<ArgumentException>(() => discrete.Train(null, SequenceTargets.Real(new FloatTensor(2, 1, 5))))!.ParamName, Is.EqualTo("targets"));
         var real = new OutputRecurrentNetwork(0, 4, 5, SequenceLoss.SquaredError);
-        var e = Assert.Throws<ArgumentException>(() => real.Train(null, SequenceTargets.Real(new Tensor(2, 1, 4))))!;
+        var e = Assert.Throws<ArgumentException>(() => real.Train(null, SequenceTargets.Real(new FloatTensor(2, 1, 4))))!;
         Assert.That(e.ParamName, Is.EqualTo("targets"));
         Assert.That(e.Message, Does.Contain("[2, 1, 5]"));
         Assert.That(Assert.Throws<ArgumentException>(() => new OutputRecurrentNetwork(0, 4, 5, SequenceLoss.SquaredError, startToken: 0))!.ParamName, Is.EqualTo("startToken"));
@@ -249,7 +249,7 @@ public class SequenceOutputRecurrentTests
         return engine;
     }
 
-    internal static double[] Widen(Tensor? t) => t is null ? [] : Widen(t.ToArray());
+    internal static double[] Widen(FloatTensor? t) => t is null ? [] : Widen(t.ToArray());
     internal static double[] Widen(float[] values) => Array.ConvertAll(values, v => (double)v);
 
     private static T[] Changed<T>(T[] values, int index, Func<T, T> change)
@@ -287,8 +287,8 @@ public abstract class IlgpuOutputRecurrentTests(IlgpuDevice device) : IlgpuBacke
     private OutputRecurrentNetwork Network(SequenceLoss loss, RnnActivation activation, SequenceOutputRecurrentTests.Shape shape, int seed = 7) =>
         new(shape.Input, shape.Hidden, shape.Output, loss, activation, loss == SequenceLoss.SoftmaxCrossEntropy ? shape.Output - 1 : null, seed, Backend);
 
-    private static Tensor? RandomInput(SequenceOutputRecurrentTests.Shape shape, Random random) =>
-        shape.Input == 0 ? null : new Tensor(TestData.UniformSingle(random, shape.Steps * shape.Batch * shape.Input), shape.Steps, shape.Batch, shape.Input);
+    private static FloatTensor? RandomInput(SequenceOutputRecurrentTests.Shape shape, Random random) =>
+        shape.Input == 0 ? null : new FloatTensor(TestData.UniformSingle(random, shape.Steps * shape.Batch * shape.Input), shape.Steps, shape.Batch, shape.Input);
 
     [TestCaseSource(nameof(Cases))]
     public void Train_MatchesDoubleReferenceAndCpu_BothSchedules(SequenceLoss loss, RnnActivation activation, SequenceOutputRecurrentTests.Shape shape)

@@ -32,10 +32,10 @@ public class SequenceRecurrentModelTests
     internal static RecurrentLayer Layer(CellKind cell, int input, int hidden, int layers = 1, int seed = 5) => cell switch
     {
         CellKind.Lstm => new Lstm(input, hidden, layers, seed: seed),
-        CellKind.GruResetAfter => new Gru(input, hidden, GruVariant.ResetAfter, layers, seed: seed),
-        CellKind.GruResetBefore => new Gru(input, hidden, GruVariant.ResetBefore, layers, seed: seed),
-        CellKind.RnnRelu => new ElmanRnn(input, hidden, RnnActivation.Relu, layers, seed: seed),
-        _ => new ElmanRnn(input, hidden, RnnActivation.Tanh, layers, seed: seed),
+        CellKind.GruResetAfter => new Gru(input, hidden, layers, variant: GruVariant.ResetAfter, seed: seed),
+        CellKind.GruResetBefore => new Gru(input, hidden, layers, variant: GruVariant.ResetBefore, seed: seed),
+        CellKind.RnnRelu => new ElmanRnn(input, hidden, layers, activation: RnnActivation.Relu, seed: seed),
+        _ => new ElmanRnn(input, hidden, layers, activation: RnnActivation.Tanh, seed: seed),
     };
 
     private static RecurrentSequenceModel Model(CellKind cell, SequenceLoss loss, Shape shape, int seed = 5) =>
@@ -97,7 +97,7 @@ public class SequenceRecurrentModelTests
         const int changedStep = 2;
         var changed = loss == SequenceLoss.SoftmaxCrossEntropy
             ? SequenceTargets.Tokens(targets.TokenIds!.Select((id, i) => i == changedStep * shape.Batch + 1 ? (id + 1) % shape.Output : id).ToArray(), shape.Steps, shape.Batch)
-            : SequenceTargets.Real(new Tensor(targets.Values!.ToArray().Select((v, i) => i / shape.Output == changedStep * shape.Batch + 1 ? v + 1 : v).ToArray(), shape.Steps, shape.Batch, shape.Output));
+            : SequenceTargets.Real(new FloatTensor(targets.Values!.ToArray().Select((v, i) => i / shape.Output == changedStep * shape.Batch + 1 ? v + 1 : v).ToArray(), shape.Steps, shape.Batch, shape.Output));
         var after = model.TeacherForcedOutputs(changed);
         for (int t = 0; t < shape.Steps; t++)
             for (int n = 0; n < shape.Batch; n++)
@@ -135,7 +135,7 @@ public class SequenceRecurrentModelTests
         for (int t = 0; t < steps; t++)
             for (int n = 0; n < batch; n++) ids[t * batch + n] = (n + 2 * t) % vocabulary;
         var targets = SequenceTargets.Tokens(ids, steps, batch);
-        var model = new RecurrentSequenceModel(new Gru(6, 12, GruVariant.ResetAfter, seed: 3), vocabulary, SequenceLoss.SoftmaxCrossEntropy, seed: 3);
+        var model = new RecurrentSequenceModel(new Gru(6, 12, variant: GruVariant.ResetAfter, seed: 3), vocabulary, SequenceLoss.SoftmaxCrossEntropy, seed: 3);
         var stackBefore = model.Recurrent.Parameters.All.Select(p => p.Value.ToArray()).ToArray();
         float first = 0, last = 0;
         for (int iteration = 0; iteration < 100; iteration++)
@@ -160,14 +160,14 @@ public class SequenceRecurrentModelTests
     [Test]
     public void Train_RejectsBadTargets_BeforeAnyWork()
     {
-        var model = new RecurrentSequenceModel(new Gru(3, 4, GruVariant.ResetAfter), 5, SequenceLoss.SoftmaxCrossEntropy);
+        var model = new RecurrentSequenceModel(new Gru(3, 4, variant: GruVariant.ResetAfter), 5, SequenceLoss.SoftmaxCrossEntropy);
         var outside = Assert.Throws<ArgumentOutOfRangeException>(() => model.Train(SequenceTargets.Tokens([0, 1, 2, 7], 2, 2)))!;
         Assert.That(outside.ParamName, Is.EqualTo("targets"));
         Assert.That(outside.Message, Does.Contain("[0, 5)").And.Contain("7"));
-        Assert.That(Assert.Throws<ArgumentException>(() => model.Train(SequenceTargets.Real(new Tensor(2, 2, 5))))!.ParamName, Is.EqualTo("targets"));
+        Assert.That(Assert.Throws<ArgumentException>(() => model.Train(SequenceTargets.Real(new FloatTensor(2, 2, 5))))!.ParamName, Is.EqualTo("targets"));
         Assert.That(Assert.Throws<ArgumentException>(() => model.Generate(3, 0))!.ParamName, Is.EqualTo("batch"));
-        var real = new RecurrentSequenceModel(new Gru(3, 4, GruVariant.ResetAfter), 5, SequenceLoss.SquaredError);
-        var misshaped = Assert.Throws<ArgumentException>(() => real.Train(SequenceTargets.Real(new Tensor(2, 2, 6))))!;
+        var real = new RecurrentSequenceModel(new Gru(3, 4, variant: GruVariant.ResetAfter), 5, SequenceLoss.SquaredError);
+        var misshaped = Assert.Throws<ArgumentException>(() => real.Train(SequenceTargets.Real(new FloatTensor(2, 2, 6))))!;
         Assert.That(misshaped.Message, Does.Contain("[2, 2, 5]").And.Contain("[2, 2, 6]"));
         foreach (var (name, _, grad) in AllParameters(model).Concat(AllParameters(real)))
             Assert.That(grad.All(g => g == 0), Is.True, $"{name} was touched");
@@ -228,10 +228,10 @@ public abstract class IlgpuRecurrentSequenceModelTests(IlgpuDevice device) : Ilg
     private static RecurrentLayer Layer(CellKind cell, SequenceRecurrentModelTests.Shape shape, IRnnBackend? backend, int seed) => cell switch
     {
         CellKind.Lstm => new Lstm(shape.Input, shape.Hidden, shape.Layers, backend: backend, seed: seed),
-        CellKind.GruResetAfter => new Gru(shape.Input, shape.Hidden, GruVariant.ResetAfter, shape.Layers, backend: backend, seed: seed),
-        CellKind.GruResetBefore => new Gru(shape.Input, shape.Hidden, GruVariant.ResetBefore, shape.Layers, backend: backend, seed: seed),
-        CellKind.RnnRelu => new ElmanRnn(shape.Input, shape.Hidden, RnnActivation.Relu, shape.Layers, backend: backend, seed: seed),
-        _ => new ElmanRnn(shape.Input, shape.Hidden, RnnActivation.Tanh, shape.Layers, backend: backend, seed: seed),
+        CellKind.GruResetAfter => new Gru(shape.Input, shape.Hidden, shape.Layers, variant: GruVariant.ResetAfter, backend: backend, seed: seed),
+        CellKind.GruResetBefore => new Gru(shape.Input, shape.Hidden, shape.Layers, variant: GruVariant.ResetBefore, backend: backend, seed: seed),
+        CellKind.RnnRelu => new ElmanRnn(shape.Input, shape.Hidden, shape.Layers, activation: RnnActivation.Relu, backend: backend, seed: seed),
+        _ => new ElmanRnn(shape.Input, shape.Hidden, shape.Layers, activation: RnnActivation.Tanh, backend: backend, seed: seed),
     };
 
     /// <summary>The same model (same seeds) on the device and on the CPU.</summary>

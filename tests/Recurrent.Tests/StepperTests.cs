@@ -84,9 +84,9 @@ public class StepperTests
         var random = new Random(shape.GetHashCode() ^ (int)cell);
         int[] state = config.StateShape(shape.Batch);
         int ni = shape.Batch * shape.Input, nh = shape.Batch * shape.Hidden;
-        var x = new Tensor(TestData.UniformSingle(random, shape.Steps * ni), shape.Steps, shape.Batch, shape.Input);
-        var h0 = new Tensor(TestData.UniformSingle(random, layers * nh), state);
-        var c0 = cell.HasCellState() ? new Tensor(TestData.UniformSingle(random, layers * nh), state) : null;
+        var x = new FloatTensor(TestData.UniformSingle(random, shape.Steps * ni), shape.Steps, shape.Batch, shape.Input);
+        var h0 = new FloatTensor(TestData.UniformSingle(random, layers * nh), state);
+        var c0 = cell.HasCellState() ? new FloatTensor(TestData.UniformSingle(random, layers * nh), state) : null;
         using var whole = layer.Forward(x, h0, c0);
 
         using var stepper = layer.CreateStepper();
@@ -94,7 +94,7 @@ public class StepperTests
         var current = stepper.InitialState(shape.Batch, h0, c0);
         for (int t = 0; t < shape.Steps; t++)
         {
-            var xt = new Tensor(x.Span.Slice(t * ni, ni).ToArray(), shape.Batch, shape.Input);
+            var xt = new FloatTensor(x.Span.Slice(t * ni, ni).ToArray(), shape.Batch, shape.Input);
             var (output, next) = stepper.Step(xt, current);
             Assert.That(output.Shape, Is.EqualTo(new[] { shape.Batch, shape.Hidden }));
             Assertions.AllClose(output.ToArray(), Widen(whole.Output.Span.Slice(t * nh, nh)), Tolerances.Float32, $"y[{t}]");
@@ -142,33 +142,33 @@ public class StepperTests
             int states = config.NumLayers * shape.Batch * shape.Hidden;
             bool hasCell = config.Cell.HasCellState();
             (Steps, Batch) = (shape.Steps, shape.Batch);
-            X = new Tensor(TestData.UniformSingle(random, shape.Steps * shape.Batch * shape.Input), shape.Steps, shape.Batch, shape.Input);
-            H0 = new Tensor(TestData.UniformSingle(random, states), state);
-            C0 = hasCell ? new Tensor(TestData.UniformSingle(random, states), state) : null;
-            DY = new Tensor(TestData.UniformSingle(random, shape.Steps * shape.Batch * shape.Hidden), shape.Steps, shape.Batch, shape.Hidden);
-            DHN = new Tensor(TestData.UniformSingle(random, states), state);
-            DCN = hasCell ? new Tensor(TestData.UniformSingle(random, states), state) : null;
+            X = new FloatTensor(TestData.UniformSingle(random, shape.Steps * shape.Batch * shape.Input), shape.Steps, shape.Batch, shape.Input);
+            H0 = new FloatTensor(TestData.UniformSingle(random, states), state);
+            C0 = hasCell ? new FloatTensor(TestData.UniformSingle(random, states), state) : null;
+            DY = new FloatTensor(TestData.UniformSingle(random, shape.Steps * shape.Batch * shape.Hidden), shape.Steps, shape.Batch, shape.Hidden);
+            DHN = new FloatTensor(TestData.UniformSingle(random, states), state);
+            DCN = hasCell ? new FloatTensor(TestData.UniformSingle(random, states), state) : null;
         }
 
         public int Steps { get; }
         public int Batch { get; }
-        public Tensor X { get; }
-        public Tensor H0 { get; }
-        public Tensor? C0 { get; }
-        public Tensor DY { get; }
-        public Tensor DHN { get; }
-        public Tensor? DCN { get; }
+        public FloatTensor X { get; }
+        public FloatTensor H0 { get; }
+        public FloatTensor? C0 { get; }
+        public FloatTensor DY { get; }
+        public FloatTensor DHN { get; }
+        public FloatTensor? DCN { get; }
 
         /// <summary>Row t of a [T, N, W] tensor as [N, W].</summary>
-        public static Tensor At(Tensor sequence, int t)
+        public static FloatTensor At(FloatTensor sequence, int t)
         {
             int rows = sequence.Shape[1], width = sequence.Shape[2];
-            return new Tensor(sequence.Span.Slice(t * rows * width, rows * width).ToArray(), rows, width);
+            return new FloatTensor(sequence.Span.Slice(t * rows * width, rows * width).ToArray(), rows, width);
         }
     }
 
     /// <summary>Steps through <paramref name="data"/> keeping every tape, then back-propagates from the last step; dx [T, N, I], dh0, dc0.</summary>
-    private static (float[] Input, Tensor Hidden, Tensor? Cell) StepThroughAndBack(RecurrentStepper stepper, SequenceData data)
+    private static (float[] Input, FloatTensor Hidden, FloatTensor? Cell) StepThroughAndBack(RecurrentStepper stepper, SequenceData data)
     {
         var state = stepper.InitialState(data.Batch, data.H0, data.C0);
         var steps = new List<RecurrentStepResult>();
@@ -180,8 +180,8 @@ public class StepperTests
             state = step.State;
         }
         var dx = new float[data.X.Length];
-        Tensor dh = data.DHN;
-        Tensor? dc = data.DCN;
+        FloatTensor dh = data.DHN;
+        FloatTensor? dc = data.DCN;
         for (int t = data.Steps - 1; t >= 0; t--)
         {
             var gradients = stepper.Backward(steps[t], SequenceData.At(data.DY, t), dh, dc);
@@ -205,9 +205,9 @@ public class StepperTests
         var layer = TestLayers.Create(config, backend, seed: 2);
         var random = new Random(8);
         using var stepper = layer.CreateStepper(training: true);
-        var xt = new Tensor(TestData.UniformSingle(random, 2 * 3), 2, 3);
-        var start = stepper.InitialState(2, new Tensor(TestData.UniformSingle(random, 20), 2, 2, 5), new Tensor(TestData.UniformSingle(random, 20), 2, 2, 5));
-        var dOutput = new Tensor(TestData.UniformSingle(random, 10), 2, 5);
+        var xt = new FloatTensor(TestData.UniformSingle(random, 2 * 3), 2, 3);
+        var start = stepper.InitialState(2, new FloatTensor(TestData.UniformSingle(random, 20), 2, 2, 5), new FloatTensor(TestData.UniformSingle(random, 20), 2, 2, 5));
+        var dOutput = new FloatTensor(TestData.UniformSingle(random, 10), 2, 5);
 
         using var clean = stepper.Step(xt, start, keepForBackward: true);
         var expected = stepper.Backward(clean, dOutput);
@@ -230,24 +230,24 @@ public class StepperTests
     [TestCaseSource(nameof(AllBackends))]
     public void StepBackward_RefusesForeignUntapedOrStaleStepsAndMisshapenGradients(string backendName) => OnBackend(backendName, backend =>
     {
-        var layer = new Gru(3, 4, GruVariant.ResetBefore, numLayers: 2, backend: backend);
-        var other = new Gru(3, 4, GruVariant.ResetBefore, numLayers: 2, backend: backend);
+        var layer = new Gru(3, 4, variant: GruVariant.ResetBefore, numLayers: 2, backend: backend);
+        var other = new Gru(3, 4, variant: GruVariant.ResetBefore, numLayers: 2, backend: backend);
         using var stepper = layer.CreateStepper(training: true);
         using var sibling = layer.CreateStepper(training: true);
         using var foreign = other.CreateStepper(training: true);
         using var inference = layer.CreateStepper();
         Assert.That(inference.Training, Is.False);
-        var xt = new Tensor(2, 3);
+        var xt = new FloatTensor(2, 3);
         using var step = stepper.Step(xt, stepper.InitialState(2), keepForBackward: true);
 
         var refused = Assert.Throws<InvalidOperationException>(() => inference.Step(xt, inference.InitialState(2), keepForBackward: true))!;
         Assert.That(refused.Message, Does.Contain("training"));
         AssertNames(() => stepper.Backward(sibling.Step(xt, sibling.InitialState(2), keepForBackward: true), null), "step", "another stepper");
         AssertNames(() => stepper.Backward(foreign.Step(xt, foreign.InitialState(2), keepForBackward: true), null), "step", "another layer");
-        AssertNames(() => stepper.Backward(step, new Tensor(2, 5)), "dOutput", "[2, 4]");
-        AssertNames(() => stepper.Backward(step, null, new Tensor(1, 2, 4)), "dh", "[2, 2, 4]");
-        AssertNames(() => stepper.Backward(step, null, null, new Tensor(2, 2, 4)), "dc", "no cell state");
-        AssertNames(() => stepper.Backward(step, new Tensor([float.NaN, 0, 0, 0, 0, 0, 0, 0], 2, 4)), "dOutput", "NaN");
+        AssertNames(() => stepper.Backward(step, new FloatTensor(2, 5)), "dOutput", "[2, 4]");
+        AssertNames(() => stepper.Backward(step, null, new FloatTensor(1, 2, 4)), "dh", "[2, 2, 4]");
+        AssertNames(() => stepper.Backward(step, null, null, new FloatTensor(2, 2, 4)), "dc", "no cell state");
+        AssertNames(() => stepper.Backward(step, new FloatTensor([float.NaN, 0, 0, 0, 0, 0, 0, 0], 2, 4)), "dOutput", "NaN");
         var untaped = Assert.Throws<InvalidOperationException>(() => stepper.Backward(stepper.Step(xt, stepper.InitialState(2), keepForBackward: false), null))!;
         Assert.That(untaped.Message, Does.Contain("keepForBackward"));
 
@@ -269,7 +269,7 @@ public class StepperTests
         var layer = new Lstm(3, 5, numLayers: 2, seed: 1);
         using var stepper = layer.CreateStepper();
         var start = stepper.InitialState(2);
-        var xt = new Tensor(TestData.UniformSingle(new Random(1), 6), 2, 3);
+        var xt = new FloatTensor(TestData.UniformSingle(new Random(1), 6), 2, 3);
         var (first, _) = stepper.Step(xt, start);
         Assert.That(start.Hidden.ToArray().All(v => v == 0) && start.Cell!.ToArray().All(v => v == 0), Is.True, "start state");
         var (again, _) = stepper.Step(xt, start);
@@ -312,19 +312,19 @@ public class StepperTests
         var backend = CreateBackend(backendName);
         try
         {
-            var layer = new Gru(3, 4, GruVariant.ResetAfter, numLayers: 2, backend: backend);
-            var other = new Gru(3, 4, GruVariant.ResetAfter, numLayers: 2, backend: backend);
+            var layer = new Gru(3, 4, variant: GruVariant.ResetAfter, numLayers: 2, backend: backend);
+            var other = new Gru(3, 4, variant: GruVariant.ResetAfter, numLayers: 2, backend: backend);
             using var stepper = layer.CreateStepper();
             using var sibling = layer.CreateStepper();
             using var foreign = other.CreateStepper();
-            var xt = new Tensor(2, 3);
+            var xt = new FloatTensor(2, 3);
             AssertNames(() => stepper.Step(xt, sibling.InitialState(2)), "state", "another stepper");
             AssertNames(() => stepper.Step(xt, foreign.InitialState(2)), "state", "another layer");
             AssertNames(() => stepper.Step(xt, stepper.InitialState(3)), "state", "3 rows");
-            AssertNames(() => stepper.Step(new Tensor(2, 4), stepper.InitialState(2)), "xt", "[2, 4]");
-            AssertNames(() => stepper.Step(new Tensor(1, 2, 3), stepper.InitialState(2)), "xt", "[1, 2, 3]");
-            AssertNames(() => stepper.InitialState(2, new Tensor(1, 2, 4)), "h0", "[1, 2, 4]");
-            AssertNames(() => stepper.InitialState(2, null, new Tensor(2, 2, 4)), "c0", "no cell state");
+            AssertNames(() => stepper.Step(new FloatTensor(2, 4), stepper.InitialState(2)), "xt", "[2, 4]");
+            AssertNames(() => stepper.Step(new FloatTensor(1, 2, 3), stepper.InitialState(2)), "xt", "[1, 2, 3]");
+            AssertNames(() => stepper.InitialState(2, new FloatTensor(1, 2, 4)), "h0", "[1, 2, 4]");
+            AssertNames(() => stepper.InitialState(2, null, new FloatTensor(2, 2, 4)), "c0", "no cell state");
             Assert.Throws<ArgumentOutOfRangeException>(() => stepper.InitialState(0));
         }
         finally
@@ -341,7 +341,7 @@ public class StepperTests
         try
         {
             var layer = new Lstm(3, 4, backend: backend);
-            var xt = new Tensor(1, 3);
+            var xt = new FloatTensor(1, 3);
             var stepper = layer.CreateStepper();
             stepper.Step(xt, stepper.InitialState(1));
             layer.Parameters.Reset(7);
@@ -374,14 +374,14 @@ public class StepperTests
     public void IlgpuStepper_UploadsTheWeightsOnce(bool fused)
     {
         using var backend = new IlgpuBackend(IlgpuDevice.Cpu, fused);
-        var layer = new Gru(2, 3, GruVariant.ResetBefore, numLayers: 2, backend: backend, seed: 3);
-        var xt = new Tensor(TestData.UniformSingle(new Random(5), 4), 2, 2);
+        var layer = new Gru(2, 3, variant: GruVariant.ResetBefore, numLayers: 2, backend: backend, seed: 3);
+        var xt = new FloatTensor(TestData.UniformSingle(new Random(5), 4), 2, 2);
         int before = backend.ParameterUploads;
         using var stepper = layer.CreateStepper(training: true);
         Assert.That(backend.ParameterUploads, Is.EqualTo(before + 1), "made");
         using var first = stepper.Step(xt, stepper.InitialState(2), keepForBackward: true);
         using var second = stepper.Step(xt, first.State, keepForBackward: true);
-        var gradients = stepper.Backward(second, new Tensor(TestData.UniformSingle(new Random(6), 6), 2, 3));
+        var gradients = stepper.Backward(second, new FloatTensor(TestData.UniformSingle(new Random(6), 6), 2, 3));
         stepper.Backward(first, null, gradients.Hidden);
         Assert.That(backend.ParameterUploads, Is.EqualTo(before + 1), "after two steps and their backward");
 
@@ -419,7 +419,7 @@ public class StepperTests
             var state = stepper.InitialState(1);
             stepper.Dispose();
             Assert.DoesNotThrow(stepper.Dispose);
-            Assert.Throws<ObjectDisposedException>(() => stepper.Step(new Tensor(1, 2), state));
+            Assert.Throws<ObjectDisposedException>(() => stepper.Step(new FloatTensor(1, 2), state));
             Assert.Throws<ObjectDisposedException>(() => stepper.InitialState(1));
         }
         finally
@@ -497,7 +497,7 @@ public class StepperTests
         var random = new Random(5);
         var targets = loss == SequenceLoss.SoftmaxCrossEntropy
             ? SequenceTargets.Tokens(Enumerable.Range(0, steps * batch).Select(_ => random.Next(output)).ToArray(), steps, batch)
-            : SequenceTargets.Real(new Tensor(TestData.UniformSingle(random, steps * batch * output), steps, batch, output));
+            : SequenceTargets.Real(new FloatTensor(TestData.UniformSingle(random, steps * batch * output), steps, batch, output));
         float[][] Gradients() => model.Parameters.All.Select(p => p.Grad.ToArray()).ToArray();
 
         float parallelLoss = model.Train(targets, TrainingSchedule.ParallelOverTime);

@@ -39,9 +39,9 @@ public class TableInputTests
         var table = TestData.UniformSingle(random, vocab * shape.Input);
         // Repeated ids, and −1 (a zero row, as a sequence model's start value without a start token).
         var ids = Enumerable.Range(0, rows).Select(r => r % 5 == 4 ? -1 : random.Next(vocab)).ToArray();
-        var dy = new Tensor(TestData.UniformSingle(random, rows * config.OutputSize), shape.Steps, shape.Batch, config.OutputSize);
+        var dy = new FloatTensor(TestData.UniformSingle(random, rows * config.OutputSize), shape.Steps, shape.Batch, config.OutputSize);
 
-        var tableTensor = new Tensor(table, vocab, shape.Input);
+        var tableTensor = new FloatTensor(table, vocab, shape.Input);
         using var actual = native.ForwardFromTable(tableTensor, ids, shape.Steps, shape.Batch, keepForBackward: true);
         using var expected = reference.ForwardFromTable(tableTensor, ids, shape.Steps, shape.Batch, keepForBackward: true);
         Assert.That(actual.Table!.Gathered, Is.EqualTo(vocab >= rows), "the table path runs exactly when V < T·N");
@@ -50,8 +50,8 @@ public class TableInputTests
 
         var actualTableGradient = TestData.UniformSingle(random, table.Length);  // accumulated into, not overwritten
         var expectedTableGradient = (float[])actualTableGradient.Clone();
-        native.BackwardFromTable(actual, dy, new Tensor(actualTableGradient, vocab, shape.Input));
-        reference.BackwardFromTable(expected, dy, new Tensor(expectedTableGradient, vocab, shape.Input));
+        native.BackwardFromTable(actual, dy, new FloatTensor(actualTableGradient, vocab, shape.Input));
+        reference.BackwardFromTable(expected, dy, new FloatTensor(expectedTableGradient, vocab, shape.Input));
         Assertions.AllClose(actualTableGradient, Array.ConvertAll(expectedTableGradient, v => (double)v), Tolerances.Float32, "d table");
         foreach (var (a, e) in native.Parameters.All.Zip(reference.Parameters.All))
             Assertions.AllClose(a.Grad.ToArray(), PyTorchData.Widen(e.Grad), Tolerances.Float32, a.Name);
@@ -67,15 +67,15 @@ public class TableInputTests
         var config = new RnnConfig(cell, input, hidden, numLayers: 2, bidirectional: true);
         var layer = PyTorchData.CreateLayer(config, seed: 3);
         var random = new Random(vocab);
-        Tensor Random(params int[] shape) => new(TestData.UniformSingle(random, shape.Aggregate(1, (a, b) => a * b)), shape);
+        FloatTensor Random(params int[] shape) => new(TestData.UniformSingle(random, shape.Aggregate(1, (a, b) => a * b)), shape);
         var table = Random(vocab, input);
         var ids = Enumerable.Range(0, steps * batch).Select(r => r % 7 == 6 ? -1 : random.Next(vocab)).ToArray();
         int[] state = config.StateShape(batch);
         bool hasCell = cell.HasCellState();
-        Tensor h0 = Random(state), dhN = Random(state), dy = Random(steps, batch, config.OutputSize);
-        Tensor? c0 = hasCell ? Random(state) : null, dcN = hasCell ? Random(state) : null;
+        FloatTensor h0 = Random(state), dhN = Random(state), dy = Random(steps, batch, config.OutputSize);
+        FloatTensor? c0 = hasCell ? Random(state) : null, dcN = hasCell ? Random(state) : null;
 
-        var x = new Tensor(steps, batch, input);
+        var x = new FloatTensor(steps, batch, input);
         for (int r = 0; r < ids.Length; r++)
             if (ids[r] >= 0) table.Span.Slice(ids[r] * input, input).CopyTo(x.Span.Slice(r * input, input));
         using var dense = layer.Forward(x, h0, c0, keepForBackward: true);
@@ -91,7 +91,7 @@ public class TableInputTests
         Assertions.AllClose(fromTable.Output.ToArray(), PyTorchData.Widen(dense.Output), Tolerances.Float32, "y");
         Assertions.AllClose(fromTable.HiddenState.ToArray(), PyTorchData.Widen(dense.HiddenState), Tolerances.Float32, "hN");
         if (hasCell) Assertions.AllClose(fromTable.CellState!.ToArray(), PyTorchData.Widen(dense.CellState!), Tolerances.Float32, "cN");
-        var tableGradient = new Tensor(vocab, input);
+        var tableGradient = new FloatTensor(vocab, input);
         var actual = layer.BackwardFromTable(fromTable, dy, tableGradient, dhN, dcN);
         Assertions.AllClose(actual.InitialHidden.ToArray(), PyTorchData.Widen(expected.InitialHidden), Tolerances.Float32, "dh0");
         if (hasCell) Assertions.AllClose(actual.InitialCell!.ToArray(), PyTorchData.Widen(expected.InitialCell!), Tolerances.Float32, "dc0");
@@ -104,30 +104,30 @@ public class TableInputTests
     public void ForwardFromTable_RejectsBadInput_NamingTheArgument()
     {
         var layer = new Lstm(3, 4);
-        var table = new Tensor(2, 3);
-        Assert.That(Assert.Throws<ArgumentException>(() => layer.ForwardFromTable(new Tensor(2, 4), [0, 1], 1, 2))!.ParamName, Is.EqualTo("table"));
+        var table = new FloatTensor(2, 3);
+        Assert.That(Assert.Throws<ArgumentException>(() => layer.ForwardFromTable(new FloatTensor(2, 4), [0, 1], 1, 2))!.ParamName, Is.EqualTo("table"));
         Assert.That(Assert.Throws<ArgumentException>(() => layer.ForwardFromTable(table, [0], 1, 2))!.Message, Does.Contain("expected [2]"));
         Assert.That(Assert.Throws<ArgumentException>(() => layer.ForwardFromTable(table, [], 0, 2))!.ParamName, Is.EqualTo("steps"));
         var outside = Assert.Throws<ArgumentOutOfRangeException>(() => layer.ForwardFromTable(table, [0, 2], 1, 2))!;
         Assert.That(outside.ParamName, Is.EqualTo("ids"));
         Assert.That(outside.Message, Does.Contain("[0, 2)"));
         Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => layer.ForwardFromTable(table, [-2, 0], 1, 2))!.ParamName, Is.EqualTo("ids"));
-        var poisoned = new Tensor(2, 3);
+        var poisoned = new FloatTensor(2, 3);
         poisoned.Span[4] = float.NaN;
         Assert.That(Assert.Throws<ArgumentException>(() => layer.ForwardFromTable(poisoned, [0, 1], 1, 2))!.ParamName, Is.EqualTo("table"));
         using var pass = layer.ForwardFromTable(table, [0, 1], 1, 2, keepForBackward: true);
-        Assert.That(Assert.Throws<ArgumentException>(() => layer.BackwardFromTable(pass, null, new Tensor(3, 3)))!.ParamName, Is.EqualTo("tableGradient"));
+        Assert.That(Assert.Throws<ArgumentException>(() => layer.BackwardFromTable(pass, null, new FloatTensor(3, 3)))!.ParamName, Is.EqualTo("tableGradient"));
     }
 
     [Test]
     public void Backward_RefusesTheOtherKindOfPass()
     {
         var layer = new Lstm(3, 4);
-        using var fromTable = layer.ForwardFromTable(new Tensor(2, 3), [0, 1, 1, 0, -1, 1], 3, 2, keepForBackward: true);
+        using var fromTable = layer.ForwardFromTable(new FloatTensor(2, 3), [0, 1, 1, 0, -1, 1], 3, 2, keepForBackward: true);
         var e = Assert.Throws<ArgumentException>(() => layer.Backward(fromTable, null))!;
         Assert.That(e.ParamName, Is.EqualTo("forward"));
-        using var dense = layer.Forward(new Tensor(3, 2, 3), keepForBackward: true);
-        e = Assert.Throws<ArgumentException>(() => layer.BackwardFromTable(dense, new Tensor(3, 2, 4), new Tensor(2, 3)))!;
+        using var dense = layer.Forward(new FloatTensor(3, 2, 3), keepForBackward: true);
+        e = Assert.Throws<ArgumentException>(() => layer.BackwardFromTable(dense, new FloatTensor(3, 2, 4), new FloatTensor(2, 3)))!;
         Assert.That(e.ParamName, Is.EqualTo("forward"));
     }
 

@@ -23,7 +23,7 @@ public interface IPeer : IDisposable
     /// peer's own layout, creates its primitives/sessions, allocates everything a run needs.
     /// </summary>
     /// <exception cref="NotSupportedException">The cell, or training, is not supported by this peer.</exception>
-    IPeerRun Prepare(RnnParameters parameters, Tensor x, bool training);
+    IPeerRun Prepare(RnnParameters parameters, FloatTensor x, bool training);
 }
 
 /// <summary>One prepared configuration of a peer; <see cref="Run"/> is what the report times.</summary>
@@ -33,7 +33,7 @@ public interface IPeerRun : IDisposable
     void Run();
 
     /// <summary>y [T, N, D·H] of the last <see cref="Run"/>, in Recurrent's layout, for the agreement check.</summary>
-    Tensor Output { get; }
+    FloatTensor Output { get; }
 }
 
 /// <summary>A peer that could not be loaded on this machine, with the reason and how to get it.</summary>

@@ -93,10 +93,10 @@ public sealed unsafe class OneDnnPeer : IPeer
         cell is CellKind.Lstm or CellKind.GruResetAfter or CellKind.GruResetBefore or CellKind.RnnTanh or CellKind.RnnRelu;
 
     /// <inheritdoc/>
-    public IPeerRun Prepare(RnnParameters parameters, Tensor x, bool training) => Prepare(parameters, x, training, dy: null);
+    public IPeerRun Prepare(RnnParameters parameters, FloatTensor x, bool training) => Prepare(parameters, x, training, dy: null);
 
     /// <summary>
-    /// As <see cref="Prepare(RnnParameters, Tensor, bool)"/>, with the output gradient of training runs given.
+    /// As <see cref="Prepare(RnnParameters, FloatTensor, bool)"/>, with the output gradient of training runs given.
     /// </summary>
     /// <param name="parameters">One layer's weights in PyTorch's layout, one or two directions.</param>
     /// <param name="x">Input [T, N, I].</param>
@@ -104,7 +104,7 @@ public sealed unsafe class OneDnnPeer : IPeer
     /// <param name="dy">Gradient of y [T, N, D·H] for training runs; all ones when null.</param>
     /// <exception cref="NotSupportedException">More than one layer.</exception>
     /// <exception cref="ArgumentException">x or dy has the wrong shape.</exception>
-    public OneDnnRun Prepare(RnnParameters parameters, Tensor x, bool training, Tensor? dy)
+    public OneDnnRun Prepare(RnnParameters parameters, FloatTensor x, bool training, FloatTensor? dy)
     {
         ObjectDisposedException.ThrowIf(_engine == 0, this);
         ArgumentNullException.ThrowIfNull(parameters);
@@ -113,9 +113,9 @@ public sealed unsafe class OneDnnPeer : IPeer
         if (config.NumLayers != 1)
             throw new NotSupportedException($"the oneDNN peer runs one layer; the configuration has {config.NumLayers}.");
         if (x.Rank != 3 || x.Shape[2] != config.InputSize)
-            throw new ArgumentException($"x: expected shape [T, N, {config.InputSize}], got {Tensor.FormatShape(x.Shape)}.", nameof(x));
+            throw new ArgumentException($"x: expected shape [T, N, {config.InputSize}], got {FloatTensor.FormatShape(x.Shape)}.", nameof(x));
         if (dy is not null)
-            Tensor.RequireShape(dy, nameof(dy), x.Shape[0], x.Shape[1], config.OutputSize);
+            FloatTensor.RequireShape(dy, nameof(dy), x.Shape[0], x.Shape[1], config.OutputSize);
         return new OneDnnRun(_api, _engine, _stream, parameters, x, training, dy);
     }
 
@@ -149,7 +149,7 @@ public sealed unsafe class OneDnnRun : IPeerRun
     private readonly Mem _diffWeightsLayer, _diffWeightsIter, _diffBias;
     private readonly bool _linearBeforeReset;
 
-    internal OneDnnRun(OneDnnApi api, nint engine, nint stream, RnnParameters parameters, Tensor x, bool training, Tensor? dy)
+    internal OneDnnRun(OneDnnApi api, nint engine, nint stream, RnnParameters parameters, FloatTensor x, bool training, FloatTensor? dy)
     {
         (_api, _engine, _stream, _config, _training) = (api, engine, stream, parameters.Config, training);
         _steps = x.Shape[0];
@@ -300,11 +300,11 @@ public sealed unsafe class OneDnnRun : IPeerRun
     }
 
     /// <inheritdoc/>
-    public Tensor Output
+    public FloatTensor Output
     {
         get
         {
-            var y = new Tensor(_steps, _batch, _config.OutputSize);
+            var y = new FloatTensor(_steps, _batch, _config.OutputSize);
             new ReadOnlySpan<float>(Data(_output), y.Length).CopyTo(y.Span);
             return y;
         }
@@ -312,12 +312,12 @@ public sealed unsafe class OneDnnRun : IPeerRun
 
     /// <summary>dx [T, N, I] of the last training <see cref="Run"/>.</summary>
     /// <exception cref="InvalidOperationException">The run was prepared for inference.</exception>
-    public Tensor InputGradient
+    public FloatTensor InputGradient
     {
         get
         {
             RequireTraining();
-            var dx = new Tensor(_steps, _batch, _config.InputSize);
+            var dx = new FloatTensor(_steps, _batch, _config.InputSize);
             new ReadOnlySpan<float>(Data(_inputGradient), dx.Length).CopyTo(dx.Span);
             return dx;
         }

@@ -54,7 +54,7 @@ public sealed class OnnxRuntimePeer : IPeer
 
     /// <inheritdoc/>
     /// <exception cref="ArgumentException">x has the wrong shape.</exception>
-    public IPeerRun Prepare(RnnParameters parameters, Tensor x, bool training)
+    public IPeerRun Prepare(RnnParameters parameters, FloatTensor x, bool training)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(x);
@@ -64,7 +64,7 @@ public sealed class OnnxRuntimePeer : IPeer
         if (!Supports(config.Cell))
             throw new NotSupportedException($"the ONNX Runtime peer has no {config.Cell} cell.");
         if (x.Rank != 3 || x.Shape[2] != config.InputSize)
-            throw new ArgumentException($"x: expected shape [T, N, {config.InputSize}], got {Tensor.FormatShape(x.Shape)}.", nameof(x));
+            throw new ArgumentException($"x: expected shape [T, N, {config.InputSize}], got {FloatTensor.FormatShape(x.Shape)}.", nameof(x));
         return new OnnxRuntimeRun(parameters, x);
     }
 
@@ -85,7 +85,7 @@ internal sealed class OnnxRuntimeRun : IPeerRun
     private readonly string[] _inputNames = [OnnxNames.Input], _outputNames = [OnnxNames.Output];
     private readonly OrtValue[] _inputs, _outputs;
 
-    public OnnxRuntimeRun(RnnParameters parameters, Tensor x)
+    public OnnxRuntimeRun(RnnParameters parameters, FloatTensor x)
     {
         _config = parameters.Config;
         (_steps, _batch) = (x.Shape[0], x.Shape[1]);
@@ -114,7 +114,7 @@ internal sealed class OnnxRuntimeRun : IPeerRun
     public void Run() => _session.Run(_runOptions, _inputNames, _inputs, _outputNames, _outputs);
 
     /// <summary>y [T, N, D·H]: the exported graph gives Recurrent's layout.</summary>
-    public Tensor Output => new((float[])_y.Clone(), _steps, _batch, _config.OutputSize);
+    public FloatTensor Output => new((float[])_y.Clone(), _steps, _batch, _config.OutputSize);
 
     public void Dispose()
     {

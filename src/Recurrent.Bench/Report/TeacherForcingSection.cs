@@ -49,7 +49,7 @@ internal static class TeacherForcingSection
             var random = new Random(1);
             var network = new OutputRecurrentNetwork(inputSize, hidden, outputs, loss, seed: 1, device: device);
             var x = inputSize == 0 ? null
-                : new Tensor(Enumerable.Range(0, steps * batch * inputSize).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), steps, batch, inputSize);
+                : new FloatTensor(Enumerable.Range(0, steps * batch * inputSize).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), steps, batch, inputSize);
             var targets = TeacherForcingShapes.RandomTargets(loss, steps, batch, random);
             return new(model + where, shape with { InputSize = inputSize }, schedule => network.Train(x, targets, schedule),
                 () => network.Parameters.All.Select(p => (p.Name, p.Grad.ToArray())).ToList(), network.ZeroGrad, network);

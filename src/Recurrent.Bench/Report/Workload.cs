@@ -28,7 +28,7 @@ internal sealed class Workload
         var random = new Random(InputSeed);
         var data = new float[shape.Steps * shape.Batch * shape.InputSize];
         for (int i = 0; i < data.Length; i++) data[i] = (float)(random.NextDouble() * 2 - 1);
-        Input = new Tensor(data, shape.Steps, shape.Batch, shape.InputSize);
+        Input = new FloatTensor(data, shape.Steps, shape.Batch, shape.InputSize);
     }
 
     public CellKind Cell { get; }
@@ -37,7 +37,7 @@ internal sealed class Workload
     /// <summary>The weights, PyTorch's layout; shared read-only by every implementation.</summary>
     public RnnParameters Parameters { get; }
     /// <summary>x [T, N, I].</summary>
-    public Tensor Input { get; }
+    public FloatTensor Input { get; }
 
     /// <summary>
     /// FLOPs of the matrix products, the work every implementation must do: forward 2·T·N·G·H·(I+H) (G = 4 LSTM, 3 GRU,
@@ -74,13 +74,13 @@ internal sealed class Workload
     {
         steps = Math.Min(steps, Shape.Steps);
         rows = Math.Min(rows, Shape.Batch);
-        var x = new Tensor(steps, rows, Shape.InputSize);
+        var x = new FloatTensor(steps, rows, Shape.InputSize);
         for (int t = 0; t < steps; t++)
             Input.Span.Slice(t * Shape.Batch * Shape.InputSize, rows * Shape.InputSize).CopyTo(x.Span[(t * rows * Shape.InputSize)..]);
         var state = Config.StateShape(rows);
-        var y = new Tensor(steps, rows, Shape.HiddenSize);
-        ReferenceBackend.Instance.Forward(Parameters, x, new Tensor(state), Cell.HasCellState() ? new Tensor(state) : null,
-            y, new Tensor(state), Cell.HasCellState() ? new Tensor(state) : null, keepForBackward: false);
+        var y = new FloatTensor(steps, rows, Shape.HiddenSize);
+        ReferenceBackend.Instance.Forward(Parameters, x, new FloatTensor(state), Cell.HasCellState() ? new FloatTensor(state) : null,
+            y, new FloatTensor(state), Cell.HasCellState() ? new FloatTensor(state) : null, keepForBackward: false);
         return y.ToArray();
     }
 
@@ -107,8 +107,8 @@ internal sealed class BackendRun : IPeerRun
     private readonly RnnParameters _parameters;
     private readonly bool _training;
     private readonly int[]? _lengths;
-    private readonly Tensor _x, _h0, _hN, _dy, _dhN, _dx, _dh0;
-    private readonly Tensor? _c0, _cN, _dcN, _dc0;
+    private readonly FloatTensor _x, _h0, _hN, _dy, _dhN, _dx, _dh0;
+    private readonly FloatTensor? _c0, _cN, _dcN, _dc0;
 
     public BackendRun(IRnnBackend backend, Workload workload, RunMode mode, int[]? lengths = null)
     {
@@ -116,16 +116,16 @@ internal sealed class BackendRun : IPeerRun
         var shape = workload.Shape;
         var state = workload.Config.StateShape(shape.Batch);
         bool cell = workload.Cell.HasCellState();
-        Tensor? CellState() => cell ? new Tensor(state) : null;
-        (_h0, _hN, _c0, _cN) = (new Tensor(state), new Tensor(state), CellState(), CellState());
-        Output = new Tensor(shape.Steps, shape.Batch, shape.HiddenSize);
-        _dy = new Tensor(Enumerable.Repeat(1f, Output.Length).ToArray(), shape.Steps, shape.Batch, shape.HiddenSize);
-        (_dhN, _dcN, _dh0, _dc0) = (new Tensor(state), CellState(), new Tensor(state), CellState());
-        _dx = new Tensor(shape.Steps, shape.Batch, shape.InputSize);
+        FloatTensor? CellState() => cell ? new FloatTensor(state) : null;
+        (_h0, _hN, _c0, _cN) = (new FloatTensor(state), new FloatTensor(state), CellState(), CellState());
+        Output = new FloatTensor(shape.Steps, shape.Batch, shape.HiddenSize);
+        _dy = new FloatTensor(Enumerable.Repeat(1f, Output.Length).ToArray(), shape.Steps, shape.Batch, shape.HiddenSize);
+        (_dhN, _dcN, _dh0, _dc0) = (new FloatTensor(state), CellState(), new FloatTensor(state), CellState());
+        _dx = new FloatTensor(shape.Steps, shape.Batch, shape.InputSize);
     }
 
     /// <summary>y [T, N, H] of the last run.</summary>
-    public Tensor Output { get; }
+    public FloatTensor Output { get; }
 
     public void Run()
     {

@@ -92,7 +92,7 @@ namespace Recurrent
         /// <paramref name="output"/> [N, H], <paramref name="hN"/>, <paramref name="cN"/>. Returns the pass with its tape
         /// when <paramref name="keepForBackward"/>, else null.
         /// </summary>
-        internal DevicePass? StepFromHost(IlgpuResidentWeights resident, Tensor x, Tensor h0, Tensor? c0, Tensor output, Tensor hN, Tensor? cN, bool keepForBackward)
+        internal DevicePass? StepFromHost(IlgpuResidentWeights resident, FloatTensor x, FloatTensor h0, FloatTensor? c0, FloatTensor output, FloatTensor hN, FloatTensor? cN, bool keepForBackward)
         {
             var config = resident.Parameters.Config;
             int batch = x.Shape[0];
@@ -130,7 +130,7 @@ namespace Recurrent
         /// the step started from into <paramref name="dh"/>, <paramref name="dc"/>; adds the parameter gradients into the
         /// host ones (the caller holds the parameters' gradient lock).
         /// </summary>
-        internal void StepBackwardFromHost(IlgpuResidentWeights resident, DevicePass pass, Tensor dy, Tensor dh, Tensor? dc, Tensor dx)
+        internal void StepBackwardFromHost(IlgpuResidentWeights resident, DevicePass pass, FloatTensor dy, FloatTensor dh, FloatTensor? dc, FloatTensor dx)
         {
             var config = resident.Parameters.Config;
             lock (_gate)
@@ -172,22 +172,22 @@ namespace Recurrent
 
         public override bool HasResidentWeights => true;
 
-        private protected override RecurrentStepResult StepCore(Tensor x, RecurrentStepState state, bool keepForBackward, bool inputIsPrivate)
+        private protected override RecurrentStepResult StepCore(FloatTensor x, RecurrentStepState state, bool keepForBackward, bool inputIsPrivate)
         {
             var config = Layer.Config;
             int batch = x.Shape[0];
             int[] shape = config.StateShape(batch);
-            var output = new Tensor(batch, config.HiddenSize);
-            var h = new Tensor(shape);
-            var c = state.Cell is null ? null : new Tensor(shape);
+            var output = new FloatTensor(batch, config.HiddenSize);
+            var h = new FloatTensor(shape);
+            var c = state.Cell is null ? null : new FloatTensor(shape);
             // The device pass copies x and the state into its tape, so the caller's tensors are never read again.
             var pass = _weights.Backend.StepFromHost(_weights, x, state.Hidden, state.Cell, output, h, c, keepForBackward);
             return NewResult(batch, output, h, c, pass);
         }
 
-        private protected override Tensor BackwardCore(object tape, int batch, Tensor dOutput, Tensor dh, Tensor? dc)
+        private protected override FloatTensor BackwardCore(object tape, int batch, FloatTensor dOutput, FloatTensor dh, FloatTensor? dc)
         {
-            var dx = new Tensor(batch, Layer.Config.InputSize);
+            var dx = new FloatTensor(batch, Layer.Config.InputSize);
             // The host gradients take plain +=; one backward at a time per layer, as RecurrentLayer.Backward.
             lock (Layer.Parameters.GradientLock)
                 _weights.Backend.StepBackwardFromHost(_weights, (IlgpuBackend.DevicePass)tape, dOutput, dh, dc, dx);

@@ -365,7 +365,7 @@ public static class OnnxExport
 
     private static void RequireFinite(string name, ReadOnlySpan<float> values)
     {
-        int bad = Tensor.IndexOfNonFinite(values);
+        int bad = FloatTensor.IndexOfNonFinite(values);
         if (bad >= 0)
             throw new InvalidOperationException($"parameter '{name}' element {bad} is {values[bad]}; a model with non-finite values cannot be imported again, so it is not exported.");
     }

@@ -345,8 +345,8 @@ internal sealed class OnnxGraphReader
     {
         if (_embedding is not null) throw Fail(node, index, null, "a second embedding; a sequence model has one");
         var dims = OnnxTensors.Dims(table.Tensor, p => Fail(node, index, null, $"{table.What}: {p}"));
-        if (dims.Length != 2) throw Fail(node, index, null, $"{table.What} has shape {Tensor.FormatShape(dims)}; an embedding is a matrix [O, I]");
-        if (dims[0] < 1 || dims[1] < 1) throw Fail(node, index, null, $"{table.What} has shape {Tensor.FormatShape(dims)}; expected at least one row and column");
+        if (dims.Length != 2) throw Fail(node, index, null, $"{table.What} has shape {FloatTensor.FormatShape(dims)}; an embedding is a matrix [O, I]");
+        if (dims[0] < 1 || dims[1] < 1) throw Fail(node, index, null, $"{table.What} has shape {FloatTensor.FormatShape(dims)}; expected at least one row and column");
         _embedding = new RecognisedEmbedding(tokens, FiniteFloats(node, index, table), dims[0]);
         _embeddingColumns = dims[1];
         _sequenceInput = input;
@@ -506,7 +506,7 @@ internal sealed class OnnxGraphReader
             if (_outputWeight is not null) throw Fail(node, index, null, "a second output layer; a sequence model has one");
             var dims = OnnxTensors.Dims(weight.Tensor, p => Fail(node, index, null, $"{weight.What}: {p}"));
             if (dims is not [var rows, var columns] || rows != _directions * _hidden || columns < 1)
-                throw Fail(node, index, null, $"{weight.What} has shape {Tensor.FormatShape(dims)}; the output layer's V is [H, O] = [{_directions * _hidden}, O ≥ 1]");
+                throw Fail(node, index, null, $"{weight.What} has shape {FloatTensor.FormatShape(dims)}; the output layer's V is [H, O] = [{_directions * _hidden}, O ≥ 1]");
             _outputWeight = FiniteFloats(node, index, weight);
             _outputSize = columns;
             return new Projected();
@@ -524,7 +524,7 @@ internal sealed class OnnxGraphReader
             if (_outputBias is not null) throw Fail(node, index, null, "a second output bias");
             var dims = OnnxTensors.Dims(c.Tensor, p => Fail(node, index, null, $"{c.What}: {p}"));
             if (dims is not [var length] || length != _outputSize)
-                throw Fail(node, index, null, $"{c.What} has shape {Tensor.FormatShape(dims)}; the output bias is [O] = [{_outputSize}]");
+                throw Fail(node, index, null, $"{c.What} has shape {FloatTensor.FormatShape(dims)}; the output bias is [O] = [{_outputSize}]");
             _outputBias = FiniteFloats(node, index, c);
             return new ModelOutputs();
         }
@@ -559,9 +559,9 @@ internal sealed class OnnxGraphReader
 
         var w = Weight(node, index, Slot(1), "W", [d, gates * h, -1]);
         int input = w.Dims[2];
-        if (input < 1) throw Fail(node, index, null, $"input W has shape {Tensor.FormatShape(w.Dims)}; expected I ≥ 1 columns");
+        if (input < 1) throw Fail(node, index, null, $"input W has shape {FloatTensor.FormatShape(w.Dims)}; expected I ≥ 1 columns");
         if (layer > 0 && input != d * h)
-            throw Fail(node, index, null, $"input W has shape {Tensor.FormatShape(w.Dims)}; layer {layer} reads the layer below's D·H = {d * h} features");
+            throw Fail(node, index, null, $"input W has shape {FloatTensor.FormatShape(w.Dims)}; layer {layer} reads the layer below's D·H = {d * h} features");
         var r = Weight(node, index, Slot(2), "R", [d, gates * h, h]);
         float[]? b = Slot(3) is null ? null : Weight(node, index, Slot(3), "B", [d, 2 * gates * h]).Values;
 
@@ -594,7 +594,7 @@ internal sealed class OnnxGraphReader
         {
             string gates = expected.Length > 1 && dims.Length == expected.Length && dims[1] % _hidden == 0 && dims[1] != expected[1]
                 ? $" ({dims[1] / _hidden}·hidden_size rows: a wrong gate count for {node.OpType}, which has {_cell.GateCount()})" : "";
-            throw Fail(node, index, null, $"input {slot} ({known.What}) has shape {Tensor.FormatShape(dims)}; expected " +
+            throw Fail(node, index, null, $"input {slot} ({known.What}) has shape {FloatTensor.FormatShape(dims)}; expected " +
                 $"[{string.Join(", ", expected.Select(e => e < 0 ? "I" : e.ToString(System.Globalization.CultureInfo.InvariantCulture)))}] for hidden_size {_hidden} and {_directions} direction(s){gates}");
         }
         return (dims, FiniteFloats(node, index, known, $"input {slot} "));
@@ -722,7 +722,7 @@ internal sealed class OnnxGraphReader
     private float[] FiniteFloats(NodeProto node, int index, Known known, string slot = "")
     {
         var values = OnnxTensors.Floats(known.Tensor, p => Fail(node, index, null, $"{slot}({known.What}): {p}"));
-        int bad = Tensor.IndexOfNonFinite(values);
+        int bad = FloatTensor.IndexOfNonFinite(values);
         if (bad >= 0) throw Fail(node, index, null, $"{slot}({known.What}): element {bad} is {values[bad]}; expected finite values");
         return values;
     }

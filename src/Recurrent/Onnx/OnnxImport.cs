@@ -191,10 +191,10 @@ public static class OnnxImport
     private static RecurrentLayer Create(RnnConfig config, IRnnBackend? backend) => config.Cell switch
     {
         CellKind.Lstm => new Lstm(config.InputSize, config.HiddenSize, config.NumLayers, config.Bidirectional, backend),
-        CellKind.GruResetAfter => new Gru(config.InputSize, config.HiddenSize, GruVariant.ResetAfter, config.NumLayers, config.Bidirectional, backend),
-        CellKind.GruResetBefore => new Gru(config.InputSize, config.HiddenSize, GruVariant.ResetBefore, config.NumLayers, config.Bidirectional, backend),
-        CellKind.RnnTanh => new ElmanRnn(config.InputSize, config.HiddenSize, RnnActivation.Tanh, config.NumLayers, config.Bidirectional, backend),
-        CellKind.RnnRelu => new ElmanRnn(config.InputSize, config.HiddenSize, RnnActivation.Relu, config.NumLayers, config.Bidirectional, backend),
+        CellKind.GruResetAfter => new Gru(config.InputSize, config.HiddenSize, config.NumLayers, config.Bidirectional, GruVariant.ResetAfter, backend),
+        CellKind.GruResetBefore => new Gru(config.InputSize, config.HiddenSize, config.NumLayers, config.Bidirectional, GruVariant.ResetBefore, backend),
+        CellKind.RnnTanh => new ElmanRnn(config.InputSize, config.HiddenSize, config.NumLayers, config.Bidirectional, RnnActivation.Tanh, backend),
+        CellKind.RnnRelu => new ElmanRnn(config.InputSize, config.HiddenSize, config.NumLayers, config.Bidirectional, RnnActivation.Relu, backend),
         _ => throw new NotSupportedException($"ONNX has no operator for {config.Cell} cells."),
     };
 

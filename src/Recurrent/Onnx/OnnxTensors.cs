@@ -26,7 +26,7 @@ internal static class OnnxTensors
             if (d < 0 || d > Array.MaxLength) throw fail($"dimension {i} is {d}");
             dims[i] = (int)d;
             count *= d;
-            if (count > Array.MaxLength) throw fail($"shape {Tensor.FormatShape(dims[..(i + 1)])} has more elements than one array holds");
+            if (count > Array.MaxLength) throw fail($"shape {FloatTensor.FormatShape(dims[..(i + 1)])} has more elements than one array holds");
         }
         return dims;
     }

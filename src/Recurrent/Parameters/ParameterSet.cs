@@ -12,7 +12,7 @@ namespace Recurrent;
 /// <remarks>Thread-safety: its name and shape never change; its value and gradient are views of its set's storage, governed by <see cref="ParameterSet"/>'s rules. Lifetime: belongs to its set; nothing to free.</remarks>
 public sealed class Parameter
 {
-    internal Parameter(string name, int offset, Tensor value, Tensor grad) => (Name, Offset, Value, Grad) = (name, offset, value, grad);
+    internal Parameter(string name, int offset, FloatTensor value, FloatTensor grad) => (Name, Offset, Value, Grad) = (name, offset, value, grad);
 
     /// <summary>The name, as PyTorch's <c>named_parameters()</c> gives it, such as <c>weight_ih_l0_reverse</c> or <c>recurrent.weight_hh_l0</c>.</summary>
     public string Name { get; }
@@ -23,12 +23,12 @@ public sealed class Parameter
     /// <summary>Where its elements start in its set's <see cref="ParameterSet.Values"/> and <see cref="ParameterSet.Gradients"/>.</summary>
     public int Offset { get; }
     /// <summary>The value; its shape never changes.</summary>
-    public Tensor Value { get; }
+    public FloatTensor Value { get; }
     /// <summary>The accumulated gradient, same shape as <see cref="Value"/>; cleared by <see cref="ParameterSet.ZeroGrad"/>.</summary>
-    public Tensor Grad { get; }
+    public FloatTensor Grad { get; }
 
     /// <inheritdoc/>
-    public override string ToString() => $"{Name} {Tensor.FormatShape(Shape)}";
+    public override string ToString() => $"{Name} {FloatTensor.FormatShape(Shape)}";
 }
 
 /// <summary>
@@ -128,14 +128,14 @@ public class ParameterSet
                 RequireName(entry.Name, names);
                 ArgumentNullException.ThrowIfNull(entry.Shape, "parameters");
                 if (entry.Shape.Any(d => d < 0))
-                    throw new ArgumentException($"parameters: '{entry.Name}' has the shape {Tensor.FormatShape(entry.Shape)}; expected non-negative dimensions.", "parameters");
+                    throw new ArgumentException($"parameters: '{entry.Name}' has the shape {FloatTensor.FormatShape(entry.Shape)}; expected non-negative dimensions.", "parameters");
                 long count = entry.Shape.Contains(0) ? 0 : 1;
                 foreach (int d in entry.Shape)
                 {
                     // Both factors are below 2³¹ until the product passes the limit: no overflow.
                     count *= d;
                     if (count > Array.MaxLength)
-                        throw new ArgumentOutOfRangeException("parameters", $"parameters: '{entry.Name}' {Tensor.FormatShape(entry.Shape)} has more elements than one array holds ({Array.MaxLength}; one flat span).");
+                        throw new ArgumentOutOfRangeException("parameters", $"parameters: '{entry.Name}' {FloatTensor.FormatShape(entry.Shape)} has more elements than one array holds ({Array.MaxLength}; one flat span).");
                 }
                 total += count;
             }
@@ -174,7 +174,7 @@ public class ParameterSet
                 }
                 else
                 {
-                    var parameter = new Parameter(entry.Name, offsets[e], Tensor.View(values, offsets[e], entry.Shape!), Tensor.View(gradients, offsets[e], entry.Shape!));
+                    var parameter = new Parameter(entry.Name, offsets[e], FloatTensor.View(values, offsets[e], entry.Shape!), FloatTensor.View(gradients, offsets[e], entry.Shape!));
                     parameters.Add(parameter);
                     own.Add(parameter);
                 }
@@ -190,8 +190,8 @@ public class ParameterSet
         _own = [.. own];
         _adopted = [.. adopted];
         _adoptedOffsets = [.. adoptedOffsets];
-        Values = new Tensor(values, values.Length);
-        Gradients = new Tensor(gradients, gradients.Length);
+        Values = new FloatTensor(values, values.Length);
+        Gradients = new FloatTensor(gradients, gradients.Length);
     }
 
     private static void RequireName(string name, HashSet<string> names)
@@ -205,10 +205,10 @@ public class ParameterSet
     public IReadOnlyList<Parameter> All => _parameters;
 
     /// <summary>Every value [P] (P the total number of elements), parameter after parameter in the order of <see cref="All"/>: the storage the parameters' <see cref="Parameter.Value"/>s view.</summary>
-    public Tensor Values { get; }
+    public FloatTensor Values { get; }
 
     /// <summary>Every gradient [P], in the order of <see cref="Values"/>: the storage the parameters' <see cref="Parameter.Grad"/>s view.</summary>
-    public Tensor Gradients { get; }
+    public FloatTensor Gradients { get; }
 
     /// <summary>What <see cref="Save(string, SaveOptions?)"/> records in the file's metadata and <see cref="Load(string, LoadOptions?)"/> checks (see the constructor).</summary>
     public IReadOnlyDictionary<string, string> Metadata => _metadata;
@@ -264,7 +264,7 @@ public class ParameterSet
     /// <see cref="SaveOptions.DType"/> (float32 unless chosen), atomically: a temporary file, then a rename.
     /// PyTorch loads it with <c>load_state_dict(load_file(path))</c> into a module whose parameters have these names.
     /// </summary>
-    /// <remarks>Through a symbolic link the link's final target is replaced and the link kept; see <see cref="SafeTensors.Write(string, IEnumerable{KeyValuePair{string, Tensor}}, IReadOnlyDictionary{string, string}?, SafeTensorsDType)"/>.</remarks>
+    /// <remarks>Through a symbolic link the link's final target is replaced and the link kept; see <see cref="SafeTensors.Write(string, IEnumerable{KeyValuePair{string, FloatTensor}}, IReadOnlyDictionary{string, string}?, SafeTensorsDType)"/>.</remarks>
     /// <exception cref="ArgumentNullException"><paramref name="path"/> is null.</exception>
     /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
     /// <exception cref="ArgumentOutOfRangeException">The options' dtype is not a defined value.</exception>
@@ -302,19 +302,19 @@ public class ParameterSet
     /// <summary>
     /// A copy of every value under its name (after <paramref name="prefix"/>), in the order of <see cref="All"/>: the
     /// in-memory form of <see cref="Save(string, SaveOptions?)"/>, as PyTorch's <c>state_dict()</c>. The tensors are
-    /// copies, so later training does not change them; <see cref="Load(IReadOnlyDictionary{string, Tensor}, LoadOptions?)"/> takes them back.
+    /// copies, so later training does not change them; <see cref="Load(IReadOnlyDictionary{string, FloatTensor}, LoadOptions?)"/> takes them back.
     /// </summary>
     /// <exception cref="InvalidOperationException">Another thread is replacing the values.</exception>
     /// <exception cref="ObjectDisposedException">The model these parameters belong to was disposed and gave its stack back.</exception>
-    public IReadOnlyDictionary<string, Tensor> StateDict(string? prefix = null)
+    public IReadOnlyDictionary<string, FloatTensor> StateDict(string? prefix = null)
     {
         using var pass = EnterPass();
-        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        var result = new Dictionary<string, FloatTensor>(StringComparer.Ordinal);
         foreach (var p in _parameters) result.Add((prefix ?? "") + p.Name, p.Value.Clone());
         return result;
     }
 
-    private void SaveCore(SaveOptions? options, Action<IEnumerable<KeyValuePair<string, Tensor>>, IReadOnlyDictionary<string, string>, SafeTensorsDType> write)
+    private void SaveCore(SaveOptions? options, Action<IEnumerable<KeyValuePair<string, FloatTensor>>, IReadOnlyDictionary<string, string>, SafeTensorsDType> write)
     {
         options ??= SaveOptions.Default;
         SafeTensors.SizeOf(options.DType);   // an undefined dtype is refused before any work
@@ -323,7 +323,7 @@ public class ParameterSet
         foreach (var p in _parameters)
         {
             var values = p.Value.Span;
-            int bad = Tensor.IndexOfNonFinite(values);
+            int bad = FloatTensor.IndexOfNonFinite(values);
             if (bad >= 0)
                 throw new InvalidOperationException($"parameter '{p.Name}' element {bad} is {values[bad]}; a checkpoint with non-finite values cannot be loaded again, so it is not saved.");
             bad = SafeTensors.IndexOfUnrepresentable(values, options.DType);
@@ -397,7 +397,7 @@ public class ParameterSet
     /// or extra; no name starts with the prefix (ParamName "tensors").</exception>
     /// <exception cref="InvalidOperationException">A pass that reads these parameters is running on another thread.</exception>
     /// <exception cref="ObjectDisposedException">The model these parameters belong to was disposed and gave its stack back.</exception>
-    public LoadResult Load(IReadOnlyDictionary<string, Tensor> tensors, LoadOptions? options = null)
+    public LoadResult Load(IReadOnlyDictionary<string, FloatTensor> tensors, LoadOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(tensors);
         ThrowIfReleased();
@@ -407,7 +407,7 @@ public class ParameterSet
     }
 
     /// <summary>The one loader behind every source: all checks first, then one write.</summary>
-    private LoadResult LoadCore(string source, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string> metadata,
+    private LoadResult LoadCore(string source, IReadOnlyDictionary<string, FloatTensor> tensors, IReadOnlyDictionary<string, string> metadata,
         LoadOptions? options, Func<string, Exception> fail)
     {
         options ??= LoadOptions.Default;
@@ -416,7 +416,7 @@ public class ParameterSet
             if (metadata.TryGetValue(key, out var saved) && saved != value)
                 throw fail($"{source}: metadata '{key}' is {saved}, but {_description} has {value}: the names and shapes fit, the computation would not.");
         // The sub-module: names under the prefix, without it; the rest belongs to other modules and is ignored.
-        var selected = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        var selected = new Dictionary<string, FloatTensor>(StringComparer.Ordinal);
         foreach (var (name, tensor) in tensors)
             if (name.StartsWith(prefix, StringComparison.Ordinal)) selected.Add(name[prefix.Length..], tensor);
         if (prefix.Length > 0 && selected.Count == 0)
@@ -427,9 +427,9 @@ public class ParameterSet
         {
             if (!selected.TryGetValue(p.Name, out var t)) { missing.Add(p.Name); continue; }
             if (!t.HasShape([.. p.Shape]))
-                throw fail($"{source}: tensor '{prefix + p.Name}' has shape {Tensor.FormatShape(t.Shape)}; expected {Tensor.FormatShape(p.Shape)}.");
+                throw fail($"{source}: tensor '{prefix + p.Name}' has shape {FloatTensor.FormatShape(t.Shape)}; expected {FloatTensor.FormatShape(p.Shape)}.");
             var values = t.Span;
-            int bad = Tensor.IndexOfNonFinite(values);
+            int bad = FloatTensor.IndexOfNonFinite(values);
             if (bad >= 0) throw fail($"{source}: tensor '{prefix + p.Name}' element {bad} is {values[bad]}; expected finite values.");
         }
         var unexpected = selected.Keys.Where(name => !_byName.ContainsKey(name)).Select(name => prefix + name).ToList();

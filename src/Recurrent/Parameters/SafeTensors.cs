@@ -39,7 +39,7 @@ public static class SafeTensors
     /// <exception cref="DirectoryNotFoundException">A folder of the path does not exist.</exception>
     /// <exception cref="IOException">The path is a folder, or the file cannot be read.</exception>
     /// <exception cref="UnauthorizedAccessException">The file may not be read (permissions).</exception>
-    public static IReadOnlyDictionary<string, Tensor> Read(string path) => Read(path, out _);
+    public static IReadOnlyDictionary<string, FloatTensor> Read(string path) => Read(path, out _);
 
     /// <summary>
     /// Reads every tensor from <paramref name="stream"/>, from its current position to its end, with the checks of
@@ -49,12 +49,12 @@ public static class SafeTensors
     /// <exception cref="ArgumentException"><paramref name="stream"/> cannot be read.</exception>
     /// <exception cref="InvalidDataException">The data is malformed; the message names the tensor.</exception>
     /// <exception cref="IOException">The stream fails.</exception>
-    public static IReadOnlyDictionary<string, Tensor> Read(Stream stream) => Read(stream, StreamSource, out _);
+    public static IReadOnlyDictionary<string, FloatTensor> Read(Stream stream) => Read(stream, StreamSource, out _);
 
     internal const string StreamSource = "stream";
 
     /// <summary>As <see cref="Read(string)"/>, also returning the <c>__metadata__</c> strings (empty when absent).</summary>
-    internal static IReadOnlyDictionary<string, Tensor> Read(string path, out IReadOnlyDictionary<string, string> metadata)
+    internal static IReadOnlyDictionary<string, FloatTensor> Read(string path, out IReadOnlyDictionary<string, string> metadata)
     {
         ArgumentNullException.ThrowIfNull(path);
         using var stream = OpenForReading(path);
@@ -66,7 +66,7 @@ public static class SafeTensors
     /// become float32 exactly; F64 is rounded to the nearest float32, and a finite value beyond float32's range is
     /// refused rather than turned into infinity.
     /// </summary>
-    internal static IReadOnlyDictionary<string, Tensor> Read(Stream stream, string source, out IReadOnlyDictionary<string, string> metadata)
+    internal static IReadOnlyDictionary<string, FloatTensor> Read(Stream stream, string source, out IReadOnlyDictionary<string, string> metadata)
     {
         ArgumentNullException.ThrowIfNull(stream);
         if (!stream.CanRead) throw new ArgumentException("stream: cannot be read.", nameof(stream));
@@ -120,10 +120,10 @@ public static class SafeTensors
             throw Bad(path, previous, $"the body has {dataLength} bytes but the tensors end at {expectedBegin} (trailing bytes)");
 
         long dataStart = start + 8 + (long)headerLength;
-        var result = new Dictionary<string, Tensor>();
+        var result = new Dictionary<string, FloatTensor>();
         foreach (var (name, dtype, shape, begin, end) in entries)
         {
-            var tensor = new Tensor(shape);
+            var tensor = new FloatTensor(shape);
             stream.Position = dataStart + begin;
             var values = tensor.Span;
             try
@@ -350,7 +350,7 @@ public static class SafeTensors
         if (end < begin) throw Bad(path, name, $"its data_offsets [{begin}, {end}] are not an increasing pair");
         if (end > dataLength) throw Bad(path, name, $"its data [{begin}, {end}) runs past the end of the {dataLength}-byte body (truncated file?)");
         if (end - begin != count * SizeOf(type))
-            throw Bad(path, name, $"its data has {end - begin} bytes; shape {Tensor.FormatShape(shape)} of {dtype} needs {count * SizeOf(type)}");
+            throw Bad(path, name, $"its data has {end - begin} bytes; shape {FloatTensor.FormatShape(shape)} of {dtype} needs {count * SizeOf(type)}");
         return new Entry(name, type, shape, begin, end);
     }
 
@@ -409,7 +409,7 @@ public static class SafeTensors
     /// <exception cref="DirectoryNotFoundException">The target's folder does not exist.</exception>
     /// <exception cref="IOException">The file cannot be written: the target is a folder or a loop of symbolic links, the disk is full.</exception>
     /// <exception cref="UnauthorizedAccessException">The folder may not be written (permissions).</exception>
-    public static void Write(string path, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null,
+    public static void Write(string path, IEnumerable<KeyValuePair<string, FloatTensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null,
         SafeTensorsDType dtype = SafeTensorsDType.F32)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -420,7 +420,7 @@ public static class SafeTensors
 
     /// <summary>
     /// Writes tensors in the safetensors format to <paramref name="stream"/> at its current position, as
-    /// <see cref="Write(string, IEnumerable{KeyValuePair{string, Tensor}}, IReadOnlyDictionary{string, string}?, SafeTensorsDType)"/>
+    /// <see cref="Write(string, IEnumerable{KeyValuePair{string, FloatTensor}}, IReadOnlyDictionary{string, string}?, SafeTensorsDType)"/>
     /// writes a file; every argument is checked before the first byte is written, but a stream that fails part way keeps
     /// what was written (there is no rename to make it atomic). The stream is flushed, not disposed.
     /// </summary>
@@ -429,7 +429,7 @@ public static class SafeTensors
     /// finite value is beyond the range of <paramref name="dtype"/> (the message names the tensor).</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="dtype"/> is not a defined value.</exception>
     /// <exception cref="IOException">The stream fails.</exception>
-    public static void Write(Stream stream, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null,
+    public static void Write(Stream stream, IEnumerable<KeyValuePair<string, FloatTensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null,
         SafeTensorsDType dtype = SafeTensorsDType.F32)
     {
         ArgumentNullException.ThrowIfNull(stream);
@@ -440,7 +440,7 @@ public static class SafeTensors
     }
 
     /// <summary>Checks the tensors and builds the header, before anything is written.</summary>
-    private static (List<KeyValuePair<string, Tensor>> List, byte[] Header) Prepare(IEnumerable<KeyValuePair<string, Tensor>> tensors,
+    private static (List<KeyValuePair<string, FloatTensor>> List, byte[] Header) Prepare(IEnumerable<KeyValuePair<string, FloatTensor>> tensors,
         IReadOnlyDictionary<string, string>? metadata, SafeTensorsDType dtype)
     {
         ArgumentNullException.ThrowIfNull(tensors);
@@ -492,7 +492,7 @@ public static class SafeTensors
         return (list, Encoding.UTF8.GetBytes(headerJson.ToString()));
     }
 
-    private static void WriteBody(Stream stream, byte[] header, List<KeyValuePair<string, Tensor>> list, SafeTensorsDType dtype)
+    private static void WriteBody(Stream stream, byte[] header, List<KeyValuePair<string, FloatTensor>> list, SafeTensorsDType dtype)
     {
         Span<byte> scratch = stackalloc byte[8];
         BinaryPrimitives.WriteUInt64LittleEndian(scratch, (ulong)header.Length);

@@ -37,5 +37,5 @@ internal sealed class ModelCalls(string model)
     /// backward): a finite loss must mean usable gradients.
     /// </summary>
     public static float LossOrNaN(float loss, ParameterSet parameters) =>
-        float.IsFinite(loss) && Tensor.IndexOfNonFinite(parameters.Gradients.Span) >= 0 ? float.NaN : loss;
+        float.IsFinite(loss) && FloatTensor.IndexOfNonFinite(parameters.Gradients.Span) >= 0 ? float.NaN : loss;
 }

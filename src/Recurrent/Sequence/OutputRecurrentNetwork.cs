@@ -149,7 +149,7 @@ public sealed class OutputRecurrentNetwork : IDisposable
     /// <exception cref="InvalidOperationException">Another thread is inside a call of this network.</exception>
     /// <exception cref="Kernels.Cpu.NativeException">The native GEMM failed (out of memory).</exception>
     /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On a <see cref="Device"/>: a launch, copy or allocation failed (the message names the operation and the sizes).</exception>
-    public float Train(Tensor? x, SequenceTargets targets, TrainingSchedule schedule = TrainingSchedule.ParallelOverTime)
+    public float Train(FloatTensor? x, SequenceTargets targets, TrainingSchedule schedule = TrainingSchedule.ParallelOverTime)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (!Enum.IsDefined(schedule)) throw new ArgumentOutOfRangeException(nameof(schedule), schedule, "expected ParallelOverTime or StepByStep");
@@ -162,7 +162,7 @@ public sealed class OutputRecurrentNetwork : IDisposable
         return ModelCalls.LossOrNaN(loss, Parameters);
     }
 
-    private static ReadOnlyMemory<float> MemoryOf(Tensor? tensor) => tensor is null ? default : tensor.Memory;
+    private static ReadOnlyMemory<float> MemoryOf(FloatTensor? tensor) => tensor is null ? default : tensor.Memory;
 
     /// <summary>
     /// The outputs o [T, N, O] (logits or values) under teacher forcing, as <see cref="Train"/> computes them; with lengths,
@@ -176,13 +176,13 @@ public sealed class OutputRecurrentNetwork : IDisposable
     /// <exception cref="InvalidOperationException">Another thread is inside a call of this network.</exception>
     /// <exception cref="Kernels.Cpu.NativeException">The native GEMM failed (out of memory).</exception>
     /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On a <see cref="Device"/>: a launch, copy or allocation failed.</exception>
-    public Tensor TeacherForcedOutputs(Tensor? x, SequenceTargets targets)
+    public FloatTensor TeacherForcedOutputs(FloatTensor? x, SequenceTargets targets)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         Validate(x, targets);
         using var call = _calls.Enter(nameof(TeacherForcedOutputs));
         using var pass = Parameters.EnterPass();
-        var outputs = new Tensor(targets.Steps, targets.Batch, OutputSize);
+        var outputs = new FloatTensor(targets.Steps, targets.Batch, OutputSize);
         DeviceFailures.Wrap(OnDevice,
             () => _engine.TeacherForcedOutputs(MemoryOf(x), targets.Steps, targets.Batch, targets.TokenIds, MemoryOf(targets.Values), outputs.Memory, targets.Padding),
             () => Describe("teacher-forced forward", targets.Steps, targets.Batch));
@@ -202,7 +202,7 @@ public sealed class OutputRecurrentNetwork : IDisposable
     /// <exception cref="InvalidOperationException">Another thread is inside a call of this network.</exception>
     /// <exception cref="Kernels.Cpu.NativeException">The native GEMM failed (out of memory).</exception>
     /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On a <see cref="Device"/>: a launch, copy or allocation failed.</exception>
-    public GeneratedSequence Generate(Tensor? x, int steps, int batch)
+    public GeneratedSequence Generate(FloatTensor? x, int steps, int batch)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (steps < 1 || batch < 1)
@@ -211,7 +211,7 @@ public sealed class OutputRecurrentNetwork : IDisposable
         ValidateInput(x, steps, batch);
         using var call = _calls.Enter(nameof(Generate));
         using var pass = Parameters.EnterPass();
-        var outputs = new Tensor(steps, batch, OutputSize);
+        var outputs = new FloatTensor(steps, batch, OutputSize);
         var tokens = Loss == SequenceLoss.SoftmaxCrossEntropy ? new int[steps * batch] : null;
         DeviceFailures.Wrap(OnDevice, () => _engine.Generate(MemoryOf(x), steps, batch, outputs.Memory, tokens), () => Describe("generation", steps, batch));
         return new GeneratedSequence(outputs, tokens);
@@ -288,7 +288,7 @@ public sealed class OutputRecurrentNetwork : IDisposable
 
     private bool _disposed;
 
-    private void Validate(Tensor? x, SequenceTargets targets)
+    private void Validate(FloatTensor? x, SequenceTargets targets)
     {
         ArgumentNullException.ThrowIfNull(targets);
         targets.Validate(Loss, OutputSize, nameof(targets));
@@ -299,17 +299,17 @@ public sealed class OutputRecurrentNetwork : IDisposable
     private void RequireBatchSizes(string argumentName, int steps, int batch) =>
         ModelCalls.RequireBatchSizes(argumentName, steps, batch, ("I", InputSize), ("H", HiddenSize), ("O", OutputSize));
 
-    private void ValidateInput(Tensor? x, int steps, int batch)
+    private void ValidateInput(FloatTensor? x, int steps, int batch)
     {
         if (InputSize == 0)
         {
             if (x is not null)
-                throw new ArgumentException($"x: this network has no external input (I = 0); pass null, got {Tensor.FormatShape(x.Shape)}.", nameof(x));
+                throw new ArgumentException($"x: this network has no external input (I = 0); pass null, got {FloatTensor.FormatShape(x.Shape)}.", nameof(x));
             return;
         }
         if (x is null)
             throw new ArgumentException($"x: expected shape [{steps}, {batch}, {InputSize}] (T and N of the targets), got null.", nameof(x));
-        Tensor.RequireShape(x, nameof(x), steps, batch, InputSize);
-        Tensor.RequireFinite(x, nameof(x));
+        FloatTensor.RequireShape(x, nameof(x), steps, batch, InputSize);
+        FloatTensor.RequireFinite(x, nameof(x));
     }
 }

@@ -188,7 +188,7 @@ public sealed class RecurrentSequenceModel : IDisposable
     /// <exception cref="InvalidOperationException">Another thread is inside a call of this model.</exception>
     /// <exception cref="Kernels.Cpu.NativeException">The native library failed (out of memory).</exception>
     /// <exception cref="Kernels.Ilgpu.IlgpuOperationException">On a device: a launch, copy or allocation failed.</exception>
-    public Tensor TeacherForcedOutputs(SequenceTargets targets)
+    public FloatTensor TeacherForcedOutputs(SequenceTargets targets)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(targets);
@@ -196,7 +196,7 @@ public sealed class RecurrentSequenceModel : IDisposable
         RequireBatchSizes(nameof(targets), targets.Steps, targets.Batch);
         using var call = _calls.Enter(nameof(TeacherForcedOutputs));
         using var pass = Parameters.EnterPass();
-        var outputs = new Tensor(targets.Steps, targets.Batch, OutputSize);
+        var outputs = new FloatTensor(targets.Steps, targets.Batch, OutputSize);
         DeviceFailures.Wrap(OnDevice, () => _engine.TeacherForcedOutputs(targets, outputs.Memory), () => Describe("teacher-forced forward", targets.Steps, targets.Batch));
         return outputs;
     }
@@ -221,7 +221,7 @@ public sealed class RecurrentSequenceModel : IDisposable
         RequireBatchSizes(steps < batch ? nameof(batch) : nameof(steps), steps, batch);
         using var call = _calls.Enter(nameof(Generate));
         using var pass = Parameters.EnterPass();
-        var outputs = new Tensor(steps, batch, OutputSize);
+        var outputs = new FloatTensor(steps, batch, OutputSize);
         var tokens = Discrete ? new int[steps * batch] : null;
         DeviceFailures.Wrap(OnDevice, () => _engine.Generate(steps, batch, outputs.Memory, tokens), () => Describe("generation", steps, batch));
         return new GeneratedSequence(outputs, tokens);

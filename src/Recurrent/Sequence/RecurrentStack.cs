@@ -89,7 +89,7 @@ internal sealed class HostRecurrentStack(RecurrentLayer layer)
         private RecurrentStepState _state = stepper.InitialState(batch);
         // With keepForBackward, every step until its backward; the state gradient the latest backward left.
         private readonly List<RecurrentStepResult> _steps = [];
-        private Tensor? _dHidden, _dCell;
+        private FloatTensor? _dHidden, _dCell;
 
         public Memory<float> Step(Memory<float> x)
         {
@@ -166,8 +166,8 @@ internal sealed class HostRecurrentStack(RecurrentLayer layer)
     }
 
     /// <summary>A tensor over <paramref name="data"/>: a view of its array when it has one (host memory always does), else a copy.</summary>
-    private static Tensor AsTensor(Memory<float> data, params int[] shape) =>
-        MemoryMarshal.TryGetArray<float>(data, out var segment) ? Tensor.View(segment.Array!, segment.Offset, shape) : new(data.ToArray(), shape);
+    private static FloatTensor AsTensor(Memory<float> data, params int[] shape) =>
+        MemoryMarshal.TryGetArray<float>(data, out var segment) ? FloatTensor.View(segment.Array!, segment.Offset, shape) : new(data.ToArray(), shape);
 }
 
 /// <summary>The stack on its <see cref="IlgpuBackend"/>'s device, through the backend's device-level entries.</summary>

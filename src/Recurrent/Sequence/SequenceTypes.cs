@@ -49,7 +49,7 @@ public enum TrainingSchedule
 /// </remarks>
 public sealed class SequenceTargets
 {
-    private SequenceTargets(int steps, int batch, int[]? tokens, Tensor? values, int[]? lengths)
+    private SequenceTargets(int steps, int batch, int[]? tokens, FloatTensor? values, int[]? lengths)
     {
         (Steps, Batch, TokenIds, Values) = (steps, batch, tokens, values);
         if (lengths is not null)
@@ -68,7 +68,7 @@ public sealed class SequenceTargets
     /// <summary>Token ids [T, N] (element (t, n) at t·N + n), or null for real-valued targets.</summary>
     public int[]? TokenIds { get; }
     /// <summary>Real-valued targets [T, N, O], or null for token targets.</summary>
-    public Tensor? Values { get; }
+    public FloatTensor? Values { get; }
     /// <summary>The per-sequence lengths [N] (a copy of those given), or null when every sequence runs all T steps.</summary>
     public IReadOnlyList<int>? Lengths { get; }
 
@@ -103,11 +103,11 @@ public sealed class SequenceTargets
     /// T steps. See the class remarks.</param>
     /// <exception cref="ArgumentException">The tensor is not of rank 3 or has an empty dimension; or (ParamName "lengths")
     /// <paramref name="lengths"/> does not have N entries or holds a length outside [1, T].</exception>
-    public static SequenceTargets Real(Tensor values, int[]? lengths = null)
+    public static SequenceTargets Real(FloatTensor values, int[]? lengths = null)
     {
         ArgumentNullException.ThrowIfNull(values);
         if (values.Rank != 3 || values.Shape[0] < 1 || values.Shape[1] < 1 || values.Shape[2] < 1)
-            throw new ArgumentException($"values: expected shape [T, N, O] with T, N, O ≥ 1, got {Tensor.FormatShape(values.Shape)}.", nameof(values));
+            throw new ArgumentException($"values: expected shape [T, N, O] with T, N, O ≥ 1, got {FloatTensor.FormatShape(values.Shape)}.", nameof(values));
         SequenceLengths.Validate(lengths, values.Shape[0], values.Shape[1]);
         return new SequenceTargets(values.Shape[0], values.Shape[1], null, values, lengths);
     }
@@ -125,12 +125,12 @@ public sealed class SequenceTargets
                         $"{argumentName}: token id at step {i / Batch}, sequence {i % Batch} is {TokenIds[i]}; expected an id in [0, {outputSize}) (the vocabulary).");
             return;
         }
-        Tensor.RequireShape(Values!, argumentName, Steps, Batch, outputSize);
+        FloatTensor.RequireShape(Values!, argumentName, Steps, Batch, outputSize);
         for (int n = 0; n < Batch; n++)
             for (int t = 0; t < (Padding?[n] ?? Steps); t++)
             {
                 var row = Values!.Span.Slice((t * Batch + n) * outputSize, outputSize);
-                int bad = Tensor.IndexOfNonFinite(row);
+                int bad = FloatTensor.IndexOfNonFinite(row);
                 if (bad >= 0)
                     throw new ArgumentException(
                         $"{argumentName}: the value at step {t}, sequence {n}, feature {bad} is {row[bad]}; expected finite values{(Padding is null ? "" : " (within each sequence's length)")}.", argumentName);
@@ -142,4 +142,4 @@ public sealed class SequenceTargets
 /// <remarks>Thread-safety: an immutable record holding new arrays that belong to the caller. Lifetime: managed; nothing to free.</remarks>
 /// <param name="Outputs">The model's outputs o [T, N, O]: logits for <see cref="SequenceLoss.SoftmaxCrossEntropy"/>, values for <see cref="SequenceLoss.SquaredError"/>.</param>
 /// <param name="Tokens">The fed-back tokens [T, N] (argmax of each step's logits) for <see cref="SequenceLoss.SoftmaxCrossEntropy"/>, else null.</param>
-public sealed record GeneratedSequence(Tensor Outputs, int[]? Tokens);
+public sealed record GeneratedSequence(FloatTensor Outputs, int[]? Tokens);

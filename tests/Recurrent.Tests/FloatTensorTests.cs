@@ -4,13 +4,13 @@ namespace Recurrent.Tests;
 
 /// <summary>A tensor over its own array, over part of a larger one (a view), and under another shape: what aliases what, and the bounds.</summary>
 [TestFixture]
-public class TensorTests
+public class FloatTensorTests
 {
     [Test]
     public void View_AliasesItsPartOfTheStorage_AndNothingElse()
     {
         var storage = Enumerable.Range(0, 10).Select(i => (float)i).ToArray();
-        var view = Tensor.View(storage, 3, 2, 2);
+        var view = FloatTensor.View(storage, 3, 2, 2);
         Assert.That(view.Length, Is.EqualTo(4));
         Assert.That(view.Shape, Is.EqualTo(new[] { 2, 2 }));
         Assert.That(view.ToArray(), Is.EqualTo(new float[] { 3, 4, 5, 6 }));
@@ -30,7 +30,7 @@ public class TensorTests
     [Test]
     public void View_OfNothing_AtTheEnd_IsEmpty()
     {
-        var view = Tensor.View(new float[3], 3, 0, 5);
+        var view = FloatTensor.View(new float[3], 3, 0, 5);
         Assert.That(view.Length, Is.Zero);
         Assert.That(view.Span.IsEmpty, Is.True);
     }
@@ -41,7 +41,7 @@ public class TensorTests
     [TestCase(0, new[] { 2, 6 }, "shape")]
     public void View_OutsideTheStorage_ThrowsArgumentOutOfRangeNamingTheArgument(int offset, int[] shape, string argument)
     {
-        var error = Assert.Throws<ArgumentOutOfRangeException>(() => Tensor.View(new float[10], offset, shape))!;
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => FloatTensor.View(new float[10], offset, shape))!;
         Assert.That(error.ParamName, Is.EqualTo(argument));
         Assert.That(error.Message, Does.Contain("10"), "the message gives the storage's length");
     }
@@ -49,7 +49,7 @@ public class TensorTests
     [Test]
     public void View_NegativeDimension_ThrowsArgumentException()
     {
-        var error = Assert.Throws<ArgumentException>(() => Tensor.View(new float[10], 0, 2, -1))!;
+        var error = Assert.Throws<ArgumentException>(() => FloatTensor.View(new float[10], 0, 2, -1))!;
         Assert.That(error.ParamName, Is.EqualTo("shape"));
     }
 
@@ -57,7 +57,7 @@ public class TensorTests
     public void Reshape_SharesTheElements_AndRefusesAnotherCount()
     {
         var storage = new float[12];
-        var view = Tensor.View(storage, 2, 2, 3, 1);
+        var view = FloatTensor.View(storage, 2, 2, 3, 1);
         var flat = view.Reshape(6);
         flat[5] = 7;
         Assert.That(view[1, 2, 0], Is.EqualTo(7f));
@@ -71,8 +71,8 @@ public class TensorTests
     public void RequireFinite_ReadsTheViewOnly()
     {
         var storage = new float[] { float.NaN, 1, 2, float.PositiveInfinity };
-        Assert.DoesNotThrow(() => Tensor.RequireFinite(Tensor.View(storage, 1, 2), "x"));
-        var error = Assert.Throws<ArgumentException>(() => Tensor.RequireFinite(Tensor.View(storage, 1, 3), "x"))!;
+        Assert.DoesNotThrow(() => FloatTensor.RequireFinite(FloatTensor.View(storage, 1, 2), "x"));
+        var error = Assert.Throws<ArgumentException>(() => FloatTensor.RequireFinite(FloatTensor.View(storage, 1, 3), "x"))!;
         Assert.That(error.Message, Does.Contain("element 2"));
     }
 }

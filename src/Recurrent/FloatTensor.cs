@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using System.Text;
 
 namespace Recurrent;
@@ -5,14 +6,14 @@ namespace Recurrent;
 /// <summary>
 /// A dense, row-major float32 tensor that carries its shape. The last dimension is contiguous,
 /// as in PyTorch, so a [T,N,H] tensor stores element (t, n, h) at <c>(t·N + n)·H + h</c>.
-/// Its elements are a contiguous run of a float array: the whole array (<see cref="Tensor(float[], int[])"/>) or part of
+/// Its elements are a contiguous run of a float array: the whole array (<see cref="FloatTensor(float[], int[])"/>) or part of
 /// a larger one (<see cref="View(float[], int, int[])"/>, <see cref="Reshape"/>; a parameter's value and gradient are views
 /// of its set's flat storage), reached through <see cref="Span"/> and <see cref="Memory"/>.
 /// Thread-safety: its shape never changes; its elements are plain memory, safe to read from several threads and
 /// to write from one thread while no other thread reads them.
 /// </summary>
 /// <remarks>Lifetime: managed memory only (not IDisposable); a view keeps its whole array alive, and a parameter's view is stale once its set's storage moves (see <see cref="Sequence.RecurrentSequenceModel.Parameters"/>).</remarks>
-public sealed class Tensor
+public sealed class FloatTensor
 {
     private readonly int[] _shape;
     private readonly int _length;
@@ -24,12 +25,12 @@ public sealed class Tensor
     /// <summary>A tensor of zeros with the given shape.</summary>
     /// <exception cref="ArgumentException">A dimension is negative.</exception>
     /// <exception cref="ArgumentOutOfRangeException">The shape has more elements than one array holds (<see cref="Array.MaxLength"/>).</exception>
-    public Tensor(params int[] shape) : this(new float[ElementCount(shape)], shape) { }
+    public FloatTensor(params int[] shape) : this(new float[ElementCount(shape)], shape) { }
 
     /// <summary>Wraps <paramref name="data"/> (not copied) as a tensor of the given shape.</summary>
     /// <exception cref="ArgumentException">The data length is not the product of the shape, or a dimension is negative.</exception>
     /// <exception cref="ArgumentOutOfRangeException">The shape has more elements than one array holds.</exception>
-    public Tensor(float[] data, params int[] shape)
+    public FloatTensor(float[] data, params int[] shape)
     {
         ArgumentNullException.ThrowIfNull(data);
         long count = ElementCount(shape);
@@ -38,7 +39,7 @@ public sealed class Tensor
         (_storage, _offset, _length, _shape) = (data, 0, data.Length, (int[])shape.Clone());
     }
 
-    private Tensor(float[] storage, int offset, int length, int[] shape) => (_storage, _offset, _length, _shape) = (storage, offset, length, shape);
+    private FloatTensor(float[] storage, int offset, int length, int[] shape) => (_storage, _offset, _length, _shape) = (storage, offset, length, shape);
 
     /// <summary>
     /// A tensor over elements [offset, offset + count) of <paramref name="storage"/> (not copied), count being the product of
@@ -48,7 +49,7 @@ public sealed class Tensor
     /// <exception cref="ArgumentException">A dimension is negative.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="offset"/> is outside [0, storage length], or the shape's elements
     /// run past the end of <paramref name="storage"/> (ParamName "shape"); the message gives the range.</exception>
-    public static Tensor View(float[] storage, int offset, params int[] shape)
+    public static FloatTensor View(float[] storage, int offset, params int[] shape)
     {
         ArgumentNullException.ThrowIfNull(storage);
         int count = ElementCount(shape);
@@ -57,7 +58,7 @@ public sealed class Tensor
         if (count > storage.Length - offset)
             throw new ArgumentOutOfRangeException(nameof(shape),
                 $"shape: {FormatShape(shape)} needs {count} elements from offset {offset}, but the storage has {storage.Length - offset} there (length {storage.Length}).");
-        return new Tensor(storage, offset, count, (int[])shape.Clone());
+        return new FloatTensor(storage, offset, count, (int[])shape.Clone());
     }
 
     /// <summary>The elements, row-major: a span over the storage, not a copy.</summary>
@@ -68,6 +69,41 @@ public sealed class Tensor
 
     /// <summary>A copy of the elements, row-major.</summary>
     public float[] ToArray() => Span.ToArray();
+
+    /// <summary>
+    /// The elements as a <see cref="TensorSpan{T}"/> of <c>System.Numerics.Tensors</c> with this shape, dense and
+    /// row-major: over the same memory, not a copy (writes through either are seen by the other).
+    /// </summary>
+    public TensorSpan<float> AsTensorSpan() => new(Span, Lengths());
+
+    /// <summary>As <see cref="AsTensorSpan"/>, read-only.</summary>
+    public ReadOnlyTensorSpan<float> AsReadOnlyTensorSpan() => new(Span, Lengths());
+
+    /// <summary>
+    /// A new tensor with the shape and elements (row-major) of <paramref name="source"/>, from <c>System.Numerics.Tensors</c>
+    /// (a <see cref="Tensor{T}"/> converts implicitly). One copy, whatever the source's strides: a tensor owns a plain
+    /// float array, which a tensor span cannot lend.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A dimension or the element count does not fit an <see cref="int"/> (one array).</exception>
+    public static FloatTensor From(in ReadOnlyTensorSpan<float> source)
+    {
+        var lengths = source.Lengths;
+        var shape = new int[lengths.Length];
+        for (int i = 0; i < shape.Length; i++)
+            shape[i] = lengths[i] <= int.MaxValue ? (int)lengths[i]
+                : throw new ArgumentOutOfRangeException(nameof(source), $"source: dimension {i} is {lengths[i]}; at most {int.MaxValue}.");
+        var result = new FloatTensor(shape);
+        source.FlattenTo(result.Span);
+        return result;
+    }
+
+    private nint[] Lengths()
+    {
+        var lengths = new nint[_shape.Length];
+        for (int i = 0; i < lengths.Length; i++)
+            lengths[i] = _shape[i];
+        return lengths;
+    }
 
     /// <summary>The dimensions, outermost first.</summary>
     public IReadOnlyList<int> Shape => _shape;
@@ -89,17 +125,17 @@ public sealed class Tensor
     }
 
     /// <summary>A deep copy, with storage of its own.</summary>
-    public Tensor Clone() => new(ToArray(), _shape);
+    public FloatTensor Clone() => new(ToArray(), _shape);
 
     /// <summary>The same elements (not copied) under another shape of as many elements, as PyTorch's <c>view</c>.</summary>
     /// <exception cref="ArgumentNullException"><paramref name="shape"/> is null.</exception>
     /// <exception cref="ArgumentException">A dimension is negative, or the shape has another number of elements (ParamName "shape").</exception>
-    public Tensor Reshape(params int[] shape)
+    public FloatTensor Reshape(params int[] shape)
     {
         int count = ElementCount(shape);
         if (count != _length)
             throw new ArgumentException($"shape: {FormatShape(shape)} has {count} elements; this tensor {FormatShape(_shape)} has {_length}.", nameof(shape));
-        return new Tensor(_storage, _offset, _length, (int[])shape.Clone());
+        return new FloatTensor(_storage, _offset, _length, (int[])shape.Clone());
     }
 
     /// <summary>Moves the tensor onto <paramref name="storage"/> from <paramref name="offset"/>; the caller copied the elements there.</summary>
@@ -114,7 +150,7 @@ public sealed class Tensor
     public bool HasShape(params int[] shape) => _shape.AsSpan().SequenceEqual(shape);
 
     /// <summary>The shape written as <c>[2, 3, 4]</c>.</summary>
-    public override string ToString() => $"Tensor{FormatShape(_shape)}";
+    public override string ToString() => $"FloatTensor{FormatShape(_shape)}";
 
     /// <summary>Writes a shape as <c>[2, 3, 4]</c>.</summary>
     public static string FormatShape(IEnumerable<int> shape) => "[" + string.Join(", ", shape) + "]";
@@ -123,7 +159,7 @@ public sealed class Tensor
     /// Throws an <see cref="ArgumentException"/> naming <paramref name="argumentName"/>, the expected and the
     /// actual shape unless <paramref name="tensor"/> has shape <paramref name="expected"/>.
     /// </summary>
-    public static void RequireShape(Tensor tensor, string argumentName, params int[] expected)
+    public static void RequireShape(FloatTensor tensor, string argumentName, params int[] expected)
     {
         ArgumentNullException.ThrowIfNull(tensor, argumentName);
         if (!tensor.HasShape(expected))
@@ -131,7 +167,7 @@ public sealed class Tensor
     }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the argument if any element is NaN or infinite.</summary>
-    public static void RequireFinite(Tensor tensor, string argumentName)
+    public static void RequireFinite(FloatTensor tensor, string argumentName)
     {
         ArgumentNullException.ThrowIfNull(tensor, argumentName);
         var values = tensor.Span;
