@@ -77,6 +77,30 @@ public abstract class RecurrentLayer
         Parameters.Reset(seed);
     }
 
+    /// <summary>
+    /// The public layer class of <paramref name="config"/>'s cell (<see cref="Lstm"/>, <see cref="Gru"/> or
+    /// <see cref="ElmanRnn"/>) with its sizes, for code that holds a configuration (a file's, an importer's) rather than a
+    /// choice of class.
+    /// </summary>
+    /// <param name="config">Cell and sizes.</param>
+    /// <param name="backend">As the constructors take it; null for the native CPU library.</param>
+    /// <param name="seed">Seed of the initialisation.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="config"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The configuration's cell has no layer class.</exception>
+    public static RecurrentLayer Create(RnnConfig config, IRnnBackend? backend = null, int seed = 0)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return config.Cell switch
+        {
+            CellKind.Lstm => new Lstm(config.InputSize, config.HiddenSize, config.NumLayers, config.Bidirectional, backend, seed),
+            CellKind.GruResetAfter => new Gru(config.InputSize, config.HiddenSize, config.NumLayers, config.Bidirectional, GruVariant.ResetAfter, backend, seed),
+            CellKind.GruResetBefore => new Gru(config.InputSize, config.HiddenSize, config.NumLayers, config.Bidirectional, GruVariant.ResetBefore, backend, seed),
+            CellKind.RnnTanh => new ElmanRnn(config.InputSize, config.HiddenSize, config.NumLayers, config.Bidirectional, RnnActivation.Tanh, backend, seed),
+            CellKind.RnnRelu => new ElmanRnn(config.InputSize, config.HiddenSize, config.NumLayers, config.Bidirectional, RnnActivation.Relu, backend, seed),
+            _ => throw new ArgumentOutOfRangeException(nameof(config), config.Cell, "a cell with no layer class"),
+        };
+    }
+
     /// <summary>Cell and sizes.</summary>
     public RnnConfig Config { get; }
     /// <summary>Where compute runs.</summary>

@@ -342,6 +342,24 @@ public class LayerApiTests
         for (int i = 0; i < source.Parameters.All.Count; i++)
             Assert.That(layer.Parameters.All[i].Value.ToArray(), Is.EqualTo(source.Parameters.All[i].Value.ToArray()), source.Parameters.All[i].Name);
     }
+
+    [TestCaseSource(typeof(TestData), nameof(TestData.AllCells))]
+    public void Create_MakesTheLayerClassOfTheCell_WithTheConfigurationsSizes_AndItsSeededParameters(CellKind cell)
+    {
+        var config = new RnnConfig(cell, 3, 5, 2, true);
+        var layer = RecurrentLayer.Create(config, ReferenceBackend.Instance, seed: 7);
+        var expectedClass = cell switch
+        {
+            CellKind.Lstm => typeof(Lstm),
+            CellKind.GruResetAfter or CellKind.GruResetBefore => typeof(Gru),
+            _ => typeof(ElmanRnn),
+        };
+        Assert.That(layer, Is.TypeOf(expectedClass));
+        Assert.That(layer.Config, Is.EqualTo(config));
+        Assert.That(layer.Backend, Is.SameAs(ReferenceBackend.Instance));
+        var again = RecurrentLayer.Create(config, seed: 7);
+        Assert.That(again.Parameters.Values.ToArray(), Is.EqualTo(layer.Parameters.Values.ToArray()), "the seed decides the parameters");
+    }
 }
 
 [TestFixture]

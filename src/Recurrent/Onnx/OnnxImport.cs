@@ -188,15 +188,10 @@ public static class OnnxImport
         return model;
     }
 
-    private static RecurrentLayer Create(RnnConfig config, IRnnBackend? backend) => config.Cell switch
-    {
-        CellKind.Lstm => new Lstm(config.InputSize, config.HiddenSize, config.NumLayers, config.Bidirectional, backend),
-        CellKind.GruResetAfter => new Gru(config.InputSize, config.HiddenSize, config.NumLayers, config.Bidirectional, GruVariant.ResetAfter, backend),
-        CellKind.GruResetBefore => new Gru(config.InputSize, config.HiddenSize, config.NumLayers, config.Bidirectional, GruVariant.ResetBefore, backend),
-        CellKind.RnnTanh => new ElmanRnn(config.InputSize, config.HiddenSize, config.NumLayers, config.Bidirectional, RnnActivation.Tanh, backend),
-        CellKind.RnnRelu => new ElmanRnn(config.InputSize, config.HiddenSize, config.NumLayers, config.Bidirectional, RnnActivation.Relu, backend),
-        _ => throw new NotSupportedException($"ONNX has no operator for {config.Cell} cells."),
-    };
+    private static RecurrentLayer Create(RnnConfig config, IRnnBackend? backend) => config.Cell is CellKind.Lstm or CellKind.GruResetAfter
+        or CellKind.GruResetBefore or CellKind.RnnTanh or CellKind.RnnRelu
+        ? RecurrentLayer.Create(config, backend)
+        : throw new NotSupportedException($"ONNX has no operator for {config.Cell} cells.");
 
     /// <summary>ONNX's W, R, B of each layer into PyTorch's weight_ih, weight_hh, bias_ih, bias_hh, gate blocks back in Recurrent's order.</summary>
     private static void WriteStack(RnnParameters parameters, RecognisedGraph graph)
