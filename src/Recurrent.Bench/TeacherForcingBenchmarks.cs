@@ -104,7 +104,7 @@ public class OutputRecurrentTeacherForcingBenchmarks
 /// layer with I = H, output layer, softmax cross-entropy over a vocabulary of 256): the stack run once over the whole
 /// sequence with the embedding, output layer and loss over all T·N rows, against the step-by-step baseline that steps
 /// the stack one time step at a time, chained through h and c (on <c>cpu</c> through its stepper, weights packed once per
-/// call; on ILGPU as T = 1 passes). On <c>cpu</c> the stack runs on the layer's default backend; where a CUDA device opens, <c>ilgpu-cuda</c> runs the stack on an <see cref="IlgpuBackend"/> and with it the whole
+/// call; on ILGPU uploaded once per call, each step a T = 1 device pass on them). On <c>cpu</c> the stack runs on the layer's default backend; where a CUDA device opens, <c>ilgpu-cuda</c> runs the stack on an <see cref="IlgpuBackend"/> and with it the whole
 /// model on the GPU.
 /// </summary>
 public class LstmLanguageModelTeacherForcingBenchmarks

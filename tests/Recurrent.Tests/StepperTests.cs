@@ -486,7 +486,7 @@ public class StepperTests
 
     /// <summary>
     /// The sequence model's step-by-step schedule steps through the stack's stepper on the host (the default native backend is
-    /// SequenceRecurrentModelTests'), and chains T = 1 passes on ILGPU: both give the parallel schedule's loss and gradients.
+    /// SequenceRecurrentModelTests'), and a device step run on resident weights on ILGPU: both give the parallel schedule's loss and gradients.
     /// </summary>
     [TestCaseSource(nameof(ScheduleCases))]
     public void TrainStepByStep_MatchesParallel(string backendName, CellKind cell, SequenceLoss loss) => OnBackend(backendName, backend =>

@@ -153,7 +153,7 @@ public sealed class RecurrentSequenceModel : IDisposable
     /// step-by-step baseline steps all N sequences and masks the loss past each end.
     /// </remarks>
     /// <param name="targets">y: token ids [T, N] or values [T, N, O], matching <see cref="Loss"/>, optionally with lengths; y_{t−1} is the input at step t.</param>
-    /// <param name="schedule">Parallel over time (the default) or the step-by-step baseline: the stack advanced one step at a time (its stepper on the host, T = 1 passes on ILGPU), chained through its states.</param>
+    /// <param name="schedule">Parallel over time (the default) or the step-by-step baseline: the stack advanced one step at a time (its stepper's resident weights: on the host through the public stepper, on ILGPU through a device step run), chained through its states.</param>
     /// <exception cref="ArgumentException">A shape does not match, a value is not finite, or the targets are of the other kind.</exception>
     /// <returns>The mean loss; NaN when a gradient came out NaN or ∞ (see the class remarks).</returns>
     /// <exception cref="ArgumentOutOfRangeException">A token id is outside [0, O), the schedule is unknown, or a [T, N, ·] buffer would have more elements than one array holds.</exception>
