@@ -29,6 +29,8 @@ internal static class AtomicFile
         if (Directory.Exists(target)) throw new IOException($"{path}: is a folder; {what} cannot replace it.");
         // In the target's own folder, so that the rename is atomic.
         string folder = Path.GetDirectoryName(target)!;
+        // Checked here so the message names the target, not the temporary file the save would have created.
+        if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"{path}: the folder {folder} does not exist; {what} cannot be written there.");
         string stem = TemporaryStem(Path.GetFileName(target));
         RemoveStaleTemporaries(folder, stem);
         string temporary = Path.Combine(folder, $".{stem}.{Guid.NewGuid().ToString("N")[..TemporaryIdLength]}.tmp");
